@@ -1,0 +1,176 @@
+#![doc = include_str!("../doc/hash.md")]
+
+use crate::formats::{FlowTuple, LookupKey};
+use zerocopy::IntoBytes;
+
+/// The reflected CRC-32C polynomial.
+pub const CRC32C_POLY_REFLECTED: u32 = 0x82F6_3B78;
+
+/// The contract's hash, computed one bit at a time exactly as the text above defines it. This is
+/// the reference: [`hash`] must agree with it on every input.
+pub fn hash_reference(seed: u32, data: &[u8]) -> u32 {
+    let mut reg = !seed;
+    for &byte in data {
+        reg ^= u32::from(byte);
+        for _ in 0..8 {
+            let lsb = reg & 1;
+            reg >>= 1;
+            if lsb != 0 {
+                reg ^= CRC32C_POLY_REFLECTED;
+            }
+        }
+    }
+    !reg
+}
+
+/// The contract's hash, fast (hardware CRC32 instructions where the CPU has them).
+#[inline]
+pub fn hash(seed: u32, data: &[u8]) -> u32 {
+    crc32c::crc32c_append(seed, data)
+}
+
+/// Where a key may live in the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// First choice.
+    pub bucket_a: u32,
+    /// Second choice (never equal to the first when there are at least two buckets).
+    pub bucket_b: u32,
+    /// Signature stored in the slot.
+    pub sig: u16,
+}
+
+/// Computes a key's buckets and signature. `buckets` must be a power of two, at least 2.
+#[inline]
+pub fn placement(key: &LookupKey, seed_a: u32, seed_b: u32, buckets: u32) -> Placement {
+    debug_assert!(buckets.is_power_of_two() && buckets >= 2);
+    let bytes = key.as_bytes();
+    let ha = hash(seed_a, bytes);
+    let hb = hash(seed_b, bytes);
+    let mask = buckets.wrapping_sub(1);
+    let bucket_a = ha & mask;
+    let mut bucket_b = hb & mask;
+    if bucket_b == bucket_a {
+        bucket_b = bucket_a ^ 1;
+    }
+    Placement { bucket_a, bucket_b, sig: (ha >> 16) as u16 }
+}
+
+/// The symmetric steering hash of a packet's tuple.
+pub fn steering_hash(seed: u32, tuple: &FlowTuple, proto: u8, ipv6: bool) -> u32 {
+    let mut a = [0u8; 18];
+    a[..16].copy_from_slice(&tuple.src_addr);
+    a[16..].copy_from_slice(tuple.src_port.as_bytes());
+    let mut b = [0u8; 18];
+    b[..16].copy_from_slice(&tuple.dst_addr);
+    b[16..].copy_from_slice(tuple.dst_port.as_bytes());
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut key = [0u8; 40];
+    key[..18].copy_from_slice(&lo);
+    key[18..36].copy_from_slice(&hi);
+    key[36] = proto;
+    key[37] = if ipv6 { 6 } else { 4 };
+    hash(seed, &key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..4].copy_from_slice(&a);
+        out
+    }
+
+    fn sample_key() -> LookupKey {
+        LookupKey::new(
+            FlowTuple {
+                src_addr: v4([192, 0, 2, 1]),
+                dst_addr: v4([10, 10, 1, 100]),
+                src_port: 40000.into(),
+                dst_port: 80.into(),
+            },
+            6,
+            false,
+        )
+    }
+
+    #[test]
+    fn known_answers_of_the_hash() {
+        // The CRC-32C check value, and vectors from RFC 3720 (iSCSI) appendix B.4.
+        assert_eq!(hash_reference(0, b"123456789"), 0xE306_9283);
+        assert_eq!(hash_reference(0, &[0u8; 32]), 0x8A91_36AA);
+        assert_eq!(hash_reference(0, &[0xFFu8; 32]), 0x62A8_AB43);
+        let inc: Vec<u8> = (0u8..32).collect();
+        assert_eq!(hash_reference(0, &inc), 0x46DD_794E);
+        assert_eq!(hash_reference(0, b""), 0);
+        // Seeding continues a CRC: hash(hash(0, a), b) = hash(0, a ‖ b).
+        assert_eq!(hash_reference(hash_reference(0, b"12345"), b"6789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn fast_hash_agrees_with_the_reference() {
+        let mut x = 0x1234_5678u32;
+        for len in 0..200usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            for seed in [0, 1, 0x9E37_79B9, u32::MAX] {
+                assert_eq!(hash(seed, &data), hash_reference(seed, &data), "len {len} seed {seed:#x}");
+            }
+        }
+    }
+
+    /// Known answers for placement, computed independently (a bitwise CRC-32C written in Python
+    /// over the key bytes printed by `key_bytes_are_the_documented_layout`). If this test fails,
+    /// the key layout or the placement rule changed, and that is a change of the contract.
+    #[test]
+    fn known_answers_of_placement() {
+        let key = sample_key();
+        assert_eq!(hash(0x9E37_79B9, key.as_bytes()), 0x2026_6BCE);
+        assert_eq!(hash(0x85EB_CA6B, key.as_bytes()), 0x7EB2_C151);
+        let p = placement(&key, 0x9E37_79B9, 0x85EB_CA6B, 1 << 19);
+        assert_eq!(p, Placement { bucket_a: 0x66BCE, bucket_b: 0x2C151, sig: 0x2026 });
+    }
+
+    #[test]
+    fn key_bytes_are_the_documented_layout() {
+        let key = sample_key();
+        let b = key.as_bytes();
+        assert_eq!(b.len(), 40);
+        assert_eq!(&b[0..4], &[192, 0, 2, 1]);
+        assert_eq!(&b[16..20], &[10, 10, 1, 100]);
+        assert_eq!(&b[32..40], &[0x9c, 0x40, 0x00, 0x50, 6, 4, 0, 0]);
+    }
+
+    #[test]
+    fn second_bucket_differs_from_the_first() {
+        let mut key = sample_key();
+        for port in 0..5000u16 {
+            key.tuple.src_port = port.into();
+            let p = placement(&key, 1, 2, 2);
+            assert_ne!(p.bucket_a, p.bucket_b);
+            assert!(p.bucket_a < 2 && p.bucket_b < 2);
+        }
+    }
+
+    #[test]
+    fn steering_is_symmetric_and_spreads() {
+        let t = sample_key().tuple;
+        assert_eq!(steering_hash(7, &t, 6, false), steering_hash(7, &t.reversed(), 6, false));
+        assert_ne!(steering_hash(7, &t, 6, false), steering_hash(7, &t, 17, false));
+        let mut counts = [0u32; 4];
+        let mut t2 = t;
+        for port in 0..4000u16 {
+            t2.src_port = port.into();
+            counts[(steering_hash(7, &t2, 6, false) & 3) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| *c > 800), "{counts:?}");
+    }
+}

@@ -1,0 +1,45 @@
+//! # rtl_spec: the contract between the Sluice NIC and its host
+//!
+//! This crate is the one place where the hardware and the software agree. It holds no
+//! behaviour, only definitions, each written once and used by both sides:
+//!
+//! - [`pci`]: the PCI identity;
+//! - [`regs`]: BAR0, a chain of register blocks (identity, control, counters, flow table,
+//!   next-hop table, ager, flash, punt control, interrupts, ports, rings) and the doorbells;
+//! - [`formats`]: every structure in DMA memory or NIC table memory (flow record, index,
+//!   next hop, commands, completions, exception and inject descriptors, events), as zerocopy
+//!   types;
+//! - [`codes`]: opcodes, statuses, punt and drop reasons, event causes;
+//! - [`hash`]: the index and steering hashes, with known-answer vectors;
+//! - [`ring`]: free-running ring indices and phase bits;
+//! - [`doc`]: `SPEC.md` and its JSON twin, generated from all of the above.
+//!
+//! The sim-model implements this crate; the driver drives it. Neither sees the other's types.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+pub mod codes;
+pub mod doc;
+pub mod formats;
+pub mod hash;
+mod meta;
+pub mod pci;
+pub mod regs;
+pub mod ring;
+
+pub use meta::{
+    Access, BitField, Bits, BlockSpec, CodeValue, EnumSpec, FieldLayout, FieldSpec, FieldType, Format,
+    FormatSpec, RegSpec, UnknownCode,
+};
+
+/// Major version of this specification. A driver refuses a device with another major.
+pub const SPEC_MAJOR: u16 = 1;
+/// Minor version of this specification: additions an older driver may ignore.
+pub const SPEC_MINOR: u16 = 0;
+/// The version as the identity block's `SPEC_VERSION` register holds it.
+pub const SPEC_VERSION: u32 = ((SPEC_MAJOR as u32) << 16) | SPEC_MINOR as u32;
+/// The identity block's `MAGIC` value.
+pub const MAGIC: u32 = 0x534C_4345;
+
+const _: () = assert!(regs::identity::SPEC.registers[4].reset == SPEC_VERSION as u64);
+const _: () = assert!(regs::identity::SPEC.registers[3].reset == MAGIC as u64);

@@ -1,0 +1,54 @@
+//! `sluice`: the appliance daemon and its command-line interface.
+//!
+//! The binary is thin: it parses the command line and hands each command to the crate that
+//! owns it. Exit codes: 0 success, 1 a failure while doing the work, 2 bad usage or bad input
+//! (clap's convention, kept for every command).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Sluice: an L4 FullNAT load balancer with a SmartNIC/FPGA flow-table offload.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the NIC specification (rtl-spec/SPEC.md), generated from the rtl_spec crate.
+    Spec {
+        /// Print the same content as JSON: blocks, registers, formats and codes.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Spec { json } => {
+            let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
+            write_stdout(&text)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`sluice spec | head`) as success.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

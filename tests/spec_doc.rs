@@ -1,0 +1,71 @@
+//! `rtl-spec/SPEC.md` is what `sluice spec` prints, and `sluice spec --json` is valid JSON that
+//! lists the blocks the contract requires.
+
+use std::process::Command;
+
+fn sluice(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().expect("run sluice")
+}
+
+#[test]
+fn checked_in_spec_md_is_what_sluice_spec_prints() {
+    let out = sluice(&["spec"]);
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rtl-spec/SPEC.md");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    if printed != checked_in {
+        let line = printed.lines().zip(checked_in.lines()).position(|(a, b)| a != b);
+        panic!(
+            "rtl-spec/SPEC.md is stale (first difference at line {}); regenerate it with \
+             `cargo run -- spec > rtl-spec/SPEC.md`",
+            line.map_or_else(|| "end".to_string(), |l| (l + 1).to_string())
+        );
+    }
+}
+
+#[test]
+fn spec_json_parses_and_lists_every_required_block() {
+    let out = sluice(&["spec", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let blocks = v["blocks"].as_array().expect("blocks");
+    let names: Vec<&str> = blocks.iter().filter_map(|b| b["name"].as_str()).collect();
+    for want in [
+        "identity",
+        "control",
+        "ports",
+        "flow_table",
+        "next_hop",
+        "rings",
+        "interrupts",
+        "ager",
+        "punt",
+        "counters",
+        "flash",
+    ] {
+        assert!(names.contains(&want), "block {want} missing from {names:?}");
+    }
+    for b in blocks {
+        for r in b["registers"].as_array().unwrap() {
+            assert!(r["offset"].is_u64() && r["width"].is_u64() && r["access"].is_string());
+            assert!(r["reset"].is_u64() && r["fields"].is_array());
+        }
+    }
+    let formats = v["formats"].as_array().unwrap();
+    for want in
+        ["FlowRecord", "FlowCommand", "Completion", "ExceptionDesc", "InjectDesc", "Event", "IndexBucket"]
+    {
+        let f = formats.iter().find(|f| f["name"] == want).unwrap_or_else(|| panic!("{want}"));
+        for field in f["fields"].as_array().unwrap() {
+            assert!(field["offset"].is_u64() && field["name"].is_string() && field["doc"].is_string());
+        }
+    }
+}
+
+#[test]
+fn unknown_arguments_are_refused_with_exit_code_2() {
+    let out = sluice(&["spec", "--yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yaml"));
+}
