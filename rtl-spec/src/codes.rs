@@ -81,8 +81,8 @@ hw_enum! {
         RecordLive = 4,
         /// Delete, modify, query or touch on a record that is not live.
         RecordNotLive = 5,
-        /// The record is malformed: valid bit clear, reserved bits set, unknown protocol, an
-        /// IPv4 record with non-zero upper address bytes, or a next hop out of range.
+        /// The record is malformed: valid bit clear, reserved bits set, a protocol other than
+        /// TCP or UDP, an IPv4 record with non-zero upper address bytes, or both tuples equal.
         MalformedRecord = 6,
         /// A slot position names a bucket, slot or stash entry outside the geometry.
         SlotOutOfRange = 7,
@@ -93,7 +93,8 @@ hw_enum! {
         /// The slot is not in one of the two buckets the tuple hashes to, or its signature is not
         /// the tuple's.
         BadPlacement = 10,
-        /// A next-hop index is not below the next-hop table's size.
+        /// A next-hop index (in a record, or the entry of NextHopSet) is not below the next-hop
+        /// table's size.
         NextHopOutOfRange = 11,
         /// An argument (flag, mask, flush scope) has bits this version does not define.
         BadArgument = 12,
@@ -158,6 +159,8 @@ hw_enum! {
         QueueDisabled = 8,
         /// The datapath is disabled (control `ENABLE` clear).
         Disabled = 9,
+        /// A DMA write of a punted packet (or a DMA read of an injected one) failed.
+        DmaError = 10,
     }
 }
 

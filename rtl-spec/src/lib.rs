@@ -18,6 +18,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 
+pub mod checksum;
 pub mod codes;
 pub mod doc;
 pub mod formats;

@@ -1,4 +1,20 @@
-//! # sim_model
+//! # sim_model: the software Sluice NIC
 //!
-//! The behavioural model of the Sluice NIC: registers, rings, flow table, rewrite, counters, aging and flash, with packet ports (memory, pcap, AF_PACKET). It implements rtl_spec and nothing else; it never sees the driver's types. Not built yet: see issue 3.
+//! A behavioural model of the NIC, bit-true to `rtl_spec`: everything it does is observable only
+//! through BAR0 registers and the memory formats of the specification, exactly as the hardware's
+//! behaviour is. It owns the register file, the rings, the flow and next-hop tables, the
+//! datapath (parse, lookup, FullNAT rewrite, punt), the ager, the interrupt logic and the packet
+//! ports (memory, pcap, AF_PACKET). It never sees the driver's types.
+//!
+//! - [`device`]: the device (registers, rings, tables, commands, datapath, ager, interrupts);
+//! - [`packet`]: zerocopy header views, the parser that classifies a frame, the rewrite;
+//! - [`port`]: where frames come from and go to;
+//! - [`mem`]: host memory as the device sees it (DMA by IOVA);
+//! - [`clock`]: injected time.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod clock;
+pub mod device;
+pub mod mem;
+pub mod packet;
+pub mod port;

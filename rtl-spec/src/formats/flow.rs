@@ -107,9 +107,9 @@ hw_format! {
         pub dir_orig: DirParams,
         /// Rewrite of the reply direction (real server → LIP becomes VIP → client).
         pub dir_reply: DirParams,
-        /// With `seq_adjust`: added to the sequence number (and SACK blocks) of reply packets and
-        /// subtracted from the acknowledgement number of original packets, with the TCP checksum
-        /// fixed up incrementally.
+        /// With `seq_adjust`: added to the sequence number of reply packets, and subtracted from
+        /// the acknowledgement number and the SACK block edges of original packets, with the TCP
+        /// checksum fixed up incrementally.
         pub seq_delta: U32,
         /// Packets hit in the original direction.
         pub packets_orig: U32,

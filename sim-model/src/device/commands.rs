@@ -1,0 +1,329 @@
+//! Flow-command processing: the command ring, validation of every command, execution and the
+//! completion. A command is validated completely before anything is written, so one that fails
+//! leaves the table exactly as it was.
+
+use super::Device;
+use super::table::points_at;
+use rtl_spec::codes::{FlowCause, FlowProto, Opcode, Status};
+use rtl_spec::formats::{
+    Completion, CompletionFlags, FlowCommand, FlowRecord, IndexPos, IndexSlot, ModifyMask, NextHopEntry,
+    SlotWord,
+};
+use rtl_spec::regs::{control, ring_id};
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+
+/// What executing a command produced besides its status.
+#[derive(Default)]
+struct Outcome {
+    completion: Completion,
+    event: Option<rtl_spec::formats::Event>,
+}
+
+type CmdResult = Result<Outcome, Status>;
+
+impl Device {
+    /// Takes commands from the command ring while there are some and the completion ring has
+    /// room.
+    pub(super) fn process_commands(&mut self) {
+        let cmd_id = ring_id::COMMAND as usize;
+        let cpl_id = ring_id::COMPLETION as usize;
+        let mut completed = 0;
+        while !self.stalled
+            && self.rings[cmd_id].enabled
+            && self.rings[cmd_id].used() > 0
+            && self.rings[cpl_id].enabled
+            && !self.rings[cpl_id].full()
+        {
+            let index = self.rings[cmd_id].cons;
+            let mut cmd = FlowCommand::new_zeroed();
+            if self.mem.read(self.rings[cmd_id].entry_addr(index), cmd.as_mut_bytes()).is_err() {
+                self.regs.error |= control::ERROR::DMA_READ.mask() as u32;
+                break;
+            }
+            self.rings[cmd_id].cons = index.wrapping_add(1);
+            let phase_ok = cmd.flags.phase() == self.rings[cmd_id].phase(index);
+            let (status, outcome) = if phase_ok {
+                match self.execute(&cmd) {
+                    Ok(o) => (Status::Ok, o),
+                    Err(s) => (s, Outcome::default()),
+                }
+            } else {
+                self.regs.error |= control::ERROR::COMMAND_PHASE.mask() as u32;
+                (Status::BadPhase, Outcome::default())
+            };
+            self.table_counters.commands += 1;
+            if status != Status::Ok {
+                self.table_counters.fails += 1;
+            }
+            let mut cpl = outcome.completion;
+            cpl.opcode = cmd.opcode;
+            cpl.status = status.into();
+            cpl.record = cmd.record;
+            cpl.cookie = cmd.cookie;
+            cpl.index = U32::new(index);
+            let cpl_index = self.rings[cpl_id].prod;
+            cpl.flags.set_phase(self.rings[cpl_id].phase(cpl_index));
+            if self.mem.write(self.rings[cpl_id].entry_addr(cpl_index), cpl.as_bytes()).is_err() {
+                self.regs.error |= control::ERROR::DMA_WRITE.mask() as u32;
+                break;
+            }
+            self.rings[cpl_id].prod = cpl_index.wrapping_add(1);
+            completed += 1;
+            if let Some(ev) = outcome.event {
+                self.post_event(ev);
+            }
+            if !phase_ok {
+                break;
+            }
+        }
+        if completed > 0 {
+            self.irq_notify(ring_id::COMPLETION, completed);
+        }
+    }
+
+    fn execute(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let opcode = Opcode::try_from(cmd.opcode).map_err(|_| Status::BadOpcode)?;
+        if cmd.reserved0 != 0
+            || cmd.flags.reserved() != 0
+            || cmd.reserved1.get() != 0
+            || cmd.reserved2 != [0; 24]
+        {
+            return Err(Status::BadArgument);
+        }
+        match opcode {
+            Opcode::Insert => self.cmd_insert(cmd),
+            Opcode::Delete => self.cmd_delete(cmd),
+            Opcode::Modify => self.cmd_modify(cmd),
+            Opcode::Query => self.cmd_query(cmd),
+            Opcode::Touch => {
+                let index = self.live_record(cmd)?;
+                self.table.records[index].last_seen = U32::new(self.now_ticks());
+                self.table.idle_reported[index] = false;
+                Ok(Outcome::default())
+            }
+            Opcode::Flush => {
+                let removed = u64::from(self.table.occupancy);
+                self.table = super::table::FlowTable {
+                    seed_a: self.table.seed_a,
+                    seed_b: self.table.seed_b,
+                    ..super::table::FlowTable::new(self.cfg.records, self.cfg.buckets, self.cfg.stash)
+                };
+                self.table_counters.deletes += removed;
+                Ok(Outcome::default())
+            }
+            Opcode::NextHopSet => self.cmd_next_hop(cmd),
+            Opcode::IndexWrite => self.cmd_index_write(cmd),
+            Opcode::Read => {
+                let index = self.record_index(cmd)?;
+                let bytes = self.table.records[index].as_bytes().to_vec();
+                self.mem.write(cmd.dma_addr.get(), &bytes).map_err(|_| Status::DmaError)?;
+                Ok(Outcome::default())
+            }
+            Opcode::Nop => Ok(Outcome::default()),
+        }
+    }
+
+    fn record_index(&self, cmd: &FlowCommand) -> Result<usize, Status> {
+        let index = cmd.record.get() as usize;
+        if index < self.table.records.len() { Ok(index) } else { Err(Status::RecordOutOfRange) }
+    }
+
+    fn live_record(&self, cmd: &FlowCommand) -> Result<usize, Status> {
+        let index = self.record_index(cmd)?;
+        if self.table.records[index].ctl.valid() { Ok(index) } else { Err(Status::RecordNotLive) }
+    }
+
+    fn payload_record(cmd: &FlowCommand) -> FlowRecord {
+        FlowRecord::read_from_prefix(&cmd.payload).map(|(r, _)| r).unwrap_or_default()
+    }
+
+    /// Checks a record an Insert carries.
+    fn validate_record(&self, rec: &FlowRecord) -> Result<(), Status> {
+        let ctl = rec.ctl;
+        let proto_ok = FlowProto::try_from(ctl.proto()).is_ok();
+        let v4_ok = ctl.ipv6()
+            || [&rec.orig, &rec.reply]
+                .iter()
+                .all(|t| t.src_addr[4..] == [0; 12] && t.dst_addr[4..] == [0; 12]);
+        if !ctl.valid()
+            || ctl.reserved0() != 0
+            || ctl.reserved1() != 0
+            || !proto_ok
+            || !v4_ok
+            || rec.key(false) == rec.key(true)
+        {
+            return Err(Status::MalformedRecord);
+        }
+        self.check_next_hops(rec)
+    }
+
+    fn check_next_hops(&self, rec: &FlowRecord) -> Result<(), Status> {
+        let n = self.next_hops.len();
+        if (rec.dir_orig.next_hop.get() as usize) < n && (rec.dir_reply.next_hop.get() as usize) < n {
+            Ok(())
+        } else {
+            Err(Status::NextHopOutOfRange)
+        }
+    }
+
+    fn cmd_insert(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let index = self.record_index(cmd)?;
+        if self.table.records[index].ctl.valid() {
+            return Err(Status::RecordLive);
+        }
+        let mut rec = Self::payload_record(cmd);
+        self.validate_record(&rec)?;
+        let (pos_o, pos_r) = (cmd.slot_orig, cmd.slot_reply);
+        if !self.table.pos_in_range(pos_o) || !self.table.pos_in_range(pos_r) {
+            return Err(Status::SlotOutOfRange);
+        }
+        if pos_o == pos_r {
+            return Err(Status::BadPlacement);
+        }
+        let live = |p| self.table.slot(p).is_some_and(|s: &IndexSlot| s.word.valid());
+        if live(pos_o) || live(pos_r) {
+            return Err(Status::SlotLive);
+        }
+        let (key_o, key_r) = (rec.key(false), rec.key(true));
+        if !self.table.placement_allows(pos_o, &key_o) || !self.table.placement_allows(pos_r, &key_r) {
+            return Err(Status::BadPlacement);
+        }
+        rec.last_seen = U32::new(self.now_ticks());
+        rec.ctl.set_teardown(false);
+        self.table.records[index] = rec;
+        self.table.idle_reported[index] = false;
+        self.table.occupancy += 1;
+        for (pos, key, reply) in [(pos_o, key_o, false), (pos_r, key_r, true)] {
+            let sig = self.table.placement(&key).sig;
+            let slot = IndexSlot {
+                record: U32::new(index as u32),
+                word: SlotWord::new().with_sig(sig).with_reply(reply).with_valid(true),
+            };
+            self.table.set_slot(pos, slot);
+        }
+        self.table_counters.inserts += 1;
+        Ok(Outcome::default())
+    }
+
+    fn cmd_delete(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let index = self.live_record(cmd)?;
+        let (pos_o, pos_r) = (cmd.slot_orig, cmd.slot_reply);
+        if !self.table.pos_in_range(pos_o) || !self.table.pos_in_range(pos_r) {
+            return Err(Status::SlotOutOfRange);
+        }
+        let at = |p, reply| self.table.slot(p).is_some_and(|s| points_at(*s, index as u32, reply));
+        if !at(pos_o, false) || !at(pos_r, true) {
+            return Err(Status::SlotMismatch);
+        }
+        let event = cmd.flags.report().then(|| self.flow_event(index as u32, FlowCause::Host, false));
+        self.table.set_slot(pos_o, IndexSlot::default());
+        self.table.set_slot(pos_r, IndexSlot::default());
+        self.table.records[index] = FlowRecord::default();
+        self.table.idle_reported[index] = false;
+        self.table.occupancy -= 1;
+        self.table_counters.deletes += 1;
+        Ok(Outcome { event, ..Outcome::default() })
+    }
+
+    fn cmd_modify(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let index = self.live_record(cmd)?;
+        let mask = ModifyMask::from_bits(cmd.arg);
+        if mask.reserved() != 0 {
+            return Err(Status::BadArgument);
+        }
+        let new = Self::payload_record(cmd);
+        if mask.next_hops() {
+            self.check_next_hops(&new)?;
+        }
+        let rec = &mut self.table.records[index];
+        if mask.next_hops() {
+            rec.dir_orig.next_hop = new.dir_orig.next_hop;
+            rec.dir_reply.next_hop = new.dir_reply.next_hop;
+        }
+        if mask.idle_timeout() {
+            rec.idle_timeout = new.idle_timeout;
+        }
+        if mask.flags() {
+            rec.ctl.set_auto_delete(new.ctl.auto_delete());
+            rec.ctl.set_host_state(new.ctl.host_state());
+        }
+        if mask.seq_delta() {
+            rec.ctl.set_seq_adjust(new.ctl.seq_adjust());
+            rec.seq_delta = new.seq_delta;
+        }
+        if mask.cookie() {
+            rec.cookie = new.cookie;
+        }
+        if mask.clear_teardown() {
+            rec.ctl.set_teardown(false);
+        }
+        Ok(Outcome::default())
+    }
+
+    fn cmd_query(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let index = self.live_record(cmd)?;
+        let rec = self.table.records[index];
+        let completion = Completion {
+            flags: CompletionFlags::new().with_teardown(rec.ctl.teardown()),
+            packets_orig: rec.packets_orig,
+            packets_reply: rec.packets_reply,
+            bytes_orig: rec.bytes_orig,
+            bytes_reply: rec.bytes_reply,
+            idle_ms: U32::new(self.idle_ms(rec.last_seen.get())),
+            tcp_flags_orig: rec.tcp_flags_orig,
+            tcp_flags_reply: rec.tcp_flags_reply,
+            ..Completion::default()
+        };
+        if cmd.flags.clear() {
+            let r = &mut self.table.records[index];
+            r.packets_orig = U32::new(0);
+            r.packets_reply = U32::new(0);
+            r.bytes_orig = U64::new(0);
+            r.bytes_reply = U64::new(0);
+        }
+        Ok(Outcome { completion, event: None })
+    }
+
+    fn cmd_next_hop(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let n = cmd.arg.get() as usize;
+        if n >= self.next_hops.len() {
+            return Err(Status::NextHopOutOfRange);
+        }
+        let entry = NextHopEntry::read_from_prefix(&cmd.payload).map(|(e, _)| e).unwrap_or_default();
+        if entry.ctl.reserved() != 0 || usize::from(entry.ctl.port()) >= self.ports.len() {
+            return Err(Status::BadArgument);
+        }
+        self.next_hops[n] = entry;
+        Ok(Outcome::default())
+    }
+
+    fn cmd_index_write(&mut self, cmd: &FlowCommand) -> CmdResult {
+        let pos: IndexPos = cmd.slot_orig;
+        if !self.table.pos_in_range(pos) {
+            return Err(Status::SlotOutOfRange);
+        }
+        let slot = IndexSlot::read_from_prefix(&cmd.payload).map(|(s, _)| s).unwrap_or_default();
+        if slot.word.reserved() != 0 {
+            return Err(Status::BadArgument);
+        }
+        if slot.word.valid() {
+            let index = slot.record.get() as usize;
+            let rec = self.table.records.get(index).ok_or(Status::RecordOutOfRange)?;
+            if !rec.ctl.valid() {
+                return Err(Status::RecordNotLive);
+            }
+            if self.table.slot(pos).is_some_and(|s| s.word.valid()) {
+                return Err(Status::SlotLive);
+            }
+            let key = rec.key(slot.word.reply());
+            if !self.table.placement_allows(pos, &key) || self.table.placement(&key).sig != slot.word.sig() {
+                return Err(Status::BadPlacement);
+            }
+            self.table.set_slot(pos, slot);
+        } else {
+            self.table.set_slot(pos, IndexSlot::default());
+        }
+        Ok(Outcome::default())
+    }
+}

@@ -1,0 +1,389 @@
+//! The device: the state behind BAR0 and the work a real NIC does on its own.
+//!
+//! Everything the host can see goes through [`Device::read32`]/[`Device::write32`] (and the
+//! 64-bit twins) on BAR0 offsets, and through DMA on the host memory given at construction.
+//! Work starts three ways, as in hardware: a doorbell write (commands, injects), a frame from a
+//! port ([`Device::receive`] or [`Device::poll_ports`]) and time ([`Device::tick`]: the ager and
+//! interrupt coalescing). Everything runs synchronously in the caller's thread, so a test that
+//! steps the device sees a deterministic sequence; [`Device::run`] drives it live.
+//!
+//! Submodules: `registers` (BAR0 decode), `rings`, `table` (records, index, lookup),
+//! `commands` (flow-command execution), `datapath` (parse, lookup, rewrite, punt, inject,
+//! events), `ager`, `irq`.
+
+mod ager;
+mod commands;
+mod datapath;
+mod irq;
+mod registers;
+mod rings;
+mod table;
+
+use crate::clock::Clock;
+use crate::mem::DmaMemory;
+use crate::port::Port;
+use rtl_spec::codes::{DropReason, PuntReason};
+use rtl_spec::formats::NextHopEntry;
+use rtl_spec::regs::ring_id;
+use std::sync::Arc;
+use zerocopy::FromZeros;
+
+pub use irq::InterruptSink;
+use rings::Ring;
+use table::FlowTable;
+
+/// What the model is built as: the geometry and identity an FPGA image would fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Flow records (a power of two).
+    pub records: u32,
+    /// Index buckets (a power of two, at least 2).
+    pub buckets: u32,
+    /// Stash entries.
+    pub stash: u32,
+    /// Next-hop entries.
+    pub next_hops: u32,
+    /// Ethernet ports (1..=8).
+    pub ports: u8,
+    /// Exception rings (1..=16).
+    pub exception_rings: u8,
+    /// `BUILD_ID`.
+    pub build_id: u32,
+    /// `BUILD_TIME`, seconds since the epoch.
+    pub build_time: u64,
+}
+
+impl Default for ModelConfig {
+    /// The geometry the specification's reset values describe.
+    fn default() -> Self {
+        ModelConfig {
+            records: 1 << 20,
+            buckets: 1 << 19,
+            stash: 64,
+            next_hops: 4096,
+            ports: 2,
+            exception_rings: 16,
+            build_id: 0x5100_0001,
+            build_time: 0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// A small geometry for tests (`records` records, half as many buckets, 8 stash entries).
+    pub fn small(records: u32) -> Self {
+        ModelConfig { records, buckets: (records / 2).max(2), stash: 8, next_hops: 64, ..Self::default() }
+    }
+
+    /// Checks the geometry; the message names the field and what was expected.
+    pub fn validate(&self) -> Result<(), String> {
+        let pow2 = |name: &str, v: u32, min: u32, max: u32| {
+            if v.is_power_of_two() && (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v}: expected a power of two in {min}..={max}"))
+            }
+        };
+        pow2("records", self.records, 1, 1 << 27)?;
+        pow2("buckets", self.buckets, 2, 1 << 27)?;
+        if self.stash > 1024 {
+            return Err(format!("stash = {}: expected at most 1024", self.stash));
+        }
+        if !(1..=65535).contains(&self.next_hops) {
+            return Err(format!("next_hops = {}: expected 1..=65535", self.next_hops));
+        }
+        if !(1..=8).contains(&self.ports) {
+            return Err(format!("ports = {}: expected 1..=8", self.ports));
+        }
+        if !(1..=ring_id::MAX_EXCEPTION).contains(&u32::from(self.exception_rings)) {
+            return Err(format!("exception_rings = {}: expected 1..=16", self.exception_rings));
+        }
+        Ok(())
+    }
+}
+
+/// One Ethernet port's registers and attachment.
+pub(crate) struct PortState {
+    pub mac: [u8; 6],
+    pub enable: bool,
+    pub mtu: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+    pub io: Option<Box<dyn Port>>,
+}
+
+/// The global counters block.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub punts: u64,
+    pub drops: u64,
+    pub injected: u64,
+    pub events: u64,
+    pub events_lost: u64,
+    pub punt_reason: [u64; 16],
+    pub drop_reason: [u64; 16],
+}
+
+/// Registers that hold plain values (everything not derived from other state).
+pub(crate) struct Regs {
+    pub enable: bool,
+    pub error: u32,
+    pub scratch: u32,
+    pub ager_enable: bool,
+    pub tick_us: u32,
+    pub scan_period_ms: u32,
+    pub queues: u32,
+    pub lport_mask: u32,
+    pub steer_seed: u32,
+    pub hit_action: u32,
+    pub reason_queue: [u32; 16],
+    pub reta: [u32; 64],
+    pub lip_addr: [[u32; 4]; 16],
+    pub lip_ctl: [u32; 16],
+    pub flash: [u32; 16],
+    pub flash_dma: u64,
+}
+
+/// Ager progress and counters.
+#[derive(Default)]
+pub(crate) struct AgerState {
+    pub cursor: u32,
+    pub last_ns: Option<u64>,
+    pub scans: u64,
+    pub aged: u64,
+    pub evicted: u64,
+}
+
+/// Flow-table command counters.
+#[derive(Default)]
+pub(crate) struct TableCounters {
+    pub commands: u64,
+    pub inserts: u64,
+    pub deletes: u64,
+    pub fails: u64,
+}
+
+/// The software NIC.
+pub struct Device {
+    cfg: ModelConfig,
+    mem: Arc<dyn DmaMemory>,
+    clock: Arc<dyn Clock>,
+    regs: Regs,
+    counters: Counters,
+    table: FlowTable,
+    table_counters: TableCounters,
+    next_hops: Vec<NextHopEntry>,
+    rings: Vec<Ring>,
+    irq: irq::Irq,
+    ports: Vec<PortState>,
+    ager: AgerState,
+    reset_count: u32,
+    stalled: bool,
+    scratch_frame: Vec<u8>,
+}
+
+impl Device {
+    /// A device with the given geometry, reaching host memory through `mem` and taking time
+    /// from `clock`. Fails with a message naming the field when the geometry is invalid.
+    pub fn new(cfg: ModelConfig, mem: Arc<dyn DmaMemory>, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        cfg.validate()?;
+        let ports = (0..cfg.ports).map(PortState::new).collect();
+        let mut dev = Device {
+            table: FlowTable::new(cfg.records, cfg.buckets, cfg.stash),
+            next_hops: NextHopEntry::new_vec_zeroed(cfg.next_hops as usize).unwrap_or_default(),
+            rings: (0..ring_id::EXCEPTION0 + u32::from(cfg.exception_rings)).map(Ring::new).collect(),
+            irq: irq::Irq::new(),
+            regs: Regs::reset(),
+            counters: Counters::default(),
+            table_counters: TableCounters::default(),
+            ports,
+            ager: AgerState::default(),
+            reset_count: 0,
+            stalled: false,
+            scratch_frame: Vec::with_capacity(2048),
+            cfg,
+            mem,
+            clock,
+        };
+        dev.reset_state();
+        Ok(dev)
+    }
+
+    /// The geometry the device was built with.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Attaches port `n` to a source and sink of frames (a wire). Replaces any earlier one.
+    /// The port's MAC register takes the attachment's MAC when it has one.
+    pub fn attach_port(&mut self, n: u8, port: Box<dyn Port>) -> Result<(), String> {
+        let count = self.ports.len();
+        let state =
+            self.ports.get_mut(n as usize).ok_or_else(|| format!("port {n}: the model has {count}"))?;
+        if let Some(mac) = port.mac() {
+            state.mac = mac;
+        }
+        state.io = Some(port);
+        Ok(())
+    }
+
+    /// Where interrupts go: called with the vector number each time a vector fires.
+    pub fn set_interrupt_sink(&mut self, sink: InterruptSink) {
+        self.irq.sink = Some(sink);
+    }
+
+    /// Makes the device stop taking commands (a hung device), for tests of the host's
+    /// completion timeout. A reset clears it.
+    pub fn set_stalled(&mut self, stalled: bool) {
+        self.stalled = stalled;
+        if !stalled {
+            self.process_commands();
+        }
+    }
+
+    /// Pulls up to `budget` frames from every attached port and processes them. Returns how
+    /// many frames were processed. Port errors are logged and the port is skipped this round.
+    pub fn poll_ports(&mut self, budget: usize) -> usize {
+        let mut batch = Vec::new();
+        let mut done = 0;
+        for n in 0..self.ports.len() {
+            batch.clear();
+            let Some(io) = self.ports[n].io.as_mut() else { continue };
+            if let Err(e) = io.recv_batch(&mut batch, budget) {
+                tracing::warn!(port = n, error = %e, "port receive failed");
+                continue;
+            }
+            for frame in batch.drain(..) {
+                self.receive(n as u8, &frame.data);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    /// Lets time act: runs the ager for the time elapsed since the last call and fires
+    /// interrupts whose coalescing delay has passed.
+    pub fn tick(&mut self) {
+        let now = self.clock.now_ns();
+        self.ager_advance(now);
+        self.irq_timers(now);
+    }
+
+    /// Runs the device live until `stop` returns true: polls the ports, ticks, and sleeps
+    /// briefly when there was nothing to do.
+    pub fn run(&mut self, mut stop: impl FnMut() -> bool) {
+        while !stop() {
+            let n = self.poll_ports(32);
+            self.tick();
+            if n == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// Resets the device as `CONTROL.CTRL.RESET` does: every register to its reset value, every
+    /// ring disabled, both tables empty. Port attachments and the interrupt sink stay.
+    pub fn reset(&mut self) {
+        self.reset_state();
+        self.reset_count = self.reset_count.wrapping_add(1);
+    }
+
+    fn reset_state(&mut self) {
+        self.regs = Regs::reset();
+        self.counters = Counters::default();
+        self.table = FlowTable::new(self.cfg.records, self.cfg.buckets, self.cfg.stash);
+        self.table_counters = TableCounters::default();
+        self.next_hops = NextHopEntry::new_vec_zeroed(self.cfg.next_hops as usize).unwrap_or_default();
+        self.rings = (0..self.rings.len() as u32).map(Ring::new).collect();
+        self.irq.reset();
+        self.ager = AgerState::default();
+        self.stalled = false;
+        for (n, p) in self.ports.iter_mut().enumerate() {
+            let io = p.io.take();
+            *p = PortState::new(n as u8);
+            if let Some(mac) = io.as_deref().and_then(Port::mac) {
+                p.mac = mac;
+            }
+            p.io = io;
+        }
+    }
+
+    /// Current time in ager ticks, as `last_seen` records it.
+    fn now_ticks(&self) -> u32 {
+        ticks_at(self.clock.now_ns(), self.regs.tick_us)
+    }
+
+    fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drops += 1;
+        self.counters.drop_reason[reason as usize] += 1;
+    }
+
+    fn count_punt(&mut self, reason: PuntReason) {
+        self.counters.punts += 1;
+        self.counters.punt_reason[reason as usize] += 1;
+    }
+}
+
+/// Device time in ager ticks (wrapping 32-bit).
+fn ticks_at(now_ns: u64, tick_us: u32) -> u32 {
+    (now_ns / 1000 / u64::from(tick_us.max(1))) as u32
+}
+
+impl PortState {
+    fn new(n: u8) -> Self {
+        PortState {
+            mac: [0x02, 0, 0, 0, 0, n + 1],
+            enable: false,
+            mtu: 1500,
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: 0,
+            io: None,
+        }
+    }
+
+    fn link_up(&self) -> bool {
+        self.io.as_deref().is_some_and(Port::link_up)
+    }
+}
+
+impl Regs {
+    fn reset() -> Self {
+        Regs {
+            enable: false,
+            error: 0,
+            scratch: 0,
+            ager_enable: true,
+            tick_us: 1000,
+            scan_period_ms: 1000,
+            queues: 1,
+            lport_mask: 0,
+            steer_seed: 0x5F37_59DF,
+            hit_action: 0,
+            reason_queue: [0xFF; 16],
+            reta: [0; 64],
+            lip_addr: [[0; 4]; 16],
+            lip_ctl: [0; 16],
+            flash: {
+                let mut f = [0; 16];
+                f[6] = 60_000;
+                f
+            },
+            flash_dma: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

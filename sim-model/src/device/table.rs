@@ -1,0 +1,171 @@
+//! The flow table as the NIC holds it: records, index buckets and the stash, and the lookup
+//! that the datapath runs for every TCP and UDP packet.
+
+use rtl_spec::formats::{FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey};
+use rtl_spec::hash::{Placement, placement};
+use zerocopy::FromZeros;
+
+/// The table memory.
+pub struct FlowTable {
+    pub records: Vec<FlowRecord>,
+    pub buckets: Vec<IndexBucket>,
+    pub stash: Vec<IndexSlot>,
+    pub seed_a: u32,
+    pub seed_b: u32,
+    pub occupancy: u32,
+    pub index_used: u32,
+    pub stash_used: u32,
+    /// NIC-internal: the ager already reported this record idle (cleared by a hit or a touch).
+    pub idle_reported: Vec<bool>,
+}
+
+/// Slots per bucket (`SLOTS_PER_BUCKET`).
+pub const SLOTS: u32 = 4;
+
+impl FlowTable {
+    /// An empty table of the given geometry, seeded with the reset values.
+    pub fn new(records: u32, buckets: u32, stash: u32) -> Self {
+        // Zeroed allocations are lazy: a large table costs nothing until it is touched.
+        FlowTable {
+            records: FlowRecord::new_vec_zeroed(records as usize).unwrap_or_default(),
+            buckets: IndexBucket::new_vec_zeroed(buckets as usize).unwrap_or_default(),
+            stash: IndexSlot::new_vec_zeroed(stash as usize).unwrap_or_default(),
+            seed_a: seed_reset(0x28),
+            seed_b: seed_reset(0x2C),
+            occupancy: 0,
+            index_used: 0,
+            stash_used: 0,
+            idle_reported: vec![false; records as usize],
+        }
+    }
+
+    /// Where `key` may live.
+    pub fn placement(&self, key: &LookupKey) -> Placement {
+        placement(key, self.seed_a, self.seed_b, self.buckets.len() as u32)
+    }
+
+    /// Finds the record holding `key`: its index and whether the key is its reply tuple.
+    pub fn lookup(&self, key: &LookupKey) -> Option<(u32, bool)> {
+        let p = self.placement(key);
+        let in_buckets = [p.bucket_a, p.bucket_b]
+            .into_iter()
+            .flat_map(|b| (0..SLOTS as usize).map(move |s| (b, s)))
+            .map(|(b, s)| *self.buckets[b as usize].slot(s));
+        in_buckets.chain(self.stash.iter().copied()).find_map(|slot| self.matches(slot, p.sig, key))
+    }
+
+    fn matches(&self, slot: IndexSlot, sig: u16, key: &LookupKey) -> Option<(u32, bool)> {
+        if !slot.word.valid() || slot.word.sig() != sig {
+            return None;
+        }
+        let index = slot.record.get();
+        let rec = self.records.get(index as usize)?;
+        let reply = slot.word.reply();
+        (rec.ctl.valid() && rec.key(reply) == *key).then_some((index, reply))
+    }
+
+    /// Whether `pos` names a slot inside the geometry.
+    pub fn pos_in_range(&self, pos: IndexPos) -> bool {
+        if pos.stash() {
+            pos.slot() == 0 && (pos.index() as usize) < self.stash.len()
+        } else {
+            u32::from(pos.slot()) < SLOTS && (pos.index() as usize) < self.buckets.len()
+        }
+    }
+
+    /// The slot at `pos` (which must be in range).
+    pub fn slot(&self, pos: IndexPos) -> Option<&IndexSlot> {
+        if !self.pos_in_range(pos) {
+            return None;
+        }
+        Some(if pos.stash() {
+            &self.stash[pos.index() as usize]
+        } else {
+            self.buckets[pos.index() as usize].slot(pos.slot() as usize)
+        })
+    }
+
+    /// Writes the slot at `pos` (which must be in range), keeping the usage counters.
+    pub fn set_slot(&mut self, pos: IndexPos, value: IndexSlot) {
+        if !self.pos_in_range(pos) {
+            return;
+        }
+        let target = if pos.stash() {
+            &mut self.stash[pos.index() as usize]
+        } else {
+            self.buckets[pos.index() as usize].slot_mut(pos.slot() as usize)
+        };
+        let was = target.word.valid();
+        *target = value;
+        let now = value.word.valid();
+        if was != now {
+            if now {
+                self.index_used += 1;
+                self.stash_used += u32::from(pos.stash());
+            } else {
+                self.index_used -= 1;
+                self.stash_used -= u32::from(pos.stash());
+            }
+        }
+    }
+
+    /// Whether a slot at `pos` may index `key`: a bucket slot only in one of its two buckets.
+    pub fn placement_allows(&self, pos: IndexPos, key: &LookupKey) -> bool {
+        if pos.stash() {
+            return true;
+        }
+        let p = self.placement(key);
+        pos.index() == p.bucket_a || pos.index() == p.bucket_b
+    }
+
+    /// Every position whose slot points at (`record`, `reply`).
+    pub fn positions_of(&self, record: u32, reply: bool) -> Vec<IndexPos> {
+        let Some(rec) = self.records.get(record as usize) else { return Vec::new() };
+        let p = self.placement(&rec.key(reply));
+        let mut out = Vec::new();
+        for b in [p.bucket_a, p.bucket_b] {
+            for s in 0..SLOTS {
+                let pos = IndexPos::new().with_index(b).with_slot(s as u8);
+                if self.slot(pos).is_some_and(|sl| points_at(*sl, record, reply)) && !out.contains(&pos) {
+                    out.push(pos);
+                }
+            }
+        }
+        for (i, sl) in self.stash.iter().enumerate() {
+            if points_at(*sl, record, reply) {
+                out.push(IndexPos::new().with_index(i as u32).with_stash(true));
+            }
+        }
+        out
+    }
+
+    /// Clears a record and every slot that points at it.
+    pub fn remove_record(&mut self, record: u32) {
+        for reply in [false, true] {
+            for pos in self.positions_of(record, reply) {
+                self.set_slot(pos, IndexSlot::default());
+            }
+        }
+        if let Some(rec) = self.records.get_mut(record as usize) {
+            if rec.ctl.valid() {
+                self.occupancy -= 1;
+            }
+            *rec = FlowRecord::default();
+            self.idle_reported[record as usize] = false;
+        }
+    }
+}
+
+/// Whether `slot` is live and points at (`record`, `reply`).
+pub fn points_at(slot: IndexSlot, record: u32, reply: bool) -> bool {
+    slot.word.valid() && slot.record.get() == record && slot.word.reply() == reply
+}
+
+/// The reset value of a flow-table register, from the specification.
+fn seed_reset(offset: u32) -> u32 {
+    rtl_spec::regs::flow_table::SPEC
+        .registers
+        .iter()
+        .find(|r| r.offset == offset)
+        .map_or(0, |r| r.reset as u32)
+}

@@ -1,0 +1,352 @@
+//! A minimal host for tests: host memory, a device, and the ring bookkeeping a driver does,
+//! written only against `rtl_spec` (registers, formats, ring rules), never against the
+//! model's internals. Each port is attached to a memory port.
+#![allow(dead_code)]
+
+pub mod flows;
+
+use rtl_spec::codes::{Opcode, Status};
+use rtl_spec::formats::{
+    CommandFlags, Completion, Event, ExceptionDesc, FlowCommand, FlowRecord, IndexPos, InjectDesc,
+    InjectFlags, NextHopEntry,
+};
+use rtl_spec::regs::{control, counters, doorbell_offset, flow_table, ports, punt, ring_id, rings};
+use rtl_spec::ring::phase_for;
+use sim_model::clock::ManualClock;
+use sim_model::device::{Device, ModelConfig};
+use sim_model::mem::{DmaMemory, RegionMemory};
+use sim_model::port::{MemoryPort, MemoryPortHandle};
+use std::sync::{Arc, Mutex};
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, IntoBytes};
+
+pub const LOG2: u32 = 8;
+const CMD: u64 = 0x10_0000;
+const CPL: u64 = 0x20_0000;
+const INJ: u64 = 0x30_0000;
+const EVT: u64 = 0x40_0000;
+const INJ_BUF: u64 = 0x50_0000;
+const fn exc(n: u32) -> u64 {
+    0x100_0000 + n as u64 * 0x10_0000
+}
+const fn exc_buf(n: u32) -> u64 {
+    0x1000_0000 + n as u64 * 0x100_0000
+}
+
+pub struct Nic {
+    pub dev: Device,
+    pub mem: Arc<RegionMemory>,
+    pub clock: Arc<ManualClock>,
+    pub ports: Vec<MemoryPortHandle>,
+    pub queues: u32,
+    pub irqs: Arc<Mutex<Vec<u16>>>,
+    cmd_prod: u32,
+    cpl_cons: u32,
+    evt_cons: u32,
+    inj_prod: u32,
+    exc_cons: Vec<u32>,
+    /// Records this host inserted and where it put their slots.
+    pub placed: Vec<(u32, IndexPos, IndexPos)>,
+}
+
+impl Nic {
+    /// A device of `cfg` brought up as the bring-up page of SPEC.md says, with `queues`
+    /// exception rings, all ports enabled, the datapath on.
+    pub fn new(cfg: ModelConfig, queues: u32) -> Nic {
+        let mem = Arc::new(RegionMemory::new());
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        for (base, len) in [(CMD, 256u64), (CPL, 64), (INJ, 32), (EVT, 64)] {
+            assert!(mem.map(base, (len << LOG2) as usize));
+        }
+        assert!(mem.map(INJ_BUF, 16384 << LOG2));
+        for q in 0..queues {
+            assert!(mem.map(exc(q), 32 << LOG2));
+            assert!(mem.map(exc_buf(q), 2048 << LOG2));
+        }
+        let mut dev = Device::new(cfg, mem.clone(), clock.clone()).expect("valid config");
+        let nports = dev.read32(ports::BASE + ports::COUNT);
+        let mut handles = Vec::new();
+        for n in 0..nports {
+            let (port, handle) = MemoryPort::new();
+            dev.attach_port(n as u8, Box::new(port)).unwrap();
+            handles.push(handle);
+        }
+        let irqs = Arc::new(Mutex::new(Vec::new()));
+        let sink = irqs.clone();
+        dev.set_interrupt_sink(Box::new(move |v| sink.lock().unwrap().push(v)));
+        let mut nic = Nic {
+            dev,
+            mem,
+            clock,
+            ports: handles,
+            queues,
+            irqs,
+            cmd_prod: 0,
+            cpl_cons: 0,
+            evt_cons: 0,
+            inj_prod: 0,
+            exc_cons: vec![0; queues as usize],
+            placed: Vec::new(),
+        };
+        nic.bring_up();
+        nic
+    }
+
+    pub fn bring_up(&mut self) {
+        let d = &mut self.dev;
+        d.write32(control::BASE + control::CTRL, control::CTRL::RESET.mask() as u32);
+        assert_eq!(d.read32(control::BASE + control::STATUS) & 1, 1);
+        let mut setup = |id: u32, base: u64, buf: Option<u64>| {
+            let r = rings::BASE + rings::RING_BASE + id * 0x40 - rings::RING_BASE;
+            d.write64(r + rings::RING_BASE, base);
+            d.write32(r + rings::RING_SIZE_LOG2, LOG2);
+            if let Some(b) = buf {
+                d.write64(r + rings::RING_BUF_BASE, b);
+                d.write32(r + rings::RING_BUF_SIZE, 2048);
+            }
+            d.write32(r + rings::RING_CTRL, 1);
+            assert_eq!(d.read32(r + rings::RING_STATUS) & 1, 1, "ring {id} enabled");
+        };
+        setup(ring_id::COMMAND, CMD, None);
+        setup(ring_id::COMPLETION, CPL, None);
+        setup(ring_id::INJECT, INJ, None);
+        setup(ring_id::EVENT, EVT, None);
+        for q in 0..self.queues {
+            setup(ring_id::EXCEPTION0 + q, exc(q), Some(exc_buf(q)));
+        }
+        d.write32(punt::BASE + punt::QUEUES, self.queues);
+        for n in 0..64 {
+            d.write32(punt::BASE + punt::RETA + 4 * n, n % self.queues);
+        }
+        for p in 0..self.ports.len() as u32 {
+            d.write32(ports::BASE + ports::PORT_CTRL + p * 0x40, 1);
+        }
+        d.write32(control::BASE + control::CTRL, 1);
+        self.cmd_prod = 0;
+        self.cpl_cons = 0;
+        self.evt_cons = 0;
+        self.inj_prod = 0;
+        self.exc_cons = vec![0; self.queues as usize];
+        self.placed.clear();
+    }
+
+    /// Writes commands (phase set here), rings the doorbell once, and collects the completions
+    /// that came back.
+    pub fn submit(&mut self, cmds: &[FlowCommand]) -> Vec<Completion> {
+        for c in cmds {
+            let mut c = *c;
+            c.flags.set_phase(phase_for(self.cmd_prod, LOG2));
+            let slot = u64::from(self.cmd_prod & ((1 << LOG2) - 1));
+            self.mem.write(CMD + slot * 256, c.as_bytes()).unwrap();
+            self.cmd_prod = self.cmd_prod.wrapping_add(1);
+        }
+        self.dev.write32(doorbell_offset(ring_id::COMMAND), self.cmd_prod);
+        self.completions()
+    }
+
+    /// Writes commands exactly as given (phase included) without fixing anything up.
+    pub fn submit_raw(&mut self, cmds: &[FlowCommand]) -> Vec<Completion> {
+        for c in cmds {
+            let slot = u64::from(self.cmd_prod & ((1 << LOG2) - 1));
+            self.mem.write(CMD + slot * 256, c.as_bytes()).unwrap();
+            self.cmd_prod = self.cmd_prod.wrapping_add(1);
+        }
+        self.dev.write32(doorbell_offset(ring_id::COMMAND), self.cmd_prod);
+        self.completions()
+    }
+
+    pub fn completions(&mut self) -> Vec<Completion> {
+        let mut out = Vec::new();
+        loop {
+            let slot = u64::from(self.cpl_cons & ((1 << LOG2) - 1));
+            let mut b = [0u8; 64];
+            self.mem.read(CPL + slot * 64, &mut b).unwrap();
+            let c = Completion::read_from_bytes(&b).unwrap();
+            if c.flags.phase() != phase_for(self.cpl_cons, LOG2) {
+                break;
+            }
+            out.push(c);
+            self.cpl_cons = self.cpl_cons.wrapping_add(1);
+        }
+        if !out.is_empty() {
+            self.dev.write32(doorbell_offset(ring_id::COMPLETION), self.cpl_cons);
+        }
+        out
+    }
+
+    pub fn command(&mut self, cmd: FlowCommand) -> Completion {
+        let c = self.submit(&[cmd]);
+        assert_eq!(c.len(), 1, "one completion per command");
+        c[0]
+    }
+
+    /// Places a record the simplest legal way: first free slot of bucket A, then B, then the
+    /// stash, for each direction. Returns the positions chosen.
+    pub fn place(&mut self, rec: &FlowRecord) -> (IndexPos, IndexPos) {
+        let mut taken = Vec::new();
+        let mut pick = |key: rtl_spec::formats::LookupKey, nic: &mut Nic| {
+            let seed_a = nic.dev.read32(flow_table::BASE + flow_table::SEED_A);
+            let seed_b = nic.dev.read32(flow_table::BASE + flow_table::SEED_B);
+            let buckets = nic.dev.read32(flow_table::BASE + flow_table::BUCKETS);
+            let p = rtl_spec::hash::placement(&key, seed_a, seed_b, buckets);
+            let occupied = nic.occupied_slots();
+            for b in [p.bucket_a, p.bucket_b] {
+                for s in 0..4u8 {
+                    let pos = IndexPos::new().with_index(b).with_slot(s);
+                    if !occupied.contains(&pos) && !taken.contains(&pos) {
+                        taken.push(pos);
+                        return pos;
+                    }
+                }
+            }
+            for i in 0..nic.dev.read32(flow_table::BASE + flow_table::STASH_SIZE) {
+                let pos = IndexPos::new().with_index(i).with_stash(true);
+                if !occupied.contains(&pos) && !taken.contains(&pos) {
+                    taken.push(pos);
+                    return pos;
+                }
+            }
+            panic!("no free slot for the key");
+        };
+        let o = pick(rec.key(false), self);
+        let r = pick(rec.key(true), self);
+        (o, r)
+    }
+
+    /// Slots in use, as the host would track them (kept by the harness from its own inserts).
+    pub fn occupied_slots(&self) -> Vec<IndexPos> {
+        self.placed.iter().flat_map(|(_, o, r)| [*o, *r]).collect()
+    }
+
+    pub fn insert(&mut self, index: u32, rec: &FlowRecord) -> Completion {
+        let (o, r) = self.place(rec);
+        let c = self.command(insert_cmd(index, rec, o, r));
+        if c.status == Status::Ok as u8 {
+            self.placed.push((index, o, r));
+        }
+        c
+    }
+
+    pub fn delete(&mut self, index: u32, report: bool) -> Completion {
+        let (o, r) = {
+            let (_, o, r) = self.placed.iter().find(|(i, _, _)| *i == index).copied().expect("placed");
+            (o, r)
+        };
+        let mut cmd = FlowCommand {
+            opcode: Opcode::Delete.into(),
+            record: U32::new(index),
+            slot_orig: o,
+            slot_reply: r,
+            ..FlowCommand::default()
+        };
+        cmd.flags = CommandFlags::new().with_report(report);
+        let c = self.command(cmd);
+        if c.status == Status::Ok as u8 {
+            self.placed.retain(|(i, _, _)| *i != index);
+        }
+        c
+    }
+
+    pub fn set_next_hop(&mut self, n: u32, entry: &NextHopEntry) -> Completion {
+        let mut cmd =
+            FlowCommand { opcode: Opcode::NextHopSet.into(), arg: U32::new(n), ..FlowCommand::default() };
+        cmd.payload[..16].copy_from_slice(entry.as_bytes());
+        self.command(cmd)
+    }
+
+    /// A frame in from the wire.
+    pub fn send(&mut self, port: u8, frame: &[u8]) {
+        self.dev.receive(port, frame);
+    }
+
+    pub fn tx(&self, port: usize) -> Vec<Vec<u8>> {
+        self.ports[port].take_tx()
+    }
+
+    /// Punted packets waiting on exception ring `q`.
+    pub fn exceptions(&mut self, q: u32) -> Vec<(ExceptionDesc, Vec<u8>)> {
+        let mut out = Vec::new();
+        loop {
+            let cons = self.exc_cons[q as usize];
+            let slot = u64::from(cons & ((1 << LOG2) - 1));
+            let mut b = [0u8; 32];
+            self.mem.read(exc(q) + slot * 32, &mut b).unwrap();
+            let d = ExceptionDesc::read_from_bytes(&b).unwrap();
+            if d.flags.phase() != phase_for(cons, LOG2) {
+                break;
+            }
+            let mut frame = vec![0u8; d.length.get() as usize];
+            self.mem.read(exc_buf(q) + slot * 2048, &mut frame).unwrap();
+            out.push((d, frame));
+            self.exc_cons[q as usize] = cons.wrapping_add(1);
+        }
+        if !out.is_empty() {
+            self.dev.write32(doorbell_offset(ring_id::EXCEPTION0 + q), self.exc_cons[q as usize]);
+        }
+        out
+    }
+
+    /// Punted packets on every queue.
+    pub fn all_exceptions(&mut self) -> Vec<(ExceptionDesc, Vec<u8>)> {
+        (0..self.queues).flat_map(|q| self.exceptions(q)).collect()
+    }
+
+    pub fn events(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let slot = u64::from(self.evt_cons & ((1 << LOG2) - 1));
+            let mut b = [0u8; 64];
+            self.mem.read(EVT + slot * 64, &mut b).unwrap();
+            let e = Event::read_from_bytes(&b).unwrap();
+            if e.flags.phase() != phase_for(self.evt_cons, LOG2) {
+                break;
+            }
+            out.push(e);
+            self.evt_cons = self.evt_cons.wrapping_add(1);
+        }
+        if !out.is_empty() {
+            self.dev.write32(doorbell_offset(ring_id::EVENT), self.evt_cons);
+        }
+        out
+    }
+
+    /// Queues a frame on the inject ring and rings the doorbell.
+    pub fn inject(&mut self, port: u8, frame: &[u8]) {
+        let slot = u64::from(self.inj_prod & ((1 << LOG2) - 1));
+        let buf = INJ_BUF + slot * 16384;
+        self.mem.write(buf, frame).unwrap();
+        let d = InjectDesc {
+            addr: U64::new(buf),
+            length: (frame.len() as u16).into(),
+            port,
+            flags: InjectFlags::new().with_phase(phase_for(self.inj_prod, LOG2)),
+            ..InjectDesc::default()
+        };
+        self.mem.write(INJ + slot * 32, d.as_bytes()).unwrap();
+        self.inj_prod = self.inj_prod.wrapping_add(1);
+        self.dev.write32(doorbell_offset(ring_id::INJECT), self.inj_prod);
+    }
+
+    pub fn counter(&mut self, reg: u32) -> u64 {
+        self.dev.read64(counters::BASE + reg)
+    }
+    pub fn punt_count(&mut self, reason: rtl_spec::codes::PuntReason) -> u64 {
+        self.dev.read64(counters::BASE + counters::PUNT_REASON + 8 * reason as u32)
+    }
+    pub fn drop_count(&mut self, reason: rtl_spec::codes::DropReason) -> u64 {
+        self.dev.read64(counters::BASE + counters::DROP_REASON + 8 * reason as u32)
+    }
+}
+
+pub fn insert_cmd(index: u32, rec: &FlowRecord, o: IndexPos, r: IndexPos) -> FlowCommand {
+    let mut cmd = FlowCommand {
+        opcode: Opcode::Insert.into(),
+        record: U32::new(index),
+        cookie: U64::new(0xC0 + u64::from(index)),
+        slot_orig: o,
+        slot_reply: r,
+        ..FlowCommand::default()
+    };
+    cmd.payload[..128].copy_from_slice(rec.as_bytes());
+    cmd
+}
