@@ -64,8 +64,8 @@ reg_block! {
             /// The datapath is running.
             ENABLED [1:1],
         },
-        /// Latched errors; write 1 to clear a bit. Each also sends an error event when the event
-        /// ring is enabled.
+        /// Latched errors; write 1 to clear a bit. A DMA fault (the first while its bit is clear)
+        /// and a refused ring configuration also send an error event.
         ERROR @ 0x18: 32 W1C = 0 {
             /// A DMA read failed.
             DMA_READ [0:0],

@@ -206,3 +206,14 @@ pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Zeroes every ring the harness owns in host memory, as a driver does before it re-enables
+/// rings after a reset (otherwise entries of the previous run look new to the host again).
+pub fn clear_host_rings(nic: &super::Nic) {
+    use sim_model::mem::DmaMemory;
+    let mut rings = vec![(super::CMD, 256u64), (super::CPL, 64), (super::INJ, 32), (super::EVT, 64)];
+    rings.extend((0..nic.queues).map(|q| (super::exc(q), 32)));
+    for (base, entry) in rings {
+        nic.mem.write(base, &vec![0u8; (entry << super::LOG2) as usize]).unwrap();
+    }
+}
