@@ -133,15 +133,16 @@ impl Nic {
     /// Writes commands (phase set here), rings the doorbell once, and collects the completions
     /// that came back.
     pub fn submit(&mut self, cmds: &[FlowCommand]) -> Vec<Completion> {
-        for c in cmds {
-            let mut c = *c;
-            c.flags.set_phase(phase_for(self.cmd_prod, LOG2));
-            let slot = u64::from(self.cmd_prod & ((1 << LOG2) - 1));
-            self.mem.write(CMD + slot * 256, c.as_bytes()).unwrap();
-            self.cmd_prod = self.cmd_prod.wrapping_add(1);
-        }
-        self.dev.write32(doorbell_offset(ring_id::COMMAND), self.cmd_prod);
-        self.completions()
+        let phased: Vec<FlowCommand> = cmds
+            .iter()
+            .zip((0u32..).map(|i| self.cmd_prod.wrapping_add(i)))
+            .map(|(c, index)| {
+                let mut c = *c;
+                c.flags.set_phase(phase_for(index, LOG2));
+                c
+            })
+            .collect();
+        self.submit_raw(&phased)
     }
 
     /// Writes commands exactly as given (phase included) without fixing anything up.
