@@ -117,7 +117,13 @@ impl Device {
             Opcode::Read => {
                 let index = self.record_index(cmd)?;
                 let bytes = self.table.records[index].as_bytes().to_vec();
-                self.mem.write(cmd.dma_addr.get(), &bytes).map_err(|_| Status::DmaError)?;
+                if self.mem.write(cmd.dma_addr.get(), &bytes).is_err() {
+                    self.dma_error(
+                        control::ERROR::DMA_WRITE.mask() as u32,
+                        rtl_spec::codes::ErrorCode::DmaWrite,
+                    );
+                    return Err(Status::DmaError);
+                }
                 Ok(Outcome::default())
             }
             Opcode::Nop => Ok(Outcome::default()),

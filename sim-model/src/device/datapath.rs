@@ -132,14 +132,20 @@ impl Device {
     fn transmit(&mut self, port: usize, frame: &[u8]) -> bool {
         let Some(state) = self.ports.get_mut(port) else { return false };
         let up = state.enable && state.link_up();
-        let sent = up
-            && state.io.as_mut().is_some_and(|io| match io.send(frame) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(port, error = %e, "port send failed");
-                    false
+        let sent = up && state.io.as_mut().is_some_and(|io| match io.send(frame) {
+            Ok(()) => true,
+            Err(e) => {
+                // Once per run of failures: a dead port must not flood the log per packet.
+                if !state.send_failing {
+                    tracing::warn!(port, error = %e, "port send failed; counting drops until it recovers");
                 }
-            });
+                state.send_failing = true;
+                false
+            }
+        });
+        if sent {
+            state.send_failing = false;
+        }
         if sent {
             state.tx_packets += 1;
             state.tx_bytes += frame.len() as u64;
@@ -181,6 +187,9 @@ impl Device {
         let queue = self.punt_queue(reason, p, hash);
         let ring_index = (ring_id::EXCEPTION0 + queue) as usize;
         if queue >= self.regs.queues || ring_index >= self.rings.len() || !self.rings[ring_index].enabled {
+            if let Some(ring) = self.rings.get_mut(ring_index) {
+                ring.drops = ring.drops.wrapping_add(1);
+            }
             return self.count_drop(DropReason::QueueDisabled);
         }
         let ring = &self.rings[ring_index];
@@ -262,8 +271,8 @@ impl Device {
         let ring = &self.rings[id];
         if !ring.enabled || ring.full() {
             self.counters.events_lost += 1;
-            if ring.enabled {
-                self.rings[id].drops = self.rings[id].drops.wrapping_add(1);
+            self.rings[id].drops = self.rings[id].drops.wrapping_add(1);
+            if self.rings[id].enabled {
                 self.regs.error |= control::ERROR::EVENT_OVERFLOW.mask() as u32;
             }
             return;
@@ -280,7 +289,7 @@ impl Device {
         self.irq_notify(ring_id::EVENT, 1);
     }
 
-    fn dma_error(&mut self, bit: u32, code: ErrorCode) {
+    pub(super) fn dma_error(&mut self, bit: u32, code: ErrorCode) {
         let first = self.regs.error & bit == 0;
         self.regs.error |= bit;
         if first {

@@ -113,6 +113,10 @@ pub(crate) struct PortState {
     pub tx_bytes: u64,
     pub drops: u64,
     pub io: Option<Box<dyn Port>>,
+    /// The last send failed (its warning is logged once per run of failures).
+    pub send_failing: bool,
+    /// The last receive failed (likewise).
+    pub recv_failing: bool,
 }
 
 /// The global counters block.
@@ -257,11 +261,16 @@ impl Device {
         let mut done = 0;
         for n in 0..self.ports.len() {
             batch.clear();
-            let Some(io) = self.ports[n].io.as_mut() else { continue };
+            let state = &mut self.ports[n];
+            let Some(io) = state.io.as_mut() else { continue };
             if let Err(e) = io.recv_batch(&mut batch, budget) {
-                tracing::warn!(port = n, error = %e, "port receive failed");
+                if !state.recv_failing {
+                    tracing::warn!(port = n, error = %e, "port receive failed; retrying quietly");
+                }
+                state.recv_failing = true;
                 continue;
             }
+            state.recv_failing = false;
             for frame in batch.drain(..) {
                 self.receive(n as u8, &frame.data);
                 done += 1;
@@ -350,6 +359,8 @@ impl PortState {
             tx_bytes: 0,
             drops: 0,
             io: None,
+            send_failing: false,
+            recv_failing: false,
         }
     }
 

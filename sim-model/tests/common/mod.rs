@@ -351,3 +351,41 @@ pub fn insert_cmd(index: u32, rec: &FlowRecord, o: IndexPos, r: IndexPos) -> Flo
     cmd.payload[..128].copy_from_slice(rec.as_bytes());
     cmd
 }
+
+impl Nic {
+    /// Queues `frame` on the inject ring with the descriptor the harness would write, changed by
+    /// `edit` (length, port, phase...), and rings the doorbell.
+    pub fn inject_with(&mut self, frame: &[u8], edit: impl FnOnce(&mut InjectDesc)) {
+        let slot = u64::from(self.inj_prod & ((1 << LOG2) - 1));
+        let buf = INJ_BUF + slot * 16384;
+        self.mem.write(buf, frame).unwrap();
+        let mut d = InjectDesc {
+            addr: U64::new(buf),
+            length: (frame.len() as u16).into(),
+            port: 0,
+            flags: InjectFlags::new().with_phase(phase_for(self.inj_prod, LOG2)),
+            ..InjectDesc::default()
+        };
+        edit(&mut d);
+        self.mem.write(INJ + slot * 32, d.as_bytes()).unwrap();
+        self.inj_prod = self.inj_prod.wrapping_add(1);
+        self.dev.write32(doorbell_offset(ring_id::INJECT), self.inj_prod);
+    }
+
+    /// Host address of exception ring `q`'s packet buffers (one region of `2^LOG2 × 2048`
+    /// bytes).
+    pub fn exception_buffers(q: u32) -> u64 {
+        exc_buf(q)
+    }
+
+    /// Bytes of exception ring `q`'s buffer region.
+    pub fn exception_buffers_len() -> usize {
+        2048 << LOG2
+    }
+
+    /// Forgets what the host consumed on exception ring `q`, as after the ring is re-enabled.
+    pub fn restart_exception_ring(&mut self, q: u32) {
+        self.exc_cons[q as usize] = 0;
+        self.mem.write(exc(q), &vec![0u8; 32 << LOG2]).unwrap();
+    }
+}
