@@ -5,6 +5,9 @@
 //! (clap's convention, kept for every command).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod device;
+mod sim;
+
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +28,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect a NIC: `sluice device info [--pci ADDR | --vfio-user PATH] [--json]`.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
+    /// Serve the software NIC over vfio-user: `sluice sim --socket PATH [--port p0=veth0]...`.
+    Sim {
+        /// The Unix socket to listen on (a stale one is replaced).
+        #[arg(long)]
+        socket: std::path::PathBuf,
+        /// Attach model port NAME (p0, p1... or a bare index) to the Linux interface IFACE.
+        #[arg(long = "port", value_name = "NAME=IFACE")]
+        ports: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,6 +48,16 @@ fn main() -> ExitCode {
         Command::Spec { json } => {
             let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
             write_stdout(&text)
+        }
+        Command::Device(cmd) => device::run(&cmd).and_then(|text| write_stdout(&text)),
+        Command::Sim { socket, ports } => {
+            match sim::open_ports(&ports, sim_model::device::ModelConfig::default().ports) {
+                Ok(ports) => sim::run(&socket, ports),
+                Err(e) => {
+                    eprintln!("sluice: {e}");
+                    return e.exit_code();
+                }
+            }
         }
     };
     match result {

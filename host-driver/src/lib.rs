@@ -1,4 +1,22 @@
-//! # host_driver
+//! # host_driver: the userspace driver of the Sluice NIC
 //!
-//! The userspace driver of the Sluice NIC: one code path over a Transport (kernel VFIO, vfio-user, in-process). Not built yet: see issue 4.
+//! One code path over a [`transport::Transport`] (a mapped BAR0, DMA memory, interrupt
+//! eventfds), whatever is on the other side: a card through kernel VFIO, the sim-model in
+//! another process over vfio-user, or the sim-model in this process.
+//!
+//! - [`transport`]: the seam and its three implementations;
+//! - [`dma`]: DMA memory, touched only with volatile accesses;
+//! - [`nic`]: bring-up, capability discovery, [`nic::DeviceInfo`], reset and recovery;
+//! - [`rings`]: typed, batch-oriented ring wrappers (commands and completions, exceptions,
+//!   injects, events), with interrupt or polling waits;
+//! - [`error`]: what can go wrong, named.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod dma;
+pub mod error;
+pub mod nic;
+pub mod rings;
+pub mod transport;
+
+pub use error::DriverError;
+pub use nic::{DeviceInfo, Nic, NicConfig};

@@ -53,7 +53,11 @@ impl Device {
         let cnt = &self.counters;
         let tc = &self.table_counters;
         Some(match (base, rel) {
-            (identity::BASE, identity::CAPS) => identity::SPEC.registers[6].reset,
+            // Everything the specification offers except FLASH: the model's flash controller
+            // holds no images yet (every operation completes with BadOp).
+            (identity::BASE, identity::CAPS) => {
+                identity::SPEC.registers[6].reset & !identity::CAPS::FLASH.mask()
+            }
             (identity::BASE, identity::BUILD_TIME) => self.cfg.build_time,
             (control::BASE, control::TIMESTAMP) => self.clock.now_ns(),
             (counters::BASE, r) => match r {

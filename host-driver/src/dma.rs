@@ -1,0 +1,172 @@
+//! DMA memory: host memory the device reads and writes, with the address (IOVA) the device
+//! knows it by.
+//!
+//! Memory is a memfd mapped shared, so the same pages can be handed to another process (the
+//! vfio-user model) or mapped for the IOMMU (kernel VFIO). The device may change it at any
+//! moment, so the driver never forms a Rust reference into it: every access is a volatile read
+//! or write through the raw mapping, as rust-vmm's `VolatileSlice` does.
+
+use crate::error::DriverError;
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+
+/// The backing of one or more regions: a memfd and its shared mapping.
+#[derive(Debug)]
+pub struct DmaBacking {
+    file: File,
+    map: MmapRaw,
+}
+
+impl DmaBacking {
+    /// `len` zeroed bytes of shareable memory.
+    pub fn new(len: usize) -> Result<Arc<Self>, DriverError> {
+        let name = c"sluice-dma";
+        // SAFETY: `name` is a valid NUL-terminated string; memfd_create has no other inputs.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(DriverError::io("memfd_create for DMA memory", std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+        let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        file.set_len(len as u64).map_err(|e| DriverError::io("sizing DMA memory", e))?;
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(|e| DriverError::io("mapping DMA memory", e))?;
+        Ok(Arc::new(DmaBacking { file, map }))
+    }
+
+    /// The memfd, to share with the device side.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Bytes in the backing.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the backing is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// The start of the mapping (for transports that hand it to the kernel).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+}
+
+/// A region of DMA memory the device knows at `iova`.
+#[derive(Clone, Debug)]
+pub struct DmaRegion {
+    backing: Arc<DmaBacking>,
+    iova: u64,
+}
+
+impl DmaRegion {
+    /// A region over the whole of `backing`, known to the device at `iova`.
+    pub fn new(backing: Arc<DmaBacking>, iova: u64) -> Self {
+        DmaRegion { backing, iova }
+    }
+
+    /// The device's address of byte 0.
+    pub fn iova(&self) -> u64 {
+        self.iova
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.backing.len()
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.backing.is_empty()
+    }
+
+    /// The backing (memfd and mapping).
+    pub fn backing(&self) -> &Arc<DmaBacking> {
+        &self.backing
+    }
+
+    fn check(&self, offset: usize, len: usize) {
+        let end = offset.checked_add(len).expect("DMA access overflows");
+        assert!(end <= self.len(), "DMA access {offset}+{len} beyond a region of {}", self.len());
+    }
+
+    /// Copies bytes at `offset` into `buf`, with volatile reads.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) {
+        self.check(offset, buf.len());
+        let base = self.backing.as_ptr();
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: `check` keeps `offset + i` inside the live mapping `backing` owns; the
+            // memory may change under us, which a volatile byte read tolerates.
+            *b = unsafe { base.add(offset + i).read_volatile() };
+        }
+    }
+
+    /// Copies `data` to `offset`, with volatile writes.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        self.check(offset, data.len());
+        let base = self.backing.as_ptr();
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: as in `read`: in bounds of the live mapping, written volatile.
+            unsafe { base.add(offset + i).write_volatile(*b) };
+        }
+    }
+
+    /// Reads a format (`rtl_spec` type) at `offset`.
+    pub fn read_obj<T: zerocopy::FromBytes + zerocopy::IntoBytes>(&self, offset: usize) -> T {
+        let mut value = T::new_zeroed();
+        self.read(offset, value.as_mut_bytes());
+        value
+    }
+
+    /// Writes a format at `offset`.
+    pub fn write_obj<T: zerocopy::IntoBytes + zerocopy::Immutable>(&self, offset: usize, value: &T) {
+        self.write(offset, value.as_bytes());
+    }
+
+    /// Zeroes the region.
+    pub fn zero(&self) {
+        let zeros = [0u8; 4096];
+        let mut at = 0;
+        while at < self.len() {
+            let n = (self.len() - at).min(zeros.len());
+            self.write(at, &zeros[..n]);
+            at += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::little_endian::U32;
+
+    #[test]
+    fn regions_read_back_what_was_written_and_start_zeroed() {
+        let r = DmaRegion::new(DmaBacking::new(8192).unwrap(), 0x10_0000);
+        let mut b = [1u8; 4];
+        r.read(4000, &mut b);
+        assert_eq!(b, [0; 4]);
+        r.write(8188, &[1, 2, 3, 4]);
+        r.read(8188, &mut b);
+        assert_eq!(b, [1, 2, 3, 4]);
+        r.write_obj(16, &U32::new(0xdead_beef));
+        assert_eq!(r.read_obj::<U32>(16).get(), 0xdead_beef);
+        r.zero();
+        assert_eq!(r.read_obj::<U32>(16).get(), 0);
+        assert_eq!(r.iova(), 0x10_0000);
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond a region")]
+    fn out_of_bounds_access_is_refused() {
+        let r = DmaRegion::new(DmaBacking::new(64).unwrap(), 0);
+        r.write(60, &[0; 8]);
+    }
+}

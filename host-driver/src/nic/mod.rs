@@ -1,0 +1,377 @@
+//! The driver's view of one NIC: bring-up, the rings it owns, commands with a completion
+//! timeout, punted packets, injected packets, events, and reset-and-recover.
+//!
+//! Bring-up follows SPEC.md's "How a driver discovers and brings up the device" step by step:
+//! reset, identify, walk the chain, read the geometry, allocate and enable every ring, program
+//! steering, choose interrupts or polling, enable the ports and the datapath.
+
+mod probe;
+
+pub use probe::{BlockInfo, BlockMap, DeviceInfo, Geometry, PortInfo, identify, probe, walk_chain};
+
+use crate::dma::DmaRegion;
+use crate::error::DriverError;
+use crate::rings::{Consumer, Producer, RingMem};
+use crate::transport::Transport;
+use rtl_spec::codes::BlockType;
+use rtl_spec::formats::{Completion, Event, ExceptionDesc, FlowCommand, InjectDesc};
+use rtl_spec::regs::{control, interrupts, ports, punt, ring_id, rings};
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
+use zerocopy::little_endian::U64;
+
+/// How the driver sets the device up.
+#[derive(Clone, Debug)]
+pub struct NicConfig {
+    /// log2 of the entries of every ring.
+    pub ring_log2: u32,
+    /// Exception rings to enable (one per slow-path worker).
+    pub exception_rings: u32,
+    /// Bytes per exception buffer.
+    pub buf_size: u32,
+    /// Interrupts (eventfds, armed after each drain) instead of busy polling.
+    pub interrupts: bool,
+    /// How long a command may stay without its completion before the device counts as hung.
+    pub command_timeout: Duration,
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        NicConfig {
+            ring_log2: 10,
+            exception_rings: 1,
+            buf_size: 2048,
+            interrupts: false,
+            command_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A punted packet.
+#[derive(Clone, Debug)]
+pub struct Exception {
+    /// Its descriptor.
+    pub desc: ExceptionDesc,
+    /// The frame as received.
+    pub frame: Vec<u8>,
+}
+
+struct ExceptionRing {
+    ring: Consumer<ExceptionDesc>,
+    buffers: DmaRegion,
+}
+
+/// A brought-up NIC.
+pub struct Nic {
+    transport: Box<dyn Transport>,
+    cfg: NicConfig,
+    info: DeviceInfo,
+    blocks: BlockMap,
+    commands: Producer<FlowCommand>,
+    completions: Consumer<Completion>,
+    inject: Producer<InjectDesc>,
+    inject_buffers: DmaRegion,
+    events: Consumer<Event>,
+    exceptions: Vec<ExceptionRing>,
+    vectors: Vec<(u32, EventFd)>,
+    outstanding: u32,
+    regions: Vec<DmaRegion>,
+}
+
+/// The interrupt vector of ring `ring` (vector = ring id, so each ring wakes its own waiter).
+fn vector_of(ring: u32) -> u16 {
+    ring as u16
+}
+
+impl Nic {
+    /// Brings the device behind `transport` up.
+    pub fn bring_up(mut transport: Box<dyn Transport>, cfg: NicConfig) -> Result<Nic, DriverError> {
+        let t = transport.as_mut();
+        // Identify before touching anything: a reset written to the wrong device is worse than
+        // refusing it.
+        identify(t)?;
+        t.reset()?;
+        t.write32(control::BASE + control::CTRL, control::CTRL::RESET.mask() as u32);
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while t.read32(control::BASE + control::STATUS) & 1 == 0 {
+            if Instant::now() > deadline {
+                return Err(DriverError::BringUp("the device did not come out of reset in 100 ms".into()));
+            }
+            t.service();
+        }
+        for pattern in [0x5a5a_a5a5, 0xa5a5_5a5a] {
+            t.write32(control::BASE + control::SCRATCH, pattern);
+            let got = t.read32(control::BASE + control::SCRATCH);
+            if got != pattern {
+                return Err(DriverError::BringUp(format!(
+                    "SCRATCH reads {got:#x} after writing {pattern:#x}"
+                )));
+            }
+        }
+        let (info, blocks) = probe(t)?;
+        if cfg.exception_rings == 0 || cfg.exception_rings > info.exception_rings {
+            return Err(DriverError::BringUp(format!(
+                "{} exception rings asked, the device has {}",
+                cfg.exception_rings, info.exception_rings
+            )));
+        }
+        let mut regions = Vec::new();
+        let rb = blocks.base(BlockType::Rings)?;
+        let mut enable = |t: &mut dyn Transport, id: u32, entry: usize, buf: Option<u32>| {
+            let region = t.alloc_dma(entry << cfg.ring_log2)?;
+            let r = rb + id * 0x40;
+            t.write64(r + rings::RING_BASE, region.iova());
+            t.write32(r + rings::RING_SIZE_LOG2, cfg.ring_log2);
+            let buffers = match buf {
+                Some(size) => {
+                    let b = t.alloc_dma((size as usize) << cfg.ring_log2)?;
+                    t.write64(r + rings::RING_BUF_BASE, b.iova());
+                    t.write32(r + rings::RING_BUF_SIZE, size);
+                    Some(b)
+                }
+                None => None,
+            };
+            t.write32(r + rings::RING_CTRL, 1);
+            if t.read32(r + rings::RING_STATUS) & 1 == 0 {
+                return Err(DriverError::BringUp(format!(
+                    "ring {id} was refused (RING_STATUS CONFIG_ERROR)"
+                )));
+            }
+            let doorbell = t.read32(r + rings::RING_DOORBELL);
+            regions.push(region.clone());
+            regions.extend(buffers.clone());
+            Ok::<_, DriverError>((RingMem { region, log2: cfg.ring_log2, doorbell }, buffers))
+        };
+        let (cmd, _) = enable(t, ring_id::COMMAND, 256, None)?;
+        let (cpl, _) = enable(t, ring_id::COMPLETION, 64, None)?;
+        let (inj, _) = enable(t, ring_id::INJECT, 32, None)?;
+        let (evt, _) = enable(t, ring_id::EVENT, 64, None)?;
+        let mut exceptions = Vec::new();
+        for q in 0..cfg.exception_rings {
+            let (mem, buffers) = enable(t, ring_id::EXCEPTION0 + q, 32, Some(cfg.buf_size))?;
+            let buffers = buffers.ok_or_else(|| DriverError::BringUp("exception buffers missing".into()))?;
+            exceptions.push(ExceptionRing { ring: Consumer::new(mem), buffers });
+        }
+        let inject_buffers = t.alloc_dma(16384 << cfg.ring_log2)?;
+        regions.push(inject_buffers.clone());
+
+        let pu = blocks.base(BlockType::Punt)?;
+        t.write32(pu + punt::QUEUES, cfg.exception_rings);
+        for n in 0..64 {
+            t.write32(pu + punt::RETA + 4 * n, n % cfg.exception_rings);
+        }
+
+        let interrupts = cfg.interrupts;
+        let mut nic = Nic {
+            cfg,
+            info,
+            commands: Producer::new(cmd),
+            completions: Consumer::new(cpl),
+            inject: Producer::new(inj),
+            inject_buffers,
+            events: Consumer::new(evt),
+            exceptions,
+            vectors: Vec::new(),
+            outstanding: 0,
+            regions,
+            blocks,
+            transport,
+        };
+        if interrupts {
+            nic.setup_interrupts()?;
+        }
+        let pb = nic.blocks.base(BlockType::Ports)?;
+        let t = nic.transport.as_mut();
+        for n in 0..nic.info.ports.len() as u32 {
+            t.write32(pb + ports::PORT_CTRL + n * 0x40, 1);
+        }
+        t.write32(control::BASE + control::CTRL, 1);
+        Ok(nic)
+    }
+
+    fn setup_interrupts(&mut self) -> Result<(), DriverError> {
+        let ib = self.blocks.base(BlockType::Interrupts)?;
+        let sources = [ring_id::COMPLETION, ring_id::EVENT]
+            .into_iter()
+            .chain((0..self.cfg.exception_rings).map(|q| ring_id::EXCEPTION0 + q));
+        for ring in sources {
+            let v = vector_of(ring);
+            let Some(fd) = self.transport.interrupt(v)? else {
+                return Err(DriverError::BringUp(format!(
+                    "interrupts asked, but {} has none: use polling",
+                    self.transport.describe()
+                )));
+            };
+            self.transport.write32(ib + interrupts::SOURCE_VECTOR + 4 * ring, 0x8000_0000 | u32::from(v));
+            self.transport.write32(ib + interrupts::VEC_CTRL + 0x10 * u32::from(v), 1);
+            self.vectors.push((ring, fd));
+        }
+        Ok(())
+    }
+
+    /// What the device is.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// The transport, for register access the driver does not wrap.
+    pub fn transport(&mut self) -> &mut dyn Transport {
+        self.transport.as_mut()
+    }
+
+    /// The base of a register block, as discovered.
+    pub fn block(&self, t: BlockType) -> Result<u32, DriverError> {
+        self.blocks.base(t)
+    }
+
+    /// Commands that fit in the command ring now.
+    pub fn command_room(&self) -> u32 {
+        (1u32 << self.cfg.ring_log2).saturating_sub(self.outstanding)
+    }
+
+    /// Queues commands (phases set here); they reach the device at the next [`Self::flush`].
+    pub fn push_commands(&mut self, cmds: &[FlowCommand]) -> Result<(), DriverError> {
+        if cmds.len() as u32 > self.command_room() {
+            return Err(DriverError::RingFull("command"));
+        }
+        for c in cmds {
+            self.commands.push(*c);
+        }
+        self.outstanding += cmds.len() as u32;
+        Ok(())
+    }
+
+    /// Rings the command doorbell once for everything queued.
+    pub fn flush(&mut self) {
+        self.commands.flush(self.transport.as_mut());
+    }
+
+    /// Takes the completions that have arrived (at most `max`), in command order.
+    pub fn reap(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
+        self.transport.service();
+        let mut got = Vec::new();
+        let n = self.completions.poll(self.transport.as_mut(), &mut got, max);
+        self.outstanding = self.outstanding.saturating_sub(n as u32);
+        out.extend(got.into_iter().map(|(_, c)| c));
+        if n > 0 {
+            self.rearm(ring_id::COMPLETION);
+        }
+        n
+    }
+
+    /// Submits `cmds`, flushes, and waits for all their completions (up to the command
+    /// timeout). A device that stops completing is reported as [`DriverError::CompletionTimeout`].
+    pub fn execute(&mut self, cmds: &[FlowCommand]) -> Result<Vec<Completion>, DriverError> {
+        self.push_commands(cmds)?;
+        self.flush();
+        let mut out = Vec::with_capacity(cmds.len());
+        let start = Instant::now();
+        while out.len() < cmds.len() {
+            let missing = cmds.len() - out.len();
+            if self.reap(&mut out, missing) == 0 {
+                if start.elapsed() > self.cfg.command_timeout {
+                    return Err(DriverError::CompletionTimeout {
+                        outstanding: self.outstanding,
+                        waited_ms: start.elapsed().as_millis() as u64,
+                    });
+                }
+                self.wait(ring_id::COMPLETION, Duration::from_millis(1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Punted packets from exception ring `queue` (at most `max`).
+    pub fn recv_exceptions(&mut self, queue: usize, out: &mut Vec<Exception>, max: usize) -> usize {
+        self.transport.service();
+        let Some(ring) = self.exceptions.get_mut(queue) else { return 0 };
+        let mut got = Vec::new();
+        let n = ring.ring.poll(self.transport.as_mut(), &mut got, max);
+        let size = self.cfg.buf_size as usize;
+        for (index, desc) in got {
+            let slot = rtl_spec::ring::slot(index, self.cfg.ring_log2) as usize;
+            let mut frame = vec![0u8; usize::from(desc.length.get()).min(size)];
+            ring.buffers.read(slot * size, &mut frame);
+            out.push(Exception { desc, frame });
+        }
+        if n > 0 {
+            self.rearm(ring_id::EXCEPTION0 + queue as u32);
+        }
+        n
+    }
+
+    /// Events (at most `max`).
+    pub fn recv_events(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
+        self.transport.service();
+        let mut got = Vec::new();
+        let n = self.events.poll(self.transport.as_mut(), &mut got, max);
+        out.extend(got.into_iter().map(|(_, e)| e));
+        if n > 0 {
+            self.rearm(ring_id::EVENT);
+        }
+        n
+    }
+
+    /// Queues a frame to send unchanged on `port`; it leaves at [`Self::flush_injects`].
+    pub fn inject(&mut self, port: u8, frame: &[u8]) -> Result<(), DriverError> {
+        let rb = self.blocks.base(BlockType::Rings)?;
+        let cons = self.transport.read32(rb + ring_id::INJECT * 0x40 + rings::RING_CONS);
+        if self.inject.free(cons) == 0 || frame.len() > 16384 {
+            return Err(DriverError::RingFull("inject"));
+        }
+        let slot = rtl_spec::ring::slot(self.inject.prod(), self.cfg.ring_log2) as usize;
+        self.inject_buffers.write(slot * 16384, frame);
+        self.inject.push(InjectDesc {
+            addr: U64::new(self.inject_buffers.iova() + (slot * 16384) as u64),
+            length: (frame.len() as u16).into(),
+            port,
+            ..InjectDesc::default()
+        });
+        Ok(())
+    }
+
+    /// Sends every queued inject with one doorbell.
+    pub fn flush_injects(&mut self) {
+        self.inject.flush(self.transport.as_mut());
+    }
+
+    /// Waits until ring `ring` may have something, at most `timeout`: on its eventfd with
+    /// interrupts, by a short sleep when polling.
+    pub fn wait(&mut self, ring: u32, timeout: Duration) {
+        self.transport.service();
+        match self.vectors.iter().find(|(r, _)| *r == ring) {
+            Some((_, fd)) => {
+                let mut pfd = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+                // SAFETY: `pfd` is a valid pollfd for the duration of the call; nfds is 1.
+                unsafe { libc::poll(&raw mut pfd, 1, ms) };
+                let _ = fd.read();
+            }
+            None => std::thread::sleep(timeout.min(Duration::from_micros(100))),
+        }
+    }
+
+    /// Re-arms the vector of `ring` after draining it (interrupt mode only).
+    fn rearm(&mut self, ring: u32) {
+        if self.vectors.iter().any(|(r, _)| *r == ring) {
+            if let Ok(ib) = self.blocks.base(BlockType::Interrupts) {
+                self.transport.write32(ib + interrupts::VEC_CTRL + 0x10 * u32::from(vector_of(ring)), 1);
+            }
+        }
+    }
+
+    /// Resets the device and brings it up again with the same configuration: the recovery path
+    /// after a completion timeout. The flow table is empty afterwards; the caller (flow-offload)
+    /// rewrites it from its shadow.
+    pub fn recover(self) -> Result<Nic, DriverError> {
+        let Nic { mut transport, cfg, regions, .. } = self;
+        for r in &regions {
+            transport.free_dma(r)?;
+        }
+        Nic::bring_up(transport, cfg)
+    }
+}

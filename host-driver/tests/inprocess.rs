@@ -1,0 +1,226 @@
+//! The driver over the in-process model: bring-up, discovery, commands, punts, injects,
+//! events, interrupts and polling, version refusal, a hung device detected and recovered.
+
+use host_driver::dma::DmaRegion;
+use host_driver::nic::Exception;
+use host_driver::transport::Transport;
+use host_driver::transport::inprocess::InProcess;
+use host_driver::{DriverError, Nic, NicConfig};
+use rtl_spec::codes::{EventKind, Opcode, PuntReason, Status};
+use rtl_spec::formats::{FlowCommand, NextHopCtl, NextHopEntry};
+use rtl_spec::regs::identity;
+use sim_model::clock::ManualClock;
+use sim_model::device::ModelConfig;
+use sim_model::port::{MemoryPort, MemoryPortHandle};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vmm_sys_util::eventfd::EventFd;
+use zerocopy::IntoBytes;
+
+/// The in-process model shared with the test, so the test can reach the model's ports and
+/// clock while the driver owns the transport. `spec_version` overrides what the identity block
+/// says, to play a device of another version.
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<InProcess>>,
+    spec_version: Option<u32>,
+}
+
+impl Transport for Shared {
+    fn describe(&self) -> String {
+        self.inner.lock().unwrap().describe()
+    }
+    fn read32(&mut self, offset: u32) -> u32 {
+        if offset == identity::BASE + identity::SPEC_VERSION {
+            if let Some(v) = self.spec_version {
+                return v;
+            }
+        }
+        self.inner.lock().unwrap().read32(offset)
+    }
+    fn write32(&mut self, offset: u32, value: u32) {
+        self.inner.lock().unwrap().write32(offset, value);
+    }
+    fn read64(&mut self, offset: u32) -> u64 {
+        self.inner.lock().unwrap().read64(offset)
+    }
+    fn write64(&mut self, offset: u32, value: u64) {
+        self.inner.lock().unwrap().write64(offset, value);
+    }
+    fn alloc_dma(&mut self, len: usize) -> Result<DmaRegion, DriverError> {
+        self.inner.lock().unwrap().alloc_dma(len)
+    }
+    fn free_dma(&mut self, region: &DmaRegion) -> Result<(), DriverError> {
+        self.inner.lock().unwrap().free_dma(region)
+    }
+    fn interrupt(&mut self, vector: u16) -> Result<Option<EventFd>, DriverError> {
+        self.inner.lock().unwrap().interrupt(vector)
+    }
+    fn reset(&mut self) -> Result<(), DriverError> {
+        self.inner.lock().unwrap().reset()
+    }
+    fn service(&mut self) {
+        self.inner.lock().unwrap().service();
+    }
+}
+
+struct Rig {
+    shared: Shared,
+    ports: Vec<MemoryPortHandle>,
+}
+
+fn rig() -> Rig {
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let mut model = InProcess::new(ModelConfig::small(1024), clock.clone()).unwrap();
+    let mut ports = Vec::new();
+    for n in 0..2 {
+        let (p, h) = MemoryPort::new();
+        model.attach_port(n, Box::new(p)).unwrap();
+        ports.push(h);
+    }
+    Rig { shared: Shared { inner: Arc::new(Mutex::new(model)), spec_version: None }, ports }
+}
+
+fn cfg(interrupts: bool) -> NicConfig {
+    NicConfig {
+        ring_log2: 6,
+        exception_rings: 2,
+        interrupts,
+        command_timeout: Duration::from_millis(200),
+        ..NicConfig::default()
+    }
+}
+
+/// An Ethernet/IPv4/TCP SYN from 192.0.2.1:40000 to 10.0.0.1:80 with a valid checksum layout
+/// (the model only parses it; checksums are not its business on a punt).
+fn syn() -> Vec<u8> {
+    let mut f = vec![0u8; 54];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[2, 0xc1, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&40u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 6;
+    f[26..30].copy_from_slice(&[192, 0, 2, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 1]);
+    f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&80u16.to_be_bytes());
+    f[46] = 0x50;
+    f[47] = 0x02;
+    f
+}
+
+fn nop(cookie: u64) -> FlowCommand {
+    FlowCommand { opcode: Opcode::Nop.into(), cookie: cookie.into(), ..FlowCommand::default() }
+}
+
+#[test]
+fn bring_up_discovers_the_device() {
+    let r = rig();
+    let nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).unwrap();
+    let info = nic.info();
+    assert_eq!(info.spec_version, "1.0");
+    assert_eq!(info.geometry.records, 1024);
+    assert_eq!(info.geometry.buckets, 512);
+    assert_eq!(info.geometry.slots_per_bucket, 4);
+    assert_eq!(info.blocks.len(), rtl_spec::regs::ALL_BLOCKS.len());
+    assert_eq!(info.ports.len(), 2);
+    assert!(info.capability_names.iter().any(|c| c == "IPV6"));
+    let text = info.to_string();
+    assert!(text.contains("1024 records"), "{text}");
+}
+
+fn command_round_trip(interrupts: bool) {
+    let r = rig();
+    let mut nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(interrupts)).unwrap();
+    let cpl = nic.execute(&[nop(7), nop(8)]).unwrap();
+    assert_eq!(cpl.iter().map(|c| c.cookie.get()).collect::<Vec<_>>(), vec![7, 8]);
+    assert!(cpl.iter().all(|c| c.status == Status::Ok as u8));
+    // More commands than the ring holds go through in batches.
+    for round in 0..3u64 {
+        let batch: Vec<_> = (0..64).map(|i| nop(round * 100 + i)).collect();
+        assert_eq!(nic.execute(&batch).unwrap().len(), 64);
+    }
+    let mut nh = FlowCommand { opcode: Opcode::NextHopSet.into(), arg: 3.into(), ..FlowCommand::default() };
+    let entry =
+        NextHopEntry { ctl: NextHopCtl::new().with_valid(true).with_port(1), ..NextHopEntry::default() };
+    nh.payload[..16].copy_from_slice(entry.as_bytes());
+    assert_eq!(nic.execute(&[nh]).unwrap()[0].status, Status::Ok as u8);
+    assert!(matches!(nic.push_commands(&vec![nop(0); 65]), Err(DriverError::RingFull("command"))));
+}
+
+#[test]
+fn commands_complete_in_polling_mode() {
+    command_round_trip(false);
+}
+
+#[test]
+fn commands_complete_in_interrupt_mode() {
+    command_round_trip(true);
+}
+
+fn punt_inject_event(interrupts: bool) {
+    let r = rig();
+    let mut nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(interrupts)).unwrap();
+    r.ports[0].push_rx(syn(), None);
+    let mut got: Vec<Exception> = Vec::new();
+    for _ in 0..100 {
+        for q in 0..2 {
+            nic.recv_exceptions(q, &mut got, 8);
+        }
+        if !got.is_empty() {
+            break;
+        }
+        nic.wait(rtl_spec::regs::ring_id::EXCEPTION0, Duration::from_millis(1));
+    }
+    assert_eq!(got.len(), 1, "the miss was punted");
+    assert_eq!(got[0].desc.reason, PuntReason::Miss as u8);
+    assert_eq!(got[0].frame, syn());
+
+    nic.inject(1, &syn()).unwrap();
+    nic.flush_injects();
+    assert_eq!(r.ports[1].take_tx(), vec![syn()], "the injected frame left on port 1");
+
+    // A ring enabled with a bad size posts an error event on the event ring.
+    let rb = nic.block(rtl_spec::codes::BlockType::Rings).unwrap();
+    let ring = rb + 19 * 0x40;
+    nic.transport().write32(ring + rtl_spec::regs::rings::RING_SIZE_LOG2, 40);
+    nic.transport().write32(ring + rtl_spec::regs::rings::RING_CTRL, 1);
+    let mut events = Vec::new();
+    nic.recv_events(&mut events, 8);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Error as u8);
+    assert_eq!(events[0].cause, rtl_spec::codes::ErrorCode::BadRingConfig as u8);
+}
+
+#[test]
+fn punts_injects_and_events_in_polling_mode() {
+    punt_inject_event(false);
+}
+
+#[test]
+fn punts_injects_and_events_in_interrupt_mode() {
+    punt_inject_event(true);
+}
+
+#[test]
+fn a_device_of_another_major_version_is_refused_naming_both() {
+    let mut r = rig();
+    r.shared.spec_version = Some(0x0002_0003);
+    let err = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).err().expect("refused");
+    assert!(matches!(err, DriverError::VersionMismatch { device: (2, 3), driver: (1, 0) }));
+    let text = err.to_string();
+    assert!(text.contains("2.3") && text.contains("1.0"), "{text}");
+}
+
+#[test]
+fn a_hung_device_is_detected_and_recovered() {
+    let r = rig();
+    let mut nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).unwrap();
+    r.shared.inner.lock().unwrap().device().set_stalled(true);
+    let err = nic.execute(&[nop(1)]).unwrap_err();
+    assert!(matches!(err, DriverError::CompletionTimeout { outstanding: 1, .. }), "{err}");
+    let mut nic = nic.recover().unwrap();
+    assert_eq!(nic.execute(&[nop(2)]).unwrap()[0].cookie.get(), 2);
+}
