@@ -259,20 +259,29 @@ impl Nic {
         n
     }
 
-    /// Submits `cmds`, flushes, and waits for all their completions (up to the command
-    /// timeout). A device that stops completing is reported as [`DriverError::CompletionTimeout`].
+    /// Submits `cmds` (as many at a time as the ring holds, one doorbell per batch) and waits
+    /// for all their completions, in order. A device that completes nothing for
+    /// `command_timeout` is reported as [`DriverError::CompletionTimeout`].
     pub fn execute(&mut self, cmds: &[FlowCommand]) -> Result<Vec<Completion>, DriverError> {
-        self.push_commands(cmds)?;
-        self.flush();
         let mut out = Vec::with_capacity(cmds.len());
-        let start = Instant::now();
+        let mut sent = 0;
+        let mut last_progress = Instant::now();
         while out.len() < cmds.len() {
-            let missing = cmds.len() - out.len();
-            if self.reap(&mut out, missing) == 0 {
-                if start.elapsed() > self.cfg.command_timeout {
+            let room = self.command_room() as usize;
+            if sent < cmds.len() && room > 0 {
+                let n = room.min(cmds.len() - sent);
+                self.push_commands(&cmds[sent..sent + n])?;
+                self.flush();
+                sent += n;
+            }
+            let missing = sent - out.len();
+            if self.reap(&mut out, missing) > 0 {
+                last_progress = Instant::now();
+            } else {
+                if last_progress.elapsed() > self.cfg.command_timeout {
                     return Err(DriverError::CompletionTimeout {
                         outstanding: self.outstanding,
-                        waited_ms: start.elapsed().as_millis() as u64,
+                        waited_ms: last_progress.elapsed().as_millis() as u64,
                     });
                 }
                 self.wait(ring_id::COMPLETION, Duration::from_millis(1));

@@ -15,7 +15,7 @@ pub mod vfio_user;
 
 use crate::dma::DmaRegion;
 use crate::error::DriverError;
-use vmm_sys_util::eventfd::EventFd;
+pub use vmm_sys_util::eventfd::EventFd;
 
 /// A way to reach a Sluice NIC.
 pub trait Transport: Send {
@@ -41,6 +41,39 @@ pub trait Transport: Send {
     /// Lets a device that lives in this thread do its work (the in-process model polls its
     /// ports and runs its timers here); a no-op for real and remote devices.
     fn service(&mut self) {}
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn read32(&mut self, offset: u32) -> u32 {
+        (**self).read32(offset)
+    }
+    fn write32(&mut self, offset: u32, value: u32) {
+        (**self).write32(offset, value);
+    }
+    fn read64(&mut self, offset: u32) -> u64 {
+        (**self).read64(offset)
+    }
+    fn write64(&mut self, offset: u32, value: u64) {
+        (**self).write64(offset, value);
+    }
+    fn alloc_dma(&mut self, len: usize) -> Result<DmaRegion, DriverError> {
+        (**self).alloc_dma(len)
+    }
+    fn free_dma(&mut self, region: &DmaRegion) -> Result<(), DriverError> {
+        (**self).free_dma(region)
+    }
+    fn interrupt(&mut self, vector: u16) -> Result<Option<EventFd>, DriverError> {
+        (**self).interrupt(vector)
+    }
+    fn reset(&mut self) -> Result<(), DriverError> {
+        (**self).reset()
+    }
+    fn service(&mut self) {
+        (**self).service();
+    }
 }
 
 /// A simple IOVA allocator: regions are placed one after another, 2 MiB aligned, from 1 GiB up.
