@@ -1,4 +1,7 @@
-//! # flow_offload
+//! # flow_offload: the host's authoritative flow table, replicated into the NIC
 //!
-//! The host's authoritative shadow of the NIC flow table, replicated into the NIC with batched, make-before-break commands. Not built yet: see issue 5.
+//! Being written (issue 5): `placement` is the shadow cuckoo index.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod placement;
+pub mod table;

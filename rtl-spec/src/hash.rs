@@ -29,6 +29,17 @@ pub fn hash(seed: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(seed, data)
 }
 
+/// MurmurHash3's 32-bit finalizer: a bijective, non-linear mix (two multipliers in logic).
+#[inline]
+pub const fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85EB_CA6B);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xC2B2_AE35);
+    h ^= h >> 16;
+    h
+}
+
 /// Where a key may live in the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
@@ -46,7 +57,10 @@ pub fn placement(key: &LookupKey, seed_a: u32, seed_b: u32, buckets: u32) -> Pla
     debug_assert!(buckets.is_power_of_two() && buckets >= 2);
     let bytes = key.as_bytes();
     let ha = hash(seed_a, bytes);
-    let hb = hash(seed_b, bytes);
+    // CRC-32C is linear: hash(A, k) ^ hash(B, k) is the same for every key of one length, so
+    // without the mix every key's second bucket would be `bucket_a ^ constant` and no cuckoo
+    // chain could ever form.
+    let hb = fmix32(hash(seed_b, bytes));
     let mask = buckets.wrapping_sub(1);
     let bucket_a = ha & mask;
     let mut bucket_b = hb & mask;
@@ -135,8 +149,10 @@ mod tests {
         let key = sample_key();
         assert_eq!(hash(0x9E37_79B9, key.as_bytes()), 0x2026_6BCE);
         assert_eq!(hash(0x85EB_CA6B, key.as_bytes()), 0x7EB2_C151);
+        assert_eq!(fmix32(0x7EB2_C151), 0xE3A9_D256);
+        assert_eq!(fmix32(1), 0x514E_28B7);
         let p = placement(&key, 0x9E37_79B9, 0x85EB_CA6B, 1 << 19);
-        assert_eq!(p, Placement { bucket_a: 0x66BCE, bucket_b: 0x2C151, sig: 0x2026 });
+        assert_eq!(p, Placement { bucket_a: 0x66BCE, bucket_b: 0x1D256, sig: 0x2026 });
     }
 
     #[test]
@@ -147,6 +163,22 @@ mod tests {
         assert_eq!(&b[0..4], &[192, 0, 2, 1]);
         assert_eq!(&b[16..20], &[10, 10, 1, 100]);
         assert_eq!(&b[32..40], &[0x9c, 0x40, 0x00, 0x50, 6, 4, 0, 0]);
+    }
+
+    /// The second bucket must not be a fixed function of the first (CRC-32C alone would make it
+    /// `bucket_a ^ constant`): keys sharing a first bucket spread over many second buckets.
+    #[test]
+    fn second_buckets_are_independent_of_the_first() {
+        let mut key = sample_key();
+        let mut partners = std::collections::HashSet::new();
+        for port in 0..20_000u16 {
+            key.tuple.src_port = port.into();
+            let p = placement(&key, 0x9E37_79B9, 0x85EB_CA6B, 64);
+            if p.bucket_a == 7 {
+                partners.insert(p.bucket_b);
+            }
+        }
+        assert!(partners.len() > 40, "bucket 7's keys reach only {} second buckets", partners.len());
     }
 
     #[test]

@@ -1,0 +1,424 @@
+//! The offloaded flow table: the host's authoritative shadow (records and index) and the
+//! commands that make the NIC's table its replica.
+//!
+//! Every change is decided on the shadow first, then written as commands in an order that keeps
+//! every installed flow findable at every step: a cuckoo move writes the slot's new place before
+//! it clears the old one, an insert writes the record with its two slots, a remove clears them.
+//! Commands are queued and go out in batches, one doorbell each, at [`FlowTable::commit`]; a
+//! command the NIC refuses is rolled back on the shadow and reported.
+
+use crate::placement::{GeometryError, Plan, ShadowIndex};
+use host_driver::{DriverError, Nic};
+use rtl_spec::codes::{Opcode, Status};
+use rtl_spec::formats::{
+    CommandFlags, DirParams, FlowCommand, FlowRecord, FlowTuple, IndexPos, IndexSlot, ModifyMask,
+    NextHopEntry, RecordCtl,
+};
+use zerocopy::IntoBytes;
+use zerocopy::little_endian::{U16, U32, U64};
+
+/// Cuckoo moves tried before a key goes to the stash or the table counts as full.
+pub const MAX_MOVES: usize = 8;
+
+/// A connection to offload: both directions as the NIC sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Client → VIP.
+    pub orig: FlowTuple,
+    /// Real server → LIP.
+    pub reply: FlowTuple,
+    /// 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    /// IPv6 tuples.
+    pub ipv6: bool,
+    /// Next hop toward the real server.
+    pub next_hop_orig: u16,
+    /// Next hop back toward the client.
+    pub next_hop_reply: u16,
+    /// Idle timeout the NIC's ager applies, seconds (0: never).
+    pub idle_timeout: u16,
+    /// The slow path's handle for the connection, echoed in events.
+    pub cookie: u32,
+}
+
+/// A flow installed in the NIC: its record index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(pub u32);
+
+/// Why a flow was not installed.
+#[derive(Debug)]
+pub enum InstallError {
+    /// No record or no index slot is free: the connection stays on the host's software path.
+    Full,
+    /// The flow is not one the NIC can hold (protocol, addresses, next hop).
+    Invalid(String),
+    /// The device failed.
+    Device(DriverError),
+}
+
+impl std::fmt::Display for InstallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstallError::Full => write!(f, "the NIC flow table is full"),
+            InstallError::Invalid(m) => write!(f, "the flow cannot be offloaded: {m}"),
+            InstallError::Device(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for InstallError {}
+
+/// What the table counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Flows installed.
+    pub installs: u64,
+    /// Installs refused because the table was full.
+    pub full: u64,
+    /// Flows removed.
+    pub removes: u64,
+    /// Cuckoo moves written.
+    pub moves: u64,
+    /// Commands the NIC refused (and the shadow rolled back).
+    pub command_errors: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Installed {
+    flow: Flow,
+    orig_pos: IndexPos,
+    reply_pos: IndexPos,
+}
+
+/// What a queued command undoes on the shadow if the NIC refuses it.
+#[derive(Clone, Copy, Debug)]
+enum Undo {
+    Nothing,
+    Insert(u32),
+}
+
+/// The shadow and its replica.
+pub struct FlowTable {
+    nic: Nic,
+    index: ShadowIndex,
+    records: Vec<Option<Installed>>,
+    free: Vec<u32>,
+    next_hops: Vec<Option<NextHopEntry>>,
+    queue: Vec<(FlowCommand, Undo)>,
+    stats: Stats,
+}
+
+impl FlowTable {
+    /// Takes over a brought-up NIC whose table is empty. Fails when the NIC's geometry is not
+    /// one the shadow can hold.
+    pub fn new(nic: Nic) -> Result<Self, GeometryError> {
+        let g = nic.info().geometry.clone();
+        Ok(FlowTable {
+            index: ShadowIndex::new(g.buckets, g.slots_per_bucket, g.stash, g.seed_a, g.seed_b)?,
+            records: vec![None; g.records as usize],
+            // Popped from the end: low indexes first, which keeps dumps readable.
+            free: (0..g.records).rev().collect(),
+            next_hops: vec![None; g.next_hops as usize],
+            queue: Vec::new(),
+            stats: Stats::default(),
+            nic,
+        })
+    }
+
+    /// The NIC, for what the table does not wrap.
+    pub fn nic(&mut self) -> &mut Nic {
+        &mut self.nic
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live flows.
+    pub fn occupancy(&self) -> u32 {
+        self.records.len() as u32 - self.free.len() as u32
+    }
+
+    /// The flow behind a handle.
+    pub fn get(&self, h: Handle) -> Option<&Flow> {
+        self.records.get(h.0 as usize)?.as_ref().map(|i| &i.flow)
+    }
+
+    /// Writes next-hop entry `n` (one command, whatever the number of flows using it).
+    pub fn set_next_hop(&mut self, n: u16, entry: NextHopEntry) -> Result<(), InstallError> {
+        if usize::from(n) >= self.next_hops.len() {
+            return Err(InstallError::Invalid(format!(
+                "next hop {n} beyond the table's {}",
+                self.next_hops.len()
+            )));
+        }
+        let mut cmd = FlowCommand {
+            opcode: Opcode::NextHopSet.into(),
+            arg: U32::new(u32::from(n)),
+            ..FlowCommand::default()
+        };
+        cmd.payload[..16].copy_from_slice(entry.as_bytes());
+        self.next_hops[usize::from(n)] = Some(entry);
+        self.queue.push((cmd, Undo::Nothing));
+        Ok(())
+    }
+
+    fn record_of(flow: &Flow) -> FlowRecord {
+        let (o3, o4) = rtl_spec::checksum::direction_deltas(&flow.orig, &flow.reply.reversed(), flow.ipv6);
+        let (r3, r4) = rtl_spec::checksum::direction_deltas(&flow.reply, &flow.orig.reversed(), flow.ipv6);
+        FlowRecord {
+            ctl: RecordCtl::new().with_valid(true).with_ipv6(flow.ipv6).with_proto(flow.proto),
+            cookie: U32::new(flow.cookie),
+            orig: flow.orig,
+            reply: flow.reply,
+            idle_timeout: U16::new(flow.idle_timeout),
+            dir_orig: DirParams {
+                next_hop: U16::new(flow.next_hop_orig),
+                l3_delta: U16::new(o3),
+                l4_delta: U16::new(o4),
+            },
+            dir_reply: DirParams {
+                next_hop: U16::new(flow.next_hop_reply),
+                l3_delta: U16::new(r3),
+                l4_delta: U16::new(r4),
+            },
+            ..FlowRecord::default()
+        }
+    }
+
+    fn validate(&self, flow: &Flow) -> Result<(), InstallError> {
+        if flow.proto != 6 && flow.proto != 17 {
+            return Err(InstallError::Invalid(format!(
+                "protocol {} (only TCP and UDP are offloaded)",
+                flow.proto
+            )));
+        }
+        let hops = self.next_hops.len();
+        if usize::from(flow.next_hop_orig) >= hops || usize::from(flow.next_hop_reply) >= hops {
+            return Err(InstallError::Invalid("next hop beyond the table".into()));
+        }
+        let rec = Self::record_of(flow);
+        if rec.key(false) == rec.key(true) {
+            return Err(InstallError::Invalid("both directions carry the same tuple".into()));
+        }
+        if !flow.ipv6
+            && [flow.orig, flow.reply]
+                .iter()
+                .any(|t| t.src_addr[4..] != [0; 12] || t.dst_addr[4..] != [0; 12])
+        {
+            return Err(InstallError::Invalid("IPv4 flow with bytes beyond the IPv4 address".into()));
+        }
+        Ok(())
+    }
+
+    /// Queues a plan's moves, make-before-break: each entry's new slot is written before its
+    /// old one is cleared, and the plan lists the last hop of a chain first.
+    fn queue_moves(&mut self, plan: &Plan) {
+        for m in &plan.moves {
+            let mut write =
+                FlowCommand { opcode: Opcode::IndexWrite.into(), slot_orig: m.to, ..FlowCommand::default() };
+            write.payload[..8].copy_from_slice(self.index.word_of(&m.entry).as_bytes());
+            let clear = FlowCommand {
+                opcode: Opcode::IndexWrite.into(),
+                slot_orig: m.from,
+                ..FlowCommand::default()
+            };
+            self.queue.push((write, Undo::Nothing));
+            self.queue.push((clear, Undo::Nothing));
+            self.stats.moves += 1;
+            // The shadow keeps each record's own positions current for its Delete.
+            if let Some(Some(inst)) = self.records.get_mut(m.entry.record as usize) {
+                if m.entry.reply {
+                    inst.reply_pos = m.to;
+                } else {
+                    inst.orig_pos = m.to;
+                }
+            }
+        }
+    }
+
+    /// Installs a flow. `Full` means no record or slot is free: the connection stays on the
+    /// host's software path, nothing is lost.
+    pub fn install(&mut self, flow: Flow) -> Result<Handle, InstallError> {
+        self.validate(&flow)?;
+        let Some(&record) = self.free.last() else {
+            self.stats.full += 1;
+            return Err(InstallError::Full);
+        };
+        let rec = Self::record_of(&flow);
+        let (key_o, key_r) = (rec.key(false), rec.key(true));
+        if self.index.find(&key_o).is_some() || self.index.find(&key_r).is_some() {
+            return Err(InstallError::Invalid("a flow with one of these tuples is installed".into()));
+        }
+        // Both keys or neither: a record that does not fit leaves the index as it was.
+        let Some(plan) = self.index.place_record(record, &key_o, &key_r, MAX_MOVES) else {
+            self.stats.full += 1;
+            return Err(InstallError::Full);
+        };
+        self.queue_moves(&plan.orig);
+        self.queue_moves(&plan.reply);
+        let (orig_pos, reply_pos) = (plan.orig.target, plan.reply.target);
+        self.free.pop();
+        self.records[record as usize] = Some(Installed { flow, orig_pos, reply_pos });
+        let mut cmd = FlowCommand {
+            opcode: Opcode::Insert.into(),
+            record: U32::new(record),
+            cookie: U64::new(u64::from(record)),
+            slot_orig: orig_pos,
+            slot_reply: reply_pos,
+            ..FlowCommand::default()
+        };
+        cmd.payload[..128].copy_from_slice(rec.as_bytes());
+        self.queue.push((cmd, Undo::Insert(record)));
+        self.stats.installs += 1;
+        Ok(Handle(record))
+    }
+
+    /// Removes a flow (its record and both slots). With `report`, the NIC sends its final
+    /// counters as a flow-info event (cause HOST).
+    pub fn remove(&mut self, h: Handle, report: bool) -> Result<(), InstallError> {
+        let inst = self.take(h)?;
+        let cmd = FlowCommand {
+            opcode: Opcode::Delete.into(),
+            flags: CommandFlags::new().with_report(report),
+            record: U32::new(h.0),
+            slot_orig: inst.orig_pos,
+            slot_reply: inst.reply_pos,
+            ..FlowCommand::default()
+        };
+        self.queue.push((cmd, Undo::Nothing));
+        self.stats.removes += 1;
+        Ok(())
+    }
+
+    fn take(&mut self, h: Handle) -> Result<Installed, InstallError> {
+        let inst = self
+            .records
+            .get_mut(h.0 as usize)
+            .and_then(Option::take)
+            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
+        self.index.clear(inst.orig_pos);
+        self.index.clear(inst.reply_pos);
+        self.free.push(h.0);
+        Ok(inst)
+    }
+
+    /// Points a flow at other next hops (e.g. a real server's neighbour moved).
+    pub fn set_flow_next_hops(&mut self, h: Handle, orig: u16, reply: u16) -> Result<(), InstallError> {
+        let hops = self.next_hops.len();
+        if usize::from(orig) >= hops || usize::from(reply) >= hops {
+            return Err(InstallError::Invalid("next hop beyond the table".into()));
+        }
+        let inst = self
+            .records
+            .get_mut(h.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
+        inst.flow.next_hop_orig = orig;
+        inst.flow.next_hop_reply = reply;
+        let rec = Self::record_of(&inst.flow);
+        let mut cmd = FlowCommand {
+            opcode: Opcode::Modify.into(),
+            record: U32::new(h.0),
+            arg: ModifyMask::new().with_next_hops(true).into_bits(),
+            ..FlowCommand::default()
+        };
+        cmd.payload[..128].copy_from_slice(rec.as_bytes());
+        self.queue.push((cmd, Undo::Nothing));
+        Ok(())
+    }
+
+    /// Sends everything queued (in batches, one doorbell each) and waits for the completions.
+    /// A refused command is counted and its shadow change rolled back; the statuses of refused
+    /// commands are returned.
+    pub fn commit(&mut self) -> Result<Vec<(FlowCommand, Status)>, DriverError> {
+        if self.queue.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = std::mem::take(&mut self.queue);
+        let cmds: Vec<FlowCommand> = queued.iter().map(|(c, _)| *c).collect();
+        let completions = self.nic.execute(&cmds)?;
+        let mut refused = Vec::new();
+        for ((cmd, undo), cpl) in queued.into_iter().zip(completions) {
+            let status = Status::try_from(cpl.status).unwrap_or(Status::BadOpcode);
+            if status == Status::Ok {
+                continue;
+            }
+            self.stats.command_errors += 1;
+            tracing::warn!(
+                opcode = cmd.opcode,
+                record = cmd.record.get(),
+                ?status,
+                "the NIC refused a command"
+            );
+            if let Undo::Insert(record) = undo {
+                let _ = self.take(Handle(record));
+                self.stats.installs -= 1;
+            }
+            refused.push((cmd, status));
+        }
+        Ok(refused)
+    }
+
+    /// Rewrites the NIC's table from the shadow: after a device reset (or a recovery from a
+    /// completion timeout) the NIC is empty and the shadow still holds every flow.
+    pub fn reconcile(&mut self) -> Result<(), DriverError> {
+        self.queue.clear();
+        for (n, e) in self.next_hops.clone().into_iter().enumerate() {
+            if let Some(e) = e {
+                let _ = self.set_next_hop(n as u16, e);
+            }
+        }
+        for (record, inst) in self.records.iter().enumerate() {
+            let Some(inst) = inst else { continue };
+            let mut cmd = FlowCommand {
+                opcode: Opcode::Insert.into(),
+                record: U32::new(record as u32),
+                slot_orig: inst.orig_pos,
+                slot_reply: inst.reply_pos,
+                ..FlowCommand::default()
+            };
+            cmd.payload[..128].copy_from_slice(Self::record_of(&inst.flow).as_bytes());
+            self.queue.push((cmd, Undo::Nothing));
+        }
+        self.commit().map(|_| ())
+    }
+
+    /// Resets the device (recovery after it stopped answering) and rewrites its table.
+    pub fn recover(self) -> Result<FlowTable, DriverError> {
+        let FlowTable { nic, index, records, free, next_hops, stats, .. } = self;
+        let nic = nic.recover()?;
+        let mut table = FlowTable { nic, index, records, free, next_hops, queue: Vec::new(), stats };
+        table.reconcile()?;
+        Ok(table)
+    }
+
+    /// The index slot the shadow says the NIC holds at `pos` (for checks and dumps).
+    pub fn shadow_slot(&self, pos: IndexPos) -> IndexSlot {
+        self.index.slot_word(pos)
+    }
+
+    /// The shadow's live record indexes.
+    pub fn live_records(&self) -> impl Iterator<Item = (Handle, &Flow)> {
+        self.records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|inst| (Handle(i as u32), &inst.flow)))
+    }
+
+    /// Every live index position in the shadow with its slot.
+    pub fn shadow_positions(&self) -> Vec<(IndexPos, IndexSlot)> {
+        self.records
+            .iter()
+            .flatten()
+            .flat_map(|i| [i.orig_pos, i.reply_pos])
+            .map(|p| (p, self.index.slot_word(p)))
+            .collect()
+    }
+
+    /// The record the shadow expects the NIC to hold for `h` (counters aside).
+    pub fn expected_record(&self, h: Handle) -> Option<FlowRecord> {
+        self.get(h).map(Self::record_of)
+    }
+}

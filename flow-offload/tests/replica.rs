@@ -1,0 +1,274 @@
+//! The NIC's table is the shadow's replica: after every batch, every installed flow is found by
+//! a packet lookup in the NIC (both directions, the right record), every removed one misses, and
+//! the records read back from the NIC are the ones the shadow holds. Also: a full table refuses
+//! without losing anything, and a device reset is repaired from the shadow.
+
+use flow_offload::table::{Flow, FlowTable, Handle, InstallError};
+use host_driver::transport::inprocess::InProcess;
+use host_driver::{Nic, NicConfig};
+use proptest::prelude::*;
+use rtl_spec::codes::{Opcode, PuntReason};
+use rtl_spec::formats::{FlowCommand, FlowRecord, FlowTuple};
+use sim_model::clock::ManualClock;
+use sim_model::device::ModelConfig;
+use sim_model::port::{MemoryPort, MemoryPortHandle};
+use std::sync::Arc;
+use std::time::Duration;
+use zerocopy::FromBytes;
+
+struct Rig {
+    table: FlowTable,
+    wire: MemoryPortHandle,
+}
+
+fn rig(records: u32, stash: u32) -> Rig {
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let cfg = ModelConfig {
+        records,
+        buckets: (records / 2).max(2),
+        stash,
+        next_hops: 16,
+        ..ModelConfig::default()
+    };
+    let mut model = InProcess::new(cfg, clock).unwrap();
+    let (port, wire) = MemoryPort::new();
+    model.attach_port(0, Box::new(port)).unwrap();
+    let nic_cfg = NicConfig { ring_log2: 8, command_timeout: Duration::from_secs(2), ..NicConfig::default() };
+    let nic = Nic::bring_up(Box::new(model), nic_cfg).unwrap();
+    Rig { table: FlowTable::new(nic).unwrap(), wire }
+}
+
+fn v4(a: u32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&a.to_be_bytes());
+    out
+}
+
+/// Flow `n`: client 192.0.x.y:(1024+n) → VIP 10.10.1.100:80; RS 10.10.2.(n%200):8080 → LIP
+/// 10.10.3.1:(2048+n). Distinct for every n.
+fn flow(n: u32) -> Flow {
+    Flow {
+        orig: FlowTuple {
+            src_addr: v4(0xC000_0000 | (n >> 8) << 8 | (n & 0xff)),
+            dst_addr: v4(0x0A0A_0164),
+            src_port: ((1024 + n % 60000) as u16).into(),
+            dst_port: 80.into(),
+        },
+        reply: FlowTuple {
+            src_addr: v4(0x0A0A_0200 | (n % 200)),
+            dst_addr: v4(0x0A0A_0301 + (n / 60000)),
+            src_port: 8080.into(),
+            dst_port: ((2048 + n % 60000) as u16).into(),
+        },
+        proto: 6,
+        ipv6: false,
+        next_hop_orig: 1,
+        next_hop_reply: 0,
+        idle_timeout: 0,
+        cookie: n,
+    }
+}
+
+/// A TCP SYN carrying `t` (a SYN that hits is punted with the record it hit).
+fn syn(t: &FlowTuple) -> Vec<u8> {
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
+        .ipv4(t.src_addr[..4].try_into().unwrap(), t.dst_addr[..4].try_into().unwrap(), 64)
+        .tcp(t.src_port.get(), t.dst_port.get(), 1, 1000)
+        .syn()
+        .write(&mut out, &[])
+        .unwrap();
+    out
+}
+
+/// What the NIC's lookup says about a tuple: `Some((record, reply))` on a hit.
+fn lookup(r: &mut Rig, t: &FlowTuple) -> Option<(u32, bool)> {
+    r.wire.push_rx(syn(t), None);
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        r.table.nic().recv_exceptions(0, &mut got, 4);
+        if !got.is_empty() {
+            break;
+        }
+    }
+    let e = got.pop().expect("the SYN was punted");
+    if e.desc.reason == PuntReason::TcpSyn as u8 {
+        assert!(e.desc.flags.hit());
+        Some((e.desc.record.get(), e.desc.flags.reply()))
+    } else {
+        assert_eq!(e.desc.reason, PuntReason::Miss as u8);
+        None
+    }
+}
+
+fn read_record(r: &mut Rig, index: u32) -> FlowRecord {
+    let nic = r.table.nic();
+    let region = nic.transport().alloc_dma(4096).unwrap();
+    let cmd = FlowCommand {
+        opcode: Opcode::Read.into(),
+        record: index.into(),
+        dma_addr: region.iova().into(),
+        ..FlowCommand::default()
+    };
+    assert_eq!(nic.execute(&[cmd]).unwrap()[0].status, 0);
+    let mut b = [0u8; 128];
+    region.read(0, &mut b);
+    nic.transport().free_dma(&region).unwrap();
+    FlowRecord::read_from_bytes(&b).unwrap()
+}
+
+/// The replica check: every live flow hits its record in both directions and its record reads
+/// back as the shadow's; every flow in `gone` misses.
+fn check(r: &mut Rig, gone: &[u32]) {
+    let live: Vec<(Handle, Flow)> = r.table.live_records().map(|(h, f)| (h, *f)).collect();
+    for (h, f) in &live {
+        assert_eq!(lookup(r, &f.orig), Some((h.0, false)), "flow {} original direction", f.cookie);
+        assert_eq!(lookup(r, &f.reply), Some((h.0, true)), "flow {} reply direction", f.cookie);
+        let mut nic_rec = read_record(r, h.0);
+        let want = r.table.expected_record(*h).unwrap();
+        nic_rec.last_seen = want.last_seen;
+        nic_rec.tcp_flags_orig = 0;
+        nic_rec.tcp_flags_reply = 0;
+        assert_eq!(nic_rec, want, "record {}", h.0);
+    }
+    for n in gone {
+        if !live.iter().any(|(_, f)| f.cookie == *n) {
+            assert_eq!(lookup(r, &flow(*n).orig), None, "removed flow {n} still hits");
+        }
+    }
+    let occupancy = r
+        .table
+        .nic()
+        .transport()
+        .read32(rtl_spec::regs::flow_table::BASE + rtl_spec::regs::flow_table::OCCUPANCY);
+    assert_eq!(occupancy, live.len() as u32);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Install(u32),
+    Remove(usize),
+    NextHops(usize, u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u32..500).prop_map(Op::Install),
+        2 => (0usize..64).prop_map(Op::Remove),
+        1 => (0usize..64, 0u16..16).prop_map(|(i, n)| Op::NextHops(i, n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_nic_table_is_the_shadows_replica(ops in prop::collection::vec(prop::collection::vec(op(), 1..12), 1..6)) {
+        let mut r = rig(64, 8);
+        let mut handles: Vec<(Handle, u32)> = Vec::new();
+        let mut gone = Vec::new();
+        for batch in ops {
+            for o in batch {
+                match o {
+                    Op::Install(n) => {
+                        if handles.iter().any(|(_, m)| *m == n) { continue; }
+                        match r.table.install(flow(n)) {
+                            Ok(h) => handles.push((h, n)),
+                            Err(InstallError::Full) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    Op::Remove(i) if !handles.is_empty() => {
+                        let (h, n) = handles.remove(i % handles.len());
+                        r.table.remove(h, false).unwrap();
+                        gone.push(n);
+                    }
+                    Op::NextHops(i, hop) if !handles.is_empty() => {
+                        let (h, _) = handles[i % handles.len()];
+                        r.table.set_flow_next_hops(h, hop, 15 - hop).unwrap();
+                    }
+                    _ => {}
+                }
+            }
+            let refused = r.table.commit().unwrap();
+            prop_assert!(refused.is_empty(), "the NIC refused {refused:?}");
+            check(&mut r, &gone);
+        }
+    }
+}
+
+#[test]
+fn at_high_occupancy_with_cuckoo_moves_the_replica_holds() {
+    let mut r = rig(256, 16);
+    let mut n = 0;
+    let mut full = 0;
+    // Install until the table refuses 20 times (well past the first cuckoo moves).
+    while full < 20 {
+        match r.table.install(flow(n)) {
+            Ok(_) => {}
+            Err(InstallError::Full) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+        n += 1;
+        if n % 16 == 0 {
+            assert!(r.table.commit().unwrap().is_empty());
+        }
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    let occ = r.table.occupancy();
+    println!(
+        "occupancy at refusal: {occ}/256 records, {} moves, {} refusals",
+        r.table.stats().moves,
+        r.table.stats().full
+    );
+    assert!(r.table.stats().moves > 0, "the fill exercised cuckoo moves");
+    check(&mut r, &[]);
+}
+
+#[test]
+fn a_full_table_refuses_and_keeps_what_it_has() {
+    let mut r = rig(16, 0);
+    let mut installed = 0;
+    for n in 0..40 {
+        match r.table.install(flow(n)) {
+            Ok(_) => installed += 1,
+            Err(InstallError::Full) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    assert!(installed <= 16);
+    assert!(r.table.stats().full >= 24);
+    check(&mut r, &[]);
+}
+
+#[test]
+fn a_device_reset_is_repaired_from_the_shadow() {
+    let mut r = rig(256, 8);
+    for n in 0..100 {
+        r.table.install(flow(n)).unwrap();
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    // Mid-traffic: a packet hits, then the device is reset behind the table's back.
+    assert_eq!(lookup(&mut r, &flow(5).orig).map(|(_, reply)| reply), Some(false));
+    let Rig { table, wire } = r;
+    let table = table.recover().unwrap();
+    let mut r = Rig { table, wire };
+    check(&mut r, &[]);
+}
+
+#[test]
+fn invalid_flows_are_refused_with_a_reason() {
+    let mut r = rig(16, 0);
+    let mut f = flow(1);
+    f.proto = 1;
+    assert!(matches!(r.table.install(f), Err(InstallError::Invalid(_))));
+    let mut f = flow(1);
+    f.next_hop_orig = 999;
+    assert!(matches!(r.table.install(f), Err(InstallError::Invalid(_))));
+    let h = r.table.install(flow(2)).unwrap();
+    assert!(matches!(r.table.install(flow(2)), Err(InstallError::Invalid(_))), "duplicate tuple");
+    r.table.remove(h, false).unwrap();
+    assert!(r.table.remove(h, false).is_err(), "double remove");
+    assert!(r.table.commit().unwrap().is_empty());
+}
