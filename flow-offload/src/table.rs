@@ -9,7 +9,7 @@
 
 use crate::placement::{GeometryError, Plan, ShadowIndex};
 use host_driver::{DriverError, Nic};
-use rtl_spec::codes::{Opcode, Status};
+use rtl_spec::codes::{ErrorCode, EventKind, FlowCause, Opcode, Status};
 use rtl_spec::formats::{
     CommandFlags, DirParams, FlowCommand, FlowRecord, FlowTuple, IndexPos, IndexSlot, ModifyMask,
     NextHopEntry, RecordCtl,
@@ -81,6 +81,38 @@ pub struct Stats {
     pub moves: u64,
     /// Commands the NIC refused (and the shadow rolled back).
     pub command_errors: u64,
+}
+
+/// A flow's counters as the NIC keeps them, per direction (original, reply).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    /// Packets forwarded.
+    pub packets: [u32; 2],
+    /// Bytes (IP length) forwarded.
+    pub bytes: [u64; 2],
+    /// OR of the TCP flags seen.
+    pub tcp_flags: [u8; 2],
+    /// Milliseconds since the last hit.
+    pub idle_ms: u32,
+}
+
+/// What the NIC reports about flows, for the slow path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// A flow went idle, saw a FIN or RST, was deleted with a report, or was evicted by the
+    /// NIC (then it is already gone from the table).
+    Flow {
+        /// The flow.
+        handle: Handle,
+        /// The slow path's cookie.
+        cookie: u32,
+        /// Why.
+        cause: FlowCause,
+        /// Its counters at that moment.
+        counters: FlowCounters,
+    },
+    /// The device reported an error (code, detail).
+    DeviceError(Option<ErrorCode>, u32),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -327,6 +359,117 @@ impl FlowTable {
         cmd.payload[..128].copy_from_slice(rec.as_bytes());
         self.queue.push((cmd, Undo::Nothing));
         Ok(())
+    }
+
+    /// Marks a flow as just seen (the host forwarded its packets itself), so the NIC's ager
+    /// restarts its idle clock.
+    pub fn touch(&mut self, h: Handle) -> Result<(), InstallError> {
+        if self.get(h).is_none() {
+            return Err(InstallError::Invalid(format!("no flow at record {}", h.0)));
+        }
+        let cmd =
+            FlowCommand { opcode: Opcode::Touch.into(), record: U32::new(h.0), ..FlowCommand::default() };
+        self.queue.push((cmd, Undo::Nothing));
+        Ok(())
+    }
+
+    /// Removes every flow (one Flush command, whatever their number).
+    pub fn flush_all(&mut self) {
+        let handles: Vec<Handle> = self.live_records().map(|(h, _)| h).collect();
+        for h in handles {
+            let _ = self.take(h);
+            self.stats.removes += 1;
+        }
+        self.queue
+            .push((FlowCommand { opcode: Opcode::Flush.into(), ..FlowCommand::default() }, Undo::Nothing));
+    }
+
+    /// Removes every flow to a VIP (address and port as the original tuple's destination).
+    /// Returns how many.
+    pub fn flush_vip(&mut self, addr: [u8; 16], port: u16) -> usize {
+        self.flush_where(|f| f.orig.dst_addr == addr && f.orig.dst_port.get() == port)
+    }
+
+    /// Removes every flow to a real server (the reply tuple's source). Returns how many.
+    pub fn flush_backend(&mut self, addr: [u8; 16], port: u16) -> usize {
+        self.flush_where(|f| f.reply.src_addr == addr && f.reply.src_port.get() == port)
+    }
+
+    fn flush_where(&mut self, pick: impl Fn(&Flow) -> bool) -> usize {
+        let handles: Vec<Handle> = self.live_records().filter(|(_, f)| pick(f)).map(|(h, _)| h).collect();
+        for h in &handles {
+            let _ = self.remove(*h, false);
+        }
+        handles.len()
+    }
+
+    /// Live counters of flows, read with one batch of Query commands (with `clear`, the NIC
+    /// zeroes them after reading, for callers that accumulate). Flows the NIC no longer holds
+    /// are left out.
+    pub fn counters(
+        &mut self,
+        handles: &[Handle],
+        clear: bool,
+    ) -> Result<Vec<(Handle, FlowCounters)>, DriverError> {
+        let cmds: Vec<FlowCommand> = handles
+            .iter()
+            .map(|h| FlowCommand {
+                opcode: Opcode::Query.into(),
+                flags: CommandFlags::new().with_clear(clear),
+                record: U32::new(h.0),
+                ..FlowCommand::default()
+            })
+            .collect();
+        let completions = self.nic.execute(&cmds)?;
+        Ok(handles
+            .iter()
+            .zip(completions)
+            .filter(|(_, c)| c.status == Status::Ok as u8)
+            .map(|(h, c)| {
+                let counters = FlowCounters {
+                    packets: [c.packets_orig.get(), c.packets_reply.get()],
+                    bytes: [c.bytes_orig.get(), c.bytes_reply.get()],
+                    tcp_flags: [c.tcp_flags_orig, c.tcp_flags_reply],
+                    idle_ms: c.idle_ms.get(),
+                };
+                (*h, counters)
+            })
+            .collect())
+    }
+
+    /// Takes the NIC's events and hands them back as flow events. A record the NIC evicted
+    /// itself is dropped from the shadow here, so shadow and replica stay equal.
+    pub fn poll_events(&mut self, out: &mut Vec<FlowEvent>, max: usize) -> usize {
+        let mut raw = Vec::new();
+        let n = self.nic.recv_events(&mut raw, max);
+        for e in raw {
+            match EventKind::try_from(e.kind) {
+                Ok(EventKind::FlowInfo) => {
+                    let h = Handle(e.record.get());
+                    let Ok(cause) = FlowCause::try_from(e.cause) else { continue };
+                    if cause == FlowCause::Evicted && self.get(h).is_some() {
+                        let _ = self.take(h);
+                        self.stats.removes += 1;
+                    }
+                    out.push(FlowEvent::Flow {
+                        handle: h,
+                        cookie: e.cookie.get(),
+                        cause,
+                        counters: FlowCounters {
+                            packets: [e.packets_orig.get(), e.packets_reply.get()],
+                            bytes: [e.bytes_orig.get(), e.bytes_reply.get()],
+                            tcp_flags: [e.tcp_flags_orig, e.tcp_flags_reply],
+                            idle_ms: e.idle_ms.get(),
+                        },
+                    });
+                }
+                Ok(EventKind::Error) => {
+                    out.push(FlowEvent::DeviceError(ErrorCode::try_from(e.cause).ok(), e.data.get()));
+                }
+                _ => {}
+            }
+        }
+        n
     }
 
     /// Sends everything queued (in batches, one doorbell each) and waits for the completions.

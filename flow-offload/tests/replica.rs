@@ -3,7 +3,7 @@
 //! the records read back from the NIC are the ones the shadow holds. Also: a full table refuses
 //! without losing anything, and a device reset is repaired from the shadow.
 
-use flow_offload::table::{Flow, FlowTable, Handle, InstallError};
+use flow_offload::table::{Flow, FlowEvent, FlowTable, Handle, InstallError};
 use host_driver::transport::inprocess::InProcess;
 use host_driver::{Nic, NicConfig};
 use proptest::prelude::*;
@@ -19,6 +19,7 @@ use zerocopy::FromBytes;
 struct Rig {
     table: FlowTable,
     wire: MemoryPortHandle,
+    clock: Arc<ManualClock>,
 }
 
 fn rig(records: u32, stash: u32) -> Rig {
@@ -30,12 +31,12 @@ fn rig(records: u32, stash: u32) -> Rig {
         next_hops: 16,
         ..ModelConfig::default()
     };
-    let mut model = InProcess::new(cfg, clock).unwrap();
+    let mut model = InProcess::new(cfg, clock.clone()).unwrap();
     let (port, wire) = MemoryPort::new();
     model.attach_port(0, Box::new(port)).unwrap();
     let nic_cfg = NicConfig { ring_log2: 8, command_timeout: Duration::from_secs(2), ..NicConfig::default() };
     let nic = Nic::bring_up(Box::new(model), nic_cfg).unwrap();
-    Rig { table: FlowTable::new(nic).unwrap(), wire }
+    Rig { table: FlowTable::new(nic).unwrap(), wire, clock }
 }
 
 fn v4(a: u32) -> [u8; 16] {
@@ -251,9 +252,9 @@ fn a_device_reset_is_repaired_from_the_shadow() {
     assert!(r.table.commit().unwrap().is_empty());
     // Mid-traffic: a packet hits, then the device is reset behind the table's back.
     assert_eq!(lookup(&mut r, &flow(5).orig).map(|(_, reply)| reply), Some(false));
-    let Rig { table, wire } = r;
+    let Rig { table, wire, clock } = r;
     let table = table.recover().unwrap();
-    let mut r = Rig { table, wire };
+    let mut r = Rig { table, wire, clock };
     check(&mut r, &[]);
 }
 
@@ -271,4 +272,82 @@ fn invalid_flows_are_refused_with_a_reason() {
     r.table.remove(h, false).unwrap();
     assert!(r.table.remove(h, false).is_err(), "double remove");
     assert!(r.table.commit().unwrap().is_empty());
+}
+
+/// A TCP packet carrying `t` with `flags` (etherparse builder flags applied by the caller).
+fn tcp(t: &FlowTuple, fin: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
+        .ipv4(t.src_addr[..4].try_into().unwrap(), t.dst_addr[..4].try_into().unwrap(), 64)
+        .tcp(t.src_port.get(), t.dst_port.get(), 1, 1000)
+        .ack(1);
+    let b = if fin { b.fin() } else { b };
+    b.write(&mut out, b"data").unwrap();
+    out
+}
+
+#[test]
+fn counters_events_touch_and_flushes() {
+    let mut r = rig(256, 8);
+    let hop = rtl_spec::formats::NextHopEntry {
+        dst_mac: [2, 0, 0, 0, 0, 0x11],
+        src_mac: [2, 0, 0, 0, 0, 1],
+        vlan_tci: 0.into(),
+        ctl: rtl_spec::formats::NextHopCtl::new().with_valid(true).with_port(0),
+    };
+    r.table.set_next_hop(0, hop).unwrap();
+    r.table.set_next_hop(1, hop).unwrap();
+    let mut idle = flow(1);
+    idle.idle_timeout = 1;
+    let h_idle = r.table.install(idle).unwrap();
+    let h = r.table.install(flow(2)).unwrap();
+    for n in 3..20 {
+        r.table.install(flow(n)).unwrap();
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+
+    // Counters: two packets one way, one the other, read back in one batch.
+    for t in [flow(2).orig, flow(2).orig, flow(2).reply] {
+        r.wire.push_rx(tcp(&t, false), None);
+    }
+    r.table.nic().transport().service();
+    assert_eq!(r.wire.take_tx().len(), 3, "forwarded by the NIC");
+    let c = r.table.counters(&[h], true).unwrap();
+    assert_eq!(c[0].1.packets, [2, 1]);
+    assert_eq!(c[0].1.bytes, [2 * 44, 44]);
+    assert_eq!(r.table.counters(&[h], false).unwrap()[0].1.packets, [0, 0], "cleared");
+
+    // A FIN is reported with the flow's handle and cookie.
+    r.wire.push_rx(tcp(&flow(2).orig, true), None);
+    r.table.nic().transport().service();
+    let mut events = Vec::new();
+    r.table.poll_events(&mut events, 16);
+    assert!(events.iter().any(|e| matches!(e, FlowEvent::Flow { handle, cookie: 2, cause: rtl_spec::codes::FlowCause::Fin, .. } if *handle == h)), "{events:?}");
+
+    // Idle: a Touch is accepted; the ager reports flow 1 once its second has passed.
+    r.table.touch(h_idle).unwrap();
+    assert!(r.table.commit().unwrap().is_empty());
+    r.clock.advance(3_000_000_000);
+    r.table.nic().transport().service();
+    r.clock.advance(1_000_000_000);
+    r.table.nic().transport().service();
+    let mut events = Vec::new();
+    r.table.poll_events(&mut events, 16);
+    assert!(events.iter().any(|e| matches!(e, FlowEvent::Flow { handle, cause: rtl_spec::codes::FlowCause::Idle, .. } if *handle == h_idle)), "{events:?}");
+
+    // Flushes: by backend (only flow 3 uses its real server), by VIP, all.
+    let backend = flow(3).reply;
+    assert_eq!(r.table.flush_backend(backend.src_addr, backend.src_port.get()), 1);
+    assert!(r.table.commit().unwrap().is_empty());
+    assert_eq!(lookup(&mut r, &flow(3).orig), None);
+    let vip = flow(4).orig;
+    let n = r.table.flush_vip(vip.dst_addr, vip.dst_port.get());
+    assert_eq!(n, 18, "every remaining flow shares the VIP");
+    assert!(r.table.commit().unwrap().is_empty());
+    check(&mut r, &[1, 2, 5]);
+    r.table.install(flow(30)).unwrap();
+    r.table.flush_all();
+    assert!(r.table.commit().unwrap().is_empty());
+    assert_eq!(r.table.occupancy(), 0);
+    check(&mut r, &[30]);
 }
