@@ -19,4 +19,5 @@ fn fixture_corpus() {
     let cases = cases::all();
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
     runner::run(&cases);
+    println!("fixture corpus: {} cases passed", cases.len());
 }
