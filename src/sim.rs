@@ -140,7 +140,6 @@ pub fn run(socket: &Path, ports: Ports) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing the signal handlers")?;
     }
-    eprintln!("sluice sim: serving the model on {} (Ctrl-C to stop)", socket.display());
     serve(socket, ModelConfig::default(), ports, stop)
 }
 
@@ -161,6 +160,8 @@ pub fn serve(socket: &Path, cfg: ModelConfig, ports: Ports, stop: Arc<AtomicBool
 
     let listener = bind(socket)?;
     let _remove = RemoveOnDrop(socket.to_path_buf());
+    // Scripts and tests wait for this line: the socket accepts clients from here on.
+    eprintln!("sluice sim: listening on {} (Ctrl-C to stop)", socket.display());
     listener.set_nonblocking(true).with_context(|| format!("{}: setting non-blocking", socket.display()))?;
     tracing::info!(socket = %socket.display(), "vfio-user server listening");
 

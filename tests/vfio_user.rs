@@ -40,30 +40,37 @@ struct Sim {
 
 impl Sim {
     fn start(socket: &Path, extra: &[&str]) -> Sim {
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("sim")
             .arg("--socket")
             .arg(socket)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start sluice sim");
+        // `sluice sim` says "listening on" once its socket accepts clients (a stale socket file
+        // may be there before that, so the file's presence proves nothing). The rest of its
+        // stderr is passed through for the test log.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[sim] {line}");
+                if line.starts_with("sluice sim: listening on") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
         let mut sim = Sim { child };
         let deadline = Instant::now() + Duration::from_secs(20);
-        // A stale socket file is there before the server replaces it: wait for a new file
-        // (inode numbers are reused at once, so the change time tells them apart).
-        let stamp = || {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(socket).ok().map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
-        };
-        let stale = stamp();
-        while stamp() == stale {
+        while ready.recv_timeout(Duration::from_millis(20)).is_err() {
             if let Some(status) = sim.child.try_wait().unwrap() {
                 panic!("sluice sim exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "no socket at {} after 20 s", socket.display());
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(Instant::now() < deadline, "sluice sim not listening on {} after 20 s", socket.display());
         }
         sim
     }
