@@ -1,7 +1,21 @@
 //! # flow_offload: the host's authoritative flow table, replicated into the NIC
 //!
-//! Being written (issue 5): `placement` is the shadow cuckoo index.
+//! The only code that writes the NIC's flow table. The host decides, the NIC holds a replica:
+//!
+//! - [`placement`]: the shadow two-choice cuckoo index (spec hash, stash, bounded
+//!   breadth-first moves planned make-before-break);
+//! - [`table`]: [`table::FlowTable`], records and next hops, and the API the slow path uses
+//!   (`install`, `remove`, `set_flow_next_hops`, `touch`, `set_next_hop`, the flushes);
+//! - [`pipeline`]: batches with one doorbell, a bounded number in flight, completions reaped
+//!   asynchronously, refusals rolled back, a hung device reset and rewritten;
+//! - [`sync`]: counters and events back to the host, reconciliation after a reset, adoption of
+//!   the NIC's table after a daemon restart.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod pipeline;
 pub mod placement;
+pub mod sync;
 pub mod table;
+
+pub use sync::{AdoptError, Adopted};
+pub use table::{Flow, FlowCounters, FlowEvent, FlowTable, Handle, InstallError, Stats};

@@ -9,7 +9,7 @@
 
 use crate::placement::{GeometryError, Plan, ShadowIndex};
 use host_driver::{DriverError, Nic};
-use rtl_spec::codes::{ErrorCode, EventKind, FlowCause, Opcode, Status};
+use rtl_spec::codes::{ErrorCode, FlowCause, Opcode, Status};
 use rtl_spec::formats::{
     CommandFlags, DirParams, FlowCommand, FlowRecord, FlowTuple, IndexPos, IndexSlot, ModifyMask,
     NextHopEntry, RecordCtl,
@@ -39,6 +39,9 @@ pub struct Flow {
     pub idle_timeout: u16,
     /// The slow path's handle for the connection, echoed in events.
     pub cookie: u32,
+    /// Opaque to the NIC: the slow path's own state for the flow, kept in the record so that a
+    /// restarted daemon can adopt the flow ([`FlowTable::adopt`]).
+    pub host_state: u8,
 }
 
 /// A flow installed in the NIC: its record index.
@@ -81,6 +84,10 @@ pub struct Stats {
     pub moves: u64,
     /// Commands the NIC refused (and the shadow rolled back).
     pub command_errors: u64,
+    /// Times the device stopped answering and was reset and rewritten from the shadow.
+    pub recoveries: u64,
+    /// Flows adopted from the NIC's table at start ([`FlowTable::adopt`]).
+    pub adopted: u64,
 }
 
 /// A flow's counters as the NIC keeps them, per direction (original, reply).
@@ -116,28 +123,39 @@ pub enum FlowEvent {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Installed {
-    flow: Flow,
-    orig_pos: IndexPos,
-    reply_pos: IndexPos,
+pub(crate) struct Installed {
+    /// The install's sequence number: a refusal reaped late undoes this install only, not a
+    /// later one that reused the record.
+    pub(crate) seq: u64,
+    pub(crate) flow: Flow,
+    pub(crate) orig_pos: IndexPos,
+    pub(crate) reply_pos: IndexPos,
 }
 
 /// What a queued command undoes on the shadow if the NIC refuses it.
 #[derive(Clone, Copy, Debug)]
-enum Undo {
+pub(crate) enum Undo {
     Nothing,
-    Insert(u32),
+    Insert { record: u32, seq: u64 },
 }
 
 /// The shadow and its replica.
 pub struct FlowTable {
-    nic: Nic,
-    index: ShadowIndex,
-    records: Vec<Option<Installed>>,
-    free: Vec<u32>,
-    next_hops: Vec<Option<NextHopEntry>>,
-    queue: Vec<(FlowCommand, Undo)>,
-    stats: Stats,
+    pub(crate) nic: Nic,
+    pub(crate) index: ShadowIndex,
+    pub(crate) records: Vec<Option<Installed>>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) next_hops: Vec<Option<NextHopEntry>>,
+    /// Commands decided on the shadow and not yet written to the ring.
+    pub(crate) queue: std::collections::VecDeque<(FlowCommand, Undo)>,
+    /// Commands written to the ring whose completions have not been reaped, in ring order.
+    pub(crate) in_flight: std::collections::VecDeque<(FlowCommand, Undo)>,
+    /// Refusals reaped by [`FlowTable::poll_completions`] and not yet taken.
+    pub(crate) refused: Vec<(FlowCommand, Status)>,
+    pub(crate) max_in_flight: usize,
+    /// Install sequence numbers (see [`Installed::seq`]).
+    pub(crate) seq: u64,
+    pub(crate) stats: Stats,
 }
 
 impl FlowTable {
@@ -151,10 +169,19 @@ impl FlowTable {
             // Popped from the end: low indexes first, which keeps dumps readable.
             free: (0..g.records).rev().collect(),
             next_hops: vec![None; g.next_hops as usize],
-            queue: Vec::new(),
+            queue: std::collections::VecDeque::new(),
+            in_flight: std::collections::VecDeque::new(),
+            refused: Vec::new(),
+            max_in_flight: nic.command_room() as usize,
+            seq: 0,
             stats: Stats::default(),
             nic,
         })
+    }
+
+    /// Gives up the device without resetting it (a daemon exiting: the NIC keeps its table).
+    pub fn nic_into_transport(self) -> Box<dyn host_driver::transport::Transport> {
+        self.nic.into_transport()
     }
 
     /// The NIC, for what the table does not wrap.
@@ -192,15 +219,19 @@ impl FlowTable {
         };
         cmd.payload[..16].copy_from_slice(entry.as_bytes());
         self.next_hops[usize::from(n)] = Some(entry);
-        self.queue.push((cmd, Undo::Nothing));
+        self.queue.push_back((cmd, Undo::Nothing));
         Ok(())
     }
 
-    fn record_of(flow: &Flow) -> FlowRecord {
+    pub(crate) fn record_of(flow: &Flow) -> FlowRecord {
         let (o3, o4) = rtl_spec::checksum::direction_deltas(&flow.orig, &flow.reply.reversed(), flow.ipv6);
         let (r3, r4) = rtl_spec::checksum::direction_deltas(&flow.reply, &flow.orig.reversed(), flow.ipv6);
         FlowRecord {
-            ctl: RecordCtl::new().with_valid(true).with_ipv6(flow.ipv6).with_proto(flow.proto),
+            ctl: RecordCtl::new()
+                .with_valid(true)
+                .with_ipv6(flow.ipv6)
+                .with_proto(flow.proto)
+                .with_host_state(flow.host_state),
             cookie: U32::new(flow.cookie),
             orig: flow.orig,
             reply: flow.reply,
@@ -219,7 +250,7 @@ impl FlowTable {
         }
     }
 
-    fn validate(&self, flow: &Flow) -> Result<(), InstallError> {
+    pub(crate) fn validate(&self, flow: &Flow) -> Result<(), InstallError> {
         if flow.proto != 6 && flow.proto != 17 {
             return Err(InstallError::Invalid(format!(
                 "protocol {} (only TCP and UDP are offloaded)",
@@ -256,8 +287,8 @@ impl FlowTable {
                 slot_orig: m.from,
                 ..FlowCommand::default()
             };
-            self.queue.push((write, Undo::Nothing));
-            self.queue.push((clear, Undo::Nothing));
+            self.queue.push_back((write, Undo::Nothing));
+            self.queue.push_back((clear, Undo::Nothing));
             self.stats.moves += 1;
             // The shadow keeps each record's own positions current for its Delete.
             if let Some(Some(inst)) = self.records.get_mut(m.entry.record as usize) {
@@ -292,17 +323,19 @@ impl FlowTable {
         self.queue_moves(&plan.reply);
         let (orig_pos, reply_pos) = (plan.orig.target, plan.reply.target);
         self.free.pop();
-        self.records[record as usize] = Some(Installed { flow, orig_pos, reply_pos });
+        self.seq += 1;
+        let seq = self.seq;
+        self.records[record as usize] = Some(Installed { seq, flow, orig_pos, reply_pos });
         let mut cmd = FlowCommand {
             opcode: Opcode::Insert.into(),
             record: U32::new(record),
-            cookie: U64::new(u64::from(record)),
+            cookie: U64::new(seq),
             slot_orig: orig_pos,
             slot_reply: reply_pos,
             ..FlowCommand::default()
         };
         cmd.payload[..128].copy_from_slice(rec.as_bytes());
-        self.queue.push((cmd, Undo::Insert(record)));
+        self.queue.push_back((cmd, Undo::Insert { record, seq }));
         self.stats.installs += 1;
         Ok(Handle(record))
     }
@@ -319,12 +352,12 @@ impl FlowTable {
             slot_reply: inst.reply_pos,
             ..FlowCommand::default()
         };
-        self.queue.push((cmd, Undo::Nothing));
+        self.queue.push_back((cmd, Undo::Nothing));
         self.stats.removes += 1;
         Ok(())
     }
 
-    fn take(&mut self, h: Handle) -> Result<Installed, InstallError> {
+    pub(crate) fn take(&mut self, h: Handle) -> Result<Installed, InstallError> {
         let inst = self
             .records
             .get_mut(h.0 as usize)
@@ -357,7 +390,7 @@ impl FlowTable {
             ..FlowCommand::default()
         };
         cmd.payload[..128].copy_from_slice(rec.as_bytes());
-        self.queue.push((cmd, Undo::Nothing));
+        self.queue.push_back((cmd, Undo::Nothing));
         Ok(())
     }
 
@@ -369,7 +402,7 @@ impl FlowTable {
         }
         let cmd =
             FlowCommand { opcode: Opcode::Touch.into(), record: U32::new(h.0), ..FlowCommand::default() };
-        self.queue.push((cmd, Undo::Nothing));
+        self.queue.push_back((cmd, Undo::Nothing));
         Ok(())
     }
 
@@ -380,8 +413,10 @@ impl FlowTable {
             let _ = self.take(h);
             self.stats.removes += 1;
         }
-        self.queue
-            .push((FlowCommand { opcode: Opcode::Flush.into(), ..FlowCommand::default() }, Undo::Nothing));
+        self.queue.push_back((
+            FlowCommand { opcode: Opcode::Flush.into(), ..FlowCommand::default() },
+            Undo::Nothing,
+        ));
     }
 
     /// Removes every flow to a VIP (address and port as the original tuple's destination).
@@ -401,140 +436,6 @@ impl FlowTable {
             let _ = self.remove(*h, false);
         }
         handles.len()
-    }
-
-    /// Live counters of flows, read with one batch of Query commands (with `clear`, the NIC
-    /// zeroes them after reading, for callers that accumulate). Flows the NIC no longer holds
-    /// are left out.
-    pub fn counters(
-        &mut self,
-        handles: &[Handle],
-        clear: bool,
-    ) -> Result<Vec<(Handle, FlowCounters)>, DriverError> {
-        let cmds: Vec<FlowCommand> = handles
-            .iter()
-            .map(|h| FlowCommand {
-                opcode: Opcode::Query.into(),
-                flags: CommandFlags::new().with_clear(clear),
-                record: U32::new(h.0),
-                ..FlowCommand::default()
-            })
-            .collect();
-        let completions = self.nic.execute(&cmds)?;
-        Ok(handles
-            .iter()
-            .zip(completions)
-            .filter(|(_, c)| c.status == Status::Ok as u8)
-            .map(|(h, c)| {
-                let counters = FlowCounters {
-                    packets: [c.packets_orig.get(), c.packets_reply.get()],
-                    bytes: [c.bytes_orig.get(), c.bytes_reply.get()],
-                    tcp_flags: [c.tcp_flags_orig, c.tcp_flags_reply],
-                    idle_ms: c.idle_ms.get(),
-                };
-                (*h, counters)
-            })
-            .collect())
-    }
-
-    /// Takes the NIC's events and hands them back as flow events. A record the NIC evicted
-    /// itself is dropped from the shadow here, so shadow and replica stay equal.
-    pub fn poll_events(&mut self, out: &mut Vec<FlowEvent>, max: usize) -> usize {
-        let mut raw = Vec::new();
-        let n = self.nic.recv_events(&mut raw, max);
-        for e in raw {
-            match EventKind::try_from(e.kind) {
-                Ok(EventKind::FlowInfo) => {
-                    let h = Handle(e.record.get());
-                    let Ok(cause) = FlowCause::try_from(e.cause) else { continue };
-                    if cause == FlowCause::Evicted && self.get(h).is_some() {
-                        let _ = self.take(h);
-                        self.stats.removes += 1;
-                    }
-                    out.push(FlowEvent::Flow {
-                        handle: h,
-                        cookie: e.cookie.get(),
-                        cause,
-                        counters: FlowCounters {
-                            packets: [e.packets_orig.get(), e.packets_reply.get()],
-                            bytes: [e.bytes_orig.get(), e.bytes_reply.get()],
-                            tcp_flags: [e.tcp_flags_orig, e.tcp_flags_reply],
-                            idle_ms: e.idle_ms.get(),
-                        },
-                    });
-                }
-                Ok(EventKind::Error) => {
-                    out.push(FlowEvent::DeviceError(ErrorCode::try_from(e.cause).ok(), e.data.get()));
-                }
-                _ => {}
-            }
-        }
-        n
-    }
-
-    /// Sends everything queued (in batches, one doorbell each) and waits for the completions.
-    /// A refused command is counted and its shadow change rolled back; the statuses of refused
-    /// commands are returned.
-    pub fn commit(&mut self) -> Result<Vec<(FlowCommand, Status)>, DriverError> {
-        if self.queue.is_empty() {
-            return Ok(Vec::new());
-        }
-        let queued = std::mem::take(&mut self.queue);
-        let cmds: Vec<FlowCommand> = queued.iter().map(|(c, _)| *c).collect();
-        let completions = self.nic.execute(&cmds)?;
-        let mut refused = Vec::new();
-        for ((cmd, undo), cpl) in queued.into_iter().zip(completions) {
-            let status = Status::try_from(cpl.status).unwrap_or(Status::BadOpcode);
-            if status == Status::Ok {
-                continue;
-            }
-            self.stats.command_errors += 1;
-            tracing::warn!(
-                opcode = cmd.opcode,
-                record = cmd.record.get(),
-                ?status,
-                "the NIC refused a command"
-            );
-            if let Undo::Insert(record) = undo {
-                let _ = self.take(Handle(record));
-                self.stats.installs -= 1;
-            }
-            refused.push((cmd, status));
-        }
-        Ok(refused)
-    }
-
-    /// Rewrites the NIC's table from the shadow: after a device reset (or a recovery from a
-    /// completion timeout) the NIC is empty and the shadow still holds every flow.
-    pub fn reconcile(&mut self) -> Result<(), DriverError> {
-        self.queue.clear();
-        for (n, e) in self.next_hops.clone().into_iter().enumerate() {
-            if let Some(e) = e {
-                let _ = self.set_next_hop(n as u16, e);
-            }
-        }
-        for (record, inst) in self.records.iter().enumerate() {
-            let Some(inst) = inst else { continue };
-            let mut cmd = FlowCommand {
-                opcode: Opcode::Insert.into(),
-                record: U32::new(record as u32),
-                slot_orig: inst.orig_pos,
-                slot_reply: inst.reply_pos,
-                ..FlowCommand::default()
-            };
-            cmd.payload[..128].copy_from_slice(Self::record_of(&inst.flow).as_bytes());
-            self.queue.push((cmd, Undo::Nothing));
-        }
-        self.commit().map(|_| ())
-    }
-
-    /// Resets the device (recovery after it stopped answering) and rewrites its table.
-    pub fn recover(self) -> Result<FlowTable, DriverError> {
-        let FlowTable { nic, index, records, free, next_hops, stats, .. } = self;
-        let nic = nic.recover()?;
-        let mut table = FlowTable { nic, index, records, free, next_hops, queue: Vec::new(), stats };
-        table.reconcile()?;
-        Ok(table)
     }
 
     /// The index slot the shadow says the NIC holds at `pos` (for checks and dumps).

@@ -4,7 +4,7 @@
 //! without losing anything, and a device reset is repaired from the shadow.
 
 use flow_offload::table::{Flow, FlowEvent, FlowTable, Handle, InstallError};
-use host_driver::transport::inprocess::InProcess;
+use host_driver::transport::inprocess::{InProcess, SharedInProcess};
 use host_driver::{Nic, NicConfig};
 use proptest::prelude::*;
 use rtl_spec::codes::{Opcode, PuntReason};
@@ -20,9 +20,14 @@ struct Rig {
     table: FlowTable,
     wire: MemoryPortHandle,
     clock: Arc<ManualClock>,
+    model: SharedInProcess,
 }
 
 fn rig(records: u32, stash: u32) -> Rig {
+    rig_with(records, stash, Duration::from_secs(2))
+}
+
+fn rig_with(records: u32, stash: u32, command_timeout: Duration) -> Rig {
     let clock = Arc::new(ManualClock::new(1_000_000_000));
     let cfg = ModelConfig {
         records,
@@ -34,9 +39,10 @@ fn rig(records: u32, stash: u32) -> Rig {
     let mut model = InProcess::new(cfg, clock.clone()).unwrap();
     let (port, wire) = MemoryPort::new();
     model.attach_port(0, Box::new(port)).unwrap();
-    let nic_cfg = NicConfig { ring_log2: 8, command_timeout: Duration::from_secs(2), ..NicConfig::default() };
-    let nic = Nic::bring_up(Box::new(model), nic_cfg).unwrap();
-    Rig { table: FlowTable::new(nic).unwrap(), wire, clock }
+    let model = SharedInProcess::new(model);
+    let nic_cfg = NicConfig { ring_log2: 8, command_timeout, ..NicConfig::default() };
+    let nic = Nic::bring_up(Box::new(model.clone()), nic_cfg).unwrap();
+    Rig { table: FlowTable::new(nic).unwrap(), wire, clock, model }
 }
 
 fn v4(a: u32) -> [u8; 16] {
@@ -67,6 +73,7 @@ fn flow(n: u32) -> Flow {
         next_hop_reply: 0,
         idle_timeout: 0,
         cookie: n,
+        host_state: (n % 7) as u8,
     }
 }
 
@@ -260,9 +267,85 @@ fn a_device_reset_is_repaired_from_the_shadow() {
     assert!(r.table.commit().unwrap().is_empty());
     // Mid-traffic: a packet hits, then the device is reset behind the table's back.
     assert_eq!(lookup(&mut r, &flow(5).orig).map(|(_, reply)| reply), Some(false));
-    let Rig { table, wire, clock } = r;
+    let Rig { table, wire, clock, model } = r;
     let table = table.recover().unwrap();
-    let mut r = Rig { table, wire, clock };
+    let mut r = Rig { table, wire, clock, model };
+    check(&mut r, &[]);
+}
+
+#[test]
+fn a_device_that_stops_answering_mid_batch_is_reset_and_rewritten() {
+    let mut r = rig_with(256, 8, Duration::from_millis(100));
+    for n in 0..60 {
+        r.table.install(flow(n)).unwrap();
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    // Traffic flows, then the device hangs with a batch in flight.
+    let seventh = r.table.live_records().nth(7).unwrap().0.0;
+    assert_eq!(lookup(&mut r, &flow(7).reply), Some((seventh, true)));
+    r.model.with_device(|d| d.set_stalled(true));
+    for n in 60..90 {
+        r.table.install(flow(n)).unwrap();
+    }
+    let first = r.table.live_records().next().unwrap().0;
+    r.table.remove(first, false).unwrap();
+    let refused = r.table.commit().expect("recovered, not failed");
+    assert!(refused.is_empty());
+    assert_eq!(r.table.stats().recoveries, 1);
+    assert_eq!(r.table.occupancy(), 89);
+    // Every flow the shadow holds, old and new, is back in the NIC, and the removed one is not.
+    check(&mut r, &[0]);
+}
+
+#[test]
+fn submit_does_not_wait_and_completions_are_reaped_later() {
+    let mut r = rig(256, 8);
+    r.table.set_max_in_flight(16);
+    for n in 0..40 {
+        r.table.install(flow(n)).unwrap();
+    }
+    assert_eq!(r.table.pending(), 40);
+    let sent = r.table.submit();
+    assert_eq!(sent, 16, "bounded in flight");
+    assert_eq!(r.table.pending(), 40, "nothing reaped yet");
+    assert!(r.table.poll_completions() > 0);
+    while r.table.pending() > 0 {
+        r.table.submit();
+        r.table.poll_completions();
+    }
+    assert!(r.table.take_refused().is_empty());
+    check(&mut r, &[]);
+}
+
+#[test]
+fn a_restarted_daemon_adopts_the_flows_the_nic_holds() {
+    let mut r = rig(256, 8);
+    let hop = rtl_spec::formats::NextHopEntry {
+        dst_mac: [2, 0, 0, 0, 0, 0x11],
+        src_mac: [2, 0, 0, 0, 0, 1],
+        ctl: rtl_spec::formats::NextHopCtl::new().with_valid(true),
+        ..Default::default()
+    };
+    r.table.set_next_hop(0, hop).unwrap();
+    r.table.set_next_hop(1, hop).unwrap();
+    for n in 0..50 {
+        r.table.install(flow(n)).unwrap();
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    // The daemon exits without resetting the NIC; a new one brings it up keeping the table.
+    let Rig { table, wire, clock, model } = r;
+    drop(table.nic_into_transport());
+    let cfg = NicConfig { ring_log2: 8, preserve_table: true, ..NicConfig::default() };
+    let nic = Nic::bring_up(Box::new(model.clone()), cfg).unwrap();
+    let (table, adopted) = FlowTable::adopt(nic).unwrap();
+    assert_eq!(adopted.flows.len(), 50);
+    assert_eq!(adopted.skipped, 0);
+    let mut cookies: Vec<u32> = adopted.flows.iter().map(|(_, f)| f.cookie).collect();
+    cookies.sort_unstable();
+    assert_eq!(cookies, (0..50).collect::<Vec<_>>());
+    assert!(adopted.flows.iter().all(|(_, f)| f.host_state == (f.cookie % 7) as u8), "host state kept");
+    let mut r = Rig { table, wire, clock, model };
+    assert_eq!(r.table.stats().adopted, 50);
     check(&mut r, &[]);
 }
 

@@ -12,6 +12,8 @@
 //! - [`codes`]: opcodes, statuses, punt and drop reasons, event causes;
 //! - [`hash`]: the index and steering hashes, with known-answer vectors;
 //! - [`ring`]: free-running ring indices and phase bits;
+//! - [`wire`]: the layouts of the Ethernet, 802.1Q, IPv4, IPv6, TCP and UDP headers the NIC
+//!   parses and rewrites (zerocopy views, shared with the host's slow path);
 //! - [`doc`]: `SPEC.md` and its JSON twin, generated from all of the above.
 //!
 //! The sim-model implements this crate; the driver drives it. Neither sees the other's types.
@@ -27,6 +29,7 @@ mod meta;
 pub mod pci;
 pub mod regs;
 pub mod ring;
+pub mod wire;
 
 pub use meta::{
     Access, BitField, Bits, BlockSpec, CodeValue, EnumSpec, FieldLayout, FieldSpec, FieldType, Format,

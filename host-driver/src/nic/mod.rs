@@ -33,6 +33,10 @@ pub struct NicConfig {
     pub interrupts: bool,
     /// How long a command may stay without its completion before the device counts as hung.
     pub command_timeout: Duration,
+    /// Bring the device up without resetting it, keeping its flow table (a daemon restart that
+    /// adopts the flows the NIC holds, `flow_offload::FlowTable::adopt`). Off by default: a
+    /// reset is the known state.
+    pub preserve_table: bool,
 }
 
 impl Default for NicConfig {
@@ -43,6 +47,7 @@ impl Default for NicConfig {
             buf_size: 2048,
             interrupts: false,
             command_timeout: Duration::from_secs(1),
+            preserve_table: false,
         }
     }
 }
@@ -76,6 +81,23 @@ pub struct Nic {
     vectors: Vec<(u32, EventFd)>,
     outstanding: u32,
     regions: Vec<DmaRegion>,
+    steering: Option<(Vec<std::net::IpAddr>, u32)>,
+}
+
+/// Stops the device before bring-up programs it: a reset (the known state), or with
+/// `preserve_table` only the datapath and the rings stopped, so the flow table, the next hops
+/// and the counters stay.
+fn quiesce(t: &mut dyn Transport, preserve_table: bool) -> Result<(), DriverError> {
+    if preserve_table {
+        t.write32(control::BASE + control::CTRL, 0);
+        for id in 0..ring_id::EXCEPTION0 + ring_id::MAX_EXCEPTION {
+            t.write32(rings::BASE + id * 0x40 + rings::RING_CTRL, 0);
+        }
+    } else {
+        t.reset()?;
+        t.write32(control::BASE + control::CTRL, control::CTRL::RESET.mask() as u32);
+    }
+    Ok(())
 }
 
 /// The interrupt vector of ring `ring` (vector = ring id, so each ring wakes its own waiter).
@@ -90,8 +112,7 @@ impl Nic {
         // Identify before touching anything: a reset written to the wrong device is worse than
         // refusing it.
         identify(t)?;
-        t.reset()?;
-        t.write32(control::BASE + control::CTRL, control::CTRL::RESET.mask() as u32);
+        quiesce(t, cfg.preserve_table)?;
         let deadline = Instant::now() + Duration::from_millis(100);
         while t.read32(control::BASE + control::STATUS) & 1 == 0 {
             if Instant::now() > deadline {
@@ -174,6 +195,7 @@ impl Nic {
             vectors: Vec::new(),
             outstanding: 0,
             regions,
+            steering: None,
             blocks,
             transport,
         };
@@ -207,6 +229,22 @@ impl Nic {
             self.vectors.push((ring, fd));
         }
         Ok(())
+    }
+
+    /// How long a command may go without its completion before the device counts as hung.
+    pub fn command_timeout(&self) -> Duration {
+        self.cfg.command_timeout
+    }
+
+    /// Gives the transport back without resetting the device (what a daemon that exits leaves
+    /// behind: the NIC keeps forwarding its flows).
+    pub fn into_transport(self) -> Box<dyn Transport> {
+        self.transport
+    }
+
+    /// The configuration the device was brought up with.
+    pub fn config(&self) -> &NicConfig {
+        &self.cfg
     }
 
     /// What the device is.
@@ -376,11 +414,105 @@ impl Nic {
     /// Resets the device and brings it up again with the same configuration: the recovery path
     /// after a completion timeout. The flow table is empty afterwards; the caller (flow-offload)
     /// rewrites it from its shadow.
-    pub fn recover(self) -> Result<Nic, DriverError> {
-        let Nic { mut transport, cfg, regions, .. } = self;
-        for r in &regions {
-            transport.free_dma(r)?;
+    pub fn recover(mut self) -> Result<Nic, DriverError> {
+        self.reinit()?;
+        Ok(self)
+    }
+
+    /// [`Self::recover`] in place. If the bring-up fails, the `Nic` is left detached from its
+    /// device: every register reads all-ones (as a PCI device that fell off the bus) and the
+    /// error says why; a later `reinit` cannot help, the transport is gone.
+    pub fn reinit(&mut self) -> Result<(), DriverError> {
+        let mut transport = std::mem::replace(&mut self.transport, Box::new(Detached));
+        for r in std::mem::take(&mut self.regions) {
+            transport.free_dma(&r)?;
         }
-        Nic::bring_up(transport, cfg)
+        let steering = self.steering.clone();
+        *self = Nic::bring_up(transport, self.cfg.clone())?;
+        if let Some((lips, mask)) = steering {
+            self.set_lip_steering(&lips, mask)?;
+        }
+        Ok(())
+    }
+
+    /// Steers punted packets to the worker that owns them: a packet to one of `lips` goes to
+    /// exception ring `dst_port & lport_mask` (that worker owns the port slice), every other
+    /// packet by the symmetric hash. At most 16 addresses (the LIP filter's size); kept across
+    /// [`Self::reinit`].
+    pub fn set_lip_steering(
+        &mut self,
+        lips: &[std::net::IpAddr],
+        lport_mask: u32,
+    ) -> Result<(), DriverError> {
+        const LIP_FILTER: u32 = 16;
+        if lips.len() > LIP_FILTER as usize {
+            return Err(DriverError::BringUp(format!(
+                "{} local addresses: the NIC's LIP filter holds {LIP_FILTER}",
+                lips.len()
+            )));
+        }
+        if lport_mask >= self.cfg.exception_rings.next_power_of_two() {
+            return Err(DriverError::BringUp(format!(
+                "lport mask {lport_mask:#x} names rings beyond the {} enabled",
+                self.cfg.exception_rings
+            )));
+        }
+        let pu = self.blocks.base(BlockType::Punt)?;
+        let t = self.transport.as_mut();
+        t.write32(pu + punt::LPORT_MASK, lport_mask);
+        for n in 0..LIP_FILTER {
+            let e = pu + 0x20 * n;
+            let Some(addr) = lips.get(n as usize) else {
+                t.write32(e + punt::LIP_CTL, 0);
+                continue;
+            };
+            let (bytes, v6) = match addr {
+                std::net::IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (b, false)
+                }
+                std::net::IpAddr::V6(a) => (a.octets(), true),
+            };
+            for (w, reg) in
+                [punt::LIP_ADDR0, punt::LIP_ADDR1, punt::LIP_ADDR2, punt::LIP_ADDR3].into_iter().enumerate()
+            {
+                let word = u32::from_le_bytes(bytes[w * 4..w * 4 + 4].try_into().unwrap_or([0; 4]));
+                t.write32(e + reg, word);
+            }
+            t.write32(e + punt::LIP_CTL, 1 | (u32::from(v6) << 1));
+        }
+        self.steering = Some((lips.to_vec(), lport_mask));
+        Ok(())
+    }
+}
+
+/// What a [`Nic`] holds while it is between devices (during [`Nic::reinit`], or after a failed
+/// one): a device that is not there.
+struct Detached;
+
+impl Transport for Detached {
+    fn describe(&self) -> String {
+        "no device (detached after a failed reset)".to_string()
+    }
+    fn read32(&mut self, _offset: u32) -> u32 {
+        u32::MAX
+    }
+    fn write32(&mut self, _offset: u32, _value: u32) {}
+    fn read64(&mut self, _offset: u32) -> u64 {
+        u64::MAX
+    }
+    fn write64(&mut self, _offset: u32, _value: u64) {}
+    fn alloc_dma(&mut self, _len: usize) -> Result<DmaRegion, DriverError> {
+        Err(DriverError::BringUp("the device is detached".into()))
+    }
+    fn free_dma(&mut self, _region: &DmaRegion) -> Result<(), DriverError> {
+        Ok(())
+    }
+    fn interrupt(&mut self, _vector: u16) -> Result<Option<EventFd>, DriverError> {
+        Ok(None)
+    }
+    fn reset(&mut self) -> Result<(), DriverError> {
+        Err(DriverError::BringUp("the device is detached".into()))
     }
 }

@@ -132,3 +132,59 @@ impl Transport for InProcess {
         self.device.tick();
     }
 }
+
+/// An in-process model that the driver and its owner share: the driver drives it through
+/// [`Transport`], the owner (a test, `replay`, the daemon's statistics) reaches the model
+/// itself with [`SharedInProcess::with_device`]. Clones are the same device.
+#[derive(Clone)]
+pub struct SharedInProcess(Arc<Mutex<InProcess>>);
+
+impl SharedInProcess {
+    /// Shares `model`.
+    pub fn new(model: InProcess) -> Self {
+        SharedInProcess(Arc::new(Mutex::new(model)))
+    }
+
+    /// Runs `f` on the model (its ports, its clock-driven work, `set_stalled`...).
+    pub fn with_device<R>(&self, f: impl FnOnce(&mut Device) -> R) -> R {
+        let mut g = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(g.device())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InProcess> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Transport for SharedInProcess {
+    fn describe(&self) -> String {
+        self.lock().describe()
+    }
+    fn read32(&mut self, offset: u32) -> u32 {
+        self.lock().read32(offset)
+    }
+    fn write32(&mut self, offset: u32, value: u32) {
+        self.lock().write32(offset, value);
+    }
+    fn read64(&mut self, offset: u32) -> u64 {
+        self.lock().read64(offset)
+    }
+    fn write64(&mut self, offset: u32, value: u64) {
+        self.lock().write64(offset, value);
+    }
+    fn alloc_dma(&mut self, len: usize) -> Result<DmaRegion, DriverError> {
+        self.lock().alloc_dma(len)
+    }
+    fn free_dma(&mut self, region: &DmaRegion) -> Result<(), DriverError> {
+        self.lock().free_dma(region)
+    }
+    fn interrupt(&mut self, vector: u16) -> Result<Option<EventFd>, DriverError> {
+        self.lock().interrupt(vector)
+    }
+    fn reset(&mut self) -> Result<(), DriverError> {
+        self.lock().reset()
+    }
+    fn service(&mut self) {
+        self.lock().service();
+    }
+}

@@ -11,7 +11,9 @@
 //! rewrite belong to the device. Nothing here panics on any input: every header access is a
 //! checked zerocopy view or a checked `get`.
 
-pub mod headers;
+/// The header layouts live in the contract ([`rtl_spec::wire`]): the host's slow path parses
+/// the same bytes with the same views.
+pub use rtl_spec::wire as headers;
 pub mod parse;
 pub mod rewrite;
 

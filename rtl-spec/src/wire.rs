@@ -1,5 +1,6 @@
 //! Zerocopy views of the wire headers the datapath reads and rewrites: Ethernet II, the 802.1Q
-//! tag, IPv4 (fixed part), IPv6, TCP (fixed part) and UDP.
+//! tag, IPv4 (fixed part), IPv6, TCP (fixed part) and UDP; and the two the NIC only punts but the
+//! host's slow path answers: ARP (Ethernet/IPv4) and the common ICMP/ICMPv6 header.
 //!
 //! Each view is a `#[repr(C)]` struct of bytes and network-byte-order integers, with alignment 1,
 //! laid over a packet buffer with `ref_from_prefix` / `mut_from_prefix`: reading a field reads
@@ -191,6 +192,79 @@ pub struct UdpHeader {
     pub checksum: U16,
 }
 
+/// ARP for IPv4 over Ethernet (RFC 826): 28 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct ArpHeader {
+    /// Hardware type (1: Ethernet).
+    pub htype: U16,
+    /// Protocol type (0x0800: IPv4).
+    pub ptype: U16,
+    /// Hardware address length (6).
+    pub hlen: u8,
+    /// Protocol address length (4).
+    pub plen: u8,
+    /// Operation: 1 request, 2 reply.
+    pub oper: U16,
+    /// Sender hardware address.
+    pub sha: [u8; 6],
+    /// Sender protocol address.
+    pub spa: [u8; 4],
+    /// Target hardware address.
+    pub tha: [u8; 6],
+    /// Target protocol address.
+    pub tpa: [u8; 4],
+}
+
+impl ArpHeader {
+    /// `oper` of a request.
+    pub const REQUEST: u16 = 1;
+    /// `oper` of a reply.
+    pub const REPLY: u16 = 2;
+}
+
+/// The first 8 bytes of every ICMP (RFC 792) and ICMPv6 (RFC 4443) message: type, code,
+/// checksum and 4 bytes whose meaning depends on the type (echo identifier and sequence; the
+/// next-hop MTU of "fragmentation needed"; the MTU of "packet too big"; zero otherwise).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct IcmpHeader {
+    /// Message type.
+    pub kind: u8,
+    /// Message code.
+    pub code: u8,
+    /// Checksum (ICMPv6: over the IPv6 pseudo-header too).
+    pub checksum: U16,
+    /// Type-specific word.
+    pub rest: [u8; 4],
+}
+
+/// EtherType of IPv4 carried in ARP's `ptype`.
+pub const ARP_HTYPE_ETHERNET: u16 = 1;
+
+/// ICMP type: echo reply.
+pub const ICMP_ECHO_REPLY: u8 = 0;
+/// ICMP type: destination unreachable (code 4: fragmentation needed).
+pub const ICMP_DEST_UNREACH: u8 = 3;
+/// ICMP type: echo request.
+pub const ICMP_ECHO_REQUEST: u8 = 8;
+/// ICMP type: time exceeded.
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+/// ICMPv6 type: destination unreachable.
+pub const ICMPV6_DEST_UNREACH: u8 = 1;
+/// ICMPv6 type: packet too big.
+pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+/// ICMPv6 type: time exceeded.
+pub const ICMPV6_TIME_EXCEEDED: u8 = 3;
+/// ICMPv6 type: echo request.
+pub const ICMPV6_ECHO_REQUEST: u8 = 128;
+/// ICMPv6 type: echo reply.
+pub const ICMPV6_ECHO_REPLY: u8 = 129;
+/// ICMPv6 type: neighbour solicitation.
+pub const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+/// ICMPv6 type: neighbour advertisement.
+pub const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
+
 // The views are the wire: any other size is a bug.
 const _: () = {
     assert!(size_of::<EthernetHeader>() == 14);
@@ -199,6 +273,8 @@ const _: () = {
     assert!(size_of::<Ipv6Header>() == 40);
     assert!(size_of::<TcpHeader>() == 20);
     assert!(size_of::<UdpHeader>() == 8);
+    assert!(size_of::<ArpHeader>() == 28);
+    assert!(size_of::<IcmpHeader>() == 8);
 };
 
 #[cfg(test)]
@@ -297,5 +373,22 @@ mod tests {
         assert_eq!((h.src_port.get(), h.dst_port.get(), h.len.get(), h.checksum.get()), (53, 50000, 12, 0));
         assert_eq!(payload, [1, 2, 3, 4]);
         assert!(UdpHeader::ref_from_prefix(&udp[..7]).is_err());
+    }
+
+    #[test]
+    fn arp_and_icmp_over_literal_bytes() {
+        #[rustfmt::skip]
+        let arp = [
+            0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01,   // Ethernet, IPv4, request
+            0x02, 0, 0, 0, 0, 0x01, 10, 10, 1, 10,       // sender 02:00:00:00:00:01 10.10.1.10
+            0, 0, 0, 0, 0, 0, 10, 10, 1, 100,            // target ? 10.10.1.100
+        ];
+        let (a, rest) = ArpHeader::ref_from_prefix(&arp).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!((a.htype.get(), a.ptype.get(), a.oper.get()), (1, ETHERTYPE_IPV4, ArpHeader::REQUEST));
+        assert_eq!((a.spa, a.tpa), ([10, 10, 1, 10], [10, 10, 1, 100]));
+        let icmp = [8, 0, 0xF7, 0xFE, 0x00, 0x01, 0x00, 0x00];
+        let (h, _) = IcmpHeader::ref_from_prefix(&icmp).unwrap();
+        assert_eq!((h.kind, h.code, h.checksum.get(), h.rest), (ICMP_ECHO_REQUEST, 0, 0xF7FE, [0, 1, 0, 0]));
     }
 }

@@ -1,0 +1,109 @@
+//! Getting the queued commands into the NIC: batches with one doorbell each, a bounded number
+//! in flight, completions reaped whenever the caller likes (as `rte_flow_push`/`pull` do), and
+//! the two ways a batch goes wrong: a command the NIC refuses (rolled back on the shadow,
+//! reported) and a device that stops answering (reset and rewritten from the shadow).
+
+use crate::table::{FlowTable, Handle, Undo};
+use host_driver::DriverError;
+use rtl_spec::codes::Status;
+use rtl_spec::formats::{Completion, FlowCommand};
+use std::time::Instant;
+
+impl FlowTable {
+    /// Commands decided and not yet completed (queued plus in flight).
+    pub fn pending(&self) -> usize {
+        self.queue.len() + self.in_flight.len()
+    }
+
+    /// Bounds the commands in flight (at most the command ring's size, the default).
+    pub fn set_max_in_flight(&mut self, n: usize) {
+        self.max_in_flight = n.clamp(1, self.nic.command_room().max(1) as usize + self.in_flight.len());
+    }
+
+    /// Writes as many queued commands as the bound allows and rings the doorbell once. Does not
+    /// wait. Returns how many went out.
+    pub fn submit(&mut self) -> usize {
+        let room =
+            (self.nic.command_room() as usize).min(self.max_in_flight.saturating_sub(self.in_flight.len()));
+        let n = room.min(self.queue.len());
+        if n == 0 {
+            return 0;
+        }
+        let batch: Vec<(FlowCommand, Undo)> = self.queue.drain(..n).collect();
+        let cmds: Vec<FlowCommand> = batch.iter().map(|(c, _)| *c).collect();
+        if self.nic.push_commands(&cmds).is_err() {
+            // Room was checked; a refusal here means the ring state is not what the driver
+            // thinks. Put the batch back and let the caller's wait detect the device.
+            for b in batch.into_iter().rev() {
+                self.queue.push_front(b);
+            }
+            return 0;
+        }
+        self.nic.flush();
+        self.in_flight.extend(batch);
+        n
+    }
+
+    /// Reaps the completions that have arrived, without waiting; a refused command is counted,
+    /// its shadow change undone and kept for [`Self::take_refused`]. Returns how many completed.
+    pub fn poll_completions(&mut self) -> usize {
+        let mut got: Vec<Completion> = Vec::new();
+        let n = self.nic.reap(&mut got, self.in_flight.len());
+        for cpl in got {
+            let Some((cmd, undo)) = self.in_flight.pop_front() else { break };
+            let status = Status::try_from(cpl.status).unwrap_or(Status::BadOpcode);
+            if status == Status::Ok {
+                continue;
+            }
+            self.stats.command_errors += 1;
+            tracing::warn!(
+                opcode = cmd.opcode,
+                record = cmd.record.get(),
+                ?status,
+                "the NIC refused a command"
+            );
+            if let Undo::Insert { record, seq } = undo {
+                let same =
+                    self.records.get(record as usize).and_then(|r| r.as_ref()).is_some_and(|i| i.seq == seq);
+                if same {
+                    let _ = self.take(Handle(record));
+                    self.stats.installs -= 1;
+                }
+            }
+            self.refused.push((cmd, status));
+        }
+        n
+    }
+
+    /// The refusals reaped so far (an Insert among them means that flow is not offloaded: its
+    /// record was released and its connection belongs on the software path).
+    pub fn take_refused(&mut self) -> Vec<(FlowCommand, Status)> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// Sends everything queued (in batches, one doorbell each) and waits for every completion.
+    /// Returns the refusals of this and earlier batches. A device that completes nothing for
+    /// the driver's command timeout is reset and its table rewritten from the shadow
+    /// ([`Self::recover_in_place`]): every decided change is then in the NIC, nothing is lost,
+    /// and `Stats::recoveries` says it happened; only a failed recovery is an error.
+    pub fn commit(&mut self) -> Result<Vec<(FlowCommand, Status)>, DriverError> {
+        let timeout = self.nic.command_timeout();
+        let mut last_progress = Instant::now();
+        while !self.queue.is_empty() || !self.in_flight.is_empty() {
+            let sent = self.submit();
+            let done = self.poll_completions();
+            if sent + done > 0 {
+                last_progress = Instant::now();
+                continue;
+            }
+            if last_progress.elapsed() > timeout {
+                let outstanding = self.in_flight.len();
+                tracing::error!(outstanding, "the NIC stopped completing commands: resetting it");
+                self.recover_in_place()?;
+                break;
+            }
+            self.nic.wait(rtl_spec::regs::ring_id::COMPLETION, std::time::Duration::from_millis(1));
+        }
+        Ok(self.take_refused())
+    }
+}
