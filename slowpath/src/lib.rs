@@ -1,4 +1,17 @@
-//! # slowpath
-//!
-//! The first-packet path of the FullNAT load balancer: services, schedulers, connections, LIP pools, neighbours, health checks. Not built yet: see issue 6.
+//! # slowpath: the first-packet path of a FullNAT load balancer
 #![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod addr;
+pub mod build;
+pub mod conn;
+pub mod laddr;
+pub mod nat;
+pub mod neigh;
+pub mod packet;
+pub mod sched;
+pub mod service;
+pub mod timer;
+pub mod worker;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,461 @@
+//! Virtual services and their real servers: what the operator configures, and the immutable
+//! snapshots the workers schedule from.
+//!
+//! The control plane owns a [`Services`] (add, change, remove at run time) and publishes each
+//! change as a new [`ServiceTable`] behind an `Arc`: a worker swaps its pointer between two
+//! batches, so the packet path never takes a lock and never sees a half-applied change.
+//! Schedulers are built with the snapshot (the Maglev table among them, off the packet path).
+//! Counters live in `Arc`s of atomics that survive snapshots, so a weight change does not
+//! reset a server's connection counts.
+
+use crate::addr::hash_endpoint;
+use crate::sched::{self, BackendView, Scheduler, SchedulerKind};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// TCP or UDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP (6).
+    Tcp,
+    /// UDP (17).
+    Udp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+    /// The protocol of a number.
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+    /// "tcp" or "udp".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// What identifies a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// VIP and port.
+    pub vip: SocketAddr,
+    /// Protocol.
+    pub proto: Proto,
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.vip, self.proto.as_str())
+    }
+}
+
+/// Health check of a service's servers (run by [`crate::health`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// What is checked.
+    pub kind: HealthKind,
+    /// Between checks.
+    pub interval: std::time::Duration,
+    /// A check that takes longer fails.
+    pub timeout: std::time::Duration,
+    /// Good checks in a row that bring a down server up.
+    pub rise: u32,
+    /// Failed checks in a row that take an up server down.
+    pub fall: u32,
+}
+
+/// The kind of a health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthKind {
+    /// A TCP connect.
+    Tcp,
+    /// An HTTP GET that must answer `expect`.
+    Http {
+        /// Path requested.
+        path: String,
+        /// Status expected.
+        expect: u16,
+        /// Host header (the server's address when absent).
+        host: Option<String>,
+    },
+}
+
+/// What the operator configures for a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// VIP, port, protocol.
+    pub key: ServiceKey,
+    /// Scheduler.
+    pub scheduler: SchedulerKind,
+    /// Local addresses (LIPs) the service's connections use toward its servers.
+    pub local_addresses: Vec<IpAddr>,
+    /// At most this many connections at once (0: no limit).
+    pub conn_limit: u32,
+    /// Health check of the servers.
+    pub health: Option<HealthCheck>,
+    /// Real servers.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// What the operator configures for a real server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Weight (0: drain).
+    pub weight: u32,
+}
+
+/// A server's counters, shared by every snapshot and every worker.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    /// Connections in ESTABLISHED.
+    pub active: AtomicU32,
+    /// Other connections.
+    pub inactive: AtomicU32,
+    /// Connections scheduled to it since it was added.
+    pub connections: AtomicU64,
+    /// Packets forwarded to it by the host path.
+    pub packets_in: AtomicU64,
+    /// Packets forwarded from it by the host path.
+    pub packets_out: AtomicU64,
+    /// Bytes forwarded to it by the host path.
+    pub bytes_in: AtomicU64,
+    /// Bytes forwarded from it by the host path.
+    pub bytes_out: AtomicU64,
+}
+
+/// A service's counters.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Connections at this moment.
+    pub current: AtomicU32,
+    /// Connections created.
+    pub connections: AtomicU64,
+    /// New connections refused: no server available.
+    pub no_backend: AtomicU64,
+    /// New connections refused: the connection limit.
+    pub over_limit: AtomicU64,
+    /// New connections refused: no local port free.
+    pub no_port: AtomicU64,
+}
+
+/// A real server in a snapshot.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Weight.
+    pub weight: u32,
+    /// Passes its health check.
+    pub up: bool,
+    /// Counters.
+    pub stats: Arc<BackendStats>,
+}
+
+/// A service in a snapshot.
+#[derive(Debug)]
+pub struct Service {
+    /// The configuration it was built from.
+    pub config: ServiceConfig,
+    /// Its servers, in configuration order.
+    pub backends: Vec<Backend>,
+    /// The scheduler, as built for these servers; each worker takes a copy.
+    pub scheduler: Box<dyn Scheduler>,
+    /// Counters.
+    pub stats: Arc<ServiceStats>,
+}
+
+impl Service {
+    /// What the scheduler sees of the servers now.
+    pub fn views(&self) -> Vec<BackendView> {
+        self.backends.iter().map(view).collect()
+    }
+
+    /// The server at `addr`.
+    pub fn backend(&self, addr: SocketAddr) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.addr == addr)
+    }
+}
+
+fn view(b: &Backend) -> BackendView {
+    BackendView {
+        weight: b.weight,
+        up: b.up,
+        active: b.stats.active.load(Ordering::Relaxed),
+        inactive: b.stats.inactive.load(Ordering::Relaxed),
+        id: hash_endpoint(b.addr),
+    }
+}
+
+/// An immutable snapshot of every service.
+#[derive(Debug, Default)]
+pub struct ServiceTable {
+    /// Services in configuration order.
+    pub services: Vec<Service>,
+    index: HashMap<ServiceKey, usize>,
+    /// Increases with every change.
+    pub version: u64,
+}
+
+impl ServiceTable {
+    /// The service behind a VIP, port and protocol.
+    pub fn find(&self, key: &ServiceKey) -> Option<(usize, &Service)> {
+        self.index.get(key).map(|&i| (i, &self.services[i]))
+    }
+
+    /// Whether an address is a VIP of any service.
+    pub fn is_vip(&self, a: IpAddr) -> bool {
+        self.services.iter().any(|s| s.config.key.vip.ip() == a)
+    }
+
+    /// Whether an address is a LIP of any service.
+    pub fn is_lip(&self, a: IpAddr) -> bool {
+        self.services.iter().any(|s| s.config.local_addresses.contains(&a))
+    }
+
+    /// Every LIP, once.
+    pub fn lips(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> =
+            self.services.iter().flat_map(|s| s.config.local_addresses.iter().copied()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Why a change was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceError {
+    /// No such service.
+    NoService(ServiceKey),
+    /// The service exists.
+    ServiceExists(ServiceKey),
+    /// No such server in the service.
+    NoBackend(ServiceKey, SocketAddr),
+    /// The server is in the service already.
+    BackendExists(ServiceKey, SocketAddr),
+    /// The service has no local address of the server's family.
+    NoLocalAddress(ServiceKey, SocketAddr),
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceError::NoService(k) => write!(f, "no service {k}"),
+            ServiceError::ServiceExists(k) => write!(f, "service {k} exists"),
+            ServiceError::NoBackend(k, b) => write!(f, "service {k} has no real server {b}"),
+            ServiceError::BackendExists(k, b) => write!(f, "service {k} already has real server {b}"),
+            ServiceError::NoLocalAddress(k, b) => {
+                write!(f, "service {k} has no local address of {b}'s family for FullNAT")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// The control plane's services: configurations, health states and the counters that outlive
+/// snapshots.
+#[derive(Debug, Default)]
+pub struct Services {
+    configs: Vec<ServiceConfig>,
+    health: HashMap<(ServiceKey, SocketAddr), bool>,
+    backend_stats: HashMap<(ServiceKey, SocketAddr), Arc<BackendStats>>,
+    service_stats: HashMap<ServiceKey, Arc<ServiceStats>>,
+    version: u64,
+}
+
+impl Services {
+    /// The configurations.
+    pub fn configs(&self) -> &[ServiceConfig] {
+        &self.configs
+    }
+
+    fn position(&self, key: &ServiceKey) -> Option<usize> {
+        self.configs.iter().position(|c| c.key == *key)
+    }
+
+    fn check_families(cfg: &ServiceConfig) -> Result<(), ServiceError> {
+        for b in &cfg.backends {
+            if !cfg.local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
+                return Err(ServiceError::NoLocalAddress(cfg.key, b.addr));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a service.
+    pub fn add_service(&mut self, cfg: ServiceConfig) -> Result<(), ServiceError> {
+        if self.position(&cfg.key).is_some() {
+            return Err(ServiceError::ServiceExists(cfg.key));
+        }
+        Self::check_families(&cfg)?;
+        self.configs.push(cfg);
+        Ok(())
+    }
+
+    /// Removes a service (its connections stay until they close; it takes no new ones).
+    pub fn del_service(&mut self, key: &ServiceKey) -> Result<ServiceConfig, ServiceError> {
+        let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
+        Ok(self.configs.remove(i))
+    }
+
+    /// Replaces a service's configuration (a reload), keeping its counters and health states.
+    pub fn replace_service(&mut self, cfg: ServiceConfig) -> Result<(), ServiceError> {
+        let i = self.position(&cfg.key).ok_or(ServiceError::NoService(cfg.key))?;
+        Self::check_families(&cfg)?;
+        self.configs[i] = cfg;
+        Ok(())
+    }
+
+    /// Adds a real server.
+    pub fn add_backend(&mut self, key: &ServiceKey, b: BackendConfig) -> Result<(), ServiceError> {
+        let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
+        if self.configs[i].backends.iter().any(|x| x.addr == b.addr) {
+            return Err(ServiceError::BackendExists(*key, b.addr));
+        }
+        if !self.configs[i].local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
+            return Err(ServiceError::NoLocalAddress(*key, b.addr));
+        }
+        self.configs[i].backends.push(b);
+        Ok(())
+    }
+
+    /// Removes a real server.
+    pub fn del_backend(&mut self, key: &ServiceKey, addr: SocketAddr) -> Result<(), ServiceError> {
+        let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
+        let before = self.configs[i].backends.len();
+        self.configs[i].backends.retain(|b| b.addr != addr);
+        if self.configs[i].backends.len() == before {
+            return Err(ServiceError::NoBackend(*key, addr));
+        }
+        self.health.remove(&(*key, addr));
+        self.backend_stats.remove(&(*key, addr));
+        Ok(())
+    }
+
+    /// Changes a real server's weight (0 drains it).
+    pub fn set_weight(&mut self, key: &ServiceKey, addr: SocketAddr, weight: u32) -> Result<(), ServiceError> {
+        let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
+        let b = self.configs[i]
+            .backends
+            .iter_mut()
+            .find(|b| b.addr == addr)
+            .ok_or(ServiceError::NoBackend(*key, addr))?;
+        b.weight = weight;
+        Ok(())
+    }
+
+    /// Records a health state; returns whether it changed.
+    pub fn set_health(&mut self, key: &ServiceKey, addr: SocketAddr, up: bool) -> bool {
+        let old = self.health.insert((*key, addr), up);
+        old != Some(up) && !(old.is_none() && up)
+    }
+
+    /// Whether a server passes its health check (a server never checked is up).
+    pub fn is_up(&self, key: &ServiceKey, addr: SocketAddr) -> bool {
+        self.health.get(&(*key, addr)).copied().unwrap_or(true)
+    }
+
+    /// A new snapshot of everything.
+    pub fn snapshot(&mut self) -> Arc<ServiceTable> {
+        self.version += 1;
+        let mut table = ServiceTable { version: self.version, ..ServiceTable::default() };
+        for cfg in &self.configs {
+            let backends: Vec<Backend> = cfg
+                .backends
+                .iter()
+                .map(|b| Backend {
+                    addr: b.addr,
+                    weight: b.weight,
+                    up: self.health.get(&(cfg.key, b.addr)).copied().unwrap_or(true),
+                    stats: self.backend_stats.entry((cfg.key, b.addr)).or_default().clone(),
+                })
+                .collect();
+            let views: Vec<BackendView> = backends.iter().map(view).collect();
+            let scheduler = sched::build(cfg.scheduler, &views);
+            let stats = self.service_stats.entry(cfg.key).or_default().clone();
+            table.index.insert(cfg.key, table.services.len());
+            table.services.push(Service { config: cfg.clone(), backends, scheduler, stats });
+        }
+        Arc::new(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ServiceKey {
+        ServiceKey { vip: "10.10.1.100:80".parse().unwrap(), proto: Proto::Tcp }
+    }
+
+    fn cfg() -> ServiceConfig {
+        ServiceConfig {
+            key: key(),
+            scheduler: SchedulerKind::Rr,
+            local_addresses: vec!["10.10.2.1".parse().unwrap()],
+            conn_limit: 0,
+            health: None,
+            backends: vec![BackendConfig { addr: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
+        }
+    }
+
+    #[test]
+    fn changes_make_new_snapshots_and_counters_survive_them() {
+        let mut s = Services::default();
+        s.add_service(cfg()).unwrap();
+        assert_eq!(s.add_service(cfg()), Err(ServiceError::ServiceExists(key())));
+        let t1 = s.snapshot();
+        let (_, svc) = t1.find(&key()).unwrap();
+        svc.backends[0].stats.active.fetch_add(3, Ordering::Relaxed);
+        let rs: SocketAddr = "10.10.2.11:80".parse().unwrap();
+        s.set_weight(&key(), rs, 5).unwrap();
+        s.add_backend(&key(), BackendConfig { addr: "10.10.2.12:80".parse().unwrap(), weight: 1 }).unwrap();
+        let t2 = s.snapshot();
+        assert!(t2.version > t1.version);
+        let (_, svc2) = t2.find(&key()).unwrap();
+        assert_eq!(svc2.backends.len(), 2);
+        assert_eq!(svc2.backends[0].weight, 5);
+        assert_eq!(svc2.views()[0].active, 3, "counters outlive the snapshot");
+        assert_eq!(t1.find(&key()).unwrap().1.backends.len(), 1, "the old snapshot is untouched");
+        assert!(t2.is_vip("10.10.1.100".parse().unwrap()));
+        assert!(t2.is_lip("10.10.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn health_and_errors() {
+        let mut s = Services::default();
+        s.add_service(cfg()).unwrap();
+        let rs: SocketAddr = "10.10.2.11:80".parse().unwrap();
+        assert!(s.is_up(&key(), rs));
+        assert!(!s.set_health(&key(), rs, true), "up is the starting state");
+        assert!(s.set_health(&key(), rs, false));
+        assert!(!s.snapshot().find(&key()).unwrap().1.backends[0].up);
+        let v6: SocketAddr = "[fd00::1]:80".parse().unwrap();
+        assert_eq!(
+            s.add_backend(&key(), BackendConfig { addr: v6, weight: 1 }),
+            Err(ServiceError::NoLocalAddress(key(), v6))
+        );
+        assert!(s.del_backend(&key(), v6).is_err());
+        s.del_backend(&key(), rs).unwrap();
+        s.del_service(&key()).unwrap();
+        assert!(s.snapshot().services.is_empty());
+    }
+}

@@ -1,0 +1,143 @@
+//! A worker's timer wheel: connection timeouts on the injected clock.
+//!
+//! A hashed wheel of [`SLOTS`] slots of [`TICK_NS`] each, as DPVS's per-lcore wheel: arming is
+//! O(1) (push into the slot of the deadline), expiry visits only the slots whose time has come,
+//! and a timer further away than one turn of the wheel simply stays in its slot until a visit
+//! finds its deadline reached. Timers are never cancelled: each carries the generation of the
+//! timeout it stands for, and the owner ignores an expiry whose generation is stale (a
+//! connection that saw traffic re-arms with a new generation). A clock that jumps (a capture
+//! with a gap, a test that skips an hour) costs one visit of every slot, not one per tick.
+
+/// Length of a tick, nanoseconds (10 ms).
+pub const TICK_NS: u64 = 10_000_000;
+/// Slots in the wheel (one turn: about 41 s).
+pub const SLOTS: usize = 4096;
+
+/// A timer that fired: the key and generation it was armed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expired {
+    /// What the timer is for (a connection slot).
+    pub key: u32,
+    /// The generation it was armed with.
+    pub generation: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: u32,
+    generation: u32,
+    deadline: u64,
+}
+
+/// The wheel.
+#[derive(Debug)]
+pub struct TimerWheel {
+    slots: Vec<Vec<Entry>>,
+    /// The last tick whose slot has been visited.
+    tick: u64,
+    armed: usize,
+}
+
+impl TimerWheel {
+    /// A wheel whose time starts at `now_ns`.
+    pub fn new(now_ns: u64) -> Self {
+        TimerWheel { slots: vec![Vec::new(); SLOTS], tick: now_ns / TICK_NS, armed: 0 }
+    }
+
+    /// Timers armed and not yet fired (stale ones included).
+    pub fn len(&self) -> usize {
+        self.armed
+    }
+
+    /// No timer armed.
+    pub fn is_empty(&self) -> bool {
+        self.armed == 0
+    }
+
+    /// Arms a timer for `key` at `deadline_ns`. A deadline in the past fires at the next
+    /// [`Self::advance`].
+    pub fn arm(&mut self, key: u32, generation: u32, deadline_ns: u64) {
+        let t = (deadline_ns / TICK_NS).max(self.tick + 1);
+        self.slots[(t % SLOTS as u64) as usize].push(Entry { key, generation, deadline: deadline_ns });
+        self.armed += 1;
+    }
+
+    /// Moves time to `now_ns` and appends every timer whose deadline is at or before it.
+    pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Expired>) {
+        let now_tick = now_ns / TICK_NS;
+        if now_tick <= self.tick {
+            return;
+        }
+        let steps = (now_tick - self.tick).min(SLOTS as u64);
+        for i in 1..=steps {
+            let slot = ((self.tick + i) % SLOTS as u64) as usize;
+            let entries = &mut self.slots[slot];
+            let before = entries.len();
+            entries.retain(|e| {
+                if e.deadline <= now_ns {
+                    out.push(Expired { key: e.key, generation: e.generation });
+                    false
+                } else {
+                    true
+                }
+            });
+            self.armed -= before - entries.len();
+        }
+        self.tick = now_tick;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn timers_fire_at_their_deadline_not_before() {
+        let mut w = TimerWheel::new(0);
+        w.arm(1, 0, 3 * S);
+        w.arm(2, 0, 90 * S); // beyond one turn
+        w.arm(3, 7, S / 2);
+        let mut out = Vec::new();
+        w.advance(S, &mut out);
+        assert_eq!(out, vec![Expired { key: 3, generation: 7 }]);
+        out.clear();
+        w.advance(3 * S - TICK_NS, &mut out);
+        assert!(out.is_empty());
+        w.advance(3 * S, &mut out);
+        assert_eq!(out, vec![Expired { key: 1, generation: 0 }]);
+        out.clear();
+        for t in 4..90 {
+            w.advance(t * S, &mut out);
+            assert!(out.is_empty(), "key 2 fired early at {t} s");
+        }
+        w.advance(90 * S, &mut out);
+        assert_eq!(out, vec![Expired { key: 2, generation: 0 }]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_jump_of_an_hour_fires_everything_due_once() {
+        let mut w = TimerWheel::new(0);
+        for k in 0..1000 {
+            w.arm(k, 0, u64::from(k) * 7 * S);
+        }
+        let mut out = Vec::new();
+        w.advance(3600 * S, &mut out);
+        let mut keys: Vec<u32> = out.iter().map(|e| e.key).collect();
+        keys.sort_unstable();
+        let due: Vec<u32> = (0..1000).filter(|k| u64::from(*k) * 7 <= 3600).collect();
+        assert_eq!(keys, due);
+        assert_eq!(w.len(), 1000 - due.len());
+    }
+
+    #[test]
+    fn a_past_deadline_fires_at_the_next_advance() {
+        let mut w = TimerWheel::new(100 * S);
+        w.arm(9, 1, 5 * S);
+        let mut out = Vec::new();
+        w.advance(100 * S + TICK_NS, &mut out);
+        assert_eq!(out, vec![Expired { key: 9, generation: 1 }]);
+    }
+}

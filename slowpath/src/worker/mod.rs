@@ -1,0 +1,559 @@
+//! A slow-path worker: one exception ring's packets, one shard of the connections, one slice of
+//! every LIP's ports, one timer wheel. Nothing in it is shared with another worker, so the
+//! per-packet path takes no lock: a worker reads the service snapshot it was handed, decides,
+//! and writes what the device side must do into an [`Out`] (packets to route and send, flows to
+//! install or remove, counters to query). The device side ([`crate::engine`]) applies an `Out`
+//! and hands results back ([`Worker::on_installed`], [`Worker::on_counters`],
+//! [`Worker::on_flow_event`]).
+//!
+//! Submodules: `path` (connections: new ones, their packets, expiry), `icmp` (echo, errors
+//! quoting a flow, resets).
+
+mod icmp;
+mod path;
+
+use crate::addr::FastMap;
+use crate::conn::{Dir, Endpoints, Offload, OffloadPolicy, State, Timeouts};
+use crate::laddr::{PortPools, PortRange};
+use crate::packet::{self, L3, L4};
+use crate::sched::Scheduler;
+use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats, ServiceTable};
+use crate::timer::{Expired, TimerWheel};
+use flow_offload::{Flow, FlowCounters, Handle};
+use rtl_spec::codes::{FlowCause, PuntReason};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bits of a flow cookie that name the connection's slot; the bits above name the worker.
+pub const COOKIE_SLOT_BITS: u32 = 28;
+
+/// A packet punted to this worker.
+#[derive(Clone, Debug)]
+pub struct Punt {
+    /// Ingress port.
+    pub port: u8,
+    /// Why the NIC punted it (`None` when it came another way, e.g. from another worker).
+    pub reason: Option<PuntReason>,
+    /// On a hit: the record and whether the reply tuple matched.
+    pub hit: Option<(Handle, bool)>,
+    /// The frame as received.
+    pub frame: Vec<u8>,
+}
+
+/// An IP packet to route and send (no L2 header yet: the device side resolves the next hop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tx {
+    /// Where it goes.
+    pub dst: IpAddr,
+    /// The IP packet.
+    pub packet: Vec<u8>,
+}
+
+/// A flow the worker wants in the NIC.
+#[derive(Clone, Copy, Debug)]
+pub struct InstallReq {
+    /// The connection's slot.
+    pub slot: u32,
+    /// Its generation (a stale result is ignored).
+    pub generation: u32,
+    /// The flow; its next hops are filled in by the device side.
+    pub flow: Flow,
+    /// The connection's endpoints (the device side routes toward the client and the server).
+    pub endpoints: Endpoints,
+}
+
+/// What a worker asks of the device side.
+#[derive(Debug, Default)]
+pub struct Out {
+    /// IP packets to route and send.
+    pub tx: Vec<Tx>,
+    /// ARP and neighbour-discovery frames for the network layer (port, frame).
+    pub neighbor: Vec<(u8, Vec<u8>)>,
+    /// Frames for the host's own interface of a port (port, frame).
+    pub to_host: Vec<(u8, Vec<u8>)>,
+    /// Flows to install.
+    pub installs: Vec<InstallReq>,
+    /// Flows to remove.
+    pub removes: Vec<Handle>,
+    /// Offloaded connections whose NIC idle time is needed (slot, generation, handle).
+    pub queries: Vec<(u32, u32, Handle)>,
+    /// Packets that belong to another worker (worker, packet).
+    pub handoff: Vec<(u16, Punt)>,
+}
+
+impl Out {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+            && self.neighbor.is_empty()
+            && self.to_host.is_empty()
+            && self.installs.is_empty()
+            && self.removes.is_empty()
+            && self.queries.is_empty()
+            && self.handoff.is_empty()
+    }
+}
+
+/// How a worker runs.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConfig {
+    /// Workers in all (a power of two).
+    pub workers: u16,
+    /// Per-state timeouts.
+    pub timeouts: Timeouts,
+    /// When connections are offloaded.
+    pub policy: OffloadPolicy,
+    /// LIP port range and quarantine.
+    pub ports: PortRange,
+    /// Half-open (SYN_RECV) connections this worker holds at most.
+    pub half_open_limit: u32,
+    /// Answer ICMP echo to VIPs.
+    pub icmp_echo: bool,
+    /// The NIC's steering-hash seed (to find the owner of a client tuple).
+    pub steer_seed: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            workers: 1,
+            timeouts: Timeouts::default(),
+            policy: OffloadPolicy::default(),
+            ports: PortRange::default(),
+            half_open_limit: 65536,
+            icmp_echo: true,
+            steer_seed: 0x5F37_59DF,
+        }
+    }
+}
+
+/// Why a worker dropped a packet. Each has a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Discard {
+    /// Could not be parsed.
+    Malformed,
+    /// Bad IP or transport checksum.
+    BadChecksum,
+    /// A TCP packet other than a SYN matching no connection (no connection is created).
+    NoConnection,
+    /// To an address the appliance does not serve.
+    NotOurs,
+    /// A new connection to a VIP and port with no service.
+    NoService,
+    /// A new connection when no server is available.
+    NoBackend,
+    /// A new connection over the service's connection limit.
+    OverLimit,
+    /// A SYN over the worker's half-open bound.
+    HalfOpen,
+    /// No local port free (LIP exhaustion).
+    NoPort,
+    /// A fragment (not reassembled).
+    Fragment,
+    /// TTL or hop limit expired.
+    TtlExpired,
+    /// Over the egress MTU.
+    OverMtu,
+    /// ICMP the appliance does not answer or translate.
+    Icmp,
+    /// Another protocol or frame type.
+    Unsupported,
+}
+
+impl Discard {
+    /// Every reason, in counter order.
+    pub const ALL: [Discard; 14] = [
+        Discard::Malformed,
+        Discard::BadChecksum,
+        Discard::NoConnection,
+        Discard::NotOurs,
+        Discard::NoService,
+        Discard::NoBackend,
+        Discard::OverLimit,
+        Discard::HalfOpen,
+        Discard::NoPort,
+        Discard::Fragment,
+        Discard::TtlExpired,
+        Discard::OverMtu,
+        Discard::Icmp,
+        Discard::Unsupported,
+    ];
+
+    /// The name metrics and `sluice stats` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Discard::Malformed => "malformed",
+            Discard::BadChecksum => "bad_checksum",
+            Discard::NoConnection => "no_connection",
+            Discard::NotOurs => "not_ours",
+            Discard::NoService => "no_service",
+            Discard::NoBackend => "no_backend",
+            Discard::OverLimit => "over_limit",
+            Discard::HalfOpen => "half_open",
+            Discard::NoPort => "no_port",
+            Discard::Fragment => "fragment",
+            Discard::TtlExpired => "ttl_expired",
+            Discard::OverMtu => "over_mtu",
+            Discard::Icmp => "icmp",
+            Discard::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A worker's counters, readable from other threads.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Packets handled.
+    pub packets: AtomicU64,
+    /// Packets forwarded by the host path (rewritten and sent).
+    pub forwarded: AtomicU64,
+    /// Connections created.
+    pub created: AtomicU64,
+    /// Connections expired or removed.
+    pub expired: AtomicU64,
+    /// Connections offloaded to the NIC.
+    pub offloaded: AtomicU64,
+    /// Offloads the full NIC table refused (the connection stayed on the host path).
+    pub offload_full: AtomicU64,
+    /// Connections now.
+    pub current: AtomicU64,
+    /// Half-open connections now.
+    pub half_open: AtomicU64,
+    /// ICMP echo replies sent.
+    pub echo_replies: AtomicU64,
+    /// ICMP errors translated to the other side of a connection.
+    pub icmp_translated: AtomicU64,
+    /// Resets sent for connections removed with a reset.
+    pub resets: AtomicU64,
+    /// Drops, indexed by [`Discard`].
+    pub drops: [AtomicU64; 14],
+}
+
+impl WorkerStats {
+    fn discard(&self, d: Discard) {
+        self.drops[d as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// Generation of the slot (increases each time the slot is reused).
+    pub generation: u32,
+    /// The four endpoints.
+    pub ep: Endpoints,
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The service.
+    pub service: ServiceKey,
+    /// Protocol state.
+    pub state: State,
+    /// When it was created, ns.
+    pub created_ns: u64,
+    /// When a packet of it was last seen by the host, ns.
+    pub last_ns: u64,
+    /// Where it is forwarded.
+    pub offload: Offload,
+    /// Packets forwarded by the host path (original, reply).
+    pub packets: [u64; 2],
+    /// Bytes (IP length) forwarded by the host path.
+    pub bytes: [u64; 2],
+    /// The NIC's counters at the last query or event.
+    pub nic: FlowCounters,
+    /// The generation of its armed timer.
+    timer: u32,
+    /// The deadline of its armed timer.
+    deadline_ns: u64,
+    querying: bool,
+    backend_stats: Arc<BackendStats>,
+    service_stats: Arc<ServiceStats>,
+}
+
+impl Conn {
+    /// Packets in both directions, host path and NIC.
+    pub fn total_packets(&self) -> [u64; 2] {
+        [self.packets[0] + u64::from(self.nic.packets[0]), self.packets[1] + u64::from(self.nic.packets[1])]
+    }
+    /// Bytes in both directions, host path and NIC.
+    pub fn total_bytes(&self) -> [u64; 2] {
+        [self.bytes[0] + self.nic.bytes[0], self.bytes[1] + self.nic.bytes[1]]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TupleKey {
+    proto: u8,
+    src: SocketAddr,
+    dst: SocketAddr,
+}
+
+/// A worker.
+pub struct Worker {
+    id: u16,
+    cfg: WorkerConfig,
+    services: Arc<ServiceTable>,
+    schedulers: Vec<Box<dyn Scheduler>>,
+    conns: Vec<Option<Conn>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    by_tuple: FastMap<TupleKey, (u32, Dir)>,
+    ports: PortPools,
+    timers: TimerWheel,
+    lip_turn: usize,
+    /// Tuples of connections removed with a reset: their next packets are answered with RST.
+    reset_tuples: FastMap<TupleKey, u64>,
+    stats: Arc<WorkerStats>,
+    expired: Vec<Expired>,
+}
+
+impl Worker {
+    /// Worker `id` of `cfg.workers`, starting at `now_ns` with `services`.
+    pub fn new(id: u16, cfg: WorkerConfig, services: Arc<ServiceTable>, now_ns: u64) -> Self {
+        let schedulers = services.services.iter().map(|s| s.scheduler.clone_box()).collect();
+        Worker {
+            id,
+            cfg,
+            services,
+            schedulers,
+            conns: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            by_tuple: FastMap::default(),
+            ports: PortPools::new(id, cfg.workers, cfg.ports),
+            timers: TimerWheel::new(now_ns),
+            lip_turn: usize::from(id),
+            reset_tuples: FastMap::default(),
+            stats: Arc::new(WorkerStats::default()),
+            expired: Vec::new(),
+        }
+    }
+
+    /// Its number.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    /// Its port pools' counters.
+    pub fn port_stats(&self) -> crate::laddr::PortStats {
+        self.ports.stats()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.cfg
+    }
+
+    /// Takes a new service snapshot. Connections of services or servers that are gone stay
+    /// until they close (use [`Self::reset_backend`] to cut them).
+    pub fn set_services(&mut self, services: Arc<ServiceTable>) {
+        self.schedulers = services.services.iter().map(|s| s.scheduler.clone_box()).collect();
+        self.services = services;
+    }
+
+    /// The connections (for `sluice flows`).
+    pub fn conns(&self) -> impl Iterator<Item = &Conn> {
+        self.conns.iter().flatten()
+    }
+
+    /// Connections now.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len() - self.free.len()
+    }
+
+    /// The flow cookie of a slot.
+    fn cookie(&self, slot: u32) -> u32 {
+        (u32::from(self.id) << COOKIE_SLOT_BITS) | slot
+    }
+
+    /// Handles one punted packet.
+    pub fn handle(&mut self, punt: Punt, now_ns: u64, out: &mut Out) {
+        WorkerStats::inc(&self.stats.packets);
+        let pkt = match packet::parse(&punt.frame) {
+            Ok(p) => p,
+            Err(_) => return self.stats.discard(Discard::Malformed),
+        };
+        match pkt.net {
+            L3::Arp => return out.neighbor.push((punt.port, punt.frame)),
+            L3::Other(_) => return self.stats.discard(Discard::Unsupported),
+            L3::Ip(_) => {}
+        }
+        let Some(ip) = pkt.ip().copied() else { return };
+        if !packet::verify_checksums(&punt.frame, &pkt) {
+            return self.stats.discard(Discard::BadChecksum);
+        }
+        if let L4::Icmp { kind, .. } = pkt.l4 {
+            if ip.is_v6() && (133..=137).contains(&kind) {
+                // Router and neighbour discovery belong to the network layer (and the host).
+                return out.neighbor.push((punt.port, punt.frame));
+            }
+        }
+        if ip.fragment {
+            return self.stats.discard(Discard::Fragment);
+        }
+        match pkt.l4 {
+            L4::Tcp { .. } | L4::Udp { .. } => self.transport(punt, &pkt, now_ns, out),
+            L4::Icmp { kind, code } => self.icmp(punt, &pkt, kind, code, now_ns, out),
+            L4::None => {
+                if self.services.is_vip(ip.dst) || self.services.is_lip(ip.dst) {
+                    self.stats.discard(Discard::Unsupported);
+                } else {
+                    out.to_host.push((punt.port, punt.frame));
+                }
+            }
+        }
+    }
+
+    /// Lets time act: expires connections whose timeout passed (or asks the NIC how idle an
+    /// offloaded one really is).
+    pub fn advance(&mut self, now_ns: u64, out: &mut Out) {
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.clear();
+        self.timers.advance(now_ns, &mut expired);
+        for e in &expired {
+            self.on_timer(e.key, e.generation, now_ns, out);
+        }
+        self.expired = expired;
+        if !self.reset_tuples.is_empty() {
+            self.reset_tuples.retain(|_, until| *until > now_ns);
+        }
+    }
+
+    /// The result of an install.
+    pub fn on_installed(&mut self, slot: u32, generation: u32, result: Result<Handle, ()>, out: &mut Out) {
+        let Some(c) = self.conn_mut(slot, generation) else {
+            // The connection ended while its install was on the way: take the flow back out.
+            if let Ok(h) = result {
+                out.removes.push(h);
+            }
+            return;
+        };
+        match result {
+            Ok(h) => {
+                c.offload = Offload::Nic(h);
+                WorkerStats::inc(&self.stats.offloaded);
+            }
+            Err(()) => {
+                c.offload = Offload::Refused;
+                WorkerStats::inc(&self.stats.offload_full);
+            }
+        }
+    }
+
+    /// The NIC's counters of an offloaded connection (answer to a query).
+    pub fn on_counters(&mut self, slot: u32, generation: u32, counters: Option<FlowCounters>, now_ns: u64, out: &mut Out) {
+        let Some(c) = self.conn_mut(slot, generation) else { return };
+        c.querying = false;
+        match counters {
+            Some(k) => {
+                let seen = now_ns.saturating_sub(u64::from(k.idle_ms) * 1_000_000);
+                c.last_ns = c.last_ns.max(seen);
+                c.nic = k;
+            }
+            // The NIC no longer holds it (reset, eviction): the host path takes over.
+            None => c.offload = Offload::Host,
+        }
+        self.on_timer(slot, self.conns[slot as usize].as_ref().map_or(0, |c| c.timer), now_ns, out);
+    }
+
+    /// A flow event from the NIC about one of this worker's connections.
+    pub fn on_flow_event(&mut self, cookie: u32, handle: Handle, cause: FlowCause, counters: FlowCounters, now_ns: u64, out: &mut Out) {
+        let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        if c.offload != Offload::Nic(handle) {
+            return;
+        }
+        c.nic = counters;
+        match cause {
+            FlowCause::Idle => {
+                let generation = c.generation;
+                self.expire(slot, generation, now_ns, out);
+            }
+            FlowCause::Evicted => c.offload = Offload::Host,
+            // FIN and RST on a hit are punted too: the state moved with the packet.
+            _ => {}
+        }
+    }
+
+    fn conn_mut(&mut self, slot: u32, generation: u32) -> Option<&mut Conn> {
+        self.conns.get_mut(slot as usize)?.as_mut().filter(|c| c.generation == generation)
+    }
+
+    /// Which worker owns a client-side tuple: the NIC's symmetric steering hash through the
+    /// redirection table the engine programs (entry `n` → worker `n % workers`).
+    pub fn owner_of_client_tuple(&self, src: SocketAddr, dst: SocketAddr, proto: u8) -> u16 {
+        let t = crate::addr::tuple(src, dst);
+        let h = rtl_spec::hash::steering_hash(self.cfg.steer_seed, &t, proto, src.is_ipv6());
+        ((h & 63) % u32::from(self.cfg.workers)) as u16
+    }
+
+    /// Which worker owns a local port.
+    pub fn owner_of_lport(&self, lport: u16) -> u16 {
+        lport & (self.cfg.workers - 1)
+    }
+
+    /// Removes every connection of a server (or of a whole service with `rs` None); with
+    /// `reset`, packets that still arrive for them are answered with a TCP reset.
+    pub fn reset_backend(&mut self, service: &ServiceKey, rs: Option<SocketAddr>, reset: bool, now_ns: u64, out: &mut Out) -> usize {
+        let victims: Vec<(u32, u32)> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
+            .filter(|(_, c)| c.service == *service && rs.is_none_or(|r| c.ep.rs == r))
+            .map(|(i, c)| (i, c.generation))
+            .collect();
+        for &(slot, generation) in &victims {
+            if reset {
+                if let Some(c) = self.conn_mut(slot, generation) {
+                    if c.proto == Proto::Tcp {
+                        let until = now_ns + 60_000_000_000;
+                        let ep = c.ep;
+                        self.reset_tuples.insert(TupleKey { proto: 6, src: ep.client, dst: ep.vip }, until);
+                        self.reset_tuples.insert(TupleKey { proto: 6, src: ep.rs, dst: ep.lip }, until);
+                    }
+                }
+            }
+            self.expire(slot, generation, now_ns, out);
+        }
+        victims.len()
+    }
+
+    /// Adopts a flow the NIC held from an earlier run of the daemon. Returns false when it is
+    /// not one of this worker's (or its service is gone).
+    pub fn adopt(&mut self, handle: Handle, flow: &Flow, now_ns: u64) -> bool {
+        let v6 = flow.ipv6;
+        let ep = Endpoints {
+            client: crate::addr::src_of(&flow.orig, v6),
+            vip: crate::addr::dst_of(&flow.orig, v6),
+            rs: crate::addr::src_of(&flow.reply, v6),
+            lip: crate::addr::dst_of(&flow.reply, v6),
+        };
+        let Some(proto) = Proto::from_number(flow.proto) else { return false };
+        let key = ServiceKey { vip: ep.vip, proto };
+        let Some((_, svc)) = self.services.find(&key) else { return false };
+        let Some(backend) = svc.backend(ep.rs) else { return false };
+        if !self.ports.reserve(ep.lip.ip(), ep.rs, ep.lip.port()) {
+            return false;
+        }
+        let state = State::from_host_state(flow.host_state).unwrap_or(State::Tcp(crate::conn::TcpState::Established));
+        let (bs, ss) = (backend.stats.clone(), svc.stats.clone());
+        let slot = self.insert_conn(ep, proto, key, state, now_ns, bs, ss);
+        if let Some(Some(c)) = self.conns.get_mut(slot as usize) {
+            c.offload = Offload::Nic(handle);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,332 @@
+//! The connection path of a worker: a new connection (service, scheduler, LIP and port), the
+//! packets of a known one in either direction (state, counters, the software rewrite, the
+//! offload decision), timeouts and expiry.
+
+use super::{Conn, Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
+use crate::addr::tuple;
+use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
+use crate::nat;
+use crate::packet::{L4, Pkt};
+use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats};
+use flow_offload::Flow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const RST: u8 = 0x04;
+
+impl Worker {
+    /// A TCP or UDP packet.
+    pub(super) fn transport(&mut self, punt: Punt, pkt: &Pkt, now_ns: u64, out: &mut Out) {
+        let Some(ip) = pkt.ip().copied() else { return };
+        let Some((sport, dport)) = pkt.ports() else { return };
+        let (src, dst) = (SocketAddr::new(ip.src, sport), SocketAddr::new(ip.dst, dport));
+        let key = TupleKey { proto: ip.proto, src, dst };
+        if let Some(&(slot, dir)) = self.by_tuple.get(&key) {
+            return self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
+        }
+        let flags = pkt.tcp_flags();
+        if !self.reset_tuples.is_empty() && self.reset_tuples.contains_key(&key) {
+            if flags & RST == 0 {
+                if let Some(rst) = super::icmp::reset_for(&punt.frame, pkt) {
+                    out.tx.push(rst);
+                    WorkerStats::inc(&self.stats.resets);
+                }
+            }
+            return;
+        }
+        let proto = Proto::from_number(ip.proto);
+        let service = proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));
+        match service {
+            Some(index) => {
+                if ip.proto == 6 && (flags & (SYN | ACK | RST)) != SYN {
+                    return self.stats.discard(Discard::NoConnection);
+                }
+                self.new_conn(index, src, &punt, pkt, now_ns, out);
+            }
+            None if self.services.is_lip(ip.dst) => {
+                // A server's packet to a LIP port this worker does not own: the NIC steered it
+                // by hash because it is not in the LIP filter, or the filter is full.
+                let owner = self.owner_of_lport(dport);
+                if owner != self.id && punt.reason.is_some() {
+                    out.handoff.push((owner, Punt { reason: None, ..punt }));
+                } else {
+                    self.stats.discard(Discard::NoConnection);
+                }
+            }
+            None if self.services.is_vip(ip.dst) => {
+                let owner = self.owner_of_client_tuple(src, dst, ip.proto);
+                if owner != self.id && punt.reason.is_some() {
+                    out.handoff.push((owner, Punt { reason: None, ..punt }));
+                } else if ip.proto == 6 && flags & SYN == 0 {
+                    self.stats.discard(Discard::NoConnection);
+                } else {
+                    self.stats.discard(Discard::NoService);
+                }
+            }
+            None => out.to_host.push((punt.port, punt.frame)),
+        }
+    }
+
+    fn new_conn(&mut self, index: usize, client: SocketAddr, punt: &Punt, pkt: &Pkt, now_ns: u64, out: &mut Out) {
+        let services = self.services.clone();
+        let svc = &services.services[index];
+        let proto = svc.config.key.proto;
+        if proto == Proto::Tcp && self.stats.half_open.load(Ordering::Relaxed) >= u64::from(self.cfg.half_open_limit) {
+            return self.stats.discard(Discard::HalfOpen);
+        }
+        if svc.config.conn_limit > 0 && svc.stats.current.load(Ordering::Relaxed) >= svc.config.conn_limit {
+            svc.stats.over_limit.fetch_add(1, Ordering::Relaxed);
+            return self.stats.discard(Discard::OverLimit);
+        }
+        let views = svc.views();
+        let hash = crate::addr::hash_addr(client.ip());
+        let Some(b) = self.schedulers.get_mut(index).and_then(|s| s.pick(&views, hash)) else {
+            svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
+            return self.stats.discard(Discard::NoBackend);
+        };
+        let backend = &svc.backends[b];
+        let rs = backend.addr;
+        // LIPs of the server's family, in turn; the first with a free port wins.
+        let lips: Vec<_> = svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6()).copied().collect();
+        let mut chosen = None;
+        for k in 0..lips.len() {
+            let lip = lips[(self.lip_turn + k) % lips.len()];
+            if let Some(port) = self.ports.alloc(lip, rs, now_ns) {
+                chosen = Some(SocketAddr::new(lip, port));
+                break;
+            }
+        }
+        self.lip_turn = self.lip_turn.wrapping_add(1);
+        let Some(lip) = chosen else {
+            svc.stats.no_port.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(service = %svc.config.key, server = %rs, "no local port free: connection refused");
+            return self.stats.discard(Discard::NoPort);
+        };
+        let ep = Endpoints { client, vip: svc.config.key.vip, lip, rs };
+        let state = if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
+        let (bs, ss) = (backend.stats.clone(), svc.stats.clone());
+        bs.connections.fetch_add(1, Ordering::Relaxed);
+        ss.connections.fetch_add(1, Ordering::Relaxed);
+        let slot = self.insert_conn(ep, proto, svc.config.key, state, now_ns, bs, ss);
+        WorkerStats::inc(&self.stats.created);
+        self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
+    }
+
+    /// Files a new connection under both its tuples and arms its timer.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn insert_conn(
+        &mut self,
+        ep: Endpoints,
+        proto: Proto,
+        service: ServiceKey,
+        state: State,
+        now_ns: u64,
+        backend_stats: Arc<BackendStats>,
+        service_stats: Arc<ServiceStats>,
+    ) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.generations.push(0);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
+        let generation = self.generations[slot as usize];
+        let n = proto.number();
+        self.by_tuple.insert(TupleKey { proto: n, src: ep.client, dst: ep.vip }, (slot, Dir::Orig));
+        self.by_tuple.insert(TupleKey { proto: n, src: ep.rs, dst: ep.lip }, (slot, Dir::Reply));
+        count_state(&backend_stats, state, 1);
+        service_stats.current.fetch_add(1, Ordering::Relaxed);
+        if state == State::Tcp(TcpState::SynRecv) {
+            self.stats.half_open.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.current.fetch_add(1, Ordering::Relaxed);
+        let deadline = now_ns + self.cfg.timeouts.of(state).as_nanos() as u64;
+        self.conns[slot as usize] = Some(Conn {
+            generation,
+            ep,
+            proto,
+            service,
+            state,
+            created_ns: now_ns,
+            last_ns: now_ns,
+            offload: Offload::Host,
+            packets: [0; 2],
+            bytes: [0; 2],
+            nic: flow_offload::FlowCounters::default(),
+            timer: 0,
+            deadline_ns: deadline,
+            querying: false,
+            backend_stats,
+            service_stats,
+        });
+        self.timers.arm(slot, 0, deadline);
+        slot
+    }
+
+    /// A packet of a known connection.
+    fn conn_packet(&mut self, slot: u32, dir: Dir, punt: &Punt, pkt: &Pkt, now_ns: u64, out: &mut Out) {
+        let policy = self.cfg.policy;
+        let timeouts = self.cfg.timeouts;
+        let cookie = self.cookie(slot);
+        let stats = self.stats.clone();
+        let Some(c) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let flags = pkt.tcp_flags();
+        let before = c.state;
+        c.state = match (c.state, pkt.l4) {
+            (State::Tcp(s), L4::Tcp { .. }) => State::Tcp(s.next(dir, flags)),
+            (State::Udp { replied }, _) => State::Udp { replied: replied || dir == Dir::Reply },
+            (s, _) => s,
+        };
+        if c.state != before {
+            count_state(&c.backend_stats, before, -1);
+            count_state(&c.backend_stats, c.state, 1);
+            let was_half = before == State::Tcp(TcpState::SynRecv);
+            let is_half = c.state == State::Tcp(TcpState::SynRecv);
+            if was_half && !is_half {
+                stats.half_open.fetch_sub(1, Ordering::Relaxed);
+            } else if is_half && !was_half {
+                stats.half_open.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        c.last_ns = now_ns;
+        let d = usize::from(dir == Dir::Reply);
+        let ip = pkt.ip().copied();
+        let len = ip.map_or(0, |i| (i.end - pkt.l3) as u64);
+        c.packets[d] += 1;
+        c.bytes[d] += len;
+        if dir == Dir::Orig {
+            c.backend_stats.packets_in.fetch_add(1, Ordering::Relaxed);
+            c.backend_stats.bytes_in.fetch_add(len, Ordering::Relaxed);
+        } else {
+            c.backend_stats.packets_out.fetch_add(1, Ordering::Relaxed);
+            c.backend_stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+        }
+        let ep = c.ep;
+        let (from, to, dst) = match dir {
+            Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
+            Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
+        };
+        let mut packet = Vec::with_capacity(punt.frame.len());
+        match nat::rewrite_l3(&punt.frame, pkt, &from, &to, &mut packet) {
+            Ok(()) => {
+                out.tx.push(Tx { dst, packet });
+                WorkerStats::inc(&stats.forwarded);
+            }
+            Err(nat::RewriteError::TtlExpired) => stats.discard(Discard::TtlExpired),
+            Err(nat::RewriteError::NotRewritable) => stats.discard(Discard::Unsupported),
+        }
+        let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
+        if c.offload == Offload::Host && policy.qualifies(c.state, age, c.packets[0] + c.packets[1]) {
+            let v6 = ep.client.is_ipv6();
+            let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
+            out.installs.push(InstallReq {
+                slot,
+                generation: c.generation,
+                flow: Flow {
+                    orig: from_for(dir, &from, &to, true),
+                    reply: from_for(dir, &from, &to, false),
+                    proto: c.proto.number(),
+                    ipv6: v6,
+                    next_hop_orig: 0,
+                    next_hop_reply: 0,
+                    idle_timeout: idle,
+                    cookie,
+                    host_state: c.state.to_host_state(),
+                },
+                endpoints: ep,
+            });
+            c.offload = Offload::Pending;
+        }
+        // A shorter timeout than the one armed (a close) re-arms now; a longer one is found
+        // when the armed timer fires.
+        let deadline = now_ns + timeouts.of(c.state).as_nanos() as u64;
+        if deadline < c.deadline_ns {
+            c.timer = c.timer.wrapping_add(1);
+            c.deadline_ns = deadline;
+            let t = c.timer;
+            self.timers.arm(slot, t, deadline);
+        }
+    }
+
+    /// A connection's timer fired.
+    pub(super) fn on_timer(&mut self, slot: u32, timer: u32, now_ns: u64, out: &mut Out) {
+        let timeouts = self.cfg.timeouts;
+        let Some(c) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        if c.timer != timer {
+            return;
+        }
+        let deadline = c.last_ns + timeouts.of(c.state).as_nanos() as u64;
+        if deadline > now_ns {
+            c.deadline_ns = deadline;
+            self.timers.arm(slot, timer, deadline);
+            return;
+        }
+        // The NIC forwards an offloaded connection without the host seeing it: ask how idle it
+        // is before ending it. The answer comes back through `on_counters`.
+        if let Offload::Nic(h) = c.offload {
+            if !c.querying && matches!(c.state, State::Tcp(TcpState::Established) | State::Udp { .. }) {
+                c.querying = true;
+                out.queries.push((slot, c.generation, h));
+                return;
+            }
+        }
+        let generation = c.generation;
+        self.expire(slot, generation, now_ns, out);
+    }
+
+    /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
+    pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
+        let Some(c) = self.conns.get_mut(slot as usize) else { return };
+        if c.as_ref().is_none_or(|c| c.generation != generation) {
+            return;
+        }
+        let Some(c) = c.take() else { return };
+        self.free.push(slot);
+        let n = c.proto.number();
+        self.by_tuple.remove(&TupleKey { proto: n, src: c.ep.client, dst: c.ep.vip });
+        self.by_tuple.remove(&TupleKey { proto: n, src: c.ep.rs, dst: c.ep.lip });
+        if let Offload::Nic(h) = c.offload {
+            out.removes.push(h);
+        }
+        self.ports.release(c.ep.lip.ip(), c.ep.rs, c.ep.lip.port(), now_ns);
+        count_state(&c.backend_stats, c.state, -1);
+        c.service_stats.current.fetch_sub(1, Ordering::Relaxed);
+        if c.state == State::Tcp(TcpState::SynRecv) {
+            self.stats.half_open.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.stats.current.fetch_sub(1, Ordering::Relaxed);
+        WorkerStats::inc(&self.stats.expired);
+    }
+}
+
+/// The flow's original tuple (client → VIP) or reply tuple (server → LIP), whichever
+/// direction the packet that triggered the install went.
+fn from_for(
+    dir: Dir,
+    from: &rtl_spec::formats::FlowTuple,
+    to: &rtl_spec::formats::FlowTuple,
+    orig: bool,
+) -> rtl_spec::formats::FlowTuple {
+    match (dir, orig) {
+        (Dir::Orig, true) => *from,
+        (Dir::Orig, false) => to.reversed(),
+        (Dir::Reply, true) => to.reversed(),
+        (Dir::Reply, false) => *from,
+    }
+}
+
+/// Moves a server's active/inactive count for a connection in `state` by `delta`.
+fn count_state(b: &BackendStats, state: State, delta: i32) {
+    let c = if state.is_active() { &b.active } else { &b.inactive };
+    if delta > 0 {
+        c.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.fetch_sub(1, Ordering::Relaxed);
+    }
+}
