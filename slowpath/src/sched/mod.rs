@@ -38,7 +38,7 @@ pub const MAGLEV_TABLE_SIZE: usize = 65537;
 /// The number of buckets of the source-hashing table. IPVS uses 256. With 4096 every server
 /// owns its weighted share of the buckets to within one bucket (1/4096 of the clients), which
 /// is within 1 % of its share while that share is at least 100 buckets (40 servers of equal
-/// weight), and the table (8 KiB) still sits in L1.
+/// weight; beyond 4096 servers some own none), and the table (8 KiB) still sits in L1.
 pub const SH_TABLE_SIZE: usize = 4096;
 
 /// How many servers the table schedulers (`sh`, `mh`) can hold: their tables store positions as
