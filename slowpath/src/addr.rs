@@ -46,13 +46,7 @@ pub fn dst_of(t: &FlowTuple, ipv6: bool) -> SocketAddr {
     SocketAddr::new(from_bytes(&t.dst_addr, ipv6), t.dst_port.get())
 }
 
-/// splitmix64's finaliser: a fixed, documented 64-bit mix (stable across Rust versions,
-/// unlike `DefaultHasher`), used for scheduler ids and client hashes.
-pub const fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use crate::sched::mix64;
 
 /// A stable hash of an address (the source-hash and Maglev key of a client).
 pub fn hash_addr(a: IpAddr) -> u64 {
@@ -129,9 +123,7 @@ mod tests {
 
     #[test]
     fn hashes_are_fixed() {
-        // Known answers: a change of the mix changes every Maglev table, so it is pinned.
-        assert_eq!(mix64(0), 0);
-        assert_eq!(mix64(1), 0x5692_161D_100B_05E5);
+        // `mix64` is pinned by the scheduler's tests; these hashes are built on it.
         assert_ne!(hash_addr("10.0.0.1".parse().unwrap()), hash_addr("10.0.0.2".parse().unwrap()));
     }
 }

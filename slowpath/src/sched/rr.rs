@@ -1,0 +1,211 @@
+//! Round robin (`rr`) and interleaved weighted round robin (`wrr`), with the semantics of IPVS
+//! `ip_vs_rr.c` and `ip_vs_wrr.c`.
+
+use super::{BackendView, Scheduler, SchedulerKind};
+
+/// `rr`: the next available server after the last one picked, in list order.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RoundRobin {
+    /// Where the next scan starts (one past the last pick).
+    next: usize,
+}
+
+impl Scheduler for RoundRobin {
+    fn pick(&mut self, backends: &[BackendView], _client_hash: u64) -> Option<usize> {
+        let n = backends.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next % n;
+        let i = (0..n).map(|k| (start + k) % n).find(|&i| backends[i].available())?;
+        self.next = (i + 1) % n;
+        Some(i)
+    }
+
+    fn kind(&self) -> SchedulerKind {
+        SchedulerKind::Rr
+    }
+
+    fn clone_box(&self) -> Box<dyn Scheduler> {
+        Box::new(*self)
+    }
+}
+
+/// `wrr`: IPVS's interleaved weighted round robin. Passes over the list with a current weight
+/// `cw` that starts at the largest weight and drops by the gcd of the weights at each new pass
+/// (back to the largest after reaching 0); a pass picks, in list order, every available server
+/// whose weight is at least `cw`. With weights 3:1 a cycle is A A A B; over one cycle (sum of
+/// weights / gcd picks) every server is picked exactly weight / gcd times.
+///
+/// The largest weight and the gcd are taken from the view at the start of each pass (IPVS keeps
+/// them up to date on every change instead), so a view that drifted from the build (a weight
+/// changed, the heaviest server went down, the rebuild not swapped in yet) is followed at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct WeightedRoundRobin {
+    /// The next position to examine; examining position 0 starts a pass.
+    pos: usize,
+    /// The current weight; 0 before the first pass.
+    cw: u64,
+}
+
+impl WeightedRoundRobin {
+    /// Starts a pass: lowers the current weight. Returns false when no server is available.
+    fn start_pass(&mut self, backends: &[BackendView]) -> bool {
+        let weights = backends.iter().filter(|b| b.available()).map(|b| u64::from(b.weight));
+        let (top, step) = weights.fold((0, 0), |(m, g), w| (m.max(w), gcd(g, w)));
+        if top == 0 {
+            return false;
+        }
+        self.cw = self.cw.saturating_sub(step);
+        // Above the top: the weights were lowered since the last pass (IPVS clamps the same way
+        // when a weight changes).
+        if self.cw == 0 || self.cw > top {
+            self.cw = top;
+        }
+        true
+    }
+}
+
+impl Scheduler for WeightedRoundRobin {
+    fn pick(&mut self, backends: &[BackendView], _client_hash: u64) -> Option<usize> {
+        let n = backends.len();
+        if self.pos >= n {
+            self.pos = 0;
+        }
+        // At most n - 1 positions before a pass starts, and a started pass has a server with
+        // weight >= cw (cw <= top), so 2n examinations always suffice; the bound only guards
+        // against a logic slip turning into a hang.
+        for _ in 0..n.saturating_mul(2) {
+            let i = self.pos;
+            self.pos = if i + 1 == n { 0 } else { i + 1 };
+            if i == 0 && !self.start_pass(backends) {
+                return None;
+            }
+            let b = &backends[i];
+            if b.available() && u64::from(b.weight) >= self.cw {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn kind(&self) -> SchedulerKind {
+        SchedulerKind::Wrr
+    }
+
+    fn clone_box(&self) -> Box<dyn Scheduler> {
+        Box::new(*self)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::views;
+    use super::super::{SchedulerKind, build};
+    use super::gcd;
+
+    fn sequence(kind: SchedulerKind, backends: &[super::BackendView], picks: usize) -> Vec<usize> {
+        let mut s = build(kind, backends);
+        (0..picks).map(|_| s.pick(backends, 0).expect("a server is available")).collect()
+    }
+
+    #[test]
+    fn rr_cycles_in_list_order() {
+        assert_eq!(sequence(SchedulerKind::Rr, &views(&[1, 1, 1]), 7), [0, 1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn rr_ignores_weights_but_skips_unavailable() {
+        let mut b = views(&[5, 0, 1, 1]);
+        b[2].up = false;
+        assert_eq!(sequence(SchedulerKind::Rr, &b, 5), [0, 3, 0, 3, 0]);
+    }
+
+    #[test]
+    fn rr_continues_after_the_last_pick_when_servers_change() {
+        let mut b = views(&[1, 1, 1, 1]);
+        let mut s = build(SchedulerKind::Rr, &b);
+        assert_eq!(s.pick(&b, 0), Some(0));
+        assert_eq!(s.pick(&b, 0), Some(1));
+        b[2].up = false;
+        assert_eq!(s.pick(&b, 0), Some(3));
+        b[2].up = true;
+        assert_eq!(s.pick(&b, 0), Some(0));
+        // A shorter list than the scheduler was built for does not panic.
+        assert_eq!(s.pick(&b[..1], 0), Some(0));
+    }
+
+    #[test]
+    fn wrr_3_1_gives_a_a_a_b() {
+        assert_eq!(sequence(SchedulerKind::Wrr, &views(&[3, 1]), 8), [0, 0, 0, 1, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn wrr_interleaves_like_ipvs() {
+        // cw = 4: A; cw = 3: A B; cw = 2: A B C; cw = 1: A B C.
+        assert_eq!(sequence(SchedulerKind::Wrr, &views(&[4, 3, 2]), 9), [0, 0, 1, 0, 1, 2, 0, 1, 2]);
+        // Weights are stepped by their gcd: 4:2 is the same cycle as 2:1.
+        assert_eq!(sequence(SchedulerKind::Wrr, &views(&[4, 2]), 6), [0, 0, 1, 0, 0, 1]);
+        assert_eq!(sequence(SchedulerKind::Wrr, &views(&[1, 1, 1]), 4), [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn wrr_1_2_3_is_exact_over_whole_cycles() {
+        let b = views(&[1, 2, 3]);
+        let mut s = build(SchedulerKind::Wrr, &b);
+        let mut counts = [0u64; 3];
+        // 100_002 = 16_667 cycles of 6 picks.
+        for n in 1..=100_002u64 {
+            counts[s.pick(&b, 0).unwrap()] += 1;
+            if n % 6 == 0 {
+                assert_eq!(counts, [n / 6, 2 * n / 6, 3 * n / 6], "after {n} picks");
+            }
+        }
+        assert_eq!(counts, [16_667, 33_334, 50_001]);
+    }
+
+    #[test]
+    fn wrr_never_picks_weight_0_or_down() {
+        let mut b = views(&[2, 0, 3, 1]);
+        b[3].up = false;
+        let seq = sequence(SchedulerKind::Wrr, &b, 50);
+        assert!(seq.iter().all(|&i| i == 0 || i == 2), "{seq:?}");
+        assert_eq!(seq.iter().filter(|&&i| i == 0).count(), 20);
+    }
+
+    #[test]
+    fn wrr_survives_a_view_that_drifted_from_the_build() {
+        let built = views(&[u32::MAX, 1]);
+        let mut s = build(SchedulerKind::Wrr, &built);
+        assert_eq!(s.pick(&built, 0), Some(0));
+        // The heaviest server went down and the rebuild has not been swapped in: the light
+        // one is picked at once, not after u32::MAX empty passes.
+        let mut drifted = built.clone();
+        drifted[0].up = false;
+        assert_eq!(s.pick(&drifted, 0), Some(1));
+        assert_eq!(s.pick(&drifted, 0), Some(1));
+        // Weights lowered since the build, no longer multiples of the old gcd.
+        let mut s = build(SchedulerKind::Wrr, &views(&[6, 4]));
+        let odd = views(&[3, 1]);
+        let seq: Vec<_> = (0..8).map(|_| s.pick(&odd, 0).unwrap()).collect();
+        assert!(seq.contains(&0) && seq.contains(&1), "{seq:?}");
+        // A server that came up after the build is picked once it is the only one.
+        let mut s = build(SchedulerKind::Wrr, &[]);
+        assert_eq!(s.pick(&views(&[7]), 0), Some(0));
+    }
+
+    #[test]
+    fn gcd_works() {
+        assert_eq!(gcd(0, 0), 0);
+        assert_eq!(gcd(0, 6), 6);
+        assert_eq!(gcd(12, 18), 6);
+        assert_eq!(gcd(u64::from(u32::MAX), 1), 1);
+    }
+}
