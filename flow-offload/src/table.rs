@@ -184,6 +184,31 @@ impl FlowTable {
         self.nic.into_transport()
     }
 
+    /// The NIC, read-only.
+    pub fn nic_ref(&self) -> &Nic {
+        &self.nic
+    }
+
+    /// Rewrites a live flow's cookie (a flow adopted after a restart gets its new owner's).
+    pub fn set_cookie(&mut self, h: Handle, cookie: u32) -> Result<(), InstallError> {
+        let inst = self
+            .records
+            .get_mut(h.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
+        inst.flow.cookie = cookie;
+        let rec = Self::record_of(&inst.flow);
+        let mut cmd = FlowCommand {
+            opcode: Opcode::Modify.into(),
+            record: U32::new(h.0),
+            arg: ModifyMask::new().with_cookie(true).into_bits(),
+            ..FlowCommand::default()
+        };
+        cmd.payload[..128].copy_from_slice(rec.as_bytes());
+        self.queue.push_back((cmd, Undo::Nothing));
+        Ok(())
+    }
+
     /// The NIC, for what the table does not wrap.
     pub fn nic(&mut self) -> &mut Nic {
         &mut self.nic

@@ -19,11 +19,7 @@ pub fn to_bytes(a: IpAddr) -> [u8; 16] {
 
 /// The address of a 16-byte form, of the family given.
 pub fn from_bytes(b: &[u8; 16], ipv6: bool) -> IpAddr {
-    if ipv6 {
-        IpAddr::V6(Ipv6Addr::from(*b))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    }
+    if ipv6 { IpAddr::V6(Ipv6Addr::from(*b)) } else { IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])) }
 }
 
 /// A tuple from two endpoints of one family.

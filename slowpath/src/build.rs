@@ -36,7 +36,14 @@ pub fn arp(l2: &L2, oper: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: I
 }
 
 /// An IPv4 header for a new packet of `payload_len` bytes, checksum computed.
-pub fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, payload_len: usize, ident: u16) -> [u8; 20] {
+pub fn ipv4_header(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    ttl: u8,
+    payload_len: usize,
+    ident: u16,
+) -> [u8; 20] {
     let total = (20 + payload_len) as u16;
     let mut h = [0u8; 20];
     h[0] = 0x45;
@@ -66,18 +73,33 @@ pub fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, next: u8, hop_limit: u8, payloa
 
 /// An IP packet (no L2) carrying `payload` (an ICMP/ICMPv6 message whose checksum field is at
 /// offset 2, or a transport segment with its checksum at `csum_at`), checksums filled in.
-pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, ttl: u8, mut payload: Vec<u8>, csum_at: usize) -> Vec<u8> {
+pub fn ip_packet(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    ttl: u8,
+    mut payload: Vec<u8>,
+    csum_at: usize,
+) -> Vec<u8> {
     if payload.len() >= csum_at + 2 {
         payload[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
-        let base = if proto == rtl_spec::wire::IPPROTO_ICMP { 0 } else { pseudo_sum(src, dst, proto, payload.len()) };
+        let base = if proto == rtl_spec::wire::IPPROTO_ICMP {
+            0
+        } else {
+            pseudo_sum(src, dst, proto, payload.len())
+        };
         let c = fold(sum_words(base, &payload));
         let c = if proto == rtl_spec::wire::IPPROTO_UDP && c == 0 { 0xFFFF } else { c };
         payload[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
     }
     let mut out = Vec::with_capacity(payload.len() + 40);
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => out.extend_from_slice(&ipv4_header(s, d, proto, ttl, payload.len(), 0)),
-        (IpAddr::V6(s), IpAddr::V6(d)) => out.extend_from_slice(&ipv6_header(s, d, proto, ttl, payload.len())),
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            out.extend_from_slice(&ipv4_header(s, d, proto, ttl, payload.len(), 0))
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            out.extend_from_slice(&ipv6_header(s, d, proto, ttl, payload.len()))
+        }
         _ => return Vec::new(),
     }
     out.extend_from_slice(&payload);
@@ -153,7 +175,14 @@ mod tests {
     #[test]
     fn arp_reply_reads_back() {
         let l2 = L2 { dst: [2, 0, 0, 0, 0, 9], src: [2, 0, 0, 0, 0, 1], vlan: None };
-        let f = arp(&l2, 2, [2, 0, 0, 0, 0, 1], "10.10.1.100".parse().unwrap(), [2, 0, 0, 0, 0, 9], "10.10.1.10".parse().unwrap());
+        let f = arp(
+            &l2,
+            2,
+            [2, 0, 0, 0, 0, 1],
+            "10.10.1.100".parse().unwrap(),
+            [2, 0, 0, 0, 0, 9],
+            "10.10.1.10".parse().unwrap(),
+        );
         assert_eq!(f.len(), 60);
         let p = parse(&f).unwrap();
         assert_eq!(p.net, L3::Arp);

@@ -108,6 +108,7 @@ const ACK: u8 = 0x10;
 
 impl TcpState {
     /// The state after a packet with `flags` going `dir`.
+    #[must_use]
     pub fn next(self, dir: Dir, flags: u8) -> TcpState {
         use TcpState::{Close, CloseWait, Established, FinWait, LastAck, SynRecv, TimeWait};
         if flags & RST != 0 {

@@ -68,12 +68,24 @@ pub fn rewrite(
 
 /// [`rewrite`] without the L2 header: `out` receives the IP packet only (the host path adds
 /// the L2 header once the next hop is resolved).
-pub fn rewrite_l3(frame: &[u8], pkt: &Pkt, from: &FlowTuple, to: &FlowTuple, out: &mut Vec<u8>) -> Result<(), RewriteError> {
+pub fn rewrite_l3(
+    frame: &[u8],
+    pkt: &Pkt,
+    from: &FlowTuple,
+    to: &FlowTuple,
+    out: &mut Vec<u8>,
+) -> Result<(), RewriteError> {
     out.clear();
     rewrite_into(frame, pkt, from, to, out)
 }
 
-fn rewrite_into(frame: &[u8], pkt: &Pkt, from: &FlowTuple, to: &FlowTuple, out: &mut Vec<u8>) -> Result<(), RewriteError> {
+fn rewrite_into(
+    frame: &[u8],
+    pkt: &Pkt,
+    from: &FlowTuple,
+    to: &FlowTuple,
+    out: &mut Vec<u8>,
+) -> Result<(), RewriteError> {
     let ip = pkt.ip().ok_or(RewriteError::NotRewritable)?;
     if !(ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) || ip.later_fragment {
         return Err(RewriteError::NotRewritable);
@@ -122,7 +134,7 @@ fn rewrite_ports(seg: &mut [u8], ip: &IpInfo, to: &FlowTuple, l4_delta: u16) -> 
         // Zero over IPv4 means "no checksum" and stays zero. (A first fragment's checksum covers
         // the whole datagram, which the appliance never sees whole; the delta applies to that
         // sum all the same.)
-        if !(u.checksum.get() == 0 && !ip.is_v6()) {
+        if u.checksum.get() != 0 || ip.is_v6() {
             u.checksum.set(nonzero(apply(u.checksum.get(), l4_delta)));
         }
     }
@@ -141,21 +153,28 @@ mod tests {
     use crate::packet::{parse, verify_checksums};
     use etherparse::PacketBuilder;
 
+    #[allow(clippy::many_single_char_names)]
     fn check_rewrite(v6: bool, tcp: bool, vlan_in: bool, vlan_out: Option<u16>) {
         let (c, vip, lip, rs) = if v6 {
             ("[fd00:1::10]:40000", "[fd00:1::100]:80", "[fd00:2::1]:5000", "[fd00:2::11]:8080")
         } else {
             ("10.10.1.10:40000", "10.10.1.100:80", "10.10.2.1:5000", "10.10.2.11:8080")
         };
-        let (c, vip, lip, rs): (std::net::SocketAddr, std::net::SocketAddr, std::net::SocketAddr, std::net::SocketAddr) =
-            (c.parse().unwrap(), vip.parse().unwrap(), lip.parse().unwrap(), rs.parse().unwrap());
+        let (c, vip, lip, rs): (
+            std::net::SocketAddr,
+            std::net::SocketAddr,
+            std::net::SocketAddr,
+            std::net::SocketAddr,
+        ) = (c.parse().unwrap(), vip.parse().unwrap(), lip.parse().unwrap(), rs.parse().unwrap());
         let from = tuple(c, vip);
         let to = tuple(lip, rs);
         let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1]);
         let (sa, da) = (crate::addr::to_bytes(c.ip()), crate::addr::to_bytes(vip.ip()));
         let v4 = |a: [u8; 16]| [a[0], a[1], a[2], a[3]];
         let b = match (vlan_in, v6) {
-            (true, false) => eth.single_vlan(etherparse::VlanId::try_new(5).unwrap()).ipv4(v4(sa), v4(da), 64),
+            (true, false) => {
+                eth.single_vlan(etherparse::VlanId::try_new(5).unwrap()).ipv4(v4(sa), v4(da), 64)
+            }
             (true, true) => eth.single_vlan(etherparse::VlanId::try_new(5).unwrap()).ipv6(sa, da, 64),
             (false, false) => eth.ipv4(v4(sa), v4(da), 64),
             (false, true) => eth.ipv6(sa, da, 64),
@@ -180,14 +199,18 @@ mod tests {
         assert_eq!(q.ports(), Some((5000, 8080)));
         assert_eq!(q.vlan, vlan_out);
         assert_eq!(&out[..6], &l2.dst);
-        assert_eq!(out.len(), f.len() - 6 - if vlan_in { 4 } else { 0 } + if vlan_out.is_some() { 4 } else { 0 });
+        assert_eq!(
+            out.len(),
+            f.len() - 6 - if vlan_in { 4 } else { 0 } + if vlan_out.is_some() { 4 } else { 0 }
+        );
     }
 
     #[test]
     fn fullnat_rewrite_of_every_family_protocol_and_tagging() {
         for v6 in [false, true] {
             for tcp in [false, true] {
-                for (vin, vout) in [(false, None), (true, None), (false, Some(0x0064)), (true, Some(0x2007))] {
+                for (vin, vout) in [(false, None), (true, None), (false, Some(0x0064)), (true, Some(0x2007))]
+                {
                     check_rewrite(v6, tcp, vin, vout);
                 }
             }
@@ -197,13 +220,21 @@ mod tests {
     #[test]
     fn ttl_one_and_icmp_are_refused() {
         let mut f = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6]).ipv4([1, 1, 1, 1], [2, 2, 2, 2], 1).udp(1, 2).write(&mut f, b"x").unwrap();
+        PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 1)
+            .udp(1, 2)
+            .write(&mut f, b"x")
+            .unwrap();
         let p = parse(&f).unwrap();
         let t = tuple("1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap());
         let mut out = Vec::new();
         assert_eq!(rewrite(&f, &p, &t, &t, &L2::default(), &mut out), Err(RewriteError::TtlExpired));
         let mut f = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6]).ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).icmpv4_echo_request(1, 1).write(&mut f, b"x").unwrap();
+        PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut f, b"x")
+            .unwrap();
         let p = parse(&f).unwrap();
         assert_eq!(rewrite(&f, &p, &t, &t, &L2::default(), &mut out), Err(RewriteError::NotRewritable));
     }

@@ -168,9 +168,12 @@ impl Network {
         for r in routes {
             let port = match r.port {
                 Some(p) => p,
-                None => net
-                    .connected_port(r.via)
-                    .ok_or_else(|| format!("route {}/{} via {}: no port has that gateway on a connected prefix", r.prefix.addr, r.prefix.len, r.via))?,
+                None => net.connected_port(r.via).ok_or_else(|| {
+                    format!(
+                        "route {}/{} via {}: no port has that gateway on a connected prefix",
+                        r.prefix.addr, r.prefix.len, r.via
+                    )
+                })?,
             };
             net.routes.push(Route { prefix: r.prefix, port, via: Some(r.via) });
         }
@@ -255,7 +258,13 @@ impl Network {
 
     /// The L2 header toward `hop`, or `None` while it is being resolved — then `packet` (an IP
     /// packet, no L2) waits for the answer, and a request goes out if one is due.
-    pub fn resolve(&mut self, hop: Hop, packet: Option<Vec<u8>>, now_ns: u64, fallback_src: Option<IpAddr>) -> Option<L2> {
+    pub fn resolve(
+        &mut self,
+        hop: Hop,
+        packet: Option<Vec<u8>>,
+        now_ns: u64,
+        fallback_src: Option<IpAddr>,
+    ) -> Option<L2> {
         let pmac = self.ports.get(usize::from(hop.port))?.mac;
         let n = self.neighbors.entry((hop.port, hop.neighbor)).or_insert_with(|| Neighbor {
             mac: None,
@@ -406,21 +415,45 @@ mod tests {
 
     fn net() -> Network {
         let ports = vec![
-            PortConf { name: "p0".into(), mac: [2, 0, 0, 0, 0, 1], mtu: 1500, addresses: vec![pfx("10.10.1.1/24"), pfx("fd00:1::1/64")] },
-            PortConf { name: "p1".into(), mac: [2, 0, 0, 0, 0, 2], mtu: 1500, addresses: vec![pfx("10.10.2.254/24")] },
+            PortConf {
+                name: "p0".into(),
+                mac: [2, 0, 0, 0, 0, 1],
+                mtu: 1500,
+                addresses: vec![pfx("10.10.1.1/24"), pfx("fd00:1::1/64")],
+            },
+            PortConf {
+                name: "p1".into(),
+                mac: [2, 0, 0, 0, 0, 2],
+                mtu: 1500,
+                addresses: vec![pfx("10.10.2.254/24")],
+            },
         ];
-        let routes = [RouteConf { prefix: pfx("0.0.0.0/0"), via: "10.10.1.254".parse().unwrap(), port: None }];
+        let routes =
+            [RouteConf { prefix: pfx("0.0.0.0/0"), via: "10.10.1.254".parse().unwrap(), port: None }];
         Network::new(ports, &routes, 16).unwrap()
     }
 
     #[test]
     fn longest_prefix_wins_and_the_default_goes_via_the_gateway() {
         let n = net();
-        assert_eq!(n.route("10.10.2.11".parse().unwrap()), Some(Hop { port: 1, neighbor: "10.10.2.11".parse().unwrap() }));
-        assert_eq!(n.route("192.0.2.7".parse().unwrap()), Some(Hop { port: 0, neighbor: "10.10.1.254".parse().unwrap() }));
+        assert_eq!(
+            n.route("10.10.2.11".parse().unwrap()),
+            Some(Hop { port: 1, neighbor: "10.10.2.11".parse().unwrap() })
+        );
+        assert_eq!(
+            n.route("192.0.2.7".parse().unwrap()),
+            Some(Hop { port: 0, neighbor: "10.10.1.254".parse().unwrap() })
+        );
         assert_eq!(n.route("fd00:1::9".parse().unwrap()).map(|h| h.port), Some(0));
         assert_eq!(n.route("fd00:9::9".parse().unwrap()), None);
-        assert!(Network::new(vec![], &[RouteConf { prefix: pfx("0.0.0.0/0"), via: "1.2.3.4".parse().unwrap(), port: None }], 4).is_err());
+        assert!(
+            Network::new(
+                vec![],
+                &[RouteConf { prefix: pfx("0.0.0.0/0"), via: "1.2.3.4".parse().unwrap(), port: None }],
+                4
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use rtl_spec::wire::{
     ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, EthernetHeader, IPPROTO_FRAGMENT,
-    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IcmpHeader, Ipv4Header, Ipv6Header,
-    TcpHeader, UdpHeader, VlanTag,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IcmpHeader, Ipv4Header, Ipv6Header, TcpHeader,
+    UdpHeader, VlanTag,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use zerocopy::FromBytes;
@@ -157,7 +157,8 @@ pub fn parse(frame: &[u8]) -> Result<Pkt, ParseError> {
         rest = r;
         l3 = 18;
     }
-    let mut pkt = Pkt { dst_mac: eth.dst, src_mac: eth.src, vlan, l3, net: L3::Other(ethertype), l4: L4::None };
+    let mut pkt =
+        Pkt { dst_mac: eth.dst, src_mac: eth.src, vlan, l3, net: L3::Other(ethertype), l4: L4::None };
     match ethertype {
         ETHERTYPE_ARP => pkt.net = L3::Arp,
         ETHERTYPE_IPV4 => pkt.net = L3::Ip(parse_v4(rest, l3)?),
@@ -400,7 +401,11 @@ mod tests {
     #[test]
     fn udp_zero_checksum_over_ipv4_is_none_and_over_ipv6_is_bad() {
         let mut out = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6]).ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).udp(1, 2).write(&mut out, b"x").unwrap();
+        PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(1, 2)
+            .write(&mut out, b"x")
+            .unwrap();
         out[40] = 0;
         out[41] = 0;
         assert!(verify_checksums(&out, &parse(&out).unwrap()));

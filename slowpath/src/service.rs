@@ -351,7 +351,12 @@ impl Services {
     }
 
     /// Changes a real server's weight (0 drains it).
-    pub fn set_weight(&mut self, key: &ServiceKey, addr: SocketAddr, weight: u32) -> Result<(), ServiceError> {
+    pub fn set_weight(
+        &mut self,
+        key: &ServiceKey,
+        addr: SocketAddr,
+        weight: u32,
+    ) -> Result<(), ServiceError> {
         let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
         let b = self.configs[i]
             .backends

@@ -8,7 +8,8 @@ pub fn checksums_ok(frame: &[u8]) -> Result<(), String> {
     let p = SlicedPacket::from_ethernet(frame).map_err(|e| e.to_string())?;
     let net = p.net.as_ref().ok_or("no IP")?;
     let transport = p.transport.as_ref().ok_or("no transport")?;
-    let bad = |what: &str, got: u16, want: u16| Err(format!("bad {what} checksum {got:#06x}, want {want:#06x}"));
+    let bad =
+        |what: &str, got: u16, want: u16| Err(format!("bad {what} checksum {got:#06x}, want {want:#06x}"));
     match net {
         NetSlice::Ipv4(ip) => {
             let h = ip.header().to_header();
@@ -17,13 +18,15 @@ pub fn checksums_ok(frame: &[u8]) -> Result<(), String> {
             }
             match transport {
                 TransportSlice::Tcp(t) => {
-                    let want = t.to_header().calc_checksum_ipv4(&h, t.payload()).map_err(|e| e.to_string())?;
+                    let want =
+                        t.to_header().calc_checksum_ipv4(&h, t.payload()).map_err(|e| e.to_string())?;
                     if t.checksum() != want {
                         return bad("TCP", t.checksum(), want);
                     }
                 }
                 TransportSlice::Udp(u) => {
-                    let want = u.to_header().calc_checksum_ipv4(&h, u.payload()).map_err(|e| e.to_string())?;
+                    let want =
+                        u.to_header().calc_checksum_ipv4(&h, u.payload()).map_err(|e| e.to_string())?;
                     if u.checksum() != 0 && u.checksum() != want {
                         return bad("UDP", u.checksum(), want);
                     }
@@ -41,13 +44,15 @@ pub fn checksums_ok(frame: &[u8]) -> Result<(), String> {
             let h = ip.header().to_header();
             match transport {
                 TransportSlice::Tcp(t) => {
-                    let want = t.to_header().calc_checksum_ipv6(&h, t.payload()).map_err(|e| e.to_string())?;
+                    let want =
+                        t.to_header().calc_checksum_ipv6(&h, t.payload()).map_err(|e| e.to_string())?;
                     if t.checksum() != want {
                         return bad("TCP", t.checksum(), want);
                     }
                 }
                 TransportSlice::Udp(u) => {
-                    let want = u.to_header().calc_checksum_ipv6(&h, u.payload()).map_err(|e| e.to_string())?;
+                    let want =
+                        u.to_header().calc_checksum_ipv6(&h, u.payload()).map_err(|e| e.to_string())?;
                     if u.checksum() != want {
                         return bad("UDP", u.checksum(), want);
                     }

@@ -5,7 +5,10 @@
 //! reset, identify, walk the chain, read the geometry, allocate and enable every ring, program
 //! steering, choose interrupts or polling, enable the ports and the datapath.
 
+mod counters;
 mod probe;
+
+pub use counters::{DeviceCounters, PortCounters};
 
 pub use probe::{BlockInfo, BlockMap, DeviceInfo, Geometry, PortInfo, identify, probe, walk_chain};
 

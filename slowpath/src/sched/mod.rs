@@ -157,7 +157,7 @@ impl BackendView {
 
 /// A scheduler's decision state. One instance per worker (a worker never shares it), so `pick`
 /// takes `&mut self` and needs no locks.
-pub trait Scheduler: Send + std::fmt::Debug {
+pub trait Scheduler: Send + Sync + std::fmt::Debug {
     /// Picks the server for a new connection among `backends` (the same list, in the same order,
     /// as given to `build`, with current weights/health/counts), or None when no server is
     /// available. `client_hash` is a hash of the client's address (sh and mh use it; others

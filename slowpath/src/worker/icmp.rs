@@ -63,9 +63,10 @@ impl Worker {
         // The quoted packet went src → dst; the connection knows the reverse direction.
         let key = TupleKey { proto: q.proto, src: q.dst, dst: q.src };
         let Some(&(slot, dir)) = self.by_tuple.get(&key) else {
-            let owner = match self.services.is_lip(q.src.ip()) {
-                true => self.owner_of_lport(q.src.port()),
-                false => self.owner_of_client_tuple(q.dst, q.src, q.proto),
+            let owner = if self.services.is_lip(q.src.ip()) {
+                self.owner_of_lport(q.src.port())
+            } else {
+                self.owner_of_client_tuple(q.dst, q.src, q.proto)
             };
             if owner != self.id && punt.reason.is_some() {
                 return out.handoff.push((owner, Punt { reason: None, ..punt }));
@@ -122,7 +123,12 @@ fn quoted(inner: &[u8], v6: bool) -> Option<Quoted> {
 /// Rewrites a quoted packet from tuple `from` to `to`: addresses, ports, the IPv4 header
 /// checksum (recomputed: the quoted header is whole) and the transport checksum by delta when
 /// it is among the quoted bytes.
-fn rewrite_quoted(inner: &mut [u8], v6: bool, from: &rtl_spec::formats::FlowTuple, to: &rtl_spec::formats::FlowTuple) -> bool {
+fn rewrite_quoted(
+    inner: &mut [u8],
+    v6: bool,
+    from: &rtl_spec::formats::FlowTuple,
+    to: &rtl_spec::formats::FlowTuple,
+) -> bool {
     let (l4, proto) = if v6 {
         if inner.len() < 44 {
             return false;

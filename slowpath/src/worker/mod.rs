@@ -378,9 +378,8 @@ impl Worker {
     /// Handles one punted packet.
     pub fn handle(&mut self, punt: Punt, now_ns: u64, out: &mut Out) {
         WorkerStats::inc(&self.stats.packets);
-        let pkt = match packet::parse(&punt.frame) {
-            Ok(p) => p,
-            Err(_) => return self.stats.discard(Discard::Malformed),
+        let Ok(pkt) = packet::parse(&punt.frame) else {
+            return self.stats.discard(Discard::Malformed);
         };
         match pkt.net {
             L3::Arp => return out.neighbor.push((punt.port, punt.frame)),
@@ -450,7 +449,14 @@ impl Worker {
     }
 
     /// The NIC's counters of an offloaded connection (answer to a query).
-    pub fn on_counters(&mut self, slot: u32, generation: u32, counters: Option<FlowCounters>, now_ns: u64, out: &mut Out) {
+    pub fn on_counters(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        counters: Option<FlowCounters>,
+        now_ns: u64,
+        out: &mut Out,
+    ) {
         let Some(c) = self.conn_mut(slot, generation) else { return };
         c.querying = false;
         match counters {
@@ -466,7 +472,15 @@ impl Worker {
     }
 
     /// A flow event from the NIC about one of this worker's connections.
-    pub fn on_flow_event(&mut self, cookie: u32, handle: Handle, cause: FlowCause, counters: FlowCounters, now_ns: u64, out: &mut Out) {
+    pub fn on_flow_event(
+        &mut self,
+        cookie: u32,
+        handle: Handle,
+        cause: FlowCause,
+        counters: FlowCounters,
+        now_ns: u64,
+        out: &mut Out,
+    ) {
         let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
         let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
         if c.offload != Offload::Nic(handle) {
@@ -481,6 +495,17 @@ impl Worker {
             FlowCause::Evicted => c.offload = Offload::Host,
             // FIN and RST on a hit are punted too: the state moved with the packet.
             _ => {}
+        }
+    }
+
+    /// The NIC refused (or lost) the flow of a connection: the host path keeps it.
+    pub fn on_offload_lost(&mut self, cookie: u32, handle: Handle) {
+        let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
+        if let Some(Some(c)) = self.conns.get_mut(slot as usize) {
+            if c.offload == Offload::Nic(handle) {
+                c.offload = Offload::Refused;
+                WorkerStats::inc(&self.stats.offload_full);
+            }
         }
     }
 
@@ -503,7 +528,14 @@ impl Worker {
 
     /// Removes every connection of a server (or of a whole service with `rs` None); with
     /// `reset`, packets that still arrive for them are answered with a TCP reset.
-    pub fn reset_backend(&mut self, service: &ServiceKey, rs: Option<SocketAddr>, reset: bool, now_ns: u64, out: &mut Out) -> usize {
+    pub fn reset_backend(
+        &mut self,
+        service: &ServiceKey,
+        rs: Option<SocketAddr>,
+        reset: bool,
+        now_ns: u64,
+        out: &mut Out,
+    ) -> usize {
         let victims: Vec<(u32, u32)> = self
             .conns
             .iter()
@@ -528,9 +560,9 @@ impl Worker {
         victims.len()
     }
 
-    /// Adopts a flow the NIC held from an earlier run of the daemon. Returns false when it is
-    /// not one of this worker's (or its service is gone).
-    pub fn adopt(&mut self, handle: Handle, flow: &Flow, now_ns: u64) -> bool {
+    /// Adopts a flow the NIC held from an earlier run of the daemon. Returns the flow's new
+    /// cookie, or `None` when it is not one of this worker's (or its service is gone).
+    pub fn adopt(&mut self, handle: Handle, flow: &Flow, now_ns: u64) -> Option<u32> {
         let v6 = flow.ipv6;
         let ep = Endpoints {
             client: crate::addr::src_of(&flow.orig, v6),
@@ -538,20 +570,24 @@ impl Worker {
             rs: crate::addr::src_of(&flow.reply, v6),
             lip: crate::addr::dst_of(&flow.reply, v6),
         };
-        let Some(proto) = Proto::from_number(flow.proto) else { return false };
+        let proto = Proto::from_number(flow.proto)?;
         let key = ServiceKey { vip: ep.vip, proto };
-        let Some((_, svc)) = self.services.find(&key) else { return false };
-        let Some(backend) = svc.backend(ep.rs) else { return false };
-        if !self.ports.reserve(ep.lip.ip(), ep.rs, ep.lip.port()) {
-            return false;
+        let services = self.services.clone();
+        let (_, svc) = services.find(&key)?;
+        let backend = svc.backend(ep.rs)?;
+        if !svc.config.local_addresses.contains(&ep.lip.ip())
+            || !self.ports.reserve(ep.lip.ip(), ep.rs, ep.lip.port())
+        {
+            return None;
         }
-        let state = State::from_host_state(flow.host_state).unwrap_or(State::Tcp(crate::conn::TcpState::Established));
+        let state =
+            State::from_host_state(flow.host_state).unwrap_or(State::Tcp(crate::conn::TcpState::Established));
         let (bs, ss) = (backend.stats.clone(), svc.stats.clone());
         let slot = self.insert_conn(ep, proto, key, state, now_ns, bs, ss);
         if let Some(Some(c)) = self.conns.get_mut(slot as usize) {
             c.offload = Offload::Nic(handle);
         }
-        true
+        Some(self.cookie(slot))
     }
 }
 

@@ -38,7 +38,8 @@ impl Worker {
             return;
         }
         let proto = Proto::from_number(ip.proto);
-        let service = proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));
+        let service =
+            proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));
         match service {
             Some(index) => {
                 if ip.proto == 6 && (flags & (SYN | ACK | RST)) != SYN {
@@ -70,11 +71,21 @@ impl Worker {
         }
     }
 
-    fn new_conn(&mut self, index: usize, client: SocketAddr, punt: &Punt, pkt: &Pkt, now_ns: u64, out: &mut Out) {
+    fn new_conn(
+        &mut self,
+        index: usize,
+        client: SocketAddr,
+        punt: &Punt,
+        pkt: &Pkt,
+        now_ns: u64,
+        out: &mut Out,
+    ) {
         let services = self.services.clone();
         let svc = &services.services[index];
         let proto = svc.config.key.proto;
-        if proto == Proto::Tcp && self.stats.half_open.load(Ordering::Relaxed) >= u64::from(self.cfg.half_open_limit) {
+        if proto == Proto::Tcp
+            && self.stats.half_open.load(Ordering::Relaxed) >= u64::from(self.cfg.half_open_limit)
+        {
             return self.stats.discard(Discard::HalfOpen);
         }
         if svc.config.conn_limit > 0 && svc.stats.current.load(Ordering::Relaxed) >= svc.config.conn_limit {
@@ -90,7 +101,8 @@ impl Worker {
         let backend = &svc.backends[b];
         let rs = backend.addr;
         // LIPs of the server's family, in turn; the first with a free port wins.
-        let lips: Vec<_> = svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6()).copied().collect();
+        let lips: Vec<_> =
+            svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6()).copied().collect();
         let mut chosen = None;
         for k in 0..lips.len() {
             let lip = lips[(self.lip_turn + k) % lips.len()];
@@ -106,7 +118,8 @@ impl Worker {
             return self.stats.discard(Discard::NoPort);
         };
         let ep = Endpoints { client, vip: svc.config.key.vip, lip, rs };
-        let state = if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
+        let state =
+            if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
         let (bs, ss) = (backend.stats.clone(), svc.stats.clone());
         bs.connections.fetch_add(1, Ordering::Relaxed);
         ss.connections.fetch_add(1, Ordering::Relaxed);

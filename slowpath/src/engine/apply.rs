@@ -1,0 +1,228 @@
+//! Making a worker's [`Out`] real: IP packets routed, their next hop resolved and framed and
+//! injected; flows installed with their next hops, removed, queried; frames for the host's
+//! interfaces; packets handed to their owning worker.
+
+use super::Engine;
+use crate::neigh::Hop;
+use crate::worker::Out;
+use flow_offload::{Handle, InstallError};
+
+impl Engine {
+    /// Applies what worker `w` asked for.
+    pub(super) fn apply(&mut self, w: usize, out: &mut Out, now_ns: u64) {
+        if out.is_empty() {
+            return;
+        }
+        for (port, frame) in out.neighbor.drain(..) {
+            self.handle_neighbor(port, &frame, now_ns);
+        }
+        for (port, frame) in out.to_host.drain(..) {
+            self.hand_to_host(port, &frame);
+        }
+        let fallback = self.table.lips();
+        for tx in out.tx.drain(..) {
+            let Some(hop) = self.net.route(tx.dst) else {
+                self.net.count_no_route();
+                continue;
+            };
+            let src = fallback.iter().copied().find(|l| l.is_ipv6() == tx.dst.is_ipv6());
+            self.send_ip(hop, tx.packet, now_ns, src);
+        }
+        for r in out.installs.drain(..).collect::<Vec<_>>() {
+            let result = self.install(r.flow, &r.endpoints, now_ns);
+            self.workers[w].on_installed(r.slot, r.generation, result, out);
+        }
+        for h in out.removes.drain(..) {
+            // A flow the NIC evicted is already gone from the table: nothing to do.
+            let _ = self.flows.remove(h, false);
+        }
+        if !out.queries.is_empty() {
+            let queries: Vec<(u32, u32, Handle)> = out.queries.drain(..).collect();
+            let handles: Vec<Handle> = queries.iter().map(|q| q.2).collect();
+            let counters = match self.flows.counters(&handles, false) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "querying flow counters failed");
+                    Vec::new()
+                }
+            };
+            for (slot, generation, h) in queries {
+                let k = counters.iter().find(|(x, _)| *x == h).map(|(_, k)| *k);
+                self.workers[w].on_counters(slot, generation, k, now_ns, out);
+            }
+        }
+        for (to, punt) in out.handoff.drain(..) {
+            if let Some(q) = self.handoffs.get_mut(usize::from(to)) {
+                self.stats.handoffs += 1;
+                q.push_back(punt);
+            }
+        }
+        // Results handed back to the worker may have asked for more (a remove for a flow
+        // whose connection ended while it was being installed).
+        if !out.is_empty() {
+            self.apply(w, out, now_ns);
+        }
+    }
+
+    /// Installs a flow with its next hops: toward the server for the original direction,
+    /// toward the client for the reply.
+    fn install(
+        &mut self,
+        mut flow: flow_offload::Flow,
+        ep: &crate::conn::Endpoints,
+        now_ns: u64,
+    ) -> Result<Handle, ()> {
+        let hops = (self.net.route(ep.rs.ip()), self.net.route(ep.client.ip()));
+        let (Some(to_rs), Some(to_client)) = hops else {
+            self.stats.install_invalid += 1;
+            return Err(());
+        };
+        let (Some(a), Some(b)) = (self.net.next_hop(to_rs, now_ns), self.net.next_hop(to_client, now_ns))
+        else {
+            // No free next-hop entry: the connection stays on the host path.
+            self.stats.install_full += 1;
+            return Err(());
+        };
+        self.flush_next_hops();
+        flow.next_hop_orig = a;
+        flow.next_hop_reply = b;
+        match self.flows.install(flow) {
+            Ok(h) => Ok(h),
+            Err(InstallError::Full) => {
+                self.stats.install_full += 1;
+                Err(())
+            }
+            Err(e) => {
+                self.stats.install_invalid += 1;
+                tracing::warn!(error = %e, "flow not offloaded");
+                Err(())
+            }
+        }
+    }
+
+    /// Sends an IP packet toward `hop`, or queues it while the neighbour is being resolved.
+    pub(super) fn send_ip(
+        &mut self,
+        hop: Hop,
+        packet: Vec<u8>,
+        now_ns: u64,
+        fallback_src: Option<std::net::IpAddr>,
+    ) {
+        let mtu = self.net.ports().get(usize::from(hop.port)).map_or(1500, |p| p.mtu as usize);
+        if packet.len() > mtu {
+            self.stats.over_mtu += 1;
+            return;
+        }
+        match self.net.resolve(hop, None, now_ns, fallback_src) {
+            Some(l2) => {
+                let mut frame = std::mem::take(&mut self.frame);
+                frame.clear();
+                let v6 = packet.first().is_some_and(|b| b >> 4 == 6);
+                l2.write(
+                    &mut frame,
+                    if v6 { rtl_spec::wire::ETHERTYPE_IPV6 } else { rtl_spec::wire::ETHERTYPE_IPV4 },
+                );
+                frame.extend_from_slice(&packet);
+                if frame.len() < 60 {
+                    frame.resize(60, 0);
+                }
+                self.inject(hop.port, &frame);
+                self.frame = frame;
+            }
+            None => {
+                self.net.resolve(hop, Some(packet), now_ns, fallback_src);
+                self.flush_network();
+            }
+        }
+    }
+
+    /// Sends a frame out of a port; a full inject ring is flushed once and then counted.
+    pub(super) fn inject(&mut self, port: u8, frame: &[u8]) {
+        let nic = self.flows.nic();
+        if nic.inject(port, frame).is_err() {
+            nic.flush_injects();
+            if nic.inject(port, frame).is_err() {
+                self.stats.inject_full += 1;
+                return;
+            }
+        }
+        self.stats.injected += 1;
+    }
+
+    /// Frames the network layer produced (requests, released packets) and next-hop changes.
+    pub(super) fn flush_network(&mut self) {
+        for (port, frame) in std::mem::take(&mut self.net.out) {
+            self.inject(port, &frame);
+        }
+        self.flush_next_hops();
+    }
+
+    fn flush_next_hops(&mut self) {
+        for (n, entry) in std::mem::take(&mut self.net.changed) {
+            if let Err(e) = self.flows.set_next_hop(n, entry) {
+                tracing::warn!(error = %e, "next-hop entry not written");
+            }
+        }
+    }
+
+    /// Hands a frame to the host's interface of a port.
+    pub(super) fn hand_to_host(&mut self, port: u8, frame: &[u8]) {
+        match self.host.get_mut(usize::from(port)).and_then(Option::as_mut) {
+            Some(h) => match h.send(frame) {
+                Ok(()) => self.stats.to_host += 1,
+                Err(e) => {
+                    self.stats.no_host += 1;
+                    tracing::debug!(port, error = %e, "host interface refused a frame");
+                }
+            },
+            None => self.stats.no_host += 1,
+        }
+    }
+
+    /// Frames the host's interfaces sent: out of their ports.
+    pub(super) fn poll_host(&mut self) -> usize {
+        let mut n = 0;
+        let mut frames = Vec::new();
+        for port in 0..self.host.len() {
+            frames.clear();
+            let Some(h) = self.host[port].as_mut() else { continue };
+            if let Err(e) = h.recv(&mut frames, 32) {
+                tracing::debug!(port, error = %e, "host interface read failed");
+                continue;
+            }
+            for f in &frames {
+                self.inject(port as u8, f);
+                self.stats.from_host += 1;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Sends the queued flow commands; a command the NIC refused is reported to the
+    /// connection's worker (its flow is not offloaded after all).
+    pub(super) fn commit(&mut self) {
+        match self.flows.commit() {
+            Ok(refused) => {
+                for (cmd, status) in refused {
+                    if cmd.opcode != rtl_spec::codes::Opcode::Insert as u8 {
+                        continue;
+                    }
+                    let rec = zerocopy::FromBytes::read_from_bytes(&cmd.payload[..128]).ok();
+                    let Some(rec): Option<rtl_spec::formats::FlowRecord> = rec else { continue };
+                    let cookie = rec.cookie.get();
+                    let w = (cookie >> crate::worker::COOKIE_SLOT_BITS) as usize;
+                    tracing::warn!(
+                        ?status,
+                        cookie,
+                        "the NIC refused an install: the connection stays on the host path"
+                    );
+                    if let Some(worker) = self.workers.get_mut(w) {
+                        worker.on_offload_lost(cookie, Handle(cmd.record.get()));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the NIC failed and could not be recovered"),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The engine's control surface: services and servers changed at run time (each change a new
+//! snapshot published to every worker), the flow listing `sluice flows` prints, statistics,
+//! and adoption of the NIC's flows after a restart.
+
+use super::{DeviceSideStats, Engine, EngineError};
+use crate::conn::{Endpoints, Offload};
+use crate::laddr::PortStats;
+use crate::neigh::NetStats;
+use crate::service::{BackendConfig, ServiceConfig, ServiceKey};
+use crate::worker::{Discard, Out};
+use flow_offload::{Adopted, Handle};
+use host_driver::nic::DeviceCounters;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+/// Where a connection's packets are forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// By the NIC's flow table.
+    Nic,
+    /// By the host's slow path (not offloaded yet, held back by the policy, or refused).
+    Host,
+}
+
+impl Location {
+    /// "nic" or "host".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Nic => "nic",
+            Location::Host => "host",
+        }
+    }
+}
+
+/// One connection as `sluice flows` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The worker that owns it.
+    pub worker: u16,
+    /// "tcp" or "udp".
+    pub proto: &'static str,
+    /// State name (ipvsadm's).
+    pub state: &'static str,
+    /// Milliseconds until its timeout, from its last packet.
+    pub expire_ms: u64,
+    /// Endpoints.
+    pub endpoints: Endpoints,
+    /// Where it lives.
+    pub location: Location,
+    /// Its NIC record, when offloaded.
+    pub record: Option<u32>,
+    /// Packets (original, reply), host path and NIC.
+    pub packets: [u64; 2],
+    /// Bytes (original, reply).
+    pub bytes: [u64; 2],
+    /// Milliseconds since its last packet.
+    pub idle_ms: u64,
+}
+
+/// One worker's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    /// Packets handled.
+    pub packets: u64,
+    /// Packets forwarded by the host path.
+    pub forwarded: u64,
+    /// Connections created.
+    pub created: u64,
+    /// Connections ended.
+    pub expired: u64,
+    /// Connections offloaded.
+    pub offloaded: u64,
+    /// Offloads refused (table full).
+    pub offload_full: u64,
+    /// Connections now.
+    pub current: u64,
+    /// Half-open connections now.
+    pub half_open: u64,
+    /// Echo replies.
+    pub echo_replies: u64,
+    /// ICMP errors translated.
+    pub icmp_translated: u64,
+    /// Resets sent.
+    pub resets: u64,
+    /// Drops by reason (name, count).
+    pub drops: Vec<(&'static str, u64)>,
+    /// LIP port pools.
+    pub ports: PortStats,
+}
+
+/// Everything the engine counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// The device side.
+    pub device_side: DeviceSideStats,
+    /// The NIC's own counters.
+    pub nic: DeviceCounters,
+    /// The flow table's counters.
+    pub table: flow_offload::Stats,
+    /// Flows in the table.
+    pub occupancy: u32,
+    /// Records the table holds at most.
+    pub capacity: u32,
+    /// The network layer.
+    pub net: NetStats,
+    /// Per worker.
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+impl Engine {
+    fn publish(&mut self) -> Result<(), EngineError> {
+        self.table = self.services.snapshot();
+        for w in &mut self.workers {
+            w.set_services(self.table.clone());
+        }
+        self.program_steering()
+    }
+
+    /// Adds a service.
+    pub fn add_service(&mut self, cfg: ServiceConfig) -> Result<(), EngineError> {
+        self.services.add_service(cfg)?;
+        self.publish()
+    }
+
+    /// Removes a service; with `reset` its connections are cut (their next packets get a
+    /// reset), otherwise they live out their time.
+    pub fn del_service(&mut self, key: &ServiceKey, reset: bool) -> Result<(), EngineError> {
+        self.services.del_service(key)?;
+        self.publish()?;
+        if reset {
+            self.cut(key, None);
+        }
+        Ok(())
+    }
+
+    /// Adds a real server.
+    pub fn add_backend(&mut self, key: &ServiceKey, b: BackendConfig) -> Result<(), EngineError> {
+        self.services.add_backend(key, b)?;
+        self.publish()
+    }
+
+    /// Removes a real server; with `reset` its connections are cut, otherwise they stay.
+    pub fn del_backend(
+        &mut self,
+        key: &ServiceKey,
+        addr: SocketAddr,
+        reset: bool,
+    ) -> Result<(), EngineError> {
+        self.services.del_backend(key, addr)?;
+        self.publish()?;
+        if reset {
+            self.cut(key, Some(addr));
+        }
+        Ok(())
+    }
+
+    /// Changes a server's weight (0 drains it: no new connections, existing ones stay).
+    pub fn set_weight(&mut self, key: &ServiceKey, addr: SocketAddr, weight: u32) -> Result<(), EngineError> {
+        self.services.set_weight(key, addr, weight)?;
+        self.publish()
+    }
+
+    /// Records a health-check result; a change takes the server out of (or back into) its
+    /// scheduler. Returns whether it changed.
+    pub fn set_health(&mut self, key: &ServiceKey, addr: SocketAddr, up: bool) -> bool {
+        let changed = self.services.set_health(key, addr, up);
+        if changed {
+            if let Err(e) = self.publish() {
+                tracing::warn!(error = %e, "publishing a health change");
+            }
+        }
+        changed
+    }
+
+    /// Whether a server passes its health check.
+    pub fn is_up(&self, key: &ServiceKey, addr: SocketAddr) -> bool {
+        self.services.is_up(key, addr)
+    }
+
+    /// Replaces every service with `configs` (a reload): new ones added, changed ones
+    /// replaced, missing ones removed; established connections stay in every case.
+    pub fn replace_services(&mut self, configs: Vec<ServiceConfig>) -> Result<(), EngineError> {
+        let old: Vec<ServiceKey> = self.services.configs().iter().map(|c| c.key).collect();
+        for k in old.iter().filter(|k| !configs.iter().any(|c| c.key == **k)) {
+            self.services.del_service(k)?;
+        }
+        for c in configs {
+            if self.services.configs().iter().any(|x| x.key == c.key) {
+                self.services.replace_service(c)?;
+            } else {
+                self.services.add_service(c)?;
+            }
+        }
+        self.publish()
+    }
+
+    fn cut(&mut self, key: &ServiceKey, rs: Option<SocketAddr>) {
+        let now = self.now_ns;
+        for w in 0..self.workers.len() {
+            let mut out = Out::default();
+            self.workers[w].reset_backend(key, rs, true, now, &mut out);
+            self.apply(w, &mut out, now);
+        }
+        self.commit();
+    }
+
+    /// Every connection, with live NIC counters when `refresh` (one batch of queries).
+    pub fn conns(&mut self, refresh: bool) -> Vec<ConnInfo> {
+        let now = self.now_ns;
+        let mut counters = std::collections::HashMap::new();
+        if refresh {
+            let handles: Vec<Handle> = self
+                .workers
+                .iter()
+                .flat_map(crate::worker::Worker::conns)
+                .filter_map(|c| if let Offload::Nic(h) = c.offload { Some(h) } else { None })
+                .collect();
+            if let Ok(got) = self.flows.counters(&handles, false) {
+                counters.extend(got);
+            }
+        }
+        let timeouts = self.cfg.timeouts;
+        let mut out = Vec::new();
+        for w in &self.workers {
+            for c in w.conns() {
+                let (location, record) = match c.offload {
+                    Offload::Nic(h) => (Location::Nic, Some(h.0)),
+                    _ => (Location::Host, None),
+                };
+                let mut last = c.last_ns;
+                let mut packets = c.total_packets();
+                let mut bytes = c.total_bytes();
+                if let Some(k) = record.and_then(|r| counters.get(&Handle(r))) {
+                    last = last.max(now.saturating_sub(u64::from(k.idle_ms) * 1_000_000));
+                    packets =
+                        [c.packets[0] + u64::from(k.packets[0]), c.packets[1] + u64::from(k.packets[1])];
+                    bytes = [c.bytes[0] + k.bytes[0], c.bytes[1] + k.bytes[1]];
+                }
+                let deadline = last + timeouts.of(c.state).as_nanos() as u64;
+                out.push(ConnInfo {
+                    worker: w.id(),
+                    proto: c.proto.as_str(),
+                    state: c.state.name(),
+                    expire_ms: deadline.saturating_sub(now) / 1_000_000,
+                    endpoints: c.ep,
+                    location,
+                    record,
+                    packets,
+                    bytes,
+                    idle_ms: now.saturating_sub(last) / 1_000_000,
+                });
+            }
+        }
+        out
+    }
+
+    /// Every counter.
+    pub fn stats(&mut self) -> EngineStats {
+        let nic = self.flows.nic().read_counters().unwrap_or_default();
+        let workers = self
+            .workers
+            .iter()
+            .map(|w| {
+                let s = w.stats();
+                let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                WorkerSnapshot {
+                    packets: l(&s.packets),
+                    forwarded: l(&s.forwarded),
+                    created: l(&s.created),
+                    expired: l(&s.expired),
+                    offloaded: l(&s.offloaded),
+                    offload_full: l(&s.offload_full),
+                    current: l(&s.current),
+                    half_open: l(&s.half_open),
+                    echo_replies: l(&s.echo_replies),
+                    icmp_translated: l(&s.icmp_translated),
+                    resets: l(&s.resets),
+                    drops: Discard::ALL.iter().map(|d| (d.name(), l(&s.drops[*d as usize]))).collect(),
+                    ports: w.port_stats(),
+                }
+            })
+            .collect();
+        EngineStats {
+            device_side: self.stats,
+            nic,
+            table: self.flows.stats(),
+            occupancy: self.flows.occupancy(),
+            capacity: self.flows.nic_ref().info().geometry.records,
+            net: self.net.stats(),
+            workers,
+        }
+    }
+
+    /// Takes over flows the NIC held from an earlier run (see [`flow_offload::FlowTable::adopt`]):
+    /// each becomes a connection of the worker that owns its local port, its record's cookie
+    /// rewritten to its new slot. Flows no worker can take (their service or server is gone, or
+    /// the port is not one the configuration hands out) are removed. Returns how many were
+    /// adopted.
+    pub fn adopt(&mut self, adopted: Adopted) -> usize {
+        let now = self.now_ns;
+        let mut n = 0;
+        for (h, flow) in adopted.flows {
+            let lport = flow.reply.dst_port.get();
+            let w = usize::from(lport & (self.cfg.workers - 1));
+            match self.workers.get_mut(w).and_then(|wk| wk.adopt(h, &flow, now)) {
+                Some(cookie) => {
+                    let _ = self.flows.set_cookie(h, cookie);
+                    n += 1;
+                }
+                None => {
+                    let _ = self.flows.remove(h, false);
+                }
+            }
+        }
+        self.stats.adopted = n as u64;
+        self.commit();
+        n
+    }
+}

@@ -1,0 +1,354 @@
+//! The engine: the device side of the slow path and what drives the workers.
+//!
+//! It owns the NIC (through [`flow_offload::FlowTable`], the only writer of the flow table),
+//! the network layer ([`crate::neigh::Network`]), the control plane's services, the host's own
+//! interfaces, and the workers. One [`Engine::poll`] round takes each worker's exception ring
+//! in a batch, lets the worker decide, applies what it asked for (packets routed and injected,
+//! flows installed or removed in one batch of commands with one doorbell), hands the NIC's
+//! events to their workers, and lets time act (connection timeouts, neighbour retries).
+//!
+//! Workers are stepped in turn by the thread that polls; each owns its ring, its connections
+//! and its port slice and shares nothing with another on the packet path, so the same code
+//! runs them deterministically in one thread for `replay` and tests, as here.
+//!
+//! Submodules: `apply` (an [`Out`] made real), `neighbor` (ARP and neighbour discovery),
+//! `control` (services at run time, the flow listing, statistics).
+
+mod apply;
+mod control;
+mod neighbor;
+
+pub use control::{ConnInfo, EngineStats, Location};
+
+use crate::conn::{OffloadPolicy, Timeouts};
+use crate::laddr::PortRange;
+use crate::neigh::{Network, PortConf, RouteConf};
+use crate::service::{ServiceConfig, ServiceTable, Services};
+use crate::worker::{COOKIE_SLOT_BITS, Out, Punt, Worker, WorkerConfig};
+use flow_offload::{FlowEvent, FlowTable};
+use host_driver::nic::Exception;
+use rtl_spec::codes::PuntReason;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Frames taken from one exception ring per round.
+pub const BATCH: usize = 64;
+
+/// The host's own interface on a port (a TAP): frames for the port's own addresses go there,
+/// and what the kernel sends on it goes out of the port.
+pub trait HostPort: Send {
+    /// Hands a frame to the host.
+    fn send(&mut self, frame: &[u8]) -> std::io::Result<()>;
+    /// Takes up to `max` frames the host sent (never blocks).
+    fn recv(&mut self, out: &mut Vec<Vec<u8>>, max: usize) -> std::io::Result<usize>;
+}
+
+/// Everything the engine is built from.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Workers (a power of two; one exception ring each).
+    pub workers: u16,
+    /// Per-state timeouts.
+    pub timeouts: Timeouts,
+    /// When connections are offloaded.
+    pub policy: OffloadPolicy,
+    /// LIP ports and quarantine.
+    pub ports_range: PortRange,
+    /// Half-open connections per worker.
+    pub half_open_limit: u32,
+    /// Answer ICMP echo to VIPs.
+    pub icmp_echo: bool,
+    /// Ports.
+    pub ports: Vec<PortConf>,
+    /// Static routes.
+    pub routes: Vec<RouteConf>,
+    /// Static neighbours (port, address, MAC).
+    pub neighbors: Vec<(u8, IpAddr, [u8; 6])>,
+    /// Services.
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let w = WorkerConfig::default();
+        EngineConfig {
+            workers: 1,
+            timeouts: w.timeouts,
+            policy: w.policy,
+            ports_range: w.ports,
+            half_open_limit: w.half_open_limit,
+            icmp_echo: w.icmp_echo,
+            ports: Vec::new(),
+            routes: Vec::new(),
+            neighbors: Vec::new(),
+            services: Vec::new(),
+        }
+    }
+}
+
+/// Why the engine could not start or apply a change.
+#[derive(Debug)]
+pub enum EngineError {
+    /// The configuration does not hold together.
+    Config(String),
+    /// The device failed.
+    Device(host_driver::DriverError),
+    /// A service change was refused.
+    Service(crate::service::ServiceError),
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineError::Config(m) => write!(f, "{m}"),
+            EngineError::Device(e) => write!(f, "{e}"),
+            EngineError::Service(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<host_driver::DriverError> for EngineError {
+    fn from(e: host_driver::DriverError) -> Self {
+        EngineError::Device(e)
+    }
+}
+
+impl From<crate::service::ServiceError> for EngineError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        EngineError::Service(e)
+    }
+}
+
+/// Counters of the device side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceSideStats {
+    /// Punted packets received from the NIC.
+    pub punted: u64,
+    /// Frames injected (sent by the host path).
+    pub injected: u64,
+    /// Frames that found the inject ring full and were dropped.
+    pub inject_full: u64,
+    /// IP packets over the egress port's MTU, dropped.
+    pub over_mtu: u64,
+    /// Frames handed to the host's interfaces.
+    pub to_host: u64,
+    /// Frames for a host interface that does not exist (no TAP on that port), dropped.
+    pub no_host: u64,
+    /// Frames the host sent out of a port.
+    pub from_host: u64,
+    /// Installs refused because the NIC's table was full.
+    pub install_full: u64,
+    /// Installs refused for another reason (logged).
+    pub install_invalid: u64,
+    /// Packets handed from one worker to another.
+    pub handoffs: u64,
+    /// NIC flow events received.
+    pub events: u64,
+    /// NIC error events.
+    pub device_errors: u64,
+    /// Flows adopted from the NIC at start.
+    pub adopted: u64,
+}
+
+/// The slow path and its device.
+pub struct Engine {
+    flows: FlowTable,
+    net: Network,
+    workers: Vec<Worker>,
+    services: Services,
+    table: Arc<ServiceTable>,
+    host: Vec<Option<Box<dyn HostPort>>>,
+    cfg: EngineConfig,
+    out: Out,
+    handoffs: Vec<VecDeque<Punt>>,
+    stats: DeviceSideStats,
+    exceptions: Vec<Exception>,
+    events: Vec<FlowEvent>,
+    frame: Vec<u8>,
+    now_ns: u64,
+}
+
+/// The NIC's steering-hash seed, as the device holds it.
+fn steer_seed(flows: &mut FlowTable) -> Result<u32, EngineError> {
+    let nic = flows.nic();
+    let base = nic.block(rtl_spec::codes::BlockType::Punt)?;
+    Ok(nic.transport().read32(base + rtl_spec::regs::punt::STEER_SEED))
+}
+
+impl Engine {
+    /// Builds the engine over a table (whose NIC has `cfg.workers` exception rings), at time
+    /// `now_ns`.
+    pub fn new(mut flows: FlowTable, cfg: EngineConfig, now_ns: u64) -> Result<Engine, EngineError> {
+        if !cfg.workers.is_power_of_two() || cfg.workers > 16 {
+            return Err(EngineError::Config(format!(
+                "workers = {}: expected a power of two up to 16",
+                cfg.workers
+            )));
+        }
+        let mut services = Services::default();
+        for s in &cfg.services {
+            services.add_service(s.clone())?;
+        }
+        let table = services.snapshot();
+        let next_hops = flows.nic_ref().info().geometry.next_hops.min(u32::from(u16::MAX)) as u16;
+        let mut net = Network::new(cfg.ports.clone(), &cfg.routes, next_hops).map_err(EngineError::Config)?;
+        for &(port, addr, mac) in &cfg.neighbors {
+            net.add_static(port, addr, mac);
+        }
+        let wcfg = WorkerConfig {
+            workers: cfg.workers,
+            timeouts: cfg.timeouts,
+            policy: cfg.policy,
+            ports: cfg.ports_range,
+            half_open_limit: cfg.half_open_limit,
+            icmp_echo: cfg.icmp_echo,
+            steer_seed: steer_seed(&mut flows)?,
+        };
+        let workers = (0..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect();
+        let mut engine = Engine {
+            host: (0..cfg.ports.len()).map(|_| None).collect(),
+            handoffs: (0..cfg.workers).map(|_| VecDeque::new()).collect(),
+            flows,
+            net,
+            workers,
+            services,
+            table,
+            cfg,
+            out: Out::default(),
+            stats: DeviceSideStats::default(),
+            exceptions: Vec::with_capacity(BATCH),
+            events: Vec::new(),
+            frame: Vec::with_capacity(2048),
+            now_ns,
+        };
+        engine.program_steering()?;
+        Ok(engine)
+    }
+
+    /// Tells the NIC which addresses are LIPs, so a server's reply reaches the worker that owns
+    /// its port (the filter holds 16; replies to further LIPs are handed over by the workers).
+    fn program_steering(&mut self) -> Result<(), EngineError> {
+        let mut lips = self.table.lips();
+        if lips.len() > 16 {
+            tracing::warn!(
+                lips = lips.len(),
+                "more local addresses than the NIC's LIP filter holds (16): the rest are steered by hash and handed over between workers"
+            );
+            lips.truncate(16);
+        }
+        let mask = u32::from(self.cfg.workers) - 1;
+        self.flows.nic().set_lip_steering(&lips, mask)?;
+        Ok(())
+    }
+
+    /// Attaches the host's interface of port `port`.
+    pub fn attach_host(&mut self, port: u8, host: Box<dyn HostPort>) {
+        if let Some(slot) = self.host.get_mut(usize::from(port)) {
+            *slot = Some(host);
+        }
+    }
+
+    /// The flow table (the NIC behind it).
+    pub fn flows(&mut self) -> &mut FlowTable {
+        &mut self.flows
+    }
+
+    /// The network layer.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The workers.
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    /// The configuration it runs.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The current service snapshot.
+    pub fn services(&self) -> &Arc<ServiceTable> {
+        &self.table
+    }
+
+    /// One round at time `now_ns`. Returns how many packets and events were handled (0: idle).
+    pub fn poll(&mut self, now_ns: u64) -> usize {
+        self.now_ns = now_ns;
+        let mut work = 0;
+        for w in 0..self.workers.len() {
+            work += self.poll_worker(w, now_ns);
+        }
+        work += self.poll_events(now_ns);
+        for w in 0..self.workers.len() {
+            let mut out = std::mem::take(&mut self.out);
+            self.workers[w].advance(now_ns, &mut out);
+            self.apply(w, &mut out, now_ns);
+            self.out = out;
+        }
+        work += self.poll_host();
+        let fallback = self.table.lips();
+        self.net.tick(now_ns, |t| fallback.iter().copied().find(|l| l.is_ipv6() == t.is_ipv6()));
+        self.flush_network();
+        self.commit();
+        self.flows.nic().flush_injects();
+        work
+    }
+
+    fn poll_worker(&mut self, w: usize, now_ns: u64) -> usize {
+        let mut out = std::mem::take(&mut self.out);
+        let mut exceptions = std::mem::take(&mut self.exceptions);
+        exceptions.clear();
+        let n = self.flows.nic().recv_exceptions(w, &mut exceptions, BATCH);
+        self.stats.punted += n as u64;
+        for e in exceptions.drain(..) {
+            let hit =
+                e.desc.flags.hit().then(|| (flow_offload::Handle(e.desc.record.get()), e.desc.flags.reply()));
+            let punt = Punt {
+                port: e.desc.port,
+                reason: PuntReason::try_from(e.desc.reason).ok(),
+                hit,
+                frame: e.frame,
+            };
+            self.workers[w].handle(punt, now_ns, &mut out);
+        }
+        let handed = self.handoffs[w].len();
+        while let Some(p) = self.handoffs[w].pop_front() {
+            self.workers[w].handle(p, now_ns, &mut out);
+        }
+        self.apply(w, &mut out, now_ns);
+        self.out = out;
+        self.exceptions = exceptions;
+        n + handed
+    }
+
+    fn poll_events(&mut self, now_ns: u64) -> usize {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        let n = self.flows.poll_events(&mut events, 256);
+        self.stats.events += n as u64;
+        for e in events.drain(..) {
+            match e {
+                FlowEvent::Flow { handle, cookie, cause, counters } => {
+                    let w = (cookie >> COOKIE_SLOT_BITS) as usize;
+                    if w < self.workers.len() {
+                        let mut out = std::mem::take(&mut self.out);
+                        self.workers[w].on_flow_event(cookie, handle, cause, counters, now_ns, &mut out);
+                        self.apply(w, &mut out, now_ns);
+                        self.out = out;
+                    }
+                }
+                FlowEvent::DeviceError(code, detail) => {
+                    self.stats.device_errors += 1;
+                    tracing::warn!(?code, detail, "the NIC reported an error");
+                }
+            }
+        }
+        self.events = events;
+        n
+    }
+}
