@@ -1,6 +1,7 @@
 //! Packets the slow path makes itself: ARP and neighbour-discovery requests and answers, ICMP
 //! echo replies, and the IP headers around them. Each is written whole with its checksums
-//! computed from scratch (these are new packets, not rewrites).
+//! computed from scratch (these are new packets, not rewrites). Frames are not padded to
+//! Ethernet's minimum: the port pads on the wire, as for every frame the NIC sends.
 
 use crate::nat::L2;
 use crate::packet::{fold, pseudo_sum, sum_words};
@@ -30,8 +31,6 @@ pub fn arp(l2: &L2, oper: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: I
         tpa: tpa.octets(),
     };
     out.extend_from_slice(h.as_bytes());
-    // Ethernet's minimum frame (60 bytes without the FCS).
-    out.resize(out.len().max(60), 0);
     out
 }
 
@@ -112,9 +111,6 @@ pub fn frame(l2: &L2, ip_packet: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ip_packet.len() + 18);
     l2.write(&mut out, if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 });
     out.extend_from_slice(ip_packet);
-    if out.len() < 60 {
-        out.resize(60, 0);
-    }
     out
 }
 
@@ -183,7 +179,7 @@ mod tests {
             [2, 0, 0, 0, 0, 9],
             "10.10.1.10".parse().unwrap(),
         );
-        assert_eq!(f.len(), 60);
+        assert_eq!(f.len(), 42);
         let p = parse(&f).unwrap();
         assert_eq!(p.net, L3::Arp);
         let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();

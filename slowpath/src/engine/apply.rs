@@ -122,10 +122,9 @@ impl Engine {
                     &mut frame,
                     if v6 { rtl_spec::wire::ETHERTYPE_IPV6 } else { rtl_spec::wire::ETHERTYPE_IPV4 },
                 );
+                // No padding to Ethernet's 60 bytes: the port's MAC pads on a real wire, and the
+                // NIC's own datapath does not pad either, so both paths send the same bytes.
                 frame.extend_from_slice(&packet);
-                if frame.len() < 60 {
-                    frame.resize(60, 0);
-                }
                 self.inject(hop.port, &frame);
                 self.frame = frame;
             }

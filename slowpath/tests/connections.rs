@@ -1,0 +1,185 @@
+//! A FullNAT connection through the in-process NIC, end to end: what the client and the real
+//! server see, byte for byte (frames built independently by etherparse on both sides); the
+//! flow installed after the handshake and forwarded by the NIC; removed after the close.
+
+mod common;
+
+use common::*;
+use slowpath::sched::SchedulerKind;
+use std::net::SocketAddr;
+
+/// Runs a whole TCP connection between `client` and `vip`, checking every frame on both
+/// sides. Returns the rig for further checks.
+fn tcp_connection(client: &str, vip: &str, rs: &str, lip_ip: &str) -> Rig {
+    let mut r = rig();
+    let (c, v, rs) = (sa(client), sa(vip), sa(rs));
+
+    // SYN: scheduled, a LIP port allocated, rewritten by the host and sent to the server.
+    let syn = Seg::new(client, vip).syn().seq(100);
+    let (to_client, to_server) = r.client_sends(syn.frame(CLIENT_MAC, P0_MAC));
+    assert!(to_client.is_empty());
+    assert_eq!(to_server.len(), 1, "the SYN reaches the server");
+    let (lip, seen_rs) = endpoints(&to_server[0]);
+    assert_eq!(seen_rs, rs);
+    assert_eq!(
+        lip.ip(),
+        lip_ip.parse::<std::net::IpAddr>().unwrap(),
+        "the server sees a LIP, not the client"
+    );
+    assert_eq!(to_server[0], syn.rewritten(lip, rs).frame(P1_MAC, RS1_MAC), "SYN byte for byte");
+    assert_eq!(r.occupancy(), 0, "not offloaded before the handshake completes");
+
+    // SYN-ACK from the server: back to the client from the VIP.
+    let synack = Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(101).seq(7000);
+    let (to_client, to_server) = r.server_sends(synack.frame(RS1_MAC, P1_MAC));
+    assert!(to_server.is_empty());
+    assert_eq!(to_client, vec![synack.rewritten(v, c).frame(P0_MAC, CLIENT_MAC)], "SYN-ACK byte for byte");
+
+    // The client's ACK completes the handshake: the flow goes into the NIC.
+    let ack = Seg::new(client, vip).ack(7001).seq(101);
+    let (_, to_server) = r.client_sends(ack.frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(to_server, vec![ack.rewritten(lip, rs).frame(P1_MAC, RS1_MAC)]);
+    assert_eq!(r.occupancy(), 1, "offloaded after the handshake");
+    let flows = r.engine.conns(false);
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].state, "ESTABLISHED");
+    assert_eq!(flows[0].location.as_str(), "nic");
+
+    // Data both ways is forwarded by the NIC alone, with the same bytes the host would send.
+    let (hits, punted) = (r.nic_hits(), r.worker_packets());
+    let req = Seg::new(client, vip).ack(7001).seq(101).data(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n");
+    let (_, to_server) = r.client_sends(req.frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(to_server, vec![req.rewritten(lip, rs).frame(P1_MAC, RS1_MAC)], "request byte for byte (NIC)");
+    let resp = Seg::new(&rs.to_string(), &lip.to_string()).ack(130).seq(7001).data(&[b'x'; 1200]);
+    let (to_client, _) = r.server_sends(resp.frame(RS1_MAC, P1_MAC));
+    assert_eq!(
+        to_client,
+        vec![resp.rewritten(v, c).frame(P0_MAC, CLIENT_MAC)],
+        "response byte for byte (NIC)"
+    );
+    assert_eq!(r.nic_hits(), hits + 2, "both hit the NIC's table");
+    assert_eq!(r.worker_packets(), punted, "the slow path saw neither");
+
+    // The close: FINs are punted on a hit and move the host's state.
+    let fin = Seg::new(client, vip).fin().ack(8201).seq(130);
+    let (_, to_server) = r.client_sends(fin.frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(to_server, vec![fin.rewritten(lip, rs).frame(P1_MAC, RS1_MAC)]);
+    assert_eq!(r.engine.conns(false)[0].state, "FIN_WAIT");
+    let fin2 = Seg::new(&rs.to_string(), &lip.to_string()).fin().ack(131).seq(8201);
+    let (to_client, _) = r.server_sends(fin2.frame(RS1_MAC, P1_MAC));
+    assert_eq!(to_client, vec![fin2.rewritten(v, c).frame(P0_MAC, CLIENT_MAC)]);
+    assert_eq!(r.engine.conns(false)[0].state, "TIME_WAIT");
+    let last = Seg::new(client, vip).ack(8202).seq(131);
+    let (_, to_server) = r.client_sends(last.frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(to_server, vec![last.rewritten(lip, rs).frame(P1_MAC, RS1_MAC)], "the last ACK still flows");
+
+    // TIME_WAIT (7 s) passes on the injected clock: the connection and its flow are gone.
+    r.advance(6 * S);
+    assert_eq!(r.engine.conns(false).len(), 1);
+    r.advance(2 * S);
+    assert!(r.engine.conns(false).is_empty(), "expired after TIME_WAIT");
+    assert_eq!(r.occupancy(), 0, "the flow was removed from the NIC");
+    r
+}
+
+#[test]
+fn a_tcp_connection_from_syn_to_close_over_ipv4() {
+    tcp_connection("10.10.1.10:40000", "10.10.1.100:80", "10.10.2.11:80", "10.10.2.1");
+}
+
+#[test]
+fn a_tcp_connection_from_syn_to_close_over_ipv6() {
+    tcp_connection("[fd00:1::10]:40000", "[fd00:1::100]:80", "[fd00:2::11]:80", "fd00:2::1");
+}
+
+#[test]
+fn a_client_beyond_the_router_is_answered_through_it() {
+    let mut r = rig();
+    let syn = Seg::new("192.0.2.7:5555", "10.10.1.100:80").syn();
+    let (_, to_server) = r.client_sends(syn.frame(ROUTER_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&to_server[0]);
+    let synack = Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1001).seq(1);
+    let (to_client, _) = r.server_sends(synack.frame(RS1_MAC, P1_MAC));
+    assert_eq!(
+        to_client,
+        vec![synack.rewritten(sa("10.10.1.100:80"), sa("192.0.2.7:5555")).frame(P0_MAC, ROUTER_MAC)]
+    );
+}
+
+#[test]
+fn a_udp_exchange_is_offloaded_after_the_reply_and_ages_out() {
+    let mut r = rig();
+    let q = udp("10.10.1.10:5000", "10.10.1.100:53", 64, b"query", CLIENT_MAC, P0_MAC);
+    let (_, to_server) = r.client_sends(q);
+    assert_eq!(to_server.len(), 1);
+    let (lip, rs) = endpoints(&to_server[0]);
+    assert_eq!(rs, sa("10.10.2.11:53"));
+    let expect = udp(&lip.to_string(), "10.10.2.11:53", 63, b"query", P1_MAC, RS1_MAC);
+    assert_eq!(to_server[0], expect, "query byte for byte");
+    assert_eq!(r.occupancy(), 0, "UDP waits for the reply");
+    let a = udp("10.10.2.11:53", &lip.to_string(), 64, b"answer", RS1_MAC, P1_MAC);
+    let (to_client, _) = r.server_sends(a);
+    assert_eq!(to_client, vec![udp("10.10.1.100:53", "10.10.1.10:5000", 63, b"answer", P0_MAC, CLIENT_MAC)]);
+    assert_eq!(r.occupancy(), 1, "offloaded after the first reply");
+    let hits = r.nic_hits();
+    let q2 = udp("10.10.1.10:5000", "10.10.1.100:53", 64, b"again", CLIENT_MAC, P0_MAC);
+    let (_, to_server) = r.client_sends(q2);
+    assert_eq!(to_server, vec![udp(&lip.to_string(), "10.10.2.11:53", 63, b"again", P1_MAC, RS1_MAC)]);
+    assert_eq!(r.nic_hits(), hits + 1);
+    // Idle for the UDP timeout (300 s): the NIC's ager and the host's timer agree it is over.
+    r.advance(200 * S);
+    assert_eq!(r.engine.conns(false).len(), 1, "still there at 200 s");
+    r.advance(101 * S);
+    r.advance(S);
+    assert!(r.engine.conns(false).is_empty(), "gone after 300 s idle");
+    assert_eq!(r.occupancy(), 0);
+}
+
+#[test]
+fn traffic_the_nic_forwards_keeps_an_offloaded_connection_alive() {
+    let mut r = rig();
+    let c = "10.10.1.10:41000";
+    let (_, s) = r.client_sends(Seg::new(c, "10.10.1.100:80").syn().frame(CLIENT_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&s[0]);
+    r.server_sends(Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1001).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(c, "10.10.1.100:80").ack(1001).seq(1001).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.occupancy(), 1);
+    // 80 s, a packet through the NIC, 80 s more: past the host's last sight + 90 s, but the
+    // NIC saw traffic, so the query at the timeout keeps it.
+    r.advance(80 * S);
+    r.client_sends(Seg::new(c, "10.10.1.100:80").ack(1001).seq(1001).data(b"ping").frame(CLIENT_MAC, P0_MAC));
+    r.advance(80 * S);
+    assert_eq!(r.engine.conns(false).len(), 1, "kept alive by NIC traffic");
+    assert_eq!(r.engine.conns(true)[0].packets[0], 2 + 1, "host packets plus the NIC's");
+    r.advance(20 * S);
+    assert!(r.engine.conns(false).is_empty(), "idle 100 s > 90 s: expired");
+    assert_eq!(r.occupancy(), 0);
+}
+
+#[test]
+fn a_full_nic_table_leaves_new_connections_on_the_software_path() {
+    let cfg = config(1, services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)]));
+    let mut r = rig_with(cfg, 2);
+    let mut last: Option<(SocketAddr, SocketAddr)> = None;
+    for n in 0..4u16 {
+        let c = format!("10.10.1.10:{}", 42000 + n);
+        let (_, s) = r.client_sends(Seg::new(&c, "10.10.1.100:80").syn().frame(CLIENT_MAC, P0_MAC));
+        let (lip, rs) = endpoints(&s[0]);
+        r.server_sends(Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1001).frame(RS1_MAC, P1_MAC));
+        r.client_sends(Seg::new(&c, "10.10.1.100:80").ack(1001).seq(1001).frame(CLIENT_MAC, P0_MAC));
+        last = Some((sa(&c), lip));
+    }
+    assert_eq!(r.occupancy(), 2, "the table holds two");
+    let flows = r.engine.conns(false);
+    assert_eq!(flows.len(), 4, "no connection lost");
+    assert_eq!(flows.iter().filter(|f| f.location.as_str() == "host").count(), 2);
+    let st = r.engine.stats();
+    assert!(st.table.full >= 2, "insert failures counted: {:?}", st.table);
+    // The last connection is on the software path: its data is rewritten by the host, exactly.
+    let (c, lip) = last.unwrap();
+    let before = r.worker_packets();
+    let d = Seg::new(&c.to_string(), "10.10.1.100:80").ack(1001).seq(1001).data(b"still works");
+    let (_, s) = r.client_sends(d.frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(s, vec![d.rewritten(lip, sa("10.10.2.11:80")).frame(P1_MAC, RS1_MAC)]);
+    assert_eq!(r.worker_packets(), before + 1, "forwarded by the slow path");
+}
