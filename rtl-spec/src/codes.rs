@@ -283,6 +283,8 @@ hw_enum! {
         BadOp = 6,
         /// Erase or Program on the slot the running image was booted from.
         SlotInUse = 7,
+        /// The flash medium failed to erase or program (worn out, or the model's file).
+        MediaError = 8,
     }
 }
 
