@@ -3,7 +3,9 @@
 //!
 //! Bring-up follows SPEC.md's "How a driver discovers and brings up the device" step by step:
 //! reset, identify, walk the chain, read the geometry, allocate and enable every ring, program
-//! steering, choose interrupts or polling, enable the ports and the datapath.
+//! steering, choose interrupts or polling, enable the ports and the datapath; then (unless
+//! `NicConfig::confirm_boot` is off) confirm the boot, so an image on trial is kept only when
+//! this driver could bring it up.
 
 mod probe;
 
@@ -33,6 +35,10 @@ pub struct NicConfig {
     pub interrupts: bool,
     /// How long a command may stay without its completion before the device counts as hung.
     pub command_timeout: Duration,
+    /// Confirm the device's boot (`FLASH.CONFIRM`) once bring-up succeeded, so an image on
+    /// trial is kept. With `false`, a newly activated image that nobody confirms falls back
+    /// to the other slot when its watchdog expires.
+    pub confirm_boot: bool,
 }
 
 impl Default for NicConfig {
@@ -43,6 +49,7 @@ impl Default for NicConfig {
             buf_size: 2048,
             interrupts: false,
             command_timeout: Duration::from_secs(1),
+            confirm_boot: true,
         }
     }
 }
@@ -186,6 +193,13 @@ impl Nic {
             t.write32(pb + ports::PORT_CTRL + n * 0x40, 1);
         }
         t.write32(control::BASE + control::CTRL, 1);
+        if nic.cfg.confirm_boot {
+            // The driver can drive this image: keep it (a device without flash has nothing to
+            // confirm).
+            if let Ok(fb) = nic.blocks.base(BlockType::Flash) {
+                t.write32(fb + rtl_spec::regs::flash::CONFIRM, rtl_spec::regs::FLASH_CONFIRM_KEY);
+            }
+        }
         Ok(nic)
     }
 
