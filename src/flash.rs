@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// `sluice flash`.
+#[allow(clippy::struct_excessive_bools)] // clap flags
 #[derive(Args, Debug)]
 #[command(group = clap::ArgGroup::new("action").required(true).args(["image", "status", "activate", "rollback", "confirm"]))]
 pub struct FlashArgs {
@@ -71,14 +72,21 @@ fn open(dev: &str) -> anyhow::Result<Box<dyn Transport>> {
         let flash = sim_model::flash::Flash::open(file.as_ref(), &sim_model::flash::factory_image(&factory))
             .with_context(|| format!("opening the model's flash {file}"))?;
         let clock = std::sync::Arc::new(sim_model::clock::SystemClock::default());
-        return Ok(Box::new(host_driver::transport::inprocess::InProcess::with_flash(flash, factory, clock)?));
+        return Ok(Box::new(host_driver::transport::inprocess::InProcess::with_flash(
+            flash, factory, clock,
+        )?));
     }
     let pci = dev.strip_prefix("pci:").unwrap_or(dev);
-    let looks_pci = pci.len() == 12 && pci.as_bytes()[4] == b':' && pci.as_bytes()[7] == b':' && pci.as_bytes()[10] == b'.';
+    let looks_pci = pci.len() == 12
+        && pci.as_bytes()[4] == b':'
+        && pci.as_bytes()[7] == b':'
+        && pci.as_bytes()[10] == b'.';
     if dev.starts_with("pci:") || looks_pci {
         return Ok(Box::new(host_driver::transport::vfio::VfioTransport::open(pci)?));
     }
-    Err(bad(format!("--device {dev:?}: expected vfio-user:PATH, pci:ADDR, a PCI address like 0000:03:00.0, or sim:FILE")))
+    Err(bad(format!(
+        "--device {dev:?}: expected vfio-user:PATH, pci:ADDR, a PCI address like 0000:03:00.0, or sim:FILE"
+    )))
 }
 
 /// One slot as `--status` shows it.
@@ -92,7 +100,12 @@ struct SlotView {
     host_verdict: String,
 }
 
-fn slot_view(fc: &mut FlashController<'_>, st: &FlashStatus, slot: u32, trusted: &TrustedKeys) -> anyhow::Result<SlotView> {
+fn slot_view(
+    fc: &mut FlashController<'_>,
+    st: &FlashStatus,
+    slot: u32,
+    trusted: &TrustedKeys,
+) -> anyhow::Result<SlotView> {
     let bytes = fc.read_image(slot)?;
     let r = image::verify(&bytes, trusted, st.slot_size);
     let h = r.header.filter(|h| h.magic == rtl_spec::formats::IMAGE_MAGIC);
@@ -113,7 +126,8 @@ fn slot_view(fc: &mut FlashController<'_>, st: &FlashStatus, slot: u32, trusted:
 
 fn status_text(st: &FlashStatus, slots: &[SlotView]) -> String {
     let mut s = String::new();
-    let booted = st.booted.map_or_else(|| "factory image (neither slot valid)".to_string(), |b| format!("slot {b}"));
+    let booted =
+        st.booted.map_or_else(|| "factory image (neither slot valid)".to_string(), |b| format!("slot {b}"));
     let _ = writeln!(s, "active         slot {} (booted at the next reset)", st.active);
     let _ = writeln!(s, "booted         {booted}, build {:#010x}", st.image_build_id);
     let fell = if !st.fell_back {
@@ -174,7 +188,10 @@ fn reset_and_report(t: &mut dyn Transport, expect_slot: u32) -> anyhow::Result<S
             st.fell_back
         );
     }
-    Ok(format!("reset: booted slot {expect_slot}, build {:#010x}; confirm it with sluice flash --confirm\n", st.image_build_id))
+    Ok(format!(
+        "reset: booted slot {expect_slot}, build {:#010x}; confirm it with sluice flash --confirm\n",
+        st.image_build_id
+    ))
 }
 
 /// Runs `sluice flash`, returning what to print.
@@ -195,20 +212,29 @@ pub fn run(a: &FlashArgs) -> anyhow::Result<String> {
     let mut fc = FlashController::open(t.as_mut()).context("opening the flash controller")?;
     let st = fc.status();
     if a.status {
-        let slots = (0..st.slot_count.min(2)).map(|s| slot_view(&mut fc, &st, s, &trusted)).collect::<anyhow::Result<Vec<_>>>()?;
+        let slots = (0..st.slot_count.min(2))
+            .map(|s| slot_view(&mut fc, &st, s, &trusted))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         return Ok(if a.json {
-            serde_json::to_string_pretty(&serde_json::json!({ "device": a.device, "status": st, "slots": slots }))? + "\n"
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "device": a.device, "status": st, "slots": slots }),
+            )? + "\n"
         } else {
             status_text(&st, &slots)
         });
     }
     if a.confirm {
         drop(fc);
-        let (info, _) = host_driver::nic::probe(t.as_mut()).context("the driver cannot drive this image; not confirming")?;
+        let (info, _) = host_driver::nic::probe(t.as_mut())
+            .context("the driver cannot drive this image; not confirming")?;
         let mut fc = FlashController::open(t.as_mut())?;
         fc.confirm();
-        return Ok(format!("confirmed build {:#010x} (spec {}) in slot {}\n", info.build_id, info.spec_version,
-            fc.status().booted.map_or_else(|| "factory".into(), |b| b.to_string())));
+        return Ok(format!(
+            "confirmed build {:#010x} (spec {}) in slot {}\n",
+            info.build_id,
+            info.spec_version,
+            fc.status().booted.map_or_else(|| "factory".into(), |b| b.to_string())
+        ));
     }
     let mut out = String::new();
     let target = if a.rollback { 1 - st.active.min(1) } else { st.inactive() };
@@ -230,11 +256,16 @@ pub fn run(a: &FlashArgs) -> anyhow::Result<String> {
         let back = fc.read_slot(target, bytes.len(), &mut |n| bar.set_position(n))?;
         bar.finish_and_clear();
         if let Some(at) = back.iter().zip(bytes).position(|(a, b)| a != b) {
-            anyhow::bail!("read-back of slot {target} differs from the image at byte {at}; the slot is not activated");
+            anyhow::bail!(
+                "read-back of slot {target} differs from the image at byte {at}; the slot is not activated"
+            );
         }
         fc.verify(target)?;
         fc.activate(target)?;
-        let _ = writeln!(out, "slot {target}: build {build:#010x} written, read back and verified; active at the next reset");
+        let _ = writeln!(
+            out,
+            "slot {target}: build {build:#010x} written, read back and verified; active at the next reset"
+        );
     } else {
         // --activate / --rollback
         let what = if a.rollback { "roll back to" } else { "activate" };

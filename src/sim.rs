@@ -138,7 +138,12 @@ pub fn open_ports(specs: &[String], max_ports: u8) -> Result<Ports, PortError> {
 /// image when missing) and the model boots from it; without, it is in memory with the factory
 /// image. `power_cut_after`: abort the process after that many bytes are written to the flash
 /// (a simulated power cut, for tests).
-pub fn run(socket: &Path, ports: Ports, flash: Option<&Path>, power_cut_after: Option<u64>) -> anyhow::Result<()> {
+pub fn run(
+    socket: &Path,
+    ports: Ports,
+    flash: Option<&Path>,
+    power_cut_after: Option<u64>,
+) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing the signal handlers")?;

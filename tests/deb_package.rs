@@ -3,6 +3,7 @@
 //! unit, and that the shipped firmware image passes the host's checks with the shipped key and
 //! flashes into a model. Skipped, saying why, where dpkg-deb is missing.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,7 +28,7 @@ fn the_package_builds_and_installs_the_daemon_unit_config_keys_and_firmware() {
         .unwrap();
     assert!(out.status.success(), "build-deb: {}", String::from_utf8_lossy(&out.stderr));
     let deb = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
-    assert!(deb.ends_with(".deb"), "{deb}");
+    assert!(Path::new(&deb).extension().is_some_and(|x| x == "deb"), "{deb}");
 
     let inst = work.path().join("root");
     let x = Command::new("dpkg").arg("-x").arg(&deb).arg(&inst).status().unwrap();
@@ -35,8 +36,9 @@ fn the_package_builds_and_installs_the_daemon_unit_config_keys_and_firmware() {
     let ctrl = work.path().join("control");
     assert!(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&ctrl).status().unwrap().success());
 
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &str| std::fs::metadata(inst.join(p)).unwrap_or_else(|e| panic!("{p}: {e}")).permissions().mode() & 0o777;
+    let mode = |p: &str| {
+        std::fs::metadata(inst.join(p)).unwrap_or_else(|e| panic!("{p}: {e}")).permissions().mode() & 0o777
+    };
     assert_eq!(mode("usr/bin/sluice"), 0o755);
     assert_eq!(mode("lib/systemd/system/sluice.service"), 0o644);
     assert_eq!(mode("etc/sluice/sluice.toml"), 0o644);
@@ -60,11 +62,19 @@ fn the_package_builds_and_installs_the_daemon_unit_config_keys_and_firmware() {
     assert!(control.contains("Package: sluice") && control.contains("Installed-Size:"), "{control}");
 
     // One trusted key, named by its id, which signed the shipped image.
-    let keys: Vec<_> = std::fs::read_dir(inst.join("etc/sluice/keys")).unwrap().map(|e| e.unwrap().path()).collect();
+    let keys: Vec<_> =
+        std::fs::read_dir(inst.join("etc/sluice/keys")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
     let name = keys[0].file_stem().unwrap().to_string_lossy().to_string();
     assert!(name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
-    assert!(!inst.join("etc/sluice/keys").read_dir().unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "key")), "no secret key shipped");
+    assert!(
+        !inst.join("etc/sluice/keys").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "key")),
+        "no secret key shipped"
+    );
     let img = inst.join("usr/lib/sluice/firmware/sluice-model.img");
     let keys_dir = inst.join("etc/sluice/keys");
     let inspect = Command::new(inst.join("usr/bin/sluice"))

@@ -2,9 +2,9 @@
 //! (`sim:FILE`) and over vfio-user (`sluice sim --flash FILE` in a process of its own), the
 //! refusal of every kind of bad image with its own message and nothing written, a write cut by
 //! a power loss, an unconfirmed boot that rolls back, and a corrupt active slot that falls back.
+#![allow(clippy::many_single_char_names)]
 
 use host_driver::flash::FlashController;
-use host_driver::transport::Transport;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -59,10 +59,24 @@ impl Work {
         );
         payload.push_str(&"# pad\n".repeat(pad / 6));
         std::fs::write(self.path("payload.toml"), payload).unwrap();
-        std::fs::write(self.path("manifest.toml"), format!("target = \"model\"\nspec_version = \"{spec}\"\n")).unwrap();
+        std::fs::write(
+            self.path("manifest.toml"),
+            format!("target = \"model\"\nspec_version = \"{spec}\"\n"),
+        )
+        .unwrap();
         let key = self.p(&format!("keys/{key}.key"));
-        ok(&["fw", "pack", "--payload", &self.p("payload.toml"), "--manifest", &self.p("manifest.toml"),
-            "--key", &key, "--out", &self.p(name)]);
+        ok(&[
+            "fw",
+            "pack",
+            "--payload",
+            &self.p("payload.toml"),
+            "--manifest",
+            &self.p("manifest.toml"),
+            "--key",
+            &key,
+            "--out",
+            &self.p(name),
+        ]);
         self.path(name)
     }
 
@@ -87,17 +101,28 @@ fn pack_inspect_flash_into_the_in_process_model_and_the_next_boot_runs_it() {
     let report = ok(&["fw", "inspect", &w.p("new.img"), "--keys", &w.p("trusted")]);
     assert!(report.contains("verdict        verified"), "{report}");
     let v: serde_json::Value =
-        serde_json::from_str(&ok(&["fw", "inspect", &w.p("new.img"), "--keys", &w.p("trusted"), "--json"])).unwrap();
-    assert_eq!((v["verified"].as_bool(), v["header"]["build_id"].as_u64()), (Some(true), Some(u64::from(NEW_BUILD))));
+        serde_json::from_str(&ok(&["fw", "inspect", &w.p("new.img"), "--keys", &w.p("trusted"), "--json"]))
+            .unwrap();
+    assert_eq!(
+        (v["verified"].as_bool(), v["header"]["build_id"].as_u64()),
+        (Some(true), Some(u64::from(NEW_BUILD)))
+    );
     let dev = format!("sim:{}", w.p("nic.flash"));
     let s = w.status(&dev);
-    assert_eq!((s["status"]["booted"].as_u64(), s["status"]["image_build_id"].as_u64()), (Some(0), Some(u64::from(OLD_BUILD))));
+    assert_eq!(
+        (s["status"]["booted"].as_u64(), s["status"]["image_build_id"].as_u64()),
+        (Some(0), Some(u64::from(OLD_BUILD)))
+    );
     let dry = w.flash(&dev, &["--dry-run", &w.p("new.img")]);
     assert!(dry.status.success() && text(&dry).contains("dry run"), "{}", text(&dry));
     assert_eq!(w.status(&dev)["status"]["active"], 0, "a dry run writes nothing");
     let out = w.flash(&dev, &[&w.p("new.img")]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("slot 1: build 0x51000002 written, read back and verified"), "{}", text(&out));
+    assert!(
+        text(&out).contains("slot 1: build 0x51000002 written, read back and verified"),
+        "{}",
+        text(&out)
+    );
     // `sim:FILE` powers the model on for each command: this is the next boot.
     let s = w.status(&dev);
     assert_eq!(s["status"]["booted"], 1);
@@ -108,7 +133,10 @@ fn pack_inspect_flash_into_the_in_process_model_and_the_next_boot_runs_it() {
     assert!(c.status.success(), "{}", text(&c));
     for _ in 0..4 {
         let s = w.status(&dev);
-        assert_eq!((s["status"]["booted"].as_u64(), s["status"]["fell_back"].as_bool()), (Some(1), Some(false)));
+        assert_eq!(
+            (s["status"]["booted"].as_u64(), s["status"]["fell_back"].as_bool()),
+            (Some(1), Some(false))
+        );
     }
     // Roll back to the factory image, and forth again.
     assert!(w.flash(&dev, &["--rollback", "--reset"]).status.success());
@@ -174,11 +202,17 @@ fn a_boot_never_confirmed_falls_back_after_the_boot_limit() {
     assert!(w.flash(&dev, &[&w.p("new.img")]).status.success());
     for boot in 1..=rtl_spec::formats::FLASH_BOOT_LIMIT {
         let s = w.status(&dev);
-        assert_eq!((s["status"]["boot_tries"].as_u64(), s["status"]["booted"].as_u64()), (Some(u64::from(boot)), Some(1)));
+        assert_eq!(
+            (s["status"]["boot_tries"].as_u64(), s["status"]["booted"].as_u64()),
+            (Some(u64::from(boot)), Some(1))
+        );
     }
     let s = w.status(&dev);
     assert_eq!((s["status"]["booted"].as_u64(), s["status"]["active"].as_u64()), (Some(0), Some(0)));
-    assert_eq!((s["status"]["fell_back"].as_bool(), s["status"]["unconfirmed"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (s["status"]["fell_back"].as_bool(), s["status"]["unconfirmed"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(s["status"]["image_build_id"].as_u64(), Some(u64::from(OLD_BUILD)));
 }
 
@@ -273,8 +307,14 @@ fn over_vfio_user_the_flash_survives_restarts_and_an_unconfirmed_boot_rolls_back
     let out = w.flash(&dev, &[&w.p("new.img"), "--reset"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("booted slot 1, build 0x51000002"), "{}", text(&out));
-    let info: serde_json::Value =
-        serde_json::from_str(&ok(&["device", "info", "--vfio-user", &socket.display().to_string(), "--json"])).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&ok(&[
+        "device",
+        "info",
+        "--vfio-user",
+        &socket.display().to_string(),
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(info["build_id"].as_u64(), Some(u64::from(NEW_BUILD)));
     assert_eq!(info["geometry"]["records"], 4096, "the new image's geometry");
     // Nobody confirms: with a short watchdog the NIC falls back on its own.
@@ -299,7 +339,10 @@ fn over_vfio_user_the_flash_survives_restarts_and_an_unconfirmed_boot_rolls_back
     drop(sim);
     sim = Sim::start(&socket, &flash, &[]);
     let s = w.status(&dev);
-    assert_eq!((s["status"]["booted"].as_u64(), s["status"]["image_build_id"].as_u64()), (Some(1), Some(u64::from(NEW_BUILD))));
+    assert_eq!(
+        (s["status"]["booted"].as_u64(), s["status"]["image_build_id"].as_u64()),
+        (Some(1), Some(u64::from(NEW_BUILD)))
+    );
     assert_eq!(s["status"]["fell_back"], false);
     drop(sim);
 }
@@ -327,7 +370,10 @@ fn a_write_cut_by_a_power_loss_leaves_the_old_slot_active_and_bootable() {
     let s = w.status(&dev);
     assert_eq!((s["status"]["active"].as_u64(), s["status"]["booted"].as_u64()), (Some(0), Some(0)));
     assert_eq!(s["status"]["image_build_id"].as_u64(), Some(u64::from(OLD_BUILD)));
-    assert_eq!((s["slots"][0]["nic_ok"].as_bool(), s["slots"][1]["nic_ok"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (s["slots"][0]["nic_ok"].as_bool(), s["slots"][1]["nic_ok"].as_bool()),
+        (Some(true), Some(false))
+    );
     // The same write, done again, goes through.
     let out = w.flash(&dev, &[&big.display().to_string(), "--reset"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -21,7 +21,8 @@ pub const CHUNK: usize = 64 * 1024;
 /// How long one flash operation may take before the device counts as hung.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the flash controller reports.
+/// What the flash controller reports (the booleans are `BOOT_STATUS` bits).
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct FlashStatus {
     /// Image slots.
@@ -186,12 +187,18 @@ impl<'a> FlashController<'a> {
         if result == Some(FlashResult::Ok) {
             return Ok(());
         }
-        let check = u8::try_from(flash::STATUS::DETAIL.get(st)).ok().and_then(|c| ImageCheck::try_from(c).ok());
+        let check =
+            u8::try_from(flash::STATUS::DETAIL.get(st)).ok().and_then(|c| ImageCheck::try_from(c).ok());
         Err(FlashError::Refused { op, slot, result, check })
     }
 
     /// Erases `slot` and programs `image` into it, calling `progress` with the bytes written.
-    pub fn write_slot(&mut self, slot: u32, image: &[u8], progress: &mut dyn FnMut(u64)) -> Result<(), FlashError> {
+    pub fn write_slot(
+        &mut self,
+        slot: u32,
+        image: &[u8],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), FlashError> {
         self.op(FlashOp::Erase, slot, 0, 0)?;
         for (i, chunk) in image.chunks(CHUNK).enumerate() {
             self.buf.write(0, chunk);
@@ -202,7 +209,12 @@ impl<'a> FlashController<'a> {
     }
 
     /// Reads `len` bytes of `slot` from offset 0, calling `progress` with the bytes read.
-    pub fn read_slot(&mut self, slot: u32, len: usize, progress: &mut dyn FnMut(u64)) -> Result<Vec<u8>, FlashError> {
+    pub fn read_slot(
+        &mut self,
+        slot: u32,
+        len: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<u8>, FlashError> {
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(CHUNK).enumerate() {
             self.op(FlashOp::Read, slot, (i * CHUNK) as u32, chunk.len() as u32)?;

@@ -115,7 +115,10 @@ impl Rig {
 fn a_new_image_is_written_activated_booted_on_trial_and_confirmed() {
     let mut r = rig();
     assert_eq!((r.reg(flash::ACTIVE), r.reg(flash::BOOTED), r.build_id()), (0, 0, 1));
-    assert_eq!(r.dev.read64(identity::BASE + identity::CAPS) & identity::CAPS::FLASH.mask(), identity::CAPS::FLASH.mask());
+    assert_eq!(
+        r.dev.read64(identity::BASE + identity::CAPS) & identity::CAPS::FLASH.mask(),
+        identity::CAPS::FLASH.mask()
+    );
     let image = factory_image(&cfg(0x0000_0002, 4096));
     r.write_slot(1, &image).unwrap();
     assert_eq!(flash::BOOT_STATUS::SLOT1_OK.get(r.status()), 1);
@@ -131,7 +134,10 @@ fn a_new_image_is_written_activated_booted_on_trial_and_confirmed() {
     assert_eq!(r.reg(flash::BOOT_TRIES), 1);
     let ev = r.events();
     assert_eq!(ev.len(), 1);
-    assert_eq!((ev[0].kind, ev[0].cause, ev[0].data.get()), (EventKind::Flash as u8, FlashEvent::Booted as u8, 1));
+    assert_eq!(
+        (ev[0].kind, ev[0].cause, ev[0].data.get()),
+        (EventKind::Flash as u8, FlashEvent::Booted as u8, 1)
+    );
     // A reset that does not change the slot keeps the image and its trial.
     r.reset();
     assert_eq!((r.build_id(), r.reg(flash::BOOT_TRIES)), (2, 1));
@@ -159,7 +165,10 @@ fn operations_refuse_bad_requests_and_the_booted_slot() {
     assert_eq!(flash::STATUS::RESULT.get(u64::from(r.reg(flash::STATUS))), FlashResult::BadOp as u64);
     assert_eq!(r.op(FlashOp::Program, 1, 0, 16).0, FlashResult::Ok);
     assert_eq!(r.op(FlashOp::Program, 1, 0, 16).0, FlashResult::NotErased);
-    assert_eq!(r.op(FlashOp::Verify, 1, 0, 0), (FlashResult::BadImage, u32::from(u8::from(ImageCheck::Header))));
+    assert_eq!(
+        r.op(FlashOp::Verify, 1, 0, 0),
+        (FlashResult::BadImage, u32::from(u8::from(ImageCheck::Header)))
+    );
     assert_eq!(r.op(FlashOp::Activate, 1, 0, 0).0, FlashResult::BadImage);
     assert_eq!(r.reg(flash::ACTIVE), 0, "a refused activation changes nothing");
     r.dev.write64(F + flash::DMA_ADDR, 0xdead_0000);

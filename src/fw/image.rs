@@ -65,7 +65,13 @@ fn spec_text(v: u32) -> String {
 }
 
 /// One check on `bytes`: `Ok(detail)` or the refusal.
-fn run_check(check: ImageCheck, bytes: &[u8], h: &ImageHeader, keys: &TrustedKeys, slot_size: u32) -> Result<String, String> {
+fn run_check(
+    check: ImageCheck,
+    bytes: &[u8],
+    h: &ImageHeader,
+    keys: &TrustedKeys,
+    slot_size: u32,
+) -> Result<String, String> {
     let payload_len = h.payload_len.get() as usize;
     let have = bytes.len().saturating_sub(IMAGE_HEADER_SIZE);
     let payload = bytes.get(IMAGE_HEADER_SIZE..IMAGE_HEADER_SIZE.saturating_add(payload_len)).unwrap_or(&[]);
@@ -80,32 +86,40 @@ fn run_check(check: ImageCheck, bytes: &[u8], h: &ImageHeader, keys: &TrustedKey
             std::cmp::Ordering::Less => {
                 Err(format!("image truncated: header says {payload_len} payload bytes, file has {have}"))
             }
-            std::cmp::Ordering::Greater => {
-                Err(format!("image has trailing data: header says {payload_len} payload bytes, file has {have}"))
-            }
+            std::cmp::Ordering::Greater => Err(format!(
+                "image has trailing data: header says {payload_len} payload bytes, file has {have}"
+            )),
         },
         ImageCheck::Crc32 => {
             let crc = crc32fast::hash(payload);
             if crc == h.payload_crc32.get() {
                 Ok(format!("{crc:#010x}"))
             } else {
-                Err(format!("payload CRC32 mismatch: computed {crc:#010x}, header says {:#010x}", h.payload_crc32))
+                Err(format!(
+                    "payload CRC32 mismatch: computed {crc:#010x}, header says {:#010x}",
+                    h.payload_crc32
+                ))
             }
         }
         ImageCheck::Sha256 => {
             if sim_model::flash::image_digest(h, payload) == h.sha256 {
                 Ok(super::keys::hex(&h.sha256))
             } else {
-                Err("header SHA-256 mismatch: the digest of header and payload is not the one recorded".into())
+                Err("header SHA-256 mismatch: the digest of header and payload is not the one recorded"
+                    .into())
             }
         }
         ImageCheck::Signature => {
             if h.is_unsigned() {
                 return Err("unsigned image".into());
             }
-            let id = id_hex(&h.key_id);
+            let id = id_hex(h.key_id);
             let Some((key, path)) = keys.keys.get(&h.key_id) else {
-                return Err(format!("signed by unknown key {id} (trusted keys in {}: {})", keys.dir.display(), keys.ids()));
+                return Err(format!(
+                    "signed by unknown key {id} (trusted keys in {}: {})",
+                    keys.dir.display(),
+                    keys.ids()
+                ));
             };
             let sig = Signature::from_bytes(&h.signature);
             let msg = [IMAGE_SIGNATURE_CONTEXT, &h.sha256[..]].concat();
@@ -118,7 +132,11 @@ fn run_check(check: ImageCheck, bytes: &[u8], h: &ImageHeader, keys: &TrustedKey
             if v >> 16 == u32::from(rtl_spec::SPEC_MAJOR) {
                 Ok(spec_text(v))
             } else {
-                Err(format!("image implements spec {}; this driver drives {}.x", spec_text(v), rtl_spec::SPEC_MAJOR))
+                Err(format!(
+                    "image implements spec {}; this driver drives {}.x",
+                    spec_text(v),
+                    rtl_spec::SPEC_MAJOR
+                ))
             }
         }
         ImageCheck::Geometry => match h.geometry.problem() {
@@ -141,9 +159,18 @@ fn run_check(check: ImageCheck, bytes: &[u8], h: &ImageHeader, keys: &TrustedKey
 /// `SLOT_SIZE` (the specification's when no device is known).
 pub fn verify(bytes: &[u8], keys: &TrustedKeys, slot_size: u32) -> Report {
     let Some(h) = sim_model::flash::header_of(bytes) else {
-        let message = format!("image truncated: {} bytes, shorter than the {IMAGE_HEADER_SIZE}-byte header", bytes.len());
-        let checks = HOST_CHECKS.iter().map(|c| CheckResult { check: *c, ok: None, detail: String::new() }).collect();
-        return Report { header: None, checks, refusal: Some(Refusal { check: ImageCheck::Truncated, message }), key_id: None };
+        let message = format!(
+            "image truncated: {} bytes, shorter than the {IMAGE_HEADER_SIZE}-byte header",
+            bytes.len()
+        );
+        let checks =
+            HOST_CHECKS.iter().map(|c| CheckResult { check: *c, ok: None, detail: String::new() }).collect();
+        return Report {
+            header: None,
+            checks,
+            refusal: Some(Refusal { check: ImageCheck::Truncated, message }),
+            key_id: None,
+        };
     };
     let mut refusal = None;
     let mut checks = Vec::new();
@@ -160,7 +187,7 @@ pub fn verify(bytes: &[u8], keys: &TrustedKeys, slot_size: u32) -> Report {
             }
         }
     }
-    let key_id = (!h.is_unsigned()).then(|| id_hex(&h.key_id));
+    let key_id = (!h.is_unsigned()).then(|| id_hex(h.key_id));
     Report { header: Some(h), checks, refusal, key_id }
 }
 

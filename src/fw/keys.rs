@@ -27,13 +27,17 @@ pub fn key_id(public: &VerifyingKey) -> [u8; 8] {
 }
 
 /// A key id as written in file names and messages.
-pub fn id_hex(id: &[u8; 8]) -> String {
-    hex(id)
+pub fn id_hex(id: [u8; 8]) -> String {
+    hex(&id)
 }
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
@@ -56,18 +60,22 @@ fn parse_line(text: &str, tag: &str) -> Option<[u8; 32]> {
 
 /// Reads a secret key file.
 pub fn read_secret(path: &Path) -> Result<SigningKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading the key {}: {e}", path.display()))?;
-    let seed = parse_line(&text, SECRET_TAG)
-        .ok_or_else(|| format!("{} is not a secret key file ({SECRET_TAG} <64 hex digits>)", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading the key {}: {e}", path.display()))?;
+    let seed = parse_line(&text, SECRET_TAG).ok_or_else(|| {
+        format!("{} is not a secret key file ({SECRET_TAG} <64 hex digits>)", path.display())
+    })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
 /// Reads a public key file.
 pub fn read_public(path: &Path) -> Result<VerifyingKey, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let bytes = parse_line(&text, PUBLIC_TAG)
-        .ok_or_else(|| format!("{} is not a public key file ({PUBLIC_TAG} <64 hex digits>)", path.display()))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("{}: not an Ed25519 public key: {e}", path.display()))
+    let bytes = parse_line(&text, PUBLIC_TAG).ok_or_else(|| {
+        format!("{} is not a public key file ({PUBLIC_TAG} <64 hex digits>)", path.display())
+    })?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| format!("{}: not an Ed25519 public key: {e}", path.display()))
 }
 
 /// A fresh key pair from the kernel's random source.
@@ -91,7 +99,8 @@ pub fn write_pair(out: &Path, key: &SigningKey) -> Result<(PathBuf, PathBuf), St
         .mode(0o600)
         .open(&secret)
         .map_err(|e| format!("creating {}: {e}", secret.display()))?;
-    writeln!(f, "{SECRET_TAG} {}", hex(&key.to_bytes())).map_err(|e| format!("writing {}: {e}", secret.display()))?;
+    writeln!(f, "{SECRET_TAG} {}", hex(&key.to_bytes()))
+        .map_err(|e| format!("writing {}: {e}", secret.display()))?;
     let vk = key.verifying_key();
     std::fs::write(&public, format!("{PUBLIC_TAG} {}\n", hex(vk.as_bytes())))
         .map_err(|e| format!("writing {}: {e}", public.display()))?;
@@ -142,20 +151,20 @@ impl TrustedKeys {
                 None => "none".into(),
             };
         }
-        self.keys.keys().map(id_hex).collect::<Vec<_>>().join(", ")
+        self.keys.keys().map(|k| id_hex(*k)).collect::<Vec<_>>().join(", ")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_pair_round_trips_and_the_directory_finds_it_by_id() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::from_bytes(&[7; 32]);
         let (sk, pk) = write_pair(&dir.path().join("release"), &key).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&sk).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(read_secret(&sk).unwrap().to_bytes(), key.to_bytes());
         assert_eq!(read_public(&pk).unwrap(), key.verifying_key());

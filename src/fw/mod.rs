@@ -117,7 +117,11 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn caps_from(names: &[String]) -> anyhow::Result<u64> {
-    let spec = rtl_spec::regs::identity::SPEC.registers.iter().find(|r| r.name == "CAPS").map_or(&[][..], |r| r.fields);
+    let spec = rtl_spec::regs::identity::SPEC
+        .registers
+        .iter()
+        .find(|r| r.name == "CAPS")
+        .map_or(&[][..], |r| r.fields);
     names.iter().try_fold(0u64, |acc, n| {
         let f = spec.iter().find(|f| f.name.eq_ignore_ascii_case(n)).ok_or_else(|| {
             let known: Vec<&str> = spec.iter().map(|f| f.name).collect();
@@ -141,11 +145,15 @@ fn build(payload: &[u8], manifest_text: &str, key: &ed25519_dalek::SigningKey) -
         .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
         .ok_or_else(|| bad(format!("manifest: spec_version {:?}: expected MAJOR.MINOR", m.spec_version)))?;
     if payload.len() > IMAGE_MAX_PAYLOAD as usize {
-        return Err(bad(format!("payload is {} bytes; an image holds at most {IMAGE_MAX_PAYLOAD}", payload.len())));
+        return Err(bad(format!(
+            "payload is {} bytes; an image holds at most {IMAGE_MAX_PAYLOAD}",
+            payload.len()
+        )));
     }
     let model = match target {
         ImageTarget::Model => {
-            let text = std::str::from_utf8(payload).map_err(|_| bad("payload: a model configuration must be UTF-8 TOML"))?;
+            let text = std::str::from_utf8(payload)
+                .map_err(|_| bad("payload: a model configuration must be UTF-8 TOML"))?;
             Some(ModelConfig::from_toml(text).map_err(|e| bad(format!("payload: {e}")))?)
         }
         ImageTarget::Fpga => None,
@@ -166,10 +174,16 @@ fn build(payload: &[u8], manifest_text: &str, key: &ed25519_dalek::SigningKey) -
     if let Some(p) = geometry.problem() {
         return Err(bad(format!("manifest: geometry: {p}")));
     }
-    let build_id = m.build_id.or(model.as_ref().map(|c| c.build_id)).ok_or_else(|| bad("manifest: build_id is required"))?;
+    let build_id = m
+        .build_id
+        .or(model.as_ref().map(|c| c.build_id))
+        .ok_or_else(|| bad("manifest: build_id is required"))?;
     let build_time = m.build_time.or(model.as_ref().map(|c| c.build_time)).unwrap_or(0);
     if let Some(cfg) = &model {
-        if sim_model::flash::geometry_of(cfg) != geometry || cfg.build_id != build_id || cfg.build_time != build_time {
+        if sim_model::flash::geometry_of(cfg) != geometry
+            || cfg.build_id != build_id
+            || cfg.build_time != build_time
+        {
             return Err(bad(
                 "manifest and payload disagree: a model image's geometry, build_id and build_time must be the model configuration's",
             ));
@@ -203,7 +217,8 @@ fn inspect_text(path: &Path, len: usize, r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "image          {} ({len} bytes)", path.display());
     if let Some(h) = &r.header {
-        let _ = writeln!(s, "spec version   {}.{}", h.spec_version.get() >> 16, h.spec_version.get() & 0xFFFF);
+        let _ =
+            writeln!(s, "spec version   {}.{}", h.spec_version.get() >> 16, h.spec_version.get() & 0xFFFF);
         let _ = writeln!(s, "target         {}", image::target_name(h.target));
         let _ = writeln!(s, "build          id {:#010x}, time {}", h.build_id, h.build_time);
         let _ = writeln!(s, "capabilities   {:#x}", h.caps);
@@ -266,7 +281,7 @@ pub fn run(cmd: &FwCommand) -> anyhow::Result<String> {
         FwCommand::Keygen { out } => {
             let key = keys::generate().context("reading /dev/urandom")?;
             let (secret, public) = keys::write_pair(out, &key).map_err(bad)?;
-            let id = keys::id_hex(&keys::key_id(&key.verifying_key()));
+            let id = keys::id_hex(keys::key_id(&key.verifying_key()));
             Ok(format!(
                 "key id {id}\nsecret {} (keep it off appliance hosts)\npublic {}\ntrust it with: install -m 0644 {} {}/{id}.pub\n",
                 secret.display(),
@@ -277,11 +292,12 @@ pub fn run(cmd: &FwCommand) -> anyhow::Result<String> {
         }
         FwCommand::Pack(a) => {
             let payload = read_input(&a.payload)?;
-            let manifest = String::from_utf8(read_input(&a.manifest)?).map_err(|_| bad("manifest: not UTF-8"))?;
+            let manifest =
+                String::from_utf8(read_input(&a.manifest)?).map_err(|_| bad("manifest: not UTF-8"))?;
             let key = keys::read_secret(&a.key).map_err(bad)?;
             let img = build(&payload, &manifest, &key)?;
             std::fs::write(&a.out, &img).with_context(|| format!("writing {}", a.out.display()))?;
-            let id = keys::id_hex(&keys::key_id(&key.verifying_key()));
+            let id = keys::id_hex(keys::key_id(&key.verifying_key()));
             Ok(format!("{}: {} bytes, signed by key {id}\n", a.out.display(), img.len()))
         }
         FwCommand::Inspect { image, keys: dir, json } => {

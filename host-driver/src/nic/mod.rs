@@ -194,13 +194,17 @@ impl Nic {
         }
         t.write32(control::BASE + control::CTRL, 1);
         if nic.cfg.confirm_boot {
-            // The driver can drive this image: keep it (a device without flash has nothing to
-            // confirm).
-            if let Ok(fb) = nic.blocks.base(BlockType::Flash) {
-                t.write32(fb + rtl_spec::regs::flash::CONFIRM, rtl_spec::regs::FLASH_CONFIRM_KEY);
-            }
+            nic.confirm_boot();
         }
         Ok(nic)
+    }
+
+    /// Confirms the device's boot (`FLASH.CONFIRM`): this driver can drive the running image,
+    /// so an image on trial is kept. A device without a flash block has nothing to confirm.
+    pub fn confirm_boot(&mut self) {
+        if let Ok(fb) = self.blocks.base(BlockType::Flash) {
+            self.transport.write32(fb + rtl_spec::regs::flash::CONFIRM, rtl_spec::regs::FLASH_CONFIRM_KEY);
+        }
     }
 
     fn setup_interrupts(&mut self) -> Result<(), DriverError> {

@@ -61,9 +61,14 @@ impl InProcess {
     }
 
     /// A model that powers on from `flash` (factory image `factory` when no slot is valid).
-    pub fn with_flash(flash: Flash, factory: ModelConfig, clock: Arc<dyn Clock>) -> Result<Self, DriverError> {
+    pub fn with_flash(
+        flash: Flash,
+        factory: ModelConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DriverError> {
         let regions = Arc::new(SharedRegions::default());
-        let device = Device::with_flash(flash, factory, regions.clone(), clock).map_err(DriverError::BringUp)?;
+        let device =
+            Device::with_flash(flash, factory, regions.clone(), clock).map_err(DriverError::BringUp)?;
         Ok(Self::around(device, regions))
     }
 

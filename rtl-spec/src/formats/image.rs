@@ -152,12 +152,16 @@ impl ImageGeometry {
         };
         pow2("records", self.records.get(), 1, 1 << 27)
             .or_else(|| pow2("buckets", self.buckets.get(), 2, 1 << 27))
-            .or_else(|| (self.stash.get() > 1024).then(|| format!("stash = {}: expected at most 1024", self.stash)))
+            .or_else(|| {
+                (self.stash.get() > 1024).then(|| format!("stash = {}: expected at most 1024", self.stash))
+            })
             .or_else(|| {
                 (!(1..=65535).contains(&self.next_hops.get()))
                     .then(|| format!("next_hops = {}: expected 1..=65535", self.next_hops))
             })
-            .or_else(|| (!(1..=8).contains(&self.ports)).then(|| format!("ports = {}: expected 1..=8", self.ports)))
+            .or_else(|| {
+                (!(1..=8).contains(&self.ports)).then(|| format!("ports = {}: expected 1..=8", self.ports))
+            })
             .or_else(|| {
                 (!(1..=16).contains(&self.exception_rings))
                     .then(|| format!("exception_rings = {}: expected 1..=16", self.exception_rings))

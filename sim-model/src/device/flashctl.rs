@@ -17,7 +17,9 @@ use zerocopy::little_endian::{U32, U64};
 /// `BOOTED` when the factory image runs.
 const FACTORY: u32 = u32::MAX;
 
-/// The controller's state beyond the plain registers.
+/// The controller's state beyond the plain registers (the boot status bits are kept as they
+/// are named in `BOOT_STATUS`).
+#[allow(clippy::struct_excessive_bools)]
 pub(crate) struct FlashCtl {
     pub store: Flash,
     /// The configuration of the factory image in ROM.
@@ -113,6 +115,7 @@ impl FlashCtl {
         self.trial = false;
         self.trial_boots = 0;
         self.boot_ns = now_ns;
+        #[allow(clippy::single_match_else)]
         let (cfg, event) = match chosen {
             Some((slot, img)) => {
                 self.fell_back = watchdog || slot != active;
@@ -171,8 +174,8 @@ impl FlashCtl {
     }
 
     fn boot_status(&self) -> u32 {
-        let bit = |b: bool, f: rtl_spec::Bits| if b { f.mask() as u32 } else { 0 };
         use flash::BOOT_STATUS as B;
+        let bit = |b: bool, f: rtl_spec::Bits| if b { f.mask() as u32 } else { 0 };
         bit(self.fell_back, B::FELL_BACK)
             | bit(self.confirmed, B::CONFIRMED)
             | bit(self.slot_ok[0] == Some(true), B::SLOT0_OK)
@@ -207,9 +210,7 @@ impl Device {
             flash::BOOTED => f.booted.map_or(FACTORY, |s| s as u32),
             flash::BOOT_STATUS => self.flash.boot_status(),
             flash::IMAGE_BUILD_ID => self.cfg.build_id,
-            flash::BOOT_TRIES => {
-                if f.state.pending { u32::from(f.state.boots) } else { 0 }
-            }
+            flash::BOOT_TRIES if f.state.pending => u32::from(f.state.boots),
             flash::BOOT_LIMIT => FLASH_BOOT_LIMIT,
             flash::CONFIRM_TIMEOUT_MS | flash::OFFSET | flash::LENGTH | flash::SLOT | flash::STATUS => {
                 self.regs.flash[idx(rel)]
@@ -311,7 +312,9 @@ impl Device {
             }
         };
         match op {
-            FlashOp::Erase | FlashOp::Program if self.flash.booted == Some(slot) => (FlashResult::SlotInUse, 0),
+            FlashOp::Erase | FlashOp::Program if self.flash.booted == Some(slot) => {
+                (FlashResult::SlotInUse, 0)
+            }
             FlashOp::Program | FlashOp::Read if !in_range => (FlashResult::BadRange, 0),
             FlashOp::Erase => {
                 self.cancel_activation_of(slot);

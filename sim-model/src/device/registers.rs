@@ -4,12 +4,12 @@
 //! in its BAR. A 64-bit register may be read or written whole, or as two 32-bit halves.
 
 use super::Device;
+use rtl_spec::MAGIC;
 use rtl_spec::codes::ErrorCode;
 use rtl_spec::regs::{
     ALL_BASES, ALL_BLOCKS, ager, control, counters, doorbell_offset, flash, flow_table, identity, interrupts,
     next_hop, ports, punt, ring_id, rings,
 };
-use rtl_spec::MAGIC;
 
 const DOORBELL_BASE: u32 = doorbell_offset(0);
 const DOORBELL_STRIDE: u32 = doorbell_offset(1) - doorbell_offset(0);

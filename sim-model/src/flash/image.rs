@@ -7,7 +7,9 @@
 
 use crate::device::ModelConfig;
 use rtl_spec::codes::{ImageCheck, ImageTarget};
-use rtl_spec::formats::{IMAGE_HASHED_BYTES, IMAGE_HEADER_SIZE, IMAGE_MAX_PAYLOAD, ImageGeometry, ImageHeader};
+use rtl_spec::formats::{
+    IMAGE_HASHED_BYTES, IMAGE_HEADER_SIZE, IMAGE_MAX_PAYLOAD, ImageGeometry, ImageHeader,
+};
 use sha2::{Digest, Sha256};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -92,7 +94,8 @@ fn load_payload(header: &ImageHeader, payload: &[u8]) -> Result<ModelConfig, Str
         }
         Err(e) => return Err(e.to_string()),
     }
-    let text = std::str::from_utf8(payload).map_err(|e| format!("the model configuration is not UTF-8: {e}"))?;
+    let text =
+        std::str::from_utf8(payload).map_err(|e| format!("the model configuration is not UTF-8: {e}"))?;
     let cfg = ModelConfig::from_toml(text)?;
     let declared = geometry_of(&cfg);
     if declared != header.geometry {

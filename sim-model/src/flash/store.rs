@@ -54,7 +54,11 @@ pub struct Flash {
 
 impl std::fmt::Debug for Flash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flash").field("file", &self.file.is_some()).field("dead", &self.dead).finish()
+        f.debug_struct("Flash")
+            .field("file", &self.file.is_some())
+            .field("state", &self.state())
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +102,9 @@ impl Flash {
         if len != FLASH_FILE_SIZE {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{shown} is {len} bytes, not a flash file ({FLASH_FILE_SIZE} bytes: two slots and the state area)"),
+                format!(
+                    "{shown} is {len} bytes, not a flash file ({FLASH_FILE_SIZE} bytes: two slots and the state area)"
+                ),
             ));
         }
         let mut f = Self::blank();
@@ -251,8 +257,12 @@ impl Flash {
         let decode = |b: &[u8; 32]| {
             let r = FlashStateRecord::read_from_bytes(b).ok()?;
             let crc = crc32fast::hash(&b[..FlashStateRecord::CRC_SPAN]);
-            let ok = r.magic.get() == FLASH_STATE_MAGIC && r.crc32.get() == crc && usize::from(r.active) < SLOTS;
-            ok.then_some((r.sequence.get(), FlashState { active: r.active, pending: r.pending != 0, boots: r.boots }))
+            let ok =
+                r.magic.get() == FLASH_STATE_MAGIC && r.crc32.get() == crc && usize::from(r.active) < SLOTS;
+            ok.then_some((
+                r.sequence.get(),
+                FlashState { active: r.active, pending: r.pending != 0, boots: r.boots },
+            ))
         };
         let a = decode(&self.sectors[0]).map(|(s, st)| (0, s, st));
         let b = decode(&self.sectors[1]).map(|(s, st)| (1, s, st));
