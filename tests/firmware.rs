@@ -379,3 +379,27 @@ fn a_write_cut_by_a_power_loss_leaves_the_old_slot_active_and_bootable() {
     assert!(out.status.success(), "{}", text(&out));
     drop(sim);
 }
+
+#[test]
+fn bring_up_confirms_a_trial_boot_only_when_asked_to() {
+    use host_driver::transport::inprocess::InProcess;
+    let w = Work::new();
+    let image = std::fs::read(w.path("new.img")).unwrap();
+    for confirm_boot in [true, false] {
+        let factory = sim_model::device::ModelConfig::small(1024);
+        let flash = sim_model::flash::Flash::with_image(&sim_model::flash::factory_image(&factory));
+        let clock = std::sync::Arc::new(sim_model::clock::ManualClock::new(0));
+        let mut t = InProcess::with_flash(flash, factory, clock).unwrap();
+        {
+            let mut fc = FlashController::open(&mut t).unwrap();
+            fc.write_slot(1, &image, &mut |_| {}).unwrap();
+            fc.verify(1).unwrap();
+            fc.activate(1).unwrap();
+        }
+        let cfg = host_driver::NicConfig { confirm_boot, ..host_driver::NicConfig::default() };
+        let mut nic = host_driver::Nic::bring_up(Box::new(t), cfg).unwrap();
+        assert_eq!(nic.info().build_id, NEW_BUILD, "bring-up's reset booted the activated image");
+        let st = FlashController::open(nic.transport()).unwrap().status();
+        assert_eq!((st.booted, st.confirmed, st.trial), (Some(1), confirm_boot, !confirm_boot), "{st:?}");
+    }
+}
