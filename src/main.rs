@@ -6,6 +6,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod device;
+mod flash;
+mod fw;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -39,7 +41,19 @@ enum Command {
         /// Attach model port NAME (p0, p1... or a bare index) to the Linux interface IFACE.
         #[arg(long = "port", value_name = "NAME=IFACE")]
         ports: Vec<String>,
+        /// The model's flash, kept in FILE across restarts (created with the factory image).
+        #[arg(long, value_name = "FILE")]
+        flash: Option<std::path::PathBuf>,
+        /// Fault injection for tests: the process dies (as at a power cut) after this many
+        /// bytes are written to the flash.
+        #[arg(long, value_name = "BYTES", hide = true)]
+        power_cut_after: Option<u64>,
     },
+    /// Firmware images: `sluice fw keygen | pack | inspect`.
+    #[command(subcommand)]
+    Fw(fw::FwCommand),
+    /// Write, show, activate, roll back or confirm the NIC's firmware: `sluice flash --device DEV IMAGE`.
+    Flash(flash::FlashArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,9 +72,11 @@ fn main() -> ExitCode {
             write_stdout(&text)
         }
         Command::Device(cmd) => device::run(&cmd).and_then(|text| write_stdout(&text)),
-        Command::Sim { socket, ports } => {
+        Command::Fw(cmd) => fw::run(&cmd).and_then(|text| write_stdout(&text)),
+        Command::Flash(args) => flash::run(&args).and_then(|text| write_stdout(&text)),
+        Command::Sim { socket, ports, flash, power_cut_after } => {
             match sim::open_ports(&ports, sim_model::device::ModelConfig::default().ports) {
-                Ok(ports) => sim::run(&socket, ports),
+                Ok(ports) => sim::run(&socket, ports, flash.as_deref(), power_cut_after),
                 Err(e) => {
                     eprintln!("sluice: {e}");
                     return e.exit_code();
@@ -72,13 +88,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sluice: {e:#}");
-            ExitCode::FAILURE
+            // A refused image or other bad input is exit 2, a failure while working exit 1.
+            if e.downcast_ref::<fw::BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
 
 /// Writes to stdout, treating a closed pipe (`sluice spec | head`) as success.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

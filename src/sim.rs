@@ -133,22 +133,52 @@ pub fn open_ports(specs: &[String], max_ports: u8) -> Result<Ports, PortError> {
     Ok(out)
 }
 
-/// `sluice sim --socket PATH [--port NAME=IFACE]...`: serves the default model until SIGINT or
-/// SIGTERM.
-pub fn run(socket: &Path, ports: Ports) -> anyhow::Result<()> {
+/// `sluice sim --socket PATH [--port NAME=IFACE]... [--flash FILE]`: serves the model until
+/// SIGINT or SIGTERM. With `--flash`, the model's flash lives in FILE (created with the factory
+/// image when missing) and the model boots from it; without, it is in memory with the factory
+/// image. `power_cut_after`: abort the process after that many bytes are written to the flash
+/// (a simulated power cut, for tests).
+pub fn run(
+    socket: &Path,
+    ports: Ports,
+    flash: Option<&Path>,
+    power_cut_after: Option<u64>,
+) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing the signal handlers")?;
     }
-    serve(socket, ModelConfig::default(), ports, stop)
+    let factory = ModelConfig::default();
+    let image = sim_model::flash::factory_image(&factory);
+    let mut medium = match flash {
+        Some(path) => sim_model::flash::Flash::open(path, &image)
+            .with_context(|| format!("opening the flash file {}", path.display()))?,
+        None => sim_model::flash::Flash::with_image(&image),
+    };
+    if let Some(bytes) = power_cut_after {
+        medium.cut_power_after(
+            bytes,
+            Some(Box::new(|| {
+                eprintln!("sluice sim: simulated power cut");
+                std::process::abort();
+            })),
+        );
+    }
+    serve(socket, medium, factory, ports, stop)
 }
 
-/// Serves a model of geometry `cfg`, with `ports` attached, on the Unix socket `socket` until
-/// `stop` is set. A stale socket file is replaced; a socket another server listens on is
-/// refused. The socket file is removed on return.
-pub fn serve(socket: &Path, cfg: ModelConfig, ports: Ports, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// Serves a model booted from `flash` (factory image `factory`), with `ports` attached, on the
+/// Unix socket `socket` until `stop` is set. A stale socket file is replaced; a socket another
+/// server listens on is refused. The socket file is removed on return.
+pub fn serve(
+    socket: &Path,
+    flash: sim_model::flash::Flash,
+    factory: ModelConfig,
+    ports: Ports,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let memory = Arc::new(MappedMemory::default());
-    let mut device = Device::new(cfg, memory.clone(), Arc::new(SystemClock::default()))
+    let mut device = Device::with_flash(flash, factory, memory.clone(), Arc::new(SystemClock::default()))
         .map_err(|e| anyhow::anyhow!("model configuration: {e}"))?;
     for (n, port) in ports {
         device.attach_port(n, port).map_err(|e| anyhow::anyhow!("attaching port p{n}: {e}"))?;

@@ -9,11 +9,13 @@
 //! - [`nic`]: bring-up, capability discovery, [`nic::DeviceInfo`], reset and recovery;
 //! - [`rings`]: typed, batch-oriented ring wrappers (commands and completions, exceptions,
 //!   injects, events), with interrupt or polling waits;
+//! - [`flash`]: the flash controller: boot status, writing and activating a slot, confirming;
 //! - [`error`]: what can go wrong, named.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod dma;
 pub mod error;
+pub mod flash;
 pub mod nic;
 pub mod rings;
 pub mod transport;

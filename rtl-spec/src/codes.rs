@@ -247,16 +247,19 @@ hw_enum! {
 hw_enum! {
     /// Operations of the flash controller (register `FLASH.CMD`).
     pub enum FlashOp: u8 {
-        /// Erase the whole slot `SLOT` (all bytes become 0xFF).
+        /// Erase the whole slot `SLOT` (all bytes become 0xFF). Refused on the booted slot. On the
+        /// active slot (activated, not yet booted) the booted slot is made active again first.
         Erase = 1,
         /// Copy `LENGTH` bytes from host memory at `DMA_ADDR` into slot `SLOT` at `OFFSET`.
-        /// The range must be erased.
+        /// The range must be erased. Refused on the booted slot; like Erase on the active one.
         Program = 2,
         /// Copy `LENGTH` bytes of slot `SLOT` at `OFFSET` to host memory at `DMA_ADDR`.
         Read = 3,
         /// Check the image in slot `SLOT` (header, CRC32, SHA-256) and report in `STATUS`.
         Verify = 4,
-        /// Make slot `SLOT` the one booted at the next reset (it must verify).
+        /// Make slot `SLOT` the one booted at the next reset (it must verify). Activating the
+        /// booted slot cancels a pending activation; activating the other slot makes its next boot
+        /// a trial that must be confirmed.
         Activate = 5,
     }
 }
@@ -278,6 +281,49 @@ hw_enum! {
         DmaError = 5,
         /// The operation code is unknown.
         BadOp = 6,
+        /// Erase or Program on the slot the running image was booted from.
+        SlotInUse = 7,
+        /// The flash medium failed to erase or program (worn out, or the model's file).
+        MediaError = 8,
+    }
+}
+
+hw_enum! {
+    /// The checks an image goes through (`FLASH.STATUS.DETAIL` after `BadImage`,
+    /// `FLASH.BOOT_STATUS.FAILED_CHECK`, and the host tools' refusals). The NIC makes the ones
+    /// in `NIC_BOOT_CHECKS`, the host the ones in `HOST_CHECKS`, in that order.
+    pub enum ImageCheck: u8 {
+        /// The header is well formed: magic `SLUICEFW`, format version 1, header size 256, a known
+        /// target, reserved bytes zero.
+        Header = 1,
+        /// The image holds the whole payload: header and `payload_len` bytes are all there (in a
+        /// slot: they fit in it).
+        Truncated = 2,
+        /// The payload's CRC-32 is `payload_crc32`.
+        Crc32 = 3,
+        /// The SHA-256 of header bytes `0x00..0x80` and the payload is `sha256`.
+        Sha256 = 4,
+        /// Host only: the image is signed, by a trusted key, and the signature verifies.
+        Signature = 5,
+        /// Host only: the image implements the driver's major specification version.
+        SpecVersion = 6,
+        /// Host only: the declared geometry is valid (powers of two, ranges).
+        Geometry = 7,
+        /// Host only: the image fits in the device's slot.
+        Size = 8,
+        /// NIC only: the payload loads (for the model: a valid model configuration that agrees
+        /// with the header's build id and geometry).
+        Payload = 9,
+    }
+}
+
+hw_enum! {
+    /// What an image's payload is for (image header field `target`).
+    pub enum ImageTarget: u8 {
+        /// An FPGA bitstream, for the card.
+        Fpga = 1,
+        /// A model configuration (TOML), for the software NIC.
+        Model = 2,
     }
 }
 
@@ -287,7 +333,7 @@ hw_enum! {
         /// The device booted the active slot; `data` is the slot.
         Booted = 1,
         /// The active slot failed its check or its boot was not confirmed in time; the device
-        /// booted the other slot, `data`.
+        /// booted the other slot, `data` (`0xFFFF_FFFF`: the factory image).
         FellBack = 2,
         /// A flash operation finished; the result is in `FLASH.STATUS`.
         OpDone = 3,
@@ -310,6 +356,8 @@ pub const ALL_CODES: &[crate::meta::EnumSpec] = &[
     FlashOp::SPEC,
     FlashResult::SPEC,
     FlashEvent::SPEC,
+    ImageCheck::SPEC,
+    ImageTarget::SPEC,
 ];
 
 #[cfg(test)]
@@ -356,6 +404,8 @@ mod tests {
         check_code!(FlashOp, u8, 0..=255u32);
         check_code!(FlashResult, u8, 0..=255u32);
         check_code!(FlashEvent, u8, 0..=255u32);
+        check_code!(ImageCheck, u8, 0..=255u32);
+        check_code!(ImageTarget, u8, 0..=255u32);
         check_code!(BlockType, u32, (0x534C_0000u32..0x534C_0020).chain([0, u32::MAX]));
     }
 

@@ -1,6 +1,6 @@
 //! SPEC.md and its JSON twin, generated from the definitions in this crate.
 //!
-//! The prose parts (packet path, bring-up, datapath semantics, hash) live in `rtl-spec/doc/*.md`
+//! The prose parts (packet path, bring-up, datapath semantics, firmware and flash, hash) live in `rtl-spec/doc/*.md`
 //! and are included verbatim; every table is produced from the block, format and code
 //! descriptions the declaration macros emit. `sluice spec` prints [`markdown`];
 //! `sluice spec --json` prints [`json`].
@@ -17,6 +17,7 @@ const INTRO: &str = include_str!("../doc/intro.md");
 const BRINGUP: &str = include_str!("../doc/bringup.md");
 const DATAPATH: &str = include_str!("../doc/datapath.md");
 const HASH: &str = include_str!("../doc/hash.md");
+const FLASH: &str = include_str!("../doc/flash.md");
 
 /// One row of a flattened memory format: a field, a nested field or a bit field.
 #[derive(Clone, Debug, Serialize)]
@@ -111,6 +112,8 @@ pub fn markdown() -> String {
     s.push_str(BRINGUP);
     s.push('\n');
     s.push_str(DATAPATH);
+    s.push('\n');
+    s.push_str(FLASH);
     s.push('\n');
     let _ = writeln!(s, "## Hash functions\n");
     s.push_str(HASH);
@@ -397,6 +400,8 @@ mod tests {
         }
         assert!(md.contains("## The path of a packet"));
         assert!(md.contains("## How a driver discovers and brings up the device"));
+        assert!(md.contains("## Firmware images and the flash"));
+        assert!(md.contains("### `ImageHeader` (256 bytes)"));
         assert!(md.contains("| `0x05` | [4] | `ctl.seq_adjust` |") || md.contains("`ctl.seq_adjust`"));
     }
 
@@ -437,7 +442,7 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want}");
         }
-        assert_eq!(v["spec_version"], "1.0");
+        assert_eq!(v["spec_version"], "1.1");
         let rec = v["formats"].as_array().unwrap().iter().find(|f| f["name"] == "FlowRecord").unwrap();
         assert_eq!(rec["size"], 128);
     }

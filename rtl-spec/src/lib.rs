@@ -7,8 +7,8 @@
 //! - [`regs`]: BAR0, a chain of register blocks (identity, control, counters, flow table,
 //!   next-hop table, ager, flash, punt control, interrupts, ports, rings) and the doorbells;
 //! - [`formats`]: every structure in DMA memory or NIC table memory (flow record, index,
-//!   next hop, commands, completions, exception and inject descriptors, events), as zerocopy
-//!   types;
+//!   next hop, commands, completions, exception and inject descriptors, events) and the
+//!   firmware image header and flash state record, as zerocopy types;
 //! - [`codes`]: opcodes, statuses, punt and drop reasons, event causes;
 //! - [`hash`]: the index and steering hashes, with known-answer vectors;
 //! - [`ring`]: free-running ring indices and phase bits;
@@ -38,8 +38,10 @@ pub use meta::{
 
 /// Major version of this specification. A driver refuses a device with another major.
 pub const SPEC_MAJOR: u16 = 1;
-/// Minor version of this specification: additions an older driver may ignore.
-pub const SPEC_MINOR: u16 = 0;
+/// Minor version of this specification: additions an older driver may ignore. 1.1 added the
+/// firmware image format, the flash state record, the image checks, and the flash controller's
+/// boot status fields, `BOOT_TRIES`, `BOOT_LIMIT` and the `SlotInUse` result.
+pub const SPEC_MINOR: u16 = 1;
 /// The version as the identity block's `SPEC_VERSION` register holds it.
 pub const SPEC_VERSION: u32 = ((SPEC_MAJOR as u32) << 16) | SPEC_MINOR as u32;
 /// The identity block's `MAGIC` value.

@@ -3,7 +3,9 @@
 //!
 //! Bring-up follows SPEC.md's "How a driver discovers and brings up the device" step by step:
 //! reset, identify, walk the chain, read the geometry, allocate and enable every ring, program
-//! steering, choose interrupts or polling, enable the ports and the datapath.
+//! steering, choose interrupts or polling, enable the ports and the datapath; then (unless
+//! `NicConfig::confirm_boot` is off) confirm the boot, so an image on trial is kept only when
+//! this driver could bring it up.
 
 mod counters;
 mod probe;
@@ -40,6 +42,10 @@ pub struct NicConfig {
     /// adopts the flows the NIC holds, `flow_offload::FlowTable::adopt`). Off by default: a
     /// reset is the known state.
     pub preserve_table: bool,
+    /// Confirm the device's boot (`FLASH.CONFIRM`) once bring-up succeeded, so an image on
+    /// trial is kept. With `false`, a newly activated image that nobody confirms falls back
+    /// to the other slot when its watchdog expires.
+    pub confirm_boot: bool,
 }
 
 impl Default for NicConfig {
@@ -51,6 +57,7 @@ impl Default for NicConfig {
             interrupts: false,
             command_timeout: Duration::from_secs(1),
             preserve_table: false,
+            confirm_boot: true,
         }
     }
 }
@@ -211,7 +218,18 @@ impl Nic {
             t.write32(pb + ports::PORT_CTRL + n * 0x40, 1);
         }
         t.write32(control::BASE + control::CTRL, 1);
+        if nic.cfg.confirm_boot {
+            nic.confirm_boot();
+        }
         Ok(nic)
+    }
+
+    /// Confirms the device's boot (`FLASH.CONFIRM`): this driver can drive the running image,
+    /// so an image on trial is kept. A device without a flash block has nothing to confirm.
+    pub fn confirm_boot(&mut self) {
+        if let Ok(fb) = self.blocks.base(BlockType::Flash) {
+            self.transport.write32(fb + rtl_spec::regs::flash::CONFIRM, rtl_spec::regs::FLASH_CONFIRM_KEY);
+        }
     }
 
     fn setup_interrupts(&mut self) -> Result<(), DriverError> {

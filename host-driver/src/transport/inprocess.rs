@@ -7,6 +7,7 @@ use crate::dma::{DmaBacking, DmaRegion};
 use crate::error::DriverError;
 use sim_model::clock::Clock;
 use sim_model::device::{Device, ModelConfig};
+use sim_model::flash::Flash;
 use sim_model::mem::{DmaFault, DmaMemory};
 use sim_model::port::Port;
 use std::sync::{Arc, Mutex, RwLock};
@@ -52,10 +53,26 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// A model of geometry `cfg` on `clock`.
+    /// A model of geometry `cfg` on `clock` (its flash in memory, holding the factory image).
     pub fn new(cfg: ModelConfig, clock: Arc<dyn Clock>) -> Result<Self, DriverError> {
         let regions = Arc::new(SharedRegions::default());
-        let mut device = Device::new(cfg, regions.clone(), clock).map_err(DriverError::BringUp)?;
+        let device = Device::new(cfg, regions.clone(), clock).map_err(DriverError::BringUp)?;
+        Ok(Self::around(device, regions))
+    }
+
+    /// A model that powers on from `flash` (factory image `factory` when no slot is valid).
+    pub fn with_flash(
+        flash: Flash,
+        factory: ModelConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DriverError> {
+        let regions = Arc::new(SharedRegions::default());
+        let device =
+            Device::with_flash(flash, factory, regions.clone(), clock).map_err(DriverError::BringUp)?;
+        Ok(Self::around(device, regions))
+    }
+
+    fn around(mut device: Device, regions: Arc<SharedRegions>) -> Self {
         let vectors: Arc<Mutex<Vec<Option<EventFd>>>> = Arc::new(Mutex::new(Vec::new()));
         let sink = vectors.clone();
         device.set_interrupt_sink(Box::new(move |v| {
@@ -66,7 +83,7 @@ impl InProcess {
                 }
             }
         }));
-        Ok(InProcess { device, regions, iovas: IovaAllocator::default(), vectors })
+        InProcess { device, regions, iovas: IovaAllocator::default(), vectors }
     }
 
     /// Attaches model port `n` to a wire (memory, pcap, AF_PACKET).

@@ -10,9 +10,11 @@
 //! every access.
 
 mod flow;
+mod image;
 mod rings;
 
 pub use flow::*;
+pub use image::*;
 pub use rings::*;
 
 use crate::meta::FormatSpec;
@@ -33,6 +35,9 @@ pub const ALL_FORMATS: &[FormatSpec] = {
         ExceptionDesc::SPEC,
         InjectDesc::SPEC,
         Event::SPEC,
+        ImageHeader::SPEC,
+        ImageGeometry::SPEC,
+        FlashStateRecord::SPEC,
     ]
 };
 

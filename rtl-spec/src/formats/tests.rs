@@ -21,6 +21,9 @@ fn sizes_are_the_published_ones() {
         ("ExceptionDesc", 32),
         ("InjectDesc", 32),
         ("Event", 64),
+        ("ImageHeader", 256),
+        ("ImageGeometry", 24),
+        ("FlashStateRecord", 32),
     ];
     for (name, size) in expected {
         let spec = ALL_FORMATS.iter().find(|f| f.name == *name).expect(name);
@@ -252,4 +255,59 @@ fn index_and_next_hop_layouts() {
     let b = nh.as_bytes();
     assert_eq!(&b[12..16], &[0x00, 0x64, 0x07, 0x00], "TCI in network order; port in 9:2");
     assert_eq!(NextHopEntry::read_from_bytes(b).unwrap(), nh);
+}
+
+#[test]
+fn image_header_layout_is_the_published_one() {
+    use core::mem::offset_of;
+    assert_eq!(offset_of!(ImageHeader, spec_version), 0x10);
+    assert_eq!(offset_of!(ImageHeader, geometry), 0x28);
+    assert_eq!(offset_of!(ImageHeader, payload_len), 0x40);
+    assert_eq!(offset_of!(ImageHeader, key_id), 0x48);
+    assert_eq!(offset_of!(ImageHeader, sha256), IMAGE_HASHED_BYTES);
+    assert_eq!(offset_of!(ImageHeader, signature), 0xA0);
+    assert_eq!(offset_of!(FlashStateRecord, crc32), FlashStateRecord::CRC_SPAN);
+    assert_eq!(
+        u64::from(FLASH_SLOT_SIZE),
+        crate::regs::flash::SPEC.registers.iter().find(|r| r.name == "SLOT_SIZE").unwrap().reset
+    );
+    assert_eq!(
+        u64::from(FLASH_BOOT_LIMIT),
+        crate::regs::flash::SPEC.registers.iter().find(|r| r.name == "BOOT_LIMIT").unwrap().reset
+    );
+    // A zeroed header is not an image, and names why.
+    let h = ImageHeader::default();
+    assert!(h.header_problem().unwrap().contains("magic"));
+    assert!(h.is_unsigned());
+    let mut h = ImageHeader {
+        magic: IMAGE_MAGIC,
+        format_version: U16::new(1),
+        header_size: U16::new(256),
+        target: 2,
+        ..ImageHeader::default()
+    };
+    assert_eq!(h.header_problem(), None);
+    h.reserved1[3] = 1;
+    assert!(h.header_problem().unwrap().contains("reserved"));
+    let g = ImageGeometry {
+        records: U32::new(1024),
+        buckets: U32::new(512),
+        stash: U32::new(8),
+        next_hops: U32::new(64),
+        ports: 2,
+        exception_rings: 4,
+        reserved: [0; 6],
+    };
+    assert_eq!(g.problem(), None);
+    assert!(ImageGeometry { records: U32::new(1000), ..g }.problem().unwrap().starts_with("records = 1000"));
+    assert!(ImageGeometry { ports: 9, ..g }.problem().unwrap().starts_with("ports = 9"));
+}
+
+#[test]
+fn the_check_lists_start_with_the_header_and_differ_where_the_spec_says() {
+    use crate::codes::ImageCheck;
+    assert_eq!(NIC_BOOT_CHECKS[0], ImageCheck::Header);
+    assert_eq!(HOST_CHECKS[0], ImageCheck::Header);
+    assert!(!NIC_BOOT_CHECKS.contains(&ImageCheck::Signature), "the NIC holds no keys");
+    assert!(HOST_CHECKS.contains(&ImageCheck::Signature));
 }

@@ -9,17 +9,17 @@ reg_block! {
     pub mod identity: Identity, version (1, 0), at 0x0000, size 0x100, next 0x0100 {
         /// Constant `0x534C_4345`; anything else means this is not a Sluice NIC.
         MAGIC @ 0x0C: 32 RO = 0x534C4345,
-        /// The version of this specification the device implements. A driver refuses a device
-        /// whose major differs from its own.
-        SPEC_VERSION @ 0x10: 32 RO = 0x00010000 {
+        /// The version of this specification the device implements (the running image's
+        /// `spec_version`). A driver refuses a device whose major differs from its own.
+        SPEC_VERSION @ 0x10: 32 RO = 0x00010001 {
             /// Minor version: additions that old drivers may ignore.
             MINOR [15:0],
             /// Major version: incompatible changes.
             MAJOR [31:16],
         },
-        /// Build identifier of the running image (firmware or model build).
+        /// Build identifier of the running image (its header's `build_id`).
         BUILD_ID @ 0x14: 32 RO = 0,
-        /// What this device offers beyond the mandatory core.
+        /// What this device offers beyond the mandatory core (the running image's `caps`).
         CAPS @ 0x18: 64 RO = 0x7f {
             /// IPv6 flows and parsing.
             IPV6 [0:0],
@@ -36,7 +36,8 @@ reg_block! {
             /// FIN/RST on a hit may be forwarded by the NIC (`PUNT.HIT_ACTION`).
             TEARDOWN_FORWARD [6:6],
         },
-        /// Build time of the running image, seconds since the Unix epoch.
+        /// Build time of the running image, seconds since the Unix epoch (its header's
+        /// `build_time`).
         BUILD_TIME @ 0x20: 64 RO = 0,
         /// BAR0 offset of the doorbell region.
         DOORBELL_BASE @ 0x28: 32 RO = 0x10000,
@@ -54,7 +55,8 @@ reg_block! {
             /// commands and injects are still processed.
             ENABLE [0:0],
             /// Write 1 to reset the device: every register returns to its reset value, every ring
-            /// is disabled, the flow and next-hop tables are cleared. Reads as 0.
+            /// is disabled, the flow and next-hop tables are cleared. When `FLASH.ACTIVE` differs
+            /// from `FLASH.BOOTED` the reset also boots the active slot. Reads as 0.
             RESET [1:1],
         },
         /// Device status.
@@ -163,20 +165,24 @@ reg_block! {
 
 reg_block! {
     /// The flash controller: two image slots and a state area. Operations move data between a
-    /// slot and host memory by DMA; `STATUS` says when they are done and how they went.
-    pub mod flash: Flash, version (1, 0), at 0x0700, size 0x100, next 0x0800 {
+    /// slot and host memory by DMA; `STATUS` says when they are done and how they went. At every
+    /// boot (power-on, and a reset after the active slot changed) the NIC checks the active
+    /// slot's image and falls back to the other slot when it fails or when an activated image
+    /// was not confirmed: see "Firmware images and the flash".
+    pub mod flash: Flash, version (1, 1), at 0x0700, size 0x100, next 0x0800 {
         /// Number of image slots (2).
         SLOT_COUNT @ 0x10: 32 RO = 2,
         /// Bytes per slot.
         SLOT_SIZE @ 0x14: 32 RO = 0x0040_0000,
         /// The slot booted at the next reset.
         ACTIVE @ 0x18: 32 RO = 0,
-        /// The slot the running image came from.
+        /// The slot the running image came from; `0xFFFF_FFFF` when neither slot passed its check
+        /// and the factory image in ROM runs.
         BOOTED @ 0x1C: 32 RO = 0,
         /// What happened at boot.
         BOOT_STATUS @ 0x20: 32 RO = 0 {
             /// The active slot failed its check or was not confirmed in time; the other slot
-            /// was booted.
+            /// (or the factory image) was booted, and it is the active slot now.
             FELL_BACK [0:0],
             /// The driver confirmed this boot.
             CONFIRMED [1:1],
@@ -184,11 +190,24 @@ reg_block! {
             SLOT0_OK [2:2],
             /// Slot 1 holds an image that passes its check.
             SLOT1_OK [3:3],
+            /// Neither slot passed its check: the factory image in ROM runs. A blank flash boots
+            /// it without `FELL_BACK`.
+            FACTORY [4:4],
+            /// `FELL_BACK` because the activated image was not confirmed (watchdog or boot limit),
+            /// not because it failed its check.
+            UNCONFIRMED [5:5],
+            /// This boot is a trial: the image was activated and is not confirmed yet; the
+            /// watchdog runs.
+            TRIAL [6:6],
+            /// With `FELL_BACK` for a failed check: the `ImageCheck` the active slot failed.
+            FAILED_CHECK [15:8],
         },
-        /// Write `0xC0FF_1A5E` to confirm that the booted image works. A boot left unconfirmed
-        /// for `CONFIRM_TIMEOUT_MS` falls back to the other slot.
+        /// Write `0xC0FF_1A5E` to confirm that the booted image works. A trial boot left
+        /// unconfirmed for `CONFIRM_TIMEOUT_MS` falls back to the other slot at once (the NIC
+        /// reboots into it); other values are ignored.
         CONFIRM @ 0x24: 32 WO = 0,
-        /// Milliseconds a new image has to be confirmed; 0 disables the watchdog.
+        /// Milliseconds a trial boot has to be confirmed, counted from the boot; 0 disables the
+        /// watchdog (the boot limit still applies).
         CONFIRM_TIMEOUT_MS @ 0x28: 32 RW = 60000,
         /// Host address of the operation's buffer.
         DMA_ADDR @ 0x30: 64 RW = 0,
@@ -211,11 +230,15 @@ reg_block! {
             DONE [1:1],
             /// `FlashResult` of the last operation.
             RESULT [15:8],
-            /// Result detail (for `BadImage`: 1 header, 2 CRC32, 3 SHA-256, 4 signature).
+            /// Result detail: for `BadImage`, the `ImageCheck` that failed.
             DETAIL [31:16],
         },
         /// Build id of the image in the booted slot.
         IMAGE_BUILD_ID @ 0x4C: 32 RO = 0,
+        /// Boots of the active image while it is on trial (activated, not confirmed).
+        BOOT_TRIES @ 0x50: 32 RO = 0,
+        /// Trial boots allowed before the next boot falls back (`FLASH_BOOT_LIMIT`).
+        BOOT_LIMIT @ 0x54: 32 RO = 3,
     }
 }
 

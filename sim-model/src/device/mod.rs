@@ -9,17 +9,22 @@
 //!
 //! Submodules: `registers` (BAR0 decode), `rings`, `table` (records, index, lookup),
 //! `commands` (flow-command execution), `datapath` (parse, lookup, rewrite, punt, inject,
-//! events), `ager`, `irq`.
+//! events), `ager`, `irq`, `flashctl` (the flash controller, boot and fallback).
+//!
+//! The geometry is the booted image's: a device boots from its flash when it is made and again
+//! at a reset after the active slot changed, and takes the image's model configuration.
 
 mod ager;
 mod commands;
 mod datapath;
+mod flashctl;
 mod irq;
 mod registers;
 mod rings;
 mod table;
 
 use crate::clock::Clock;
+use crate::flash::Flash;
 use crate::mem::DmaMemory;
 use crate::port::Port;
 use rtl_spec::codes::{DropReason, PuntReason};
@@ -32,8 +37,10 @@ pub use irq::InterruptSink;
 use rings::Ring;
 use table::FlowTable;
 
-/// What the model is built as: the geometry and identity an FPGA image would fix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the model is built as: the geometry and identity an FPGA image would fix. A firmware
+/// image for the model carries one as its payload, in TOML ([`ModelConfig::to_toml`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Flow records (a power of two).
     pub records: u32,
@@ -50,6 +57,7 @@ pub struct ModelConfig {
     /// `BUILD_ID`.
     pub build_id: u32,
     /// `BUILD_TIME`, seconds since the epoch.
+    #[serde(default)]
     pub build_time: u64,
 }
 
@@ -73,6 +81,19 @@ impl ModelConfig {
     /// A small geometry for tests (`records` records, half as many buckets, 8 stash entries).
     pub fn small(records: u32) -> Self {
         ModelConfig { records, buckets: (records / 2).max(2), stash: 8, next_hops: 64, ..Self::default() }
+    }
+
+    /// Parses and checks a model configuration written in TOML (an image's payload).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let cfg: ModelConfig =
+            toml::from_str(text).map_err(|e| format!("model configuration: {}", e.message()))?;
+        cfg.validate().map_err(|e| format!("model configuration: {e}"))?;
+        Ok(cfg)
+    }
+
+    /// The configuration as TOML, every key written.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
     }
 
     /// Checks the geometry; the message names the field and what was expected.
@@ -193,36 +214,66 @@ pub struct Device {
     reset_count: u32,
     stalled: bool,
     scratch_frame: Vec<u8>,
+    flash: flashctl::FlashCtl,
+    /// Attachments of ports the running image does not have (kept for an image that has them).
+    parked_ports: Vec<Option<Box<dyn Port>>>,
 }
 
 impl Device {
     /// A device with the given geometry, reaching host memory through `mem` and taking time
-    /// from `clock`. Fails with a message naming the field when the geometry is invalid.
+    /// from `clock`. Fails with a message naming the field when the geometry is invalid. Its
+    /// flash is in memory, with the factory image of `cfg` in slot 0.
     pub fn new(cfg: ModelConfig, mem: Arc<dyn DmaMemory>, clock: Arc<dyn Clock>) -> Result<Self, String> {
         cfg.validate()?;
-        let ports = (0..cfg.ports).map(PortState::new).collect();
+        let flash = Flash::with_image(&crate::flash::factory_image(&cfg));
+        Self::with_flash(flash, cfg, mem, clock)
+    }
+
+    /// A device that powers on from `flash`: it boots the active slot (or falls back, or runs
+    /// the factory image `factory` when neither slot holds a valid image) and takes the booted
+    /// image's geometry.
+    pub fn with_flash(
+        flash: Flash,
+        factory: ModelConfig,
+        mem: Arc<dyn DmaMemory>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        factory.validate()?;
         let mut dev = Device {
-            table: FlowTable::new(cfg.records, cfg.buckets, cfg.stash),
-            next_hops: NextHopEntry::new_vec_zeroed(cfg.next_hops as usize).unwrap_or_default(),
-            rings: (0..ring_id::EXCEPTION0 + u32::from(cfg.exception_rings)).map(Ring::new).collect(),
+            table: FlowTable::new(1, 2, 0),
+            next_hops: Vec::new(),
+            rings: Vec::new(),
             irq: irq::Irq::new(),
             regs: Regs::reset(),
             counters: Counters::default(),
             table_counters: TableCounters::default(),
-            ports,
+            ports: Vec::new(),
             ager: AgerState::default(),
             reset_count: 0,
             stalled: false,
             scratch_frame: Vec::with_capacity(2048),
-            cfg,
+            flash: flashctl::FlashCtl::new(flash, factory.clone()),
+            parked_ports: Vec::new(),
+            cfg: factory,
             mem,
             clock,
         };
+        dev.flash_boot(false);
         dev.reset_state();
         Ok(dev)
     }
 
-    /// The geometry the device was built with.
+    /// The flash, as the model holds it.
+    pub fn flash(&self) -> &Flash {
+        &self.flash.store
+    }
+
+    /// The flash, to cut its power in a test ([`Flash::cut_power_after`]).
+    pub fn flash_mut(&mut self) -> &mut Flash {
+        &mut self.flash.store
+    }
+
+    /// The geometry of the running image.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
     }
@@ -285,6 +336,7 @@ impl Device {
         let now = self.clock.now_ns();
         self.ager_advance(now);
         self.irq_timers(now);
+        self.flash_watchdog(now);
     }
 
     /// Runs the device live until `stop` returns true: polls the ports, ticks, and sleeps
@@ -300,8 +352,12 @@ impl Device {
     }
 
     /// Resets the device as `CONTROL.CTRL.RESET` does: every register to its reset value, every
-    /// ring disabled, both tables empty. Port attachments and the interrupt sink stay.
+    /// ring disabled, both tables empty; when the active flash slot is not the booted one, it
+    /// boots it (and takes its geometry). Port attachments and the interrupt sink stay.
     pub fn reset(&mut self) {
+        if self.flash.reboot_due() {
+            self.flash_boot(false);
+        }
         self.reset_state();
         self.reset_count = self.reset_count.wrapping_add(1);
     }
@@ -312,17 +368,34 @@ impl Device {
         self.table = FlowTable::new(self.cfg.records, self.cfg.buckets, self.cfg.stash);
         self.table_counters = TableCounters::default();
         self.next_hops = NextHopEntry::new_vec_zeroed(self.cfg.next_hops as usize).unwrap_or_default();
-        self.rings = (0..self.rings.len() as u32).map(Ring::new).collect();
+        self.rings = (0..ring_id::EXCEPTION0 + u32::from(self.cfg.exception_rings)).map(Ring::new).collect();
         self.irq.reset();
         self.ager = AgerState::default();
         self.stalled = false;
-        for (n, p) in self.ports.iter_mut().enumerate() {
-            let io = p.io.take();
-            *p = PortState::new(n as u8);
-            if let Some(mac) = io.as_deref().and_then(Port::mac) {
-                p.mac = mac;
+        let mut attached: Vec<Option<Box<dyn Port>>> = self.ports.iter_mut().map(|p| p.io.take()).collect();
+        for (n, parked) in std::mem::take(&mut self.parked_ports).into_iter().enumerate() {
+            if attached.len() <= n {
+                attached.resize_with(n + 1, || None);
             }
-            p.io = io;
+            if parked.is_some() {
+                attached[n] = parked;
+            }
+        }
+        self.ports = (0..self.cfg.ports).map(PortState::new).collect();
+        for (n, io) in attached.into_iter().enumerate() {
+            match self.ports.get_mut(n) {
+                Some(p) => {
+                    if let Some(mac) = io.as_deref().and_then(Port::mac) {
+                        p.mac = mac;
+                    }
+                    p.io = io;
+                }
+                None if io.is_some() => {
+                    self.parked_ports.resize_with(n + 1, || None);
+                    self.parked_ports[n] = io;
+                }
+                None => {}
+            }
         }
     }
 

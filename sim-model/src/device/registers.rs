@@ -4,12 +4,12 @@
 //! in its BAR. A 64-bit register may be read or written whole, or as two 32-bit halves.
 
 use super::Device;
+use rtl_spec::MAGIC;
 use rtl_spec::codes::ErrorCode;
 use rtl_spec::regs::{
     ALL_BASES, ALL_BLOCKS, ager, control, counters, doorbell_offset, flash, flow_table, identity, interrupts,
     next_hop, ports, punt, ring_id, rings,
 };
-use rtl_spec::{MAGIC, SPEC_VERSION};
 
 const DOORBELL_BASE: u32 = doorbell_offset(0);
 const DOORBELL_STRIDE: u32 = doorbell_offset(1) - doorbell_offset(0);
@@ -33,6 +33,7 @@ impl Device {
     /// Reads a 32-bit register (or half of a 64-bit one).
     pub fn read32(&mut self, offset: u32) -> u32 {
         let offset = offset & !3;
+        self.before_read(offset);
         match self.reg64(offset & !7) {
             Some(v) if offset & 4 != 0 => (v >> 32) as u32,
             Some(v) => v as u32,
@@ -43,8 +44,16 @@ impl Device {
     /// Reads a 64-bit register (or two adjacent 32-bit ones).
     pub fn read64(&mut self, offset: u32) -> u64 {
         let offset = offset & !7;
+        self.before_read(offset);
         self.reg64(offset)
             .unwrap_or_else(|| u64::from(self.reg32(offset)) | u64::from(self.reg32(offset + 4)) << 32)
+    }
+
+    /// Brings state that is costly to keep current up to date before a read that shows it.
+    fn before_read(&mut self, offset: u32) {
+        if offset & !7 == (flash::BASE + flash::BOOT_STATUS) & !7 {
+            self.flash.refresh_slot_ok();
+        }
     }
 
     /// The value of the 64-bit register starting at `offset`, if there is one.
@@ -53,11 +62,8 @@ impl Device {
         let cnt = &self.counters;
         let tc = &self.table_counters;
         Some(match (base, rel) {
-            // Everything the specification offers except FLASH: the model's flash controller
-            // holds no images yet (every operation completes with BadOp).
-            (identity::BASE, identity::CAPS) => {
-                identity::SPEC.registers[6].reset & !identity::CAPS::FLASH.mask()
-            }
+            // The running image's capabilities (the model implements every one).
+            (identity::BASE, identity::CAPS) => self.flash.caps,
             (identity::BASE, identity::BUILD_TIME) => self.cfg.build_time,
             (control::BASE, control::TIMESTAMP) => self.clock.now_ns(),
             (counters::BASE, r) => match r {
@@ -123,7 +129,7 @@ impl Device {
         let on = |b: bool| u32::from(b);
         match (base, rel) {
             (identity::BASE, identity::MAGIC) => MAGIC,
-            (identity::BASE, identity::SPEC_VERSION) => SPEC_VERSION,
+            (identity::BASE, identity::SPEC_VERSION) => self.flash.spec_version,
             (identity::BASE, identity::BUILD_ID) => self.cfg.build_id,
             (identity::BASE, identity::DOORBELL_BASE) => DOORBELL_BASE,
             (identity::BASE, identity::DOORBELL_STRIDE) => DOORBELL_STRIDE,
@@ -165,18 +171,6 @@ impl Device {
             (rings::BASE, rings::EXCEPTION_RINGS) => u32::from(self.cfg.exception_rings),
             (rings::BASE, rings::MAX_SIZE_LOG2) => super::rings::MAX_SIZE_LOG2,
             (rings::BASE, r) => self.ring_reg(r),
-            _ => 0,
-        }
-    }
-
-    fn flash_reg(&self, rel: u32) -> u32 {
-        match rel {
-            flash::SLOT_COUNT => 2,
-            flash::SLOT_SIZE => 0x0040_0000,
-            flash::CONFIRM_TIMEOUT_MS | flash::OFFSET | flash::LENGTH | flash::SLOT | flash::STATUS => {
-                self.regs.flash[(rel / 4 - 4) as usize]
-            }
-            flash::IMAGE_BUILD_ID => self.cfg.build_id,
             _ => 0,
         }
     }
@@ -319,19 +313,10 @@ impl Device {
     }
 
     fn write_flash(&mut self, rel: u32, value: u32, set_half: impl Fn(u64) -> u64) {
-        match rel {
-            r if r & !4 == flash::DMA_ADDR => self.regs.flash_dma = set_half(self.regs.flash_dma),
-            flash::CONFIRM_TIMEOUT_MS | flash::OFFSET | flash::LENGTH | flash::SLOT => {
-                self.regs.flash[(rel / 4 - 4) as usize] = value;
-            }
-            flash::CMD => {
-                // Flash contents arrive with the firmware work; until then every operation
-                // completes at once and says it is not supported.
-                let status = flash::STATUS::DONE.set(0, 1)
-                    | flash::STATUS::RESULT.set(0, rtl_spec::codes::FlashResult::BadOp as u64);
-                self.regs.flash[(flash::STATUS / 4 - 4) as usize] = status as u32;
-            }
-            _ => {}
+        if rel & !4 == flash::DMA_ADDR {
+            self.regs.flash_dma = set_half(self.regs.flash_dma);
+        } else {
+            self.write_flash_reg(rel, value);
         }
     }
 
@@ -397,7 +382,12 @@ impl Device {
             }
         };
         if r == rings::RING_CTRL {
-            if !ring.set_enabled(value & 1 != 0) {
+            let was = ring.enabled;
+            let ok = ring.set_enabled(value & 1 != 0);
+            if ok && !was && ring.enabled && n as u32 == ring_id::EVENT {
+                self.flash_event_ring_enabled();
+            }
+            if !ok {
                 self.regs.error |= control::ERROR::BAD_RING_CONFIG.mask() as u32;
                 let ev = rtl_spec::formats::Event {
                     kind: rtl_spec::codes::EventKind::Error.into(),
