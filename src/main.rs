@@ -5,6 +5,9 @@
 //! (clap's convention, kept for every command).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// The daemon (`sluice run`) will use it; until it is wired in, nothing calls it.
+#[allow(dead_code)]
+mod config;
 mod device;
 mod flash;
 mod fw;

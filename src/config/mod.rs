@@ -1,0 +1,550 @@
+//! The daemon's configuration: a TOML file read into typed, checked structures.
+//!
+//! [`load`] reads a file and [`parse`] a text; each gives a [`Config`] in which every value has
+//! been checked (addresses parse, names are unique, references resolve, ranges hold), or one
+//! [`ConfigError`] whose message is a single line naming the file, the line when known, the
+//! key path (`service[0].backend[1].address`), the value as written and what was expected.
+//! [`EXAMPLE`] is a complete, commented configuration with every key (`sluice config example`).
+//! [`check_interfaces`] is the one check that looks at the machine (the daemon calls it where
+//! interfaces are used: transport `"sim"`).
+//!
+//! Unknown keys are errors (a misspelt key silently falling back to its default is the worst
+//! kind of configuration bug). Every key is optional unless marked *required*.
+//!
+//! # Keys
+//!
+//! | key | value | default | meaning |
+//! |---|---|---|---|
+//! | `device.transport` | `"sim"`, `"vfio-user"`, `"vfio"` | `"sim"` | The NIC: the in-process model, the model in another process (`sluice sim`), or the card bound to vfio-pci. |
+//! | `device.socket` | path | *required for vfio-user* | The vfio-user server's Unix socket. Checked when given, used only by vfio-user. |
+//! | `device.pci` | `"DDDD:BB:DD.F"` | *required for vfio* | The card's PCI address (stored in lower case). Checked when given, used only by vfio. |
+//! | `device.workers` | 1, 2, 4, 8 or 16 | 1 | Slow-path workers; worker `i` owns the local ports with `lport & (workers - 1) == i`. |
+//! | `device.interrupts` | bool | false | Sleep on MSI-X interrupts instead of busy polling the rings. |
+//! | `device.ring_log2` | 4..=14 | 10 | Entries of each ring, as a power of two (10: 1024). |
+//! | `control.socket` | path | `/run/sluice/sluice.sock` | The control socket (`sluice flows`, `stats`, …). |
+//! | `control.metrics` | loopback `ip:port` | `127.0.0.1:9100` | Prometheus metrics; loopback only (a proxy exports them). |
+//! | `port[].name` | 1..=15 of `A-Z a-z 0-9 _ . -` | *required* | Unique; the port's name everywhere else (routes, neighbours, CLI). |
+//! | `port[].interface` | Linux interface name | none | `sim` only: the Linux interface the model's port is attached to. Unique. |
+//! | `port[].mac` | `"02:00:00:00:02:11"` (`:` or `-`) | see [`Config::port_mac`] | The port's MAC address; unicast. |
+//! | `port[].addresses` | list of CIDRs | `[]` | The host's own addresses on this port (on its TAP); their networks are the port's connected prefixes. Unique across ports; not a network or broadcast address. |
+//! | `port[].mtu` | 68..=9000 (1280..=9000 with an IPv6 address) | 1500 | IP MTU. |
+//! | `route[].prefix` | CIDR, no host bits | *required* | Destination; unique. |
+//! | `route[].via` | address of the prefix's family | *required* | Gateway; not one of the host's own addresses. |
+//! | `route[].port` | port name | the port with a connected prefix holding `via` (longest match) | Where the gateway is. |
+//! | `neighbor[].address` | IP address | *required* | A static ARP/ND entry; unique; not one of the host's own addresses. |
+//! | `neighbor[].mac` | MAC | *required* | Its MAC address. |
+//! | `neighbor[].port` | port name | the port with a connected prefix holding the address, else none (any port) | |
+//! | `service[].vip` | `"10.10.1.100:80"`, `"[fd00::1]:80"` | *required* | Unique with the protocol: one address may carry TCP :80 and UDP :53. Not a port address. |
+//! | `service[].protocol` | `"tcp"`, `"udp"` | `"tcp"` | |
+//! | `service[].scheduler` | `rr`, `wrr`, `lc`, `wlc`, `sh`, `mh` | `"wlc"` | IPVS's names and default. |
+//! | `service[].local_addresses` | list of IP addresses | *required* | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
+//! | `service[].conn_limit` | 0..=4294967295 | 0 | Connections at most; 0 = no limit. |
+//! | `service[].health` | inline table | none | Health check; without it a backend is always up. |
+//! | `service[].health.kind` | `"tcp"`, `"http"` | *required* | Connect, or `GET path` and compare the status. |
+//! | `service[].health.interval_ms` | 1..=3600000 | 1000 | Between checks. |
+//! | `service[].health.timeout_ms` | 1..=`interval_ms` | the smaller of `interval_ms` and 1000 | One check's deadline. |
+//! | `service[].health.rise` / `fall` | 1..=1000 | 2 / 3 | Good checks to go up / failed checks to go down (keepalived's); a backend starts up. |
+//! | `service[].health.path` | starts with `/` | `"/"` | `http` only. |
+//! | `service[].health.expect` | 100..=599 | 200 | `http` only: the status that means up. |
+//! | `service[].health.host` | host name | none (the backend's address) | `http` only: the `Host` header. |
+//! | `service[].backend[].address` | `ip:port` | *required* | A real server; unique in its service; its family must be one of the service's LIPs'; reachable through a connected prefix or a route; not a VIP, LIP or port address. |
+//! | `service[].backend[].weight` | 0..=65535 | 1 | 0 drains: no new connections. |
+//! | `timeouts.tcp_established` | seconds, 1..=604800 | 90 | DPVS's defaults, all of them. |
+//! | `timeouts.tcp_syn_recv` | seconds | 30 | |
+//! | `timeouts.tcp_fin_wait`, `tcp_close_wait`, `tcp_time_wait`, `tcp_last_ack` | seconds | 7 each | |
+//! | `timeouts.tcp_close` | seconds | 3 | |
+//! | `timeouts.udp` | seconds | 300 | |
+//! | `timeouts.quarantine` | seconds, ≥ 60 and ≥ 2 × `tcp_time_wait` | 120 | A (LIP, lport, RS) tuple is not reused for this long after close, so a real server's TIME_WAIT never sees it again. |
+//! | `offload.enabled` | bool | true | Push qualifying flows into the NIC's table. |
+//! | `offload.tcp_after` | `"handshake"`, `"first_packet"` | `"handshake"` | When a TCP flow qualifies. |
+//! | `offload.udp_after` | `"reply"`, `"first_packet"` | `"reply"` | When a UDP flow qualifies. |
+//! | `offload.min_packets` | 0..=4294967295 | 0 | Packets a flow must have seen first (holds back short connections). |
+//! | `offload.min_age_ms` | 0..=3600000 | 0 | Age a flow must have reached first. |
+//! | `limits.half_open_per_worker` | 1..=4294967295 | 65536 | TCP connections in SYN_RECV per worker. |
+//! | `limits.lport_min` / `lport_max` | 1..=65535, min < max | 1024 / 65535 | FullNAT's local port range; at least `workers` ports. |
+//! | `icmp.echo` | bool | true | Answer pings to VIPs. |
+//! | `host.tap` | bool | true | The host's own traffic through a TAP interface per port (the daemon decides what happens when it cannot create one). |
+//! | `host.tap_prefix` | interface-name characters | `"sl-"` | TAP name = prefix + port name, at most 15 characters. |
+
+mod addr;
+mod error;
+mod raw;
+mod service;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
+
+pub use addr::{Cidr, Mac};
+pub use error::ConfigError;
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A complete, commented configuration using every key, that parses: what `sluice config
+/// example` prints and the README shows.
+pub const EXAMPLE: &str = include_str!("example.toml");
+
+/// The most ports a NIC has (the ports block's `COUNT` is at most 8).
+pub const MAX_PORTS: usize = 8;
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// Where it came from (the file's path, or [`parse`]'s origin), for messages.
+    pub origin: String,
+    /// `[device]`.
+    pub device: Device,
+    /// `[control]`.
+    pub control: Control,
+    /// `[[port]]`, in file order (a port's index is its position here); at least one, at most
+    /// [`MAX_PORTS`].
+    pub ports: Vec<Port>,
+    /// `[[route]]`, in file order.
+    pub routes: Vec<Route>,
+    /// `[[neighbor]]`, in file order.
+    pub neighbors: Vec<Neighbor>,
+    /// `[[service]]`, in file order.
+    pub services: Vec<Service>,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
+    /// `[offload]`.
+    pub offload: Offload,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[icmp]`.
+    pub icmp: Icmp,
+    /// `[host]`.
+    pub host: Host,
+}
+
+/// `[device]`: which NIC and how the slow path drives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// `transport` with its `socket` or `pci`.
+    #[serde(flatten)]
+    pub transport: Transport,
+    /// `workers`: slow-path workers, a power of two from 1 to 16 (default 1). Worker `i` owns
+    /// the local ports with `lport & (workers - 1) == i`, and one exception ring.
+    pub workers: usize,
+    /// `interrupts`: sleep on MSI-X interrupts (true) or busy poll the rings (false, default).
+    pub interrupts: bool,
+    /// `ring_log2`: each ring has `1 << ring_log2` entries, 4..=14 (default 10).
+    pub ring_log2: u8,
+}
+
+/// `device.transport`: how the driver reaches the NIC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "transport", rename_all = "kebab-case")]
+pub enum Transport {
+    /// `"sim"` (default): the software NIC in this process.
+    Sim,
+    /// `"vfio-user"`: the software NIC served by `sluice sim --socket PATH`.
+    VfioUser {
+        /// `device.socket` (required).
+        socket: PathBuf,
+    },
+    /// `"vfio"`: the card bound to vfio-pci.
+    Vfio {
+        /// `device.pci`, `DDDD:BB:DD.F` in lower case (required).
+        pci: String,
+    },
+}
+
+/// `[control]`: how people and Prometheus reach the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Control {
+    /// `socket`: the control socket (default `/run/sluice/sluice.sock`, created mode 0600).
+    pub socket: PathBuf,
+    /// `metrics`: the Prometheus endpoint (default `127.0.0.1:9100`); always a loopback address.
+    pub metrics: SocketAddr,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from("/run/sluice/sluice.sock"),
+            metrics: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9100),
+        }
+    }
+}
+
+/// One `[[port]]`: a NIC port and the host's own addresses on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port {
+    /// `name`: unique, 1 to 15 characters of `A-Z a-z 0-9 _ . -`.
+    pub name: String,
+    /// `interface`: the Linux interface the in-process model's port is attached to (transport
+    /// `sim`; other transports ignore it). Unique. Its existence is checked by
+    /// [`check_interfaces`], not here.
+    pub interface: Option<String>,
+    /// `mac`, when given; see [`Config::port_mac`] for the default.
+    pub mac: Option<Mac>,
+    /// `addresses`: the host's own addresses (they live on the port's TAP interface); each
+    /// one's network is a connected prefix of the port.
+    pub addresses: Vec<Cidr>,
+    /// `mtu`: the IP MTU, 68..=9000 (1280 at least with an IPv6 address; default 1500).
+    pub mtu: u16,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// `prefix`: the destination, without host bits; unique.
+    pub prefix: Cidr,
+    /// `via`: the gateway, of the prefix's family.
+    pub via: IpAddr,
+    /// `port`, or when omitted the port with the longest connected prefix holding `via`.
+    pub port: String,
+}
+
+/// One `[[neighbor]]`: a static ARP/ND entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Neighbor {
+    /// `address`; unique.
+    pub address: IpAddr,
+    /// `mac`.
+    pub mac: Mac,
+    /// `port`, or when omitted the port with the longest connected prefix holding the
+    /// address; `None` when no port has one (the entry then serves whichever port the address
+    /// is reached through).
+    pub port: Option<String>,
+}
+
+/// `service.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `"tcp"` (default).
+    Tcp,
+    /// `"udp"`.
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        })
+    }
+}
+
+/// The schedulers `service.scheduler` accepts (IPVS's names); the default is `wlc`.
+pub const SCHEDULERS: [&str; 6] = ["rr", "wrr", "lc", "wlc", "sh", "mh"];
+
+/// One `[[service]]`: a virtual service and its real servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// `vip`: the address and port clients connect to. (vip, protocol) is unique.
+    pub vip: SocketAddr,
+    /// `protocol` (default tcp).
+    pub protocol: Protocol,
+    /// `scheduler`: one of [`SCHEDULERS`] (default `"wlc"`).
+    pub scheduler: String,
+    /// `local_addresses`: FullNAT's LIPs, at least one, in file order; none is a VIP or a port
+    /// address; every backend's family has one.
+    pub local_addresses: Vec<IpAddr>,
+    /// `conn_limit`: connections at most, 0 = no limit (default).
+    pub conn_limit: u32,
+    /// `health`; `None`: a backend is always up.
+    pub health: Option<Health>,
+    /// `[[service.backend]]`, at least one, in file order.
+    pub backends: Vec<Backend>,
+}
+
+impl Service {
+    /// `10.10.1.100:80/tcp`, as messages name a service.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.vip, self.protocol)
+    }
+}
+
+/// A service's `health`. A backend starts up, goes down after `fall` failed checks in a row
+/// and up again after `rise` good ones; checks leave from the address of the port that routes
+/// to the backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `kind` and its own keys.
+    #[serde(flatten)]
+    pub kind: HealthKind,
+    /// `interval_ms` (default 1000).
+    #[serde(serialize_with = "duration")]
+    pub interval: Duration,
+    /// `timeout_ms`, at most the interval (default: the smaller of the interval and 1 s).
+    #[serde(serialize_with = "duration")]
+    pub timeout: Duration,
+    /// `rise` (default 2).
+    pub rise: u32,
+    /// `fall` (default 3).
+    pub fall: u32,
+}
+
+/// `health.kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum HealthKind {
+    /// `"tcp"`: a connect to the backend's address and port succeeds.
+    Tcp,
+    /// `"http"`: `GET path` answers with status `expect`.
+    Http {
+        /// `path` (default `"/"`).
+        path: String,
+        /// `expect` (default 200).
+        expect: u16,
+        /// `host`: the `Host` header (default: the backend's address).
+        host: Option<String>,
+    },
+}
+
+/// One `[[service.backend]]`: a real server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backend {
+    /// `address`: unique within its service.
+    pub address: SocketAddr,
+    /// `weight`, 0..=65535 (default 1); 0 drains (no new connections).
+    pub weight: u16,
+}
+
+/// `[timeouts]`: LVS-style per-state idle timeouts, written in seconds (defaults DPVS's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    /// `tcp_established` (90 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_established: Duration,
+    /// `tcp_syn_recv` (30 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_syn_recv: Duration,
+    /// `tcp_fin_wait` (7 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_fin_wait: Duration,
+    /// `tcp_close_wait` (7 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_close_wait: Duration,
+    /// `tcp_time_wait` (7 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_time_wait: Duration,
+    /// `tcp_last_ack` (7 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_last_ack: Duration,
+    /// `tcp_close` (3 s).
+    #[serde(serialize_with = "duration")]
+    pub tcp_close: Duration,
+    /// `udp` (300 s).
+    #[serde(serialize_with = "duration")]
+    pub udp: Duration,
+    /// `quarantine` (120 s): a (LIP, lport, RS) tuple is not reused for this long after its
+    /// connection closed; at least 60 s and at least 2 × `tcp_time_wait`.
+    #[serde(serialize_with = "duration")]
+    pub quarantine: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Self {
+            tcp_established: s(90),
+            tcp_syn_recv: s(30),
+            tcp_fin_wait: s(7),
+            tcp_close_wait: s(7),
+            tcp_time_wait: s(7),
+            tcp_last_ack: s(7),
+            tcp_close: s(3),
+            udp: s(300),
+            quarantine: s(120),
+        }
+    }
+}
+
+/// `offload.tcp_after`: when a TCP flow qualifies for the NIC's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpOffloadAfter {
+    /// `"handshake"` (default): once the 3-way handshake completes (the kernel flowtable's rule).
+    Handshake,
+    /// `"first_packet"`: as soon as the connection is created.
+    FirstPacket,
+}
+
+/// `offload.udp_after`: when a UDP flow qualifies for the NIC's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UdpOffloadAfter {
+    /// `"reply"` (default): once the backend has answered.
+    Reply,
+    /// `"first_packet"`: as soon as the flow is created.
+    FirstPacket,
+}
+
+/// `[offload]`: which flows go into the NIC's table, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Offload {
+    /// `enabled` (default true); false keeps every flow on the host's software path.
+    pub enabled: bool,
+    /// `tcp_after` (default handshake).
+    pub tcp_after: TcpOffloadAfter,
+    /// `udp_after` (default reply).
+    pub udp_after: UdpOffloadAfter,
+    /// `min_packets`: packets a flow must have seen before it qualifies (default 0).
+    pub min_packets: u32,
+    /// `min_age_ms`: how old a flow must be before it qualifies (default 0).
+    #[serde(serialize_with = "duration")]
+    pub min_age: Duration,
+}
+
+impl Default for Offload {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tcp_after: TcpOffloadAfter::Handshake,
+            udp_after: UdpOffloadAfter::Reply,
+            min_packets: 0,
+            min_age: Duration::ZERO,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// `half_open_per_worker`: TCP connections in SYN_RECV one worker holds at most (default
+    /// 65536, at least 1).
+    pub half_open_per_worker: u32,
+    /// `lport_min` (default 1024): FullNAT's local ports are `lport_min..=lport_max`.
+    pub lport_min: u16,
+    /// `lport_max` (default 65535), above `lport_min`; the range holds at least `workers` ports.
+    pub lport_max: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { half_open_per_worker: 65536, lport_min: 1024, lport_max: 65535 }
+    }
+}
+
+/// `[icmp]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Icmp {
+    /// `echo`: answer pings to VIPs (default true).
+    pub echo: bool,
+}
+
+impl Default for Icmp {
+    fn default() -> Self {
+        Self { echo: true }
+    }
+}
+
+/// `[host]`: the host's own traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// `tap` (default true): packets for a port's own addresses go to a TAP interface per port
+    /// and what the kernel sends there leaves through the port; the daemon decides what
+    /// happens when it cannot create one.
+    pub tap: bool,
+    /// `tap_prefix` (default `"sl-"`): a port's TAP is named prefix + port name (15 characters
+    /// at most, Linux's limit, checked against every port's name).
+    pub tap_prefix: String,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self { tap: true, tap_prefix: "sl-".into() }
+    }
+}
+
+impl Config {
+    /// The index of the port named `name`.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// The MAC address of port `index` as far as the configuration decides it: its `mac`; or
+    /// `None` when it has an `interface` and no `mac` (the daemon uses the interface's MAC); or
+    /// `02:00:00:00:00:NN` with NN = index + 1 (hex) when it has neither. `None` also for an
+    /// index past the last port.
+    pub fn port_mac(&self, index: usize) -> Option<Mac> {
+        let port = self.ports.get(index)?;
+        match (port.mac, &port.interface) {
+            (Some(mac), _) => Some(mac),
+            (None, Some(_)) => None,
+            (None, None) => Some(Mac::for_port_index(u8::try_from(index).ok()?)),
+        }
+    }
+
+    /// The port whose connected prefixes (its addresses' networks) hold `ip`, by longest
+    /// prefix; the first such port on a tie.
+    pub fn connected_port(&self, ip: &IpAddr) -> Option<usize> {
+        validate::connected_port(&self.ports, ip)
+    }
+}
+
+/// Reads and checks the configuration file at `path`. A file that cannot be read (missing,
+/// unreadable, not UTF-8) is an error naming it.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no such file (give the configuration with --config FILE; `sluice config example` prints one)"
+                    .to_owned()
+            }
+            std::io::ErrorKind::PermissionDenied => "permission denied (cannot read the file)".to_owned(),
+            std::io::ErrorKind::InvalidData => "not UTF-8 text: a configuration is a TOML file".to_owned(),
+            std::io::ErrorKind::IsADirectory => "is a directory, not a configuration file".to_owned(),
+            _ => format!("cannot read: {e}"),
+        };
+        ConfigError::new(&origin, None, error::Problem::raw("", why))
+    })?;
+    parse(&text, &origin)
+}
+
+/// Parses and checks a configuration; `origin` names it in messages (a file name, or something
+/// like `"<stdin>"`).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let tree = toml::de::DeTable::parse(text).map_err(|e| error::syntax(origin, text, &e))?;
+    let raw: raw::RawConfig = serde::Deserialize::deserialize(toml::de::Deserializer::from(tree.clone()))
+        .map_err(|e| error::schema(origin, text, tree.get_ref(), &e))?;
+    validate::validate(&raw, origin).map_err(|problem| {
+        let line = error::position_of(tree.get_ref(), &problem.path).map(|pos| error::line_of(text, pos));
+        ConfigError::new(origin, line, problem)
+    })
+}
+
+/// For transport `sim`, checks that every port's `interface` exists on this machine
+/// (`/sys/class/net/NAME`); other transports attach interfaces elsewhere and pass. The
+/// daemon calls it before it attaches the model's ports.
+pub fn check_interfaces(cfg: &Config) -> Result<(), ConfigError> {
+    check_interfaces_in(cfg, Path::new("/sys/class/net"))
+}
+
+/// [`check_interfaces`] against another directory of interfaces (for tests).
+fn check_interfaces_in(cfg: &Config, sys_class_net: &Path) -> Result<(), ConfigError> {
+    if cfg.device.transport != Transport::Sim {
+        return Ok(());
+    }
+    for (i, port) in cfg.ports.iter().enumerate() {
+        if let Some(name) = &port.interface
+            && !sys_class_net.join(name).exists()
+        {
+            let path = format!("port[{i}].interface");
+            let message = format!("{path} = {name:?}: no such network interface (see ip link)");
+            return Err(ConfigError::new(&cfg.origin, None, error::Problem::raw(&path, message)));
+        }
+    }
+    Ok(())
+}
+
+/// Serializes a duration as people write one: `"90s"`, or `"250ms"` when not whole seconds.
+fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if d.subsec_nanos() == 0 {
+        s.collect_str(&format_args!("{}s", d.as_secs()))
+    } else {
+        s.collect_str(&format_args!("{}ms", d.as_millis()))
+    }
+}
