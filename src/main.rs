@@ -8,6 +8,8 @@
 // The daemon (`sluice run`) will use it; until it is wired in, nothing calls it.
 #[allow(dead_code)]
 mod config;
+#[allow(dead_code)]
+mod control;
 mod device;
 mod flash;
 mod fw;

@@ -1,0 +1,362 @@
+//! The control protocol between the CLI and a running daemon: one JSON object per line over
+//! the daemon's Unix socket (`[control] socket`, mode 0600). A client writes a [`Request`] and
+//! reads one [`Response`]; the daemon closes nothing between requests, so `sluice top` keeps
+//! one connection and asks again every second.
+//!
+//! Everything a `--json` flag prints is the `data` of a response, unchanged, so scripts see
+//! exactly what the daemon said.
+
+use serde::{Deserialize, Serialize};
+
+/// A request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The services with their real servers (`sluice services`).
+    Services,
+    /// The connections (`sluice flows`).
+    Flows(FlowFilter),
+    /// Every counter (`sluice stats`, `sluice top`).
+    Stats,
+    /// The device (`sluice device info` against a daemon).
+    DeviceInfo,
+    /// Adds a service.
+    ServiceAdd(ServiceSpec),
+    /// Removes a service.
+    ServiceDel {
+        /// VIP and port.
+        vip: String,
+        /// "tcp" or "udp".
+        protocol: String,
+        /// Cut its connections (their next packets get a reset) instead of letting them end.
+        #[serde(default)]
+        reset: bool,
+    },
+    /// Adds a real server.
+    BackendAdd {
+        /// The service's VIP and port.
+        vip: String,
+        /// The service's protocol.
+        protocol: String,
+        /// The server's address and port.
+        address: String,
+        /// Weight (default 1).
+        #[serde(default = "one")]
+        weight: u32,
+    },
+    /// Removes a real server.
+    BackendDel {
+        /// The service's VIP and port.
+        vip: String,
+        /// The service's protocol.
+        protocol: String,
+        /// The server's address and port.
+        address: String,
+        /// Cut its connections instead of letting them end.
+        #[serde(default)]
+        reset: bool,
+    },
+    /// Changes a real server's weight (0 drains it).
+    BackendSet {
+        /// The service's VIP and port.
+        vip: String,
+        /// The service's protocol.
+        protocol: String,
+        /// The server's address and port.
+        address: String,
+        /// The new weight.
+        weight: u32,
+    },
+    /// Rereads the configuration file and applies it (as SIGHUP does).
+    Reload,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What `sluice flows` asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowFilter {
+    /// Only connections to this VIP (an address, or address:port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<String>,
+    /// Only connections to this real server (an address, or address:port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Only connections in this state (ESTABLISHED, SYN_RECV, ..., UDP; case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// At most this many (the total is reported all the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// A service to add.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// VIP and port ("10.10.1.100:80", "[fd00::1]:80").
+    pub vip: String,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// rr | wrr | lc | wlc | sh | mh.
+    pub scheduler: String,
+    /// Local addresses (LIPs).
+    pub local_addresses: Vec<String>,
+    /// Connection limit (0: none).
+    #[serde(default)]
+    pub conn_limit: u32,
+}
+
+/// The answer to a request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not, in one line, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The result: [`ServicesReply`], [`FlowsReply`], [`StatsReply`], a device info object, or
+    /// null for changes.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    /// A success carrying `data`.
+    pub fn ok(data: impl Serialize) -> Response {
+        Response { ok: true, error: None, data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null) }
+    }
+    /// A failure.
+    pub fn err(e: impl std::fmt::Display) -> Response {
+        Response { ok: false, error: Some(e.to_string()), data: serde_json::Value::Null }
+    }
+}
+
+/// `sluice services`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicesReply {
+    /// The services, in configuration order.
+    pub services: Vec<ServiceInfo>,
+}
+
+/// One service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// VIP and port.
+    pub vip: String,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// Scheduler name.
+    pub scheduler: String,
+    /// LIPs.
+    pub local_addresses: Vec<String>,
+    /// Connection limit (0: none).
+    pub conn_limit: u32,
+    /// Connections now.
+    pub connections: u32,
+    /// Connections since start.
+    pub total_connections: u64,
+    /// New connections refused for want of a server.
+    pub no_backend: u64,
+    /// New connections refused by the limit.
+    pub over_limit: u64,
+    /// New connections refused for want of a local port.
+    pub no_port: u64,
+    /// Its real servers.
+    pub backends: Vec<BackendInfo>,
+}
+
+/// One real server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// Address and port.
+    pub address: String,
+    /// Weight.
+    pub weight: u32,
+    /// "up", "down", or "unchecked" (no health check configured).
+    pub health: String,
+    /// Connections in ESTABLISHED (ipvsadm's ActiveConn).
+    pub active: u32,
+    /// Other connections (InActConn).
+    pub inactive: u32,
+    /// Connections scheduled to it since it was added.
+    pub connections: u64,
+    /// Packets to it forwarded by the host path.
+    pub packets_in: u64,
+    /// Packets from it forwarded by the host path.
+    pub packets_out: u64,
+    /// Bytes to it by the host path.
+    pub bytes_in: u64,
+    /// Bytes from it by the host path.
+    pub bytes_out: u64,
+}
+
+/// `sluice flows`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsReply {
+    /// Connections that matched the filter (before the limit).
+    pub total: usize,
+    /// The connections listed (at most the limit), ordered by worker then client.
+    pub flows: Vec<FlowInfo>,
+}
+
+/// One connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    /// The worker that owns it.
+    pub worker: u16,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// ESTABLISHED, SYN_RECV, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, UDP.
+    pub state: String,
+    /// Milliseconds until it times out (from its last packet).
+    pub expire_ms: u64,
+    /// Client address and port.
+    pub client: String,
+    /// VIP and port.
+    pub vip: String,
+    /// Local address and port toward the server.
+    pub lip: String,
+    /// Real server.
+    pub backend: String,
+    /// "nic" (offloaded) or "host" (the slow path forwards it).
+    pub location: String,
+    /// The NIC record, when offloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u32>,
+    /// Packets client → server.
+    pub packets_in: u64,
+    /// Packets server → client.
+    pub packets_out: u64,
+    /// Bytes client → server.
+    pub bytes_in: u64,
+    /// Bytes server → client.
+    pub bytes_out: u64,
+    /// Milliseconds since its last packet.
+    pub idle_ms: u64,
+}
+
+/// `sluice stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// What the daemon drives ("in-process model", "vfio-user /run/...", "vfio 0000:03:00.0").
+    pub device: String,
+    /// Workers.
+    pub workers: u16,
+    /// The NIC's datapath.
+    pub nic: NicStats,
+    /// The NIC's ports.
+    pub ports: Vec<PortStats>,
+    /// Punts by reason (NIC), name → packets.
+    pub punts: std::collections::BTreeMap<String, u64>,
+    /// Drops by reason (NIC), name → packets.
+    pub nic_drops: std::collections::BTreeMap<String, u64>,
+    /// Drops by reason (slow path), name → packets.
+    pub slowpath_drops: std::collections::BTreeMap<String, u64>,
+    /// The flow table.
+    pub table: TableStats,
+    /// The slow path.
+    pub slowpath: SlowpathStats,
+    /// Rates over the last interval the daemon measured (about a second).
+    pub rates: Rates,
+    /// Connections per VIP now, VIP/protocol → count.
+    pub vips: std::collections::BTreeMap<String, u64>,
+}
+
+/// The NIC's datapath counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent on a hit.
+    pub tx_packets: u64,
+    /// Lookups that hit.
+    pub hits: u64,
+    /// Lookups that missed.
+    pub misses: u64,
+    /// Frames punted.
+    pub punts: u64,
+    /// Frames dropped.
+    pub drops: u64,
+    /// Frames sent from the inject ring.
+    pub injected: u64,
+    /// Events lost to a full event ring.
+    pub events_lost: u64,
+}
+
+/// One port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStats {
+    /// Name.
+    pub name: String,
+    /// Link up.
+    pub link: bool,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames dropped at the port.
+    pub drops: u64,
+}
+
+/// The flow table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableStats {
+    /// Flows in the NIC.
+    pub occupancy: u32,
+    /// Flows it holds at most.
+    pub capacity: u32,
+    /// Installs since start.
+    pub installs: u64,
+    /// Installs refused because the table was full.
+    pub insert_failures: u64,
+    /// Removes since start.
+    pub removes: u64,
+    /// Cuckoo moves written.
+    pub moves: u64,
+    /// Commands the NIC refused.
+    pub command_errors: u64,
+    /// Device resets recovered from.
+    pub recoveries: u64,
+}
+
+/// The slow path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlowpathStats {
+    /// Packets it handled (punted by the NIC).
+    pub packets: u64,
+    /// Packets it rewrote and sent itself.
+    pub forwarded: u64,
+    /// Connections created.
+    pub created: u64,
+    /// Connections ended.
+    pub expired: u64,
+    /// Connections offloaded to the NIC.
+    pub offloaded: u64,
+    /// Connections now.
+    pub connections: u64,
+    /// Of which offloaded now.
+    pub offloaded_now: u64,
+    /// Half-open connections now.
+    pub half_open: u64,
+}
+
+/// Rates per second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// New connections.
+    pub connections: f64,
+    /// Packets the NIC forwarded on hits.
+    pub nic_packets: f64,
+    /// Packets the slow path handled.
+    pub slowpath_packets: f64,
+    /// Flow installs.
+    pub installs: f64,
+}
