@@ -125,7 +125,11 @@ pub struct Response {
 impl Response {
     /// A success carrying `data`.
     pub fn ok(data: impl Serialize) -> Response {
-        Response { ok: true, error: None, data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null) }
+        Response {
+            ok: true,
+            error: None,
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+        }
     }
     /// A failure.
     pub fn err(e: impl std::fmt::Display) -> Response {
