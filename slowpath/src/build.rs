@@ -94,10 +94,10 @@ pub fn ip_packet(
     let mut out = Vec::with_capacity(payload.len() + 40);
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            out.extend_from_slice(&ipv4_header(s, d, proto, ttl, payload.len(), 0))
+            out.extend_from_slice(&ipv4_header(s, d, proto, ttl, payload.len(), 0));
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            out.extend_from_slice(&ipv6_header(s, d, proto, ttl, payload.len()))
+            out.extend_from_slice(&ipv6_header(s, d, proto, ttl, payload.len()));
         }
         _ => return Vec::new(),
     }

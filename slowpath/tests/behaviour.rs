@@ -3,6 +3,8 @@
 //! the half-open bound), draining, port exhaustion and quarantine, timeouts on the injected
 //! clock, scheduling ratios, several workers, and cutting a server's connections.
 
+#![allow(clippy::many_single_char_names)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! server see, byte for byte (frames built independently by etherparse on both sides); the
 //! flow installed after the handshake and forwarded by the NIC; removed after the close.
 
+#![allow(clippy::many_single_char_names)]
+
 mod common;
 
 use common::*;

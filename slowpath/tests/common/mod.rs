@@ -325,7 +325,7 @@ pub fn endpoints(frame: &[u8]) -> (SocketAddr, SocketAddr) {
         etherparse::NetSlice::Ipv6(i) => {
             (i.header().source_addr().into(), i.header().destination_addr().into())
         }
-        _ => panic!("not IP"),
+        etherparse::NetSlice::Arp(_) => panic!("not IP"),
     };
     let (sp, dp) = match p.transport.unwrap() {
         etherparse::TransportSlice::Tcp(t) => (t.source_port(), t.destination_port()),
