@@ -5,11 +5,12 @@
 //! (clap's convention, kept for every command).
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// The daemon (`sluice run`) will use it; until it is wired in, nothing calls it.
+// Some accessors of the configuration serve its tests and the tools only.
 #[allow(dead_code)]
 mod config;
 #[allow(dead_code)]
 mod control;
+mod daemon;
 mod device;
 mod flash;
 mod fw;
@@ -29,6 +30,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the appliance: `sluice run --config FILE` (the in-process NIC model unless
+    /// `[device] transport` says otherwise).
+    Run {
+        /// The configuration (TOML; `sluice config example` prints a complete one).
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Override `[device] transport`: sim, vfio-user (socket from `[device] socket`) or
+        /// vfio (address from `[device] pci`).
+        #[arg(long, value_name = "TRANSPORT")]
+        transport: Option<String>,
+    },
+    /// The configuration: `sluice config example` prints a complete, commented one;
+    /// `sluice config check --config FILE [--json]` checks one (exit 2 with the problem).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the NIC specification (rtl-spec/SPEC.md), generated from the rtl_spec crate.
     Spec {
         /// Print the same content as JSON: blocks, registers, formats and codes.
@@ -61,6 +77,50 @@ enum Command {
     Flash(flash::FlashArgs),
 }
 
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print a complete example configuration, every key with a comment.
+    Example,
+    /// Check a configuration and print it as the daemon reads it (defaults filled in).
+    Check {
+        /// The configuration.
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Print the typed configuration as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn config_command(cmd: &ConfigCommand) -> ExitCode {
+    match cmd {
+        ConfigCommand::Example => {
+            let _ = write_stdout(config::EXAMPLE);
+            ExitCode::SUCCESS
+        }
+        ConfigCommand::Check { config: path, json } => match config::load(path) {
+            Ok(cfg) => {
+                let text = if *json {
+                    serde_json::to_string_pretty(&cfg).unwrap_or_default() + "\n"
+                } else {
+                    format!(
+                        "{}: ok: {} port(s), {} service(s)\n",
+                        cfg.origin,
+                        cfg.ports.len(),
+                        cfg.services.len()
+                    )
+                };
+                let _ = write_stdout(&text);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sluice: {e}");
+                e.exit_code()
+            }
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr, filtered by RUST_LOG (default: warnings and errors).
@@ -72,6 +132,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Run { config, transport } => return daemon::run(&config, transport.as_deref()),
+        Command::Config(cmd) => return config_command(&cmd),
         Command::Spec { json } => {
             let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
             write_stdout(&text)

@@ -5,6 +5,7 @@ pub mod addr;
 pub mod build;
 pub mod conn;
 pub mod engine;
+pub mod health;
 pub mod laddr;
 pub mod nat;
 pub mod neigh;

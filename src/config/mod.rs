@@ -507,9 +507,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and checks a configuration; `origin` names it in messages (a file name, or something
 /// like `"<stdin>"`).
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_with(text, origin, None)
+}
+
+/// [`load`] with `device.transport` replaced by `transport` (`sluice run --transport`): the
+/// socket or PCI address still come from `[device]`, and are checked as usual.
+pub fn load_with_transport(path: &Path, transport: Option<&str>) -> Result<Config, ConfigError> {
+    let Some(t) = transport else { return load(path) };
+    // `load` names every reason a file cannot be read; reading it again here only on success.
+    let cfg = load(path)?;
+    let text = std::fs::read_to_string(path).map_err(|_| {
+        ConfigError::new(
+            &cfg.origin,
+            None,
+            error::Problem { path: String::new(), message: "cannot read the file".into() },
+        )
+    })?;
+    parse_with(&text, &cfg.origin, Some(t))
+}
+
+fn parse_with(text: &str, origin: &str, transport: Option<&str>) -> Result<Config, ConfigError> {
     let tree = toml::de::DeTable::parse(text).map_err(|e| error::syntax(origin, text, &e))?;
-    let raw: raw::RawConfig = serde::Deserialize::deserialize(toml::de::Deserializer::from(tree.clone()))
+    let mut raw: raw::RawConfig = serde::Deserialize::deserialize(toml::de::Deserializer::from(tree.clone()))
         .map_err(|e| error::schema(origin, text, tree.get_ref(), &e))?;
+    if let Some(t) = transport {
+        raw.device.transport = Some(t.to_string());
+    }
     validate::validate(&raw, origin).map_err(|problem| {
         let line = error::position_of(tree.get_ref(), &problem.path).map(|pos| error::line_of(text, pos));
         ConfigError::new(origin, line, problem)

@@ -1,0 +1,364 @@
+//! `sluice run`: the appliance daemon.
+//!
+//! It reads and checks the configuration, opens the NIC on its transport (the in-process model
+//! by default), builds the slow path over it, makes the host's interface (TAP) of each port,
+//! starts the health checks, the control socket and the metrics endpoint, then runs the main
+//! loop: poll the engine, answer the listeners, apply health changes, reload on SIGHUP, stop on
+//! SIGTERM or SIGINT. The engine is touched by the main loop only; listeners and health checks
+//! talk to it over channels.
+//!
+//! Submodules: `setup` (configuration to engine and device), `server` (the listeners),
+//! `report` (replies and Prometheus text), `tap` (the host's interfaces).
+
+pub mod report;
+pub mod server;
+pub mod setup;
+pub mod tap;
+
+use crate::config::{self, Config};
+use crate::control::proto::{Rates, Request, Response, ServiceSpec};
+use anyhow::Context;
+use server::{Answer, Call, Envelope};
+use sim_model::clock::{Clock, SystemClock};
+use slowpath::engine::Engine;
+use slowpath::health::{HealthChecker, Target};
+use slowpath::service::{BackendConfig, Proto, ServiceConfig, ServiceKey};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The running daemon.
+struct Daemon {
+    config_path: PathBuf,
+    cfg: Config,
+    engine: Engine,
+    describe: String,
+    started: Instant,
+    clock: Arc<dyn Clock>,
+    health: Option<HealthChecker>,
+    rates: RateMeter,
+}
+
+/// Runs the daemon until SIGTERM. Configuration errors exit 2, everything else that stops it
+/// exits 1.
+pub fn run(config_path: &Path, transport: Option<&str>) -> ExitCode {
+    let loaded = config::load_with_transport(config_path, transport);
+    let cfg = match loaded.and_then(|c| config::check_interfaces(&c).map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return e.exit_code();
+        }
+    };
+    match start(config_path, cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing signal handlers")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let setup::Device { mut engine, describe } = setup::open(&cfg, &clock)?;
+    let taps = attach_taps(&cfg, &mut engine);
+    let (calls_tx, calls) = crossbeam_channel::bounded::<Envelope>(256);
+    let _socket = server::control(&cfg.control.socket, calls_tx.clone())?;
+    let metrics = server::metrics(cfg.control.metrics, calls_tx)?;
+    let mut d = Daemon {
+        config_path: config_path.to_path_buf(),
+        rates: RateMeter::new(&mut engine),
+        health: None,
+        cfg,
+        engine,
+        describe,
+        started: Instant::now(),
+        clock,
+    };
+    d.restart_health();
+    eprintln!(
+        "sluice run: ready: {} with {} port(s), {} service(s), {} worker(s){}; control {}, metrics http://{metrics}/metrics",
+        d.describe,
+        d.cfg.ports.len(),
+        d.cfg.services.len(),
+        d.cfg.device.workers,
+        if taps.is_empty() { String::new() } else { format!(", host interfaces {}", taps.join(" ")) },
+        d.cfg.control.socket.display(),
+    );
+    let mut idle_rounds = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let now = d.clock.now_ns();
+        let mut work = d.engine.poll(now);
+        while let Ok((call, reply)) = calls.try_recv() {
+            work += 1;
+            let answer = d.answer(call);
+            let _ = reply.send(answer);
+        }
+        if let Some(h) = &d.health {
+            while let Ok(t) = h.events().try_recv() {
+                d.engine.set_health(&t.service, t.backend, t.up);
+            }
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match d.reload() {
+                Ok(()) => tracing::warn!("configuration reloaded"),
+                Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+            }
+        }
+        d.rates.tick(&mut d.engine);
+        // Busy-poll while there is work; back off to a short sleep when idle, so an idle
+        // appliance does not burn its core.
+        if work == 0 {
+            idle_rounds = idle_rounds.saturating_add(1);
+            if idle_rounds > 64 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        } else {
+            idle_rounds = 0;
+        }
+    }
+    eprintln!("sluice run: stopping");
+    if let Some(h) = d.health.take() {
+        h.stop();
+    }
+    Ok(())
+}
+
+/// Makes the host's interface of every port with addresses (when `[host] tap` is on).
+fn attach_taps(cfg: &Config, engine: &mut Engine) -> Vec<String> {
+    let mut made = Vec::new();
+    if !cfg.host.tap {
+        return made;
+    }
+    for (i, p) in cfg.ports.iter().enumerate() {
+        if p.addresses.is_empty() {
+            continue;
+        }
+        let name = format!("{}{}", cfg.host.tap_prefix, p.name);
+        match tap::Tap::create(&name, setup::port_mac(cfg, i), p.mtu, &p.addresses) {
+            Ok(t) => {
+                made.push(t.name().to_string());
+                engine.attach_host(i as u8, Box::new(t));
+            }
+            Err(e) => tracing::warn!(
+                port = %p.name,
+                error = %e,
+                "no host interface: the port's own addresses answer ARP but carry no host traffic (health checks use the host's other routes)"
+            ),
+        }
+    }
+    made
+}
+
+impl Daemon {
+    fn answer(&mut self, call: Call) -> Answer {
+        match call {
+            Call::Metrics => {
+                let svc = report::services(&self.engine);
+                let st = self.stats();
+                Answer::Metrics(report::prometheus(&svc, &st))
+            }
+            Call::Control(req) => Answer::Control(self.control(req)),
+        }
+    }
+
+    fn stats(&mut self) -> crate::control::proto::StatsReply {
+        let st = self.engine.stats();
+        report::stats(
+            &self.engine,
+            &st,
+            &self.describe,
+            self.started.elapsed().as_secs(),
+            self.rates.rates.clone(),
+        )
+    }
+
+    fn control(&mut self, req: Request) -> Response {
+        let changes = matches!(
+            req,
+            Request::ServiceAdd(_)
+                | Request::ServiceDel { .. }
+                | Request::BackendAdd { .. }
+                | Request::BackendDel { .. }
+                | Request::BackendSet { .. }
+        );
+        let resp = match req {
+            Request::Services => Response::ok(report::services(&self.engine)),
+            Request::Flows(f) => Response::ok(report::flows(&mut self.engine, &f)),
+            Request::Stats => Response::ok(self.stats()),
+            Request::DeviceInfo => Response::ok(self.engine.flows().nic_ref().info()),
+            Request::Reload => match self.reload() {
+                Ok(()) => Response::ok(serde_json::Value::Null),
+                Err(e) => Response::err(e),
+            },
+            Request::ServiceAdd(spec) => match service_of(&spec) {
+                Ok(cfg) => done(self.engine.add_service(cfg)),
+                Err(e) => Response::err(e),
+            },
+            Request::ServiceDel { vip, protocol, reset } => match key(&vip, &protocol) {
+                Ok(k) => done(self.engine.del_service(&k, reset)),
+                Err(e) => Response::err(e),
+            },
+            Request::BackendAdd { vip, protocol, address, weight } => {
+                match (key(&vip, &protocol), addr(&address)) {
+                    (Ok(k), Ok(a)) => done(self.engine.add_backend(&k, BackendConfig { addr: a, weight })),
+                    (Err(e), _) | (_, Err(e)) => Response::err(e),
+                }
+            }
+            Request::BackendDel { vip, protocol, address, reset } => {
+                match (key(&vip, &protocol), addr(&address)) {
+                    (Ok(k), Ok(a)) => done(self.engine.del_backend(&k, a, reset)),
+                    (Err(e), _) | (_, Err(e)) => Response::err(e),
+                }
+            }
+            Request::BackendSet { vip, protocol, address, weight } => {
+                match (key(&vip, &protocol), addr(&address)) {
+                    (Ok(k), Ok(a)) => done(self.engine.set_weight(&k, a, weight)),
+                    (Err(e), _) | (_, Err(e)) => Response::err(e),
+                }
+            }
+        };
+        if changes && resp.ok {
+            self.restart_health();
+        }
+        resp
+    }
+
+    /// Rereads the configuration file and applies its services (servers, weights, schedulers,
+    /// health checks) without touching established connections. Device, port, route and
+    /// worker changes need a restart; they are reported and ignored.
+    fn reload(&mut self) -> Result<(), String> {
+        let new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        for (what, same) in [
+            ("[device]", new.device == self.cfg.device),
+            ("[[port]]", new.ports == self.cfg.ports),
+            ("[[route]]", new.routes == self.cfg.routes),
+            ("[control]", new.control == self.cfg.control),
+        ] {
+            if !same {
+                tracing::warn!("{what} changed: that takes a restart (sluice run), the running values stay");
+            }
+        }
+        self.engine.replace_services(setup::services(&new)).map_err(|e| e.to_string())?;
+        self.cfg.services = new.services;
+        self.restart_health();
+        Ok(())
+    }
+
+    /// (Re)starts the health checks of every server whose service has one, each from the
+    /// state it is in now.
+    fn restart_health(&mut self) {
+        if let Some(h) = self.health.take() {
+            h.stop();
+        }
+        let targets: Vec<Target> = self
+            .engine
+            .services()
+            .services
+            .iter()
+            .filter_map(|s| s.config.health.clone().map(|h| (s, h)))
+            .flat_map(|(s, h)| {
+                s.backends.iter().map(move |b| Target {
+                    service: s.config.key,
+                    backend: b.addr,
+                    check: h.clone(),
+                    up: b.up,
+                })
+            })
+            .collect();
+        if !targets.is_empty() {
+            self.health = Some(HealthChecker::start(targets));
+        }
+    }
+}
+
+fn done(r: Result<(), slowpath::engine::EngineError>) -> Response {
+    match r {
+        Ok(()) => Response::ok(serde_json::Value::Null),
+        Err(e) => Response::err(e),
+    }
+}
+
+fn addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?}: expected an address with a port, like 10.10.2.11:80 or [fd00::11]:80"))
+}
+
+fn key(vip: &str, protocol: &str) -> Result<ServiceKey, String> {
+    let proto = match protocol {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        p => return Err(format!("protocol {p:?}: expected tcp or udp")),
+    };
+    Ok(ServiceKey { vip: addr(vip)?, proto })
+}
+
+fn service_of(spec: &ServiceSpec) -> Result<ServiceConfig, String> {
+    let scheduler =
+        spec.scheduler.parse().map_err(|e: slowpath::sched::ParseSchedulerKindError| e.to_string())?;
+    let local_addresses = spec
+        .local_addresses
+        .iter()
+        .map(|a| a.parse().map_err(|_| format!("local address {a:?}: expected an IP address")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if local_addresses.is_empty() {
+        return Err("a FullNAT service needs at least one local address".into());
+    }
+    Ok(ServiceConfig {
+        key: key(&spec.vip, &spec.protocol)?,
+        scheduler,
+        local_addresses,
+        conn_limit: spec.conn_limit,
+        health: None,
+        backends: Vec::new(),
+    })
+}
+
+/// Per-second rates from successive counters.
+struct RateMeter {
+    at: Instant,
+    last: [u64; 4],
+    rates: Rates,
+}
+
+impl RateMeter {
+    fn new(engine: &mut Engine) -> Self {
+        RateMeter { at: Instant::now(), last: Self::sample(engine), rates: Rates::default() }
+    }
+
+    fn sample(engine: &mut Engine) -> [u64; 4] {
+        let st = engine.stats();
+        let created = st.workers.iter().map(|w| w.created).sum();
+        let packets = st.workers.iter().map(|w| w.packets).sum();
+        [created, st.nic.hits, packets, st.table.installs]
+    }
+
+    fn tick(&mut self, engine: &mut Engine) {
+        let dt = self.at.elapsed();
+        if dt < Duration::from_secs(1) {
+            return;
+        }
+        let now = Self::sample(engine);
+        let s = dt.as_secs_f64();
+        let rate = |i: usize| now[i].saturating_sub(self.last[i]) as f64 / s;
+        self.rates = Rates {
+            connections: rate(0),
+            nic_packets: rate(1),
+            slowpath_packets: rate(2),
+            installs: rate(3),
+        };
+        self.last = now;
+        self.at = Instant::now();
+    }
+}

@@ -1,0 +1,389 @@
+//! What the daemon says about itself: the engine's state turned into the control protocol's
+//! replies (`sluice services`, `flows`, `stats`) and into Prometheus text (`/metrics`).
+
+use crate::control::proto::{
+    BackendInfo, FlowFilter, FlowInfo, FlowsReply, NicStats, PortStats, Rates, ServiceInfo, ServicesReply,
+    SlowpathStats, StatsReply, TableStats,
+};
+use slowpath::engine::{Engine, EngineStats};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+/// `CamelCase` code names as metrics and tables print them: `snake_case`.
+pub fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An endpoint as people write it (`[fd00::1]:80` for IPv6).
+pub fn endpoint(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+/// `sluice services`.
+pub fn services(engine: &Engine) -> ServicesReply {
+    let table = engine.services().clone();
+    let services = table
+        .services
+        .iter()
+        .map(|s| ServiceInfo {
+            vip: endpoint(s.config.key.vip),
+            protocol: s.config.key.proto.as_str().into(),
+            scheduler: s.config.scheduler.as_str().into(),
+            local_addresses: s.config.local_addresses.iter().map(ToString::to_string).collect(),
+            conn_limit: s.config.conn_limit,
+            connections: s.stats.current.load(Ordering::Relaxed),
+            total_connections: s.stats.connections.load(Ordering::Relaxed),
+            no_backend: s.stats.no_backend.load(Ordering::Relaxed),
+            over_limit: s.stats.over_limit.load(Ordering::Relaxed),
+            no_port: s.stats.no_port.load(Ordering::Relaxed),
+            backends: s
+                .backends
+                .iter()
+                .map(|b| BackendInfo {
+                    address: endpoint(b.addr),
+                    weight: b.weight,
+                    health: if s.config.health.is_none() {
+                        "unchecked".into()
+                    } else if b.up {
+                        "up".into()
+                    } else {
+                        "down".into()
+                    },
+                    active: b.stats.active.load(Ordering::Relaxed),
+                    inactive: b.stats.inactive.load(Ordering::Relaxed),
+                    connections: b.stats.connections.load(Ordering::Relaxed),
+                    packets_in: b.stats.packets_in.load(Ordering::Relaxed),
+                    packets_out: b.stats.packets_out.load(Ordering::Relaxed),
+                    bytes_in: b.stats.bytes_in.load(Ordering::Relaxed),
+                    bytes_out: b.stats.bytes_out.load(Ordering::Relaxed),
+                })
+                .collect(),
+        })
+        .collect();
+    ServicesReply { services }
+}
+
+/// Whether `a` matches a filter written as an address or an address:port.
+fn matches_endpoint(filter: &str, a: SocketAddr) -> bool {
+    if let Ok(e) = filter.parse::<SocketAddr>() {
+        return e == a;
+    }
+    filter.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip == a.ip())
+}
+
+/// `sluice flows`.
+pub fn flows(engine: &mut Engine, f: &FlowFilter) -> FlowsReply {
+    let mut all: Vec<FlowInfo> = engine
+        .conns(true)
+        .into_iter()
+        .filter(|c| f.vip.as_deref().is_none_or(|v| matches_endpoint(v, c.endpoints.vip)))
+        .filter(|c| f.backend.as_deref().is_none_or(|b| matches_endpoint(b, c.endpoints.rs)))
+        .filter(|c| f.state.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(c.state)))
+        .map(|c| FlowInfo {
+            worker: c.worker,
+            protocol: c.proto.into(),
+            state: c.state.into(),
+            expire_ms: c.expire_ms,
+            client: endpoint(c.endpoints.client),
+            vip: endpoint(c.endpoints.vip),
+            lip: endpoint(c.endpoints.lip),
+            backend: endpoint(c.endpoints.rs),
+            location: c.location.as_str().into(),
+            record: c.record,
+            packets_in: c.packets[0],
+            packets_out: c.packets[1],
+            bytes_in: c.bytes[0],
+            bytes_out: c.bytes[1],
+            idle_ms: c.idle_ms,
+        })
+        .collect();
+    all.sort_by(|a, b| (a.worker, &a.client, &a.vip).cmp(&(b.worker, &b.client, &b.vip)));
+    let total = all.len();
+    if let Some(n) = f.limit {
+        all.truncate(n);
+    }
+    FlowsReply { total, flows: all }
+}
+
+/// `sluice stats` from one snapshot of the engine's counters.
+pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, rates: Rates) -> StatsReply {
+    let punt_names = rtl_spec::codes::PuntReason::SPEC.values;
+    let drop_names = rtl_spec::codes::DropReason::SPEC.values;
+    let by_code = |counts: &[u64; 16], names: &[rtl_spec::CodeValue]| -> BTreeMap<String, u64> {
+        names.iter().filter_map(|v| counts.get(v.value as usize).map(|c| (snake(v.name), *c))).collect()
+    };
+    let mut slowpath_drops: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sp = SlowpathStats::default();
+    for w in &st.workers {
+        for (name, n) in &w.drops {
+            *slowpath_drops.entry((*name).to_string()).or_default() += n;
+        }
+        sp.packets += w.packets;
+        sp.forwarded += w.forwarded;
+        sp.created += w.created;
+        sp.expired += w.expired;
+        sp.offloaded += w.offloaded;
+        sp.connections += w.current;
+        sp.half_open += w.half_open;
+    }
+    sp.offloaded_now = u64::from(st.occupancy);
+    let mut vips: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &engine.services().services {
+        vips.insert(s.config.key.to_string(), u64::from(s.stats.current.load(Ordering::Relaxed)));
+    }
+    StatsReply {
+        uptime_s,
+        device: describe.into(),
+        workers: engine.config().workers,
+        nic: NicStats {
+            rx_packets: st.nic.rx_packets,
+            tx_packets: st.nic.tx_packets,
+            hits: st.nic.hits,
+            misses: st.nic.misses,
+            punts: st.nic.punts,
+            drops: st.nic.drops,
+            injected: st.nic.injected,
+            events_lost: st.nic.events_lost,
+        },
+        ports: st
+            .nic
+            .ports
+            .iter()
+            .zip(engine.network().ports())
+            .map(|(c, p)| PortStats {
+                name: p.name.clone(),
+                link: c.link,
+                rx_packets: c.rx_packets,
+                rx_bytes: c.rx_bytes,
+                tx_packets: c.tx_packets,
+                tx_bytes: c.tx_bytes,
+                drops: c.drops,
+            })
+            .collect(),
+        punts: by_code(&st.nic.punt_reason, punt_names),
+        nic_drops: by_code(&st.nic.drop_reason, drop_names),
+        slowpath_drops,
+        table: TableStats {
+            occupancy: st.occupancy,
+            capacity: st.capacity,
+            installs: st.table.installs,
+            insert_failures: st.table.full,
+            removes: st.table.removes,
+            moves: st.table.moves,
+            command_errors: st.table.command_errors,
+            recoveries: st.table.recoveries,
+        },
+        slowpath: sp,
+        rates,
+        vips,
+    }
+}
+
+/// Prometheus text exposition (format 0.0.4) of the services and a stats reply.
+pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
+    let mut o = String::new();
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP sluice_{name} {help}\n# TYPE sluice_{name} {kind}");
+    };
+    family(&mut o, "service_connections", "gauge", "Connections now, per virtual service.");
+    for s in &svc.services {
+        let _ = writeln!(
+            o,
+            "sluice_service_connections{{vip=\"{}\",protocol=\"{}\"}} {}",
+            s.vip, s.protocol, s.connections
+        );
+    }
+    family(&mut o, "service_connections_total", "counter", "Connections created, per virtual service.");
+    for s in &svc.services {
+        let _ = writeln!(
+            o,
+            "sluice_service_connections_total{{vip=\"{}\",protocol=\"{}\"}} {}",
+            s.vip, s.protocol, s.total_connections
+        );
+    }
+    family(&mut o, "service_refused_total", "counter", "New connections refused, per service and reason.");
+    for s in &svc.services {
+        for (reason, n) in
+            [("no_backend", s.no_backend), ("over_limit", s.over_limit), ("no_port", s.no_port)]
+        {
+            let _ = writeln!(
+                o,
+                "sluice_service_refused_total{{vip=\"{}\",protocol=\"{}\",reason=\"{reason}\"}} {n}",
+                s.vip, s.protocol
+            );
+        }
+    }
+    let per_backend: [(&str, &str, &str, fn(&BackendInfo) -> u64); 7] = [
+        ("backend_active_connections", "gauge", "Connections in ESTABLISHED, per real server.", |b| {
+            u64::from(b.active)
+        }),
+        ("backend_inactive_connections", "gauge", "Other connections, per real server.", |b| {
+            u64::from(b.inactive)
+        }),
+        ("backend_connections_total", "counter", "Connections scheduled, per real server.", |b| {
+            b.connections
+        }),
+        ("backend_weight", "gauge", "Weight, per real server.", |b| u64::from(b.weight)),
+        ("backend_up", "gauge", "1 when the real server passes its health check (or has none).", |b| {
+            u64::from(b.health != "down")
+        }),
+        (
+            "backend_host_packets_total",
+            "counter",
+            "Packets the host path forwarded, per real server, both directions.",
+            |b| b.packets_in + b.packets_out,
+        ),
+        (
+            "backend_host_bytes_total",
+            "counter",
+            "Bytes the host path forwarded, per real server, both directions.",
+            |b| b.bytes_in + b.bytes_out,
+        ),
+    ];
+    for (name, kind, help, value) in per_backend {
+        family(&mut o, name, kind, help);
+        for s in &svc.services {
+            for b in &s.backends {
+                let _ = writeln!(
+                    o,
+                    "sluice_{name}{{vip=\"{}\",protocol=\"{}\",backend=\"{}\"}} {}",
+                    s.vip,
+                    s.protocol,
+                    b.address,
+                    value(b)
+                );
+            }
+        }
+    }
+    family(&mut o, "nic_punts_total", "counter", "Packets the NIC punted to the host, per reason.");
+    for (r, n) in &st.punts {
+        let _ = writeln!(o, "sluice_nic_punts_total{{reason=\"{r}\"}} {n}");
+    }
+    family(&mut o, "nic_drops_total", "counter", "Packets the NIC dropped, per reason.");
+    for (r, n) in &st.nic_drops {
+        let _ = writeln!(o, "sluice_nic_drops_total{{reason=\"{r}\"}} {n}");
+    }
+    family(&mut o, "slowpath_drops_total", "counter", "Packets the slow path dropped, per reason.");
+    for (r, n) in &st.slowpath_drops {
+        let _ = writeln!(o, "sluice_slowpath_drops_total{{reason=\"{r}\"}} {n}");
+    }
+    let scalars: [(&str, &str, &str, f64); 16] = [
+        ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", f64::from(st.table.occupancy)),
+        (
+            "flow_table_capacity",
+            "gauge",
+            "Flows the NIC's table holds at most.",
+            f64::from(st.table.capacity),
+        ),
+        ("flow_table_inserts_total", "counter", "Flows installed.", st.table.installs as f64),
+        (
+            "flow_table_insert_failures_total",
+            "counter",
+            "Installs refused because the table was full.",
+            st.table.insert_failures as f64,
+        ),
+        ("flow_table_removes_total", "counter", "Flows removed.", st.table.removes as f64),
+        ("flow_table_insert_rate", "gauge", "Flow installs per second, last interval.", st.rates.installs),
+        (
+            "flow_table_recoveries_total",
+            "counter",
+            "Times the NIC stopped answering and was reset and rewritten.",
+            st.table.recoveries as f64,
+        ),
+        ("nic_hits_total", "counter", "Packets the NIC forwarded on a flow-table hit.", st.nic.hits as f64),
+        ("nic_misses_total", "counter", "Lookups that matched no flow.", st.nic.misses as f64),
+        ("nic_rx_packets_total", "counter", "Frames the NIC received.", st.nic.rx_packets as f64),
+        (
+            "nic_injected_total",
+            "counter",
+            "Frames the host sent through the inject ring.",
+            st.nic.injected as f64,
+        ),
+        ("slowpath_packets_total", "counter", "Packets the slow path handled.", st.slowpath.packets as f64),
+        ("slowpath_connections", "gauge", "Connections now.", st.slowpath.connections as f64),
+        ("slowpath_connections_created_total", "counter", "Connections created.", st.slowpath.created as f64),
+        (
+            "slowpath_offloaded_total",
+            "counter",
+            "Connections offloaded to the NIC.",
+            st.slowpath.offloaded as f64,
+        ),
+        ("uptime_seconds", "gauge", "Seconds since the daemon started.", st.uptime_s as f64),
+    ];
+    for (name, kind, help, v) in scalars {
+        family(&mut o, name, kind, help);
+        let _ = writeln!(o, "sluice_{name} {v}");
+    }
+    family(&mut o, "port_rx_packets_total", "counter", "Frames received, per port.");
+    for p in &st.ports {
+        let _ = writeln!(o, "sluice_port_rx_packets_total{{port=\"{}\"}} {}", p.name, p.rx_packets);
+    }
+    family(&mut o, "port_tx_packets_total", "counter", "Frames sent, per port.");
+    for p in &st.ports {
+        let _ = writeln!(o, "sluice_port_tx_packets_total{{port=\"{}\"}} {}", p.name, p.tx_packets);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_endpoints() {
+        assert_eq!(snake("TcpSyn"), "tcp_syn");
+        assert_eq!(snake("Miss"), "miss");
+        assert_eq!(snake("NoNextHop"), "no_next_hop");
+        assert!(matches_endpoint("10.0.0.1", "10.0.0.1:80".parse().unwrap()));
+        assert!(matches_endpoint("10.0.0.1:80", "10.0.0.1:80".parse().unwrap()));
+        assert!(!matches_endpoint("10.0.0.1:81", "10.0.0.1:80".parse().unwrap()));
+        assert!(matches_endpoint("[fd00::1]", "[fd00::1]:80".parse().unwrap()));
+        assert!(matches_endpoint("fd00::1", "[fd00::1]:80".parse().unwrap()));
+    }
+
+    #[test]
+    fn prometheus_text_is_well_formed() {
+        let svc = ServicesReply {
+            services: vec![ServiceInfo {
+                vip: "10.10.1.100:80".into(),
+                protocol: "tcp".into(),
+                backends: vec![BackendInfo {
+                    address: "10.10.2.11:80".into(),
+                    health: "up".into(),
+                    weight: 3,
+                    ..BackendInfo::default()
+                }],
+                ..ServiceInfo::default()
+            }],
+        };
+        let mut st = StatsReply::default();
+        st.punts.insert("miss".into(), 7);
+        let text = prometheus(&svc, &st);
+        for line in text.lines() {
+            assert!(
+                line.starts_with("# HELP sluice_")
+                    || line.starts_with("# TYPE sluice_")
+                    || line.starts_with("sluice_"),
+                "{line}"
+            );
+        }
+        assert!(text.contains(
+            "sluice_backend_weight{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\"} 3"
+        ));
+        assert!(text.contains("sluice_nic_punts_total{reason=\"miss\"} 7"));
+        assert!(text.contains("# TYPE sluice_flow_table_occupancy gauge"));
+    }
+}

@@ -1,0 +1,192 @@
+//! From a configuration to a running engine: the device opened on its transport and brought up,
+//! the ports set, the engine built from the typed configuration, the host's interfaces made.
+
+use crate::config::{self, Config, HealthKind, Protocol, TcpOffloadAfter, Transport, UdpOffloadAfter};
+use anyhow::{Context, bail};
+use flow_offload::FlowTable;
+use host_driver::transport::Transport as _;
+use host_driver::{Nic, NicConfig};
+use sim_model::clock::Clock;
+use slowpath::conn::{OffloadPolicy, Timeouts};
+use slowpath::engine::{Engine, EngineConfig};
+use slowpath::laddr::PortRange;
+use slowpath::neigh::{PortConf, Prefix, RouteConf};
+use slowpath::sched::SchedulerKind;
+use slowpath::service::{
+    BackendConfig, HealthCheck, HealthKind as SpHealthKind, Proto, ServiceConfig, ServiceKey,
+};
+use std::sync::Arc;
+
+/// The MAC a port uses: the configured one, else its interface's, else `02:00:00:00:00:NN`.
+pub fn port_mac(cfg: &Config, index: usize) -> [u8; 6] {
+    // `port_mac` is None exactly when the interface decides.
+    cfg.port_mac(index)
+        .or_else(|| cfg.ports[index].interface.as_deref().and_then(interface_mac).map(config::Mac))
+        .unwrap_or_else(|| config::Mac::for_port_index(index as u8))
+        .0
+}
+
+/// The MAC of a Linux interface, from sysfs.
+pub fn interface_mac(iface: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).ok()?;
+    let m: config::Mac = text.trim().parse().ok()?;
+    Some(m.0)
+}
+
+/// The services of a configuration, as the slow path takes them.
+pub fn services(cfg: &Config) -> Vec<ServiceConfig> {
+    cfg.services
+        .iter()
+        .map(|s| ServiceConfig {
+            key: ServiceKey { vip: s.vip, proto: proto(s.protocol) },
+            scheduler: s.scheduler.parse().unwrap_or(SchedulerKind::Wlc),
+            local_addresses: s.local_addresses.clone(),
+            conn_limit: s.conn_limit,
+            health: s.health.as_ref().map(|h| HealthCheck {
+                kind: match &h.kind {
+                    HealthKind::Tcp => SpHealthKind::Tcp,
+                    HealthKind::Http { path, expect, host } => {
+                        SpHealthKind::Http { path: path.clone(), expect: *expect, host: host.clone() }
+                    }
+                },
+                interval: h.interval,
+                timeout: h.timeout,
+                rise: h.rise,
+                fall: h.fall,
+            }),
+            backends: s
+                .backends
+                .iter()
+                .map(|b| BackendConfig { addr: b.address, weight: u32::from(b.weight) })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A configuration's protocol as the slow path's.
+pub fn proto(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
+}
+
+/// The engine's configuration.
+pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
+    let port_index = |name: &str| -> anyhow::Result<u8> {
+        cfg.port_index(name).map(|i| i as u8).with_context(|| format!("no port named {name:?}"))
+    };
+    let t = &cfg.timeouts;
+    Ok(EngineConfig {
+        workers: u16::try_from(cfg.device.workers).context("workers")?,
+        timeouts: Timeouts {
+            tcp_established: t.tcp_established,
+            tcp_syn_recv: t.tcp_syn_recv,
+            tcp_fin_wait: t.tcp_fin_wait,
+            tcp_close_wait: t.tcp_close_wait,
+            tcp_last_ack: t.tcp_last_ack,
+            tcp_time_wait: t.tcp_time_wait,
+            tcp_close: t.tcp_close,
+            udp: t.udp,
+        },
+        policy: OffloadPolicy {
+            enabled: cfg.offload.enabled,
+            tcp_after_handshake: cfg.offload.tcp_after == TcpOffloadAfter::Handshake,
+            udp_after_reply: cfg.offload.udp_after == UdpOffloadAfter::Reply,
+            min_packets: u64::from(cfg.offload.min_packets),
+            min_age: cfg.offload.min_age,
+        },
+        ports_range: PortRange {
+            min: cfg.limits.lport_min,
+            max: cfg.limits.lport_max,
+            quarantine_ns: u64::try_from(t.quarantine.as_nanos()).unwrap_or(u64::MAX),
+        },
+        half_open_limit: cfg.limits.half_open_per_worker,
+        icmp_echo: cfg.icmp.echo,
+        ports: cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortConf {
+                name: p.name.clone(),
+                mac: port_mac(cfg, i),
+                mtu: u32::from(p.mtu),
+                addresses: p.addresses.iter().map(|c| Prefix { addr: c.addr, len: c.len }).collect(),
+            })
+            .collect(),
+        routes: cfg
+            .routes
+            .iter()
+            .map(|r| {
+                Ok(RouteConf {
+                    prefix: Prefix { addr: r.prefix.addr, len: r.prefix.len },
+                    via: r.via,
+                    port: Some(port_index(&r.port)?),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        neighbors: cfg
+            .neighbors
+            .iter()
+            .filter_map(|n| {
+                let port = match &n.port {
+                    Some(p) => cfg.port_index(p),
+                    None => cfg.connected_port(&n.address),
+                }?;
+                Some((port as u8, n.address, n.mac.0))
+            })
+            .collect(),
+        services: services(cfg),
+    })
+}
+
+/// What the daemon drives, for `sluice stats`.
+pub struct Device {
+    /// The engine over it.
+    pub engine: Engine,
+    /// "in-process model", "vfio-user PATH", "vfio ADDR".
+    pub describe: String,
+}
+
+/// Opens the configured device, brings it up and builds the engine, at the clock's time.
+pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
+    let workers = u32::try_from(cfg.device.workers).context("workers")?;
+    let nic_cfg = NicConfig {
+        ring_log2: u32::from(cfg.device.ring_log2),
+        exception_rings: workers,
+        interrupts: cfg.device.interrupts,
+        ..NicConfig::default()
+    };
+    let transport: Box<dyn host_driver::transport::Transport> = match &cfg.device.transport {
+        Transport::Sim => {
+            let mut model = host_driver::transport::inprocess::InProcess::new(
+                sim_model::device::ModelConfig::default(),
+                clock.clone(),
+            )?;
+            for (i, p) in cfg.ports.iter().enumerate() {
+                if let Some(iface) = &p.interface {
+                    let port = sim_model::port::AfPacketPort::open(iface)
+                        .with_context(|| format!("port {} (interface {iface})", p.name))?;
+                    model.attach_port(i as u8, Box::new(port))?;
+                }
+            }
+            Box::new(model)
+        }
+        Transport::VfioUser { socket } => {
+            Box::new(host_driver::transport::vfio_user::VfioUserTransport::connect(socket)?)
+        }
+        Transport::Vfio { pci } => Box::new(host_driver::transport::vfio::VfioTransport::open(pci)?),
+    };
+    let describe = transport.describe();
+    let mut nic = Nic::bring_up(transport, nic_cfg).context("bringing the NIC up")?;
+    if cfg.ports.len() > nic.info().ports.len() {
+        bail!("the configuration has {} ports, the NIC {}", cfg.ports.len(), nic.info().ports.len());
+    }
+    for (i, p) in cfg.ports.iter().enumerate() {
+        nic.configure_port(i as u8, u32::from(p.mtu), port_mac(cfg, i))?;
+    }
+    let flows = FlowTable::new(nic).map_err(|e| anyhow::anyhow!("flow table: {e}"))?;
+    let engine =
+        Engine::new(flows, engine_config(cfg)?, clock.now_ns()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Device { engine, describe })
+}
