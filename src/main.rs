@@ -14,6 +14,7 @@ mod daemon;
 mod device;
 mod flash;
 mod fw;
+mod replay;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     /// `sluice config check --config FILE [--json]` checks one (exit 2 with the problem).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Replay captures through the whole appliance: `sluice replay --config FILE --in p0=IN.pcap --out p1=OUT.pcap`.
+    Replay(replay::ReplayArgs),
     /// Print the NIC specification (rtl-spec/SPEC.md), generated from the rtl_spec crate.
     Spec {
         /// Print the same content as JSON: blocks, registers, formats and codes.
@@ -134,6 +137,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, transport } => return daemon::run(&config, transport.as_deref()),
         Command::Config(cmd) => return config_command(&cmd),
+        Command::Replay(args) => match replay::run(&args) {
+            Ok(text) => write_stdout(&text),
+            Err(replay::ReplayError::Usage(m)) => {
+                eprintln!("sluice: {m}");
+                return ExitCode::from(2);
+            }
+            Err(replay::ReplayError::Failed(e)) => Err(e),
+        },
         Command::Spec { json } => {
             let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
             write_stdout(&text)

@@ -11,7 +11,7 @@
 use crate::build::{self, BROADCAST};
 use crate::nat::L2;
 use rtl_spec::formats::{NextHopCtl, NextHopEntry};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
 /// How long a learned neighbour counts as reachable before the next use refreshes it.
@@ -138,7 +138,8 @@ pub struct Hop {
 pub struct Network {
     ports: Vec<PortConf>,
     routes: Vec<Route>,
-    neighbors: HashMap<(u8, IpAddr), Neighbor>,
+    // Ordered, so retries and dumps come in the same order every run (replay is deterministic).
+    neighbors: BTreeMap<(u8, IpAddr), Neighbor>,
     next_hops: Vec<Option<(u8, IpAddr)>>,
     /// Next-hop entries to write into the NIC (index, entry), taken by the caller.
     pub changed: Vec<(u16, NextHopEntry)>,
@@ -154,7 +155,7 @@ impl Network {
         let mut net = Network {
             ports,
             routes: Vec::new(),
-            neighbors: HashMap::new(),
+            neighbors: BTreeMap::new(),
             next_hops: vec![None; usize::from(next_hops)],
             changed: Vec::new(),
             out: Vec::new(),
