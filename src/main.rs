@@ -11,11 +11,14 @@ mod config;
 #[allow(dead_code)]
 mod control;
 mod daemon;
+mod demo;
 mod device;
 mod flash;
 mod fw;
+mod internal;
 mod replay;
 mod sim;
+mod topo;
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -48,6 +51,16 @@ enum Command {
     Config(ConfigCommand),
     /// Replay captures through the whole appliance: `sluice replay --config FILE --in p0=IN.pcap --out p1=OUT.pcap`.
     Replay(replay::ReplayArgs),
+    /// Small real servers and clients for the demo and the end-to-end tests.
+    #[command(subcommand, hide = true)]
+    Internal(internal::Internal),
+    /// See the appliance work: namespaces, real HTTP through the VIP, the flow table (as root;
+    /// in memory otherwise).
+    Demo {
+        /// Use in-memory ports even as root (no namespaces).
+        #[arg(long)]
+        memory: bool,
+    },
     /// Print the NIC specification (rtl-spec/SPEC.md), generated from the rtl_spec crate.
     Spec {
         /// Print the same content as JSON: blocks, registers, formats and codes.
@@ -137,6 +150,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, transport } => return daemon::run(&config, transport.as_deref()),
         Command::Config(cmd) => return config_command(&cmd),
+        Command::Internal(cmd) => internal::run(&cmd),
+        Command::Demo { memory } => demo::run(memory).and_then(|text| write_stdout(&text)),
         Command::Replay(args) => match replay::run(&args) {
             Ok(text) => write_stdout(&text),
             Err(replay::ReplayError::Usage(m)) => {

@@ -161,7 +161,7 @@ fn replay(
 }
 
 /// Runs the engine until nothing moves.
-fn settle(engine: &mut Engine, now: u64) {
+pub(crate) fn settle(engine: &mut Engine, now: u64) {
     for _ in 0..64 {
         if engine.poll(now) == 0 {
             engine.poll(now);
@@ -171,7 +171,10 @@ fn settle(engine: &mut Engine, now: u64) {
 }
 
 /// The appliance over memory wires, one per configured port.
-fn build(cfg: &Config, clock: &Arc<ManualClock>) -> anyhow::Result<(Engine, Vec<MemoryPortHandle>)> {
+pub(crate) fn build(
+    cfg: &Config,
+    clock: &Arc<ManualClock>,
+) -> anyhow::Result<(Engine, Vec<MemoryPortHandle>)> {
     if cfg.ports.len() > 8 {
         bail!("at most 8 ports");
     }

@@ -351,6 +351,8 @@ impl RateMeter {
         }
         let now = Self::sample(engine);
         let s = dt.as_secs_f64();
+        // Rates of counters that grow by far less than 2^52 a second: exact in an f64.
+        #[allow(clippy::cast_precision_loss)]
         let rate = |i: usize| now[i].saturating_sub(self.last[i]) as f64 / s;
         self.rates = Rates {
             connections: rate(0),

@@ -192,13 +192,49 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
     }
 }
 
+/// One metric family's header.
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP sluice_{name} {help}\n# TYPE sluice_{name} {kind}");
+}
+
+/// A per-server value.
+type BackendValue = fn(&BackendInfo) -> u64;
+
 /// Prometheus text exposition (format 0.0.4) of the services and a stats reply.
 pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
     let mut o = String::new();
-    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP sluice_{name} {help}\n# TYPE sluice_{name} {kind}");
-    };
-    family(&mut o, "service_connections", "gauge", "Connections now, per virtual service.");
+    service_metrics(&mut o, svc);
+    backend_metrics(&mut o, svc);
+    for (name, help, counts) in [
+        ("nic_punts_total", "Packets the NIC punted to the host, per reason.", &st.punts),
+        ("nic_drops_total", "Packets the NIC dropped, per reason.", &st.nic_drops),
+        ("slowpath_drops_total", "Packets the slow path dropped, per reason.", &st.slowpath_drops),
+    ] {
+        family(&mut o, name, "counter", help);
+        for (r, n) in counts {
+            let _ = writeln!(o, "sluice_{name}{{reason=\"{r}\"}} {n}");
+        }
+    }
+    scalar_metrics(&mut o, st);
+    for (name, help, value) in [
+        (
+            "port_rx_packets_total",
+            "Frames received, per port.",
+            (|p: &crate::control::proto::PortStats| p.rx_packets) as fn(&_) -> u64,
+        ),
+        ("port_tx_packets_total", "Frames sent, per port.", |p| p.tx_packets),
+        ("port_drops_total", "Frames dropped at the port.", |p| p.drops),
+    ] {
+        family(&mut o, name, "counter", help);
+        for p in &st.ports {
+            let _ = writeln!(o, "sluice_{name}{{port=\"{}\"}} {}", p.name, value(p));
+        }
+    }
+    o
+}
+
+fn service_metrics(o: &mut String, svc: &ServicesReply) {
+    family(o, "service_connections", "gauge", "Connections now, per virtual service.");
     for s in &svc.services {
         let _ = writeln!(
             o,
@@ -206,7 +242,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
             s.vip, s.protocol, s.connections
         );
     }
-    family(&mut o, "service_connections_total", "counter", "Connections created, per virtual service.");
+    family(o, "service_connections_total", "counter", "Connections created, per virtual service.");
     for s in &svc.services {
         let _ = writeln!(
             o,
@@ -214,7 +250,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
             s.vip, s.protocol, s.total_connections
         );
     }
-    family(&mut o, "service_refused_total", "counter", "New connections refused, per service and reason.");
+    family(o, "service_refused_total", "counter", "New connections refused, per service and reason.");
     for s in &svc.services {
         for (reason, n) in
             [("no_backend", s.no_backend), ("over_limit", s.over_limit), ("no_port", s.no_port)]
@@ -226,7 +262,10 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
             );
         }
     }
-    let per_backend: [(&str, &str, &str, fn(&BackendInfo) -> u64); 7] = [
+}
+
+fn backend_metrics(o: &mut String, svc: &ServicesReply) {
+    let per_backend: [(&str, &str, &str, BackendValue); 7] = [
         ("backend_active_connections", "gauge", "Connections in ESTABLISHED, per real server.", |b| {
             u64::from(b.active)
         }),
@@ -254,7 +293,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
         ),
     ];
     for (name, kind, help, value) in per_backend {
-        family(&mut o, name, kind, help);
+        family(o, name, kind, help);
         for s in &svc.services {
             for b in &s.backends {
                 let _ = writeln!(
@@ -268,74 +307,76 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
             }
         }
     }
-    family(&mut o, "nic_punts_total", "counter", "Packets the NIC punted to the host, per reason.");
-    for (r, n) in &st.punts {
-        let _ = writeln!(o, "sluice_nic_punts_total{{reason=\"{r}\"}} {n}");
-    }
-    family(&mut o, "nic_drops_total", "counter", "Packets the NIC dropped, per reason.");
-    for (r, n) in &st.nic_drops {
-        let _ = writeln!(o, "sluice_nic_drops_total{{reason=\"{r}\"}} {n}");
-    }
-    family(&mut o, "slowpath_drops_total", "counter", "Packets the slow path dropped, per reason.");
-    for (r, n) in &st.slowpath_drops {
-        let _ = writeln!(o, "sluice_slowpath_drops_total{{reason=\"{r}\"}} {n}");
-    }
-    let scalars: [(&str, &str, &str, f64); 16] = [
-        ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", f64::from(st.table.occupancy)),
+}
+
+fn scalar_metrics(o: &mut String, st: &StatsReply) {
+    let scalars: [(&str, &str, &str, String); 16] = [
+        ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "flow_table_capacity",
             "gauge",
             "Flows the NIC's table holds at most.",
-            f64::from(st.table.capacity),
+            st.table.capacity.to_string(),
         ),
-        ("flow_table_inserts_total", "counter", "Flows installed.", st.table.installs as f64),
+        ("flow_table_inserts_total", "counter", "Flows installed.", st.table.installs.to_string()),
         (
             "flow_table_insert_failures_total",
             "counter",
             "Installs refused because the table was full.",
-            st.table.insert_failures as f64,
+            st.table.insert_failures.to_string(),
         ),
-        ("flow_table_removes_total", "counter", "Flows removed.", st.table.removes as f64),
-        ("flow_table_insert_rate", "gauge", "Flow installs per second, last interval.", st.rates.installs),
+        ("flow_table_removes_total", "counter", "Flows removed.", st.table.removes.to_string()),
+        (
+            "flow_table_insert_rate",
+            "gauge",
+            "Flow installs per second, last interval.",
+            format!("{:.1}", st.rates.installs),
+        ),
         (
             "flow_table_recoveries_total",
             "counter",
             "Times the NIC stopped answering and was reset and rewritten.",
-            st.table.recoveries as f64,
+            st.table.recoveries.to_string(),
         ),
-        ("nic_hits_total", "counter", "Packets the NIC forwarded on a flow-table hit.", st.nic.hits as f64),
-        ("nic_misses_total", "counter", "Lookups that matched no flow.", st.nic.misses as f64),
-        ("nic_rx_packets_total", "counter", "Frames the NIC received.", st.nic.rx_packets as f64),
+        (
+            "nic_hits_total",
+            "counter",
+            "Packets the NIC forwarded on a flow-table hit.",
+            st.nic.hits.to_string(),
+        ),
+        ("nic_misses_total", "counter", "Lookups that matched no flow.", st.nic.misses.to_string()),
+        ("nic_rx_packets_total", "counter", "Frames the NIC received.", st.nic.rx_packets.to_string()),
         (
             "nic_injected_total",
             "counter",
             "Frames the host sent through the inject ring.",
-            st.nic.injected as f64,
+            st.nic.injected.to_string(),
         ),
-        ("slowpath_packets_total", "counter", "Packets the slow path handled.", st.slowpath.packets as f64),
-        ("slowpath_connections", "gauge", "Connections now.", st.slowpath.connections as f64),
-        ("slowpath_connections_created_total", "counter", "Connections created.", st.slowpath.created as f64),
+        (
+            "slowpath_packets_total",
+            "counter",
+            "Packets the slow path handled.",
+            st.slowpath.packets.to_string(),
+        ),
+        ("slowpath_connections", "gauge", "Connections now.", st.slowpath.connections.to_string()),
+        (
+            "slowpath_connections_created_total",
+            "counter",
+            "Connections created.",
+            st.slowpath.created.to_string(),
+        ),
         (
             "slowpath_offloaded_total",
             "counter",
             "Connections offloaded to the NIC.",
-            st.slowpath.offloaded as f64,
+            st.slowpath.offloaded.to_string(),
         ),
-        ("uptime_seconds", "gauge", "Seconds since the daemon started.", st.uptime_s as f64),
+        ("uptime_seconds", "gauge", "Seconds since the daemon started.", st.uptime_s.to_string()),
     ];
     for (name, kind, help, v) in scalars {
-        family(&mut o, name, kind, help);
+        family(o, name, kind, help);
         let _ = writeln!(o, "sluice_{name} {v}");
     }
-    family(&mut o, "port_rx_packets_total", "counter", "Frames received, per port.");
-    for p in &st.ports {
-        let _ = writeln!(o, "sluice_port_rx_packets_total{{port=\"{}\"}} {}", p.name, p.rx_packets);
-    }
-    family(&mut o, "port_tx_packets_total", "counter", "Frames sent, per port.");
-    for p in &st.ports {
-        let _ = writeln!(o, "sluice_port_tx_packets_total{{port=\"{}\"}} {}", p.name, p.tx_packets);
-    }
-    o
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl Tap {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: IFF_TAP | IFF_NO_PI, pad: [0; 22] };
         for (d, s) in req.name.iter_mut().zip(name.bytes()) {
-            *d = s as libc::c_char;
+            *d = libc::c_char::from_ne_bytes([s]);
         }
         // SAFETY: TUNSETIFF reads and writes an `ifreq`; `req` is a properly sized, initialised one
         // that lives for the call.
@@ -107,7 +107,7 @@ impl HostPort for Tap {
                 }
                 return Err(e);
             }
-            out.push(buf[..n as usize].to_vec());
+            out.push(buf[..n.unsigned_abs()].to_vec());
             got += 1;
         }
         Ok(got)

@@ -1,0 +1,301 @@
+//! Network-namespace topologies for the demo, the end-to-end tests and the benchmarks: a
+//! client, the appliance and real servers on their own network stacks, joined by veth pairs
+//! and a bridge, with addresses only inside the namespaces made here.
+//!
+//! ```text
+//!  {p}-c            {p}-lb                         {p}-sw            {p}-r1 .. {p}-rN
+//!  c0 10.10.1.10 ── lb0 (model p0)  lb1 (model p1) ── sw-lb ─ br0 ─ sw-rN ── eth0 10.10.2.1N
+//!                   sl-p0 10.10.1.1 (TAP, kernel)       (bridge)
+//!                   sl-p1 10.10.2.254
+//! ```
+//!
+//! The appliance's veths belong to the model as a wire belongs to a NIC: no addresses, ARP
+//! ignored, IPv6 off. Every veth has its offloads off (checksums complete, no segmentation or
+//! coalescing) so frames are what a wire carries; that is done here with the ethtool ioctl
+//! in the namespace, so nothing beyond iproute2 is needed. A [`Topology`] removes everything it
+//! made when dropped (also when a test panics), and removes leftovers of an earlier crashed run
+//! with the same prefix before it builds.
+
+use std::fmt::Write as _;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+
+/// Whether this process may build topologies (root).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run(args: &[&str]) -> io::Result<()> {
+    let out = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// Runs a command in a namespace and waits for it.
+pub fn ns_run(ns: &str, args: &[&str]) -> io::Result<()> {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(args);
+    run(&full)
+}
+
+/// The namespaces with names starting `prefix-`.
+fn existing(prefix: &str) -> Vec<String> {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return Vec::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Namespaces and processes, removed on drop.
+pub struct Topology {
+    /// The prefix of every namespace's name.
+    pub prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Topology {
+    /// An empty topology; leftovers of an earlier run with this prefix are removed first.
+    pub fn new(prefix: &str) -> io::Result<Topology> {
+        if !is_root() {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "network namespaces need root"));
+        }
+        for ns in existing(prefix) {
+            let _ = run(&["ip", "netns", "del", &ns]);
+        }
+        Ok(Topology { prefix: prefix.to_string(), namespaces: Vec::new(), children: Vec::new() })
+    }
+
+    /// Creates namespace `{prefix}-{name}` with its loopback up; returns its full name.
+    pub fn namespace(&mut self, name: &str) -> io::Result<String> {
+        let ns = format!("{}-{name}", self.prefix);
+        run(&["ip", "netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        ns_run(&ns, &["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Starts a process in a namespace; it is killed when the topology is dropped.
+    pub fn spawn(&mut self, ns: &str, program: &str, args: &[&str], quiet: bool) -> io::Result<&mut Child> {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, program]).args(args).stdin(Stdio::null());
+        if quiet {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let child = c.spawn()?;
+        self.children.push(child);
+        Ok(self.children.last_mut().expect("just pushed"))
+    }
+
+    /// Adopts a child started elsewhere, so it dies with the topology.
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in self.namespaces.drain(..).rev() {
+            let _ = run(&["ip", "netns", "del", &ns]);
+        }
+    }
+}
+
+/// A veth pair between two namespaces, both ends up with offloads off.
+pub fn veth(a_ns: &str, a: &str, b_ns: &str, b: &str) -> io::Result<()> {
+    run(&["ip", "link", "add", a, "netns", a_ns, "type", "veth", "peer", "name", b, "netns", b_ns])?;
+    for (ns, ifname) in [(a_ns, a), (b_ns, b)] {
+        offloads_off(ns, ifname)?;
+        ns_run(ns, &["ip", "link", "set", ifname, "up"])?;
+    }
+    Ok(())
+}
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+#[repr(C)]
+struct IfReqData {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    data: *mut EthtoolValue,
+    pad: [u8; 16],
+}
+
+/// Turns off rx/tx checksum offload, scatter-gather, TSO, GSO and GRO on `ifname` in namespace
+/// `ns` (what `ethtool -K IF rx off tx off sg off tso off gso off gro off` does).
+pub fn offloads_off(ns: &str, ifname: &str) -> io::Result<()> {
+    let ns_path = format!("/var/run/netns/{ns}");
+    let ifname = ifname.to_string();
+    std::thread::scope(|s| {
+        s.spawn(move || -> io::Result<()> {
+            let nsf = std::fs::File::open(&ns_path)?;
+            // SAFETY: setns on a namespace file descriptor we opened; it changes the network
+            // namespace of this (scoped, short-lived) thread only.
+            if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a plain datagram socket; checked below.
+            let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+            if sock < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `sock` is the descriptor we just created and own.
+            let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock) };
+            // ETHTOOL_SRXCSUM, STXCSUM, SSG, STSO, SGSO, SGRO.
+            for cmd in [0x15u32, 0x17, 0x19, 0x1f, 0x24, 0x2c] {
+                let mut v = EthtoolValue { cmd, data: 0 };
+                let mut req = IfReqData { name: [0; libc::IFNAMSIZ], data: &raw mut v, pad: [0; 16] };
+                for (d, c) in req.name.iter_mut().zip(ifname.bytes().take(libc::IFNAMSIZ - 1)) {
+                    *d = libc::c_char::from_ne_bytes([c]);
+                }
+                // SAFETY: SIOCETHTOOL reads an ifreq whose data points at an ethtool_value;
+                // both live for the call.
+                let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &raw mut req) };
+                if rc != 0 {
+                    let e = io::Error::last_os_error();
+                    // A feature the device cannot change is fine (veth's GRO off is default).
+                    if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                        return Err(io::Error::other(format!("ethtool {cmd:#x} on {ifname}: {e}")));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("offloads thread panicked")))
+    })
+}
+
+/// The standard FullNAT topology: a client, the appliance, a switch and `servers` real servers.
+pub struct FullNat {
+    /// Everything made.
+    pub topo: Topology,
+    /// The client's namespace.
+    pub client: String,
+    /// The appliance's namespace (its wires are `lb0` toward the client, `lb1` toward the servers).
+    pub lb: String,
+    /// The servers' namespaces, in order (server `n` is 10.10.2.(11+n), fd00:2::(11+n)).
+    pub servers: Vec<String>,
+}
+
+/// The client's address.
+pub const CLIENT_V4: &str = "10.10.1.10";
+/// The client's IPv6 address.
+pub const CLIENT_V6: &str = "fd00:1::10";
+
+/// Server `n`'s IPv4 address.
+pub fn server_v4(n: usize) -> String {
+    format!("10.10.2.{}", 11 + n)
+}
+
+/// Server `n`'s IPv6 address.
+pub fn server_v6(n: usize) -> String {
+    format!("fd00:2::{:x}", 0x11 + n)
+}
+
+impl FullNat {
+    /// Builds it.
+    pub fn build(prefix: &str, servers: usize) -> io::Result<FullNat> {
+        let mut topo = Topology::new(prefix)?;
+        let client = topo.namespace("c")?;
+        let lb = topo.namespace("lb")?;
+        let sw = topo.namespace("sw")?;
+        veth(&client, "c0", &lb, "lb0")?;
+        veth(&lb, "lb1", &sw, "sw-lb")?;
+        ns_run(&client, &["ip", "addr", "add", &format!("{CLIENT_V4}/24"), "dev", "c0"])?;
+        ns_run(&client, &["ip", "-6", "addr", "add", &format!("{CLIENT_V6}/64"), "dev", "c0", "nodad"])?;
+        for ifname in ["lb0", "lb1"] {
+            // The wire belongs to the model: the kernel neither answers nor speaks on it.
+            ns_run(&lb, &["sysctl", "-q", "-w", &format!("net.ipv4.conf.{ifname}.arp_ignore=8")])?;
+            ns_run(&lb, &["sysctl", "-q", "-w", &format!("net.ipv6.conf.{ifname}.disable_ipv6=1")])?;
+        }
+        ns_run(&sw, &["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        ns_run(&sw, &["ip", "link", "set", "br0", "up"])?;
+        ns_run(&sw, &["ip", "link", "set", "sw-lb", "master", "br0"])?;
+        let mut names = Vec::new();
+        for n in 0..servers {
+            let rs = topo.namespace(&format!("r{}", n + 1))?;
+            let port = format!("sw-r{}", n + 1);
+            veth(&rs, "eth0", &sw, &port)?;
+            ns_run(&sw, &["ip", "link", "set", &port, "master", "br0"])?;
+            ns_run(&rs, &["ip", "addr", "add", &format!("{}/24", server_v4(n)), "dev", "eth0"])?;
+            ns_run(
+                &rs,
+                &["ip", "-6", "addr", "add", &format!("{}/64", server_v6(n)), "dev", "eth0", "nodad"],
+            )?;
+            names.push(rs);
+        }
+        Ok(FullNat { topo, client, lb, servers: names })
+    }
+
+    /// The appliance's configuration for this topology (control socket `socket`, metrics on
+    /// `metrics`), one TCP service on :80, a UDP one on :53 and an IPv6 one, every server behind
+    /// each, with `extra` appended (more keys, health checks...).
+    pub fn config(
+        &self,
+        socket: &std::path::Path,
+        metrics: &str,
+        scheduler: &str,
+        weights: &[u32],
+        health: Option<&str>,
+    ) -> String {
+        let mut s = format!(
+            r#"[device]
+transport = "sim"
+workers = 1
+[control]
+socket = "{}"
+metrics = "{metrics}"
+[[port]]
+name = "p0"
+interface = "lb0"
+addresses = ["10.10.1.1/24", "fd00:1::1/64"]
+[[port]]
+name = "p1"
+interface = "lb1"
+addresses = ["10.10.2.254/24", "fd00:2::254/64"]
+"#,
+            socket.display()
+        );
+        for (vip, proto, port, lips) in [
+            ("10.10.1.100:80", "tcp", 80, r#"["10.10.2.1"]"#),
+            ("10.10.1.100:53", "udp", 53, r#"["10.10.2.1"]"#),
+            ("[fd00:1::100]:80", "tcp", 80, r#"["fd00:2::1"]"#),
+        ] {
+            let _ = writeln!(
+                s,
+                "[[service]]\nvip = \"{vip}\"\nprotocol = \"{proto}\"\nscheduler = \"{scheduler}\"\nlocal_addresses = {lips}"
+            );
+            if let (Some(h), "tcp") = (health, proto) {
+                let _ = writeln!(s, "health = {h}");
+            }
+            for n in 0..self.servers.len() {
+                let addr = if vip.starts_with('[') {
+                    format!("[{}]:{port}", server_v6(n))
+                } else {
+                    format!("{}:{port}", server_v4(n))
+                };
+                let w = weights.get(n).copied().unwrap_or(1);
+                let _ = writeln!(s, "[[service.backend]]\naddress = \"{addr}\"\nweight = {w}");
+            }
+        }
+        s
+    }
+}
