@@ -8,6 +8,7 @@
 //!   `GET /bytes/N` sends N bytes of a fixed pattern; `POST /sink` reads the body and answers
 //!   its length and SHA-256.
 //! - `udp-echo --listen ADDR --name NAME`: answers each datagram with `NAME: ` and the datagram.
+//! - `udp-send --to ADDR --message M [--count N]`: datagrams sent, each answer printed.
 //! - `http-get URL [--count N] [--digest]`: N sequential requests, each response body (or its
 //!   length and SHA-256) printed on a line.
 
@@ -37,6 +38,18 @@ pub enum Internal {
         #[arg(long)]
         name: String,
     },
+    /// Sends datagrams and prints the answers.
+    UdpSend {
+        /// Where to.
+        #[arg(long)]
+        to: SocketAddr,
+        /// What.
+        #[arg(long)]
+        message: String,
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
     /// Sequential HTTP GETs.
     HttpGet {
         /// `http://HOST[:PORT]/PATH` (HOST an IP address, IPv6 in brackets).
@@ -55,6 +68,17 @@ pub fn run(cmd: &Internal) -> anyhow::Result<()> {
     match cmd {
         Internal::HttpServer { listen, name } => http_server(*listen, name),
         Internal::UdpEcho { listen, name } => udp_echo(*listen, name),
+        Internal::UdpSend { to, message, count } => {
+            let s = UdpSocket::bind(if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" })?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let mut buf = [0u8; 2048];
+            for _ in 0..*count {
+                s.send_to(message.as_bytes(), to)?;
+                let (n, from) = s.recv_from(&mut buf)?;
+                println!("{from} {}", String::from_utf8_lossy(&buf[..n]));
+            }
+            Ok(())
+        }
         Internal::HttpGet { url, count, digest } => {
             for _ in 0..*count {
                 let (status, body) = http_get(url, Duration::from_secs(30))?;

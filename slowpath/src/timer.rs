@@ -33,7 +33,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct TimerWheel {
     slots: Vec<Vec<Entry>>,
-    /// The last tick whose slot has been visited.
+    /// The last tick whose slot has been visited (every tick up to it has wholly passed).
     tick: u64,
     armed: usize,
 }
@@ -41,7 +41,7 @@ pub struct TimerWheel {
 impl TimerWheel {
     /// A wheel whose time starts at `now_ns`.
     pub fn new(now_ns: u64) -> Self {
-        TimerWheel { slots: vec![Vec::new(); SLOTS], tick: now_ns / TICK_NS, armed: 0 }
+        TimerWheel { slots: vec![Vec::new(); SLOTS], tick: (now_ns / TICK_NS).saturating_sub(1), armed: 0 }
     }
 
     /// Timers armed and not yet fired (stale ones included).
@@ -62,13 +62,15 @@ impl TimerWheel {
         self.armed += 1;
     }
 
-    /// Moves time to `now_ns` and appends every timer whose deadline is at or before it.
+    /// Moves time to `now_ns` and appends every timer whose deadline is at or before it, up to
+    /// one tick late: only ticks that have wholly passed are visited, so a timer due later in
+    /// the current tick is found at the next advance, not a turn of the wheel later.
     pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Expired>) {
-        let now_tick = now_ns / TICK_NS;
-        if now_tick <= self.tick {
+        let Some(done) = (now_ns / TICK_NS).checked_sub(1) else { return };
+        if done <= self.tick {
             return;
         }
-        let steps = (now_tick - self.tick).min(SLOTS as u64);
+        let steps = (done - self.tick).min(SLOTS as u64);
         for i in 1..=steps {
             let slot = ((self.tick + i) % SLOTS as u64) as usize;
             let entries = &mut self.slots[slot];
@@ -83,7 +85,7 @@ impl TimerWheel {
             });
             self.armed -= before - entries.len();
         }
-        self.tick = now_tick;
+        self.tick = done;
     }
 }
 
@@ -105,14 +107,14 @@ mod tests {
         out.clear();
         w.advance(3 * S - TICK_NS, &mut out);
         assert!(out.is_empty());
-        w.advance(3 * S, &mut out);
-        assert_eq!(out, vec![Expired { key: 1, generation: 0 }]);
+        w.advance(3 * S + TICK_NS, &mut out);
+        assert_eq!(out, vec![Expired { key: 1, generation: 0 }], "at most a tick late");
         out.clear();
         for t in 4..90 {
             w.advance(t * S, &mut out);
             assert!(out.is_empty(), "key 2 fired early at {t} s");
         }
-        w.advance(90 * S, &mut out);
+        w.advance(90 * S + TICK_NS, &mut out);
         assert_eq!(out, vec![Expired { key: 2, generation: 0 }]);
         assert!(w.is_empty());
     }
@@ -124,7 +126,7 @@ mod tests {
             w.arm(k, 0, u64::from(k) * 7 * S);
         }
         let mut out = Vec::new();
-        w.advance(3600 * S, &mut out);
+        w.advance(3600 * S + TICK_NS, &mut out);
         let mut keys: Vec<u32> = out.iter().map(|e| e.key).collect();
         keys.sort_unstable();
         let due: Vec<u32> = (0..1000).filter(|k| u64::from(*k) * 7 <= 3600).collect();
@@ -139,5 +141,36 @@ mod tests {
         let mut out = Vec::new();
         w.advance(100 * S + TICK_NS, &mut out);
         assert_eq!(out, vec![Expired { key: 9, generation: 1 }]);
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_due_later_in_the_current_tick_fires_at_the_next_advance() {
+        // The regression: a deadline inside the tick `now` is in was skipped for a whole turn.
+        let mut w = TimerWheel::new(0);
+        let mut out = Vec::new();
+        w.advance(1_000_000_000 + 2_000_000, &mut out);
+        w.arm(5, 0, 1_000_000_000 + 6_000_000);
+        w.advance(1_000_000_000 + 4_000_000, &mut out);
+        assert!(out.is_empty(), "not yet due");
+        w.advance(1_000_000_000 + 12_000_000, &mut out);
+        assert_eq!(out, vec![Expired { key: 5, generation: 0 }], "due, at most a tick late");
+    }
+
+    #[test]
+    fn small_steps_fire_too() {
+        let mut w = TimerWheel::new(5 * 1_000_000_000 + 3);
+        w.arm(1, 0, 6_500_000_000);
+        let mut out = Vec::new();
+        let mut t = 5_000_000_003u64;
+        while out.is_empty() && t < 10_000_000_000 {
+            t += 1_234_567;
+            w.advance(t, &mut out);
+        }
+        assert!((6_500_000_000..6_520_000_000).contains(&t), "fired at {t}");
     }
 }

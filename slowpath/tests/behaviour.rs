@@ -313,3 +313,22 @@ fn packets_with_bad_checksums_are_dropped_by_the_slow_path() {
     assert!(r.engine.conns(false).is_empty());
     assert_eq!(r.engine.stats().workers[0].drops.iter().find(|d| d.0 == "bad_checksum").unwrap().1, 1);
 }
+
+#[test]
+fn a_close_by_the_server_first_ends_after_last_ack() {
+    let mut r = rig();
+    let c = "10.10.1.10:51000";
+    let (lip, rs) = open(&mut r, c);
+    let (l, s) = (lip.to_string(), rs.to_string());
+    r.server_sends(Seg::new(&s, &l).fin().ack(1001).seq(1001).frame(RS1_MAC, P1_MAC));
+    assert_eq!(r.engine.conns(false)[0].state, "CLOSE_WAIT");
+    r.client_sends(Seg::new(c, "10.10.1.100:80").fin().ack(1002).seq(1001).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.engine.conns(false)[0].state, "LAST_ACK");
+    r.server_sends(Seg::new(&s, &l).ack(1002).seq(1002).frame(RS1_MAC, P1_MAC));
+    // Time passes as it does live: in small steps, with polls between.
+    for _ in 0..800 {
+        r.advance(S / 100);
+    }
+    assert!(r.engine.conns(false).is_empty(), "LAST_ACK (7 s) expired: {:?}", r.engine.conns(false));
+    assert_eq!(r.occupancy(), 0);
+}

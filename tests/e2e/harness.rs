@@ -1,0 +1,216 @@
+//! The end-to-end harness: a FullNAT topology of namespaces (see `src/topo`), the appliance
+//! started in it (`sluice run`, in-process model on the veths, or `sluice sim` + `sluice run
+//! --transport vfio-user`), real servers, and helpers to run the client's commands and ask the
+//! daemon over its control socket. Everything is removed when the `Appliance` is dropped.
+
+#![allow(dead_code)]
+
+#[path = "../../src/topo/mod.rs"]
+pub mod topo;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// Skips (with a printed reason) when not root or when iproute2 is missing.
+pub fn can_run() -> bool {
+    if !topo::is_root() {
+        eprintln!("skipped: end-to-end tests need root (network namespaces)");
+        return false;
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: iproute2 is not installed");
+        return false;
+    }
+    true
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// How the appliance reaches its NIC.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `sluice run` with the in-process model attached to the veths.
+    InProcess,
+    /// `sluice sim --port p0=lb0 --port p1=lb1` and `sluice run --transport vfio-user`.
+    VfioUser,
+}
+
+pub struct Appliance {
+    pub net: topo::FullNat,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Appliance {
+    /// Builds the topology with `servers` servers running the internal HTTP and UDP echo
+    /// servers, writes the configuration (`extra` appended) and starts the appliance.
+    pub fn start(
+        prefix: &str,
+        servers: usize,
+        mode: Mode,
+        scheduler: &str,
+        weights: &[u32],
+        health: Option<&str>,
+        extra: &str,
+    ) -> Appliance {
+        let net = topo::FullNat::build(prefix, servers).expect("build the namespaces");
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("sluice.sock");
+        let mut cfg = net.config(&socket, "127.0.0.1:9100", scheduler, weights, health);
+        if mode == Mode::VfioUser {
+            cfg = cfg.replacen(
+                "transport = \"sim\"",
+                &format!("transport = \"sim\"\nsocket = \"{}\"", dir.join("nic.sock").display()),
+                1,
+            );
+        }
+        cfg.push_str(extra);
+        let config = dir.join("sluice.toml");
+        std::fs::write(&config, &cfg).unwrap();
+        let mut a = Appliance { net, dir, socket, config, log: Default::default() };
+        for n in 0..servers {
+            a.start_server(n);
+        }
+        if mode == Mode::VfioUser {
+            let nic = a.dir.join("nic.sock").display().to_string();
+            let lb = a.net.lb.clone();
+            a.spawn_logged(
+                &lb,
+                &["sim", "--socket", &nic, "--port", "p0=lb0", "--port", "p1=lb1"],
+                "sluice sim: listening on",
+            );
+            let cfg_path = a.config.display().to_string();
+            a.spawn_logged(
+                &lb,
+                &["run", "--config", &cfg_path, "--transport", "vfio-user"],
+                "sluice run: ready",
+            );
+        } else {
+            let (lb, cfg_path) = (a.net.lb.clone(), a.config.display().to_string());
+            a.spawn_logged(&lb, &["run", "--config", &cfg_path], "sluice run: ready");
+        }
+        a
+    }
+
+    /// Starts server `n`'s HTTP (IPv4 and IPv6) and UDP echo servers.
+    pub fn start_server(&mut self, n: usize) {
+        let ns = self.net.servers[n].clone();
+        let name = format!("rs{}", n + 1);
+        for listen in [format!("{}:80", topo::server_v4(n)), format!("[{}]:80", topo::server_v6(n))] {
+            self.net
+                .topo
+                .spawn(&ns, SLUICE, &["internal", "http-server", "--listen", &listen, "--name", &name], true)
+                .unwrap();
+        }
+        let udp = format!("{}:53", topo::server_v4(n));
+        self.net
+            .topo
+            .spawn(&ns, SLUICE, &["internal", "udp-echo", "--listen", &udp, "--name", &name], true)
+            .unwrap();
+        // The servers listen once their process runs; give them a moment.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Kills server `n`'s processes (a server that died).
+    pub fn kill_server(&self, n: usize) {
+        let ns = &self.net.servers[n];
+        let _ = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg("-9").arg(pid).status();
+            }
+        });
+    }
+
+    fn spawn_logged(&mut self, ns: &str, args: &[&str], ready: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, SLUICE])
+            .args(args)
+            .env("RUST_LOG", std::env::var("SLUICE_E2E_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sluice");
+        let stderr = child.stderr.take().unwrap();
+        self.net.topo.adopt(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[appliance] {line}");
+                log.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.starts_with(ready) => return,
+                Ok(_) => {}
+                Err(_) => assert!(
+                    Instant::now() < deadline,
+                    "no {ready:?} within 30 s; log: {:?}",
+                    self.log.lock().unwrap()
+                ),
+            }
+        }
+    }
+
+    /// Runs a command in the client's namespace.
+    pub fn client(&self, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.net.client]).args(args).output().unwrap()
+    }
+
+    /// `sluice internal http-get URL --count N` from the client; the answer lines.
+    pub fn get(&self, url: &str, count: u32) -> Vec<String> {
+        let out = self.client(&[SLUICE, "internal", "http-get", url, "--count", &count.to_string()]);
+        assert!(out.status.success(), "http-get {url}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    /// One request to the daemon's control socket.
+    pub fn ask(&self, req: serde_json::Value) -> serde_json::Value {
+        let mut s = UnixStream::connect(&self.socket).expect("control socket");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        writeln!(s, "{req}").unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["ok"], true, "{req}: {v}");
+        v["data"].clone()
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        self.ask(serde_json::json!({"cmd": "stats"}))
+    }
+
+    pub fn flows(&self) -> serde_json::Value {
+        self.ask(serde_json::json!({"cmd": "flows"}))
+    }
+
+    /// Waits until `f` holds, up to `secs`.
+    pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut(&Appliance) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f(self) {
+            assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
