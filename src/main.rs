@@ -5,6 +5,7 @@
 //! (clap's convention, kept for every command).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod cli;
 // The daemon (`sluice run`) will use it; until it is wired in, nothing calls it.
 #[allow(dead_code)]
 mod config;
@@ -59,6 +60,10 @@ enum Command {
     Fw(fw::FwCommand),
     /// Write, show, activate, roll back or confirm the NIC's firmware: `sluice flash --device DEV IMAGE`.
     Flash(flash::FlashArgs),
+    /// The commands that talk to a running daemon: services, flows, stats, top, service,
+    /// backend, reload.
+    #[command(flatten)]
+    Control(cli::CliCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Control(cmd) => return cli::run(cmd),
         Command::Spec { json } => {
             let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
             write_stdout(&text)
