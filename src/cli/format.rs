@@ -353,7 +353,7 @@ pub fn stats(s: &StatsReply) -> String {
         ("offloaded now", n(sp.offloaded_now), format!("({})", percent(sp.offloaded_now, sp.connections))),
         ("half-open now", n(sp.half_open), none()),
     ];
-        let rate = |v: f64| format!("{v:.1}");
+    let rate = |v: f64| format!("{v:.1}");
     let rates = vec![
         ("connections", rate(s.rates.connections), none()),
         ("nic packets", rate(s.rates.nic_packets), none()),
