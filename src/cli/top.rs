@@ -17,7 +17,7 @@ use super::format::{percent, uptime};
 use crate::control::proto::{Rates, Request, StatsReply};
 use ratatui::Frame;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Row, Sparkline, Table};
@@ -192,9 +192,11 @@ fn render_rates(frame: &mut Frame<'_>, area: Rect, state: &TopState, s: &StatsRe
 fn render_vips(frame: &mut Frame<'_>, area: Rect, s: &StatsReply) {
     let mut vips: Vec<(&String, &u64)> = s.vips.iter().collect();
     vips.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let rows = vips.into_iter().map(|(vip, n)| Row::new([vip.clone(), n.to_string()]));
+    let right = |s: String| Line::from(s).alignment(Alignment::Right);
+    let rows = vips.into_iter().map(|(vip, n)| Row::new([Line::from(vip.clone()), right(n.to_string())]));
+    let header = Row::new([Line::from("VIP/protocol"), right("connections".into())]);
     let table = Table::new(rows, [Constraint::Min(24), Constraint::Length(12)])
-        .header(Row::new(["VIP/protocol", "connections"]).style(Style::new().add_modifier(Modifier::BOLD)))
+        .header(header.style(Style::new().add_modifier(Modifier::BOLD)))
         .block(Block::bordered().title(" top VIPs by connections "));
     frame.render_widget(table, area);
 }
