@@ -6,6 +6,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // Some accessors of the configuration serve its tests and the tools only.
+mod cli;
+// The daemon (`sluice run`) will use it; until it is wired in, nothing calls it.
 #[allow(dead_code)]
 mod config;
 #[allow(dead_code)]
@@ -91,6 +93,10 @@ enum Command {
     Fw(fw::FwCommand),
     /// Write, show, activate, roll back or confirm the NIC's firmware: `sluice flash --device DEV IMAGE`.
     Flash(flash::FlashArgs),
+    /// The commands that talk to a running daemon: services, flows, stats, top, service,
+    /// backend, reload.
+    #[command(flatten)]
+    Control(cli::CliCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +166,7 @@ fn main() -> ExitCode {
             }
             Err(replay::ReplayError::Failed(e)) => Err(e),
         },
+        Command::Control(cmd) => return cli::run(cmd),
         Command::Spec { json } => {
             let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
             write_stdout(&text)
