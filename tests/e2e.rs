@@ -211,3 +211,70 @@ fn a_killed_server_leaves_and_returns_through_the_health_check() {
     assert!(lines.iter().any(|l| l.starts_with("200 rs2")), "it returns: {lines:?}");
     let _ = topo::is_root();
 }
+
+#[test]
+fn the_cli_shows_live_flows_drains_and_counters() {
+    if !can_run() {
+        return;
+    }
+    let a = Appliance::start("sl-e2e5", 2, Mode::InProcess, "rr", &[1, 1], None, "");
+    let sock = a.socket.display().to_string();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(SLUICE).args(args).args(["--socket", &sock]).output().unwrap();
+        assert!(out.status.success(), "sluice {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A long download keeps one connection open while the CLI looks at it.
+    let client = a.net.client.clone();
+    let long = std::thread::spawn(move || {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &client,
+                "curl",
+                "-sS",
+                "--limit-rate",
+                "2M",
+                "-o",
+                "/dev/null",
+                "http://10.10.1.100/bytes/6000000",
+            ])
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let flows = cli(&["flows", "--vip", "10.10.1.100:80", "--state", "established"]);
+    assert!(
+        flows.lines().any(|l| l.contains("ESTABLISHED") && l.contains("10.10.1.10:") && l.contains(" nic ")),
+        "{flows}"
+    );
+    // Drain server 1: new connections all go to server 2.
+    cli(&["backend", "set", "-t", "10.10.1.100:80", "-r", "10.10.2.11:80", "-w", "0"]);
+    for l in a.get("http://10.10.1.100/", 4) {
+        assert!(l.starts_with("200 rs2"), "{l}");
+    }
+    let services = cli(&["services"]);
+    assert!(services.contains("10.10.2.11:80                FullNat 0"), "{services}");
+    let stats = cli(&["stats"]);
+    assert!(stats.contains("hits"), "{stats}");
+    let out = long.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the drained server's connection finished: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Prometheus from the appliance's namespace.
+    let m = std::process::Command::new("ip")
+        .args(["netns", "exec", &a.net.lb, "curl", "-sS", "http://127.0.0.1:9100/metrics"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.stdout);
+    assert!(
+        text.contains(
+            "sluice_backend_weight{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\"} 0"
+        ),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("sluice_nic_hits_total ") && !l.ends_with(" 0")), "NIC hits");
+}

@@ -1,0 +1,250 @@
+//! `sluice run` against the in-process model, driven by the operator's CLI over the control
+//! socket: services added and removed, servers added and reweighted, flows listed, the
+//! configuration reloaded (by `sluice reload` and by SIGHUP), `/metrics` read, SIGTERM
+//! honoured; and bad configurations refused with one line and exit code 2. No root needed:
+//! the ports have no interfaces and no host interfaces are made (`[host] tap = false`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn config(socket: &Path, metrics: u16, extra_backend: bool) -> String {
+    let mut s = format!(
+        r#"[device]
+workers = 2
+[control]
+socket = "{}"
+metrics = "127.0.0.1:{metrics}"
+[host]
+tap = false
+[[port]]
+name = "p0"
+addresses = ["10.10.1.1/24"]
+[[port]]
+name = "p1"
+addresses = ["10.10.2.254/24"]
+[[service]]
+vip = "10.10.1.100:80"
+protocol = "tcp"
+scheduler = "wrr"
+local_addresses = ["10.10.2.1"]
+[[service.backend]]
+address = "10.10.2.11:80"
+weight = 1
+"#,
+        socket.display()
+    );
+    if extra_backend {
+        s.push_str("[[service.backend]]\naddress = \"10.10.2.12:80\"\nweight = 4\n");
+    }
+    s
+}
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    config: PathBuf,
+    metrics: u16,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sluice.sock");
+        let metrics = free_port();
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(&config, config_text(&socket, metrics, false)).unwrap();
+        let mut child = Command::new(SLUICE)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[daemon] {l}");
+                let _ = tx.send(l);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) if l.starts_with("sluice run: ready") => break,
+                _ => assert!(Instant::now() < deadline, "the daemon did not start"),
+            }
+        }
+        Daemon { child, dir, socket, config, metrics }
+    }
+
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(SLUICE).args(args).arg("--socket").arg(&self.socket).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.cli(args);
+        assert_eq!(code, 0, "sluice {}: {err}", args.join(" "));
+        out
+    }
+
+    fn services_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["services", "--json"])).unwrap()
+    }
+}
+
+fn config_text(socket: &Path, metrics: u16, extra: bool) -> String {
+    config(socket, metrics, extra)
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+fn backends(v: &serde_json::Value, service: usize) -> Vec<(String, u64)> {
+    v["services"][service]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["address"].as_str().unwrap().to_string(), b["weight"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_cli_drives_a_running_daemon() {
+    let mut d = Daemon::start();
+    let text = d.ok(&["services"]);
+    assert!(text.contains("TCP  10.10.1.100:80 wrr"), "{text}");
+    assert!(text.contains("-> 10.10.2.11:80"), "{text}");
+
+    // ipvsadm's verbs: a service, its servers, a weight.
+    d.ok(&["service", "add", "-t", "10.10.1.200:8080", "-s", "mh", "-z", "10.10.2.3"]);
+    d.ok(&["backend", "add", "-t", "10.10.1.200:8080", "-r", "10.10.2.21:8080", "-w", "2"]);
+    d.ok(&["backend", "add", "-t", "10.10.1.200:8080", "-r", "10.10.2.22:8080"]);
+    let v = d.services_json();
+    assert_eq!(v["services"][1]["scheduler"], "mh");
+    assert_eq!(backends(&v, 1), vec![("10.10.2.21:8080".into(), 2), ("10.10.2.22:8080".into(), 1)]);
+    d.ok(&["backend", "set", "-t", "10.10.1.200:8080", "-r", "10.10.2.21:8080", "-w", "0"]);
+    assert_eq!(backends(&d.services_json(), 1)[0].1, 0, "drained");
+    d.ok(&["backend", "del", "-t", "10.10.1.200:8080", "-r", "10.10.2.22:8080"]);
+    assert_eq!(backends(&d.services_json(), 1).len(), 1);
+    let (code, _, err) = d.cli(&["backend", "del", "-t", "10.10.1.200:8080", "-r", "10.10.2.99:8080"]);
+    assert_eq!(code, 1, "the daemon refuses an unknown server");
+    assert!(err.contains("10.10.2.99:8080"), "{err}");
+
+    // Flows (none without traffic; the end-to-end tests show them under load) and stats.
+    let flows = d.ok(&["flows"]);
+    assert!(flows.starts_with("[w] pro expire state"), "{flows}");
+    let f: serde_json::Value =
+        serde_json::from_str(&d.ok(&["flows", "--json", "--vip", "10.10.1.100"])).unwrap();
+    assert_eq!(f["total"], 0);
+    let st: serde_json::Value = serde_json::from_str(&d.ok(&["stats", "--json"])).unwrap();
+    assert_eq!(st["device"], "in-process model");
+    assert_eq!(st["workers"], 2);
+    assert!(st["table"]["capacity"].as_u64().unwrap() > 0);
+
+    // Reload: the file is the truth; a service added at run time and not in the file goes.
+    std::fs::write(&d.config, config_text(&d.socket, d.metrics, true)).unwrap();
+    assert_eq!(d.ok(&["reload"]).trim(), "reloaded");
+    let v = d.services_json();
+    assert_eq!(v["services"].as_array().unwrap().len(), 1);
+    assert_eq!(backends(&v, 0), vec![("10.10.2.11:80".into(), 1), ("10.10.2.12:80".into(), 4)]);
+    // And by SIGHUP.
+    std::fs::write(&d.config, config_text(&d.socket, d.metrics, false)).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &d.child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends(&d.services_json(), 0).len() != 1 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A reload of a broken file is refused and the running configuration stays.
+    std::fs::write(&d.config, "[device]\nworkers = 3\n").unwrap();
+    let (code, _, err) = d.cli(&["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("workers"), "{err}");
+    assert_eq!(backends(&d.services_json(), 0).len(), 1);
+
+    // Prometheus.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.metrics)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("text/plain; version=0.0.4"));
+    for m in [
+        "sluice_service_connections{vip=\"10.10.1.100:80\",protocol=\"tcp\"} 0",
+        "sluice_backend_weight{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\"} 1",
+        "# TYPE sluice_nic_punts_total counter",
+        "sluice_slowpath_drops_total{reason=\"no_connection\"} 0",
+        "sluice_flow_table_occupancy 0",
+        "sluice_flow_table_insert_failures_total 0",
+        "sluice_flow_table_insert_rate",
+    ] {
+        assert!(body.contains(m), "metrics lack {m}");
+    }
+
+    // The control socket is the operator's only: mode 0600.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // SIGTERM: a clean exit that removes the socket.
+    assert!(Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM ignored");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(!d.socket.exists());
+}
+
+#[test]
+fn bad_configurations_give_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(&dir.path().join("s.sock"), free_port(), false);
+    let cases: Vec<(String, &str)> = vec![
+        (good.replace("workers = 2", "workers = 2\nwrokers = 1"), "unknown key \"wrokers\""),
+        (good.replace("10.10.2.11:80", "10.10.2.300:80"), "10.10.2.300:80"),
+        (
+            good.replace("[[service.backend]]\naddress = \"10.10.2.11:80\"\nweight = 1\n", ""),
+            "has no backends",
+        ),
+        (good.replace("name = \"p1\"", "name = \"p0\""), "duplicate port name"),
+        (good.replace("name = \"p0\"", "name = \"p0\"\ninterface = \"sluice-nope9\""), "sluice-nope9"),
+    ];
+    for (n, (text, expect)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{n}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(SLUICE).args(["run", "--config"]).arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {n}: {err}");
+        assert!(err.contains(expect), "case {n}: expected {expect:?} in {err}");
+        assert_eq!(err.trim().lines().count(), 1, "case {n}: one line: {err}");
+        assert!(err.contains(&format!("bad{n}.toml")), "names the file: {err}");
+    }
+    let out =
+        Command::new(SLUICE).args(["run", "--config"]).arg(dir.path().join("missing.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
