@@ -196,7 +196,7 @@ fn a_killed_server_leaves_and_returns_through_the_health_check() {
     let health = "{ kind = \"tcp\", interval_ms = 200, timeout_ms = 200, rise = 2, fall = 2 }";
     let mut a = Appliance::start("sl-e2e4", 2, Mode::InProcess, "rr", &[1, 1], Some(health), "");
     let up = |a: &Appliance, n: usize| {
-        let s = a.ask(serde_json::json!({"cmd": "services"}));
+        let s = a.ask(&serde_json::json!({"cmd": "services"}));
         s["services"][0]["backends"][n]["health"] == "up"
     };
     a.wait_for(10, "both servers up", |a| up(a, 0) && up(a, 1));

@@ -78,7 +78,7 @@ impl Appliance {
         cfg.push_str(extra);
         let config = dir.join("sluice.toml");
         std::fs::write(&config, &cfg).unwrap();
-        let mut a = Appliance { net, dir, socket, config, log: Default::default() };
+        let mut a = Appliance { net, dir, socket, config, log: std::sync::Arc::default() };
         for n in 0..servers {
             a.start_server(n);
         }
@@ -180,7 +180,7 @@ impl Appliance {
     }
 
     /// One request to the daemon's control socket.
-    pub fn ask(&self, req: serde_json::Value) -> serde_json::Value {
+    pub fn ask(&self, req: &serde_json::Value) -> serde_json::Value {
         let mut s = UnixStream::connect(&self.socket).expect("control socket");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         writeln!(s, "{req}").unwrap();
@@ -192,11 +192,11 @@ impl Appliance {
     }
 
     pub fn stats(&self) -> serde_json::Value {
-        self.ask(serde_json::json!({"cmd": "stats"}))
+        self.ask(&serde_json::json!({"cmd": "stats"}))
     }
 
     pub fn flows(&self) -> serde_json::Value {
-        self.ask(serde_json::json!({"cmd": "flows"}))
+        self.ask(&serde_json::json!({"cmd": "flows"}))
     }
 
     /// Waits until `f` holds, up to `secs`.
