@@ -5,6 +5,7 @@
 //! the ports have no interfaces and no host interfaces are made (`[host] tap = false`).
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -203,7 +204,6 @@ fn the_cli_drives_a_running_daemon() {
     }
 
     // The control socket is the operator's only: mode 0600.
-    use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777, 0o600);
 
     // SIGTERM: a clean exit that removes the socket.
