@@ -21,6 +21,7 @@ mod internal;
 mod replay;
 mod sim;
 mod topo;
+mod versus;
 
 use clap::{Parser, Subcommand};
 use std::io::Write;

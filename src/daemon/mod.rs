@@ -117,12 +117,15 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
             }
         }
         d.rates.tick(&mut d.engine);
-        // Busy-poll while there is work; back off to a short sleep when idle, so an idle
-        // appliance does not burn its core.
+        // Busy-poll while there is work and for a while after (a packet's round trip through
+        // the servers is tens of microseconds: sleeping at once would add that to every RTT);
+        // back off to short sleeps when idle, so an idle appliance does not burn its core.
         if work == 0 {
             idle_rounds = idle_rounds.saturating_add(1);
-            if idle_rounds > 64 {
-                std::thread::sleep(Duration::from_micros(200));
+            if idle_rounds > 20_000 {
+                std::thread::sleep(Duration::from_micros(100));
+            } else if idle_rounds > 2_000 {
+                std::thread::yield_now();
             }
         } else {
             idle_rounds = 0;
