@@ -140,8 +140,21 @@ impl FlowTable {
     pub fn recover_in_place(&mut self) -> Result<(), DriverError> {
         self.stats.recoveries += 1;
         self.nic.reinit()?;
+        self.resets = self.nic.reset_count();
         self.max_in_flight = self.max_in_flight.min(self.nic.command_room() as usize).max(1);
         self.reconcile()
+    }
+
+    /// Checks that the device was not reset behind the driver's back (a watchdog, a firmware
+    /// fallback); if it was, brings it up again and rewrites its table from the shadow.
+    /// Returns whether it had to. The engine calls it a few times a second.
+    pub fn check_device(&mut self) -> Result<bool, DriverError> {
+        if self.nic.is_alive(self.resets) {
+            return Ok(false);
+        }
+        tracing::error!("the NIC was reset or disabled behind the driver's back: bringing it up again from the shadow");
+        self.recover_in_place()?;
+        Ok(true)
     }
 
     /// Takes over a NIC whose table may hold flows from an earlier run of the daemon (a

@@ -155,14 +155,17 @@ pub struct FlowTable {
     pub(crate) max_in_flight: usize,
     /// Install sequence numbers (see [`Installed::seq`]).
     pub(crate) seq: u64,
+    /// The device's reset count after its last bring-up (see [`host_driver::Nic::reset_count`]).
+    pub(crate) resets: u32,
     pub(crate) stats: Stats,
 }
 
 impl FlowTable {
     /// Takes over a brought-up NIC whose table is empty. Fails when the NIC's geometry is not
     /// one the shadow can hold.
-    pub fn new(nic: Nic) -> Result<Self, GeometryError> {
+    pub fn new(mut nic: Nic) -> Result<Self, GeometryError> {
         let g = nic.info().geometry.clone();
+        let resets = nic.reset_count();
         Ok(FlowTable {
             index: ShadowIndex::new(g.buckets, g.slots_per_bucket, g.stash, g.seed_a, g.seed_b)?,
             records: vec![None; g.records as usize],
@@ -174,6 +177,7 @@ impl FlowTable {
             refused: Vec::new(),
             max_in_flight: nic.command_room() as usize,
             seq: 0,
+            resets,
             stats: Stats::default(),
             nic,
         })

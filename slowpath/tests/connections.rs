@@ -185,3 +185,32 @@ fn a_full_nic_table_leaves_new_connections_on_the_software_path() {
     assert_eq!(s, vec![d.rewritten(lip, sa("10.10.2.11:80")).frame(P1_MAC, RS1_MAC)]);
     assert_eq!(r.worker_packets(), before + 1, "forwarded by the slow path");
 }
+
+#[test]
+fn a_device_reset_mid_traffic_is_noticed_and_every_flow_comes_back() {
+    let mut r = rig();
+    let mut conns = Vec::new();
+    for n in 0..5u16 {
+        let c = format!("10.10.1.10:{}", 43000 + n);
+        let (_, s) = r.client_sends(Seg::new(&c, "10.10.1.100:80").syn().frame(CLIENT_MAC, P0_MAC));
+        let (lip, rs) = endpoints(&s[0]);
+        r.server_sends(Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1001).frame(RS1_MAC, P1_MAC));
+        r.client_sends(Seg::new(&c, "10.10.1.100:80").ack(1001).seq(1001).frame(CLIENT_MAC, P0_MAC));
+        conns.push((c, lip, rs));
+    }
+    assert_eq!(r.occupancy(), 5);
+    // Somebody resets the NIC (a watchdog, a firmware fallback): table, rings, ports gone.
+    r.model.with_device(sim_model::device::Device::reset);
+    assert_eq!(r.occupancy(), 0);
+    r.advance(S / 2);
+    assert_eq!(r.engine.stats().table.recoveries, 1, "noticed and recovered");
+    assert_eq!(r.occupancy(), 5, "every shadowed flow is back in the NIC");
+    // Traffic of every connection goes on through the NIC, byte for byte.
+    for (c, lip, rs) in &conns {
+        let hits = r.nic_hits();
+        let d = Seg::new(c, "10.10.1.100:80").ack(1001).seq(1001).data(b"after the reset");
+        let (_, s) = r.client_sends(d.frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(s, vec![d.rewritten(*lip, *rs).frame(P1_MAC, RS1_MAC)]);
+        assert_eq!(r.nic_hits(), hits + 1, "forwarded by the NIC");
+    }
+}

@@ -252,6 +252,20 @@ impl Nic {
         Ok(())
     }
 
+    /// The device's `CONTROL.RESET_COUNT`: resets since power-on. A value other than the one
+    /// read after bring-up means the device was reset behind the driver's back (a watchdog,
+    /// a firmware fallback, an operator), its rings and tables gone.
+    pub fn reset_count(&mut self) -> u32 {
+        self.transport.read32(control::BASE + control::RESET_COUNT)
+    }
+
+    /// Whether the device still looks brought up: ready, enabled, and not reset since
+    /// bring-up (`expected_resets` is what [`Self::reset_count`] said then).
+    pub fn is_alive(&mut self, expected_resets: u32) -> bool {
+        let status = self.transport.read32(control::BASE + control::STATUS);
+        status & 0b11 == 0b11 && self.reset_count() == expected_resets
+    }
+
     /// How long a command may go without its completion before the device counts as hung.
     pub fn command_timeout(&self) -> Duration {
         self.cfg.command_timeout

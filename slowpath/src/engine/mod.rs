@@ -35,6 +35,9 @@ use std::sync::Arc;
 /// Frames taken from one exception ring per round.
 pub const BATCH: usize = 64;
 
+/// How often the engine checks that the NIC was not reset behind its back (ns).
+pub const CHECK_NS: u64 = 200_000_000;
+
 /// The host's own interface on a port (a TAP): frames for the port's own addresses go there,
 /// and what the kernel sends on it goes out of the port.
 pub trait HostPort: Send {
@@ -169,6 +172,7 @@ pub struct Engine {
     events: Vec<FlowEvent>,
     frame: Vec<u8>,
     now_ns: u64,
+    next_check_ns: u64,
 }
 
 /// The NIC's steering-hash seed, as the device holds it.
@@ -223,6 +227,7 @@ impl Engine {
             events: Vec::new(),
             frame: Vec::with_capacity(2048),
             now_ns,
+            next_check_ns: now_ns + CHECK_NS,
         };
         engine.program_steering()?;
         Ok(engine)
@@ -242,6 +247,15 @@ impl Engine {
         let mask = u32::from(self.cfg.workers) - 1;
         self.flows.nic().set_lip_steering(&lips, mask)?;
         Ok(())
+    }
+
+    /// Writes each port's MTU and MAC into the NIC (after a bring-up).
+    pub fn configure_ports(&mut self) {
+        for (n, p) in self.cfg.ports.iter().enumerate() {
+            if let Err(e) = self.flows.nic().configure_port(n as u8, p.mtu, p.mac) {
+                tracing::warn!(port = %p.name, error = %e, "port settings not written");
+            }
+        }
     }
 
     /// Attaches the host's interface of port `port`.
@@ -280,6 +294,18 @@ impl Engine {
     pub fn poll(&mut self, now_ns: u64) -> usize {
         self.now_ns = now_ns;
         let mut work = 0;
+        if now_ns >= self.next_check_ns {
+            self.next_check_ns = now_ns + CHECK_NS;
+            match self.flows.check_device() {
+                Ok(true) => {
+                    // The ports' MTU and MAC registers were reset with the rest.
+                    self.configure_ports();
+                    work += 1;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "the NIC could not be brought up again"),
+            }
+        }
         for w in 0..self.workers.len() {
             work += self.poll_worker(w, now_ns);
         }
