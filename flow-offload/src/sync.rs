@@ -152,7 +152,9 @@ impl FlowTable {
         if self.nic.is_alive(self.resets) {
             return Ok(false);
         }
-        tracing::error!("the NIC was reset or disabled behind the driver's back: bringing it up again from the shadow");
+        tracing::error!(
+            "the NIC was reset or disabled behind the driver's back: bringing it up again from the shadow"
+        );
         self.recover_in_place()?;
         Ok(true)
     }

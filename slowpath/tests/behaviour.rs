@@ -332,3 +332,30 @@ fn a_close_by_the_server_first_ends_after_last_ack() {
     assert!(r.engine.conns(false).is_empty(), "LAST_ACK (7 s) expired: {:?}", r.engine.conns(false));
     assert_eq!(r.occupancy(), 0);
 }
+
+#[test]
+fn workers_on_threads_give_the_same_bytes_as_workers_in_turn() {
+    let run = |parallel: bool| {
+        let mut cfg = config(2, services(SchedulerKind::Wrr, &[("10.10.2.11:80", 2), ("10.10.2.12:80", 1)]));
+        cfg.parallel = parallel;
+        let mut r = rig_with(cfg, 4096);
+        let mut seen = Vec::new();
+        for n in 0..30u16 {
+            let c = format!("10.10.1.{}:{}", 10 + n % 3, 31000 + n);
+            let (a, b) = r.client_sends(Seg::new(&c, "10.10.1.100:80").syn().frame(CLIENT_MAC, P0_MAC));
+            let (lip, rs) = endpoints(&b[0]);
+            let mac = if rs.ip() == ip("10.10.2.12") { RS2_MAC } else { RS1_MAC };
+            let (c2, d) = r
+                .server_sends(Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1001).frame(mac, P1_MAC));
+            let (e, f) = r.client_sends(
+                Seg::new(&c, "10.10.1.100:80").ack(1001).seq(1001).data(b"req").frame(CLIENT_MAC, P0_MAC),
+            );
+            seen.extend([a, b, c2, d, e, f]);
+        }
+        r.advance(100 * S);
+        (seen, r.engine.conns(false).len(), r.occupancy())
+    };
+    let (a, b) = (run(false), run(true));
+    assert_eq!(a.1, 0, "everything aged out");
+    assert_eq!(a, b, "the same frames, in the same order");
+}

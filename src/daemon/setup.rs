@@ -137,6 +137,9 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
             })
             .collect(),
         services: services(cfg),
+        // Workers 1..n on threads of their own: the same result as in turn (replay relies
+        // on that), in less time.
+        parallel: true,
     })
 }
 

@@ -183,6 +183,22 @@ pub fn offloads_off(ns: &str, ifname: &str) -> io::Result<()> {
     })
 }
 
+/// Waits (up to 5 s) until `ifname` in `ns` reports its link up.
+pub fn wait_up(ns: &str, ifname: &str) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let out = Command::new("ip").args(["-n", ns, "-o", "link", "show", ifname]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("state UP") && text.contains("LOWER_UP") {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other(format!("{ifname} in {ns} did not come up: {}", text.trim())));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The standard FullNAT topology: a client, the appliance, a switch and `servers` real servers.
 pub struct FullNat {
     /// Everything made.
@@ -241,6 +257,15 @@ impl FullNat {
                 &["ip", "-6", "addr", "add", &format!("{}/64", server_v6(n)), "dev", "eth0", "nodad"],
             )?;
             names.push(rs);
+        }
+        // The kernel reports a veth's carrier (IFF_RUNNING, operstate) through linkwatch, up
+        // to a second after both ends are up; the model's ports count frames sent before that as
+        // dropped (link down). Wait for every wire to be up before anyone uses it.
+        let mut wires =
+            vec![(client.clone(), "c0".to_string()), (lb.clone(), "lb0".into()), (lb.clone(), "lb1".into())];
+        wires.extend(names.iter().map(|ns| (ns.clone(), "eth0".to_string())));
+        for (ns, ifname) in &wires {
+            wait_up(ns, ifname)?;
         }
         Ok(FullNat { topo, client, lb, servers: names })
     }

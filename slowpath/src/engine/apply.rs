@@ -8,11 +8,22 @@ use crate::worker::Out;
 use flow_offload::{Handle, InstallError};
 
 impl Engine {
-    /// Applies what worker `w` asked for.
+    /// Applies what worker `w` asked for. Results handed back to the worker may ask for more
+    /// (a remove for a flow whose connection ended while it was being installed); that is
+    /// applied too, a bounded number of times.
     pub(super) fn apply(&mut self, w: usize, out: &mut Out, now_ns: u64) {
-        if out.is_empty() {
-            return;
+        for _ in 0..8 {
+            if out.is_empty() {
+                return;
+            }
+            self.apply_once(w, out, now_ns);
         }
+        if !out.is_empty() {
+            tracing::warn!(worker = w, "a worker kept asking: the rest waits for the next round");
+        }
+    }
+
+    fn apply_once(&mut self, w: usize, out: &mut Out, now_ns: u64) {
         for (port, frame) in out.neighbor.drain(..) {
             self.handle_neighbor(port, &frame, now_ns);
         }
@@ -56,11 +67,6 @@ impl Engine {
                 self.stats.handoffs += 1;
                 q.push_back(punt);
             }
-        }
-        // Results handed back to the worker may have asked for more (a remove for a flow
-        // whose connection ended while it was being installed).
-        if !out.is_empty() {
-            self.apply(w, out, now_ns);
         }
     }
 

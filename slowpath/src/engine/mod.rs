@@ -7,16 +7,18 @@
 //! flows installed or removed in one batch of commands with one doorbell), hands the NIC's
 //! events to their workers, and lets time act (connection timeouts, neighbour retries).
 //!
-//! Workers are stepped in turn by the thread that polls; each owns its ring, its connections
-//! and its port slice and shares nothing with another on the packet path, so the same code
-//! runs them deterministically in one thread for `replay` and tests, as here.
+//! Each worker owns its ring, its connections and its port slice and shares nothing with another
+//! on the packet path. With more than one worker, workers 1..n run on threads of their own
+//! between the serial phases that touch the device (`pool`); the result is the same as running
+//! them in turn, so `replay` and the tests are deterministic either way.
 //!
 //! Submodules: `apply` (an [`Out`] made real), `neighbor` (ARP and neighbour discovery),
-//! `control` (services at run time, the flow listing, statistics).
+//! `control` (services at run time, the flow listing, statistics), `pool` (worker threads).
 
 mod apply;
 mod control;
 mod neighbor;
+mod pool;
 
 pub use control::{ConnInfo, EngineStats, Location};
 
@@ -70,6 +72,9 @@ pub struct EngineConfig {
     pub neighbors: Vec<(u8, IpAddr, [u8; 6])>,
     /// Services.
     pub services: Vec<ServiceConfig>,
+    /// Run workers 1..n on threads of their own (with more than one worker). The result is
+    /// the same as without; only the time differs.
+    pub parallel: bool,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +91,7 @@ impl Default for EngineConfig {
             routes: Vec::new(),
             neighbors: Vec::new(),
             services: Vec::new(),
+            parallel: true,
         }
     }
 }
@@ -161,6 +167,10 @@ pub struct Engine {
     flows: FlowTable,
     net: Network,
     workers: Vec<Worker>,
+    /// Spare workers swapped in while a worker is away on its thread.
+    spares: Vec<Worker>,
+    pool: Option<pool::Pool>,
+    batches: Vec<Vec<Punt>>,
     services: Services,
     table: Arc<ServiceTable>,
     host: Vec<Option<Box<dyn HostPort>>>,
@@ -211,10 +221,20 @@ impl Engine {
             icmp_echo: cfg.icmp_echo,
             steer_seed: steer_seed(&mut flows)?,
         };
-        let workers = (0..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect();
+        let workers: Vec<Worker> =
+            (0..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect();
+        let parallel = cfg.parallel && cfg.workers > 1;
+        let spares = if parallel {
+            (1..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect()
+        } else {
+            Vec::new()
+        };
         let mut engine = Engine {
             host: (0..cfg.ports.len()).map(|_| None).collect(),
             handoffs: (0..cfg.workers).map(|_| VecDeque::new()).collect(),
+            pool: parallel.then(|| pool::Pool::new(cfg.workers)),
+            batches: (0..cfg.workers).map(|_| Vec::new()).collect(),
+            spares,
             flows,
             net,
             workers,
@@ -306,16 +326,9 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "the NIC could not be brought up again"),
             }
         }
-        for w in 0..self.workers.len() {
-            work += self.poll_worker(w, now_ns);
-        }
+        work += self.gather();
+        self.run_workers(now_ns);
         work += self.poll_events(now_ns);
-        for w in 0..self.workers.len() {
-            let mut out = std::mem::take(&mut self.out);
-            self.workers[w].advance(now_ns, &mut out);
-            self.apply(w, &mut out, now_ns);
-            self.out = out;
-        }
         work += self.poll_host();
         let fallback = self.table.lips();
         self.net.tick(now_ns, |t| fallback.iter().copied().find(|l| l.is_ipv6() == t.is_ipv6()));
@@ -325,31 +338,79 @@ impl Engine {
         work
     }
 
-    fn poll_worker(&mut self, w: usize, now_ns: u64) -> usize {
-        let mut out = std::mem::take(&mut self.out);
+    /// Takes every exception ring's batch (and the packets handed over between workers) into
+    /// the workers' batches. Returns how many.
+    fn gather(&mut self) -> usize {
         let mut exceptions = std::mem::take(&mut self.exceptions);
-        exceptions.clear();
-        let n = self.flows.nic().recv_exceptions(w, &mut exceptions, BATCH);
-        self.stats.punted += n as u64;
-        for e in exceptions.drain(..) {
-            let hit =
-                e.desc.flags.hit().then(|| (flow_offload::Handle(e.desc.record.get()), e.desc.flags.reply()));
-            let punt = Punt {
-                port: e.desc.port,
-                reason: PuntReason::try_from(e.desc.reason).ok(),
-                hit,
-                frame: e.frame,
-            };
-            self.workers[w].handle(punt, now_ns, &mut out);
+        let mut n = 0;
+        for w in 0..self.workers.len() {
+            exceptions.clear();
+            let got = self.flows.nic().recv_exceptions(w, &mut exceptions, BATCH);
+            self.stats.punted += got as u64;
+            n += got;
+            let batch = &mut self.batches[w];
+            for e in exceptions.drain(..) {
+                let hit = e
+                    .desc
+                    .flags
+                    .hit()
+                    .then(|| (flow_offload::Handle(e.desc.record.get()), e.desc.flags.reply()));
+                batch.push(Punt {
+                    port: e.desc.port,
+                    reason: PuntReason::try_from(e.desc.reason).ok(),
+                    hit,
+                    frame: e.frame,
+                });
+            }
+            n += self.handoffs[w].len();
+            batch.extend(self.handoffs[w].drain(..));
         }
-        let handed = self.handoffs[w].len();
-        while let Some(p) = self.handoffs[w].pop_front() {
-            self.workers[w].handle(p, now_ns, &mut out);
-        }
-        self.apply(w, &mut out, now_ns);
-        self.out = out;
         self.exceptions = exceptions;
-        n + handed
+        n
+    }
+
+    /// Runs every worker's round (its batch, then its timers) — in parallel when there is a
+    /// pool — then applies what each asked for, in worker order.
+    fn run_workers(&mut self, now_ns: u64) {
+        let mut away = Vec::new();
+        if let Some(pool) = &self.pool {
+            for w in 1..self.workers.len() {
+                let Some(spare) = self.spares.pop() else { break };
+                let worker = std::mem::replace(&mut self.workers[w], spare);
+                let job = pool::Job {
+                    worker,
+                    punts: std::mem::take(&mut self.batches[w]),
+                    now_ns,
+                    out: Out::default(),
+                };
+                away.push((w, pool.start(w, job)));
+            }
+        }
+        // Worker 0 (every worker, without a pool) runs here meanwhile.
+        let here = if self.pool.is_some() { 1 } else { self.workers.len() };
+        for w in 0..here.min(self.workers.len()) {
+            let mut out = std::mem::take(&mut self.out);
+            let mut punts = std::mem::take(&mut self.batches[w]);
+            for p in punts.drain(..) {
+                self.workers[w].handle(p, now_ns, &mut out);
+            }
+            self.workers[w].advance(now_ns, &mut out);
+            self.batches[w] = punts;
+            self.apply(w, &mut out, now_ns);
+            self.out = out;
+        }
+        for (w, ran_here) in away {
+            let job = match ran_here {
+                Some(job) => Some(job),
+                None => self.pool.as_ref().and_then(|p| p.finish(w)),
+            };
+            let Some(job) = job else { continue };
+            let spare = std::mem::replace(&mut self.workers[w], job.worker);
+            self.spares.push(spare);
+            self.batches[w] = job.punts;
+            let mut out = job.out;
+            self.apply(w, &mut out, now_ns);
+        }
     }
 
     fn poll_events(&mut self, now_ns: u64) -> usize {

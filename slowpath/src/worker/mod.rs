@@ -448,7 +448,8 @@ impl Worker {
         }
     }
 
-    /// The NIC's counters of an offloaded connection (answer to a query).
+    /// The NIC's counters of an offloaded connection (answer to a query): the connection lives
+    /// on if the NIC saw it within its timeout, and ends now otherwise.
     pub fn on_counters(
         &mut self,
         slot: u32,
@@ -457,6 +458,7 @@ impl Worker {
         now_ns: u64,
         out: &mut Out,
     ) {
+        let timeouts = self.cfg.timeouts;
         let Some(c) = self.conn_mut(slot, generation) else { return };
         c.querying = false;
         match counters {
@@ -468,7 +470,14 @@ impl Worker {
             // The NIC no longer holds it (reset, eviction): the host path takes over.
             None => c.offload = Offload::Host,
         }
-        self.on_timer(slot, self.conns[slot as usize].as_ref().map_or(0, |c| c.timer), now_ns, out);
+        let deadline = c.last_ns + timeouts.of(c.state).as_nanos() as u64;
+        if deadline > now_ns {
+            c.deadline_ns = deadline;
+            let t = c.timer;
+            self.timers.arm(slot, t, deadline);
+        } else {
+            self.expire(slot, generation, now_ns, out);
+        }
     }
 
     /// A flow event from the NIC about one of this worker's connections.
