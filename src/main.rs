@@ -5,6 +5,7 @@
 //! (clap's convention, kept for every command).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bench;
 // Some accessors of the configuration serve its tests and the tools only.
 #[allow(dead_code)]
 mod config;
@@ -91,6 +92,8 @@ enum Command {
     Fw(fw::FwCommand),
     /// Write, show, activate, roll back or confirm the NIC's firmware: `sluice flash --device DEV IMAGE`.
     Flash(flash::FlashArgs),
+    /// Benchmarks against the in-process model: `sluice bench [--quick] [--json] [--only F,..]`.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
         Command::Device(cmd) => device::run(&cmd).and_then(|text| write_stdout(&text)),
         Command::Fw(cmd) => fw::run(&cmd).and_then(|text| write_stdout(&text)),
         Command::Flash(args) => flash::run(&args).and_then(|text| write_stdout(&text)),
+        Command::Bench(args) => bench::run(&args),
         Command::Sim { socket, ports, flash, power_cut_after } => {
             match sim::open_ports(&ports, sim_model::device::ModelConfig::default().ports) {
                 Ok(ports) => sim::run(&socket, ports, flash.as_deref(), power_cut_after),
