@@ -45,8 +45,6 @@ pub struct Driver {
 pub struct Outcome {
     /// Connections whose flow went into the NIC's table.
     pub installed: u64,
-    /// Connections the host holds (NIC or host path) after the call.
-    pub held: u64,
     /// SYNs that did not reach a server (refused: no port, limits).
     pub refused: u64,
 }
@@ -130,7 +128,7 @@ impl Driver {
         });
         let mut acks = 0;
         self.poll_round(|r| {
-            acks += r.model.p1.drain(|h| h.len());
+            acks += r.model.p1.drain(<[_]>::len);
             acks >= got
         });
         self.rig.model.clock.advance(STEP_NS * b as u64);
@@ -150,11 +148,7 @@ impl Driver {
         }
         self.syns = syns;
         let after = self.rig.engine.flows().occupancy();
-        Outcome {
-            installed: u64::from(after.saturating_sub(before)),
-            held: self.held(),
-            refused: n - reached.min(n),
-        }
+        Outcome { installed: u64::from(after.saturating_sub(before)), refused: n - reached.min(n) }
     }
 
     /// Connections the workers hold.
@@ -170,9 +164,9 @@ impl Driver {
 
     /// Times `n` connections: connections installed per second.
     pub fn window(&mut self, n: u64) -> (f64, Outcome) {
-        let t = Instant::now();
+        let t = rig::Stopwatch::start();
         let o = self.connect(n);
-        (o.installed as f64 / t.elapsed().as_secs_f64(), o)
+        (o.installed as f64 / t.secs(), o)
     }
 }
 
@@ -292,11 +286,13 @@ pub struct RampOutcome {
     /// Host heap bytes per connection between the first and the last checkpoint (connection
     /// table only: the shadow and the model are allocated before).
     pub heap_per_conn: f64,
+    /// Connections held and seconds elapsed when the NIC's table first refused an install.
+    pub nic_full_at: Option<(u64, f64)>,
 }
 
-/// The window measured at `flows` connections.
+/// The connections of one timed window at `flows` connections.
 fn window_at(flows: u64) -> u64 {
-    (flows / 10).clamp(1_000, 20_000)
+    (flows / 4).clamp(250, 20_000)
 }
 
 /// Sets up connections up to each checkpoint, measuring windows there, then (with `to_limit`)
@@ -308,12 +304,12 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
     for &c in &plan.checkpoints {
         let w = window_at(c);
         let have = d.held();
-        if c > have + w {
-            d.connect(c - have - w / 2);
+        if c > have {
+            d.connect(c - have);
         }
         let mut samples = Vec::new();
         for _ in 0..plan.runs {
-            samples.push(d.window(w / plan.runs.max(1) as u64 + 1).0);
+            samples.push(d.window(w).0);
         }
         let p = RampPoint { flows: d.held(), cps: Summary::of(&samples), heap: mem::heap(), rss: mem::rss() };
         progress(&format!("ramp: {} connections, {:.0} conn/s", p.flows, p.cps.median));
@@ -321,8 +317,9 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
     }
     out.limit = "checkpoints done".into();
     if plan.to_limit {
-        let chunk = 1 << 16;
+        let chunk = 4096;
         let cap = d.occupancy().1;
+        let mut next_report = 1 << 20;
         loop {
             if t0.elapsed() > plan.time_budget {
                 out.limit = format!("time budget ({} s)", plan.time_budget.as_secs());
@@ -337,6 +334,13 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
                 break;
             }
             let o = d.connect(chunk);
+            if out.nic_full_at.is_none() && o.installed + o.refused < chunk {
+                out.nic_full_at = Some((d.held(), t0.elapsed().as_secs_f64()));
+                progress(&format!(
+                    "limit run: the NIC's table refused its first install at {} connections",
+                    d.held()
+                ));
+            }
             if o.refused > 0 {
                 let s = d.rig.engine.stats();
                 let drops: Vec<String> = s.workers[0]
@@ -348,7 +352,8 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
                 out.limit = format!("the host refused connections ({})", drops.join(", "));
                 break;
             }
-            if d.held() % (1 << 20) < chunk {
+            if d.held() >= next_report {
+                next_report += 1 << 20;
                 let (occ, _) = d.occupancy();
                 progress(&format!(
                     "limit run: {} connections ({occ} of {cap} in the NIC), RSS {} MiB, {:.0} s",
@@ -363,10 +368,11 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
     out.held = d.held();
     out.offloaded = u64::from(d.occupancy().0);
     out.end = (mem::heap(), mem::rss());
-    if let (Some(a), Some(b)) = (out.points.first(), out.points.last()) {
-        if b.flows > a.flows {
-            out.heap_per_conn = b.heap.saturating_sub(a.heap) as f64 / (b.flows - a.flows) as f64;
-        }
+    // Over the whole run (the appliance was built, shadow and model allocated, before `base`):
+    // what the connection table holds per connection, the capacity its vectors and maps have
+    // grown to included.
+    if out.held > 0 {
+        out.heap_per_conn = out.end.0.saturating_sub(out.base.0) as f64 / out.held as f64;
     }
     Ok(out)
 }

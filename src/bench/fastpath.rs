@@ -39,10 +39,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    /// A number below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
 }
 
 fn template(src: (Ipv4Addr, [u8; 6]), dst: (Ipv4Addr, [u8; 6])) -> Vec<u8> {
@@ -130,7 +126,7 @@ impl Hits {
     pub fn run(&mut self, packets: u64) -> anyhow::Result<f64> {
         let bursts = packets.div_ceil(BURST as u64);
         let hits0 = self.hits();
-        let start = Instant::now();
+        let start = rig::Stopwatch::start();
         for _ in 0..bursts {
             self.draw();
             let (bufs, ports) = (&self.bufs, &self.ports);
@@ -140,7 +136,7 @@ impl Hits {
                 }
             });
         }
-        let secs = start.elapsed().as_secs_f64();
+        let secs = start.secs();
         let hits = self.hits() - hits0;
         let sent = bursts * BURST as u64;
         anyhow::ensure!(hits == sent, "{hits} hits of {sent} packets");
@@ -150,7 +146,7 @@ impl Hits {
     /// The harness alone (drawing and patching the frames): nanoseconds per packet.
     pub fn harness_ns(&mut self, packets: u64) -> f64 {
         let bursts = packets.div_ceil(BURST as u64);
-        let start = Instant::now();
+        let start = rig::Stopwatch::start();
         let mut sum = 0u64;
         for _ in 0..bursts {
             self.draw();
@@ -159,7 +155,7 @@ impl Hits {
             }
         }
         std::hint::black_box(sum);
-        start.elapsed().as_secs_f64() * 1e9 / (bursts * BURST as u64) as f64
+        start.secs() * 1e9 / (bursts * BURST as u64) as f64
     }
 
     fn hits(&self) -> u64 {

@@ -14,7 +14,6 @@ use super::report::Summary;
 use super::rig::{self, Model, P0_MAC, P1_MAC, ROUTER_MAC};
 use flow_offload::{Flow, FlowTable, Handle};
 use rtl_spec::formats::{FlowTuple, NextHopCtl, NextHopEntry};
-use std::time::Instant;
 
 /// Installs (or removes) per commit.
 pub const BATCH: usize = 64;
@@ -122,17 +121,17 @@ pub fn insert(records: u32, levels: &[u32], runs: usize) -> anyhow::Result<Vec<L
         let mut installed = 0u64;
         for run in 0..=runs {
             let mut hs = Vec::with_capacity(k as usize);
-            let start = Instant::now();
+            let start = rig::Stopwatch::start();
             fill(&mut t, next, next + k, &mut hs)?;
             // Run 0 warms up (first touch of the records' pages, the queues' capacity).
             if run > 0 {
-                ins.push(f64::from(k) / start.elapsed().as_secs_f64());
+                ins.push(f64::from(k) / start.secs());
                 installed += u64::from(k);
             } else {
                 moves0 = t.stats().moves;
             }
             next += k;
-            let start = Instant::now();
+            let start = rig::Stopwatch::start();
             for (i, h) in hs.iter().enumerate() {
                 t.remove(*h, false)?;
                 if i % BATCH == BATCH - 1 {
@@ -141,7 +140,7 @@ pub fn insert(records: u32, levels: &[u32], runs: usize) -> anyhow::Result<Vec<L
             }
             commit(&mut t)?;
             if run > 0 {
-                rem.push(f64::from(k) / start.elapsed().as_secs_f64());
+                rem.push(f64::from(k) / start.secs());
             }
         }
         let moves = t.stats().moves - moves0;

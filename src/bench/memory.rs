@@ -116,10 +116,9 @@ pub fn figures(t: &TableBytes, heap_per_conn: f64, ramp_note: &str) -> Vec<Figur
 mod tests {
     #[test]
     fn the_process_counts_its_memory() {
+        // Other tests allocate and free concurrently: only that both counts read something.
+        let v = std::hint::black_box(vec![1u8; 1 << 20]);
         assert!(super::rss() > 0);
-        let before = super::heap();
-        let v = vec![1u8; 1 << 20];
-        assert!(super::heap() >= before + (1 << 20) || super::heap() == 0);
-        drop(v);
+        assert!(cfg!(not(target_env = "gnu")) || super::heap() >= v.len() as u64);
     }
 }

@@ -106,6 +106,10 @@ pub struct ScalePoint {
     pub cps: Option<Summary>,
     /// Mpps through the model's datapath with that many records.
     pub mpps: Option<Summary>,
+    /// Heap in use with that many connections set up (the appliance included), bytes.
+    pub heap: Option<u64>,
+    /// Resident memory then, bytes.
+    pub rss: Option<u64>,
 }
 
 /// The machine a run was made on.
@@ -156,6 +160,8 @@ pub struct Report {
     pub scaling: Vec<ScalePoint>,
     /// Seconds the whole run took.
     pub seconds: f64,
+    /// CPU time over wall time of the timed runs (below 1: the core was shared).
+    pub cpu_share: f64,
 }
 
 /// A number for a person: three significant digits and k/M/G.
@@ -180,7 +186,8 @@ pub fn human(x: f64) -> String {
     format!("{v:.digits$}{s}")
 }
 
-fn flows_label(n: u64) -> String {
+/// A flow count for a label: 1k, 10k, 1M...
+pub fn flows_label(n: u64) -> String {
     match n {
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
@@ -230,13 +237,14 @@ impl Report {
         );
         out += &align(&rows);
         if !self.scaling.is_empty() {
-            let mut s: Vec<[String; 6]> = vec![[
+            let mut s: Vec<[String; 7]> = vec![[
                 "flows".into(),
                 "cps (conn/s)".into(),
                 "cps range".into(),
                 "fastpath (Mpps)".into(),
                 "ns/packet".into(),
                 "Mpps range".into(),
+                "host RSS".into(),
             ]];
             for p in &self.scaling {
                 let c = p.cps.as_ref();
@@ -248,6 +256,7 @@ impl Report {
                     m.map_or("-".into(), |m| format!("{:.2}", m.median)),
                     m.map_or("-".into(), |m| format!("{:.0}", 1e3 / m.median)),
                     m.map_or(String::new(), |m| format!("{:.2}–{:.2}", m.min, m.max)),
+                    p.rss.map_or(String::new(), |r| format!("{} MiB", r >> 20)),
                 ]);
             }
             out += "\nscaling\n";
@@ -257,7 +266,12 @@ impl Report {
         for f in self.figures.iter().filter(|f| !f.note.is_empty()) {
             let _ = writeln!(out, "  {} / {}: {}", f.family, f.name, f.note);
         }
-        let _ = writeln!(out, "\n{:.0} s in all", self.seconds);
+        let _ = writeln!(
+            out,
+            "\n{:.0} s in all; rates are per CPU second of the benchmark thread, which had {:.0}% of the wall time",
+            self.seconds,
+            self.cpu_share * 100.0
+        );
         out
     }
 
@@ -320,13 +334,13 @@ fn panel(s: &mut String, top: f64, title: &str, pts: &[(u64, Summary)], color: &
     }
     let lo = (pts.iter().map(|p| p.0).min().unwrap_or(1).max(1) as f64).log10().floor();
     let hi = (pts.iter().map(|p| p.0).max().unwrap_or(10).max(10) as f64).log10().ceil().max(lo + 1.0);
-    let x = |n: u64| left + ((n.max(1) as f64).log10() - lo) / (hi - lo) * width;
+    let xpos = |n: u64| left + ((n.max(1) as f64).log10() - lo) / (hi - lo) * width;
     let ymax = nice(pts.iter().map(|p| p.1.max).fold(0.0, f64::max) * 1.1);
-    let y = |v: f64| bottom - v / ymax * height;
-    let mut d = lo;
-    while d <= hi + 1e-9 {
-        let n = 10f64.powf(d) as u64;
-        let xx = x(n);
+    let ypos = |v: f64| bottom - v / ymax * height;
+    let mut d = lo as i32;
+    while f64::from(d) <= hi {
+        let n = 10u64.pow(d.unsigned_abs());
+        let xx = xpos(n);
         let _ =
             writeln!(s, "<line x1=\"{xx:.1}\" y1=\"{top}\" x2=\"{xx:.1}\" y2=\"{bottom}\" stroke=\"#ddd\"/>");
         let _ = writeln!(
@@ -335,11 +349,11 @@ fn panel(s: &mut String, top: f64, title: &str, pts: &[(u64, Summary)], color: &
             bottom + 16.0,
             flows_label(n)
         );
-        d += 1.0;
+        d += 1;
     }
     for k in 0..=5 {
         let v = ymax * f64::from(k) / 5.0;
-        let yy = y(v);
+        let yy = ypos(v);
         let _ = writeln!(
             s,
             "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"#eee\"/>",
@@ -359,19 +373,20 @@ fn panel(s: &mut String, top: f64, title: &str, pts: &[(u64, Summary)], color: &
         left + width / 2.0,
         bottom + 34.0
     );
-    let line: Vec<String> = pts.iter().map(|(n, v)| format!("{:.1},{:.1}", x(*n), y(v.median))).collect();
+    let line: Vec<String> =
+        pts.iter().map(|(n, v)| format!("{:.1},{:.1}", xpos(*n), ypos(v.median))).collect();
     let _ = writeln!(
         s,
         "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
         line.join(" ")
     );
     for (n, v) in pts {
-        let (xx, yy) = (x(*n), y(v.median));
+        let (xx, yy) = (xpos(*n), ypos(v.median));
         let _ = writeln!(
             s,
             "<line x1=\"{xx:.1}\" y1=\"{:.1}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"{color}\"/>",
-            y(v.min),
-            y(v.max)
+            ypos(v.min),
+            ypos(v.max)
         );
         let _ = writeln!(s, "<circle cx=\"{xx:.1}\" cy=\"{yy:.1}\" r=\"3.5\" fill=\"{color}\"/>");
         let _ = writeln!(
@@ -390,7 +405,11 @@ fn nice(v: f64) -> f64 {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|c| *c >= v).unwrap_or(10.0 * p)
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * p)
 }
 
 fn align<const N: usize>(rows: &[[String; N]]) -> String {
@@ -433,7 +452,7 @@ mod tests {
         assert_eq!(Summary::of(&[]).runs, 0);
         assert_eq!(human(183_250.0), "183k");
         assert_eq!(human(1_240_000.0), "1.24M");
-        assert_eq!(nice(0.83), 1.0);
-        assert_eq!(nice(3.1), 5.0);
+        assert!((nice(0.83) - 1.0).abs() < 1e-9);
+        assert!((nice(3.1) - 4.0).abs() < 1e-9);
     }
 }

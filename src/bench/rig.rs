@@ -18,6 +18,7 @@ use slowpath::neigh::{PortConf, Prefix, RouteConf};
 use slowpath::sched::SchedulerKind;
 use slowpath::service::{BackendConfig, Proto, ServiceConfig, ServiceKey};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -243,6 +244,54 @@ pub fn rig(t: Topology, records: u32) -> anyhow::Result<Rig> {
     let now = sim_model::clock::Clock::now_ns(model.clock.as_ref());
     let engine = Engine::new(flows, engine_config(t), now)?;
     Ok(Rig { engine, model })
+}
+
+/// The CPU time this thread has used, nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+static TIMED_WALL_NS: AtomicU64 = AtomicU64::new(0);
+static TIMED_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Times a run on the thread's CPU clock (and the wall clock beside it).
+///
+/// The machine is shared: another process may take the core in the middle of a window, and the
+/// wall clock would charge that time to the code under test. The thread's CPU time does not
+/// (what the other process does to the caches still shows). Every figure is per core, so
+/// rates are computed on CPU time; [`cpu_share`] says how much of the wall time the thread had.
+pub struct Stopwatch {
+    wall: std::time::Instant,
+    cpu: u64,
+}
+
+impl Stopwatch {
+    /// Starts.
+    pub fn start() -> Self {
+        Stopwatch { wall: std::time::Instant::now(), cpu: thread_cpu_ns() }
+    }
+
+    /// Seconds of CPU time since the start (the wall clock's where no CPU clock is available).
+    pub fn secs(&self) -> f64 {
+        let wall = self.wall.elapsed().as_nanos() as u64;
+        let cpu = thread_cpu_ns().saturating_sub(self.cpu);
+        TIMED_WALL_NS.fetch_add(wall, Ordering::Relaxed);
+        TIMED_CPU_NS.fetch_add(cpu, Ordering::Relaxed);
+        let ns = if cpu > 0 { cpu } else { wall };
+        ns.max(1) as f64 / 1e9
+    }
+}
+
+/// CPU time over wall time of every timed run so far (1.0: the core was ours throughout).
+pub fn cpu_share() -> f64 {
+    let wall = TIMED_WALL_NS.load(Ordering::Relaxed);
+    if wall == 0 { 1.0 } else { TIMED_CPU_NS.load(Ordering::Relaxed) as f64 / wall as f64 }
 }
 
 /// A TCP segment over IPv4, as the builder writes it.

@@ -12,25 +12,38 @@ use super::report::{Figure, ScalePoint, Summary};
 pub fn points(ramp: Option<&RampOutcome>, fast: &[fastpath::Point], flows: &[u64]) -> Vec<ScalePoint> {
     flows
         .iter()
-        .map(|&n| ScalePoint {
-            flows: n,
-            cps: ramp.and_then(|r| r.points.iter().find(|p| p.flows >= n).map(|p| p.cps.clone())),
-            mpps: fast.iter().find(|p| p.flows == n).map(|p| p.mpps.clone()),
+        .map(|&n| {
+            let at = ramp.and_then(|r| r.points.iter().find(|p| p.flows >= n));
+            ScalePoint {
+                flows: n,
+                cps: at.map(|p| p.cps.clone()),
+                mpps: fast.iter().find(|p| p.flows == n).map(|p| p.mpps.clone()),
+                heap: at.map(|p| p.heap),
+                rss: at.map(|p| p.rss),
+            }
         })
         .collect()
 }
 
 /// The memory figures and the limit run.
 pub fn memory_figures(t: &TableBytes, r: &RampOutcome, plan: &RampPlan) -> Vec<Figure> {
-    let span = match (r.points.first(), r.points.last()) {
-        (Some(a), Some(b)) => format!("from {} to {} connections", a.flows, b.flows),
-        _ => "no checkpoints".into(),
-    };
+    let ports = super::cps::topology(1).port_capacity();
+    let span = format!("heap after {} connections less the heap before the first, per connection", r.held);
     let mut out = memory::figures(t, r.heap_per_conn, &span);
     if let Some(f) = out.pop() {
         out.push(f.against("Alibaba LVS (24 GB / 40M)", 24e9 / 40e6));
     }
     let rate = if r.secs > 0.0 { r.held as f64 / r.secs } else { 0.0 };
+    let full = r.nic_full_at.map_or_else(
+        || "the NIC's table never refused an install".to_string(),
+        |(n, t)| {
+            let after = if r.secs > t { (r.held - n) as f64 / (r.secs - t) } else { 0.0 };
+            format!(
+                "the NIC's table first refused an install at {n} connections ({t:.0} s); after that {} conn/s (host path)",
+                super::report::human(after)
+            )
+        },
+    );
     out.push(
         Figure::new(
             "memory",
@@ -38,7 +51,7 @@ pub fn memory_figures(t: &TableBytes, r: &RampOutcome, plan: &RampPlan) -> Vec<F
             Summary::of(&[r.held as f64]),
             "conns",
             format!(
-                "stopped by: {}; {:.0} s to set up ({} conn/s on average), {} of them in the NIC ({} records), RSS {} MiB at the end (cap {} GiB), heap {} MiB",
+                "stopped by: {}; {:.0} s to set up ({} conn/s on average, wall clock), {} of them in the NIC ({} records); {full}; the port pools allow {ports}; RSS {} MiB at the end (cap {} GiB), heap {} MiB",
                 r.limit,
                 r.secs,
                 super::report::human(rate),
