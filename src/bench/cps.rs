@@ -38,6 +38,8 @@ pub struct Driver {
     syns: Vec<[u8; rig::HEAD]>,
     /// Connections the clients started (SYNs sent).
     pub started: u64,
+    faults: u64,
+    timed: u64,
 }
 
 /// What one call of [`Driver::connect`] did.
@@ -61,6 +63,8 @@ impl Driver {
             frame: Vec::with_capacity(128),
             syns: Vec::with_capacity(BATCH),
             started: 0,
+            faults: 0,
+            timed: 0,
         })
     }
 
@@ -164,9 +168,18 @@ impl Driver {
 
     /// Times `n` connections: connections installed per second.
     pub fn window(&mut self, n: u64) -> (f64, Outcome) {
+        let faults = rig::minor_faults();
         let t = rig::Stopwatch::start();
         let o = self.connect(n);
-        (o.installed as f64 / t.secs(), o)
+        let rate = o.installed as f64 / t.secs();
+        self.faults += rig::minor_faults() - faults;
+        self.timed += n;
+        (rate, o)
+    }
+
+    /// Minor page faults per connection in the timed windows so far.
+    pub fn faults_per_conn(&self) -> f64 {
+        if self.timed == 0 { 0.0 } else { self.faults as f64 / self.timed as f64 }
     }
 }
 
@@ -228,8 +241,9 @@ pub fn cps(workers: u16, plan: CpsPlan) -> anyhow::Result<(Summary, String)> {
     let stats = d.rig.engine.stats();
     let pending = d.rig.engine.flows().pending();
     let note = format!(
-        "{} workers in one polling thread; {occ} flows installed, {} moves, {pending} commands pending, {short} not installed",
-        workers, stats.table.moves
+        "{workers} worker(s) in one polling thread; {occ} flows installed, {} moves, {pending} commands pending, {short} not installed; {:.3} page faults per connection",
+        stats.table.moves,
+        d.faults_per_conn()
     );
     Ok((Summary::of(&samples), note))
 }
@@ -290,6 +304,9 @@ pub struct RampOutcome {
     pub nic_full_at: Option<(u64, f64)>,
 }
 
+/// How long the limit run goes on once the NIC's table is full.
+const AFTER_FULL: Duration = Duration::from_secs(30);
+
 /// The connections of one timed window at `flows` connections.
 fn window_at(flows: u64) -> u64 {
     (flows / 4).clamp(250, 20_000)
@@ -312,14 +329,19 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
             samples.push(d.window(w).0);
         }
         let p = RampPoint { flows: d.held(), cps: Summary::of(&samples), heap: mem::heap(), rss: mem::rss() };
-        progress(&format!("ramp: {} connections, {:.0} conn/s", p.flows, p.cps.median));
+        progress(&format!(
+            "ramp: {} connections, {:.0} conn/s, {:.3} page faults per connection so far",
+            p.flows,
+            p.cps.median,
+            d.faults_per_conn()
+        ));
         out.points.push(p);
     }
     out.limit = "checkpoints done".into();
     if plan.to_limit {
-        let chunk = 4096;
+        let mut chunk = 4096;
         let cap = d.occupancy().1;
-        let mut next_report = 1 << 20;
+        let mut next_report = (d.held() >> 20) + 1 << 20;
         loop {
             if t0.elapsed() > plan.time_budget {
                 out.limit = format!("time budget ({} s)", plan.time_budget.as_secs());
@@ -328,6 +350,16 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
             if mem::rss() > plan.rss_cap {
                 out.limit = format!("memory cap (RSS over {} GiB)", plan.rss_cap >> 30);
                 break;
+            }
+            if let Some((n, t)) = out.nic_full_at {
+                // The host path alone is slow (see the note): measure it for a while, then stop.
+                if t0.elapsed().as_secs_f64() - t > AFTER_FULL.as_secs_f64() {
+                    out.limit = format!(
+                        "the NIC's table is full (at {n} connections) and the host path then sets up too few per second to go on: stopped {} s later",
+                        AFTER_FULL.as_secs()
+                    );
+                    break;
+                }
             }
             if d.held() >= plan.max_conns {
                 out.limit = format!("connection cap ({})", plan.max_conns);
@@ -340,6 +372,7 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
                     "limit run: the NIC's table refused its first install at {} connections",
                     d.held()
                 ));
+                chunk = 256;
             }
             if o.refused > 0 {
                 let s = d.rig.engine.stats();

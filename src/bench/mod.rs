@@ -85,7 +85,7 @@ impl Plan {
     pub fn full() -> Self {
         Plan {
             mode: "full",
-            cps: cps::CpsPlan { window: 50_000, runs: 7, warmup: 10_000, records: 1 << 20 },
+            cps: cps::CpsPlan { window: 50_000, runs: 9, warmup: 10_000, records: 1 << 20 },
             insert: (1 << 20, 7),
             fastpath: (1 << 24, vec![1_000, 1_000_000, 10_000_000], 7, 2_000_000),
             scale: vec![1_000, 10_000, 100_000, 1_000_000, 10_000_000],
@@ -95,7 +95,7 @@ impl Plan {
                 runs: 5,
                 to_limit: true,
                 rss_cap: 16 * GIB,
-                time_budget: Duration::from_secs(420),
+                time_budget: Duration::from_secs(600),
                 max_conns: 60_000_000,
             },
         }
