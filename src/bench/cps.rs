@@ -341,7 +341,7 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
     if plan.to_limit {
         let mut chunk = 4096;
         let cap = d.occupancy().1;
-        let mut next_report = (d.held() >> 20) + 1 << 20;
+        let mut next_report = ((d.held() >> 20) + 1) << 20;
         loop {
             if t0.elapsed() > plan.time_budget {
                 out.limit = format!("time budget ({} s)", plan.time_budget.as_secs());
