@@ -5,9 +5,9 @@
 //! (clap's convention, kept for every command).
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Some accessors of the configuration serve its tests and the tools only.
+mod bench;
 mod cli;
-// The daemon (`sluice run`) will use it; until it is wired in, nothing calls it.
+// Some accessors of the configuration serve its tests and the tools only.
 #[allow(dead_code)]
 mod config;
 #[allow(dead_code)]
@@ -98,6 +98,8 @@ enum Command {
     /// backend, reload.
     #[command(flatten)]
     Control(cli::CliCommand),
+    /// Benchmarks against the in-process model: `sluice bench [--quick] [--json] [--only F,..]`.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,6 +177,7 @@ fn main() -> ExitCode {
         Command::Device(cmd) => device::run(&cmd).and_then(|text| write_stdout(&text)),
         Command::Fw(cmd) => fw::run(&cmd).and_then(|text| write_stdout(&text)),
         Command::Flash(args) => flash::run(&args).and_then(|text| write_stdout(&text)),
+        Command::Bench(args) => bench::run(&args),
         Command::Sim { socket, ports, flash, power_cut_after } => {
             match sim::open_ports(&ports, sim_model::device::ModelConfig::default().ports) {
                 Ok(ports) => sim::run(&socket, ports, flash.as_deref(), power_cut_after),

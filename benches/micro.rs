@@ -1,0 +1,177 @@
+//! Micro-benchmarks of the four inner steps the `sluice bench` paths are made of:
+//!
+//! - `slowpath/parse+rewrite`: the slow path parses one TCP/IPv4 frame, verifies its checksums
+//!   and rewrites it FullNAT (addresses, ports, TTL, checksum deltas) into a reused buffer;
+//! - `sched/pick`: one scheduler decision among 64 servers (wrr, and weighted Maglev `mh`);
+//! - `placement/insert at 90%`: the shadow cuckoo index places both tuples of a record at 90%
+//!   load (moves included) and takes them out again;
+//! - `model/hit`: the model's datapath on one hit (parse, lookup, rewrite, send to a sink).
+//!
+//! `cargo bench --bench micro`; figures are printed by criterion, never asserted.
+// criterion's macros define the undocumented `benches` and `main`.
+#![allow(missing_docs)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flow_offload::placement::ShadowIndex;
+use flow_offload::{Flow, FlowTable};
+use host_driver::transport::inprocess::{InProcess, SharedInProcess};
+use host_driver::{Nic, NicConfig};
+use rtl_spec::formats::{FlowTuple, LookupKey, NextHopCtl, NextHopEntry};
+use sim_model::clock::ManualClock;
+use sim_model::device::ModelConfig;
+use sim_model::port::{Port, RxFrame};
+use slowpath::sched::{BackendView, SchedulerKind};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+fn addr(a: Ipv4Addr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&a.octets());
+    out
+}
+
+fn tuple(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> FlowTuple {
+    FlowTuple { src_addr: addr(src), dst_addr: addr(dst), src_port: sport.into(), dst_port: dport.into() }
+}
+
+/// A 60-byte TCP ACK frame with valid checksums, built by the slow path's own builders.
+fn frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let mut tcp = vec![0u8; 26];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[12] = 0x50;
+    tcp[13] = 0x10;
+    tcp[14] = 0x72;
+    let ip = slowpath::build::ip_packet(IpAddr::V4(src), IpAddr::V4(dst), 6, 64, tcp, 16);
+    let l2 = slowpath::nat::L2 { dst: [2, 0, 0, 0, 0, 1], src: [2, 0, 0, 0, 1, 0xFE], vlan: None };
+    slowpath::build::frame(&l2, &ip)
+}
+
+fn parse_rewrite(c: &mut Criterion) {
+    let (client, vip) = (Ipv4Addr::new(100, 64, 0, 9), Ipv4Addr::new(10, 10, 1, 100));
+    let (lip, rs) = (Ipv4Addr::new(10, 10, 3, 1), Ipv4Addr::new(10, 10, 2, 11));
+    let f = frame(client, 40000, vip, 80);
+    let (from, to) = (tuple(client, 40000, vip, 80), tuple(lip, 2048, rs, 80));
+    let mut out = Vec::with_capacity(128);
+    c.bench_function("slowpath/parse+rewrite", |b| {
+        b.iter(|| {
+            let pkt = slowpath::packet::parse(black_box(&f)).unwrap();
+            assert!(slowpath::packet::verify_checksums(&f, &pkt));
+            slowpath::nat::rewrite_l3(&f, &pkt, &from, &to, &mut out).unwrap();
+            black_box(out.len())
+        });
+    });
+}
+
+fn pick(c: &mut Criterion) {
+    let views: Vec<BackendView> = (0..64u64)
+        .map(|i| BackendView { weight: 1 + (i % 4) as u32, up: true, active: 0, inactive: 0, id: i * 7919 })
+        .collect();
+    for kind in [SchedulerKind::Wrr, SchedulerKind::Mh] {
+        let mut s = slowpath::sched::build(kind, &views);
+        let mut h = 0u64;
+        c.bench_function(&format!("sched/pick {kind:?} (64 servers)"), |b| {
+            b.iter(|| {
+                h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                black_box(s.pick(&views, h))
+            });
+        });
+    }
+}
+
+fn key(n: u32, reply: bool) -> LookupKey {
+    let a = Ipv4Addr::from(0x6440_0000 + n);
+    let t = if reply {
+        tuple(Ipv4Addr::new(10, 10, 2, 1), 80, a, 1024)
+    } else {
+        tuple(a, 1024, Ipv4Addr::new(10, 10, 1, 100), 80)
+    };
+    LookupKey::new(t, 6, false)
+}
+
+fn placement(c: &mut Criterion) {
+    let buckets = 1 << 16;
+    let mut index = ShadowIndex::new(buckets, 4, 64, 0x1234_5678, 0x9ABC_DEF0).unwrap();
+    let records = buckets * 2;
+    let full = records * 9 / 10;
+    for r in 0..full {
+        index.place_record(r, &key(r, false), &key(r, true), 8).expect("90% fits");
+    }
+    let mut n = full;
+    c.bench_function("placement/insert at 90% (2^16 buckets x 4)", |b| {
+        b.iter(|| {
+            n += 1;
+            let (o, r) = (key(n, false), key(n, true));
+            let plan = index.place_record(full, &o, &r, 8);
+            black_box(&plan);
+            if plan.is_some() {
+                index.remove(&o);
+                index.remove(&r);
+            }
+        });
+    });
+}
+
+struct Sink;
+
+impl Port for Sink {
+    fn recv_batch(&mut self, _: &mut Vec<RxFrame>, _: usize) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        black_box(frame);
+        Ok(())
+    }
+    fn link_up(&self) -> bool {
+        true
+    }
+    fn mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+    fn describe(&self) -> String {
+        "sink".into()
+    }
+}
+
+fn model_hit(c: &mut Criterion) {
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let mut model = InProcess::new(ModelConfig::small(1024), clock).unwrap();
+    model.attach_port(0, Box::new(Sink)).unwrap();
+    model.attach_port(1, Box::new(Sink)).unwrap();
+    let shared = SharedInProcess::new(model);
+    let nic =
+        Nic::bring_up(Box::new(shared.clone()), NicConfig { ring_log2: 8, ..NicConfig::default() }).unwrap();
+    let mut table = FlowTable::new(nic).unwrap();
+    let hop = NextHopEntry {
+        dst_mac: [2, 0, 0, 0, 2, 11],
+        src_mac: [2, 0, 0, 0, 0, 2],
+        vlan_tci: 0.into(),
+        ctl: NextHopCtl::new().with_valid(true).with_port(1),
+    };
+    table.set_next_hop(0, hop).unwrap();
+    let (client, vip) = (Ipv4Addr::new(100, 64, 0, 9), Ipv4Addr::new(10, 10, 1, 100));
+    let flow = Flow {
+        orig: tuple(client, 40000, vip, 80),
+        reply: tuple(Ipv4Addr::new(10, 10, 2, 11), 80, Ipv4Addr::new(10, 10, 3, 1), 2048),
+        proto: 6,
+        ipv6: false,
+        next_hop_orig: 0,
+        next_hop_reply: 0,
+        idle_timeout: 90,
+        cookie: 1,
+        host_state: 2,
+    };
+    table.install(flow).unwrap();
+    assert!(table.commit().unwrap().is_empty());
+    let f = frame(client, 40000, vip, 80);
+    c.bench_function("model/hit (one 60-byte TCP frame)", |b| {
+        b.iter(|| shared.with_device(|d| d.receive(0, black_box(&f))));
+    });
+    let hits =
+        shared.with_device(|d| d.read64(rtl_spec::regs::counters::BASE + rtl_spec::regs::counters::HITS));
+    assert!(hits > 0, "the frame hit");
+}
+
+criterion_group!(benches, parse_rewrite, pick, placement, model_hit);
+criterion_main!(benches);
