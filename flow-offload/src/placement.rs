@@ -363,7 +363,9 @@ impl ShadowIndex {
         if max_moves == 0 {
             return None;
         }
-        let mut visited: Vec<u32> = home.to_vec();
+        // A hash set: the search may expand hundreds of buckets, and a linear `contains` made a
+        // failing search quadratic (milliseconds per install into a full table).
+        let mut visited: std::collections::HashSet<u32> = home.into_iter().collect();
         let mut nodes: Vec<Node> = Vec::new();
         for b in home {
             nodes.extend((0..self.slots_per_bucket).map(|s| Node {
@@ -382,10 +384,9 @@ impl ShadowIndex {
             let Some(entry) = self.get(node.pos) else { continue };
             let p = self.placement(&entry.key);
             let alt = if node.pos.index() == p.bucket_a { p.bucket_b } else { p.bucket_a };
-            if visited.contains(&alt) {
+            if !visited.insert(alt) {
                 continue;
             }
-            visited.push(alt);
             if let Some(free) = self.free_slot(alt) {
                 return Some(self.chain(&nodes, at, free));
             }

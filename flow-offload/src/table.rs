@@ -157,6 +157,10 @@ pub struct FlowTable {
     pub(crate) seq: u64,
     /// The device's reset count after its last bring-up (see [`host_driver::Nic::reset_count`]).
     pub(crate) resets: u32,
+    /// A cuckoo search failed and nothing was removed since: further installs only try their
+    /// home buckets and the stash (O(1)), so a full table refuses fast instead of searching
+    /// in vain for every new connection.
+    pub(crate) searches_futile: bool,
     pub(crate) stats: Stats,
 }
 
@@ -178,6 +182,7 @@ impl FlowTable {
             max_in_flight: nic.command_room() as usize,
             seq: 0,
             resets,
+            searches_futile: false,
             stats: Stats::default(),
             nic,
         })
@@ -344,8 +349,10 @@ impl FlowTable {
             return Err(InstallError::Invalid("a flow with one of these tuples is installed".into()));
         }
         // Both keys or neither: a record that does not fit leaves the index as it was.
-        let Some(plan) = self.index.place_record(record, &key_o, &key_r, MAX_MOVES) else {
+        let moves = if self.searches_futile { 0 } else { MAX_MOVES };
+        let Some(plan) = self.index.place_record(record, &key_o, &key_r, moves) else {
             self.stats.full += 1;
+            self.searches_futile = true;
             return Err(InstallError::Full);
         };
         self.queue_moves(&plan.orig);
@@ -395,6 +402,7 @@ impl FlowTable {
         self.index.clear(inst.orig_pos);
         self.index.clear(inst.reply_pos);
         self.free.push(h.0);
+        self.searches_futile = false;
         Ok(inst)
     }
 

@@ -442,3 +442,31 @@ fn counters_events_touch_and_flushes() {
     assert_eq!(r.table.occupancy(), 0);
     check(&mut r, &[30]);
 }
+
+#[test]
+fn after_a_failed_search_a_full_table_refuses_without_searching_until_a_remove() {
+    let mut r = rig(256, 4);
+    let mut n = 0;
+    let mut handles = Vec::new();
+    loop {
+        match r.table.install(flow(n)) {
+            Ok(h) => handles.push(h),
+            Err(InstallError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+        n += 1;
+    }
+    let moves = r.table.stats().moves;
+    for k in 0..100 {
+        let _ = r.table.install(flow(10_000 + k));
+    }
+    assert_eq!(r.table.stats().moves, moves, "no cuckoo search while the table is known full");
+    assert!(r.table.commit().unwrap().is_empty());
+    // A remove makes room: installs work again, searching if they must.
+    r.table.remove(handles[0], false).unwrap();
+    r.table.remove(handles[1], false).unwrap();
+    let again = (20_000..20_100).filter(|k| r.table.install(flow(*k)).is_ok()).count();
+    assert!(again >= 1, "room made by the removes is used");
+    assert!(r.table.commit().unwrap().is_empty());
+    check(&mut r, &[]);
+}

@@ -241,7 +241,7 @@ pub fn cps(workers: u16, plan: CpsPlan) -> anyhow::Result<(Summary, String)> {
     let stats = d.rig.engine.stats();
     let pending = d.rig.engine.flows().pending();
     let note = format!(
-        "{workers} worker(s) in one polling thread; {occ} flows installed, {} moves, {pending} commands pending, {short} not installed; {:.3} page faults per connection",
+        "{workers} worker(s), workers 1..n on threads of their own, rate per CPU second of the process; {occ} flows installed, {} moves, {pending} commands pending, {short} not installed; {:.3} page faults per connection",
         stats.table.moves,
         d.faults_per_conn()
     );

@@ -172,8 +172,11 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
         for workers in [1u16, 2] {
             progress(&format!("cps with {workers} worker(s)"));
             let (s, note) = cps::cps(workers, plan.cps)?;
-            let name =
-                if workers == 1 { "1 worker".to_string() } else { format!("{workers} workers, one thread") };
+            let name = if workers == 1 {
+                "1 worker".to_string()
+            } else {
+                format!("{workers} workers (threads), per core")
+            };
             r.figures.push(
                 Figure::new("cps", &name, s, "conn/s", note)
                     .against("DPVS per worker", 200_000.0)
@@ -300,7 +303,7 @@ mod tests {
         let table = r.table();
         for row in [
             "1 worker",
-            "2 workers, one thread",
+            "2 workers (threads), per core",
             "installs at 10%",
             "installs at 50%",
             "installs at 90%",

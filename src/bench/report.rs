@@ -268,7 +268,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:.0} s in all; rates are per CPU second of the benchmark thread, which had {:.0}% of the wall time",
+            "\n{:.0} s in all; rates are per CPU second of the process (all its threads), which used {:.0}% of a core per wall second",
             self.seconds,
             self.cpu_share * 100.0
         );

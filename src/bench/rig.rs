@@ -285,11 +285,12 @@ pub fn rig(t: Topology, records: u32) -> anyhow::Result<Rig> {
     Ok(Rig { engine, model })
 }
 
-/// The CPU time this thread has used, nanoseconds.
+/// The CPU time this process has used (every thread: the polling thread and the worker
+/// threads), nanoseconds.
 fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec for the call to write.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &raw mut ts) };
     if rc != 0 {
         return 0;
     }
@@ -299,12 +300,14 @@ fn thread_cpu_ns() -> u64 {
 static TIMED_WALL_NS: AtomicU64 = AtomicU64::new(0);
 static TIMED_CPU_NS: AtomicU64 = AtomicU64::new(0);
 
-/// Times a run on the thread's CPU clock (and the wall clock beside it).
+/// Times a run on the process's CPU clock (and the wall clock beside it).
 ///
-/// The machine is shared: another process may take the core in the middle of a window, and the
-/// wall clock would charge that time to the code under test. The thread's CPU time does not
-/// (what the other process does to the caches still shows). Every figure is per core, so
-/// rates are computed on CPU time; [`cpu_share`] says how much of the wall time the thread had.
+/// The machine is shared: another process may take a core in the middle of a window, and the
+/// wall clock would charge that time to the code under test. The process's CPU time does not
+/// (what the other process does to the caches still shows). Every figure is per core (per CPU
+/// second, summed over the polling thread and the worker threads), so rates are computed on
+/// CPU time; [`cpu_share`] says how much CPU per wall second the runs had (above 1.0 with
+/// worker threads on both cores).
 pub struct Stopwatch {
     wall: std::time::Instant,
     cpu: u64,
