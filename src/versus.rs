@@ -13,7 +13,6 @@
 
 use crate::topo::{self, FullNat, ns_run};
 use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -209,38 +208,12 @@ pub fn run(args: &VersusArgs) -> anyhow::Result<String> {
     let dir = std::env::temp_dir().join(format!("sluice-versus-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut net = FullNat::build("sl-vs", 2)?;
-    for (n, ns) in net.servers.clone().iter().enumerate() {
-        let listen = format!("{}:80", topo::server_v4(n));
-        net.topo.spawn(
-            ns,
-            &me,
-            &["internal", "http-server", "--listen", &listen, "--name", &format!("rs{}", n + 1)],
-            true,
-        )?;
-    }
+    net.start_servers(&me, false)?;
     // Sluice first.
     let socket = dir.join("sluice.sock");
     std::fs::write(dir.join("sluice.toml"), net.config(&socket, "127.0.0.1:9100", "rr", &[1, 1], None))?;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &net.lb, &me, "run", "--config"])
-        .arg(dir.join("sluice.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let stderr = child.stderr.take().context("stderr")?;
-    net.topo.adopt(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("sluice run: ready") => break,
-            Some(Ok(_)) if Instant::now() < deadline => {}
-            _ => bail!("sluice run did not start"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let (pid, log) = net.start_appliance(&me, &dir.join("sluice.toml"))?;
+    std::thread::spawn(move || for _ in log {});
     eprintln!("e2e-vs-kernel: loading Sluice...");
     let sluice = load(&net, args, &dir, Some(pid))?;
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();

@@ -109,6 +109,20 @@ pub struct Neighbor {
     waiting: VecDeque<Vec<u8>>,
 }
 
+impl Neighbor {
+    /// A neighbour nothing is known of yet.
+    fn unknown(now_ns: u64) -> Self {
+        Neighbor {
+            mac: None,
+            state: NeighState::Incomplete,
+            updated_ns: now_ns,
+            tries: 0,
+            next_hop: None,
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
 /// What the network counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
@@ -230,14 +244,7 @@ impl Network {
     /// changed.
     pub fn learn(&mut self, port: u8, addr: IpAddr, mac: [u8; 6], now_ns: u64, is_static: bool) {
         let Some(pmac) = self.ports.get(usize::from(port)).map(|p| p.mac) else { return };
-        let n = self.neighbors.entry((port, addr)).or_insert_with(|| Neighbor {
-            mac: None,
-            state: NeighState::Incomplete,
-            updated_ns: now_ns,
-            tries: 0,
-            next_hop: None,
-            waiting: VecDeque::new(),
-        });
+        let n = self.neighbors.entry((port, addr)).or_insert_with(|| Neighbor::unknown(now_ns));
         if n.state == NeighState::Static && !is_static {
             return;
         }
@@ -267,14 +274,7 @@ impl Network {
         fallback_src: Option<IpAddr>,
     ) -> Option<L2> {
         let pmac = self.ports.get(usize::from(hop.port))?.mac;
-        let n = self.neighbors.entry((hop.port, hop.neighbor)).or_insert_with(|| Neighbor {
-            mac: None,
-            state: NeighState::Incomplete,
-            updated_ns: now_ns,
-            tries: 0,
-            next_hop: None,
-            waiting: VecDeque::new(),
-        });
+        let n = self.neighbors.entry((hop.port, hop.neighbor)).or_insert_with(|| Neighbor::unknown(now_ns));
         if let Some(mac) = n.mac {
             if n.state == NeighState::Reachable && now_ns.saturating_sub(n.updated_ns) > REACHABLE_NS {
                 n.state = NeighState::Stale;
@@ -352,14 +352,7 @@ impl Network {
         }
         let free = self.next_hops.iter().position(Option::is_none)? as u16;
         self.next_hops[usize::from(free)] = Some((hop.port, hop.neighbor));
-        let n = self.neighbors.entry((hop.port, hop.neighbor)).or_insert_with(|| Neighbor {
-            mac: None,
-            state: NeighState::Incomplete,
-            updated_ns: now_ns,
-            tries: 0,
-            next_hop: None,
-            waiting: VecDeque::new(),
-        });
+        let n = self.neighbors.entry((hop.port, hop.neighbor)).or_insert_with(|| Neighbor::unknown(now_ns));
         n.next_hop = Some(free);
         self.changed.push((free, entry(hop.port, pmac, n.mac)));
         Some(free)

@@ -284,14 +284,20 @@ fn event_loop(
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        // A terminal that went away (its window closed without a SIGHUP reaching us) reads as
+        // an endless stream of events: notice it rather than spin.
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            return Ok(());
+        }
         // Wake at least every 200 ms to notice a signal.
         let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
-        if event::poll(wait).map_err(io)?
-            && let Event::Key(k) = event::read().map_err(io)?
-            && k.kind == KeyEventKind::Press
-            && quits(&k)
-        {
-            return Ok(());
+        if event::poll(wait).map_err(io)? {
+            match event::read().map_err(io)? {
+                Event::Key(k) if k.kind == KeyEventKind::Press && quits(&k) => return Ok(()),
+                Event::Key(_) | Event::Resize(..) => {}
+                // Mouse, focus, paste: nothing to redraw for; do not spin on a stream of them.
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
         }
     }
 }

@@ -12,9 +12,8 @@ mod memory;
 
 use crate::topo::{self, FullNat};
 use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Runs the demo.
 pub fn run(in_memory: bool) -> anyhow::Result<String> {
@@ -47,48 +46,13 @@ fn live() -> anyhow::Result<String> {
     let _cleanup = RemoveDir(dir.clone());
     println!("Building the demo network (namespaces sl-demo-c, -lb, -sw, -r1, -r2)...");
     let mut net = FullNat::build("sl-demo", 2).context("building the namespaces")?;
-    for (n, ns) in net.servers.clone().iter().enumerate() {
-        for listen in [format!("{}:80", topo::server_v4(n)), format!("[{}]:80", topo::server_v6(n))] {
-            net.topo.spawn(
-                ns,
-                &me,
-                &["internal", "http-server", "--listen", &listen, "--name", &format!("rs{}", n + 1)],
-                true,
-            )?;
-        }
-    }
+    net.start_servers(&me, true)?;
     let socket = dir.join("sluice.sock");
     let cfg = net.config(&socket, "127.0.0.1:9100", "rr", &[1, 1], None);
     let cfg_path = dir.join("sluice.toml");
     std::fs::write(&cfg_path, &cfg)?;
     println!("Starting the appliance: sluice run --config {} (in sl-demo-lb)", cfg_path.display());
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &net.lb, &me, "run", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().context("stderr")?;
-    net.topo.adopt(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(l) if l.starts_with("sluice run: ready") => {
-                println!("  {l}");
-                break;
-            }
-            Ok(l) => println!("  {l}"),
-            Err(_) if Instant::now() > deadline => bail!("the appliance did not start within 20 s"),
-            Err(_) => {}
-        }
-    }
+    let (_pid, _log) = net.start_appliance(&me, &cfg_path)?;
     std::thread::sleep(Duration::from_millis(300));
     println!("\nThe client (10.10.1.10) asks the VIP 10.10.1.100:80 six times:");
     client_get(&net.client, &me, "http://10.10.1.100/", 6)?;

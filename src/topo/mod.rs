@@ -270,6 +270,68 @@ impl FullNat {
         Ok(FullNat { topo, client, lb, servers: names })
     }
 
+    /// Starts `sluice internal http-server` on every server (IPv4, and IPv6 with `v6`), each
+    /// answering with its name (`rs1`, `rs2`...).
+    pub fn start_servers(&mut self, exe: &str, v6: bool) -> io::Result<()> {
+        for (n, ns) in self.servers.clone().iter().enumerate() {
+            let mut listen = vec![format!("{}:80", server_v4(n))];
+            if v6 {
+                listen.push(format!("[{}]:80", server_v6(n)));
+            }
+            for l in listen {
+                self.topo.spawn(
+                    ns,
+                    exe,
+                    &["internal", "http-server", "--listen", &l, "--name", &format!("rs{}", n + 1)],
+                    true,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `sluice run --config CONFIG` in the appliance's namespace and waits (up to 30 s)
+    /// for its ready line. Returns its pid and the rest of its stderr, line by line.
+    pub fn start_appliance(
+        &mut self,
+        exe: &str,
+        config: &std::path::Path,
+    ) -> io::Result<(u32, std::sync::mpsc::Receiver<String>)> {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.lb, exe, "run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let pid = child.id();
+        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
+        self.topo.adopt(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(l) if l.starts_with("sluice run: ready") => {
+                    eprintln!("  {l}");
+                    return Ok((pid, rx));
+                }
+                Ok(l) => eprintln!("  {l}"),
+                Err(_) if std::time::Instant::now() > deadline => {
+                    return Err(io::Error::other("the appliance did not start within 30 s"));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// The appliance's configuration for this topology (control socket `socket`, metrics on
     /// `metrics`), one TCP service on :80, a UDP one on :53 and an IPv6 one, every server behind
     /// each, with `extra` appended (more keys, health checks...).
