@@ -117,7 +117,17 @@ fn replay(
     let clock = Arc::new(ManualClock::new(start));
     let (mut engine, wires) = build(cfg, &clock)?;
     let mut written = 0u64;
+    // A bar when a person watches (stderr a terminal); nothing in scripts and tests.
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && frames.len() > 10_000 {
+        indicatif::ProgressBar::new(frames.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template("replay [{bar:40}] {pos}/{len} frames {per_sec}") {
+        bar.set_style(style);
+    }
     for (ts, port, data) in &frames {
+        bar.inc(1);
         clock.set(*ts);
         if let Some(w) = wires.get(usize::from(*port)) {
             w.push_rx(data.clone(), Some(*ts));
@@ -132,6 +142,7 @@ fn replay(
             }
         }
     }
+    bar.finish_and_clear();
     for (_, s) in sinks.iter_mut() {
         s.flush()?;
     }

@@ -146,7 +146,19 @@ impl Plan {
 /// Runs the benchmark as the arguments say: prints the table (or JSON) and writes the plot.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let plan = if args.quick { Plan::quick() } else { Plan::full() };
-    let report = measure(&plan, &args.only, &mut |m| eprintln!("sluice bench: {m}"))?;
+    // A spinner with the step for a person at a terminal; one line per step otherwise (logs).
+    let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    let report = measure(&plan, &args.only, &mut |m| match &spinner {
+        Some(s) => s.set_message(format!("sluice bench: {m}")),
+        None => eprintln!("sluice bench: {m}"),
+    })?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let suffix = if args.quick { "-quick" } else { "" };
     if let Some(svg) = report.svg() {

@@ -97,6 +97,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         d.cfg.control.socket.display(),
     );
     let mut idle_rounds = 0u32;
+    let interrupts = d.engine.flows().nic_ref().has_interrupts();
     while !stop.load(Ordering::Relaxed) {
         let now = d.clock.now_ns();
         let mut work = d.engine.poll(now);
@@ -122,7 +123,11 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         // back off to short sleeps when idle, so an idle appliance does not burn its core.
         if work == 0 {
             idle_rounds = idle_rounds.saturating_add(1);
-            if idle_rounds > 20_000 {
+            if interrupts && idle_rounds > 64 {
+                // `[device] interrupts = true`: sleep on the rings' MSI-X eventfds (armed
+                // after each drain) instead of spinning; timers still run every millisecond.
+                d.engine.flows().nic().wait_any(Duration::from_millis(1));
+            } else if idle_rounds > 20_000 {
                 std::thread::sleep(Duration::from_micros(100));
             } else if idle_rounds > 2_000 {
                 std::thread::yield_now();

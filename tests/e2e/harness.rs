@@ -69,9 +69,11 @@ impl Appliance {
         let socket = dir.join("sluice.sock");
         let mut cfg = net.config(&socket, "127.0.0.1:9100", scheduler, weights, health);
         if mode == Mode::VfioUser {
+            // Over vfio-user the driver sleeps on the rings' MSI-X eventfds (`interrupts`); the
+            // in-process runs busy-poll: both modes are exercised end to end.
             cfg = cfg.replacen(
                 "transport = \"sim\"",
-                &format!("transport = \"sim\"\nsocket = \"{}\"", dir.join("nic.sock").display()),
+                &format!("transport = \"sim\"\nsocket = \"{}\"\ninterrupts = true", dir.join("nic.sock").display()),
                 1,
             );
         }

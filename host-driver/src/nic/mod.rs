@@ -437,6 +437,33 @@ impl Nic {
         }
     }
 
+    /// Waits until any ring with an interrupt (completions, events, every exception ring) may
+    /// have something, at most `timeout`; returns whether an interrupt fired. Without
+    /// interrupts it returns false at once: the caller polls.
+    pub fn wait_any(&mut self, timeout: Duration) -> bool {
+        self.transport.service();
+        if self.vectors.is_empty() {
+            return false;
+        }
+        let mut fds: Vec<libc::pollfd> = self
+            .vectors
+            .iter()
+            .map(|(_, fd)| libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(fd), events: libc::POLLIN, revents: 0 })
+            .collect();
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        for (_, fd) in &self.vectors {
+            let _ = fd.read();
+        }
+        n > 0
+    }
+
+    /// Whether the device was brought up with interrupts.
+    pub fn has_interrupts(&self) -> bool {
+        !self.vectors.is_empty()
+    }
+
     /// Re-arms the vector of `ring` after draining it (interrupt mode only).
     fn rearm(&mut self, ring: u32) {
         if self.vectors.iter().any(|(r, _)| *r == ring) {
