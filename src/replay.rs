@@ -123,7 +123,9 @@ fn replay(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    if let Ok(style) = indicatif::ProgressStyle::with_template("replay [{bar:40}] {pos}/{len} frames {per_sec}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("replay [{bar:40}] {pos}/{len} frames {per_sec}")
+    {
         bar.set_style(style);
     }
     for (ts, port, data) in &frames {

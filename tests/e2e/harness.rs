@@ -73,7 +73,10 @@ impl Appliance {
             // in-process runs busy-poll: both modes are exercised end to end.
             cfg = cfg.replacen(
                 "transport = \"sim\"",
-                &format!("transport = \"sim\"\nsocket = \"{}\"\ninterrupts = true", dir.join("nic.sock").display()),
+                &format!(
+                    "transport = \"sim\"\nsocket = \"{}\"\ninterrupts = true",
+                    dir.join("nic.sock").display()
+                ),
                 1,
             );
         }

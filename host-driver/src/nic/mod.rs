@@ -448,7 +448,11 @@ impl Nic {
         let mut fds: Vec<libc::pollfd> = self
             .vectors
             .iter()
-            .map(|(_, fd)| libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(fd), events: libc::POLLIN, revents: 0 })
+            .map(|(_, fd)| libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                events: libc::POLLIN,
+                revents: 0,
+            })
             .collect();
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the duration of the call.

@@ -43,7 +43,14 @@ pub struct AfPacketPort {
     rx_buf: Vec<u8>,
     /// Frames dropped because they did not fit `rx_buf`.
     oversized: u64,
+    /// The link state and when it was read: the datapath asks for every frame it sends, and
+    /// an ioctl per frame was a third of the wire's system calls. A PHY is sampled every few
+    /// milliseconds too; a failed send forgets the sample at once.
+    link: std::cell::Cell<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long a sampled link state holds.
+const LINK_SAMPLE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The context of an error: `af_packet: {op} {ifname}: {err}`, with a hint when it is about
 /// privileges.
@@ -81,6 +88,18 @@ fn set_int_opt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc:
 }
 
 impl AfPacketPort {
+    /// Reads the link state: administratively up and operationally up (carrier present).
+    fn read_link(&self) -> bool {
+        match self.ifreq_ioctl(libc::SIOCGIFFLAGS) {
+            Ok(req) => {
+                // SAFETY: SIOCGIFFLAGS fills the `ifru_flags` member of the union.
+                let flags = libc::c_int::from(unsafe { req.ifr_ifru.ifru_flags });
+                flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+            }
+            Err(_) => false, // The interface is gone.
+        }
+    }
+
     /// Opens a raw socket on the interface `ifname` of the calling thread's network namespace:
     /// non-blocking, bound to the interface, not reading back its own sends, with a large
     /// receive buffer. Needs root or CAP_NET_RAW.
@@ -115,7 +134,13 @@ impl AfPacketPort {
         // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        let port = Self { ifname: ifname.to_owned(), fd, rx_buf: vec![0; RX_BUF_BYTES], oversized: 0 };
+        let port = Self {
+            ifname: ifname.to_owned(),
+            fd,
+            rx_buf: vec![0; RX_BUF_BYTES],
+            oversized: 0,
+            link: std::cell::Cell::new(None),
+        };
         let hatype = port.hw_addr().map_err(|e| os_error("hardware address of", ifname, &e))?.sa_family;
         if hatype != libc::ARPHRD_ETHER && hatype != libc::ARPHRD_LOOPBACK {
             return Err(io::Error::new(
@@ -311,6 +336,9 @@ impl Port for AfPacketPort {
                 return Ok(());
             }
             let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                self.link.set(None);
+            }
             match err.raw_os_error() {
                 Some(libc::EINTR) => {}
                 // A full queue (EAGAIN) or no buffer memory (ENOBUFS): the frame is dropped.
@@ -327,14 +355,14 @@ impl Port for AfPacketPort {
 
     /// Up when the interface is administratively up and operationally up (carrier present).
     fn link_up(&self) -> bool {
-        match self.ifreq_ioctl(libc::SIOCGIFFLAGS) {
-            Ok(req) => {
-                // SAFETY: SIOCGIFFLAGS fills the `ifru_flags` member of the union.
-                let flags = libc::c_int::from(unsafe { req.ifr_ifru.ifru_flags });
-                flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
+        if let Some((at, up)) = self.link.get() {
+            if at.elapsed() < LINK_SAMPLE {
+                return up;
             }
-            Err(_) => false, // The interface is gone.
         }
+        let up = self.read_link();
+        self.link.set(Some((std::time::Instant::now(), up)));
+        up
     }
 
     fn mac(&self) -> Option<[u8; 6]> {
