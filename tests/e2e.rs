@@ -243,8 +243,16 @@ fn the_cli_shows_live_flows_drains_and_counters() {
             .output()
             .unwrap()
     });
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let flows = cli(&["flows", "--vip", "10.10.1.100:80", "--state", "established"]);
+    // Wait (up to 5 s) for the download's connection to show; it lasts about 3 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut flows = String::new();
+    while std::time::Instant::now() < deadline {
+        flows = cli(&["flows", "--vip", "10.10.1.100:80", "--state", "established"]);
+        if flows.contains("ESTABLISHED") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(
         flows.lines().any(|l| l.contains("ESTABLISHED") && l.contains("10.10.1.10:") && l.contains(" nic ")),
         "{flows}"
