@@ -16,7 +16,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn config(socket: &Path, metrics: u16, extra_backend: bool) -> String {
+fn config_text(socket: &Path, metrics: u16, extra_backend: bool) -> String {
     let mut s = format!(
         r#"[device]
 workers = 2
@@ -50,7 +50,8 @@ weight = 1
 
 struct Daemon {
     child: Child,
-    dir: tempfile::TempDir,
+    // Kept for its Drop: the directory goes with the daemon.
+    _dir: tempfile::TempDir,
     socket: PathBuf,
     config: PathBuf,
     metrics: u16,
@@ -86,7 +87,7 @@ impl Daemon {
                 _ => assert!(Instant::now() < deadline, "the daemon did not start"),
             }
         }
-        Daemon { child, dir, socket, config, metrics }
+        Daemon { child, _dir: dir, socket, config, metrics }
     }
 
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
@@ -109,15 +110,10 @@ impl Daemon {
     }
 }
 
-fn config_text(socket: &Path, metrics: u16, extra: bool) -> String {
-    config(socket, metrics, extra)
-}
-
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = &self.dir;
     }
 }
 
@@ -223,7 +219,7 @@ fn the_cli_drives_a_running_daemon() {
 #[test]
 fn bad_configurations_give_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let good = config(&dir.path().join("s.sock"), free_port(), false);
+    let good = config_text(&dir.path().join("s.sock"), free_port(), false);
     let cases: Vec<(String, &str)> = vec![
         (good.replace("workers = 2", "workers = 2\nwrokers = 1"), "unknown key \"wrokers\""),
         (good.replace("10.10.2.11:80", "10.10.2.300:80"), "10.10.2.300:80"),

@@ -166,6 +166,9 @@ pub struct Backend {
     pub up: bool,
     /// Counters.
     pub stats: Arc<BackendStats>,
+    /// Its stable identity for the schedulers (a hash of the address, computed with the
+    /// snapshot, not per connection).
+    pub id: u64,
 }
 
 /// A service in a snapshot.
@@ -187,6 +190,12 @@ impl Service {
         self.backends.iter().map(view).collect()
     }
 
+    /// [`Self::views`] into `out` (cleared first), so a worker reuses one buffer per SYN.
+    pub fn views_into(&self, out: &mut Vec<BackendView>) {
+        out.clear();
+        out.extend(self.backends.iter().map(view));
+    }
+
     /// The server at `addr`.
     pub fn backend(&self, addr: SocketAddr) -> Option<&Backend> {
         self.backends.iter().find(|b| b.addr == addr)
@@ -199,7 +208,7 @@ fn view(b: &Backend) -> BackendView {
         up: b.up,
         active: b.stats.active.load(Ordering::Relaxed),
         inactive: b.stats.inactive.load(Ordering::Relaxed),
-        id: hash_endpoint(b.addr),
+        id: b.id,
     }
 }
 
@@ -391,6 +400,7 @@ impl Services {
                     weight: b.weight,
                     up: self.health.get(&(cfg.key, b.addr)).copied().unwrap_or(true),
                     stats: self.backend_stats.entry((cfg.key, b.addr)).or_default().clone(),
+                    id: hash_endpoint(b.addr),
                 })
                 .collect();
             let views: Vec<BackendView> = backends.iter().map(view).collect();

@@ -30,19 +30,21 @@ impl Engine {
         for (port, frame) in out.to_host.drain(..) {
             self.hand_to_host(port, &frame);
         }
-        let fallback = self.table.lips();
         for tx in out.tx.drain(..) {
             let Some(hop) = self.net.route(tx.dst) else {
                 self.net.count_no_route();
                 continue;
             };
-            let src = fallback.iter().copied().find(|l| l.is_ipv6() == tx.dst.is_ipv6());
+            let src = self.lips.iter().copied().find(|l| l.is_ipv6() == tx.dst.is_ipv6());
             self.send_ip(hop, tx.packet, now_ns, src);
         }
-        for r in out.installs.drain(..).collect::<Vec<_>>() {
+        let mut installs = std::mem::take(&mut out.installs);
+        for r in installs.drain(..) {
             let result = self.install(r.flow, &r.endpoints, now_ns);
             self.workers[w].on_installed(r.slot, r.generation, result, out);
         }
+        // Keep the buffer's capacity (on_installed never asks for installs).
+        out.installs = installs;
         for h in out.removes.drain(..) {
             // A flow the NIC evicted is already gone from the table: nothing to do.
             let _ = self.flows.remove(h, false);

@@ -173,6 +173,9 @@ pub struct Engine {
     batches: Vec<Vec<Punt>>,
     services: Services,
     table: Arc<ServiceTable>,
+    /// Every LIP of the current snapshot (the source of ARP/ND requests where a port has no
+    /// address of the family), kept with the snapshot rather than rebuilt per round.
+    pub(crate) lips: Vec<IpAddr>,
     host: Vec<Option<Box<dyn HostPort>>>,
     cfg: EngineConfig,
     out: Out,
@@ -240,6 +243,7 @@ impl Engine {
             workers,
             services,
             table,
+            lips: Vec::new(),
             cfg,
             out: Out::default(),
             stats: DeviceSideStats::default(),
@@ -256,7 +260,8 @@ impl Engine {
     /// Tells the NIC which addresses are LIPs, so a server's reply reaches the worker that owns
     /// its port (the filter holds 16; replies to further LIPs are handed over by the workers).
     fn program_steering(&mut self) -> Result<(), EngineError> {
-        let mut lips = self.table.lips();
+        self.lips = self.table.lips();
+        let mut lips = self.lips.clone();
         if lips.len() > 16 {
             tracing::warn!(
                 lips = lips.len(),
@@ -330,8 +335,8 @@ impl Engine {
         self.run_workers(now_ns);
         work += self.poll_events(now_ns);
         work += self.poll_host();
-        let fallback = self.table.lips();
-        self.net.tick(now_ns, |t| fallback.iter().copied().find(|l| l.is_ipv6() == t.is_ipv6()));
+        let lips = &self.lips;
+        self.net.tick(now_ns, |t| lips.iter().copied().find(|l| l.is_ipv6() == t.is_ipv6()));
         self.flush_network();
         self.commit();
         self.flows.nic().flush_injects();

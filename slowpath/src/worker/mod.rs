@@ -309,6 +309,8 @@ pub struct Worker {
     reset_tuples: FastMap<TupleKey, u64>,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
+    /// The scheduler's view of a service's servers, rebuilt per SYN in this reused buffer.
+    views: Vec<crate::sched::BackendView>,
 }
 
 impl Worker {
@@ -330,6 +332,7 @@ impl Worker {
             reset_tuples: FastMap::default(),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
+            views: Vec::new(),
         }
     }
 

@@ -92,22 +92,24 @@ impl Worker {
             svc.stats.over_limit.fetch_add(1, Ordering::Relaxed);
             return self.stats.discard(Discard::OverLimit);
         }
-        let views = svc.views();
+        let mut views = std::mem::take(&mut self.views);
+        svc.views_into(&mut views);
         let hash = crate::addr::hash_addr(client.ip());
-        let Some(b) = self.schedulers.get_mut(index).and_then(|s| s.pick(&views, hash)) else {
+        let picked = self.schedulers.get_mut(index).and_then(|s| s.pick(&views, hash));
+        self.views = views;
+        let Some(b) = picked else {
             svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
             return self.stats.discard(Discard::NoBackend);
         };
         let backend = &svc.backends[b];
         let rs = backend.addr;
         // LIPs of the server's family, in turn; the first with a free port wins.
-        let lips: Vec<_> =
-            svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6()).copied().collect();
+        let family = || svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6());
+        let n = family().count();
         let mut chosen = None;
-        for k in 0..lips.len() {
-            let lip = lips[(self.lip_turn + k) % lips.len()];
-            if let Some(port) = self.ports.alloc(lip, rs, now_ns) {
-                chosen = Some(SocketAddr::new(lip, port));
+        for lip in family().cycle().skip(self.lip_turn % n.max(1)).take(n) {
+            if let Some(port) = self.ports.alloc(*lip, rs, now_ns) {
+                chosen = Some(SocketAddr::new(*lip, port));
                 break;
             }
         }
@@ -187,7 +189,7 @@ impl Worker {
         let policy = self.cfg.policy;
         let timeouts = self.cfg.timeouts;
         let cookie = self.cookie(slot);
-        let stats = self.stats.clone();
+        let stats = &*self.stats;
         let Some(c) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else { return };
         let flags = pkt.tcp_flags();
         let before = c.state;
