@@ -86,12 +86,24 @@ fn matches_endpoint(filter: &str, a: SocketAddr) -> bool {
 
 /// `sluice flows`.
 pub fn flows(engine: &mut Engine, f: &FlowFilter) -> FlowsReply {
-    let mut all: Vec<FlowInfo> = engine
-        .conns(true)
+    let mut picked: Vec<slowpath::engine::ConnInfo> = engine
+        .conns(false)
         .into_iter()
         .filter(|c| f.vip.as_deref().is_none_or(|v| matches_endpoint(v, c.endpoints.vip)))
         .filter(|c| f.backend.as_deref().is_none_or(|b| matches_endpoint(b, c.endpoints.rs)))
         .filter(|c| f.state.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(c.state)))
+        .collect();
+    picked.sort_by(|a, b| {
+        (a.worker, a.endpoints.client, a.endpoints.vip).cmp(&(b.worker, b.endpoints.client, b.endpoints.vip))
+    });
+    let total = picked.len();
+    if let Some(n) = f.limit {
+        picked.truncate(n);
+    }
+    // Live NIC counters for the listed ones only.
+    engine.refresh(&mut picked);
+    let flows = picked
+        .into_iter()
         .map(|c| FlowInfo {
             worker: c.worker,
             protocol: c.proto.into(),
@@ -110,12 +122,7 @@ pub fn flows(engine: &mut Engine, f: &FlowFilter) -> FlowsReply {
             idle_ms: c.idle_ms,
         })
         .collect();
-    all.sort_by(|a, b| (a.worker, &a.client, &a.vip).cmp(&(b.worker, &b.client, &b.vip)));
-    let total = all.len();
-    if let Some(n) = f.limit {
-        all.truncate(n);
-    }
-    FlowsReply { total, flows: all }
+    FlowsReply { total, flows }
 }
 
 /// `sluice stats` from one snapshot of the engine's counters.

@@ -55,6 +55,21 @@ pub struct ConnInfo {
     pub bytes: [u64; 2],
     /// Milliseconds since its last packet.
     pub idle_ms: u64,
+    /// What the host path alone counted (to add the NIC's counters to on a refresh).
+    pub host: HostSide,
+}
+
+/// A connection's host-path counters and timeout, behind a [`ConnInfo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostSide {
+    /// Packets the host forwarded (original, reply).
+    pub packets: [u64; 2],
+    /// Bytes the host forwarded.
+    pub bytes: [u64; 2],
+    /// When the host last saw a packet, ns.
+    pub last_ns: u64,
+    /// The state's timeout, ns.
+    pub timeout_ns: u64,
 }
 
 /// One worker's counters.
@@ -207,18 +222,6 @@ impl Engine {
     /// Every connection, with live NIC counters when `refresh` (one batch of queries).
     pub fn conns(&mut self, refresh: bool) -> Vec<ConnInfo> {
         let now = self.now_ns;
-        let mut counters = std::collections::HashMap::new();
-        if refresh {
-            let handles: Vec<Handle> = self
-                .workers
-                .iter()
-                .flat_map(crate::worker::Worker::conns)
-                .filter_map(|c| if let Offload::Nic(h) = c.offload { Some(h) } else { None })
-                .collect();
-            if let Ok(got) = self.flows.counters(&handles, false) {
-                counters.extend(got);
-            }
-        }
         let timeouts = self.cfg.timeouts;
         let mut out = Vec::new();
         for w in &self.workers {
@@ -227,31 +230,49 @@ impl Engine {
                     Offload::Nic(h) => (Location::Nic, Some(h.0)),
                     _ => (Location::Host, None),
                 };
-                let mut last = c.last_ns;
-                let mut packets = c.total_packets();
-                let mut bytes = c.total_bytes();
-                if let Some(k) = record.and_then(|r| counters.get(&Handle(r))) {
-                    last = last.max(now.saturating_sub(u64::from(k.idle_ms) * 1_000_000));
-                    packets =
-                        [c.packets[0] + u64::from(k.packets[0]), c.packets[1] + u64::from(k.packets[1])];
-                    bytes = [c.bytes[0] + k.bytes[0], c.bytes[1] + k.bytes[1]];
-                }
-                let deadline = last + timeouts.of(c.state).as_nanos() as u64;
+                let timeout_ns = timeouts.of(c.state).as_nanos() as u64;
                 out.push(ConnInfo {
                     worker: w.id(),
                     proto: c.proto.as_str(),
                     state: c.state.name(),
-                    expire_ms: deadline.saturating_sub(now) / 1_000_000,
+                    expire_ms: (c.last_ns + timeout_ns).saturating_sub(now) / 1_000_000,
                     endpoints: c.ep,
                     location,
                     record,
-                    packets,
-                    bytes,
-                    idle_ms: now.saturating_sub(last) / 1_000_000,
+                    packets: c.total_packets(),
+                    bytes: c.total_bytes(),
+                    idle_ms: now.saturating_sub(c.last_ns) / 1_000_000,
+                    host: HostSide { packets: c.packets, bytes: c.bytes, last_ns: c.last_ns, timeout_ns },
                 });
             }
         }
+        if refresh {
+            self.refresh(&mut out);
+        }
         out
+    }
+
+    /// Brings the listed connections' packets, bytes, idle and expiry up to date with the
+    /// NIC's counters (one batch of queries, for the offloaded ones only): `sluice flows
+    /// --limit 10` queries ten records, not the whole table.
+    pub fn refresh(&mut self, infos: &mut [ConnInfo]) {
+        let handles: Vec<Handle> = infos.iter().filter_map(|i| i.record.map(Handle)).collect();
+        if handles.is_empty() {
+            return;
+        }
+        let Ok(got) = self.flows.counters(&handles, false) else { return };
+        let counters: std::collections::HashMap<Handle, flow_offload::FlowCounters> =
+            got.into_iter().collect();
+        let now = self.now_ns;
+        for i in infos.iter_mut() {
+            let Some(k) = i.record.and_then(|r| counters.get(&Handle(r))) else { continue };
+            let h = i.host;
+            let last = h.last_ns.max(now.saturating_sub(u64::from(k.idle_ms) * 1_000_000));
+            i.packets = [h.packets[0] + u64::from(k.packets[0]), h.packets[1] + u64::from(k.packets[1])];
+            i.bytes = [h.bytes[0] + k.bytes[0], h.bytes[1] + k.bytes[1]];
+            i.idle_ms = now.saturating_sub(last) / 1_000_000;
+            i.expire_ms = (last + h.timeout_ns).saturating_sub(now) / 1_000_000;
+        }
     }
 
     /// Every counter.

@@ -20,7 +20,7 @@ mod control;
 mod neighbor;
 mod pool;
 
-pub use control::{ConnInfo, EngineStats, Location};
+pub use control::{ConnInfo, EngineStats, HostSide, Location};
 
 use crate::conn::{OffloadPolicy, Timeouts};
 use crate::laddr::PortRange;

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 impl Worker {
     /// An ICMP or ICMPv6 message (neighbour discovery was sent to the network layer before).
-    pub(super) fn icmp(&mut self, punt: Punt, pkt: &Pkt, kind: u8, code: u8, now_ns: u64, out: &mut Out) {
+    pub(super) fn icmp(&mut self, punt: Punt, pkt: &Pkt, kind: u8, code: u8, out: &mut Out) {
         let Some(ip) = pkt.ip().copied() else { return };
         let owned = self.services.is_vip(ip.dst) || self.services.is_lip(ip.dst);
         if !owned {
@@ -48,13 +48,13 @@ impl Worker {
         if !is_error {
             return self.stats.discard(Discard::Icmp);
         }
-        self.translate_error(punt, pkt, now_ns, out);
+        self.translate_error(punt, pkt, out);
     }
 
     /// An ICMP error about a packet the appliance sent: the quoted packet is either one sent to
     /// a server (LIP:lport → RS) or one sent to a client (VIP → client). The error goes to the
     /// other side as if that side's packet had caused it.
-    fn translate_error(&mut self, punt: Punt, pkt: &Pkt, _now_ns: u64, out: &mut Out) {
+    fn translate_error(&mut self, punt: Punt, pkt: &Pkt, out: &mut Out) {
         let Some(ip) = pkt.ip().copied() else { return };
         let Some(msg) = punt.frame.get(ip.l4..ip.end) else { return self.stats.discard(Discard::Malformed) };
         // The quoted packet: an IP header and at least the ports.
@@ -151,8 +151,10 @@ fn rewrite_quoted(
     inner[l4..l4 + 2].copy_from_slice(&to.src_port.get().to_be_bytes());
     inner[l4 + 2..l4 + 4].copy_from_slice(&to.dst_port.get().to_be_bytes());
     let (_, l4_delta) = direction_deltas(from, to, v6);
-    let at = l4 + packet::checksum_offset(proto).unwrap_or(usize::MAX - 2).min(usize::MAX - l4 - 2);
-    if let Some(field) = inner.get_mut(at..at + 2) {
+    // The transport checksum is updated when the quote reaches it (often only 8 bytes are
+    // quoted); a UDP checksum of zero means none and stays zero.
+    let field = packet::checksum_offset(proto).and_then(|off| inner.get_mut(l4 + off..l4 + off + 2));
+    if let Some(field) = field {
         let old = u16::from_be_bytes([field[0], field[1]]);
         if !(proto == IPPROTO_UDP && old == 0) {
             field.copy_from_slice(&apply(old, l4_delta).to_be_bytes());
@@ -163,7 +165,7 @@ fn rewrite_quoted(
 
 /// The RST answering `pkt` (a TCP segment for a connection that no longer exists), as an IP
 /// packet back to its sender (RFC 793, "Reset Generation").
-pub(super) fn reset_for(frame: &[u8], pkt: &Pkt) -> Option<Tx> {
+pub(super) fn reset_for(pkt: &Pkt) -> Option<Tx> {
     let ip = pkt.ip()?;
     let L4::Tcp { sport, dport, flags, seq, ack, header_len } = pkt.l4 else { return None };
     let payload = (ip.end - ip.l4).saturating_sub(header_len) as u32;
@@ -179,6 +181,5 @@ pub(super) fn reset_for(frame: &[u8], pkt: &Pkt) -> Option<Tx> {
         seg[13] = 0x14;
     }
     seg[12] = 5 << 4;
-    let _ = frame;
     Some(Tx { dst: ip.src, packet: build::ip_packet(ip.dst, ip.src, IPPROTO_TCP, 64, seg, 16) })
 }

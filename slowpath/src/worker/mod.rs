@@ -404,7 +404,7 @@ impl Worker {
         }
         match pkt.l4 {
             L4::Tcp { .. } | L4::Udp { .. } => self.transport(punt, &pkt, now_ns, out),
-            L4::Icmp { kind, code } => self.icmp(punt, &pkt, kind, code, now_ns, out),
+            L4::Icmp { kind, code } => self.icmp(punt, &pkt, kind, code, out),
             L4::None => {
                 if self.services.is_vip(ip.dst) || self.services.is_lip(ip.dst) {
                     self.stats.discard(Discard::Unsupported);

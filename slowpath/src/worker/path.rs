@@ -30,7 +30,7 @@ impl Worker {
         let flags = pkt.tcp_flags();
         if !self.reset_tuples.is_empty() && self.reset_tuples.contains_key(&key) {
             if flags & RST == 0 {
-                if let Some(rst) = super::icmp::reset_for(&punt.frame, pkt) {
+                if let Some(rst) = super::icmp::reset_for(pkt) {
                     out.tx.push(rst);
                     WorkerStats::inc(&self.stats.resets);
                 }
