@@ -64,10 +64,18 @@ pub struct Topology {
 
 impl Topology {
     /// An empty topology; leftovers of an earlier run with this prefix are removed first.
+    ///
+    /// `SLUICE_NS_TAG`, when set, is appended to the prefix, so two checkouts can run their
+    /// namespace tests side by side on one machine without removing each other's namespaces.
     pub fn new(prefix: &str) -> io::Result<Topology> {
         if !is_root() {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "network namespaces need root"));
         }
+        let tagged = match std::env::var("SLUICE_NS_TAG") {
+            Ok(tag) if !tag.is_empty() => format!("{prefix}{tag}"),
+            _ => prefix.to_string(),
+        };
+        let prefix = tagged.as_str();
         for ns in existing(prefix) {
             let _ = run(&["ip", "netns", "del", &ns]);
         }
