@@ -14,17 +14,20 @@
 //!   DMA reads and writes touch the driver's own pages ([`MappedMemory`]); `DMA_UNMAP` drops it;
 //! - `DEVICE_RESET`: [`Device::reset`].
 //!
-//! Two threads share the device through a mutex: the protocol thread (one client at a time;
-//! register accesses, DMA map changes) and the datapath loop in the caller's thread (port
-//! polling and [`Device::tick`]), each holding the lock for one access or one poll round.
-//! When a client disconnects, the device is reset, its DMA mappings and eventfds are dropped,
-//! and the next client is accepted; a client that connects while another is served waits in
-//! the listen backlog until then.
+//! Threads share the device through a mutex: the session thread (one client at a time;
+//! register accesses, DMA map changes), the accept thread, and the datapath loop in the
+//! caller's thread (port polling and [`Device::tick`]), each holding the lock for one access
+//! or one poll round. When a client disconnects, the device is reset, its DMA mappings and
+//! eventfds are dropped, and the next client is served. A client that connects while another
+//! holds the session is refused at once (EBUSY, with the holder's pid and name as the reason),
+//! so `sluice device info` says the device is busy instead of waiting.
 //!
-//! The protocol itself is the `vfio_user` crate's [`vfio_user::Server`]. Its `run` blocks in
-//! the connected socket and cannot be interrupted from outside: a stop while a client is
-//! connected makes [`serve`] return without waiting for that session (the socket file is
-//! removed; the session ends when the process exits, which is what `sluice sim` does next).
+//! The protocol itself is the `vfio_user` crate's [`vfio_user::Server`] (the patched copy in
+//! `vendor/`: a malformed message ends its session with an error reply, never the process).
+//! A session blocks in the connected socket and cannot be interrupted from outside: a stop
+//! while a client is connected makes [`serve`] return without waiting for that session (the
+//! socket file is removed; the session ends when the process exits, which is what `sluice
+//! sim` does next).
 
 use anyhow::{Context, bail};
 use sim_model::clock::SystemClock;
@@ -190,15 +193,15 @@ pub fn serve(
     listener.set_nonblocking(true).with_context(|| format!("{}: setting non-blocking", socket.display()))?;
     tracing::info!(socket = %socket.display(), "vfio-user server listening");
 
-    let mut backend = Backend { device: device.clone(), memory, vectors, config: ConfigSpace::new() };
-    let server = Server::from_owned_fd(OwnedFd::from(listener), true, irqs(), regions());
+    let backend = Backend { device: device.clone(), memory, vectors, config: ConfigSpace::new() };
+    let server = Arc::new(Server::from_owned_fd(OwnedFd::from(listener), true, irqs(), regions()));
     let in_session = Arc::new(AtomicBool::new(false));
     let watch = stop.clone();
     let protocol = {
         let in_session = in_session.clone();
         std::thread::Builder::new()
             .name("vfio-user".into())
-            .spawn(move || protocol_loop(&server, &mut backend, &stop, &in_session))
+            .spawn(move || protocol_loop(&server, backend, &stop, &in_session))
             .context("starting the vfio-user thread")?
     };
     let stop = watch;
@@ -231,33 +234,90 @@ pub fn serve(
     Ok(())
 }
 
-/// Accepts clients one after another until `stop`; resets the device after each.
+/// A session in progress: its thread gives the backend back when the client goes.
+struct Session {
+    thread: std::thread::JoinHandle<Backend>,
+    /// Who holds it, for the clients refused meanwhile ("pid 1234 (sluice)").
+    holder: String,
+}
+
+/// Accepts clients until `stop`: the first is served on a session thread of its own, any other
+/// that arrives meanwhile is refused as busy; the device is reset after each session.
 fn protocol_loop(
-    server: &Server,
-    backend: &mut Backend,
+    server: &Arc<Server>,
+    backend: Backend,
     stop: &AtomicBool,
     in_session: &AtomicBool,
 ) -> anyhow::Result<()> {
+    let mut idle = Some(backend);
+    let mut session: Option<Session> = None;
     while !stop.load(Ordering::SeqCst) {
-        in_session.store(true, Ordering::SeqCst);
-        // The listener is non-blocking, so `run` returns at once when nobody is waiting; a
-        // socket returned by accept(2) does not inherit O_NONBLOCK on Linux, so a session
-        // blocks as the crate expects.
-        let result = server.run(backend);
-        in_session.store(false, Ordering::SeqCst);
-        match result {
+        if session.as_ref().is_some_and(|s| s.thread.is_finished()) {
+            let Some(s) = session.take() else { continue };
+            let mut backend =
+                s.thread.join().map_err(|_| anyhow::anyhow!("the vfio-user session panicked"))?;
+            backend.disconnect();
+            idle = Some(backend);
+            in_session.store(false, Ordering::SeqCst);
+        }
+        // The listener is non-blocking; a socket returned by accept(2) does not inherit
+        // O_NONBLOCK on Linux, so a session blocks as the crate expects.
+        let mut stream = match server.accept() {
+            Ok(stream) => stream,
             Err(vfio_user::Error::SocketAccept(e)) if e.kind() == ErrorKind::WouldBlock => {
                 std::thread::sleep(ACCEPT_POLL);
                 continue;
             }
             Err(vfio_user::Error::SocketAccept(e)) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(vfio_user::Error::SocketAccept(e)) => return Err(e).context("accepting a vfio-user client"),
-            Err(e) => tracing::warn!(error = %e, "vfio-user session ended with an error"),
-            Ok(()) => tracing::info!("vfio-user client disconnected"),
-        }
-        backend.disconnect();
+            Err(e) => return Err(e).context("accepting a vfio-user client"),
+        };
+        let Some(mut backend) = idle.take() else {
+            let holder = session.as_ref().map_or("another client", |s| s.holder.as_str());
+            let reason = format!("the device is busy: {holder} holds its session");
+            tracing::info!(client = %peer_name(&stream), "{reason}; refused");
+            let _ = Server::reply_busy(&mut stream, &reason);
+            continue;
+        };
+        let holder = peer_name(&stream);
+        tracing::info!(client = %holder, "vfio-user client connected");
+        in_session.store(true, Ordering::SeqCst);
+        let server = server.clone();
+        let thread = std::thread::Builder::new()
+            .name("vfio-user-session".into())
+            .spawn(move || {
+                match server.serve(stream, &mut backend) {
+                    Err(e) => tracing::warn!(error = %e, "vfio-user session ended with an error"),
+                    Ok(()) => tracing::info!("vfio-user client disconnected"),
+                }
+                backend
+            })
+            .context("starting a vfio-user session thread")?;
+        session = Some(Session { thread, holder: format!("pid {holder}") });
     }
     Ok(())
+}
+
+/// The peer of a Unix stream as "PID (COMM)", from `SO_PEERCRED` and `/proc`; "unknown" when
+/// the kernel does not say.
+fn peer_name(stream: &UnixStream) -> String {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given, for the call's duration.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 || cred.pid <= 0 {
+        return "unknown".into();
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", cred.pid)).unwrap_or_default();
+    format!("{} ({})", cred.pid, comm.trim())
 }
 
 /// Binds the socket, replacing a stale one and refusing a live one or a file that is not a

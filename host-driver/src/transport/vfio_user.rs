@@ -17,8 +17,11 @@
 //! dropped; the first failure is logged. The driver sees `0xFFFF_FFFF` where the identity
 //! block should be and stops with a clear error.
 //!
-//! Limits of the `vfio_user` 0.1.7 client this rests on: it does not look at the error flag of
-//! a reply, so a request the server refuses (a `DMA_MAP` it cannot map, a `SET_IRQS` out of
+//! Every exchange has a deadline (`SESSION_TIMEOUT`); a server that refuses the session (another
+//! client holds it) says so, and the error carries its reason.
+//!
+//! Limits of the `vfio_user` client this rests on (0.1.7, patched in `vendor/`): beyond the
+//! VERSION reply it does not look at the error flag of a reply, so a request the server refuses (a `DMA_MAP` it cannot map, a `SET_IRQS` out of
 //! range) is not reported here; the server logs it, and a DMA map that failed shows up as the
 //! device's DMA fault. The checks this transport can make itself (vector in range, region 0
 //! the size of BAR0, the PCI identity) it makes before sending.
@@ -29,6 +32,10 @@ use crate::error::DriverError;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
+
+/// How long any exchange with the server may take before the session counts as dead (a
+/// server that holds another client's session, or hangs).
+const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `VFIO_PCI_BAR0_REGION_INDEX` (linux/vfio.h).
 const BAR0_REGION: u32 = 0;
@@ -56,8 +63,21 @@ impl VfioUserTransport {
     /// the device is a Sluice NIC (PCI ids, BAR0 size) with MSI-X vectors.
     pub fn connect(socket: &Path) -> Result<Self, DriverError> {
         let shown = socket.display();
-        let mut client = vfio_user::Client::new(socket).map_err(|e| {
+        let mut client = vfio_user::Client::with_timeout(socket, Some(SESSION_TIMEOUT)).map_err(|e| {
             let detail = match &e {
+                // The server refused the session: another client holds it (its reason names who).
+                vfio_user::Error::Refused(_, reason) if !reason.is_empty() => reason.clone(),
+                vfio_user::Error::Refused(errno, _) => {
+                    format!("the server refused the session (errno {errno})")
+                }
+                vfio_user::Error::StreamRead(io) | vfio_user::Error::StreamWrite(io)
+                    if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    format!(
+                        "no answer in {} s: the server is busy with another client or hung",
+                        SESSION_TIMEOUT.as_secs()
+                    )
+                }
                 vfio_user::Error::Connect(io) => match io.kind() {
                     std::io::ErrorKind::NotFound => {
                         format!("no such socket — is `sluice sim --socket {shown}` running?")
