@@ -123,26 +123,28 @@ fn config_command(cmd: &ConfigCommand) -> ExitCode {
             let _ = write_stdout(config::EXAMPLE);
             ExitCode::SUCCESS
         }
-        ConfigCommand::Check { config: path, json } => match config::load(path) {
-            Ok(cfg) => {
-                let text = if *json {
-                    serde_json::to_string_pretty(&cfg).unwrap_or_default() + "\n"
-                } else {
-                    format!(
-                        "{}: ok: {} port(s), {} service(s)\n",
-                        cfg.origin,
-                        cfg.ports.len(),
-                        cfg.services.len()
-                    )
-                };
-                let _ = write_stdout(&text);
-                ExitCode::SUCCESS
+        ConfigCommand::Check { config: path, json } => {
+            match config::load(path).and_then(|c| config::check_paths(&c).map(|()| c)) {
+                Ok(cfg) => {
+                    let text = if *json {
+                        serde_json::to_string_pretty(&cfg).unwrap_or_default() + "\n"
+                    } else {
+                        format!(
+                            "{}: ok: {} port(s), {} service(s)\n",
+                            cfg.origin,
+                            cfg.ports.len(),
+                            cfg.services.len()
+                        )
+                    };
+                    let _ = write_stdout(&text);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sluice: {e}");
+                    e.exit_code()
+                }
             }
-            Err(e) => {
-                eprintln!("sluice: {e}");
-                e.exit_code()
-            }
-        },
+        }
     }
 }
 

@@ -71,34 +71,97 @@ fn port_of(cfg: &Config, arg: &str, what: &str) -> Result<(u8, PathBuf), ReplayE
     Ok((index as u8, PathBuf::from(file)))
 }
 
-/// Runs a replay.
+/// Whether two paths name one file: the same inode when both exist, else the same absolute
+/// path once the existing parent is resolved (`./a.pcap` and `a.pcap` are one file).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return x.dev() == y.dev() && x.ino() == y.ino();
+    }
+    resolved(a) == resolved(b)
+}
+
+fn resolved(p: &Path) -> PathBuf {
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = parent.canonicalize().unwrap_or_else(|_| parent.to_path_buf());
+    parent.join(p.file_name().unwrap_or_default())
+}
+
+/// Runs a replay. Everything that can be refused is refused before any file is written: the
+/// arguments (an output that is an input, or two outputs naming one file), the configuration,
+/// and every input capture, which is read whole first. A replay that fails while writing
+/// removes the outputs it created, so no empty or half-written capture is left behind.
 pub fn run(args: &ReplayArgs) -> Result<String, ReplayError> {
     let cfg = config::load(&args.config).map_err(|e| ReplayError::Usage(e.to_string()))?;
     let mut inputs = Vec::new();
     for a in &args.inputs {
-        let (port, path) = port_of(&cfg, a, "--in")?;
-        let src = PcapSource::open(&path).map_err(|e| ReplayError::Usage(format!("--in {a}: {e}")))?;
-        inputs.push((port, src));
+        inputs.push((a, port_of(&cfg, a, "--in")?));
     }
-    let mut sinks: Vec<(u8, PcapSink)> = Vec::new();
+    let mut outputs: Vec<(&String, (u8, PathBuf))> = Vec::new();
     for a in &args.outputs {
         let (port, path) = port_of(&cfg, a, "--out")?;
-        if sinks.iter().any(|(p, _)| *p == port) {
+        if outputs.iter().any(|(_, (p, _))| *p == port) {
             return Err(ReplayError::Usage(format!("--out {a}: port given twice")));
         }
-        let sink = PcapSink::create(&path, args.nanosecond).map_err(|e| ReplayError::Failed(e.into()))?;
-        sinks.push((port, sink));
+        if let Some((other, _)) = inputs.iter().find(|(_, (_, input))| same_file(input, &path)) {
+            return Err(ReplayError::Usage(format!(
+                "--out {a}: that file is the input --in {other}; replay would overwrite its own input"
+            )));
+        }
+        if let Some((other, _)) = outputs.iter().find(|(_, (_, out))| same_file(out, &path)) {
+            return Err(ReplayError::Usage(format!(
+                "--out {a}: --out {other} writes that file too; give each port its own file"
+            )));
+        }
+        outputs.push((a, (port, path)));
     }
-    replay(&cfg, inputs, &mut sinks, args.stats_json.as_deref()).map_err(ReplayError::Failed)
+    if let Some(stats) = &args.stats_json {
+        let clash = inputs.iter().chain(&outputs).find(|(_, (_, p))| same_file(p, stats));
+        if let Some((other, _)) = clash {
+            return Err(ReplayError::Usage(format!(
+                "--stats-json {}: that file is {other}'s capture",
+                stats.display()
+            )));
+        }
+    }
+    let mut sources = Vec::new();
+    for (a, (port, path)) in inputs {
+        let src = PcapSource::open(&path).map_err(|e| ReplayError::Usage(format!("--in {a}: {e}")))?;
+        sources.push((port, src));
+    }
+    // A corrupt record is bad input like a corrupt header: exit 2, before any output exists.
+    let frames = merge(sources).map_err(|e| ReplayError::Usage(format!("{e:#}")))?;
+
+    let mut sinks: Vec<(u8, PcapSink)> = Vec::new();
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut result = Ok(());
+    for (_, (port, path)) in outputs {
+        match PcapSink::create(&path, args.nanosecond) {
+            Ok(sink) => {
+                created.push(path);
+                sinks.push((port, sink));
+            }
+            Err(e) => {
+                result = Err(anyhow::Error::from(e));
+                break;
+            }
+        }
+    }
+    let result = result.and_then(|()| replay(&cfg, &frames, &mut sinks, args.stats_json.as_deref()));
+    if result.is_err() {
+        drop(sinks);
+        for path in &created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result.map_err(ReplayError::Failed)
 }
 
 /// The frames of all inputs, merged by timestamp (stable).
 fn merge(inputs: Vec<(u8, PcapSource)>) -> anyhow::Result<Vec<(u64, u8, Vec<u8>)>> {
     let mut all = Vec::new();
     for (order, (port, mut src)) in inputs.into_iter().enumerate() {
-        while let Some(RxFrame { data, timestamp_ns }) =
-            src.next_frame().with_context(|| format!("reading {}", src.path().display()))?
-        {
+        while let Some(RxFrame { data, timestamp_ns }) = src.next_frame()? {
             all.push((timestamp_ns.unwrap_or(0), order, port, data));
         }
     }
@@ -108,11 +171,10 @@ fn merge(inputs: Vec<(u8, PcapSource)>) -> anyhow::Result<Vec<(u64, u8, Vec<u8>)
 
 fn replay(
     cfg: &Config,
-    inputs: Vec<(u8, PcapSource)>,
+    frames: &[(u64, u8, Vec<u8>)],
     sinks: &mut [(u8, PcapSink)],
     stats_json: Option<&Path>,
 ) -> anyhow::Result<String> {
-    let frames = merge(inputs)?;
     let start = frames.first().map_or(0, |f| f.0);
     let clock = Arc::new(ManualClock::new(start));
     let (mut engine, wires) = build(cfg, &clock)?;
@@ -128,7 +190,7 @@ fn replay(
     {
         bar.set_style(style);
     }
-    for (ts, port, data) in &frames {
+    for (ts, port, data) in frames {
         bar.inc(1);
         clock.set(*ts);
         if let Some(w) = wires.get(usize::from(*port)) {

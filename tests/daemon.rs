@@ -4,118 +4,13 @@
 //! honoured; and bad configurations refused with one line and exit code 2. No root needed:
 //! the ports have no interfaces and no host interfaces are made (`[host] tap = false`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn config_text(socket: &Path, metrics: u16, extra_backend: bool) -> String {
-    let mut s = format!(
-        r#"[device]
-workers = 2
-[control]
-socket = "{}"
-metrics = "127.0.0.1:{metrics}"
-[host]
-tap = false
-[[port]]
-name = "p0"
-addresses = ["10.10.1.1/24"]
-[[port]]
-name = "p1"
-addresses = ["10.10.2.254/24"]
-[[service]]
-vip = "10.10.1.100:80"
-protocol = "tcp"
-scheduler = "wrr"
-local_addresses = ["10.10.2.1"]
-[[service.backend]]
-address = "10.10.2.11:80"
-weight = 1
-"#,
-        socket.display()
-    );
-    if extra_backend {
-        s.push_str("[[service.backend]]\naddress = \"10.10.2.12:80\"\nweight = 4\n");
-    }
-    s
-}
-
-struct Daemon {
-    child: Child,
-    // Kept for its Drop: the directory goes with the daemon.
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    config: PathBuf,
-    metrics: u16,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("sluice.sock");
-        let metrics = free_port();
-        let config = dir.path().join("sluice.toml");
-        std::fs::write(&config, config_text(&socket, metrics, false)).unwrap();
-        let mut child = Command::new(SLUICE)
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[daemon] {l}");
-                let _ = tx.send(l);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(l) if l.starts_with("sluice run: ready") => break,
-                _ => assert!(Instant::now() < deadline, "the daemon did not start"),
-            }
-        }
-        Daemon { child, _dir: dir, socket, config, metrics }
-    }
-
-    fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(SLUICE).args(args).arg("--socket").arg(&self.socket).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.cli(args);
-        assert_eq!(code, 0, "sluice {}: {err}", args.join(" "));
-        out
-    }
-
-    fn services_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["services", "--json"])).unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::daemon::{Daemon, SLUICE, config_text, free_port};
 
 fn backends(v: &serde_json::Value, service: usize) -> Vec<(String, u64)> {
     v["services"][service]["backends"]
@@ -145,7 +40,7 @@ fn the_cli_drives_a_running_daemon() {
     d.ok(&["backend", "del", "-t", "10.10.1.200:8080", "-r", "10.10.2.22:8080"]);
     assert_eq!(backends(&d.services_json(), 1).len(), 1);
     let (code, _, err) = d.cli(&["backend", "del", "-t", "10.10.1.200:8080", "-r", "10.10.2.99:8080"]);
-    assert_eq!(code, 1, "the daemon refuses an unknown server");
+    assert_eq!(code, 2, "the daemon refuses an unknown server as bad input");
     assert!(err.contains("10.10.2.99:8080"), "{err}");
 
     // Flows (none without traffic; the end-to-end tests show them under load) and stats.
@@ -173,10 +68,11 @@ fn the_cli_drives_a_running_daemon() {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A reload of a broken file is refused and the running configuration stays.
+    // A reload of a broken file is refused as bad input (exit 2) and the running
+    // configuration stays.
     std::fs::write(&d.config, "[device]\nworkers = 3\n").unwrap();
     let (code, _, err) = d.cli(&["reload"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("workers"), "{err}");
     assert_eq!(backends(&d.services_json(), 0).len(), 1);
 
@@ -229,6 +125,13 @@ fn bad_configurations_give_one_line_and_exit_2() {
         ),
         (good.replace("name = \"p1\"", "name = \"p0\""), "duplicate port name"),
         (good.replace("name = \"p0\"", "name = \"p0\"\ninterface = \"sluice-nope9\""), "sluice-nope9"),
+        // One family per service (an IPv6 VIP with IPv4 LIPs and backends left as corrupt
+        // packets before this was refused).
+        (good.replace("10.10.1.100:80", "[fd00:1::100]:80"), "one family"),
+        // `device` is a table: written as a list, say so.
+        (good.replace("[device]", "[[device]]"), "device is a table"),
+        // A 5 MB unknown key is quoted by a short prefix, not echoed whole.
+        (good.replace("workers = 2", &format!("workers = 2\n{} = 1", "k".repeat(5 << 20))), "unknown key"),
     ];
     for (n, (text, expect)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{n}.toml"));
@@ -238,9 +141,79 @@ fn bad_configurations_give_one_line_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "case {n}: {err}");
         assert!(err.contains(expect), "case {n}: expected {expect:?} in {err}");
         assert_eq!(err.trim().lines().count(), 1, "case {n}: one line: {err}");
+        assert!(err.len() < 1024, "case {n}: a short line: {} bytes", err.len());
         assert!(err.contains(&format!("bad{n}.toml")), "names the file: {err}");
     }
     let out =
         Command::new(SLUICE).args(["run", "--config"]).arg(dir.path().join("missing.toml")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn files_that_are_not_configurations_are_refused_without_harm() {
+    // `/dev/zero` never ends: read up to the cap, then refused.
+    let out = Command::new(SLUICE).args(["config", "check", "--config", "/dev/zero"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("larger than 64 MiB"), "{err}");
+
+    // A regular file where the control socket goes is refused by `config check` and `run`,
+    // and left as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, config_text(&precious, free_port(), false)).unwrap();
+    for verb in [&["config", "check"][..], &["run"][..]] {
+        let out = Command::new(SLUICE).args(verb).arg("--config").arg(&config).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{verb:?}: {err}");
+        assert!(err.contains("exists and is not a socket"), "{verb:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    }
+}
+
+#[test]
+fn run_time_changes_meet_the_files_rules() {
+    let d = Daemon::start();
+    let before = d.services_json();
+    let refused: &[&[&str]] = &[
+        // Mixed families.
+        &["service", "add", "-t", "[fd00:1::100]:81", "-z", "10.10.2.5"],
+        &["backend", "add", "-t", "10.10.1.100:80", "-r", "[fd00:2::11]:80"],
+        // Weights that do not fit.
+        &["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.2.12:80", "-w", "70000"],
+        &["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.2.12:80", "-w", "4294967295"],
+        &["backend", "set", "-t", "10.10.1.100:80", "-r", "10.10.2.11:80", "-w", "70000"],
+        // Port 0, the host's own addresses.
+        &["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.2.12:0"],
+        &["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.1.100:80"],
+        &["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.2.254:80"],
+        &["service", "add", "-t", "10.10.1.101:0", "-z", "10.10.2.5"],
+        &["service", "add", "-t", "10.10.1.1:80", "-z", "10.10.2.5"],
+        // A LIP equal to another service's VIP.
+        &["service", "add", "-t", "10.10.1.101:80", "-z", "10.10.1.100"],
+    ];
+    for args in refused {
+        let (code, _, err) = d.cli(args);
+        assert_eq!(code, 2, "sluice {}: {err}", args.join(" "));
+        assert!(err.starts_with("error:") || err.starts_with("sluice"), "sluice {}: {err}", args.join(" "));
+    }
+    // The socket itself refuses what the CLI's argument parser would have caught first.
+    for weight in [70000u64, 4294967295] {
+        let request = format!(
+            r#"{{"cmd":"backend_add","vip":"10.10.1.100:80","protocol":"tcp","address":"10.10.2.12:80","weight":{weight}}}"#
+        );
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        s.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut line).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(reply["ok"], false, "{line}");
+        assert_eq!(reply["bad_input"], true, "{line}");
+        assert!(reply["error"].as_str().unwrap().contains("weight"), "{line}");
+    }
+    assert_eq!(d.services_json(), before, "a refused change changed the services");
+    // And a good one still goes through.
+    d.ok(&["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.2.12:80", "-w", "3"]);
 }

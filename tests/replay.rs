@@ -224,3 +224,90 @@ fn bad_arguments_exit_2_with_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// Runs `sluice replay` on `d`'s configuration with `args`.
+fn replay_with(d: &Dir, args: &[String]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["replay", "--config"])
+        .arg(d.path("sluice.toml"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn no_file_is_overwritten_or_left_half_written() {
+    let d = Dir::new("files");
+    captures(&d);
+    let client = d.path("client.pcap");
+    let original = std::fs::read(&client).unwrap();
+    let p = |s: &str| d.path(s).display().to_string();
+
+    // An output that is an input (also spelt another way), two outputs naming one file, and
+    // stats written over a capture: refused before anything is opened for writing.
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--in".into(),
+                format!("p0={}", p("client.pcap")),
+                "--out".into(),
+                format!("p1={}", p("client.pcap")),
+            ],
+            "overwrite its own input",
+        ),
+        (
+            vec![
+                "--in".into(),
+                format!("p0={}", p("client.pcap")),
+                "--out".into(),
+                format!("p1={}/./client.pcap", d.0.display()),
+            ],
+            "overwrite its own input",
+        ),
+        (
+            vec![
+                "--in".into(),
+                format!("p0={}", p("client.pcap")),
+                "--out".into(),
+                format!("p0={}", p("same.pcap")),
+                "--out".into(),
+                format!("p1={}", p("same.pcap")),
+            ],
+            "writes that file too",
+        ),
+        (
+            vec!["--in".into(), format!("p0={}", p("client.pcap")), "--stats-json".into(), p("client.pcap")],
+            "capture",
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = replay_with(&d, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(std::fs::read(&client).unwrap(), original, "{args:?} changed the input");
+        assert!(!d.path("same.pcap").exists(), "{args:?} created an output");
+    }
+
+    // A corrupt record in a classic pcap is bad input (exit 2, like a corrupt header), and no
+    // empty output is left behind.
+    let mut corrupt = original.clone();
+    let first_record = 24;
+    corrupt[first_record + 8..first_record + 12].copy_from_slice(&u32::MAX.to_le_bytes()); // incl_len
+    std::fs::write(d.path("corrupt.pcap"), &corrupt).unwrap();
+    let args = vec![
+        "--in".to_string(),
+        format!("p0={}", p("corrupt.pcap")),
+        "--out".into(),
+        format!("p1={}", p("never.pcap")),
+        "--stats-json".into(),
+        p("never.json"),
+    ];
+    let out = replay_with(&d, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("corrupt.pcap") && err.contains("record 1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!d.path("never.pcap").exists(), "an empty output was left behind");
+    assert!(!d.path("never.json").exists());
+}

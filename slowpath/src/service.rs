@@ -261,6 +261,9 @@ pub enum ServiceError {
     BackendExists(ServiceKey, SocketAddr),
     /// The service has no local address of the server's family.
     NoLocalAddress(ServiceKey, SocketAddr),
+    /// A local address or a server of another family than the VIP's (Sluice does not translate
+    /// between IPv4 and IPv6).
+    MixedFamilies(ServiceKey, IpAddr),
 }
 
 impl std::fmt::Display for ServiceError {
@@ -273,6 +276,11 @@ impl std::fmt::Display for ServiceError {
             ServiceError::NoLocalAddress(k, b) => {
                 write!(f, "service {k} has no local address of {b}'s family for FullNAT")
             }
+            ServiceError::MixedFamilies(k, a) => write!(
+                f,
+                "service {k}: {a} is not of the VIP's family (a service's VIP, local addresses and \
+                 servers are one family)"
+            ),
         }
     }
 }
@@ -284,6 +292,8 @@ impl std::error::Error for ServiceError {}
 #[derive(Debug, Default)]
 pub struct Services {
     configs: Vec<ServiceConfig>,
+    /// Position of each service in `configs`.
+    index: HashMap<ServiceKey, usize>,
     health: HashMap<(ServiceKey, SocketAddr), bool>,
     backend_stats: HashMap<(ServiceKey, SocketAddr), Arc<BackendStats>>,
     service_stats: HashMap<ServiceKey, Arc<ServiceStats>>,
@@ -297,14 +307,22 @@ impl Services {
     }
 
     fn position(&self, key: &ServiceKey) -> Option<usize> {
-        self.configs.iter().position(|c| c.key == *key)
+        self.index.get(key).copied()
     }
 
+    /// A service is one family: its local addresses and servers are of its VIP's.
     fn check_families(cfg: &ServiceConfig) -> Result<(), ServiceError> {
-        for b in &cfg.backends {
-            if !cfg.local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
-                return Err(ServiceError::NoLocalAddress(cfg.key, b.addr));
+        let v6 = cfg.key.vip.is_ipv6();
+        let addresses = cfg.local_addresses.iter().copied().chain(cfg.backends.iter().map(|b| b.addr.ip()));
+        for a in addresses {
+            if a.is_ipv6() != v6 {
+                return Err(ServiceError::MixedFamilies(cfg.key, a));
             }
+        }
+        if let Some(b) = cfg.backends.first()
+            && cfg.local_addresses.is_empty()
+        {
+            return Err(ServiceError::NoLocalAddress(cfg.key, b.addr));
         }
         Ok(())
     }
@@ -315,6 +333,7 @@ impl Services {
             return Err(ServiceError::ServiceExists(cfg.key));
         }
         Self::check_families(&cfg)?;
+        self.index.insert(cfg.key, self.configs.len());
         self.configs.push(cfg);
         Ok(())
     }
@@ -322,7 +341,32 @@ impl Services {
     /// Removes a service (its connections stay until they close; it takes no new ones).
     pub fn del_service(&mut self, key: &ServiceKey) -> Result<ServiceConfig, ServiceError> {
         let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
-        Ok(self.configs.remove(i))
+        let removed = self.configs.remove(i);
+        self.index.remove(key);
+        for (n, c) in self.configs.iter().enumerate().skip(i) {
+            self.index.insert(c.key, n);
+        }
+        Ok(removed)
+    }
+
+    /// Replaces every service with `configs` (a reload), in linear time: the health states and
+    /// counters of the services and servers that stay are kept, those of the others dropped.
+    pub fn replace_all(&mut self, configs: Vec<ServiceConfig>) -> Result<(), ServiceError> {
+        let mut index = HashMap::with_capacity(configs.len());
+        for (n, c) in configs.iter().enumerate() {
+            Self::check_families(c)?;
+            if index.insert(c.key, n).is_some() {
+                return Err(ServiceError::ServiceExists(c.key));
+            }
+        }
+        let servers: std::collections::HashSet<(ServiceKey, SocketAddr)> =
+            configs.iter().flat_map(|c| c.backends.iter().map(|b| (c.key, b.addr))).collect();
+        self.health.retain(|k, _| servers.contains(k));
+        self.backend_stats.retain(|k, _| servers.contains(k));
+        self.service_stats.retain(|k, _| index.contains_key(k));
+        self.configs = configs;
+        self.index = index;
+        Ok(())
     }
 
     /// Replaces a service's configuration (a reload), keeping its counters and health states.
@@ -338,6 +382,9 @@ impl Services {
         let i = self.position(key).ok_or(ServiceError::NoService(*key))?;
         if self.configs[i].backends.iter().any(|x| x.addr == b.addr) {
             return Err(ServiceError::BackendExists(*key, b.addr));
+        }
+        if b.addr.is_ipv6() != key.vip.is_ipv6() {
+            return Err(ServiceError::MixedFamilies(*key, b.addr.ip()));
         }
         if !self.configs[i].local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
             return Err(ServiceError::NoLocalAddress(*key, b.addr));
@@ -466,7 +513,8 @@ mod tests {
         let v6: SocketAddr = "[fd00::1]:80".parse().unwrap();
         assert_eq!(
             s.add_backend(&key(), BackendConfig { addr: v6, weight: 1 }),
-            Err(ServiceError::NoLocalAddress(key(), v6))
+            Err(ServiceError::MixedFamilies(key(), v6.ip())),
+            "an IPv6 server behind an IPv4 VIP would leave as a corrupt packet"
         );
         assert!(s.del_backend(&key(), v6).is_err());
         s.del_backend(&key(), rs).unwrap();

@@ -131,6 +131,8 @@ struct RawResponse<'a> {
     ok: bool,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    bad_input: bool,
     #[serde(default, borrow)]
     data: Option<&'a serde_json::value::RawValue>,
 }
@@ -219,5 +221,8 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, ClientError> {
     let data_json = raw.data.map_or_else(|| "null".to_owned(), |d| d.get().to_owned());
     let data = serde_json::from_str(&data_json)
         .map_err(|e| ClientError::BadReply { why: format!("its data is not JSON ({e})") })?;
-    Ok(Reply { response: Response { ok: raw.ok, error: raw.error, data }, data_json })
+    Ok(Reply {
+        response: Response { ok: raw.ok, error: raw.error, bad_input: raw.bad_input, data },
+        data_json,
+    })
 }

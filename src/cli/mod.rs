@@ -17,9 +17,11 @@
 //! `reloaded`).
 //!
 //! # Exit codes
-//! 0 done; 1 a failure: no daemon, no answer, or the daemon refused (`sluice: <its error>`);
-//! 2 bad usage or input caught here (clap's convention): an address, a state, a weight, a
-//! configuration file that cannot be read, `top` without a terminal.
+//! 0 done; 1 a failure: no daemon, no answer, or the daemon could not do it (`sluice: <its
+//! error>`); 2 bad usage or input, caught here (clap's convention: an address, a state, a
+//! configuration file that cannot be read, `top` without a terminal) or by the daemon's checks
+//! (a weight out of range, a backend of another family than its VIP, a reload of a file that
+//! does not check: the reply's `bad_input`).
 
 pub mod client;
 pub mod format;
@@ -487,7 +489,9 @@ fn ask(t: &Target, req: &Request) -> Result<Reply, Failure> {
     } else {
         let why =
             reply.response.error.unwrap_or_else(|| "the daemon refused the request (no reason given)".into());
-        Err(Failure::Failed(why))
+        // Bad input the daemon caught (a weight out of range, a backend of the wrong family,
+        // a configuration file that does not check) is exit 2, as if caught here.
+        if reply.response.bad_input { Err(Failure::Usage(why)) } else { Err(Failure::Failed(why)) }
     }
 }
 

@@ -109,13 +109,54 @@ impl Problem {
     }
 }
 
-/// A string shown as in the file: in double quotes, escaped.
+/// The most characters of a value or key a message quotes: a 5 MB key is shown by its start.
+const QUOTE_MAX: usize = 64;
+
+/// `s` when short, else its first [`QUOTE_MAX`] characters and `…`.
+pub(super) fn short(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(QUOTE_MAX) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..at])),
+    }
+}
+
+/// A string shown as in the file: in double quotes, escaped, at most [`QUOTE_MAX`] characters
+/// of it.
 pub(super) struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
+        write!(f, "{:?}", short(self.0))
     }
+}
+
+/// The top-level keys that are lists of tables (`[[port]]`); every other top-level table is
+/// written once (`[device]`).
+/// The top-level keys that are one table each (the others, like `port`, are lists of tables).
+const SINGLE_TABLES: [&str; 7] = ["device", "control", "timeouts", "offload", "limits", "icmp", "host"];
+
+/// `[[device]]` where `[device]` belongs: serde would read the list's first table as the
+/// struct's first field and say "expected a string"; say what is wrong instead.
+pub(super) fn tables_written_as_lists(
+    origin: &str,
+    text: &str,
+    tree: &DeTable<'_>,
+) -> Result<(), ConfigError> {
+    for (key, value) in tree {
+        let name = key.get_ref();
+        if !SINGLE_TABLES.contains(&name.as_ref()) || value.get_ref().as_array().is_none() {
+            continue;
+        }
+        let name = short(name);
+        let problem = Problem::key(
+            &name,
+            &format!(
+                "{name} is a table, written once as [{name}], not a list ([[{name}]] or {name} = [...])"
+            ),
+        );
+        return Err(ConfigError::new(origin, Some(line_of(text, key.span().start)), problem));
+    }
+    Ok(())
 }
 
 /// The 1-based line of byte offset `pos` in `text`.
@@ -180,7 +221,7 @@ fn unknown_key(segs: &[Seg], rest: &str) -> Problem {
     };
     let table_path = format_path(table);
     let place = if table.is_empty() { "at the top level".to_owned() } else { format!("in {table_path}") };
-    let mut message = format!("unknown key {key:?} {place}");
+    let mut message = format!("unknown key {:?} {place}", short(&key));
     if known.is_empty() {
         message.push_str(" (this table takes no keys)");
     } else {
@@ -272,9 +313,9 @@ pub(super) fn format_path(segs: &[Seg]) -> String {
                 let bare =
                     !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if bare {
-                    out.push_str(k);
+                    out.push_str(&short(k));
                 } else {
-                    let _ = write!(out, "{k:?}");
+                    let _ = write!(out, "{:?}", short(k));
                 }
             }
             Seg::Index(i) => {

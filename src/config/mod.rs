@@ -76,9 +76,12 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_services;
 
 pub use addr::{Cidr, Mac};
 pub use error::ConfigError;
+pub use service::{backend_at_run_time, service_at_run_time, weight_at_run_time};
 
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -484,11 +487,30 @@ impl Config {
     }
 }
 
+/// The largest configuration file read (100k services of a few hundred bytes each fit; a file
+/// beyond it, or `/dev/zero`, is refused without reading it all).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`] of `path` as UTF-8 text.
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "too large"));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
 /// Reads and checks the configuration file at `path`. A file that cannot be read (missing,
-/// unreadable, not UTF-8) is an error naming it.
+/// unreadable, not UTF-8, larger than [`MAX_FILE_BYTES`]) is an error naming it.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_capped(path).map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => {
                 "no such file (give the configuration with --config FILE; `sluice config example` prints one)"
@@ -497,6 +519,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             std::io::ErrorKind::PermissionDenied => "permission denied (cannot read the file)".to_owned(),
             std::io::ErrorKind::InvalidData => "not UTF-8 text: a configuration is a TOML file".to_owned(),
             std::io::ErrorKind::IsADirectory => "is a directory, not a configuration file".to_owned(),
+            std::io::ErrorKind::FileTooLarge => format!(
+                "larger than {} MiB: not a configuration file (a service takes a few hundred bytes)",
+                MAX_FILE_BYTES >> 20
+            ),
             _ => format!("cannot read: {e}"),
         };
         ConfigError::new(&origin, None, error::Problem::raw("", why))
@@ -516,7 +542,7 @@ pub fn load_with_transport(path: &Path, transport: Option<&str>) -> Result<Confi
     let Some(t) = transport else { return load(path) };
     // `load` names every reason a file cannot be read; reading it again here only on success.
     let cfg = load(path)?;
-    let text = std::fs::read_to_string(path).map_err(|_| {
+    let text = read_capped(path).map_err(|_| {
         ConfigError::new(
             &cfg.origin,
             None,
@@ -528,6 +554,7 @@ pub fn load_with_transport(path: &Path, transport: Option<&str>) -> Result<Confi
 
 fn parse_with(text: &str, origin: &str, transport: Option<&str>) -> Result<Config, ConfigError> {
     let tree = toml::de::DeTable::parse(text).map_err(|e| error::syntax(origin, text, &e))?;
+    error::tables_written_as_lists(origin, text, tree.get_ref())?;
     let mut raw: raw::RawConfig = serde::Deserialize::deserialize(toml::de::Deserializer::from(tree.clone()))
         .map_err(|e| error::schema(origin, text, tree.get_ref(), &e))?;
     if let Some(t) = transport {
@@ -537,6 +564,25 @@ fn parse_with(text: &str, origin: &str, transport: Option<&str>) -> Result<Confi
         let line = error::position_of(tree.get_ref(), &problem.path).map(|pos| error::line_of(text, pos));
         ConfigError::new(origin, line, problem)
     })
+}
+
+/// Checks what the configuration names on this machine's file system: a `[control] socket`
+/// path that exists must be a socket (a stale one is replaced at start; any other file is
+/// refused, never deleted). `sluice run` and `sluice config check` both call it.
+pub fn check_paths(cfg: &Config) -> Result<(), ConfigError> {
+    use std::os::unix::fs::FileTypeExt;
+    let socket = &cfg.control.socket;
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            let message = format!(
+                "control.socket = {:?}: exists and is not a socket; refusing to replace it (remove it or \
+                 choose another path)",
+                socket.display().to_string()
+            );
+            Err(ConfigError::new(&cfg.origin, None, error::Problem::raw("control.socket", message)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// For transport `sim`, checks that every port's `interface` exists on this machine

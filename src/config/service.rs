@@ -1,13 +1,134 @@
 //! `[[service]]`, its `health` and its `[[service.backend]]`s: the checks that tie a service to
-//! the rest of the file (VIPs against port addresses, LIPs against VIPs, backends against LIP
-//! families and routes).
+//! the rest of the configuration (VIPs against port addresses and LIPs, LIPs against VIPs,
+//! backends against the service's family and the routes).
+//!
+//! The same checks guard the file and the changes made at run time (`sluice service add`,
+//! `sluice backend add|set` over the control socket): [`Checker`] holds what a service is
+//! checked against, built once from the ports, the routes and the services, so that each check
+//! costs O(1) in the number of services and a file of 100k services validates in linear time.
+//!
+//! A service is one address family: its VIP, its local addresses and its backends are all
+//! IPv4 or all IPv6 (Sluice does not translate between the two; a mixed service would rewrite
+//! one family's addresses into the other's header).
 
 use super::error::Problem;
 use super::raw::{RawBackend, RawHealth, RawService};
 use super::validate::{choice, connected_port, endpoint, host_ip, int, missing, owner_of};
-use super::{Backend, Health, HealthKind, Port, Protocol, Route, SCHEDULERS, Service};
+use super::{Backend, Config, Health, HealthKind, Port, Protocol, Route, SCHEDULERS, Service};
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+/// What services are checked against: the ports, the routes, every service's VIP and every
+/// LIP, by address.
+pub(crate) struct Checker<'a> {
+    ports: &'a [Port],
+    routes: &'a [Route],
+    vips: HashSet<IpAddr>,
+    lips: HashSet<IpAddr>,
+}
+
+/// `IPv4` or `IPv6`, as messages name a family.
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+impl<'a> Checker<'a> {
+    /// A checker for the services of `cfg` (the running configuration at run time).
+    pub(crate) fn of(cfg: &'a Config) -> Self {
+        let mut c =
+            Checker { ports: &cfg.ports, routes: &cfg.routes, vips: HashSet::new(), lips: HashSet::new() };
+        for s in &cfg.services {
+            c.vips.insert(s.vip.ip());
+            c.lips.extend(s.local_addresses.iter().copied());
+        }
+        c
+    }
+
+    /// A VIP: not a port's own address, nor a service's local address.
+    fn vip(&self, path: &str, written: &str, vip: SocketAddr) -> Result<(), Problem> {
+        if let Some((k, name)) = owner_of(self.ports, &vip.ip()) {
+            let why = format!(
+                "an address of its own: {} is port {name:?}'s (port[{k}].addresses), which the host's \
+                 kernel answers",
+                vip.ip()
+            );
+            return Err(Problem::string(path, written, &why));
+        }
+        if self.lips.contains(&vip.ip()) {
+            let why = format!("an address of its own: {} is a service's local address (LIP)", vip.ip());
+            return Err(Problem::string(path, written, &why));
+        }
+        Ok(())
+    }
+
+    /// One local address of the service at `vip`: the VIP's family, neither a VIP nor a port's
+    /// own address.
+    fn lip(&self, path: &str, written: &str, ip: IpAddr, vip: SocketAddr) -> Result<(), Problem> {
+        if ip.is_ipv4() != vip.is_ipv4() {
+            let why = format!(
+                "an {} address like the VIP {vip} (a service's VIP, local addresses and backends are \
+                 one family: Sluice does not translate between IPv4 and IPv6)",
+                family(&vip.ip())
+            );
+            return Err(Problem::string(path, written, &why));
+        }
+        if self.vips.contains(&ip) || ip == vip.ip() {
+            return Err(Problem::string(path, written, "an address of its own: it is a service's VIP"));
+        }
+        if let Some((k, name)) = owner_of(self.ports, &ip) {
+            let why = format!("an address of its own: it is port {name:?}'s (port[{k}].addresses)");
+            return Err(Problem::string(path, written, &why));
+        }
+        Ok(())
+    }
+
+    /// A backend of the service at `vip` with local addresses `lips`: the VIP's family, another
+    /// host's address, reachable.
+    fn backend(
+        &self,
+        path: &str,
+        written: &str,
+        address: SocketAddr,
+        vip: SocketAddr,
+        lips: &[IpAddr],
+    ) -> Result<(), Problem> {
+        let ip = address.ip();
+        if ip.is_ipv4() != vip.is_ipv4() {
+            let why = format!(
+                "an {} backend like the VIP {vip} (a service's VIP, local addresses and backends are one \
+                 family: Sluice does not translate between IPv4 and IPv6)",
+                family(&vip.ip())
+            );
+            return Err(Problem::string(path, written, &why));
+        }
+        if lips.contains(&ip)
+            || self.lips.contains(&ip)
+            || self.vips.contains(&ip)
+            || ip == vip.ip()
+            || owner_of(self.ports, &ip).is_some()
+        {
+            return Err(Problem::string(
+                path,
+                written,
+                "another host's address: it is one of this host's own (a VIP, a LIP or a port address)",
+            ));
+        }
+        if connected_port(self.ports, &ip).is_none() && !self.routes.iter().any(|r| r.prefix.contains(&ip)) {
+            return Err(Problem::string(
+                path,
+                written,
+                "a reachable address: no port has an address on its network and no [[route]] covers it",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A backend's weight, 0..=65535 (0 drains).
+pub(crate) fn weight(path: &str, value: Option<i64>) -> Result<u16, Problem> {
+    int(path, value, 1, 0..=65535, " (0 drains)")
+}
 
 /// Checks every service. VIPs are read first, so that a LIP can be checked against the VIPs
 /// of services further down.
@@ -17,21 +138,23 @@ pub(super) fn services(
     routes: &[Route],
 ) -> Result<Vec<Service>, Problem> {
     let mut keys: Vec<(SocketAddr, Protocol)> = Vec::with_capacity(raw.len());
+    let mut seen: HashMap<(SocketAddr, Protocol), usize> = HashMap::with_capacity(raw.len());
+    let mut checker = Checker { ports, routes, vips: HashSet::new(), lips: HashSet::new() };
     for (i, r) in raw.iter().enumerate() {
         let key = vip(i, r, ports)?;
-        if let Some(k) = keys.iter().position(|&other| other == key) {
+        if let Some(k) = seen.insert(key, i) {
             let at = format!("service[{i}]");
             let message = format!("{at}: duplicate service {}/{} (also service[{k}])", key.0, key.1);
             return Err(Problem::raw(&at, message));
         }
+        checker.vips.insert(key.0.ip());
         keys.push(key);
     }
-    let vips: Vec<IpAddr> = keys.iter().map(|(a, _)| a.ip()).collect();
-    raw.iter()
-        .zip(keys)
-        .enumerate()
-        .map(|(i, (r, (vip, protocol)))| service(i, r, vip, protocol, &vips, ports, routes))
-        .collect()
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, (r, (vip, protocol))) in raw.iter().zip(keys).enumerate() {
+        out.push(service(i, r, vip, protocol, &checker)?);
+    }
+    Ok(out)
 }
 
 /// A service's `vip` and `protocol`: its identity.
@@ -46,19 +169,17 @@ fn vip(i: usize, r: &RawService, ports: &[Port]) -> Result<(SocketAddr, Protocol
     };
     let path = format!("{at}.vip");
     let vip = endpoint(&path, v, "\"10.10.1.100:80\"")?;
-    if let Some((k, name)) = owner_of(ports, &vip.ip()) {
-        let why = format!(
-            "an address of its own: {} is port {name:?}'s (port[{k}].addresses), which the host's \
-             kernel answers",
-            vip.ip()
-        );
-        return Err(Problem::string(&path, v, &why));
-    }
-    let protocol = match choice(&format!("{at}.protocol"), r.protocol.as_deref(), "tcp", &["tcp", "udp"])? {
+    // Against the ports only: every VIP is known before the LIPs are checked against them.
+    Checker { ports, routes: &[], vips: HashSet::new(), lips: HashSet::new() }.vip(&path, v, vip)?;
+    let protocol = protocol(&format!("{at}.protocol"), r.protocol.as_deref())?;
+    Ok((vip, protocol))
+}
+
+fn protocol(path: &str, value: Option<&str>) -> Result<Protocol, Problem> {
+    Ok(match choice(path, value, "tcp", &["tcp", "udp"])? {
         "tcp" => Protocol::Tcp,
         _ => Protocol::Udp,
-    };
-    Ok((vip, protocol))
+    })
 }
 
 fn service(
@@ -66,14 +187,12 @@ fn service(
     r: &RawService,
     vip: SocketAddr,
     protocol: Protocol,
-    vips: &[IpAddr],
-    ports: &[Port],
-    routes: &[Route],
+    checker: &Checker<'_>,
 ) -> Result<Service, Problem> {
     let at = format!("service[{i}]");
     let scheduler =
         choice(&format!("{at}.scheduler"), r.scheduler.as_deref(), "wlc", &SCHEDULERS)?.to_owned();
-    let local_addresses = lips(&at, r.local_addresses.as_deref(), vips, ports)?;
+    let local_addresses = lips(&at, r.local_addresses.as_deref(), vip, checker)?;
     let conn_limit =
         int(&format!("{at}.conn_limit"), r.conn_limit, 0, 0..=i64::from(u32::MAX), " (0: no limit)")?;
     let health = r.health.as_ref().map(|h| health(&format!("{at}.health"), h)).transpose()?;
@@ -83,9 +202,10 @@ fn service(
         return Err(Problem::raw(&at, message));
     }
     let mut backends: Vec<Backend> = Vec::with_capacity(r.backend.len());
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::with_capacity(r.backend.len());
     for (j, b) in r.backend.iter().enumerate() {
-        let backend = backend(&format!("{at}.backend[{j}]"), b, &local_addresses, vips, ports, routes)?;
-        if let Some(k) = backends.iter().position(|o| o.address == backend.address) {
+        let backend = backend(&format!("{at}.backend[{j}]"), b, vip, &local_addresses, checker)?;
+        if let Some(k) = seen.insert(backend.address, j) {
             let path = format!("{at}.backend[{j}].address");
             let message =
                 format!("{path} = \"{}\": duplicate backend (also {at}.backend[{k}])", backend.address);
@@ -96,12 +216,21 @@ fn service(
     Ok(Service { vip, protocol, scheduler, local_addresses, conn_limit, health, backends })
 }
 
-/// `local_addresses`: at least one; each unicast, listed once, neither a VIP nor a port's own.
-fn lips(at: &str, raw: Option<&[String]>, vips: &[IpAddr], ports: &[Port]) -> Result<Vec<IpAddr>, Problem> {
-    let why = "FullNAT connects to the backends from a local address (LIP) of their family, \
-               like local_addresses = [\"10.10.2.1\"]";
+/// `local_addresses`: at least one; each unicast, listed once, of the VIP's family, neither a
+/// VIP nor a port's own.
+fn lips(
+    at: &str,
+    raw: Option<&[String]>,
+    vip: SocketAddr,
+    checker: &Checker<'_>,
+) -> Result<Vec<IpAddr>, Problem> {
+    let like = if vip.is_ipv4() { "[\"10.10.2.1\"]" } else { "[\"fd00:2::1\"]" };
+    let why = format!(
+        "FullNAT connects to the backends from a local address (LIP) of the VIP's family, like \
+         local_addresses = {like}"
+    );
     let raw = match raw {
-        None => return Err(missing(at, "local_addresses", why)),
+        None => return Err(missing(at, "local_addresses", &why)),
         Some([]) => {
             return Err(Problem::key(&format!("{at}.local_addresses"), &format!("empty list: {why}")));
         }
@@ -118,13 +247,7 @@ fn lips(at: &str, raw: Option<&[String]>, vips: &[IpAddr], ports: &[Port]) -> Re
                 &format!("a new address (local_addresses[{k}] is {ip} too)"),
             ));
         }
-        if vips.contains(&ip) {
-            return Err(Problem::string(&path, s, "an address of its own: it is a service's VIP"));
-        }
-        if let Some((k, name)) = owner_of(ports, &ip) {
-            let why = format!("an address of its own: it is port {name:?}'s (port[{k}].addresses)");
-            return Err(Problem::string(&path, s, &why));
-        }
+        checker.lip(&path, s, ip, vip)?;
         lips.push(ip);
     }
     Ok(lips)
@@ -191,10 +314,9 @@ fn http(at: &str, raw: &RawHealth) -> Result<HealthKind, Problem> {
 fn backend(
     at: &str,
     raw: &RawBackend,
+    vip: SocketAddr,
     lips: &[IpAddr],
-    vips: &[IpAddr],
-    ports: &[Port],
-    routes: &[Route],
+    checker: &Checker<'_>,
 ) -> Result<Backend, Problem> {
     let Some(a) = &raw.address else {
         return Err(missing(
@@ -205,32 +327,62 @@ fn backend(
     };
     let path = format!("{at}.address");
     let address = endpoint(&path, a, "\"10.10.2.11:80\"")?;
-    let ip = address.ip();
-    if !lips.iter().any(|l| l.is_ipv4() == ip.is_ipv4()) {
-        let (family, other) = if ip.is_ipv4() { ("IPv4", "IPv6") } else { ("IPv6", "IPv4") };
-        let list: Vec<String> = lips.iter().map(ToString::to_string).collect();
-        let service = at.rsplit_once(".backend").map_or(at, |(s, _)| s);
-        let why = format!(
-            "an {family} backend needs an {family} local address, and {service}.local_addresses has only \
-             {other} ({}): add one or use an {other} backend",
-            list.join(", ")
-        );
-        return Err(Problem::raw(&path, format!("{path} = {a:?}: {why}")));
-    }
-    if lips.contains(&ip) || vips.contains(&ip) || owner_of(ports, &ip).is_some() {
-        return Err(Problem::string(
-            &path,
-            a,
-            "another host's address: it is one of this host's own (a VIP, a LIP or a port address)",
-        ));
-    }
-    if connected_port(ports, &ip).is_none() && !routes.iter().any(|r| r.prefix.contains(&ip)) {
-        return Err(Problem::string(
-            &path,
-            a,
-            "a reachable address: no port has an address on its network and no [[route]] covers it",
-        ));
-    }
-    let weight = int(&format!("{at}.weight"), raw.weight, 1, 0..=65535, " (0 drains)")?;
+    checker.backend(&path, a, address, vip, lips)?;
+    let weight = weight(&format!("{at}.weight"), raw.weight)?;
     Ok(Backend { address, weight })
+}
+
+/// A service added at run time (`sluice service add`, the control socket's `service_add`),
+/// checked as the file's services are, against the running configuration `cfg`: its VIP, its
+/// protocol, scheduler and local addresses. It starts with no backends. The error is one line.
+pub fn service_at_run_time(
+    cfg: &Config,
+    vip: &str,
+    protocol_name: &str,
+    scheduler: &str,
+    local_addresses: &[String],
+    conn_limit: u32,
+) -> Result<Service, String> {
+    let checker = Checker::of(cfg);
+    let address = endpoint("vip", vip, "\"10.10.1.100:80\"").map_err(|p| p.message)?;
+    checker.vip("vip", vip, address).map_err(|p| p.message)?;
+    let protocol = protocol("protocol", Some(protocol_name)).map_err(|p| p.message)?;
+    if cfg.services.iter().any(|s| s.vip == address && s.protocol == protocol) {
+        return Err(format!("service {address}/{protocol} exists"));
+    }
+    let scheduler =
+        choice("scheduler", Some(scheduler), "wlc", &SCHEDULERS).map_err(|p| p.message)?.to_owned();
+    let local_addresses = lips("service", Some(local_addresses), address, &checker).map_err(|p| p.message)?;
+    Ok(Service {
+        vip: address,
+        protocol,
+        scheduler,
+        local_addresses,
+        conn_limit,
+        health: None,
+        backends: Vec::new(),
+    })
+}
+
+/// A backend added at run time to `service` (`sluice backend add`), checked as the file's
+/// backends are, against the running configuration `cfg`. The error is one line.
+pub fn backend_at_run_time(
+    cfg: &Config,
+    service: &Service,
+    address: &str,
+    weight_given: u32,
+) -> Result<Backend, String> {
+    let checker = Checker::of(cfg);
+    let a = endpoint("backend", address, "\"10.10.2.11:80\"").map_err(|p| p.message)?;
+    checker.backend("backend", address, a, service.vip, &service.local_addresses).map_err(|p| p.message)?;
+    if service.backends.iter().any(|b| b.address == a) {
+        return Err(format!("backend {a} of {} exists", service.name()));
+    }
+    let weight = weight("weight", Some(i64::from(weight_given))).map_err(|p| p.message)?;
+    Ok(Backend { address: a, weight })
+}
+
+/// A weight given at run time (`sluice backend set`), 0..=65535. The error is one line.
+pub fn weight_at_run_time(weight_given: u32) -> Result<u16, String> {
+    weight("weight", Some(i64::from(weight_given))).map_err(|p| p.message)
 }

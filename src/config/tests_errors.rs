@@ -324,14 +324,14 @@ fn bad_pci_address() {
 }
 
 #[test]
-fn lip_family_mismatch() {
+fn backend_family_mismatch() {
     let text = base_with("\"10.10.2.11:80\"", "\"[fd00:2::11]:80\"");
     let e = bad_at(
         &text,
         "fd00:2::11",
         &[
-            "service[0].backend[0].address = \"[fd00:2::11]:80\": an IPv6 backend needs an IPv6 local address",
-            "service[0].local_addresses has only IPv4 (10.10.2.1)",
+            "service[0].backend[0].address = \"[fd00:2::11]:80\": expected an IPv4 backend like the VIP",
+            "one family",
         ],
     );
     assert_eq!(e.path(), "service[0].backend[0].address");

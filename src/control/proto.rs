@@ -116,6 +116,10 @@ pub struct Response {
     /// Why not, in one line, when `ok` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The request was refused as bad input (an address, a weight, a configuration file that
+    /// does not check), not because something failed: the CLI exits 2 for it, 1 otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bad_input: bool,
     /// The result: [`ServicesReply`], [`FlowsReply`], [`StatsReply`], a device info object, or
     /// null for changes.
     #[serde(default)]
@@ -128,12 +132,17 @@ impl Response {
         Response {
             ok: true,
             error: None,
+            bad_input: false,
             data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
         }
     }
     /// A failure.
     pub fn err(e: impl std::fmt::Display) -> Response {
-        Response { ok: false, error: Some(e.to_string()), data: serde_json::Value::Null }
+        Response { ok: false, error: Some(e.to_string()), bad_input: false, data: serde_json::Value::Null }
+    }
+    /// A refusal of bad input (see [`Response::bad_input`]).
+    pub fn invalid(e: impl std::fmt::Display) -> Response {
+        Response { bad_input: true, ..Response::err(e) }
     }
 }
 

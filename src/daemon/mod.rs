@@ -22,7 +22,7 @@ use server::{Answer, Call, Envelope};
 use sim_model::clock::{Clock, SystemClock};
 use slowpath::engine::Engine;
 use slowpath::health::{HealthChecker, Target};
-use slowpath::service::{BackendConfig, Proto, ServiceConfig, ServiceKey};
+use slowpath::service::{BackendConfig, ServiceKey};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,13 +40,24 @@ struct Daemon {
     clock: Arc<dyn Clock>,
     health: Option<HealthChecker>,
     rates: RateMeter,
+    reload: Option<Reload>,
+}
+
+/// A reload in progress: the file is read and checked on a thread of its own (a file of
+/// 100k services takes a while), so the main loop keeps forwarding and answering meanwhile;
+/// it applies the result and answers everyone who asked.
+struct Reload {
+    result: crossbeam_channel::Receiver<Result<Config, config::ConfigError>>,
+    waiting: Vec<crossbeam_channel::Sender<Answer>>,
 }
 
 /// Runs the daemon until SIGTERM. Configuration errors exit 2, everything else that stops it
 /// exits 1.
 pub fn run(config_path: &Path, transport: Option<&str>) -> ExitCode {
     let loaded = config::load_with_transport(config_path, transport);
-    let cfg = match loaded.and_then(|c| config::check_interfaces(&c).map(|()| c)) {
+    let cfg = match loaded
+        .and_then(|c| config::check_interfaces(&c).and_then(|()| config::check_paths(&c)).map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sluice: {e}");
@@ -80,6 +91,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         config_path: config_path.to_path_buf(),
         rates: RateMeter::new(&mut engine),
         health: None,
+        reload: None,
         cfg,
         engine,
         describe,
@@ -103,19 +115,21 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         let mut work = d.engine.poll(now);
         while let Ok((call, reply)) = calls.try_recv() {
             work += 1;
+            if matches!(call, Call::Control(Request::Reload)) {
+                d.start_reload(Some(reply));
+                continue;
+            }
             let answer = d.answer(call);
             let _ = reply.send(answer);
         }
+        work += d.finish_reload();
         if let Some(h) = &d.health {
             while let Ok(t) = h.events().try_recv() {
                 d.engine.set_health(&t.service, t.backend, t.up);
             }
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match d.reload() {
-                Ok(()) => tracing::warn!("configuration reloaded"),
-                Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
-            }
+            d.start_reload(None);
         }
         d.rates.tick(&mut d.engine);
         // Busy-poll while there is work and for a while after (a packet's round trip through
@@ -206,34 +220,71 @@ impl Daemon {
             Request::Flows(f) => Response::ok(report::flows(&mut self.engine, &f)),
             Request::Stats => Response::ok(self.stats()),
             Request::DeviceInfo => Response::ok(self.engine.flows().nic_ref().info()),
-            Request::Reload => match self.reload() {
-                Ok(()) => Response::ok(serde_json::Value::Null),
-                Err(e) => Response::err(e),
-            },
-            Request::ServiceAdd(spec) => match service_of(&spec) {
-                Ok(cfg) => done(self.engine.add_service(cfg)),
-                Err(e) => Response::err(e),
-            },
-            Request::ServiceDel { vip, protocol, reset } => match key(&vip, &protocol) {
-                Ok(k) => done(self.engine.del_service(&k, reset)),
-                Err(e) => Response::err(e),
+            // Answered by the main loop once the file is read and checked off this thread.
+            Request::Reload => Response::err("a reload is answered when it is applied"),
+            Request::ServiceAdd(spec) => self.service_add(&spec),
+            Request::ServiceDel { vip, protocol, reset } => match self.find_service(&vip, &protocol) {
+                Ok(i) => {
+                    let key = service_key(&self.cfg.services[i]);
+                    let r = self.engine.del_service(&key, reset);
+                    if r.is_ok() {
+                        self.cfg.services.remove(i);
+                    }
+                    done(r)
+                }
+                Err(e) => Response::invalid(e),
             },
             Request::BackendAdd { vip, protocol, address, weight } => {
-                match (key(&vip, &protocol), addr(&address)) {
-                    (Ok(k), Ok(a)) => done(self.engine.add_backend(&k, BackendConfig { addr: a, weight })),
-                    (Err(e), _) | (_, Err(e)) => Response::err(e),
+                match self.find_service(&vip, &protocol).and_then(|i| {
+                    let b = config::backend_at_run_time(&self.cfg, &self.cfg.services[i], &address, weight)?;
+                    Ok((i, b))
+                }) {
+                    Ok((i, b)) => {
+                        let key = service_key(&self.cfg.services[i]);
+                        let r = self.engine.add_backend(
+                            &key,
+                            BackendConfig { addr: b.address, weight: u32::from(b.weight) },
+                        );
+                        if r.is_ok() {
+                            self.cfg.services[i].backends.push(b);
+                        }
+                        done(r)
+                    }
+                    Err(e) => Response::invalid(e),
                 }
             }
             Request::BackendDel { vip, protocol, address, reset } => {
-                match (key(&vip, &protocol), addr(&address)) {
-                    (Ok(k), Ok(a)) => done(self.engine.del_backend(&k, a, reset)),
-                    (Err(e), _) | (_, Err(e)) => Response::err(e),
+                match self
+                    .find_service(&vip, &protocol)
+                    .and_then(|i| Ok((i, self.find_backend(i, &address)?)))
+                {
+                    Ok((i, j)) => {
+                        let key = service_key(&self.cfg.services[i]);
+                        let r =
+                            self.engine.del_backend(&key, self.cfg.services[i].backends[j].address, reset);
+                        if r.is_ok() {
+                            self.cfg.services[i].backends.remove(j);
+                        }
+                        done(r)
+                    }
+                    Err(e) => Response::invalid(e),
                 }
             }
             Request::BackendSet { vip, protocol, address, weight } => {
-                match (key(&vip, &protocol), addr(&address)) {
-                    (Ok(k), Ok(a)) => done(self.engine.set_weight(&k, a, weight)),
-                    (Err(e), _) | (_, Err(e)) => Response::err(e),
+                match self.find_service(&vip, &protocol).and_then(|i| {
+                    let j = self.find_backend(i, &address)?;
+                    Ok((i, j, config::weight_at_run_time(weight)?))
+                }) {
+                    Ok((i, j, w)) => {
+                        let key = service_key(&self.cfg.services[i]);
+                        let addr = self.cfg.services[i].backends[j].address;
+                        let r = self.engine.set_weight(&key, addr, u32::from(w));
+                        if r.is_ok() {
+                            self.cfg.services[i].backends[j].weight = w;
+                        }
+                        done(r)
+                    }
+                    Err(e) => Response::invalid(e),
                 }
             }
         };
@@ -243,11 +294,112 @@ impl Daemon {
         resp
     }
 
-    /// Rereads the configuration file and applies its services (servers, weights, schedulers,
-    /// health checks) without touching established connections. Device, port, route and
-    /// worker changes need a restart; they are reported and ignored.
-    fn reload(&mut self) -> Result<(), String> {
-        let new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+    /// `sluice service add`: checked as the file's services are, against the running
+    /// configuration (which then holds it, so later changes are checked against it too).
+    fn service_add(&mut self, spec: &ServiceSpec) -> Response {
+        let svc = match config::service_at_run_time(
+            &self.cfg,
+            &spec.vip,
+            &spec.protocol,
+            &spec.scheduler,
+            &spec.local_addresses,
+            spec.conn_limit,
+        ) {
+            Ok(s) => s,
+            Err(e) => return Response::invalid(e),
+        };
+        let r = self.engine.add_service(setup::service(&svc));
+        if r.is_ok() {
+            self.cfg.services.push(svc);
+        }
+        done(r)
+    }
+
+    /// The running service named by a request.
+    fn find_service(&self, vip: &str, protocol: &str) -> Result<usize, String> {
+        let (vip, proto) = key(vip, protocol)?;
+        self.cfg
+            .services
+            .iter()
+            .position(|s| s.vip == vip && s.protocol == proto)
+            .ok_or_else(|| format!("no service {vip}/{proto}"))
+    }
+
+    /// A server of the running service `i`, named by a request.
+    fn find_backend(&self, i: usize, address: &str) -> Result<usize, String> {
+        let a = addr(address)?;
+        let s = &self.cfg.services[i];
+        s.backends
+            .iter()
+            .position(|b| b.address == a)
+            .ok_or_else(|| format!("service {} has no real server {a}", s.name()))
+    }
+
+    /// Starts a reload (SIGHUP, or `sluice reload` whose answer goes to `reply`); one already
+    /// under way takes the new asker too.
+    fn start_reload(&mut self, reply: Option<crossbeam_channel::Sender<Answer>>) {
+        if let Some(r) = &mut self.reload {
+            r.waiting.extend(reply);
+            return;
+        }
+        let (tx, result) = crossbeam_channel::bounded(1);
+        let path = self.config_path.clone();
+        let spawned = std::thread::Builder::new().name("reload".into()).spawn(move || {
+            let _ = tx.send(config::load(&path));
+        });
+        if let Err(e) = spawned {
+            if let Some(reply) = reply {
+                let _ = reply.send(Answer::Control(Response::err(format!("cannot start the reload: {e}"))));
+            }
+            return;
+        }
+        self.reload = Some(Reload { result, waiting: reply.into_iter().collect() });
+    }
+
+    /// Applies a reload whose file has been read and checked, and answers who asked. Returns 1
+    /// when it did, 0 when none finished.
+    fn finish_reload(&mut self) -> usize {
+        let Some(r) = &self.reload else { return 0 };
+        let loaded = match r.result.try_recv() {
+            Ok(loaded) => loaded,
+            Err(crossbeam_channel::TryRecvError::Empty) => return 0,
+            // The reading thread died without an answer (it cannot panic on bad input; this is
+            // only defensive): answer and forget it.
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                let waiting = self.reload.take().map(|r| r.waiting).unwrap_or_default();
+                for w in waiting {
+                    let _ = w.send(Answer::Control(Response::err("the reload stopped without a result")));
+                }
+                return 1;
+            }
+        };
+        let waiting = self.reload.take().map(|r| r.waiting).unwrap_or_default();
+        let response = match loaded {
+            Ok(new) => match self.apply_reload(new) {
+                Ok(()) => {
+                    tracing::warn!("configuration reloaded");
+                    Response::ok(serde_json::Value::Null)
+                }
+                Err(e) => {
+                    tracing::error!("reload refused, the running configuration stays: {e}");
+                    Response::invalid(e)
+                }
+            },
+            Err(e) => {
+                tracing::error!("reload refused, the running configuration stays: {e}");
+                Response::invalid(e)
+            }
+        };
+        for w in waiting {
+            let _ = w.send(Answer::Control(response.clone()));
+        }
+        1
+    }
+
+    /// Applies a configuration read and checked by a reload: its services (servers, weights,
+    /// schedulers, health checks), without touching established connections. Device, port,
+    /// route and control changes need a restart; they are reported and ignored.
+    fn apply_reload(&mut self, new: Config) -> Result<(), String> {
         for (what, same) in [
             ("[device]", new.device == self.cfg.device),
             ("[[port]]", new.ports == self.cfg.ports),
@@ -294,8 +446,13 @@ impl Daemon {
 fn done(r: Result<(), slowpath::engine::EngineError>) -> Response {
     match r {
         Ok(()) => Response::ok(serde_json::Value::Null),
+        Err(e @ slowpath::engine::EngineError::Service(_)) => Response::invalid(e),
         Err(e) => Response::err(e),
     }
+}
+
+fn service_key(s: &config::Service) -> ServiceKey {
+    ServiceKey { vip: s.vip, proto: setup::proto(s.protocol) }
 }
 
 fn addr(s: &str) -> Result<SocketAddr, String> {
@@ -303,34 +460,13 @@ fn addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{s:?}: expected an address with a port, like 10.10.2.11:80 or [fd00::11]:80"))
 }
 
-fn key(vip: &str, protocol: &str) -> Result<ServiceKey, String> {
+fn key(vip: &str, protocol: &str) -> Result<(SocketAddr, config::Protocol), String> {
     let proto = match protocol {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
+        "tcp" => config::Protocol::Tcp,
+        "udp" => config::Protocol::Udp,
         p => return Err(format!("protocol {p:?}: expected tcp or udp")),
     };
-    Ok(ServiceKey { vip: addr(vip)?, proto })
-}
-
-fn service_of(spec: &ServiceSpec) -> Result<ServiceConfig, String> {
-    let scheduler =
-        spec.scheduler.parse().map_err(|e: slowpath::sched::ParseSchedulerKindError| e.to_string())?;
-    let local_addresses = spec
-        .local_addresses
-        .iter()
-        .map(|a| a.parse().map_err(|_| format!("local address {a:?}: expected an IP address")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if local_addresses.is_empty() {
-        return Err("a FullNAT service needs at least one local address".into());
-    }
-    Ok(ServiceConfig {
-        key: key(&spec.vip, &spec.protocol)?,
-        scheduler,
-        local_addresses,
-        conn_limit: spec.conn_limit,
-        health: None,
-        backends: Vec::new(),
-    })
+    Ok((addr(vip)?, proto))
 }
 
 /// Per-second rates from successive counters.

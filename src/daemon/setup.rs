@@ -35,32 +35,34 @@ pub fn interface_mac(iface: &str) -> Option<[u8; 6]> {
 
 /// The services of a configuration, as the slow path takes them.
 pub fn services(cfg: &Config) -> Vec<ServiceConfig> {
-    cfg.services
-        .iter()
-        .map(|s| ServiceConfig {
-            key: ServiceKey { vip: s.vip, proto: proto(s.protocol) },
-            scheduler: s.scheduler.parse().unwrap_or(SchedulerKind::Wlc),
-            local_addresses: s.local_addresses.clone(),
-            conn_limit: s.conn_limit,
-            health: s.health.as_ref().map(|h| HealthCheck {
-                kind: match &h.kind {
-                    HealthKind::Tcp => SpHealthKind::Tcp,
-                    HealthKind::Http { path, expect, host } => {
-                        SpHealthKind::Http { path: path.clone(), expect: *expect, host: host.clone() }
-                    }
-                },
-                interval: h.interval,
-                timeout: h.timeout,
-                rise: h.rise,
-                fall: h.fall,
-            }),
-            backends: s
-                .backends
-                .iter()
-                .map(|b| BackendConfig { addr: b.address, weight: u32::from(b.weight) })
-                .collect(),
-        })
-        .collect()
+    cfg.services.iter().map(service).collect()
+}
+
+/// One configured service as the slow path's.
+pub fn service(s: &crate::config::Service) -> ServiceConfig {
+    ServiceConfig {
+        key: ServiceKey { vip: s.vip, proto: proto(s.protocol) },
+        scheduler: s.scheduler.parse().unwrap_or(SchedulerKind::Wlc),
+        local_addresses: s.local_addresses.clone(),
+        conn_limit: s.conn_limit,
+        health: s.health.as_ref().map(|h| HealthCheck {
+            kind: match &h.kind {
+                HealthKind::Tcp => SpHealthKind::Tcp,
+                HealthKind::Http { path, expect, host } => {
+                    SpHealthKind::Http { path: path.clone(), expect: *expect, host: host.clone() }
+                }
+            },
+            interval: h.interval,
+            timeout: h.timeout,
+            rise: h.rise,
+            fall: h.fall,
+        }),
+        backends: s
+            .backends
+            .iter()
+            .map(|b| BackendConfig { addr: b.address, weight: u32::from(b.weight) })
+            .collect(),
+    }
 }
 
 /// A configuration's protocol as the slow path's.

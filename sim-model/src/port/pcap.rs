@@ -55,6 +55,8 @@ pub struct PcapSource {
     /// Records read so far, to say where a corrupt file went wrong.
     records: u64,
     truncated: u64,
+    /// Records whose timestamp fraction was a second or more.
+    odd_timestamps: u64,
 }
 
 impl std::fmt::Debug for PcapSource {
@@ -105,11 +107,18 @@ impl PcapSource {
             if link != DataLink::ETHERNET {
                 return Err(not_ethernet(&path, link));
             }
-            Self { path, reader: Reader::Pcap(reader), pending: None, records: 0, truncated: 0 }
+            Self {
+                path,
+                reader: Reader::Pcap(reader),
+                pending: None,
+                records: 0,
+                truncated: 0,
+                odd_timestamps: 0,
+            }
         } else if magic == PCAPNG_MAGIC {
             let reader = PcapNgReader::new(file).map_err(|e| pcap_error(&path, e, "the section header"))?;
             let reader = Reader::PcapNg { reader, interfaces: Vec::new() };
-            Self { path, reader, pending: None, records: 1, truncated: 0 }
+            Self { path, reader, pending: None, records: 1, truncated: 0, odd_timestamps: 0 }
         } else {
             return Err(invalid(&path, format_args!("not a pcap or pcapng file (magic {magic:#010x})")));
         };
@@ -130,6 +139,12 @@ impl PcapSource {
     /// delivered as captured, shorter than their headers say; a warning is logged once.
     pub fn truncated_frames(&self) -> u64 {
         self.truncated
+    }
+
+    /// How many classic-pcap records so far had a timestamp fraction of a second or more
+    /// (carried into the seconds, with a warning logged once).
+    pub fn odd_timestamps(&self) -> u64 {
+        self.odd_timestamps
     }
 
     /// The next frame, `Ok(None)` at the end of the file. After an error the position in the
@@ -166,16 +181,21 @@ impl PcapSource {
                 let packet =
                     packet.map_err(|e| pcap_error(&self.path, e, format_args!("record {record}")))?;
                 let frac_ns =
-                    if nanosecond { Some(packet.ts_frac) } else { packet.ts_frac.checked_mul(1000) };
-                let Some(frac_ns) = frac_ns.filter(|&ns| u64::from(ns) < NS_PER_SEC) else {
-                    return Err(invalid(
-                        &self.path,
-                        format_args!("record {record} is corrupt: bad timestamp fraction"),
-                    ));
-                };
+                    if nanosecond { u64::from(packet.ts_frac) } else { u64::from(packet.ts_frac) * 1000 };
+                if frac_ns >= NS_PER_SEC {
+                    // Some writers leave a fraction of a second of 10^6 µs or more; tcpdump reads
+                    // such a record, so do we, carrying the excess into the seconds.
+                    if self.odd_timestamps == 0 {
+                        tracing::warn!(
+                            file = %self.path.display(), record,
+                            "timestamp fraction is a second or more; carried into the seconds"
+                        );
+                    }
+                    self.odd_timestamps += 1;
+                }
                 let truncated = packet.incl_len < packet.orig_len;
-                // At most u32::MAX s and 10^9 - 1 ns: fits u64.
-                let ts = u64::from(packet.ts_sec) * NS_PER_SEC + u64::from(frac_ns);
+                // At most u32::MAX s and (u32::MAX * 1000) ns: fits u64.
+                let ts = u64::from(packet.ts_sec) * NS_PER_SEC + frac_ns;
                 Ok(Some((RxFrame { data: packet.data.into_owned(), timestamp_ns: Some(ts) }, truncated)))
             }
             Reader::PcapNg { reader, interfaces } => loop {

@@ -314,6 +314,24 @@ fn external_tools_read_what_we_write() {
     }
 }
 
+#[test]
+fn a_microsecond_fraction_of_a_second_or_more_is_carried_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.pcap");
+    write_pcap(&path, &[(frame(1, 8), 5_000_000_000), (frame(2, 8), 7_000_000_000)], false);
+    // The first record's fraction (bytes 4..8 of its header, after the 24-byte file header)
+    // becomes 1,500,000 µs: 5 s + 1.5 s.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[24 + 4..24 + 8].copy_from_slice(&1_500_000u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let mut source = PcapSource::open(&path).unwrap();
+    let frames = read_all(&mut source).unwrap();
+    assert_eq!(frames.len(), 2, "the whole capture is read");
+    assert_eq!(frames[0].timestamp_ns, Some(6_500_000_000));
+    assert_eq!(frames[1].timestamp_ns, Some(7_000_000_000));
+    assert_eq!(source.odd_timestamps(), 1);
+}
+
 /// Reads `bytes` as a capture to the end; only checks that nothing panics.
 fn read_bytes(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();

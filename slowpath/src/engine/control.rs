@@ -195,17 +195,7 @@ impl Engine {
     /// Replaces every service with `configs` (a reload): new ones added, changed ones
     /// replaced, missing ones removed; established connections stay in every case.
     pub fn replace_services(&mut self, configs: Vec<ServiceConfig>) -> Result<(), EngineError> {
-        let old: Vec<ServiceKey> = self.services.configs().iter().map(|c| c.key).collect();
-        for k in old.iter().filter(|k| !configs.iter().any(|c| c.key == **k)) {
-            self.services.del_service(k)?;
-        }
-        for c in configs {
-            if self.services.configs().iter().any(|x| x.key == c.key) {
-                self.services.replace_service(c)?;
-            } else {
-                self.services.add_service(c)?;
-            }
-        }
+        self.services.replace_all(configs)?;
         self.publish()
     }
 

@@ -46,7 +46,8 @@ pub struct Rig {
     pub p1: MemoryPortHandle,
 }
 
-/// The services of most tests: TCP and UDP on 10.10.1.100, TCP on [fd00:1::100]:80.
+/// The services of most tests: TCP and UDP on 10.10.1.100, TCP on [fd00:1::100]:80, each with
+/// local addresses and backends of its VIP's family.
 pub fn services(scheduler: SchedulerKind, backends: &[(&str, u32)]) -> Vec<ServiceConfig> {
     let v4: Vec<BackendConfig> = backends
         .iter()
@@ -61,7 +62,7 @@ pub fn services(scheduler: SchedulerKind, backends: &[(&str, u32)]) -> Vec<Servi
     let mut out = vec![ServiceConfig {
         key: ServiceKey { vip: sa("10.10.1.100:80"), proto: Proto::Tcp },
         scheduler,
-        local_addresses: vec![ip("10.10.2.1"), ip("fd00:2::1")],
+        local_addresses: vec![ip("10.10.2.1")],
         conn_limit: 0,
         health: None,
         backends: v4.clone(),
@@ -74,6 +75,8 @@ pub fn services(scheduler: SchedulerKind, backends: &[(&str, u32)]) -> Vec<Servi
     if !v6.is_empty() {
         out.push(ServiceConfig {
             key: ServiceKey { vip: sa("[fd00:1::100]:80"), proto: Proto::Tcp },
+            // One family per service: its VIP's.
+            local_addresses: vec![ip("fd00:2::1")],
             backends: v6,
             ..out[0].clone()
         });
