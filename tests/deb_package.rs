@@ -96,3 +96,30 @@ fn the_package_builds_and_installs_the_daemon_unit_config_keys_and_firmware() {
         .unwrap();
     assert!(flash.status.success(), "{}", String::from_utf8_lossy(&flash.stderr));
 }
+
+/// The exposure score and level `systemd-analyze security --offline=true` gives the shipped unit.
+fn unit_exposure(unit: &Path) -> (f64, String) {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
+    let verdict = line.rsplit(':').next().unwrap().split_whitespace().collect::<Vec<_>>();
+    (verdict[0].parse().unwrap(), verdict[1].to_owned())
+}
+
+#[test]
+#[ignore = "needs systemd-analyze (Debian package systemd): run by scripts/test-all"]
+fn the_shipped_unit_runs_with_only_what_the_daemon_needs() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sluice.service");
+    let (score, level) = unit_exposure(&unit);
+    println!("sluice.service exposure: {score} {level}");
+    assert!(["PERFECT", "SAFE", "OK"].contains(&level.as_str()), "exposure {score} {level}");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    // What the daemon cannot work without stays granted.
+    for needed in ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "AF_PACKET", "AF_XDP", "ReadWritePaths=/run/sluice"] {
+        assert!(text.contains(needed), "the unit lost {needed}");
+    }
+}
