@@ -111,6 +111,34 @@ fn refused(dev: &NetDev, op: &str, errno: i32) -> io::Error {
     }
 }
 
+/// Binds the socket to its queue. A socket of a process that just ended holds the queue for a
+/// moment after (the kernel releases it from a work queue): `EBUSY` is retried for up to a
+/// second, so a restarted daemon gets its queue back.
+fn bind(umem: &Umem, user: &xdpilone::User, dev: &NetDev, queue: u32) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let errno = match umem.bind(user) {
+            Ok(()) => return Ok(()),
+            Err(e) => e.get_raw(),
+        };
+        if errno == libc::EBUSY && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        }
+        return Err(match errno {
+            libc::EINVAL => io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "af_xdp: bind to {} queue {queue}: {} (no such queue, or no AF_XDP here)",
+                    dev.name(),
+                    io::Error::from_raw_os_error(libc::EINVAL)
+                ),
+            ),
+            errno => refused(dev, &format!("bind to queue {queue} of"), errno),
+        });
+    }
+}
+
 impl AfXdpPort {
     /// Opens an AF_XDP socket on receive queue `queue` of `ifname` (in the calling thread's
     /// network namespace) and attaches the redirecting XDP program, natively if the driver can.
@@ -172,16 +200,7 @@ impl AfXdpPort {
         let user = umem.rx_tx(&sock, &rings).map_err(|e| refused(&dev, "rx/tx rings on", e.get_raw()))?;
         let rx = user.map_rx().map_err(|e| refused(&dev, "mapping the rx ring of", e.get_raw()))?;
         let tx = user.map_tx().map_err(|e| refused(&dev, "mapping the tx ring of", e.get_raw()))?;
-        umem.bind(&user).map_err(|e| match e.get_raw() {
-            libc::EINVAL => io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "af_xdp: bind to {ifname} queue {queue}: {} (no such queue, or no AF_XDP here)",
-                    io::Error::from_raw_os_error(libc::EINVAL)
-                ),
-            ),
-            errno => refused(&dev, &format!("bind to queue {queue} of"), errno),
-        })?;
+        bind(&umem, &user, &dev, queue)?;
 
         // Every rx frame goes to the kernel before any traffic is redirected here.
         {
