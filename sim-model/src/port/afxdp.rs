@@ -84,6 +84,10 @@ pub struct AfXdpPort {
     queued: Vec<XdpDesc>,
     /// Rx frames read this burst, to give back to the fill ring.
     refill: Vec<u64>,
+    /// Descriptors were published on the tx ring and the kernel not yet asked to send them.
+    unkicked: bool,
+    /// The driver runs the socket in zero-copy mode (else copy mode: veth, generic XDP).
+    zero_copy: bool,
     /// Rx descriptors that did not describe a frame inside the UMEM (never seen; counted).
     bad_descs: u64,
     area: Mapping,
@@ -109,6 +113,19 @@ fn refused(dev: &NetDev, op: &str, errno: i32) -> io::Error {
     } else {
         io::Error::new(io::ErrorKind::Unsupported, err.to_string())
     }
+}
+
+/// Whether the bound socket `fd` runs in zero-copy mode (`XDP_OPTIONS`, kernel 5.3+; false
+/// when the kernel cannot tell).
+fn zero_copy(fd: RawFd) -> bool {
+    const SOL_XDP: libc::c_int = 283;
+    const XDP_OPTIONS: libc::c_int = 8;
+    const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+    let mut flags: u32 = 0;
+    let mut len = size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `flags` and `len` are live and `len` is flags' size (struct xdp_options).
+    let rc = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&raw mut flags).cast(), &raw mut len) };
+    rc == 0 && flags & XDP_OPTIONS_ZEROCOPY != 0
 }
 
 /// Binds the socket to its queue. A socket of a process that just ended holds the queue for a
@@ -242,6 +259,8 @@ impl AfXdpPort {
             free_tx,
             queued: Vec::with_capacity(TX_FRAMES as usize),
             refill: Vec::with_capacity(RX_FRAMES as usize),
+            unkicked: false,
+            zero_copy: zero_copy(fd),
             bad_descs: 0,
             area,
         })
@@ -278,27 +297,39 @@ impl AfXdpPort {
         done.release();
     }
 
-    /// Publishes the queued descriptors on the tx ring (one producer update).
+    /// Publishes the queued descriptors on the tx ring (one producer update, two when the
+    /// ring's cached view of the kernel's consumer was stale).
     fn publish(&mut self) {
-        if self.queued.is_empty() {
-            return;
+        let mut done = 0;
+        // `transmit(n)` reserves what the cached consumer index says is free and reloads it only
+        // when that is nothing: a second call sees the kernel's progress since.
+        for _ in 0..2 {
+            if done == self.queued.len() {
+                break;
+            }
+            let mut w = self.tx.transmit((self.queued.len() - done) as u32);
+            done += w.insert(self.queued[done..].iter().copied()) as usize;
+            w.commit();
         }
-        let mut w = self.tx.transmit(self.queued.len() as u32);
-        let n = w.insert(self.queued.iter().copied()) as usize;
-        w.commit();
-        drop(w);
+        self.unkicked |= done > 0;
         // The ring has a slot for every tx frame, so it cannot be full; if it were, the frames
         // left over go back to the free list (dropped).
-        for d in self.queued.drain(..).skip(n) {
+        for d in self.queued.drain(..).skip(done) {
             self.free_tx.push(d.addr);
         }
     }
 
     /// Asks the kernel to send what the tx ring holds: `sendto`, repeated while it answers
-    /// "again" with frames left.
+    /// "again" (copy mode sends 32 a call and says EAGAIN while more wait). A call that
+    /// succeeds has drained the ring: the kernel's consumer index may still lag in the shared
+    /// page, so it is not asked again.
     fn kick(&mut self) -> io::Result<()> {
+        if !self.unkicked {
+            return Ok(());
+        }
         for _ in 0..MAX_KICKS {
-            if !self.tx.needs_wakeup() || self.tx.pending() == 0 {
+            if !self.tx.needs_wakeup() {
+                self.unkicked = false;
                 return Ok(());
             }
             // SAFETY: a zero-length sendto on our socket with no buffers: it only kicks tx.
@@ -306,7 +337,8 @@ impl AfXdpPort {
                 libc::sendto(self.fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
             };
             if rc >= 0 {
-                continue;
+                self.unkicked = false;
+                return Ok(());
             }
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
@@ -345,17 +377,22 @@ impl Port for AfXdpPort {
             }
             ready.release();
         }
-        if !self.refill.is_empty() {
+        // As in `publish`: a second reservation sees the kernel's progress the first one did
+        // not. The fill ring has room for every rx frame, so all are given back.
+        for _ in 0..2 {
+            if self.refill.is_empty() {
+                break;
+            }
             let mut fill = self.fq_cq.fill(self.refill.len() as u32);
             let given = fill.insert(self.refill.iter().copied()) as usize;
             fill.commit();
             drop(fill);
-            // The fill ring has room for every rx frame, so all were given; if not, the rest
-            // waits for the next burst.
             self.refill.drain(..given);
         }
-        if self.fq_cq.needs_wakeup() {
-            // Zero-copy drivers stop when the fill ring ran dry; they want a poke.
+        if self.zero_copy && self.fq_cq.needs_wakeup() {
+            // Zero-copy drivers stop when the fill ring ran dry; they want a poke. (In copy
+            // mode the flag means nothing to the receive path, and the poke, a poll(), would
+            // try to transmit: a wasted system call per burst.)
             self.fq_cq.wake();
         }
         Ok(n)

@@ -42,7 +42,7 @@ fn frames_cross_a_veth_pair_natively_and_the_program_goes_with_the_port() {
 
     // Bursts larger than the kernel's 32-frame copy-mode batch, both ways, more than once
     // around the rings.
-    for round in 0..3u8 {
+    for round in 0..8u8 {
         let burst: Vec<Vec<u8>> = (0..200u8).map(|i| test_frame(mac_b, mac_a, None, i)).collect();
         for f in &burst {
             a.send(f).unwrap();
