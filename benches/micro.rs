@@ -19,7 +19,7 @@ use host_driver::{Nic, NicConfig};
 use rtl_spec::formats::{FlowTuple, LookupKey, NextHopCtl, NextHopEntry};
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
-use sim_model::port::{Port, RxFrame};
+use sim_model::port::{Port, RxBurst};
 use slowpath::sched::{BackendView, SchedulerKind};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -116,7 +116,7 @@ fn placement(c: &mut Criterion) {
 struct Sink;
 
 impl Port for Sink {
-    fn recv_batch(&mut self, _: &mut Vec<RxFrame>, _: usize) -> std::io::Result<usize> {
+    fn recv_burst(&mut self, _: &mut RxBurst, _: usize) -> std::io::Result<usize> {
         Ok(0)
     }
     fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {

@@ -78,8 +78,10 @@ enum Command {
         /// The Unix socket to listen on (a stale one is replaced).
         #[arg(long)]
         socket: std::path::PathBuf,
-        /// Attach model port NAME (p0, p1... or a bare index) to the Linux interface IFACE.
-        #[arg(long = "port", value_name = "NAME=IFACE")]
+        /// Attach model port NAME (p0, p1... or a bare index) to the Linux interface IFACE,
+        /// with AF_XDP (kind=af_xdp, on receive queue N), AF_PACKET (kind=af_packet) or AF_XDP
+        /// falling back to AF_PACKET (kind=auto, the default).
+        #[arg(long = "port", value_name = "NAME=IFACE[,kind=K][,queue=N]")]
         ports: Vec<String>,
         /// The model's flash, kept in FILE across restarts (created with the factory image).
         #[arg(long, value_name = "FILE")]

@@ -40,6 +40,9 @@ pub struct VersusArgs {
     /// Megabytes of the bulk transfers.
     #[arg(long, default_value_t = 100)]
     pub megabytes: u32,
+    /// How the model's ports attach to the veths: auto, af_xdp or af_packet (`[[port]] kind`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "af_xdp", "af_packet"])]
+    pub port_kind: String,
 }
 
 fn wrk(ns: &str, args: &VersusArgs, close: bool) -> anyhow::Result<(f64, f64, f64)> {
@@ -211,7 +214,12 @@ pub fn run(args: &VersusArgs) -> anyhow::Result<String> {
     net.start_servers(&me, false)?;
     // Sluice first.
     let socket = dir.join("sluice.sock");
-    std::fs::write(dir.join("sluice.toml"), net.config(&socket, "127.0.0.1:9100", "rr", &[1, 1], None))?;
+    let mut cfg = net.config(&socket, "127.0.0.1:9100", "rr", &[1, 1], None);
+    for lb in ["lb0", "lb1"] {
+        let iface = format!("interface = \"{lb}\"");
+        cfg = cfg.replacen(&iface, &format!("{iface}\nkind = \"{}\"", args.port_kind), 1);
+    }
+    std::fs::write(dir.join("sluice.toml"), cfg)?;
     let (pid, log) = net.start_appliance(&me, &dir.join("sluice.toml"))?;
     std::thread::spawn(move || for _ in log {});
     eprintln!("e2e-vs-kernel: loading Sluice...");
@@ -232,8 +240,8 @@ fn table(s: &Figures, k: &Figures, args: &VersusArgs) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "e2e-vs-kernel: {} s per wrk run, {} connections, {} MB transfers, 2 servers, same namespaces",
-        args.seconds, args.connections, args.megabytes
+        "e2e-vs-kernel: {} s per wrk run, {} connections, {} MB transfers, 2 servers, same namespaces, ports {}",
+        args.seconds, args.connections, args.megabytes, args.port_kind
     );
     let _ = writeln!(o, "{:<36} {:>12} {:>12} {:>8}", "figure", "sluice", "kernel", "ratio");
     for (name, a, b) in [
@@ -249,7 +257,7 @@ fn table(s: &Figures, k: &Figures, args: &VersusArgs) -> String {
     }
     let _ = writeln!(
         o,
-        "sluice daemon: {:.0}% of a core during the runs (the NIC model's datapath, its AF_PACKET wires and the slow path, one thread)",
+        "sluice daemon: {:.0}% of a core during the runs (the NIC model's datapath, its wires and the slow path, one thread)",
         s.cpu_pct
     );
     o

@@ -17,7 +17,7 @@ use host_driver::{DriverError, Nic, NicConfig};
 use rtl_spec::codes::{EventKind, Opcode, PuntReason, Status};
 use rtl_spec::formats::FlowCommand;
 use rtl_spec::regs::{identity, ring_id};
-use sim_model::port::{AfPacketPort, MemoryPort, MemoryPortHandle, Port, RxFrame};
+use sim_model::port::{AfPacketPort, MemoryPort, MemoryPortHandle, Port, RxBurst};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -267,17 +267,20 @@ fn veth_wire(ns: &str, ifname: &str) -> VethWire {
         assert_eq!(rc, 0, "setns");
         let mut port = AfPacketPort::open(&ifname).expect("af_packet on the wire end");
         ready_tx.send(()).unwrap();
-        let mut batch: Vec<RxFrame> = Vec::new();
+        let mut batch = RxBurst::default();
         loop {
             match send_rx.try_recv() {
-                Ok(frame) => port.send(&frame).expect("send on the wire"),
+                Ok(frame) => {
+                    port.send(&frame).expect("send on the wire");
+                    port.flush().expect("flush the wire");
+                }
                 Err(mpsc::TryRecvError::Disconnected) => return,
                 Err(mpsc::TryRecvError::Empty) => {}
             }
             batch.clear();
-            let _ = port.recv_batch(&mut batch, 32);
-            for f in batch.drain(..) {
-                if got_tx.send(f.data).is_err() {
+            let _ = port.recv_burst(&mut batch, 32);
+            for f in batch.iter() {
+                if got_tx.send(f.data.to_vec()).is_err() {
                     return;
                 }
             }

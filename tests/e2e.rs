@@ -1,11 +1,13 @@
 //! End to end with real TCP and UDP stacks: the Linux kernel's, in network namespaces, through
 //! the appliance (`sluice run` on the in-process model attached to veths, and `sluice sim` +
-//! `sluice run --transport vfio-user`). Run as root; skipped with a printed reason otherwise.
+//! `sluice run --transport vfio-user`). Every test runs over AF_XDP ports; the FullNAT and
+//! transfer set and the wrk load run over AF_PACKET ports too. Run as root; skipped with a
+//! printed reason otherwise.
 
 #[path = "e2e/harness.rs"]
 mod harness;
 
-use harness::{Appliance, Mode, SLUICE, can_run, have};
+use harness::{Appliance, Mode, SLUICE, Wire, can_run, have};
 use sha2::Digest;
 use std::collections::HashMap;
 
@@ -131,7 +133,16 @@ fn real_tcp_and_udp_through_the_in_process_model() {
     if !can_run() {
         return;
     }
-    let a = Appliance::start("sl-e2e1", 2, Mode::InProcess, "rr", &[1, 1], None, "");
+    let a = Appliance::start("sl-e2e1", 2, Mode::InProcess(Wire::AfXdp), "rr", &[1, 1], None, "");
+    http_fullnat_ipv6_udp_icmp_and_large_transfers(&a);
+}
+
+#[test]
+fn real_tcp_and_udp_through_the_in_process_model_over_af_packet() {
+    if !can_run() {
+        return;
+    }
+    let a = Appliance::start("sl-e2e6", 2, Mode::InProcess(Wire::AfPacket), "rr", &[1, 1], None, "");
     http_fullnat_ipv6_udp_icmp_and_large_transfers(&a);
 }
 
@@ -140,18 +151,14 @@ fn real_tcp_through_sluice_sim_over_vfio_user() {
     if !can_run() {
         return;
     }
-    let a = Appliance::start("sl-e2e2", 2, Mode::VfioUser, "rr", &[1, 1], None, "");
+    let a = Appliance::start("sl-e2e2", 2, Mode::VfioUser(Wire::AfXdp), "rr", &[1, 1], None, "");
     assert!(a.stats()["device"].as_str().unwrap().contains("vfio-user"));
     http_fullnat_ipv6_udp_icmp_and_large_transfers(&a);
 }
 
-#[test]
-fn many_concurrent_connections_complete_and_the_table_empties() {
-    if !can_run() {
-        return;
-    }
+fn many_concurrent_connections(prefix: &str, wire: Wire) {
     let extra = "[timeouts]\ntcp_fin_wait = 1\ntcp_time_wait = 1\ntcp_close_wait = 1\ntcp_last_ack = 1\ntcp_close = 1\n";
-    let a = Appliance::start("sl-e2e3", 2, Mode::InProcess, "wrr", &[3, 1], None, extra);
+    let a = Appliance::start(prefix, 2, Mode::InProcess(wire), "wrr", &[3, 1], None, extra);
     // Weighted scheduling shows the configured ratio over many connections (each a new one).
     let lines = a.get("http://10.10.1.100/", 200);
     let mut per: HashMap<String, u32> = HashMap::new();
@@ -189,12 +196,28 @@ fn many_concurrent_connections_complete_and_the_table_empties() {
 }
 
 #[test]
+fn many_concurrent_connections_complete_and_the_table_empties() {
+    if !can_run() {
+        return;
+    }
+    many_concurrent_connections("sl-e2e3", Wire::AfXdp);
+}
+
+#[test]
+fn many_concurrent_connections_over_af_packet() {
+    if !can_run() {
+        return;
+    }
+    many_concurrent_connections("sl-e2e7", Wire::AfPacket);
+}
+
+#[test]
 fn a_killed_server_leaves_and_returns_through_the_health_check() {
     if !can_run() {
         return;
     }
     let health = "{ kind = \"tcp\", interval_ms = 200, timeout_ms = 200, rise = 2, fall = 2 }";
-    let mut a = Appliance::start("sl-e2e4", 2, Mode::InProcess, "rr", &[1, 1], Some(health), "");
+    let mut a = Appliance::start("sl-e2e4", 2, Mode::InProcess(Wire::AfXdp), "rr", &[1, 1], Some(health), "");
     let up = |a: &Appliance, n: usize| {
         let s = a.ask(&serde_json::json!({"cmd": "services"}));
         s["services"][0]["backends"][n]["health"] == "up"
@@ -216,7 +239,7 @@ fn the_cli_shows_live_flows_drains_and_counters() {
     if !can_run() {
         return;
     }
-    let a = Appliance::start("sl-e2e5", 2, Mode::InProcess, "rr", &[1, 1], None, "");
+    let a = Appliance::start("sl-e2e5", 2, Mode::InProcess(Wire::AfXdp), "rr", &[1, 1], None, "");
     let sock = a.socket.display().to_string();
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(SLUICE).args(args).args(["--socket", &sock]).output().unwrap();
@@ -284,4 +307,45 @@ fn the_cli_shows_live_flows_drains_and_counters() {
         "{text}"
     );
     assert!(text.lines().any(|l| l.starts_with("sluice_nic_hits_total ") && !l.ends_with(" 0")), "NIC hits");
+}
+
+#[test]
+fn bad_port_settings_stop_the_daemon_with_one_line_naming_the_port() {
+    if !can_run() {
+        return;
+    }
+    let net = harness::topo::FullNat::build("sl-e2e8", 1).expect("build the namespaces");
+    let dir = std::env::temp_dir().join(format!("sl-e2e8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str], cfg: Option<&str>| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &net.lb, SLUICE]).args(args);
+        if let Some(text) = cfg {
+            let path = dir.join("sluice.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(&path);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).trim().to_string())
+    };
+    let base = net.config(&dir.join("sluice.sock"), "127.0.0.1:9100", "rr", &[1], None);
+    // A queue the veth does not have.
+    let cfg = base.replacen("interface = \"lb0\"", "interface = \"lb0\"\nkind = \"af_xdp\"\nqueue = 5", 1);
+    let (code, err) = run(&["run"], Some(&cfg));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("port p0 (interface lb0)") && err.contains("no receive queue 5"), "{err}");
+    let (code, err) = run(&["sim", "--socket", "/nonexistent/nic.sock", "--port", "p0=lb0,queue=5"], None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("p0=lb0,queue=5") && err.contains("no receive queue 5"), "{err}");
+    // An interface that is down, whatever the kind.
+    harness::topo::ns_run(&net.lb, &["ip", "link", "set", "lb1", "down"]).unwrap();
+    for kind in ["af_packet", "af_xdp", "auto"] {
+        let cfg = base.replacen("interface = \"lb1\"", &format!("interface = \"lb1\"\nkind = \"{kind}\""), 1);
+        let (code, err) = run(&["run"], Some(&cfg));
+        assert_eq!(code, Some(2), "{kind}: {err}");
+        assert_eq!(err.lines().count(), 1, "{kind}: {err}");
+        assert!(err.contains("port p1 (interface lb1)") && err.contains("lb1 is down"), "{kind}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,7 @@
 //! through BAR0 registers and the memory formats of the specification, exactly as the hardware's
 //! behaviour is. It owns the register file, the rings, the flow and next-hop tables, the
 //! datapath (parse, lookup, FullNAT rewrite, punt), the ager, the interrupt logic, the flash controller
-//! (two image slots, boot with fallback) and the packet ports (memory, pcap, AF_PACKET). It never sees the driver's types.
+//! (two image slots, boot with fallback) and the packet ports (memory, pcap, AF_XDP, AF_PACKET). It never sees the driver's types.
 //!
 //! - [`device`]: the device (registers, rings, tables, commands, datapath, ager, interrupts);
 //! - [`packet`]: zerocopy header views, the parser that classifies a frame, the rewrite;

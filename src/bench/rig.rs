@@ -11,7 +11,7 @@ use host_driver::transport::inprocess::{InProcess, SharedInProcess};
 use host_driver::{Nic, NicConfig};
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
-use sim_model::port::{Port, RxFrame};
+use sim_model::port::{Port, RxBurst};
 use slowpath::conn::Timeouts;
 use slowpath::engine::{Engine, EngineConfig};
 use slowpath::neigh::{PortConf, Prefix, RouteConf};
@@ -101,7 +101,7 @@ impl Wire {
 struct BenchPort(Wire);
 
 impl Port for BenchPort {
-    fn recv_batch(&mut self, _out: &mut Vec<RxFrame>, _max: usize) -> std::io::Result<usize> {
+    fn recv_burst(&mut self, _burst: &mut RxBurst, _max: usize) -> std::io::Result<usize> {
         // Frames reach the model through `Device::receive`, never through the port.
         Ok(0)
     }

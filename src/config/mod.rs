@@ -28,6 +28,8 @@
 //! | `port[].mac` | `"02:00:00:00:02:11"` (`:` or `-`) | see [`Config::port_mac`] | The port's MAC address; unicast. |
 //! | `port[].addresses` | list of CIDRs | `[]` | The host's own addresses on this port (on its TAP); their networks are the port's connected prefixes. Unique across ports; not a network or broadcast address. |
 //! | `port[].mtu` | 68..=9000 (1280..=9000 with an IPv6 address) | 1500 | IP MTU. |
+//! | `port[].kind` | `"auto"`, `"af_xdp"`, `"af_packet"` | `"auto"` | `sim` only: how the port attaches to its `interface`: AF_XDP, AF_PACKET (TPACKET_V3 rings), or AF_XDP falling back to AF_PACKET with one warning saying why. |
+//! | `port[].queue` | 0..=1023 | 0 | `sim` only: the interface's receive queue an AF_XDP port binds to. |
 //! | `route[].prefix` | CIDR, no host bits | *required* | Destination; unique. |
 //! | `route[].via` | address of the prefix's family | *required* | Gateway; not one of the host's own addresses. |
 //! | `route[].port` | port name | the port with a connected prefix holding `via` (longest match) | Where the gateway is. |
@@ -193,6 +195,24 @@ pub struct Port {
     pub addresses: Vec<Cidr>,
     /// `mtu`: the IP MTU, 68..=9000 (1280 at least with an IPv6 address; default 1500).
     pub mtu: u16,
+    /// `kind`: how the model's port attaches to `interface` (default `auto`).
+    pub kind: PortKind,
+    /// `queue`: the receive queue an AF_XDP port binds to, 0..=1023 (default 0).
+    pub queue: u32,
+}
+
+/// `port.kind`: what attaches the in-process model's port to its interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortKind {
+    /// `"auto"` (default): AF_XDP, or AF_PACKET (with one warning saying why) where AF_XDP
+    /// cannot be had.
+    #[default]
+    Auto,
+    /// `"af_xdp"`: an AF_XDP socket and an XDP program; an error where they cannot be had.
+    AfXdp,
+    /// `"af_packet"`: a packet socket with TPACKET_V3 rings.
+    AfPacket,
 }
 
 /// One `[[route]]`.

@@ -64,6 +64,8 @@ pub struct RawPort {
     pub mac: Option<String>,
     pub addresses: Option<Vec<String>>,
     pub mtu: Option<i64>,
+    pub kind: Option<String>,
+    pub queue: Option<i64>,
 }
 
 /// One `[[route]]`.

@@ -72,6 +72,8 @@ fn issue_example_parses_to_typed_values() {
             mac: None,
             addresses: vec![Cidr { addr: ip("10.10.1.1"), len: 24 }],
             mtu: 1500,
+            kind: PortKind::Auto,
+            queue: 0,
         }]
     );
     assert_eq!(
@@ -186,6 +188,8 @@ const ALL_KEYS: &[&str] = &[
     "port.mac",
     "port.addresses",
     "port.mtu",
+    "port.kind",
+    "port.queue",
     "route.prefix",
     "route.via",
     "route.port",

@@ -548,6 +548,26 @@ fn bad_names() {
 }
 
 #[test]
+fn bad_port_kinds_and_queues() {
+    let e = bad(
+        &base_with("interface = \"lb1\"", "interface = \"lb1\"\nkind = \"xdp\""),
+        &["port[1].kind = \"xdp\": expected \"auto\", \"af_xdp\" or \"af_packet\""],
+    );
+    assert_eq!(e.line(), Some(line_with(BASE, "interface = \"lb1\"") + 1));
+    bad(
+        &base_with("interface = \"lb0\"", "interface = \"lb0\"\nqueue = -1"),
+        &["port[0].queue = -1: expected an integer from 0 to 1023"],
+    );
+    let cfg = parse(
+        &base_with("interface = \"lb0\"", "interface = \"lb0\"\nkind = \"af_packet\"\nqueue = 3"),
+        "sluice.toml",
+    )
+    .unwrap();
+    assert_eq!((cfg.ports[0].kind, cfg.ports[0].queue), (PortKind::AfPacket, 3));
+    assert_eq!((cfg.ports[1].kind, cfg.ports[1].queue), (PortKind::Auto, 0), "the defaults");
+}
+
+#[test]
 fn keys_with_odd_names_stay_on_one_line() {
     let e = bad(&format!("\"a\\nb\" = 1\n{BASE}"), &["unknown key \"a\\nb\" at the top level"]);
     assert_eq!(e.line(), Some(1));

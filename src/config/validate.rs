@@ -7,8 +7,8 @@ use super::raw::{
     RawTimeouts,
 };
 use super::{
-    Cidr, Config, Control, Device, Host, Icmp, Limits, MAX_PORTS, Mac, Neighbor, Offload, Port, Route,
-    TcpOffloadAfter, Timeouts, Transport, UdpOffloadAfter,
+    Cidr, Config, Control, Device, Host, Icmp, Limits, MAX_PORTS, Mac, Neighbor, Offload, Port, PortKind,
+    Route, TcpOffloadAfter, Timeouts, Transport, UdpOffloadAfter,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -352,7 +352,16 @@ fn port(i: usize, raw: &RawPort, host: &Host) -> Result<Port, Problem> {
     let has_v6 = addresses.iter().any(|c| c.addr.is_ipv6());
     let (lo, why) = if has_v6 { (1280, " (IPv6 needs 1280 at least)") } else { (68, "") };
     let mtu = int(&format!("{at}.mtu"), raw.mtu, 1500, lo..=9000, why)?;
-    Ok(Port { name: name.clone(), interface, mac, addresses, mtu })
+    let kind = match raw.kind.as_deref() {
+        None | Some("auto") => PortKind::Auto,
+        Some("af_xdp") => PortKind::AfXdp,
+        Some("af_packet") => PortKind::AfPacket,
+        Some(k) => {
+            return Err(Problem::string(&format!("{at}.kind"), k, "\"auto\", \"af_xdp\" or \"af_packet\""));
+        }
+    };
+    let queue = int(&format!("{at}.queue"), raw.queue, 0, 0..=1023, "")?;
+    Ok(Port { name: name.clone(), interface, mac, addresses, mtu, kind, queue })
 }
 
 /// A port's own address: a CIDR whose address is a host's (not the network's or the

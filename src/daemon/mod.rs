@@ -68,7 +68,12 @@ pub fn run(config_path: &Path, transport: Option<&str>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sluice: {e:#}");
-            ExitCode::FAILURE
+            // A port's interface, queue or permissions are bad input too.
+            if e.downcast_ref::<setup::BadPortSetting>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

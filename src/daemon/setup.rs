@@ -145,6 +145,34 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
     })
 }
 
+/// A port that cannot be attached for a reason its configuration or the machine's state can
+/// fix (no such interface or queue, an interface that is down, no permission): the daemon
+/// exits with code 2, as for a bad file.
+#[derive(Debug)]
+pub struct BadPortSetting(pub String);
+
+impl std::fmt::Display for BadPortSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadPortSetting {}
+
+/// Opens the wire of the in-process model's port `p` on `iface`, of the kind it asks for.
+fn attach(p: &config::Port, iface: &str) -> anyhow::Result<Box<dyn sim_model::port::Port>> {
+    use sim_model::port::{PortKind as Kind, is_bad_setting, open_interface};
+    let kind = match p.kind {
+        config::PortKind::Auto => Kind::Auto,
+        config::PortKind::AfXdp => Kind::AfXdp,
+        config::PortKind::AfPacket => Kind::AfPacket,
+    };
+    open_interface(&format!("port {}", p.name), iface, kind, p.queue).map_err(|e| {
+        let message = format!("port {} (interface {iface}): {e}", p.name);
+        if is_bad_setting(&e) { BadPortSetting(message).into() } else { anyhow::anyhow!(message) }
+    })
+}
+
 /// What the daemon drives, for `sluice stats`.
 pub struct Device {
     /// The engine over it.
@@ -170,9 +198,9 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
             )?;
             for (i, p) in cfg.ports.iter().enumerate() {
                 if let Some(iface) = &p.interface {
-                    let port = sim_model::port::AfPacketPort::open(iface)
-                        .with_context(|| format!("port {} (interface {iface})", p.name))?;
-                    model.attach_port(i as u8, Box::new(port))?;
+                    let port = attach(p, iface)?;
+                    tracing::info!(port = %p.name, wire = %port.describe(), "port attached");
+                    model.attach_port(i as u8, port)?;
                 }
             }
             Box::new(model)

@@ -32,7 +32,7 @@
 use anyhow::{Context, bail};
 use sim_model::clock::SystemClock;
 use sim_model::device::{Device, ModelConfig};
-use sim_model::port::Port;
+use sim_model::port::{Port, PortKind};
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileTypeExt;
@@ -51,7 +51,8 @@ use backend::{Backend, ConfigSpace, Vectors, irqs, lock, regions};
 /// How long the protocol thread waits between looks at the stop flag while no client is
 /// connected.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
-/// How long the datapath loop sleeps after a round with nothing to do.
+/// How long the datapath loop sleeps after a round with nothing to do, at most: it sleeps in
+/// `poll()` on the ports and wakes at once when a frame arrives.
 const IDLE_SLEEP: Duration = Duration::from_micros(100);
 /// Frames taken from each port per datapath round.
 const POLL_BUDGET: usize = 32;
@@ -86,30 +87,61 @@ impl PortError {
     }
 }
 
-/// Parses one `--port NAME=IFACE` value: NAME is `pN` or a bare index `N`.
-pub fn parse_port(spec: &str) -> Result<(u8, String), PortError> {
+/// One parsed `--port` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// The model's port number.
+    pub index: u8,
+    /// The Linux interface.
+    pub iface: String,
+    /// `kind=`: AF_XDP, AF_PACKET, or AF_XDP falling back to AF_PACKET (default).
+    pub kind: PortKind,
+    /// `queue=`: the AF_XDP receive queue (default 0).
+    pub queue: u32,
+}
+
+/// Parses one `--port NAME=IFACE[,kind=auto|af_xdp|af_packet][,queue=N]` value: NAME is `pN`
+/// or a bare index `N`.
+pub fn parse_port(spec: &str) -> Result<PortSpec, PortError> {
     let usage = |why: &str| PortError {
-        message: format!("--port {spec:?}: {why} (expected NAME=IFACE, e.g. p0=veth0)"),
+        message: format!(
+            "--port {spec:?}: {why} (expected NAME=IFACE[,kind=auto|af_xdp|af_packet][,queue=N], e.g. p0=veth0)"
+        ),
         usage: true,
     };
-    let (name, iface) = spec.split_once('=').ok_or_else(|| usage("no '='"))?;
+    let mut parts = spec.split(',');
+    let first = parts.next().unwrap_or_default();
+    let (name, iface) = first.split_once('=').ok_or_else(|| usage("no '='"))?;
     let digits = name.strip_prefix('p').unwrap_or(name);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(usage("the port name is not pN or a number"));
     }
-    let n = digits.parse::<u8>().map_err(|_| usage("the port number is out of range"))?;
+    let index = digits.parse::<u8>().map_err(|_| usage("the port number is out of range"))?;
     if iface.is_empty() {
         return Err(usage("no interface"));
     }
-    Ok((n, iface.to_string()))
+    let mut out = PortSpec { index, iface: iface.to_string(), kind: PortKind::Auto, queue: 0 };
+    for option in parts {
+        match option.split_once('=') {
+            Some(("kind", k)) => {
+                out.kind = PortKind::from_name(k).ok_or_else(|| usage(&format!("unknown kind {k:?}")))?;
+            }
+            Some(("queue", q)) => {
+                out.queue = q.parse().map_err(|_| usage(&format!("queue {q:?} is not a number")))?;
+            }
+            _ => return Err(usage(&format!("unknown option {option:?}"))),
+        }
+    }
+    Ok(out)
 }
 
-/// Parses every `--port` value and opens each interface with AF_PACKET. A port named twice or
-/// beyond the model's `max_ports` is refused.
+/// Parses every `--port` value and opens each interface (AF_XDP, or AF_PACKET as `kind` says).
+/// A port named twice or beyond the model's `max_ports` is refused.
 pub fn open_ports(specs: &[String], max_ports: u8) -> Result<Ports, PortError> {
     let mut out: Ports = Vec::new();
     for spec in specs {
-        let (n, iface) = parse_port(spec)?;
+        let p = parse_port(spec)?;
+        let n = p.index;
         if n >= max_ports {
             return Err(PortError {
                 message: format!("--port {spec:?}: the model has ports p0..p{}", max_ports - 1),
@@ -122,11 +154,12 @@ pub fn open_ports(specs: &[String], max_ports: u8) -> Result<Ports, PortError> {
                 usage: true,
             });
         }
-        let port = sim_model::port::AfPacketPort::open(&iface).map_err(|e| PortError {
-            message: format!("--port {spec:?}: interface {iface:?}: {e}"),
-            usage: matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput),
+        let label = format!("port p{n}");
+        let port = sim_model::port::open_interface(&label, &p.iface, p.kind, p.queue).map_err(|e| {
+            PortError { message: format!("--port {spec:?}: {e}"), usage: sim_model::port::is_bad_setting(&e) }
         })?;
-        out.push((n, Box::new(port)));
+        tracing::info!(port = n, wire = %port.describe(), "port attached");
+        out.push((n, port));
     }
     Ok(out)
 }
@@ -181,6 +214,8 @@ pub fn serve(
     for (n, port) in ports {
         device.attach_port(n, port).map_err(|e| anyhow::anyhow!("attaching port p{n}: {e}"))?;
     }
+    // The ports stay attached for the life of the server: their descriptors are fixed.
+    let port_fds = device.port_fds();
     let vectors = Arc::new(Vectors::default());
     let sink = vectors.clone();
     device.set_interrupt_sink(Box::new(move |v| sink.fire(v)));
@@ -214,7 +249,8 @@ pub fn serve(
             n
         };
         if frames == 0 {
-            std::thread::sleep(IDLE_SLEEP);
+            // Outside the lock: the protocol thread may need the device meanwhile.
+            sim_model::device::wait_readable(&port_fds, IDLE_SLEEP);
         }
     }
     // The protocol thread notices the flag within ACCEPT_POLL unless a client holds it.
@@ -354,6 +390,24 @@ impl Drop for RemoveOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_values_take_a_kind_and_a_queue() {
+        let p = parse_port("p1=veth0").unwrap();
+        assert_eq!(p, PortSpec { index: 1, iface: "veth0".into(), kind: PortKind::Auto, queue: 0 });
+        let p = parse_port("0=lb0,kind=af_xdp,queue=3").unwrap();
+        assert_eq!((p.index, p.kind, p.queue), (0, PortKind::AfXdp, 3));
+        assert_eq!(parse_port("p0=lb0,kind=af_packet").unwrap().kind, PortKind::AfPacket);
+        for (bad, why) in [
+            ("p0=lb0,kind=xdp", "unknown kind \"xdp\""),
+            ("p0=lb0,queue=-1", "queue \"-1\" is not a number"),
+            ("p0=lb0,speed=10", "unknown option \"speed=10\""),
+            ("p0=lb0,", "unknown option \"\""),
+        ] {
+            let e = parse_port(bad).unwrap_err();
+            assert!(e.usage && e.message.contains(why) && e.message.contains(bad), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_live_socket_is_refused_and_a_stale_one_replaced() {

@@ -33,13 +33,32 @@ pub fn have(tool: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
 }
 
-/// How the appliance reaches its NIC.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What the model's ports attach to the veths with (`[[port]] kind`, `--port …,kind=`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wire {
+    /// AF_XDP sockets and an XDP program on each veth (what `auto` picks where it can).
+    AfXdp,
+    /// AF_PACKET sockets with TPACKET_V3 rings (the fallback).
+    AfPacket,
+}
+
+impl Wire {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Wire::AfXdp => "af_xdp",
+            Wire::AfPacket => "af_packet",
+        }
+    }
+}
+
+/// How the appliance reaches its NIC, and how the NIC's ports reach the veths.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
     /// `sluice run` with the in-process model attached to the veths.
-    InProcess,
-    /// `sluice sim --port p0=lb0 --port p1=lb1` and `sluice run --transport vfio-user`.
-    VfioUser,
+    InProcess(Wire),
+    /// `sluice sim --port p0=lb0,kind=… --port p1=lb1,kind=…` and `sluice run --transport
+    /// vfio-user`.
+    VfioUser(Wire),
 }
 
 pub struct Appliance {
@@ -68,7 +87,14 @@ impl Appliance {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("sluice.sock");
         let mut cfg = net.config(&socket, "127.0.0.1:9100", scheduler, weights, health);
-        if mode == Mode::VfioUser {
+        let (Mode::InProcess(wire) | Mode::VfioUser(wire)) = mode;
+        // An explicit kind: a port that cannot have it stops the daemon, so no silent fallback
+        // hides a broken wire.
+        for lb in ["lb0", "lb1"] {
+            let iface = format!("interface = \"{lb}\"");
+            cfg = cfg.replacen(&iface, &format!("{iface}\nkind = \"{}\"", wire.kind()), 1);
+        }
+        if matches!(mode, Mode::VfioUser(_)) {
             // Over vfio-user the driver sleeps on the rings' MSI-X eventfds (`interrupts`); the
             // in-process runs busy-poll: both modes are exercised end to end.
             cfg = cfg.replacen(
@@ -87,12 +113,13 @@ impl Appliance {
         for n in 0..servers {
             a.start_server(n);
         }
-        if mode == Mode::VfioUser {
+        if matches!(mode, Mode::VfioUser(_)) {
             let nic = a.dir.join("nic.sock").display().to_string();
             let lb = a.net.lb.clone();
+            let (p0, p1) = (format!("p0=lb0,kind={}", wire.kind()), format!("p1=lb1,kind={}", wire.kind()));
             a.spawn_logged(
                 &lb,
-                &["sim", "--socket", &nic, "--port", "p0=lb0", "--port", "p1=lb1"],
+                &["sim", "--socket", &nic, "--port", &p0, "--port", &p1],
                 "sluice sim: listening on",
             );
             let cfg_path = a.config.display().to_string();

@@ -23,8 +23,15 @@ struct HitInfo {
 }
 
 impl Device {
-    /// One frame in from the wire on port `port`.
+    /// One frame in from the wire on port `port`; what it sends is on the wire on return.
     pub fn receive(&mut self, port: u8, frame: &[u8]) {
+        self.receive_frame(port, frame);
+        self.flush_ports();
+    }
+
+    /// One frame in from the wire on port `port`; what it sends is queued on the egress port
+    /// until the caller flushes ([`Device::poll_ports`] does, once per burst).
+    pub(super) fn receive_frame(&mut self, port: u8, frame: &[u8]) {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += frame.len() as u64;
         let Some(p) = self.ports.get_mut(port as usize) else {
@@ -128,7 +135,8 @@ impl Device {
         self.scratch_frame = out;
     }
 
-    /// Sends a frame on a port; false when the port cannot send (disabled, no link, error).
+    /// Queues a frame on a port (on the wire at the next flush); false when the port cannot
+    /// send (disabled, no link, error, full queue).
     fn transmit(&mut self, port: usize, frame: &[u8]) -> bool {
         let Some(state) = self.ports.get_mut(port) else { return false };
         let up = state.enable && state.link_up();
@@ -149,6 +157,7 @@ impl Device {
         if sent {
             state.tx_packets += 1;
             state.tx_bytes += frame.len() as u64;
+            self.tx_pending |= 1 << port;
         } else {
             state.drops += 1;
         }
@@ -263,6 +272,7 @@ impl Device {
             }
             self.scratch_frame = frame;
         }
+        self.flush_ports();
     }
 
     /// Writes an event, or counts it lost when the event ring is disabled or full.

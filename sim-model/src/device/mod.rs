@@ -26,7 +26,7 @@ mod table;
 use crate::clock::Clock;
 use crate::flash::Flash;
 use crate::mem::DmaMemory;
-use crate::port::Port;
+use crate::port::{BURST, Port, RxBurst};
 use rtl_spec::codes::{DropReason, PuntReason};
 use rtl_spec::formats::NextHopEntry;
 use rtl_spec::regs::ring_id;
@@ -214,6 +214,10 @@ pub struct Device {
     reset_count: u32,
     stalled: bool,
     scratch_frame: Vec<u8>,
+    /// The burst every port receives into, reused from round to round.
+    rx_burst: RxBurst,
+    /// Bit `n`: frames were queued on port `n` since its last flush.
+    tx_pending: u32,
     flash: flashctl::FlashCtl,
     /// Attachments of ports the running image does not have (kept for an image that has them).
     parked_ports: Vec<Option<Box<dyn Port>>>,
@@ -252,6 +256,8 @@ impl Device {
             reset_count: 0,
             stalled: false,
             scratch_frame: Vec::with_capacity(2048),
+            rx_burst: RxBurst::with_capacity(BURST, BURST * 2048),
+            tx_pending: 0,
             flash: flashctl::FlashCtl::new(flash, factory.clone()),
             parked_ports: Vec::new(),
             cfg: factory,
@@ -305,16 +311,18 @@ impl Device {
         }
     }
 
-    /// Pulls up to `budget` frames from every attached port and processes them. Returns how
-    /// many frames were processed. Port errors are logged and the port is skipped this round.
+    /// Pulls a burst of up to `budget` frames from every attached port in turn and processes
+    /// each burst, then hands what it sent to the wires (one flush per port that sent). Returns
+    /// how many frames were processed. Port errors are logged and the port is skipped this
+    /// round.
     pub fn poll_ports(&mut self, budget: usize) -> usize {
-        let mut batch = Vec::new();
+        let mut burst = std::mem::take(&mut self.rx_burst);
         let mut done = 0;
         for n in 0..self.ports.len() {
-            batch.clear();
+            burst.clear();
             let state = &mut self.ports[n];
             let Some(io) = state.io.as_mut() else { continue };
-            if let Err(e) = io.recv_batch(&mut batch, budget) {
+            if let Err(e) = io.recv_burst(&mut burst, budget) {
                 if !state.recv_failing {
                     tracing::warn!(port = n, error = %e, "port receive failed; retrying quietly");
                 }
@@ -322,12 +330,37 @@ impl Device {
                 continue;
             }
             state.recv_failing = false;
-            for frame in batch.drain(..) {
-                self.receive(n as u8, &frame.data);
-                done += 1;
+            for frame in burst.iter() {
+                self.receive_frame(n as u8, frame.data);
+            }
+            done += burst.len();
+            self.flush_ports();
+        }
+        self.rx_burst = burst;
+        done
+    }
+
+    /// The descriptors an idle poller can sleep on: one per attached port that has one
+    /// ([`Port::poll_fd`]).
+    pub fn port_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.ports.iter().filter_map(|p| p.io.as_deref().and_then(Port::poll_fd)).collect()
+    }
+
+    /// Hands the frames queued on every port to its wire: one flush per port that has some.
+    pub(crate) fn flush_ports(&mut self) {
+        let pending = std::mem::take(&mut self.tx_pending);
+        for (n, state) in self.ports.iter_mut().enumerate() {
+            if pending & (1 << n) == 0 {
+                continue;
+            }
+            let Some(io) = state.io.as_mut() else { continue };
+            if let Err(e) = io.flush() {
+                if !state.send_failing {
+                    tracing::warn!(port = n, error = %e, "port send failed; counting drops until it recovers");
+                }
+                state.send_failing = true;
             }
         }
-        done
     }
 
     /// Lets time act: runs the ager for the time elapsed since the last call and fires
@@ -339,14 +372,16 @@ impl Device {
         self.flash_watchdog(now);
     }
 
-    /// Runs the device live until `stop` returns true: polls the ports, ticks, and sleeps
-    /// briefly when there was nothing to do.
+    /// Runs the device live until `stop` returns true: polls the ports, ticks, and when there
+    /// was nothing to do sleeps in `poll()` on the ports' descriptors (waking as soon as a frame
+    /// arrives, after 50 µs at most so that time-driven work goes on).
     pub fn run(&mut self, mut stop: impl FnMut() -> bool) {
+        let fds = self.port_fds();
         while !stop() {
-            let n = self.poll_ports(32);
+            let n = self.poll_ports(BURST);
             self.tick();
             if n == 0 {
-                std::thread::sleep(std::time::Duration::from_micros(50));
+                wait_readable(&fds, std::time::Duration::from_micros(50));
             }
         }
     }
@@ -413,6 +448,30 @@ impl Device {
         self.counters.punts += 1;
         self.counters.punt_reason[reason as usize] += 1;
     }
+}
+
+/// Sleeps until one of `fds` polls readable or `timeout` passes (just sleeps when there are
+/// none); returns whether one is readable. For pollers that sleep when the ports are idle.
+pub fn wait_readable(fds: &[std::os::fd::RawFd], timeout: std::time::Duration) -> bool {
+    if fds.is_empty() {
+        std::thread::sleep(timeout);
+        return false;
+    }
+    let mut polls: [libc::pollfd; 8] = [libc::pollfd { fd: -1, events: 0, revents: 0 }; 8];
+    for (p, &fd) in polls.iter_mut().zip(fds) {
+        *p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    }
+    let count = fds.len().min(polls.len());
+    // ppoll takes the timeout to the nanosecond (poll's is in milliseconds).
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // SAFETY: `polls[..count]` are live pollfd entries and `ts` a live timespec; ppoll writes
+    // only the entries' `revents`.
+    let rc =
+        unsafe { libc::ppoll(polls.as_mut_ptr(), count as libc::nfds_t, &raw const ts, std::ptr::null()) };
+    rc > 0
 }
 
 /// Device time in ager ticks (wrapping 32-bit).

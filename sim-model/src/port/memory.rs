@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{Port, RxFrame};
+use super::{Port, RxBurst, RxFrame};
 
 #[derive(Debug)]
 struct Wire {
@@ -69,13 +69,15 @@ impl MemoryPortHandle {
 }
 
 impl Port for MemoryPort {
-    fn recv_batch(&mut self, out: &mut Vec<RxFrame>, max: usize) -> io::Result<usize> {
+    fn recv_burst(&mut self, burst: &mut RxBurst, max: usize) -> io::Result<usize> {
         let mut wire = lock(&self.wire);
         if !wire.link_up {
             return Ok(0);
         }
         let n = max.min(wire.rx.len());
-        out.extend(wire.rx.drain(..n));
+        for frame in wire.rx.drain(..n) {
+            burst.push(&frame.data, frame.timestamp_ns);
+        }
         Ok(n)
     }
 
@@ -107,18 +109,18 @@ mod tests {
     #[test]
     fn frames_pass_in_order_and_batches_respect_max() {
         let (mut port, handle) = MemoryPort::new();
-        let mut out = Vec::new();
-        assert_eq!(port.recv_batch(&mut out, 4).unwrap(), 0, "empty wire never blocks");
+        let mut out = RxBurst::default();
+        assert_eq!(port.recv_burst(&mut out, 4).unwrap(), 0, "empty wire never blocks");
         for i in 0..5u8 {
             handle.push_rx(vec![i; 3], if i % 2 == 0 { Some(u64::from(i) * 10) } else { None });
         }
-        assert_eq!(port.recv_batch(&mut out, 3).unwrap(), 3);
+        assert_eq!(port.recv_burst(&mut out, 3).unwrap(), 3);
         assert_eq!(handle.rx_pending(), 2);
-        assert_eq!(port.recv_batch(&mut out, 3).unwrap(), 2);
+        assert_eq!(port.recv_burst(&mut out, 3).unwrap(), 2);
         let firsts: Vec<u8> = out.iter().map(|f| f.data[0]).collect();
         assert_eq!(firsts, [0, 1, 2, 3, 4]);
-        assert_eq!(out[2].timestamp_ns, Some(20));
-        assert_eq!(out[3].timestamp_ns, None);
+        assert_eq!(out.get(2).unwrap().timestamp_ns, Some(20));
+        assert_eq!(out.get(3).unwrap().timestamp_ns, None);
 
         port.send(&[9, 9]).unwrap();
         port.send(&[8]).unwrap();
@@ -133,21 +135,21 @@ mod tests {
         other.set_link(false);
         assert!(!port.link_up());
         handle.push_rx(vec![1], None);
-        let mut out = Vec::new();
-        assert_eq!(port.recv_batch(&mut out, 8).unwrap(), 0);
+        let mut out = RxBurst::default();
+        assert_eq!(port.recv_burst(&mut out, 8).unwrap(), 0);
         port.send(&[2]).unwrap();
         assert!(handle.take_tx().is_empty());
         other.set_link(true);
         assert!(port.link_up());
-        assert_eq!(port.recv_batch(&mut out, 8).unwrap(), 1);
+        assert_eq!(port.recv_burst(&mut out, 8).unwrap(), 1);
     }
 
     #[test]
     fn handle_works_from_another_thread() {
         let (mut port, handle) = MemoryPort::new();
         std::thread::spawn(move || handle.push_rx(vec![5; 60], Some(1))).join().unwrap();
-        let mut out = Vec::new();
-        assert_eq!(port.recv_batch(&mut out, 1).unwrap(), 1);
-        assert_eq!(out[0].data.len(), 60);
+        let mut out = RxBurst::default();
+        assert_eq!(port.recv_burst(&mut out, 1).unwrap(), 1);
+        assert_eq!(out.get(0).unwrap().data.len(), 60);
     }
 }

@@ -18,7 +18,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
-use super::{Port, RxFrame};
+use super::{Port, RxBurst, RxFrame};
 
 /// The snapshot length written in output headers: tcpdump's default, far above any MTU, so
 /// frames are never cut.
@@ -445,7 +445,7 @@ impl PcapPort {
 }
 
 impl Port for PcapPort {
-    fn recv_batch(&mut self, out: &mut Vec<RxFrame>, max: usize) -> io::Result<usize> {
+    fn recv_burst(&mut self, burst: &mut RxBurst, max: usize) -> io::Result<usize> {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
@@ -454,7 +454,7 @@ impl Port for PcapPort {
         while n < max {
             match source.next_frame() {
                 Ok(Some(frame)) => {
-                    out.push(frame);
+                    burst.push(&frame.data, frame.timestamp_ns);
                     n += 1;
                 }
                 Ok(None) => {
@@ -474,6 +474,9 @@ impl Port for PcapPort {
         Ok(n)
     }
 
+    /// Writes the frame to the sink's buffer at once; the buffer reaches the file on
+    /// [`PcapPort::flush`] and on drop (the trait's per-burst flush leaves it alone, so a
+    /// replay does not cost a `write` per burst).
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         if let Some(sink) = &mut self.sink {
             return sink.write(frame, self.now_ns);

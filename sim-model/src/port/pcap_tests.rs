@@ -90,11 +90,11 @@ fn a_file_cut_in_the_middle_of_a_record_is_an_error_not_a_panic() {
 
     // Through the port: the good frames come first, the error on the next call, then nothing.
     let mut port = PcapPort::new(Some(PcapSource::open(&path).unwrap()), None);
-    let mut out = Vec::new();
-    assert_eq!(port.recv_batch(&mut out, 10).unwrap(), 2);
+    let mut out = RxBurst::default();
+    assert_eq!(port.recv_burst(&mut out, 10).unwrap(), 2);
     assert!(!port.is_exhausted());
-    assert!(port.recv_batch(&mut out, 10).is_err());
-    assert_eq!(port.recv_batch(&mut out, 10).unwrap(), 0);
+    assert!(port.recv_burst(&mut out, 10).is_err());
+    assert_eq!(port.recv_burst(&mut out, 10).unwrap(), 0);
     assert!(port.is_exhausted());
 
     // Cut inside a record header too.
@@ -231,8 +231,8 @@ fn port_writes_at_the_models_time_and_flushes() {
     let mut port = PcapPort::new(None, Some(PcapSink::create(&out_path, true).unwrap()));
     assert!(port.is_exhausted() && port.link_up() && port.mac().is_none());
     assert!(port.describe().starts_with("pcap:->") && port.describe().ends_with("out.pcap"));
-    let mut out = Vec::new();
-    assert_eq!(port.recv_batch(&mut out, 4).unwrap(), 0);
+    let mut out = RxBurst::default();
+    assert_eq!(port.recv_burst(&mut out, 4).unwrap(), 0);
 
     port.send(&frame(1, 10)).unwrap(); // before any set_time_ns: time 0
     port.set_time_ns(T0);
@@ -267,14 +267,14 @@ fn port_receives_in_batches_with_file_timestamps() {
     write_pcap(&path, &frames, true);
     let mut port = PcapPort::new(Some(PcapSource::open(&path).unwrap()), None);
     assert!(port.describe().starts_with("pcap:") && port.describe().ends_with("in.pcap"));
-    let mut out = Vec::new();
-    assert_eq!(port.recv_batch(&mut out, 2).unwrap(), 2);
-    assert_eq!(port.recv_batch(&mut out, 2).unwrap(), 2);
+    let mut out = RxBurst::default();
+    assert_eq!(port.recv_burst(&mut out, 2).unwrap(), 2);
+    assert_eq!(port.recv_burst(&mut out, 2).unwrap(), 2);
     assert!(!port.is_exhausted());
-    assert_eq!(port.recv_batch(&mut out, 2).unwrap(), 1);
-    assert_eq!(port.recv_batch(&mut out, 2).unwrap(), 0);
+    assert_eq!(port.recv_burst(&mut out, 2).unwrap(), 1);
+    assert_eq!(port.recv_burst(&mut out, 2).unwrap(), 0);
     assert!(port.is_exhausted());
-    assert_eq!(out.last().unwrap().timestamp_ns, Some(T0 + 4));
+    assert_eq!(out.get(out.len() - 1).unwrap().timestamp_ns, Some(T0 + 4));
 }
 
 #[test]
