@@ -18,7 +18,7 @@
 use crate::codes::ALL_CODES;
 use crate::doc::{flatten, one_line};
 use crate::formats::ALL_FORMATS;
-use crate::regs::{ALL_BASES, ALL_BLOCKS, BAR0_SIZE, doorbell_offset};
+use crate::regs::{ALL_BASES, ALL_BLOCKS, BAR0_SIZE, doorbell_offset, ring_id};
 use crate::{MAGIC, SPEC_MAJOR, SPEC_MINOR, SPEC_VERSION, checksum, hash, pci, wire};
 use std::fmt::Write as _;
 
@@ -190,7 +190,7 @@ fn codes_section(s: &mut String) {
 /// The constants of the wire, the hash and the checksum that are not tables: each value is read
 /// from the crate, never written here.
 fn datapath_section(s: &mut String) {
-    let _ = writeln!(s, "  // ---- Wire, hash and checksum constants ----");
+    let _ = writeln!(s, "  // ---- Ring ids; wire, hash and checksum constants ----");
     let u16s: [(&str, u16); 6] = [
         ("ETHERTYPE_IPV4", wire::ETHERTYPE_IPV4),
         ("ETHERTYPE_IPV6", wire::ETHERTYPE_IPV6),
@@ -219,6 +219,17 @@ fn datapath_section(s: &mut String) {
     ];
     for (name, v) in u8s {
         bits_param(s, "", name, 8, u64::from(v));
+    }
+    let ids: [(&str, u32); 6] = [
+        ("RING_ID_COMMAND", ring_id::COMMAND),
+        ("RING_ID_COMPLETION", ring_id::COMPLETION),
+        ("RING_ID_INJECT", ring_id::INJECT),
+        ("RING_ID_EVENT", ring_id::EVENT),
+        ("RING_ID_EXCEPTION0", ring_id::EXCEPTION0),
+        ("RING_ID_MAX_EXCEPTION", ring_id::MAX_EXCEPTION),
+    ];
+    for (name, v) in ids {
+        int_param(s, name, u64::from(v));
     }
     let ext = wire::IPV6_EXT_HEADERS;
     int_param(s, "IPV6_EXT_HEADER_COUNT", ext.len() as u64);

@@ -1768,7 +1768,7 @@ package sluice_spec_pkg;
   // A model configuration (TOML), for the software NIC.
   localparam logic [7:0] IMAGE_TARGET_MODEL = 8'h02;
 
-  // ---- Wire, hash and checksum constants ----
+  // ---- Ring ids; wire, hash and checksum constants ----
   localparam logic [15:0] ETHERTYPE_IPV4 = 16'h0800;
   localparam logic [15:0] ETHERTYPE_IPV6 = 16'h86DD;
   localparam logic [15:0] ETHERTYPE_ARP = 16'h0806;
@@ -1788,6 +1788,12 @@ package sluice_spec_pkg;
   localparam logic [7:0] TCP_OPT_EOL = 8'h00;
   localparam logic [7:0] TCP_OPT_NOP = 8'h01;
   localparam logic [7:0] TCP_OPT_SACK = 8'h05;
+  localparam int unsigned RING_ID_COMMAND = 0;
+  localparam int unsigned RING_ID_COMPLETION = 1;
+  localparam int unsigned RING_ID_INJECT = 2;
+  localparam int unsigned RING_ID_EVENT = 3;
+  localparam int unsigned RING_ID_EXCEPTION0 = 4;
+  localparam int unsigned RING_ID_MAX_EXCEPTION = 16;
   localparam int unsigned IPV6_EXT_HEADER_COUNT = 10;
   // IPv6 next headers punted as Ipv6Ext; entry i in bits [8i+7:8i].
   localparam logic [79:0] IPV6_EXT_HEADERS = {8'd254, 8'd253, 8'd140, 8'd139, 8'd135, 8'd60, 8'd51, 8'd50, 8'd43, 8'd0};
