@@ -88,7 +88,7 @@ module sl_emit
           endcase
           if (op == 0)
             for (int i = 0; i < 18; i++)
-              if (i < int'(act.l2_len)) beat[8*i +: 8] = act.l2[8*i +: 8];
+              if (i < act.l2_len) beat[8*i +: 8] = act.l2[8*i +: 8];
           if (emit && op + 1 == out_beats && (ip + (take ? 11'd1 : 11'd0)) == act.in_beats) done = 1'b1;
         end
         default: begin

@@ -112,12 +112,12 @@ module sl_fastpath
   logic ingress_idle;
 
   // Every FIFO the front end feeds keeps room for what the parse and hash stages hold.
-  assign front_room = meta_level < blvl_t'(BUF_DEPTH - 32) && sack_level < blvl_t'(BUF_DEPTH - 32)
-                      && lk_level < llvl_t'(LK_DEPTH - 16);
+  assign front_room = meta_level < (BUF_DEPTH - 32) && sack_level < (BUF_DEPTH - 32)
+                      && lk_level < (LK_DEPTH - 16);
 
   sl_ingress u_ingress (
     .clk, .rst, .in_valid, .in_ready, .in_data, .in_keep, .in_last, .in_port,
-    .buf_room(buf_level < blvl_t'(BUF_DEPTH - 4)), .front_room,
+    .buf_room(buf_level < (BUF_DEPTH - 4)), .front_room,
     .buf_push, .buf_din, .frame_valid(fr_valid), .frame_win(fr_win), .frame_len(fr_len),
     .frame_port(fr_port));
   assign ingress_idle = !fr_valid;
@@ -158,7 +158,7 @@ module sl_fastpath
 
   logic meta_valid;
   meta_t meta_head;
-  sl_fifo #(.W($bits(meta_t)), .DEPTH(BUF_DEPTH)) u_meta (
+  sl_fifo #(.W($bits(h_meta)), .DEPTH(BUF_DEPTH)) u_meta (
     .clk, .rst, .push(h_meta_valid), .din(h_meta), .pop(sack_pop), .valid(meta_valid), .dout(meta_head),
     .level(meta_level));
 
@@ -180,8 +180,8 @@ module sl_fastpath
     .lk_valid, .lk_pop, .lk_lookup, .lk_key, .lk_bucket_a(lk_a), .lk_bucket_b(lk_b), .lk_sig,
     .idx_req_valid, .idx_req_a, .idx_req_b, .idx_rsp_valid, .idx_rsp_a, .idx_rsp_b,
     .rec_req_valid, .rec_req_index, .rec_req_tag, .rec_rsp_valid, .rec_rsp_tag, .rec_rsp_data,
-    .res_room(res_level < slvl_t'(SMALL - 4)), .res_push, .res(res_in));
-  sl_fifo #(.W($bits(result_t)), .DEPTH(SMALL), .RAM(1'b0)) u_res (
+    .res_room(res_level < (SMALL - 4)), .res_push, .res(res_in));
+  sl_fifo #(.W($bits(res_in)), .DEPTH(SMALL), .RAM(1'b0)) u_res (
     .clk, .rst, .push(res_push), .din(res_in), .pop(sack_pop), .valid(res_valid), .dout(res_head),
     .level(res_level));
 
@@ -196,10 +196,10 @@ module sl_fastpath
     .pop(sack_pop),
     .nh_we(tbl_we && tbl_sel && 32'(tbl_addr) < NNH), .nh_waddr(tbl_addr[$clog2(NNH)-1:0]),
     .nh_wdata(tbl_wdata[8*NEXT_HOP_ENTRY_BYTES-1:0]),
-    .act_room(act_level < slvl_t'(SMALL - 4)), .act_push, .act(act_in),
+    .act_room(act_level < (SMALL - 4)), .act_push, .act(act_in),
     .upd_valid, .upd_record, .upd_reply, .upd_flags, .upd_last_seen, .upd_teardown, .upd_count,
     .upd_bytes, .ev_valid, .ev_cause, .ev_record, .ev_cookie, .cnt);
-  sl_fifo #(.W($bits(act_t)), .DEPTH(SMALL)) u_act (
+  sl_fifo #(.W($bits(act_in)), .DEPTH(SMALL)) u_act (
     .clk, .rst, .push(act_push), .din(act_in), .pop(act_pop), .valid(act_valid), .dout(act_head),
     .level(act_level));
 

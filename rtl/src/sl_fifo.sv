@@ -18,13 +18,13 @@ module sl_fifo #(
   output logic [$clog2(DEPTH+3):0]   level
 );
   localparam int unsigned AW = $clog2(DEPTH);
-  typedef logic [$clog2(DEPTH+3):0] cnt_t;
+  typedef logic [$clog2(DEPTH+3):0] fill_t;
 
   logic [W-1:0] mem [DEPTH];
   logic [AW-1:0] wr_ptr, rd_ptr;
 
   if (RAM) begin : g_ram
-    cnt_t in_ram;               // written, not yet read out of the memory
+    fill_t in_ram;               // written, not yet read out of the memory
     logic inflight;             // a read issued last cycle lands in the queue now
     logic [W-1:0] rd_q;
     logic [W-1:0] q0, q1;       // output queue: q0 is the head
@@ -47,7 +47,7 @@ module sl_fifo #(
       end else begin
         if (push) wr_ptr <= wr_ptr + 1'b1;
         if (issue) rd_ptr <= rd_ptr + 1'b1;
-        in_ram <= in_ram + cnt_t'(push) - cnt_t'(issue);
+        in_ram <= in_ram + (push) - (issue);
         inflight <= issue;
         // The queue: drop the head on pop, then append what landed.
         case ({inflight, pop && qn != 0})
@@ -66,9 +66,9 @@ module sl_fifo #(
 
     assign valid = qn != 0;
     assign dout = q0;
-    assign level = in_ram + cnt_t'(inflight) + cnt_t'(qn);
+    assign level = in_ram + (inflight) + (qn);
   end else begin : g_regs
-    cnt_t n;
+    fill_t n;
     always_ff @(posedge clk) begin
       if (push) mem[wr_ptr] <= din;
       if (rst) begin
@@ -76,7 +76,7 @@ module sl_fifo #(
       end else begin
         if (push) wr_ptr <= wr_ptr + 1'b1;
         if (pop && n != 0) rd_ptr <= rd_ptr + 1'b1;
-        n <= n + cnt_t'(push) - cnt_t'(pop && n != 0);
+        n <= n + (push) - (pop && n != 0);
       end
     end
     assign valid = n != 0;

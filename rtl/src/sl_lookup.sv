@@ -63,14 +63,13 @@ module sl_lookup
     logic        reply;
   } cand_t;
 
-  function automatic cand_t slot_cand(input logic [63:0] slot, input logic [15:0] sig, input logic [31:0] nrec);
-    cand_t c;
-    logic [31:0] word;
+  function automatic logic [33:0] slot_cand(input logic [63:0] slot, input logic [15:0] sig, input logic [31:0] nrec);
+    logic [31:0] word, record;
     word = slot[8*INDEX_SLOT_WORD_SIG_OFFSET +: 32];
-    c.record = slot[8*INDEX_SLOT_RECORD_OFFSET +: 32];
-    c.reply = word[INDEX_SLOT_WORD_REPLY_LSB];
-    c.valid = word[INDEX_SLOT_WORD_VALID_LSB] && word[INDEX_SLOT_WORD_SIG_LSB +: 16] == sig && c.record < nrec;
-    return c;
+    record = slot[8*INDEX_SLOT_RECORD_OFFSET +: 32];
+    // A cand_t: {valid, record, reply}.
+    slot_cand = {word[INDEX_SLOT_WORD_VALID_LSB] && word[INDEX_SLOT_WORD_SIG_LSB +: 16] == sig && record < nrec,
+                 record, word[INDEX_SLOT_WORD_REPLY_LSB]};
   endfunction
 
   typedef struct packed {
@@ -98,13 +97,13 @@ module sl_lookup
   logic [2*IB-1:0] idx_fifo_head;
   lvl_t idx_fifo_level;
 
-  assign lk_pop = lk_valid && ctx1_level < lvl_t'(DEPTH - 1) && (!lk_lookup || idx_inflight < lvl_t'(DEPTH - 1));
+  assign lk_pop = lk_valid && ctx1_level < (DEPTH - 1) && (!lk_lookup || idx_inflight < (DEPTH - 1));
   assign idx_req_valid = lk_pop && lk_lookup;
   assign idx_req_a = lk_bucket_a;
   assign idx_req_b = lk_bucket_b;
   assign ctx1_in = {lk_lookup, lk_key, lk_sig};
 
-  sl_fifo #(.W($bits(ctx1_t)), .DEPTH(DEPTH)) u_ctx1 (
+  sl_fifo #(.W($bits(ctx1_in)), .DEPTH(DEPTH)) u_ctx1 (
     .clk, .rst, .push(lk_pop), .din(ctx1_in), .pop(ctx1_pop),
     .valid(ctx1_valid), .dout(ctx1_head), .level(ctx1_level));
   sl_fifo #(.W(2 * IB), .DEPTH(DEPTH)) u_idx_rsp (
@@ -113,13 +112,13 @@ module sl_lookup
 
   always_ff @(posedge clk) begin
     if (rst) idx_inflight <= '0;
-    else idx_inflight <= idx_inflight + lvl_t'(idx_req_valid) - lvl_t'(idx_pop);
+    else idx_inflight <= idx_inflight + (idx_req_valid) - (idx_pop);
   end
 
   // ---- L2 ----
   lvl_t rec_inflight;
   logic [NCAND-1:0] cmask;
-  cand_t cands [NCAND];
+  logic [34*NCAND-1:0] cands;   // cand_t i in [34i +: 34] (Yosys 0.23 takes no arrays of structs)
   cand_t first;
   logic [NCAND-1:0] after_first;
   ctx2_t ctx2_in, ctx2_head;
@@ -131,24 +130,24 @@ module sl_lookup
 
   always_comb begin
     for (int i = 0; i < SLOTS; i++) begin
-      cands[i] = slot_cand(idx_fifo_head[64*i +: 64], ctx1_head.sig, records);
-      cands[SLOTS + i] = slot_cand(idx_fifo_head[IB + 64*i +: 64], ctx1_head.sig, records);
+      cands[34*i +: 34] = slot_cand(idx_fifo_head[64*i +: 64], ctx1_head.sig, records);
+      cands[34*(SLOTS + i) +: 34] = slot_cand(idx_fifo_head[IB + 64*i +: 64], ctx1_head.sig, records);
     end
-    for (int i = 0; i < NSTASH; i++) cands[2*SLOTS + i] = slot_cand(stash[64*i +: 64], ctx1_head.sig, records);
-    for (int i = 0; i < NCAND; i++) cmask[i] = cands[i].valid && ctx1_head.lookup;
+    for (int i = 0; i < NSTASH; i++) cands[34*(2*SLOTS + i) +: 34] = slot_cand(stash[64*i +: 64], ctx1_head.sig, records);
+    for (int i = 0; i < NCAND; i++) cmask[i] = cands[34*i + 33] && ctx1_head.lookup;
     first = '0;
     after_first = '0;
     for (int i = NCAND - 1; i >= 0; i--) begin
       if (cmask[i]) begin
-        first = cands[i];
+        first = cands[34*i +: 34];
         after_first = cmask & ~((NCAND'(1) << (i + 1)) - NCAND'(1));
       end
     end
   end
 
   assign l2_read = first.valid;
-  assign ctx1_pop = ctx1_valid && (!ctx1_head.lookup || idx_fifo_valid) && ctx2_level < lvl_t'(DEPTH - 1)
-                    && (!l2_read || (rec_inflight < lvl_t'(DEPTH - 1) && !retry_issue));
+  assign ctx1_pop = ctx1_valid && (!ctx1_head.lookup || idx_fifo_valid) && ctx2_level < (DEPTH - 1)
+                    && (!l2_read || (rec_inflight < (DEPTH - 1) && !retry_issue));
   assign idx_pop = ctx1_pop && ctx1_head.lookup;
 
   always_comb begin
@@ -161,7 +160,7 @@ module sl_lookup
     ctx2_in.buckets = idx_fifo_head;
   end
 
-  sl_fifo #(.W($bits(ctx2_t)), .DEPTH(DEPTH)) u_ctx2 (
+  sl_fifo #(.W($bits(ctx2_in)), .DEPTH(DEPTH)) u_ctx2 (
     .clk, .rst, .push(ctx1_pop), .din(ctx2_in), .pop(ctx2_pop),
     .valid(ctx2_valid), .dout(ctx2_head), .level(ctx2_level));
   sl_fifo #(.W(RB), .DEPTH(DEPTH)) u_rec_rsp (
@@ -184,27 +183,25 @@ module sl_lookup
     ctl = r[8*FLOW_RECORD_CTL_VALID_OFFSET +: 32];
     t = reply ? r[8*FLOW_RECORD_REPLY_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES]
               : r[8*FLOW_RECORD_ORIG_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES];
-    return ctl[FLOW_RECORD_CTL_VALID_LSB] && t == k[8*LOOKUP_KEY_TUPLE_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES]
+    key_matches = ctl[FLOW_RECORD_CTL_VALID_LSB] && t == k[8*LOOKUP_KEY_TUPLE_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES]
            && ctl[FLOW_RECORD_CTL_PROTO_LSB +: 8] == k[8*LOOKUP_KEY_PROTO_OFFSET +: 8]
            && (ctl[FLOW_RECORD_CTL_IPV6_LSB] ? 8'd6 : 8'd4) == k[8*LOOKUP_KEY_FAMILY_OFFSET +: 8];
   endfunction
 
-  function automatic result_t hit_result(input logic [RB-1:0] r, input cand_t c);
-    result_t o;
+  // A result_t, field by field in its declaration order.
+  function automatic result_t hit_result(input logic [RB-1:0] r, input logic [31:0] record, input logic reply);
     logic [31:0] ctl;
     ctl = r[8*FLOW_RECORD_CTL_VALID_OFFSET +: 32];
-    o.hit = 1'b1;
-    o.reply = c.reply;
-    o.record = c.record;
-    o.cookie = r[8*FLOW_RECORD_COOKIE_OFFSET +: 32];
-    o.seq_adjust = ctl[FLOW_RECORD_CTL_SEQ_ADJUST_LSB];
-    o.seq_delta = r[8*FLOW_RECORD_SEQ_DELTA_OFFSET +: 32];
-    o.other = c.reply ? r[8*FLOW_RECORD_ORIG_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES]
-                      : r[8*FLOW_RECORD_REPLY_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES];
-    o.next_hop = c.reply ? r[8*FLOW_RECORD_DIR_REPLY_NEXT_HOP_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_NEXT_HOP_OFFSET +: 16];
-    o.l3_delta = c.reply ? r[8*FLOW_RECORD_DIR_REPLY_L3_DELTA_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_L3_DELTA_OFFSET +: 16];
-    o.l4_delta = c.reply ? r[8*FLOW_RECORD_DIR_REPLY_L4_DELTA_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_L4_DELTA_OFFSET +: 16];
-    return o;
+    hit_result = {
+      1'b1, reply, record,
+      r[8*FLOW_RECORD_COOKIE_OFFSET +: 32],
+      ctl[FLOW_RECORD_CTL_SEQ_ADJUST_LSB],
+      r[8*FLOW_RECORD_SEQ_DELTA_OFFSET +: 32],
+      reply ? r[8*FLOW_RECORD_ORIG_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES]
+            : r[8*FLOW_RECORD_REPLY_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES],
+      reply ? r[8*FLOW_RECORD_DIR_REPLY_NEXT_HOP_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_NEXT_HOP_OFFSET +: 16],
+      reply ? r[8*FLOW_RECORD_DIR_REPLY_L3_DELTA_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_L3_DELTA_OFFSET +: 16],
+      reply ? r[8*FLOW_RECORD_DIR_REPLY_L4_DELTA_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_L4_DELTA_OFFSET +: 16]};
   endfunction
 
   // The first candidate left in `mask`, taken from the context's buckets or the stash.
@@ -240,7 +237,7 @@ module sl_lookup
         if (head_ready) begin
           rec_pop = ctx2_head.read;
           if (head_match) begin
-            res = hit_result(rec_fifo_head, ctx2_head.cand);
+            res = hit_result(rec_fifo_head, ctx2_head.cand.record, ctx2_head.cand.reply);
             res_push = 1'b1; ctx2_pop = 1'b1;
           end else if (!ctx2_head.read || ctx2_head.rest == '0) begin
             res_push = 1'b1; ctx2_pop = 1'b1;   // a miss, or no lookup
@@ -255,7 +252,7 @@ module sl_lookup
       S_WAIT: begin
         if (retry_valid) begin
           if (retry_match) begin
-            res = hit_result(retry_data, retry_cand);
+            res = hit_result(retry_data, retry_cand.record, retry_cand.reply);
             res_push = 1'b1; ctx2_pop = 1'b1;
           end else if (retry_rest == '0) begin
             res_push = 1'b1; ctx2_pop = 1'b1;
@@ -276,7 +273,7 @@ module sl_lookup
       rec_inflight <= '0;
       retry_valid <= 1'b0;
     end else begin
-      rec_inflight <= rec_inflight + lvl_t'(rec_req_valid && !rec_req_tag) - lvl_t'(rec_pop);
+      rec_inflight <= rec_inflight + (rec_req_valid && !rec_req_tag) - (rec_pop);
       if (rec_rsp_valid && rec_rsp_tag) begin
         retry_valid <= 1'b1;
         retry_data <= rec_rsp_data;

@@ -183,7 +183,7 @@ module sl_parse
     s[0 +: 144] = (an <= bn) ? a : b;
     s[144 +: 144] = (an <= bn) ? b : a;
     s[8*36 +: 16] = k[8*LOOKUP_KEY_PROTO_OFFSET +: 16];
-    return s;
+    steer_key = s;
   endfunction
 
   always_ff @(posedge clk) begin

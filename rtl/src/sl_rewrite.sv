@@ -35,72 +35,73 @@ module sl_rewrite
   assign new_sport = r.other[8*FLOW_TUPLE_DST_PORT_OFFSET +: 16];
   assign new_dport = r.other[8*FLOW_TUPLE_SRC_PORT_OFFSET +: 16];
 
-  // Writes `n` bytes of `val` (wire order) at `at`.
-  function automatic void put(inout logic [8*WIN_BYTES-1:0] v, inout logic [WIN_BYTES-1:0] mk,
-                              input int unsigned at, input int unsigned n, input logic [127:0] val);
-    for (int i = 0; i < n; i++) begin
-      v[8*(at+i) +: 8] = val[8*i +: 8];
-      mk[at+i] = 1'b1;
+  // Writes `n` bytes of `val` (wire order) at `at` into v and marks them in mk (a macro: the
+  // functions of Yosys 0.23 cannot update their caller's variables). Uses `tmp`.
+`define SL_PUT(v, mk, at, n, val) \
+    tmp = (val); \
+    for (int k_ = 0; k_ < (n); k_++) begin \
+      v[8*((at)+k_) +: 8] = tmp[8*k_ +: 8]; \
+      mk[(at)+k_] = 1'b1; \
     end
-  endfunction
 
   // A 16- or 32-bit number written in network order.
   function automatic logic [127:0] net16(input logic [15:0] x);
-    return {112'd0, x[7:0], x[15:8]};
+    net16 = {112'd0, x[7:0], x[15:8]};
   endfunction
   function automatic logic [127:0] net32(input logic [31:0] x);
-    return {96'd0, x[7:0], x[15:8], x[23:16], x[31:24]};
+    net32 = {96'd0, x[7:0], x[15:8], x[23:16], x[31:24]};
   endfunction
 
   always_comb begin
     logic [23:0] sum;
     logic [31:0] v, d, seq_new, ack_new, old_edge, new_edge;
     logic [15:0] csum;
+    logic [127:0] tmp;
     v3 = '0; m3 = '0; v4 = '0; m4 = '0;
-    sum = '0; v = '0; csum = '0; old_edge = '0; new_edge = '0;
+    sum = '0; v = '0; tmp = '0; csum = '0; old_edge = '0; new_edge = '0;
     seq_new = m.seq + r.seq_delta;
     ack_new = m.ack - r.seq_delta;
     d = r.seq_delta;
     // L3.
     if (m.ipv6) begin
-      put(v3, m3, IP + IP6_HOP, 1, {120'd0, m.ttl - 8'd1});
-      put(v3, m3, IP + IP6_SRC, 16, new_src);
-      put(v3, m3, IP + IP6_DST, 16, new_dst);
+      `SL_PUT(v3, m3, IP + IP6_HOP, 1, {120'd0, m.ttl - 8'd1});
+      `SL_PUT(v3, m3, IP + IP6_SRC, 16, new_src);
+      `SL_PUT(v3, m3, IP + IP6_DST, 16, new_dst);
     end else begin
-      put(v3, m3, IP + IP4_TTL, 1, {120'd0, m.ttl - 8'd1});
+      `SL_PUT(v3, m3, IP + IP4_TTL, 1, {120'd0, m.ttl - 8'd1});
       sum = {8'd0, ~m.ip_csum} + {8'd0, r.l3_delta} + {8'd0, CHECKSUM_TTL_DECREMENT_DELTA};
-      put(v3, m3, IP + IP4_CSUM, 2, net16(~fold(sum)));
-      put(v3, m3, IP + IP4_SRC, 4, {96'd0, new_src[31:0]});
-      put(v3, m3, IP + IP4_DST, 4, {96'd0, new_dst[31:0]});
+      `SL_PUT(v3, m3, IP + IP4_CSUM, 2, net16(~fold(sum)));
+      `SL_PUT(v3, m3, IP + IP4_SRC, 4, {96'd0, new_src[31:0]});
+      `SL_PUT(v3, m3, IP + IP4_DST, 4, {96'd0, new_dst[31:0]});
     end
     // L4 (positions for IPv4; IPv6 moves them below).
-    put(v4, m4, L4 + L4_SPORT, 2, {112'd0, new_sport});
-    put(v4, m4, L4 + L4_DPORT, 2, {112'd0, new_dport});
+    `SL_PUT(v4, m4, L4 + L4_SPORT, 2, {112'd0, new_sport});
+    `SL_PUT(v4, m4, L4 + L4_DPORT, 2, {112'd0, new_dport});
     if (m.udp) begin
       sum = {8'd0, ~m.l4_csum} + {8'd0, r.l4_delta};
       csum = ~fold(sum);
       if (!m.ipv6 && m.l4_csum == 16'd0) csum = 16'd0;      // "no checksum" stays so
       else if (csum == 16'd0) csum = 16'hFFFF;              // a computed 0 is sent as 0xFFFF
-      put(v4, m4, L4 + UDPH_CSUM, 2, net16(csum));
+      `SL_PUT(v4, m4, L4 + UDPH_CSUM, 2, net16(csum));
     end else begin
       sum = {8'd0, ~m.l4_csum} + {8'd0, r.l4_delta};
       if (r.seq_adjust && r.reply) begin
         sum = sum + {6'd0, field_delta32(m.seq, seq_new)};
-        put(v4, m4, L4 + TCPH_SEQ, 4, net32(seq_new));
+        `SL_PUT(v4, m4, L4 + TCPH_SEQ, 4, net32(seq_new));
       end
       if (r.seq_adjust && !r.reply) begin
         sum = sum + {6'd0, field_delta32(m.ack, ack_new)};
-        put(v4, m4, L4 + TCPH_ACK, 4, net32(ack_new));
+        `SL_PUT(v4, m4, L4 + TCPH_ACK, 4, net32(ack_new));
         for (int p = 0; p + 4 <= OPT_BYTES; p++) begin
           if (edges[p]) begin
             old_edge = {m.opts[8*p +: 8], m.opts[8*(p+1) +: 8], m.opts[8*(p+2) +: 8], m.opts[8*(p+3) +: 8]};
             new_edge = old_edge - d;
             sum = sum + {6'd0, field_delta32(old_edge, new_edge)};
-            put(v4, m4, L4 + TCPH_LEN + p, 4, net32(new_edge));
+            `SL_PUT(v4, m4, L4 + TCPH_LEN + p, 4, net32(new_edge));
           end
         end
       end
-      put(v4, m4, L4 + TCPH_CSUM, 2, net16(~fold(sum)));
+      `SL_PUT(v4, m4, L4 + TCPH_CSUM, 2, net16(~fold(sum)));
     end
     if (m.ipv6) begin
       v4 = v4 << (8 * 20);
@@ -129,3 +130,4 @@ module sl_rewrite
   end
 
 endmodule
+`undef SL_PUT

@@ -21,62 +21,60 @@ module sl_sack
   output logic                    out_valid,
   output logic [OPT_BYTES-1:0]    out_edges
 );
-  typedef struct packed {
-    logic                   valid;
-    logic [8*OPT_BYTES-1:0] opts;
-    logic [5:0]             len;
-    logic [6:0]             at;
-    logic                   done;
-    logic [OPT_BYTES-1:0]   edges;
-  } walk_t;
+  // One walk's state, as a vector (Yosys 0.23 reads no struct members of local variables):
+  // {valid, opts, len, at, done, edges}, most significant first.
+  localparam int unsigned E0 = 0, DONE = OPT_BYTES, AT0 = DONE + 1, LEN0 = AT0 + 7, OPT0 = LEN0 + 6;
+  localparam int unsigned VALID = OPT0 + 8 * OPT_BYTES, WW = VALID + 1;
 
-  function automatic walk_t step(input walk_t w);
-    walk_t n;
-    logic [7:0] kind, olen;
-    logic [OPT_BYTES-1:0] marks;
-    n = w;
-    kind = (w.at < 7'd40) ? w.opts[8*w.at[5:0] +: 8] : 8'd0;
-    olen = (w.at < 7'd39) ? w.opts[8*(w.at[5:0]+6'd1) +: 8] : 8'd0;
-    if (w.done || w.at >= {1'b0, w.len} || kind == TCP_OPT_EOL) begin
-      n.done = 1'b1;
-    end else if (kind == TCP_OPT_NOP) begin
-      n.at = w.at + 7'd1;
-    end else if (w.at + 7'd1 >= {1'b0, w.len} || olen < 8'd2 || {1'b0, w.at} + {1'b0, olen} > {2'b0, w.len}) begin
-      n.done = 1'b1;
-    end else begin
-      if (kind == TCP_OPT_SACK && olen[2:0] == 3'd2) begin
-        // Edges at at+2, at+6, ... below at+len: (len-2)/4 of them, 0 to 8.
-        marks = '0;
-        for (int e = 0; e < 8; e++)
-          if (8'(4 * e + 6) <= olen) marks[4 * e] = 1'b1;
-        n.edges = w.edges | (marks << (w.at + 7'd2));
-      end
-      n.at = w.at + {1'b0, olen[5:0]};
-    end
-    return n;
-  endfunction
+  logic [STAGES*WW-1:0] q_all;     // stage g's register in [WW*g +: WW]
+  logic [STAGES*WW-1:0] nxt_all;
 
-  walk_t first;
   always_comb begin
-    first = '0;
-    first.valid = in_valid;
-    first.opts = in_opts;
-    first.len = in_len;
+    logic [WW-1:0] w;
+    logic [7:0] kind, olen;
+    logic [OPT_BYTES-1:0] marks, edges;
+    logic [8*OPT_BYTES-1:0] opts;
+    logic [6:0] at;
+    logic [5:0] len;
+    logic done;
+    for (int g = 0; g < STAGES; g++) begin
+      if (g == 0) w = {in_valid, in_opts, in_len, 7'd0, 1'b0, {OPT_BYTES{1'b0}}};
+      else w = q_all[WW*(g > 0 ? g - 1 : 0) +: WW];
+      opts = w[OPT0 +: 8*OPT_BYTES];
+      len = w[LEN0 +: 6];
+      at = w[AT0 +: 7];
+      done = w[DONE];
+      edges = w[E0 +: OPT_BYTES];
+      // One option per step.
+      for (int i = 0; i < STEPS; i++) begin
+        kind = (at < 7'd40) ? opts[8*at[5:0] +: 8] : 8'd0;
+        olen = (at < 7'd39) ? opts[8*(at[5:0]+6'd1) +: 8] : 8'd0;
+        marks = '0;
+        if (done || at >= {1'b0, len} || kind == TCP_OPT_EOL) begin
+          done = 1'b1;
+        end else if (kind == TCP_OPT_NOP) begin
+          at = at + 7'd1;
+        end else if (at + 7'd1 >= {1'b0, len} || olen < 8'd2 || {1'b0, at} + {1'b0, olen} > {2'b0, len}) begin
+          done = 1'b1;
+        end else begin
+          if (kind == TCP_OPT_SACK && olen[2:0] == 3'd2) begin
+            // Edges at at+2, at+6, ... below at+len: (len-2)/4 of them, 0 to 8.
+            for (int e = 0; e < 8; e++)
+              if (8'(4 * e + 6) <= olen) marks[4 * e] = 1'b1;
+            edges = edges | (marks << (at + 7'd2));
+          end
+          at = at + {1'b0, olen[5:0]};
+        end
+      end
+      nxt_all[WW*g +: WW] = {w[VALID], opts, len, at, done, edges};
+    end
   end
 
-  for (genvar g = 0; g < STAGES; g++) begin : g_stage
-    walk_t w, q;
-    always_comb begin
-      if (g == 0) w = first;
-      else w = g_stage[g > 0 ? g - 1 : 0].q;
-      for (int i = 0; i < STEPS; i++) w = step(w);
-    end
-    always_ff @(posedge clk) begin
-      q <= w;
-      if (rst) q.valid <= 1'b0;
-    end
+  always_ff @(posedge clk) begin
+    q_all <= nxt_all;
+    if (rst) for (int g = 0; g < STAGES; g++) q_all[WW*g + VALID] <= 1'b0;
   end
 
-  assign out_valid = g_stage[STAGES-1].q.valid;
-  assign out_edges = g_stage[STAGES-1].q.edges;
+  assign out_valid = q_all[WW*(STAGES-1) + VALID];
+  assign out_edges = q_all[WW*(STAGES-1) + E0 +: OPT_BYTES];
 endmodule

@@ -146,19 +146,19 @@ package sl_types_pkg;
 
   // ---- Byte access ----
   function automatic logic [15:0] be16(input logic [8*WIN_BYTES-1:0] v, input int unsigned at);
-    return {v[8*at +: 8], v[8*(at+1) +: 8]};
+    be16 = {v[8*at +: 8], v[8*(at+1) +: 8]};
   endfunction
 
   function automatic logic [31:0] be32(input logic [8*WIN_BYTES-1:0] v, input int unsigned at);
-    return {v[8*at +: 8], v[8*(at+1) +: 8], v[8*(at+2) +: 8], v[8*(at+3) +: 8]};
+    be32 = {v[8*at +: 8], v[8*(at+1) +: 8], v[8*(at+2) +: 8], v[8*(at+3) +: 8]};
   endfunction
 
   function automatic logic [15:0] swap16(input logic [15:0] v);
-    return {v[7:0], v[15:8]};
+    swap16 = {v[7:0], v[15:8]};
   endfunction
 
   function automatic logic [31:0] swap32(input logic [31:0] v);
-    return {v[7:0], v[15:8], v[23:16], v[31:24]};
+    swap32 = {v[7:0], v[15:8], v[23:16], v[31:24]};
   endfunction
 
   // ---- RFC 1624 arithmetic, bit-exact with rtl_spec::checksum ----
@@ -168,12 +168,12 @@ package sl_types_pkg;
   function automatic logic [15:0] fold(input logic [23:0] sum);
     logic [16:0] once;
     once = {1'b0, sum[15:0]} + {9'd0, sum[23:16]};
-    return once[15:0] + {15'd0, once[16]};
+    fold = once[15:0] + {15'd0, once[16]};
   endfunction
 
   // ~o + n over the two words of a 32-bit field, as a plain sum of four terms' worth.
   function automatic logic [17:0] field_delta32(input logic [31:0] o, input logic [31:0] n);
-    return {2'b0, ~o[31:16]} + {2'b0, n[31:16]} + {2'b0, ~o[15:0]} + {2'b0, n[15:0]};
+    field_delta32 = {2'b0, ~o[31:16]} + {2'b0, n[31:16]} + {2'b0, ~o[15:0]} + {2'b0, n[15:0]};
   endfunction
 
   // ---- CRC-32C, as rtl_spec::hash defines it ----
@@ -186,7 +186,7 @@ package sl_types_pkg;
     for (int i = 0; i < 8 * KEY_BYTES; i++) begin
       r = (r[0] ^ data[i]) ? ((r >> 1) ^ HASH_CRC32C_POLY_REFLECTED) : (r >> 1);
     end
-    return r;
+    crc_bytes = r;
   endfunction
 endpackage : sl_types_pkg
 /* verilator lint_on UNUSEDPARAM */
