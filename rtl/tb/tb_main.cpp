@@ -418,7 +418,8 @@ int run_cases(Bench& b, const std::vector<Case>& cases, uint16_t lat) {
     std::string why = b.send(c.in, accepted) ? compare(b, c, before) : "did not finish";
     if (why.empty()) {
       ++pass;
-      std::printf("ok   case %s\n", c.name.c_str());
+      if (b.retries_) std::printf("ok   case %s (%llu second record reads)\n", c.name.c_str(), static_cast<unsigned long long>(b.retries_));
+      else std::printf("ok   case %s\n", c.name.c_str());
     } else {
       ++fail;
       std::printf("FAIL case %s: %s\n", c.name.c_str(), why.c_str());
