@@ -219,6 +219,9 @@ module sl_lookup
   end
 
   logic head_ready, head_match, retry_match;
+  result_t head_res, retry_res;
+  assign head_res = hit_result(rec_fifo_head, ctx2_head.cand.record, ctx2_head.cand.reply);
+  assign retry_res = hit_result(retry_data, retry_cand.record, retry_cand.reply);
   assign head_ready = ctx2_valid && (!ctx2_head.read || rec_fifo_valid) && res_room;
   assign head_match = ctx2_head.read && key_matches(rec_fifo_head, ctx2_head.key, ctx2_head.cand.reply);
   assign retry_match = key_matches(retry_data, ctx2_head.key, retry_cand.reply);
@@ -237,7 +240,7 @@ module sl_lookup
         if (head_ready) begin
           rec_pop = ctx2_head.read;
           if (head_match) begin
-            res = hit_result(rec_fifo_head, ctx2_head.cand.record, ctx2_head.cand.reply);
+            res = head_res;
             res_push = 1'b1; ctx2_pop = 1'b1;
           end else if (!ctx2_head.read || ctx2_head.rest == '0) begin
             res_push = 1'b1; ctx2_pop = 1'b1;   // a miss, or no lookup
@@ -252,7 +255,7 @@ module sl_lookup
       S_WAIT: begin
         if (retry_valid) begin
           if (retry_match) begin
-            res = hit_result(retry_data, retry_cand.record, retry_cand.reply);
+            res = retry_res;
             res_push = 1'b1; ctx2_pop = 1'b1;
           end else if (retry_rest == '0) begin
             res_push = 1'b1; ctx2_pop = 1'b1;

@@ -20,22 +20,15 @@ module sl_regs
 );
   localparam logic [31:0] EXC0 = 32'(RING_ID_EXCEPTION0);
 
-  // Whether `a` is instance n of the register array at `base` with `stride` and `count`.
-  function automatic logic at_index(input logic [31:0] a, input logic [31:0] base, input logic [31:0] stride,
-                                    input int unsigned count, output int unsigned n);
-    n = 0;
-    at_index = 1'b0;
-    for (int unsigned i = 0; i < count; i++) begin
-      if (a == base + i * stride) begin
-        n = i;
-        at_index = 1'b1;
-      end
-    end
+  // Register arrays are decoded one instance at a time with constant indices (a loop per
+  // array), which synthesizes to one comparator per instance instead of a variable index.
+  function automatic logic at(input logic [31:0] a, input logic [31:0] base, input logic [31:0] stride,
+                              input int unsigned i);
+    at = a == base + i * stride;
   endfunction
 
   // ---- Configuration ----
   always_ff @(posedge clk) begin
-    int unsigned n;
     if (rst) begin
       cfg.enable <= CONTROL_CTRL_RESET_VALUE[CONTROL_CTRL_ENABLE_LSB];
       cfg.seed_a <= FLOW_TABLE_SEED_A_RESET_VALUE;
@@ -65,30 +58,28 @@ module sl_regs
         cfg.fin_forward <= wdata[PUNT_HIT_ACTION_FIN_FORWARD_LSB];
         cfg.rst_forward <= wdata[PUNT_HIT_ACTION_RST_FORWARD_LSB];
       end
-      if (at_index(addr, PUNT_BASE + PUNT_REASON_QUEUE, PUNT_REASON_QUEUE_STRIDE, PUNT_REASON_QUEUE_COUNT, n))
-        cfg.reason_queue[32*n +: 32] <= wdata;
-      if (at_index(addr, PUNT_BASE + PUNT_RETA, PUNT_RETA_STRIDE, PUNT_RETA_COUNT, n))
-        cfg.reta[32*n +: 32] <= wdata;
-      if (at_index(addr, PUNT_BASE + PUNT_LIP_ADDR0, PUNT_LIP_ADDR0_STRIDE, PUNT_LIP_ADDR0_COUNT, n))
-        cfg.lip_addr[128*n +: 32] <= wdata;
-      if (at_index(addr, PUNT_BASE + PUNT_LIP_ADDR1, PUNT_LIP_ADDR1_STRIDE, PUNT_LIP_ADDR1_COUNT, n))
-        cfg.lip_addr[128*n + 32 +: 32] <= wdata;
-      if (at_index(addr, PUNT_BASE + PUNT_LIP_ADDR2, PUNT_LIP_ADDR2_STRIDE, PUNT_LIP_ADDR2_COUNT, n))
-        cfg.lip_addr[128*n + 64 +: 32] <= wdata;
-      if (at_index(addr, PUNT_BASE + PUNT_LIP_ADDR3, PUNT_LIP_ADDR3_STRIDE, PUNT_LIP_ADDR3_COUNT, n))
-        cfg.lip_addr[128*n + 96 +: 32] <= wdata;
-      if (at_index(addr, PUNT_BASE + PUNT_LIP_CTL, PUNT_LIP_CTL_STRIDE, PUNT_LIP_CTL_COUNT, n)) begin
-        cfg.lip_valid[n] <= wdata[PUNT_LIP_CTL_VALID_LSB];
-        cfg.lip_ipv6[n] <= wdata[PUNT_LIP_CTL_IPV6_LSB];
+      for (int i = 0; i < PUNT_REASON_QUEUE_COUNT; i++)
+        if (at(addr, PUNT_BASE + PUNT_REASON_QUEUE, PUNT_REASON_QUEUE_STRIDE, i)) cfg.reason_queue[32*i +: 32] <= wdata;
+      for (int i = 0; i < PUNT_RETA_COUNT; i++)
+        if (at(addr, PUNT_BASE + PUNT_RETA, PUNT_RETA_STRIDE, i)) cfg.reta[32*i +: 32] <= wdata;
+      for (int i = 0; i < PUNT_LIP_CTL_COUNT; i++) begin
+        if (at(addr, PUNT_BASE + PUNT_LIP_ADDR0, PUNT_LIP_ADDR0_STRIDE, i)) cfg.lip_addr[128*i +: 32] <= wdata;
+        if (at(addr, PUNT_BASE + PUNT_LIP_ADDR1, PUNT_LIP_ADDR1_STRIDE, i)) cfg.lip_addr[128*i + 32 +: 32] <= wdata;
+        if (at(addr, PUNT_BASE + PUNT_LIP_ADDR2, PUNT_LIP_ADDR2_STRIDE, i)) cfg.lip_addr[128*i + 64 +: 32] <= wdata;
+        if (at(addr, PUNT_BASE + PUNT_LIP_ADDR3, PUNT_LIP_ADDR3_STRIDE, i)) cfg.lip_addr[128*i + 96 +: 32] <= wdata;
+        if (at(addr, PUNT_BASE + PUNT_LIP_CTL, PUNT_LIP_CTL_STRIDE, i)) begin
+          cfg.lip_valid[i] <= wdata[PUNT_LIP_CTL_VALID_LSB];
+          cfg.lip_ipv6[i] <= wdata[PUNT_LIP_CTL_IPV6_LSB];
+        end
       end
-      if (at_index(addr, PORTS_BASE + PORTS_PORT_CTRL, PORTS_PORT_CTRL_STRIDE, NPORTS, n))
-        cfg.port_enable[n] <= wdata[PORTS_PORT_CTRL_ENABLE_LSB];
-      if (at_index(addr, PORTS_BASE + PORTS_PORT_MTU, PORTS_PORT_MTU_STRIDE, NPORTS, n))
-        cfg.port_mtu[32*n +: 32] <= wdata;
-      if (at_index(addr, RINGS_BASE + RINGS_RING_CTRL + EXC0 * RINGS_RING_CTRL_STRIDE, RINGS_RING_CTRL_STRIDE, NQUEUES, n))
-        cfg.ring_enable[n] <= wdata[RINGS_RING_CTRL_ENABLE_LSB];
-      if (at_index(addr, RINGS_BASE + RINGS_RING_BUF_SIZE + EXC0 * RINGS_RING_BUF_SIZE_STRIDE, RINGS_RING_BUF_SIZE_STRIDE, NQUEUES, n))
-        cfg.ring_buf_size[32*n +: 32] <= wdata;
+      for (int i = 0; i < NPORTS; i++) begin
+        if (at(addr, PORTS_BASE + PORTS_PORT_CTRL, PORTS_PORT_CTRL_STRIDE, i)) cfg.port_enable[i] <= wdata[PORTS_PORT_CTRL_ENABLE_LSB];
+        if (at(addr, PORTS_BASE + PORTS_PORT_MTU, PORTS_PORT_MTU_STRIDE, i)) cfg.port_mtu[32*i +: 32] <= wdata;
+      end
+      for (int i = 0; i < NQUEUES; i++) begin
+        if (at(addr, RINGS_BASE + RINGS_RING_CTRL, RINGS_RING_CTRL_STRIDE, EXC0 + i)) cfg.ring_enable[i] <= wdata[RINGS_RING_CTRL_ENABLE_LSB];
+        if (at(addr, RINGS_BASE + RINGS_RING_BUF_SIZE, RINGS_RING_BUF_SIZE_STRIDE, EXC0 + i)) cfg.ring_buf_size[32*i +: 32] <= wdata;
+      end
     end
   end
 
@@ -114,30 +105,35 @@ module sl_regs
       if (cnt.tx) begin
         global_c[2] <= global_c[2] + 64'd1;
         global_c[3] <= global_c[3] + {48'd0, cnt.tx_bytes};
-        port_tx_p[cnt.tx_port] <= port_tx_p[cnt.tx_port] + 64'd1;
-        port_tx_b[cnt.tx_port] <= port_tx_b[cnt.tx_port] + {48'd0, cnt.tx_bytes};
+        for (int i = 0; i < NPORTS; i++) if (cnt.tx_port == 3'(i)) begin
+          port_tx_p[i] <= port_tx_p[i] + 64'd1;
+          port_tx_b[i] <= port_tx_b[i] + {48'd0, cnt.tx_bytes};
+        end
       end
       if (cnt.hit) global_c[4] <= global_c[4] + 64'd1;
       if (cnt.miss) global_c[5] <= global_c[5] + 64'd1;
       if (cnt.punt) begin
         global_c[6] <= global_c[6] + 64'd1;
-        punt_c[cnt.reason[3:0]] <= punt_c[cnt.reason[3:0]] + 64'd1;
+        for (int i = 0; i < 16; i++) if (cnt.reason[3:0] == 4'(i)) punt_c[i] <= punt_c[i] + 64'd1;
       end
       if (cnt.drop) begin
         global_c[7] <= global_c[7] + 64'd1;
-        drop_c[cnt.reason[3:0]] <= drop_c[cnt.reason[3:0]] + 64'd1;
+        for (int i = 0; i < 16; i++) if (cnt.reason[3:0] == 4'(i)) drop_c[i] <= drop_c[i] + 64'd1;
       end
       if (cnt.port_ok) begin
-        port_rx_p[cnt.port] <= port_rx_p[cnt.port] + 64'd1;
-        port_rx_b[cnt.port] <= port_rx_b[cnt.port] + {48'd0, cnt.rx_bytes};
+        for (int i = 0; i < NPORTS; i++) if (cnt.port == 3'(i)) begin
+          port_rx_p[i] <= port_rx_p[i] + 64'd1;
+          port_rx_b[i] <= port_rx_b[i] + {48'd0, cnt.rx_bytes};
+        end
       end
-      if (cnt.port_drop) port_drops[cnt.port_drop_port] <= port_drops[cnt.port_drop_port] + 64'd1;
-      if (cnt.ring_drop) ring_drops[cnt.ring_q] <= ring_drops[cnt.ring_q] + 32'd1;
+      for (int i = 0; i < NPORTS; i++)
+        if (cnt.port_drop && cnt.port_drop_port == 3'(i)) port_drops[i] <= port_drops[i] + 64'd1;
+      for (int i = 0; i < NQUEUES; i++)
+        if (cnt.ring_drop && cnt.ring_q == 4'(i)) ring_drops[i] <= ring_drops[i] + 32'd1;
     end
   end
 
   always_comb begin
-    int unsigned n;
     rdata = '0;
     if (addr == COUNTERS_BASE + COUNTERS_RX_PACKETS) rdata = global_c[0];
     if (addr == COUNTERS_BASE + COUNTERS_RX_BYTES) rdata = global_c[1];
@@ -147,16 +143,18 @@ module sl_regs
     if (addr == COUNTERS_BASE + COUNTERS_MISSES) rdata = global_c[5];
     if (addr == COUNTERS_BASE + COUNTERS_PUNTS) rdata = global_c[6];
     if (addr == COUNTERS_BASE + COUNTERS_DROPS) rdata = global_c[7];
-    if (at_index(addr, COUNTERS_BASE + COUNTERS_PUNT_REASON, COUNTERS_PUNT_REASON_STRIDE, COUNTERS_PUNT_REASON_COUNT, n))
-      rdata = punt_c[n];
-    if (at_index(addr, COUNTERS_BASE + COUNTERS_DROP_REASON, COUNTERS_DROP_REASON_STRIDE, COUNTERS_DROP_REASON_COUNT, n))
-      rdata = drop_c[n];
-    if (at_index(addr, PORTS_BASE + PORTS_PORT_RX_PACKETS, PORTS_PORT_RX_PACKETS_STRIDE, NPORTS, n)) rdata = port_rx_p[n];
-    if (at_index(addr, PORTS_BASE + PORTS_PORT_RX_BYTES, PORTS_PORT_RX_BYTES_STRIDE, NPORTS, n)) rdata = port_rx_b[n];
-    if (at_index(addr, PORTS_BASE + PORTS_PORT_TX_PACKETS, PORTS_PORT_TX_PACKETS_STRIDE, NPORTS, n)) rdata = port_tx_p[n];
-    if (at_index(addr, PORTS_BASE + PORTS_PORT_TX_BYTES, PORTS_PORT_TX_BYTES_STRIDE, NPORTS, n)) rdata = port_tx_b[n];
-    if (at_index(addr, PORTS_BASE + PORTS_PORT_DROPS, PORTS_PORT_DROPS_STRIDE, NPORTS, n)) rdata = port_drops[n];
-    if (at_index(addr, RINGS_BASE + RINGS_RING_DROPS + EXC0 * RINGS_RING_DROPS_STRIDE, RINGS_RING_DROPS_STRIDE, NQUEUES, n))
-      rdata = {32'd0, ring_drops[n]};
+    for (int i = 0; i < 16; i++) begin
+      if (at(addr, COUNTERS_BASE + COUNTERS_PUNT_REASON, COUNTERS_PUNT_REASON_STRIDE, i)) rdata = punt_c[i];
+      if (at(addr, COUNTERS_BASE + COUNTERS_DROP_REASON, COUNTERS_DROP_REASON_STRIDE, i)) rdata = drop_c[i];
+    end
+    for (int i = 0; i < NPORTS; i++) begin
+      if (at(addr, PORTS_BASE + PORTS_PORT_RX_PACKETS, PORTS_PORT_RX_PACKETS_STRIDE, i)) rdata = port_rx_p[i];
+      if (at(addr, PORTS_BASE + PORTS_PORT_RX_BYTES, PORTS_PORT_RX_BYTES_STRIDE, i)) rdata = port_rx_b[i];
+      if (at(addr, PORTS_BASE + PORTS_PORT_TX_PACKETS, PORTS_PORT_TX_PACKETS_STRIDE, i)) rdata = port_tx_p[i];
+      if (at(addr, PORTS_BASE + PORTS_PORT_TX_BYTES, PORTS_PORT_TX_BYTES_STRIDE, i)) rdata = port_tx_b[i];
+      if (at(addr, PORTS_BASE + PORTS_PORT_DROPS, PORTS_PORT_DROPS_STRIDE, i)) rdata = port_drops[i];
+    end
+    for (int i = 0; i < NQUEUES; i++)
+      if (at(addr, RINGS_BASE + RINGS_RING_DROPS, RINGS_RING_DROPS_STRIDE, EXC0 + i)) rdata = {32'd0, ring_drops[i]};
   end
 endmodule
