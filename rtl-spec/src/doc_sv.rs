@@ -31,15 +31,13 @@ pub fn sv_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let mut prev: Option<char> = None;
     for c in name.chars() {
-        if !c.is_ascii_alphanumeric() {
-            if !out.ends_with('_') {
-                out.push('_');
-            }
-        } else {
+        if c.is_ascii_alphanumeric() {
             if c.is_ascii_uppercase() && prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit()) {
                 out.push('_');
             }
             out.push(c.to_ascii_uppercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
         }
         prev = Some(c);
     }

@@ -184,7 +184,8 @@ package sl_types_pkg;
     logic [31:0] r;
     r = init;
     for (int i = 0; i < 8 * KEY_BYTES; i++) begin
-      r = (r[0] ^ data[i]) ? ((r >> 1) ^ HASH_CRC32C_POLY_REFLECTED) : (r >> 1);
+      // XOR form, not a mux: a tree of XOR gates for synthesis to balance.
+      r = (r >> 1) ^ ({32{r[0] ^ data[i]}} & HASH_CRC32C_POLY_REFLECTED);
     end
     crc_bytes = r;
   endfunction
