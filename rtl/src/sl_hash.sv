@@ -3,7 +3,7 @@
 // Six stages, never stalling:
 //   H1  CRC-32C of the key and of the steering key (the seed parts are per register, below)
 //   H2  ha, hb, steer; LIP filter             -> the packet's metadata leaves here
-//   H3  hb ^= hb >> 16; H4 *= FMIX32_C1; H5 ^= >> 13, *= FMIX32_C2; H6 ^= >> 16, buckets
+//   H3..H6  fmix32(hb) (xor-shifts and the two multiplies, split), buckets
 //                                              -> the lookup request leaves here
 module sl_hash
   import sluice_spec_pkg::*;
@@ -46,6 +46,8 @@ module sl_hash
     logic [8*KEY_BYTES-1:0] key;
     logic [31:0]            a;   // ha
     logic [31:0]            b;   // hb on its way through fmix32
+    logic [31:0]            plo; // a multiply's partial products, added in the next stage
+    logic [15:0]            phi;
   } lk_t;
 
   // H1.
@@ -85,16 +87,26 @@ module sl_hash
     h2.key <= h1_key;
     h2.a <= ~(h1_crc ^ init_a);
     h2.b <= ~(h1_crc ^ init_b);
+    h2.plo <= '0;
+    h2.phi <= '0;
   end
 
-  // H3..H6: fmix32 of hb, one operation per stage.
+  // H3..H6: fmix32 of hb. Each multiply by a constant is split in two partial products (by the
+  // constant's low and high halves; mod 2^32 the high one needs only x's low half), added in
+  // the next stage, so no stage holds a whole 32x32 multiplier.
+  localparam logic [31:0] C1 = HASH_FMIX32_C1, C2 = HASH_FMIX32_C2;
   always_ff @(posedge clk) begin
+    logic [31:0] x, m;
     h3 <= h2;
-    h3.b <= h2.b ^ (h2.b >> 16);
+    x = h2.b ^ (h2.b >> 16);
+    h3.plo <= x * {16'd0, C1[15:0]};
+    h3.phi <= 16'(x[15:0] * C1[31:16]);
     h4 <= h3;
-    h4.b <= h3.b * HASH_FMIX32_C1;
+    m = h3.plo + {h3.phi, 16'd0};
+    h4.b <= m ^ (m >> 13);
     h5 <= h4;
-    h5.b <= (h4.b ^ (h4.b >> 13)) * HASH_FMIX32_C2;
+    h5.plo <= h4.b * {16'd0, C2[15:0]};
+    h5.phi <= 16'(h4.b[15:0] * C2[31:16]);
     if (rst) begin
       h3.valid <= 1'b0; h4.valid <= 1'b0; h5.valid <= 1'b0;
     end
@@ -103,7 +115,8 @@ module sl_hash
   always_ff @(posedge clk) begin
     logic [31:0] mask, hb, ba, bb;
     mask = buckets - 32'd1;
-    hb = h5.b ^ (h5.b >> 16);
+    hb = h5.plo + {h5.phi, 16'd0};
+    hb = hb ^ (hb >> 16);
     ba = h5.a & mask;
     bb = hb & mask;
     if (bb == ba) bb = ba ^ 32'd1;

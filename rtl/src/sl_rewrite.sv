@@ -57,8 +57,9 @@ module sl_rewrite
     logic [31:0] v, d, seq_new, ack_new, old_edge, new_edge;
     logic [15:0] csum;
     logic [127:0] tmp;
+    logic [24*64-1:0] terms;   // per option position, then the tree's partial sums
     v3 = '0; m3 = '0; v4 = '0; m4 = '0;
-    sum = '0; v = '0; tmp = '0; csum = '0; old_edge = '0; new_edge = '0;
+    sum = '0; v = '0; tmp = '0; terms = '0; csum = '0; old_edge = '0; new_edge = '0;
     seq_new = m.seq + r.seq_delta;
     ack_new = m.ack - r.seq_delta;
     d = r.seq_delta;
@@ -92,14 +93,19 @@ module sl_rewrite
       if (r.seq_adjust && !r.reply) begin
         sum = sum + {6'd0, field_delta32(m.ack, ack_new)};
         `SL_PUT(v4, m4, L4 + TCPH_ACK, 4, net32(ack_new));
+        // Each edge's words are summed in a tree, not a chain: 37 positions deep otherwise.
+        terms = '0;
         for (int p = 0; p + 4 <= OPT_BYTES; p++) begin
           if (edges[p]) begin
             old_edge = {m.opts[8*p +: 8], m.opts[8*(p+1) +: 8], m.opts[8*(p+2) +: 8], m.opts[8*(p+3) +: 8]};
             new_edge = old_edge - d;
-            sum = sum + {6'd0, field_delta32(old_edge, new_edge)};
+            terms[24*p +: 24] = {6'd0, field_delta32(old_edge, new_edge)};
             `SL_PUT(v4, m4, L4 + TCPH_LEN + p, 4, net32(new_edge));
           end
         end
+        for (int w = 32; w >= 1; w = w / 2)
+          for (int i = 0; i < w; i++) terms[24*i +: 24] = terms[24*(2*i) +: 24] + terms[24*(2*i+1) +: 24];
+        sum = sum + terms[23:0];
       end
       `SL_PUT(v4, m4, L4 + TCPH_CSUM, 2, net16(~fold(sum)));
     end
