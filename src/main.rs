@@ -67,8 +67,14 @@ enum Command {
     /// Print the NIC specification (rtl-spec/SPEC.md), generated from the rtl_spec crate.
     Spec {
         /// Print the same content as JSON: blocks, registers, formats and codes.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["sv", "rdl"])]
         json: bool,
+        /// Print the SystemVerilog package the RTL imports (rtl/generated/sluice_spec_pkg.sv).
+        #[arg(long, conflicts_with = "rdl")]
+        sv: bool,
+        /// Print BAR0 as SystemRDL 2.0 for register tools (rtl/generated/sluice.rdl).
+        #[arg(long)]
+        rdl: bool,
     },
     /// Inspect a NIC: `sluice device info [--pci ADDR | --vfio-user PATH] [--json]`.
     #[command(subcommand)]
@@ -174,8 +180,16 @@ fn main() -> ExitCode {
             Err(replay::ReplayError::Failed(e)) => Err(e),
         },
         Command::Control(cmd) => return cli::run(cmd),
-        Command::Spec { json } => {
-            let text = if json { rtl_spec::doc::json() } else { rtl_spec::doc::markdown() };
+        Command::Spec { json, sv, rdl } => {
+            let text = if json {
+                rtl_spec::doc::json()
+            } else if sv {
+                rtl_spec::doc_sv::package()
+            } else if rdl {
+                rtl_spec::doc_rdl::rdl()
+            } else {
+                rtl_spec::doc::markdown()
+            };
             write_stdout(&text)
         }
         Command::Device(cmd) => device::run(&cmd).and_then(|text| write_stdout(&text)),

@@ -1,5 +1,7 @@
-//! `rtl-spec/SPEC.md` is what `sluice spec` prints, and `sluice spec --json` is valid JSON that
-//! lists the blocks the contract requires.
+//! `rtl-spec/SPEC.md` is what `sluice spec` prints, `sluice spec --json` is valid JSON that
+//! lists the blocks the contract requires, and the RTL's generated files
+//! (`rtl/generated/sluice_spec_pkg.sv`, `rtl/generated/sluice.rdl`) are what `sluice spec --sv`
+//! and `sluice spec --rdl` print.
 
 use std::process::Command;
 
@@ -7,21 +9,37 @@ fn sluice(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().expect("run sluice")
 }
 
-#[test]
-fn checked_in_spec_md_is_what_sluice_spec_prints() {
-    let out = sluice(&["spec"]);
+/// The file at `path` (from the repository root) is exactly what `sluice spec ARGS` prints.
+fn checked_in_is_printed(args: &[&str], path: &str) {
+    let out = sluice(args);
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rtl-spec/SPEC.md");
-    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    let checked_in =
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default();
     if printed != checked_in {
         let line = printed.lines().zip(checked_in.lines()).position(|(a, b)| a != b);
         panic!(
-            "rtl-spec/SPEC.md is stale (first difference at line {}); regenerate it with \
-             `cargo run -- spec > rtl-spec/SPEC.md`",
-            line.map_or_else(|| "end".to_string(), |l| (l + 1).to_string())
+            "{path} is stale (first difference at line {}); regenerate it with \
+             `cargo run --release -- {} > {path}`",
+            line.map_or_else(|| "end".to_string(), |l| (l + 1).to_string()),
+            args.join(" ")
         );
     }
+}
+
+#[test]
+fn checked_in_spec_md_is_what_sluice_spec_prints() {
+    checked_in_is_printed(&["spec"], "rtl-spec/SPEC.md");
+}
+
+#[test]
+fn checked_in_sv_package_is_what_sluice_spec_sv_prints() {
+    checked_in_is_printed(&["spec", "--sv"], "rtl/generated/sluice_spec_pkg.sv");
+}
+
+#[test]
+fn checked_in_rdl_is_what_sluice_spec_rdl_prints() {
+    checked_in_is_printed(&["spec", "--rdl"], "rtl/generated/sluice.rdl");
 }
 
 #[test]
@@ -68,4 +86,6 @@ fn unknown_arguments_are_refused_with_exit_code_2() {
     let out = sluice(&["spec", "--yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yaml"));
+    let out = sluice(&["spec", "--sv", "--rdl"]);
+    assert_eq!(out.status.code(), Some(2), "one output format at a time");
 }

@@ -80,7 +80,7 @@ fn bit_row(word: &str, offset: usize, size: usize, encoding: &'static str, b: &B
 
 /// Joins a multi-line doc comment into one line for a table cell, turning rustdoc links
 /// (``[`crate::codes::Opcode`]``) into plain code spans (`` `Opcode` ``).
-fn one_line(doc: &str) -> String {
+pub(crate) fn one_line(doc: &str) -> String {
     let joined = doc.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
     let mut out = String::with_capacity(joined.len());
     let mut rest = joined.as_str();

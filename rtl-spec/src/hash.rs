@@ -29,13 +29,18 @@ pub fn hash(seed: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(seed, data)
 }
 
+/// The first multiplier of [`fmix32`].
+pub const FMIX32_C1: u32 = 0x85EB_CA6B;
+/// The second multiplier of [`fmix32`].
+pub const FMIX32_C2: u32 = 0xC2B2_AE35;
+
 /// MurmurHash3's 32-bit finalizer: a bijective, non-linear mix (two multipliers in logic).
 #[inline]
 pub const fn fmix32(mut h: u32) -> u32 {
     h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA6B);
+    h = h.wrapping_mul(FMIX32_C1);
     h ^= h >> 13;
-    h = h.wrapping_mul(0xC2B2_AE35);
+    h = h.wrapping_mul(FMIX32_C2);
     h ^= h >> 16;
     h
 }

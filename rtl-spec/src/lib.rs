@@ -14,7 +14,8 @@
 //! - [`ring`]: free-running ring indices and phase bits;
 //! - [`wire`]: the layouts of the Ethernet, 802.1Q, IPv4, IPv6, TCP and UDP headers the NIC
 //!   parses and rewrites (zerocopy views, shared with the host's slow path);
-//! - [`doc`]: `SPEC.md` and its JSON twin, generated from all of the above.
+//! - [`doc`]: `SPEC.md` and its JSON twin, generated from all of the above; [`doc_sv`] and
+//!   [`doc_rdl`]: the same tables as a SystemVerilog package and as SystemRDL, for the RTL.
 //!
 //! The sim-model implements this crate; the driver drives it. Neither sees the other's types.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -23,6 +24,8 @@
 pub mod checksum;
 pub mod codes;
 pub mod doc;
+pub mod doc_rdl;
+pub mod doc_sv;
 pub mod formats;
 pub mod hash;
 mod meta;

@@ -33,6 +33,10 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMPV6: u8 = 58;
 /// IPv6 next-header number of the fragment header.
 pub const IPPROTO_FRAGMENT: u8 = 44;
+/// IPv6 extension headers other than the fragment header (hop-by-hop, routing, ESP, AH,
+/// destination options, mobility, HIP, shim6, and the two experimental numbers): the NIC does
+/// not walk extension chains and punts these as `Ipv6Ext`.
+pub const IPV6_EXT_HEADERS: [u8; 10] = [0, 43, 50, 51, 60, 135, 139, 140, 253, 254];
 
 /// TCP flag FIN.
 pub const TCP_FIN: u8 = 0x01;

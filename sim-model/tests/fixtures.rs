@@ -4,7 +4,8 @@
 //! the punt, the drop or the completion status), the counter deltas, the events, and extra checks.
 //!
 //! With `SLUICE_FIXTURES_PCAP=<dir>` the inputs and the frames sent are written to
-//! `<dir>/inputs.pcap` and `<dir>/outputs.pcap`.
+//! `<dir>/inputs.pcap` and `<dir>/outputs.pcap`; with `SLUICE_FIXTURES_RTL=<dir>` the datapath
+//! cases are exported for the RTL testbench (see `fixtures/runner_rtl.rs`).
 
 #[path = "fixtures/cases.rs"]
 mod cases;

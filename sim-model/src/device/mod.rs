@@ -28,7 +28,7 @@ use crate::flash::Flash;
 use crate::mem::DmaMemory;
 use crate::port::{BURST, Port, RxBurst};
 use rtl_spec::codes::{DropReason, PuntReason};
-use rtl_spec::formats::NextHopEntry;
+use rtl_spec::formats::{FlowRecord, IndexBucket, IndexSlot, NextHopEntry};
 use rtl_spec::regs::ring_id;
 use std::sync::Arc;
 use zerocopy::FromZeros;
@@ -197,6 +197,18 @@ pub(crate) struct TableCounters {
     pub fails: u64,
 }
 
+/// The table memory of the running image, read-only: see [`Device::table_image`].
+pub struct TableImage<'a> {
+    /// Flow records, by record index.
+    pub records: &'a [FlowRecord],
+    /// Index buckets, by bucket number.
+    pub buckets: &'a [IndexBucket],
+    /// Stash entries.
+    pub stash: &'a [IndexSlot],
+    /// Next-hop entries.
+    pub next_hops: &'a [NextHopEntry],
+}
+
 /// The software NIC.
 pub struct Device {
     cfg: ModelConfig,
@@ -282,6 +294,18 @@ impl Device {
     /// The geometry of the running image.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
+    }
+
+    /// The table memory as a hardware debug port would dump it, in the contract's formats. No
+    /// driver reads it (the host keeps its own shadow); the RTL testbench loads it as the flow
+    /// table's memory image for each fixture case (`SLUICE_FIXTURES_RTL`).
+    pub fn table_image(&self) -> TableImage<'_> {
+        TableImage {
+            records: &self.table.records,
+            buckets: &self.table.buckets,
+            stash: &self.table.stash,
+            next_hops: &self.next_hops,
+        }
     }
 
     /// Attaches port `n` to a source and sink of frames (a wire). Replaces any earlier one.

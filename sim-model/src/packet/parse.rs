@@ -8,8 +8,8 @@
 
 use super::headers::{
     ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, EthernetHeader,
-    IPPROTO_FRAGMENT, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Ipv4Header, Ipv6Header,
-    TcpHeader, UdpHeader, VlanTag,
+    IPPROTO_FRAGMENT, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_EXT_HEADERS, Ipv4Header,
+    Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 use rtl_spec::codes::{DropReason, PuntReason};
 use rtl_spec::formats::FlowTuple;
@@ -50,11 +50,6 @@ pub enum Classified {
     /// Dropped.
     Drop(DropReason),
 }
-
-/// IPv6 extension headers other than the fragment header (hop-by-hop, routing, ESP, AH,
-/// destination options, mobility, HIP, shim6, and the two experimental numbers): punted as
-/// `Ipv6Ext` because the NIC does not walk extension chains.
-const IPV6_EXT_HEADERS: [u8; 10] = [0, 43, 50, 51, 60, 135, 139, 140, 253, 254];
 
 /// Classifies a frame (Ethernet header first, no FCS).
 pub fn classify(frame: &[u8]) -> Classified {
