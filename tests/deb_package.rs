@@ -105,7 +105,8 @@ fn unit_exposure(unit: &Path) -> (f64, String) {
         .output()
         .expect("systemd-analyze runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
+    let line =
+        text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}"));
     let verdict = line.rsplit(':').next().unwrap().split_whitespace().collect::<Vec<_>>();
     (verdict[0].parse().unwrap(), verdict[1].to_owned())
 }
@@ -119,7 +120,9 @@ fn the_shipped_unit_runs_with_only_what_the_daemon_needs() {
     assert!(["PERFECT", "SAFE", "OK"].contains(&level.as_str()), "exposure {score} {level}");
     let text = std::fs::read_to_string(&unit).unwrap();
     // What the daemon cannot work without stays granted.
-    for needed in ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "AF_PACKET", "AF_XDP", "ReadWritePaths=/run/sluice"] {
+    for needed in
+        ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "AF_PACKET", "AF_XDP", "ReadWritePaths=/run/sluice"]
+    {
         assert!(text.contains(needed), "the unit lost {needed}");
     }
 }
