@@ -158,8 +158,10 @@ fn config_command(cmd: &ConfigCommand) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr, filtered by RUST_LOG (default: warnings and errors).
+    // Logs go to stderr, filtered by RUST_LOG (default: warnings and errors); colours only on a
+    // terminal, so the journal and log files get plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

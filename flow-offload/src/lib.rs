@@ -9,13 +9,16 @@
 //! - [`pipeline`]: batches with one doorbell, a bounded number in flight, completions reaped
 //!   asynchronously, refusals rolled back, a hung device reset and rewritten;
 //! - [`sync`]: counters and events back to the host, reconciliation after a reset, adoption of
-//!   the NIC's table after a daemon restart.
+//!   the NIC's table after a daemon restart;
+//! - [`health`]: noticing a lost device, bringing it back with backoff, the fault state.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod health;
 pub mod pipeline;
 pub mod placement;
 pub mod sync;
 pub mod table;
 
+pub use health::{DeviceCheck, DeviceFault};
 pub use sync::{AdoptError, Adopted};
 pub use table::{Flow, FlowCounters, FlowEvent, FlowTable, Handle, InstallError, Stats};

@@ -87,6 +87,13 @@ impl FlowTable {
     /// ([`Self::recover_in_place`]): every decided change is then in the NIC, nothing is lost,
     /// and `Stats::recoveries` says it happened; only a failed recovery is an error.
     pub fn commit(&mut self) -> Result<Vec<(FlowCommand, Status)>, DriverError> {
+        if self.fault.is_some() {
+            // The device is lost: the shadow holds what was decided, and the recovery rewrites
+            // all of it; nothing is sent meanwhile.
+            self.queue.clear();
+            self.in_flight.clear();
+            return Ok(self.take_refused());
+        }
         let timeout = self.nic.command_timeout();
         let mut last_progress = Instant::now();
         while !self.queue.is_empty() || !self.in_flight.is_empty() {
@@ -99,6 +106,8 @@ impl FlowTable {
             if last_progress.elapsed() > timeout {
                 let outstanding = self.in_flight.len();
                 tracing::error!(outstanding, "the NIC stopped completing commands: resetting it");
+                // A failed recovery leaves the table in its fault state, retried with backoff
+                // by `check_device`; the shadow keeps every decided change meanwhile.
                 self.recover_in_place()?;
                 break;
             }

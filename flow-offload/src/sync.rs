@@ -1,7 +1,7 @@
 //! Keeping the host and the NIC in step beyond single commands: live counters and idle times
 //! pulled in bulk, the NIC's flow events handed back as [`FlowEvent`]s, and the three ways the
 //! replica is rebuilt: after a device reset the shadow is rewritten into the NIC
-//! ([`FlowTable::reconcile`], [`FlowTable::recover_in_place`]); after a daemon restart the NIC's
+//! ([`FlowTable::reconcile`], called by the recovery in [`crate::health`]); after a daemon restart the NIC's
 //! table is read back and what is consistent is adopted ([`FlowTable::adopt`]).
 
 use crate::table::{Flow, FlowCounters, FlowEvent, FlowTable, Handle, InstallError, Undo};
@@ -25,6 +25,9 @@ impl FlowTable {
         handles: &[Handle],
         clear: bool,
     ) -> Result<Vec<(Handle, FlowCounters)>, DriverError> {
+        if let Some(f) = &self.fault {
+            return Err(DriverError::BringUp(format!("the NIC is lost ({})", f.last_error)));
+        }
         self.commit()?;
         let cmds: Vec<FlowCommand> = handles
             .iter()
@@ -126,37 +129,6 @@ impl FlowTable {
             )));
         }
         Ok(())
-    }
-
-    /// Resets the device (recovery after it stopped answering) and rewrites its table.
-    pub fn recover(mut self) -> Result<FlowTable, DriverError> {
-        self.recover_in_place()?;
-        Ok(self)
-    }
-
-    /// [`Self::recover`] in place: reset, bring-up with the same configuration (steering
-    /// included), then every next hop and record rewritten from the shadow. Commands that were
-    /// queued or in flight are not resent one by one: the shadow already holds their effect.
-    pub fn recover_in_place(&mut self) -> Result<(), DriverError> {
-        self.stats.recoveries += 1;
-        self.nic.reinit()?;
-        self.resets = self.nic.reset_count();
-        self.max_in_flight = self.max_in_flight.min(self.nic.command_room() as usize).max(1);
-        self.reconcile()
-    }
-
-    /// Checks that the device was not reset behind the driver's back (a watchdog, a firmware
-    /// fallback); if it was, brings it up again and rewrites its table from the shadow.
-    /// Returns whether it had to. The engine calls it a few times a second.
-    pub fn check_device(&mut self) -> Result<bool, DriverError> {
-        if self.nic.is_alive(self.resets) {
-            return Ok(false);
-        }
-        tracing::error!(
-            "the NIC was reset or disabled behind the driver's back: bringing it up again from the shadow"
-        );
-        self.recover_in_place()?;
-        Ok(true)
     }
 
     /// Takes over a NIC whose table may hold flows from an earlier run of the daemon (a

@@ -84,8 +84,12 @@ pub struct Stats {
     pub moves: u64,
     /// Commands the NIC refused (and the shadow rolled back).
     pub command_errors: u64,
-    /// Times the device stopped answering and was reset and rewritten from the shadow.
+    /// Times the device was lost (stopped answering, reset behind the driver's back, its
+    /// connection gone) and brought back: reset or reconnected, and rewritten from the shadow.
+    /// Only successful recoveries count.
     pub recoveries: u64,
+    /// Attempts to bring a lost device back that failed (retried with backoff).
+    pub recovery_failures: u64,
     /// Flows adopted from the NIC's table at start ([`FlowTable::adopt`]).
     pub adopted: u64,
 }
@@ -162,6 +166,8 @@ pub struct FlowTable {
     /// in vain for every new connection.
     pub(crate) searches_futile: bool,
     pub(crate) stats: Stats,
+    /// Set while the device is lost and not yet brought back.
+    pub(crate) fault: Option<crate::health::DeviceFault>,
 }
 
 impl FlowTable {
@@ -184,6 +190,7 @@ impl FlowTable {
             resets,
             searches_futile: false,
             stats: Stats::default(),
+            fault: None,
             nic,
         })
     }

@@ -280,6 +280,22 @@ fn by_reason(map: &std::collections::BTreeMap<String, u64>) -> Vec<Item<'_>> {
     v.into_iter().map(|(k, n)| (k.as_str(), n.to_string(), String::new())).collect()
 }
 
+/// The line `sluice stats` prints while the NIC is lost; empty while it is up.
+fn device_lost_line(d: &crate::control::proto::DeviceState) -> String {
+    if d.state != "lost" {
+        return String::new();
+    }
+    let give_up = if d.give_up_s == 0 {
+        "never gives up".to_string()
+    } else {
+        format!("gives up after {} s", d.give_up_s)
+    };
+    format!(
+        "NIC      LOST for {} s, {} attempt(s) to bring it back, last: {} (the daemon {give_up})\n",
+        d.lost_for_s, d.attempts, d.last_error
+    )
+}
+
 /// `sluice stats`: the device, the ports, the NIC's counters, punts and drops by reason
 /// (non-zero ones only), the flow table, the slow path, the rates and connections per VIP.
 pub fn stats(s: &StatsReply) -> String {
@@ -292,6 +308,7 @@ pub fn stats(s: &StatsReply) -> String {
         s.uptime_s,
         s.workers
     );
+    out.push_str(&device_lost_line(&s.device_state));
 
     let mut rows = vec![
         ["name", "link", "rx packets", "rx bytes", "tx packets", "tx bytes", "drops"]
@@ -340,7 +357,8 @@ pub fn stats(s: &StatsReply) -> String {
         ("removes", n(t.removes), none()),
         ("moves", n(t.moves), "(cuckoo)".into()),
         ("command errors", n(t.command_errors), none()),
-        ("recoveries", n(t.recoveries), "(device resets)".into()),
+        ("recoveries", n(t.recoveries), "(device lost and brought back)".into()),
+        ("recovery failures", n(t.recovery_failures), "(attempts that failed)".into()),
     ];
     let sp = &s.slowpath;
     let slowpath = vec![

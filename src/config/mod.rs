@@ -21,6 +21,7 @@
 //! | `device.workers` | 1, 2, 4, 8 or 16 | 1 | Slow-path workers; worker `i` owns the local ports with `lport & (workers - 1) == i`. |
 //! | `device.interrupts` | bool | false | Sleep on MSI-X interrupts instead of busy polling the rings. |
 //! | `device.ring_log2` | 4..=14 | 10 | Entries of each ring, as a power of two (10: 1024). |
+//! | `device.give_up_s` | 0..=86400 | 60 | Seconds the NIC may stay lost (model process gone, card not answering) while the daemon retries with backoff; then it exits with status 1 for systemd to restart it. 0: never give up. |
 //! | `control.socket` | path | `/run/sluice/sluice.sock` | The control socket (`sluice flows`, `stats`, …). |
 //! | `control.metrics` | loopback `ip:port` | `127.0.0.1:9100` | Prometheus metrics; loopback only (a proxy exports them). |
 //! | `port[].name` | 1..=15 of `A-Z a-z 0-9 _ . -` | *required* | Unique; the port's name everywhere else (routes, neighbours, CLI). |
@@ -141,6 +142,9 @@ pub struct Device {
     pub interrupts: bool,
     /// `ring_log2`: each ring has `1 << ring_log2` entries, 4..=14 (default 10).
     pub ring_log2: u8,
+    /// `give_up_s`: seconds the NIC may stay lost before the daemon exits with status 1
+    /// (default 60; 0: never).
+    pub give_up_s: u32,
 }
 
 /// `device.transport`: how the driver reaches the NIC.

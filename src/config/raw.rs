@@ -45,6 +45,7 @@ pub struct RawDevice {
     pub workers: Option<i64>,
     pub interrupts: Option<bool>,
     pub ring_log2: Option<i64>,
+    pub give_up_s: Option<i64>,
 }
 
 /// `[control]`.

@@ -112,7 +112,7 @@ fn minimal_config_gets_the_documented_defaults() {
     let cfg = ok(MINIMAL);
     assert_eq!(
         cfg.device,
-        Device { transport: Transport::Sim, workers: 1, interrupts: false, ring_log2: 10 }
+        Device { transport: Transport::Sim, workers: 1, interrupts: false, ring_log2: 10, give_up_s: 60 }
     );
     assert_eq!(cfg.control.socket, PathBuf::from("/run/sluice/sluice.sock"));
     assert_eq!(cfg.control.metrics, "127.0.0.1:9100".parse().unwrap());
@@ -181,6 +181,7 @@ const ALL_KEYS: &[&str] = &[
     "device.workers",
     "device.interrupts",
     "device.ring_log2",
+    "device.give_up_s",
     "control.socket",
     "control.metrics",
     "port.name",

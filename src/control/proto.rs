@@ -259,6 +259,9 @@ pub struct StatsReply {
     pub device: String,
     /// Workers.
     pub workers: u16,
+    /// Whether the NIC is there ("up") or lost and being brought back ("lost").
+    #[serde(default)]
+    pub device_state: DeviceState,
     /// The NIC's datapath.
     pub nic: NicStats,
     /// The NIC's ports.
@@ -277,6 +280,22 @@ pub struct StatsReply {
     pub rates: Rates,
     /// Connections per VIP now, VIP/protocol → count.
     pub vips: std::collections::BTreeMap<String, u64>,
+}
+
+/// The NIC's health as the daemon sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// "up", or "lost": the NIC stopped answering, was reset behind the driver's back, or the
+    /// model process went away, and the daemon is trying to bring it back.
+    pub state: String,
+    /// Seconds it has been lost (0 when up).
+    pub lost_for_s: u64,
+    /// Attempts to bring it back so far (all failed).
+    pub attempts: u64,
+    /// Why the last attempt failed.
+    pub last_error: String,
+    /// Seconds after which the daemon gives up and exits with status 1 (0: never).
+    pub give_up_s: u64,
 }
 
 /// The NIC's datapath counters.
@@ -336,8 +355,11 @@ pub struct TableStats {
     pub moves: u64,
     /// Commands the NIC refused.
     pub command_errors: u64,
-    /// Device resets recovered from.
+    /// Times the NIC was lost and brought back (only successful recoveries).
     pub recoveries: u64,
+    /// Attempts to bring a lost NIC back that failed.
+    #[serde(default)]
+    pub recovery_failures: u64,
 }
 
 /// The slow path.

@@ -137,6 +137,12 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
             d.start_reload(None);
         }
         d.rates.tick(&mut d.engine);
+        if let Some(e) = d.given_up() {
+            if let Some(h) = d.health.take() {
+                h.stop();
+            }
+            return Err(e);
+        }
         // Busy-poll while there is work and for a while after (a packet's round trip through
         // the servers is tens of microseconds: sleeping at once would add that to every RTT);
         // back off to short sleeps when idle, so an idle appliance does not burn its core.
@@ -158,6 +164,15 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
     eprintln!("sluice run: stopping");
     if let Some(h) = d.health.take() {
         h.stop();
+    }
+    if let Some(f) = d.engine.flows_ref().fault() {
+        // Stopped while the NIC was lost: not a clean stop, whatever asked for it.
+        anyhow::bail!(
+            "stopped while the NIC ({}) was lost ({} s, last error: {})",
+            d.describe,
+            f.duration().as_secs(),
+            f.last_error
+        );
     }
     Ok(())
 }
@@ -202,13 +217,31 @@ impl Daemon {
 
     fn stats(&mut self) -> crate::control::proto::StatsReply {
         let st = self.engine.stats();
-        report::stats(
+        let mut reply = report::stats(
             &self.engine,
             &st,
             &self.describe,
             self.started.elapsed().as_secs(),
             self.rates.rates.clone(),
-        )
+        );
+        reply.device_state.give_up_s = u64::from(self.cfg.device.give_up_s);
+        reply
+    }
+
+    /// An error when the NIC has been lost for longer than `device.give_up_s`.
+    fn given_up(&self) -> Option<anyhow::Error> {
+        let give_up = self.cfg.device.give_up_s;
+        let f = self.engine.flows_ref().fault()?;
+        (give_up > 0 && f.duration() >= Duration::from_secs(u64::from(give_up))).then(|| {
+            anyhow::anyhow!(
+                "the NIC ({}) has been lost for {} s (device.give_up_s), {} attempt(s) to bring it back failed, \
+                 the last with: {}; exiting so that it can be restarted",
+                self.describe,
+                give_up,
+                f.attempts,
+                f.last_error
+            )
+        })
     }
 
     fn control(&mut self, req: Request) -> Response {

@@ -2,8 +2,8 @@
 //! replies (`sluice services`, `flows`, `stats`) and into Prometheus text (`/metrics`).
 
 use crate::control::proto::{
-    BackendInfo, FlowFilter, FlowInfo, FlowsReply, NicStats, PortStats, Rates, ServiceInfo, ServicesReply,
-    SlowpathStats, StatsReply, TableStats,
+    BackendInfo, DeviceState, FlowFilter, FlowInfo, FlowsReply, NicStats, PortStats, Rates, ServiceInfo,
+    ServicesReply, SlowpathStats, StatsReply, TableStats,
 };
 use slowpath::engine::{Engine, EngineStats};
 use std::collections::BTreeMap;
@@ -127,6 +127,16 @@ pub fn flows(engine: &mut Engine, f: &FlowFilter) -> FlowsReply {
 
 /// `sluice stats` from one snapshot of the engine's counters.
 pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, rates: Rates) -> StatsReply {
+    let device_state = match engine.flows_ref().fault() {
+        None => DeviceState { state: "up".into(), ..DeviceState::default() },
+        Some(f) => DeviceState {
+            state: "lost".into(),
+            lost_for_s: f.duration().as_secs(),
+            attempts: f.attempts,
+            last_error: f.last_error.clone(),
+            give_up_s: 0,
+        },
+    };
     let punt_names = rtl_spec::codes::PuntReason::SPEC.values;
     let drop_names = rtl_spec::codes::DropReason::SPEC.values;
     let by_code = |counts: &[u64; 16], names: &[rtl_spec::CodeValue]| -> BTreeMap<String, u64> {
@@ -155,6 +165,7 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         uptime_s,
         device: describe.into(),
         workers: engine.config().workers,
+        device_state,
         nic: NicStats {
             rx_packets: st.nic.rx_packets,
             tx_packets: st.nic.tx_packets,
@@ -192,6 +203,7 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
             moves: st.table.moves,
             command_errors: st.table.command_errors,
             recoveries: st.table.recoveries,
+            recovery_failures: st.table.recovery_failures,
         },
         slowpath: sp,
         rates,
@@ -317,7 +329,7 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 16] = [
+    let scalars: [(&str, &str, &str, String); 19] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "flow_table_capacity",
@@ -342,8 +354,26 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
         (
             "flow_table_recoveries_total",
             "counter",
-            "Times the NIC stopped answering and was reset and rewritten.",
+            "Times the NIC was lost and brought back (reset or reconnected, table rewritten).",
             st.table.recoveries.to_string(),
+        ),
+        (
+            "flow_table_recovery_failures_total",
+            "counter",
+            "Attempts to bring a lost NIC back that failed.",
+            st.table.recovery_failures.to_string(),
+        ),
+        (
+            "device_up",
+            "gauge",
+            "1 while the NIC answers, 0 while it is lost and being brought back.",
+            u8::from(st.device_state.state != "lost").to_string(),
+        ),
+        (
+            "device_lost_seconds",
+            "gauge",
+            "Seconds the NIC has been lost (0 while up).",
+            st.device_state.lost_for_s.to_string(),
         ),
         (
             "nic_hits_total",

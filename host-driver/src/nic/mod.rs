@@ -117,8 +117,30 @@ fn vector_of(ring: u32) -> u16 {
 
 impl Nic {
     /// Brings the device behind `transport` up.
-    pub fn bring_up(mut transport: Box<dyn Transport>, cfg: NicConfig) -> Result<Nic, DriverError> {
-        let t = transport.as_mut();
+    pub fn bring_up(transport: Box<dyn Transport>, cfg: NicConfig) -> Result<Nic, DriverError> {
+        Self::bring_up_keeping(transport, cfg).map_err(|(e, _)| e)
+    }
+
+    /// [`Self::bring_up`], giving the transport back when it fails, so that a recovery can try
+    /// again over the same connection (or reconnect it) later.
+    fn bring_up_keeping(
+        mut transport: Box<dyn Transport>,
+        cfg: NicConfig,
+    ) -> Result<Nic, (DriverError, Box<dyn Transport>)> {
+        let mut nic = match Self::program(transport.as_mut(), cfg) {
+            Ok(nic) => nic,
+            Err(e) => return Err((e, transport)),
+        };
+        nic.transport = transport;
+        match nic.start() {
+            Ok(()) => Ok(nic),
+            Err(e) => Err((e, std::mem::replace(&mut nic.transport, Box::new(Detached)))),
+        }
+    }
+
+    /// Identifies, resets and programs the device's rings and steering through `t`; the
+    /// returned driver holds no transport yet.
+    fn program(t: &mut dyn Transport, cfg: NicConfig) -> Result<Nic, DriverError> {
         // Identify before touching anything: a reset written to the wrong device is worse than
         // refusing it.
         identify(t)?;
@@ -192,8 +214,7 @@ impl Nic {
             t.write32(pu + punt::RETA + 4 * n, n % cfg.exception_rings);
         }
 
-        let interrupts = cfg.interrupts;
-        let mut nic = Nic {
+        let nic = Nic {
             cfg,
             info,
             commands: Producer::new(cmd),
@@ -207,21 +228,27 @@ impl Nic {
             regions,
             steering: None,
             blocks,
-            transport,
+            transport: Box::new(Detached),
         };
-        if interrupts {
-            nic.setup_interrupts()?;
+        Ok(nic)
+    }
+
+    /// The last steps of bring-up, once the driver holds its transport: interrupts, ports and
+    /// datapath enabled, boot confirmed.
+    fn start(&mut self) -> Result<(), DriverError> {
+        if self.cfg.interrupts {
+            self.setup_interrupts()?;
         }
-        let pb = nic.blocks.base(BlockType::Ports)?;
-        let t = nic.transport.as_mut();
-        for n in 0..nic.info.ports.len() as u32 {
+        let pb = self.blocks.base(BlockType::Ports)?;
+        let t = self.transport.as_mut();
+        for n in 0..self.info.ports.len() as u32 {
             t.write32(pb + ports::PORT_CTRL + n * 0x40, 1);
         }
         t.write32(control::BASE + control::CTRL, 1);
-        if nic.cfg.confirm_boot {
-            nic.confirm_boot();
+        if self.cfg.confirm_boot {
+            self.confirm_boot();
         }
-        Ok(nic)
+        Ok(())
     }
 
     /// Confirms the device's boot (`FLASH.CONFIRM`): this driver can drive the running image,
@@ -489,12 +516,38 @@ impl Nic {
     /// device: every register reads all-ones (as a PCI device that fell off the bus) and the
     /// error says why; a later `reinit` cannot help, the transport is gone.
     pub fn reinit(&mut self) -> Result<(), DriverError> {
-        let mut transport = std::mem::replace(&mut self.transport, Box::new(Detached));
         for r in std::mem::take(&mut self.regions) {
-            transport.free_dma(&r)?;
+            self.transport.free_dma(&r)?;
         }
+        self.bring_up_again()
+    }
+
+    /// Whether the way to the device is gone ([`Transport::is_broken`]).
+    pub fn transport_broken(&self) -> bool {
+        self.transport.is_broken()
+    }
+
+    /// Reaches the device again over a new connection ([`Transport::reconnect`]: a restarted
+    /// model) and brings it up from scratch with the same configuration and steering. The old
+    /// connection's DMA regions are dropped, not unmapped: the device that knew them is gone.
+    pub fn reconnect(&mut self) -> Result<(), DriverError> {
+        self.transport.reconnect()?;
+        self.regions.clear();
+        self.bring_up_again()
+    }
+
+    fn bring_up_again(&mut self) -> Result<(), DriverError> {
+        let transport = std::mem::replace(&mut self.transport, Box::new(Detached));
         let steering = self.steering.clone();
-        *self = Nic::bring_up(transport, self.cfg.clone())?;
+        match Nic::bring_up_keeping(transport, self.cfg.clone()) {
+            Ok(nic) => *self = nic,
+            Err((e, transport)) => {
+                // Keep the connection (and this driver's configuration) for the next attempt.
+                self.transport = transport;
+                self.vectors.clear();
+                return Err(e);
+            }
+        }
         if let Some((lips, mask)) = steering {
             self.set_lip_steering(&lips, mask)?;
         }

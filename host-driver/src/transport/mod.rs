@@ -41,6 +41,17 @@ pub trait Transport: Send {
     /// Lets a device that lives in this thread do its work (the in-process model polls its
     /// ports and runs its timers here); a no-op for real and remote devices.
     fn service(&mut self) {}
+    /// Whether the way to the device is gone (a model process that exited): register reads
+    /// then return all ones. A card behind VFIO and the in-process model never are.
+    fn is_broken(&self) -> bool {
+        false
+    }
+    /// Reaches the device again after [`Self::is_broken`] (a restarted `sluice sim` on the same
+    /// socket). DMA regions and interrupts of the old connection are gone with it: the driver
+    /// brings the device up from scratch afterwards.
+    fn reconnect(&mut self) -> Result<(), DriverError> {
+        Err(DriverError::BringUp(format!("{} cannot be reconnected", self.describe())))
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -73,6 +84,12 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn service(&mut self) {
         (**self).service();
+    }
+    fn is_broken(&self) -> bool {
+        (**self).is_broken()
+    }
+    fn reconnect(&mut self) -> Result<(), DriverError> {
+        (**self).reconnect()
     }
 }
 

@@ -17,6 +17,10 @@
 //! dropped; the first failure is logged. The driver sees `0xFFFF_FFFF` where the identity
 //! block should be and stops with a clear error.
 //!
+//! A broken connection is reported by [`Transport::is_broken`]; [`Transport::reconnect`]
+//! connects again to the same socket (a `sluice sim` restarted there), after which the driver
+//! brings the device up from scratch (flow_offload rewrites the table from its shadow).
+//!
 //! Every exchange has a deadline (`SESSION_TIMEOUT`); a server that refuses the session (another
 //! client holds it) says so, and the error carries its reason.
 //!
@@ -238,6 +242,17 @@ impl Transport for VfioUserTransport {
 
     fn reset(&mut self) -> Result<(), DriverError> {
         self.client.reset().map_err(|e| self.error("DEVICE_RESET", &e))
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    fn reconnect(&mut self) -> Result<(), DriverError> {
+        let socket = self.socket.clone();
+        *self = VfioUserTransport::connect(&socket)?;
+        tracing::info!(socket = %socket.display(), "vfio-user device reconnected");
+        Ok(())
     }
 }
 

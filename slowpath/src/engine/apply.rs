@@ -145,6 +145,10 @@ impl Engine {
 
     /// Sends a frame out of a port; a full inject ring is flushed once and then counted.
     pub(super) fn inject(&mut self, port: u8, frame: &[u8]) {
+        if self.flows.fault().is_some() {
+            self.stats.device_lost += 1;
+            return;
+        }
         let nic = self.flows.nic();
         if nic.inject(port, frame).is_err() {
             nic.flush_injects();

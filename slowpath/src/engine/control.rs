@@ -267,7 +267,12 @@ impl Engine {
 
     /// Every counter.
     pub fn stats(&mut self) -> EngineStats {
-        let nic = self.flows.nic().read_counters().unwrap_or_default();
+        // A lost NIC's registers read all ones: its counters are unknown, shown as zero.
+        let nic = if self.flows.fault().is_some() {
+            host_driver::nic::DeviceCounters::default()
+        } else {
+            self.flows.nic().read_counters().unwrap_or_default()
+        };
         let workers = self
             .workers
             .iter()

@@ -27,7 +27,7 @@ use crate::laddr::PortRange;
 use crate::neigh::{Network, PortConf, RouteConf};
 use crate::service::{ServiceConfig, ServiceTable, Services};
 use crate::worker::{COOKIE_SLOT_BITS, Out, Punt, Worker, WorkerConfig};
-use flow_offload::{FlowEvent, FlowTable};
+use flow_offload::{DeviceCheck, FlowEvent, FlowTable};
 use host_driver::nic::Exception;
 use rtl_spec::codes::PuntReason;
 use std::collections::VecDeque;
@@ -140,6 +140,8 @@ pub struct DeviceSideStats {
     pub injected: u64,
     /// Frames that found the inject ring full and were dropped.
     pub inject_full: u64,
+    /// Frames not sent because the NIC was lost (see `flow_offload::health`).
+    pub device_lost: u64,
     /// IP packets over the egress port's MTU, dropped.
     pub over_mtu: u64,
     /// Frames handed to the host's interfaces.
@@ -291,6 +293,11 @@ impl Engine {
     }
 
     /// The flow table (the NIC behind it).
+    pub fn flows_ref(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// The flow table (and through it the NIC).
     pub fn flows(&mut self) -> &mut FlowTable {
         &mut self.flows
     }
@@ -322,14 +329,20 @@ impl Engine {
         if now_ns >= self.next_check_ns {
             self.next_check_ns = now_ns + CHECK_NS;
             match self.flows.check_device() {
-                Ok(true) => {
+                DeviceCheck::Recovered => {
                     // The ports' MTU and MAC registers were reset with the rest.
                     self.configure_ports();
                     work += 1;
                 }
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "the NIC could not be brought up again"),
+                DeviceCheck::Up | DeviceCheck::Faulted => {}
             }
+        }
+        if self.flows.fault().is_some() {
+            // The NIC is lost (its registers read all ones): no rings are touched until it is
+            // back. Timers still run; what they decide waits in the shadow.
+            self.run_workers(now_ns);
+            self.commit();
+            return work;
         }
         work += self.gather();
         self.run_workers(now_ns);
