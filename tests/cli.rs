@@ -3,15 +3,8 @@
 //! runs the real binary with `--socket` (or `--config`) and checks its stdout, stderr, exit
 //! code and the request the fake received.
 
-#[allow(dead_code)]
-#[path = "../src/control/mod.rs"]
-mod control;
-
-#[allow(dead_code)]
-#[path = "../src/cli/client.rs"]
-mod client;
-
-use control::proto::{
+use sluice::cli::client;
+use sluice::control::proto::{
     BackendInfo, FlowFilter, FlowInfo, FlowsReply, Request, Response, ServiceInfo, ServiceSpec,
     ServicesReply, StatsReply,
 };

@@ -26,10 +26,7 @@ fn device_info_on_the_embedded_model_prints_identity_and_geometry() {
 
 #[test]
 fn device_info_on_a_pci_address_without_vfio_fails_clearly() {
-    if std::path::Path::new("/dev/vfio").exists() {
-        eprintln!("skipped: this machine has /dev/vfio");
-        return;
-    }
+    // With or without /dev/vfio, there is no Sluice card at this address here.
     let out = sluice(&["device", "info", "--pci", "0000:03:00.0"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -4,7 +4,7 @@
 //! event read, and a device of another major version refused.
 //!
 //! For vfio-user, the model's port 0 is one end of a veth pair in a network namespace made for
-//! the test (root only; skipped with a reason otherwise), and the test's wire is an AF_PACKET
+//! the test (root only: `#[ignore = "needs root: …"]`, run by `scripts/test-all`), and the test's wire is an AF_PACKET
 //! socket on the other end. The namespace and the server are removed when the test ends, also
 //! when it fails.
 
@@ -208,19 +208,16 @@ fn the_driver_tests_pass_in_process() {
 struct Netns(String);
 
 impl Netns {
-    fn create() -> Option<Netns> {
+    fn create() -> Netns {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: the vfio-user driver test needs root for its namespace and veth pair");
-            return None;
-        }
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "the vfio-user driver test needs root for its namespace and veth pair"
+        );
         let name = format!("sluice-drv-{}", std::process::id());
         let ip = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
         let _ = ip(&["netns", "del", &name]);
-        if !ip(&["netns", "add", &name]) {
-            eprintln!("skipped: `ip netns add` failed (is iproute2 installed?)");
-            return None;
-        }
+        assert!(ip(&["netns", "add", &name]), "`ip netns add` failed (is iproute2 installed?)");
         let ns = Netns(name);
         for args in [
             vec!["-n", &ns.0, "link", "add", "nic0", "type", "veth", "peer", "name", "wire0"],
@@ -233,7 +230,7 @@ impl Netns {
         let _ = Command::new("ip")
             .args(["netns", "exec", &ns.0, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
             .status();
-        Some(ns)
+        ns
     }
 }
 
@@ -292,8 +289,9 @@ fn veth_wire(ns: &str, ifname: &str) -> VethWire {
 }
 
 #[test]
+#[ignore = "needs root: a network namespace and a veth pair (scripts/test-all runs it)"]
 fn the_driver_tests_pass_over_vfio_user() {
-    let Some(ns) = Netns::create() else { return };
+    let ns = Netns::create();
     let dir = std::env::temp_dir().join(format!("sluice-drv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("nic.sock");

@@ -1,6 +1,6 @@
 //! `sluice replay`: a capture with a TCP handshake to a VIP goes through the whole appliance;
 //! the server side sees a LIP as the source and the chosen backend as the destination, every
-//! checksum right (read back by etherparse, and by tcpdump when it is installed); the same run
+//! checksum right (read back by etherparse, and by tcpdump in a test that needs it); the same run
 //! twice gives identical files; bad arguments exit 2.
 
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
@@ -191,16 +191,21 @@ fn a_handshake_to_a_vip_reaches_the_server_from_a_lip_and_replays_identically() 
             "{f} differs between runs"
         );
     }
+}
 
-    // tcpdump reads what replay wrote.
-    if let Ok(t) = Command::new("tcpdump").args(["-nn", "-r"]).arg(d.path("a-p1.pcap")).output() {
-        let text = String::from_utf8_lossy(&t.stdout);
-        assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-        assert_eq!(text.lines().count(), 3, "{text}");
-        assert!(text.contains("10.10.2.1.1024 > 10.10.2.11.8080"), "{text}");
-    } else {
-        eprintln!("skipped: tcpdump not installed");
-    }
+#[test]
+#[ignore = "needs tcpdump (scripts/test-all installs it)"]
+fn tcpdump_reads_what_replay_wrote() {
+    let d = Dir::new("tcpdump");
+    captures(&d);
+    let out = replay(&d, "t");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t =
+        Command::new("tcpdump").args(["-nn", "-r"]).arg(d.path("t-p1.pcap")).output().expect("tcpdump runs");
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.contains("10.10.2.1.1024 > 10.10.2.11.8080"), "{text}");
 }
 
 #[test]

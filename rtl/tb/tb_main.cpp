@@ -8,7 +8,7 @@
 // export gives, send the frame, run until the pipeline is idle, and compare with what the model
 // did: frames sent (port and bytes), punts (exception descriptor and bytes), drops (reason),
 // flow events, every counter's delta, and every record of the table afterwards. The file format
-// is described in sim-model/tests/fixtures/runner_rtl.rs. Exit status 0 only when all passed.
+// is described in sim-model/tests/corpus/runner/rtl.rs. Exit status 0 only when all passed.
 
 #include "Vtb_top.h"
 #include "verilated.h"

@@ -5,15 +5,12 @@
 //!
 //! With `SLUICE_FIXTURES_PCAP=<dir>` the inputs and the frames sent are written to
 //! `<dir>/inputs.pcap` and `<dir>/outputs.pcap`; with `SLUICE_FIXTURES_RTL=<dir>` the datapath
-//! cases are exported for the RTL testbench (see `fixtures/runner_rtl.rs`).
+//! cases are exported for the RTL testbench (see `corpus/runner/rtl.rs`).
 
-#[path = "fixtures/cases.rs"]
-mod cases;
 mod common;
-#[path = "fixtures/pkt.rs"]
-mod pkt;
-#[path = "fixtures/runner.rs"]
-mod runner;
+mod corpus;
+
+use corpus::{cases, runner};
 
 #[test]
 fn fixture_corpus() {

@@ -33,7 +33,7 @@ impl Rng {
         Rng(seed | 1)
     }
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -109,7 +109,7 @@ impl Hits {
     fn draw(&mut self) {
         let n = self.handles.len() as u64;
         for i in 0..BURST {
-            let r = self.rng.next();
+            let r = self.rng.next_u64();
             let flow = ((u128::from(r >> 1) * u128::from(n)) >> 63) as u32;
             let reply = r & 1 == 1;
             let b = &mut self.bufs[2 * i + usize::from(reply)];

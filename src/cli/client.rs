@@ -6,10 +6,6 @@
 //! ("no daemon at PATH (connection refused): start one with …", "the daemon did not answer
 //! within 5 s"). A refusal (`ok: false`) is a [`Response`], not an error, and the connection
 //! stays usable; after a `ClientError`, drop the client (a late answer may still be in flight).
-//!
-//! This file depends only on `crate::control::proto`, so an integration test can include it
-//! with `#[path = "../src/cli/client.rs"] mod client;` beside
-//! `#[path = "../src/control/mod.rs"] mod control;`.
 
 use crate::control::proto::{Request, Response};
 use std::fmt;

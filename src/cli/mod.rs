@@ -81,6 +81,7 @@ pub struct ServicesArgs {
     /// Print the daemon's reply as JSON (one line).
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -104,6 +105,7 @@ pub struct FlowsArgs {
     /// Print the daemon's reply as JSON (one line).
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -114,6 +116,7 @@ pub struct StatsArgs {
     /// Print the daemon's reply as JSON (one line), every counter included.
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -124,6 +127,7 @@ pub struct TopArgs {
     /// Milliseconds between refreshes.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub interval_ms: u64,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -134,6 +138,7 @@ pub struct ReloadArgs {
     /// Print the daemon's reply data as JSON instead of "reloaded".
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -203,6 +208,7 @@ pub enum ServiceCommand {
 /// `sluice service add`.
 #[derive(Args, Debug)]
 pub struct ServiceAddArgs {
+    /// The service (`-t`/`-u VIP:PORT`).
     #[command(flatten)]
     pub service: ServiceKey,
     /// The scheduler (IPVS's names).
@@ -217,6 +223,7 @@ pub struct ServiceAddArgs {
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -224,6 +231,7 @@ pub struct ServiceAddArgs {
 /// `sluice service del`.
 #[derive(Args, Debug)]
 pub struct ServiceDelArgs {
+    /// The service (`-t`/`-u VIP:PORT`).
     #[command(flatten)]
     pub service: ServiceKey,
     /// Cut its connections (their next packets get a reset) instead of letting them end.
@@ -232,6 +240,7 @@ pub struct ServiceDelArgs {
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -251,6 +260,7 @@ pub enum BackendCommand {
 #[derive(Args, Debug, Clone)]
 #[group(skip)]
 pub struct BackendKey {
+    /// The service (`-t`/`-u VIP:PORT`).
     #[command(flatten)]
     pub service: ServiceKey,
     /// The real server: ADDR:PORT, or ADDR for the service's own port (ipvsadm's -r).
@@ -272,6 +282,7 @@ impl BackendKey {
 /// `sluice backend add`.
 #[derive(Args, Debug)]
 pub struct BackendAddArgs {
+    /// The service and the real server.
     #[command(flatten)]
     pub backend: BackendKey,
     /// Weight, 0..=65535 (0: added drained).
@@ -280,6 +291,7 @@ pub struct BackendAddArgs {
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -287,6 +299,7 @@ pub struct BackendAddArgs {
 /// `sluice backend del`.
 #[derive(Args, Debug)]
 pub struct BackendDelArgs {
+    /// The service and the real server.
     #[command(flatten)]
     pub backend: BackendKey,
     /// Cut its connections (their next packets get a reset) instead of letting them end.
@@ -295,6 +308,7 @@ pub struct BackendDelArgs {
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }
@@ -302,6 +316,7 @@ pub struct BackendDelArgs {
 /// `sluice backend set`.
 #[derive(Args, Debug)]
 pub struct BackendSetArgs {
+    /// The service and the real server.
     #[command(flatten)]
     pub backend: BackendKey,
     /// The new weight, 0..=65535 (0 drains: no new connections, the current ones go on).
@@ -310,6 +325,7 @@ pub struct BackendSetArgs {
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
 }

@@ -272,9 +272,9 @@ fn addresses_and_states_are_checked_here() {
 }
 
 fn parse(args: &[&str]) -> Result<CliCommand, clap::Error> {
-    let cli = crate::Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))?;
+    let cli = crate::app::Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))?;
     match cli.command {
-        crate::Command::Control(c) => Ok(c),
+        crate::app::Command::Control(c) => Ok(c),
         other => panic!("not a control command: {other:?}"),
     }
 }

@@ -40,6 +40,7 @@ impl Cidr {
     }
 
     /// The prefix with its host bits cleared (`10.10.1.1/24` → `10.10.1.0/24`).
+    #[must_use]
     pub fn network(&self) -> Self {
         let addr = match self.addr {
             IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask32(self.len)).into()),

@@ -3,10 +3,7 @@
 //! --transport vfio-user`), real servers, and helpers to run the client's commands and ask the
 //! daemon over its control socket. Everything is removed when the `Appliance` is dropped.
 
-#![allow(dead_code)]
-
-#[path = "../../src/topo/mod.rs"]
-pub mod topo;
+pub use sluice::topo;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -16,17 +13,14 @@ use std::time::{Duration, Instant};
 
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
-/// Skips (with a printed reason) when not root or when iproute2 is missing.
-pub fn can_run() -> bool {
-    if !topo::is_root() {
-        eprintln!("skipped: end-to-end tests need root (network namespaces)");
-        return false;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("skipped: iproute2 is not installed");
-        return false;
-    }
-    true
+/// Fails, saying why, when not root or when iproute2 is missing: the tests are ignored by
+/// default and run by `scripts/test-all` as root, so a missing prerequisite is a failure.
+pub fn require_root() {
+    assert!(topo::is_root(), "end-to-end tests need root (network namespaces)");
+    assert!(
+        Command::new("ip").arg("-V").output().is_ok(),
+        "iproute2 is not installed (scripts/test-all installs it)"
+    );
 }
 
 pub fn have(tool: &str) -> bool {

@@ -29,31 +29,29 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// The namespace, or `None` (with the reason printed) where it cannot be made: not root,
-    /// no iproute2. `SLUICE_NS_TAG` keeps two checkouts' runs apart.
-    pub fn with_veth_pair(test: &str) -> Option<Self> {
+    /// The namespace. The tests that call it are `#[ignore = "needs root: …"]`; run where it
+    /// cannot be made (not root, no iproute2) they fail saying why rather than pass untested.
+    /// `SLUICE_NS_TAG` keeps two checkouts' runs apart.
+    pub fn with_veth_pair(test: &str) -> Self {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("skipped: needs root to create a network namespace");
-            return None;
-        }
-        if ip(&["-V"]).is_err() {
-            println!("skipped: the `ip` tool (iproute2) is not installed");
-            return None;
-        }
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(root, "needs root to create a network namespace (run by scripts/test-all as root)");
+        assert!(
+            ip(&["-V"]).is_ok(),
+            "the `ip` tool (iproute2) is not installed (scripts/test-all installs it)"
+        );
         let tag = std::env::var("SLUICE_NS_TAG").unwrap_or_default();
         let name = format!("sluice-{test}{tag}-{}", std::process::id());
         let _ = ip(&["netns", "del", &name]);
         if let Err(e) = ip(&["netns", "add", &name]) {
-            println!("skipped: cannot create a network namespace here: {e}");
-            return None;
+            panic!("cannot create a network namespace here: {e}");
         }
         let ns = Self { name };
         let n = ns.name.clone();
         ip(&["-n", &n, "link", "add", "name", "spa", "type", "veth", "peer", "name", "spb"]).unwrap();
         ip(&["-n", &n, "link", "set", "spa", "up"]).unwrap();
         ip(&["-n", &n, "link", "set", "spb", "up"]).unwrap();
-        Some(ns)
+        ns
     }
 
     /// `ip -n NS ARGS`.

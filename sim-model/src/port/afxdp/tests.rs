@@ -17,7 +17,7 @@ fn a_missing_interface_is_a_clear_error() {
 #[test]
 #[ignore = "needs root: a network namespace, BPF and AF_XDP sockets"]
 fn frames_cross_a_veth_pair_natively_and_the_program_goes_with_the_port() {
-    let Some(ns) = Netns::with_veth_pair("xdp") else { return };
+    let ns = Netns::with_veth_pair("xdp");
     // The XDP end on spa, an AF_PACKET end on spb, as a client's kernel would be.
     let (mut a, mut b) = ns.run(|| (AfXdpPort::open("spa", 0).unwrap(), AfPacketPort::open("spb").unwrap()));
     assert_eq!(a.mode(), XdpMode::Native, "veth runs XDP in its driver");
@@ -70,7 +70,7 @@ fn frames_cross_a_veth_pair_natively_and_the_program_goes_with_the_port() {
 #[test]
 #[ignore = "needs root: a network namespace, BPF and AF_XDP sockets"]
 fn bad_settings_are_refused_by_name() {
-    let Some(ns) = Netns::with_veth_pair("xdpbad") else { return };
+    let ns = Netns::with_veth_pair("xdpbad");
     let err = ns.run(|| AfXdpPort::open("spa", 5).unwrap_err());
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     assert_eq!(err.to_string(), "af_xdp: spa has no receive queue 5 (it has 1: 0..=0)");
@@ -90,7 +90,7 @@ fn bad_settings_are_refused_by_name() {
 #[test]
 #[ignore = "needs root: a network namespace, BPF and AF_XDP sockets"]
 fn generic_mode_where_the_driver_has_none() {
-    let Some(ns) = Netns::with_veth_pair("xdpgen") else { return };
+    let ns = Netns::with_veth_pair("xdpgen");
     // A bridge has no native XDP: the program goes in generic mode.
     ns.ip(&["link", "add", "br9", "type", "bridge"]).unwrap();
     ns.ip(&["link", "set", "br9", "up"]).unwrap();

@@ -3,14 +3,17 @@
 //! configuration reloaded (by `sluice reload` and by SIGHUP), `/metrics` read, SIGTERM
 //! honoured; and bad configurations refused with one line and exit code 2. No root needed:
 //! the ports have no interfaces and no host interfaces are made (`[host] tap = false`).
+//! [`hostile`] holds the hostile local clients of the control socket and the metrics endpoint;
+//! [`support`] starts and drives the daemon for both.
 
+mod hostile;
 mod support;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::daemon::{Daemon, SLUICE, config_text, free_port};
+use support::{Daemon, SLUICE, config_text, free_port};
 
 fn backends(v: &serde_json::Value, service: usize) -> Vec<(String, u64)> {
     v["services"][service]["backends"]

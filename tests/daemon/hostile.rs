@@ -3,13 +3,11 @@
 //! control socket and on the metrics endpoint. Each is cut off with a reason, the daemon does
 //! not grow, and the operator's `sluice stats` and a Prometheus scrape keep working throughout.
 
-mod support;
-
+use crate::support::Daemon;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-use support::daemon::Daemon;
 
 /// The daemon's resident memory, in KiB.
 fn rss_kib(pid: u32) -> u64 {

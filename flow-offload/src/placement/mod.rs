@@ -532,5 +532,4 @@ fn stash_pos(i: u32) -> IndexPos {
 }
 
 #[cfg(test)]
-#[path = "placement_tests.rs"]
 mod tests;

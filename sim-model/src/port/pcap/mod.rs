@@ -505,5 +505,4 @@ impl Port for PcapPort {
 }
 
 #[cfg(test)]
-#[path = "pcap_tests.rs"]
 mod tests;

@@ -235,5 +235,4 @@ impl Port for AfPacketPort {
 }
 
 #[cfg(test)]
-#[path = "afpacket_tests.rs"]
 mod tests;

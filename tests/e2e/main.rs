@@ -1,13 +1,12 @@
 //! End to end with real TCP and UDP stacks: the Linux kernel's, in network namespaces, through
 //! the appliance (`sluice run` on the in-process model attached to veths, and `sluice sim` +
 //! `sluice run --transport vfio-user`). Every test runs over AF_XDP ports; the FullNAT and
-//! transfer set and the wrk load run over AF_PACKET ports too. Run as root; skipped with a
-//! printed reason otherwise.
+//! transfer set and the wrk load run over AF_PACKET ports too. Run as root (each test is
+//! `#[ignore = "needs root: …"]`; `scripts/test-all` runs them).
 
-#[path = "e2e/harness.rs"]
 mod harness;
 
-use harness::{Appliance, Mode, SLUICE, Wire, can_run, have};
+use harness::{Appliance, Mode, SLUICE, Wire, have, require_root};
 use sha2::Digest;
 use std::collections::HashMap;
 
@@ -129,28 +128,25 @@ fn http_fullnat_ipv6_udp_icmp_and_large_transfers(a: &Appliance) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn real_tcp_and_udp_through_the_in_process_model() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let a = Appliance::start("sl-e2e1", 2, Mode::InProcess(Wire::AfXdp), "rr", &[1, 1], None, "");
     http_fullnat_ipv6_udp_icmp_and_large_transfers(&a);
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn real_tcp_and_udp_through_the_in_process_model_over_af_packet() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let a = Appliance::start("sl-e2e6", 2, Mode::InProcess(Wire::AfPacket), "rr", &[1, 1], None, "");
     http_fullnat_ipv6_udp_icmp_and_large_transfers(&a);
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn real_tcp_through_sluice_sim_over_vfio_user() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let a = Appliance::start("sl-e2e2", 2, Mode::VfioUser(Wire::AfXdp), "rr", &[1, 1], None, "");
     assert!(a.stats()["device"].as_str().unwrap().contains("vfio-user"));
     http_fullnat_ipv6_udp_icmp_and_large_transfers(&a);
@@ -196,26 +192,23 @@ fn many_concurrent_connections(prefix: &str, wire: Wire) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn many_concurrent_connections_complete_and_the_table_empties() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     many_concurrent_connections("sl-e2e3", Wire::AfXdp);
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn many_concurrent_connections_over_af_packet() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     many_concurrent_connections("sl-e2e7", Wire::AfPacket);
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn a_killed_server_leaves_and_returns_through_the_health_check() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let health = "{ kind = \"tcp\", interval_ms = 200, timeout_ms = 200, rise = 2, fall = 2 }";
     let mut a = Appliance::start("sl-e2e4", 2, Mode::InProcess(Wire::AfXdp), "rr", &[1, 1], Some(health), "");
     let up = |a: &Appliance, n: usize| {
@@ -235,10 +228,9 @@ fn a_killed_server_leaves_and_returns_through_the_health_check() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn the_cli_shows_live_flows_drains_and_counters() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let a = Appliance::start("sl-e2e5", 2, Mode::InProcess(Wire::AfXdp), "rr", &[1, 1], None, "");
     let sock = a.socket.display().to_string();
     let cli = |args: &[&str]| {
@@ -310,10 +302,9 @@ fn the_cli_shows_live_flows_drains_and_counters() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
 fn bad_port_settings_stop_the_daemon_with_one_line_naming_the_port() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let net = harness::topo::FullNat::build("sl-e2e8", 1).expect("build the namespaces");
     let dir = std::env::temp_dir().join(format!("sl-e2e8-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

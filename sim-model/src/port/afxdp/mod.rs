@@ -457,5 +457,4 @@ impl Port for AfXdpPort {
 }
 
 #[cfg(test)]
-#[path = "afxdp_tests.rs"]
 mod tests;

@@ -617,5 +617,4 @@ impl Drop for VfioTransport {
 }
 
 #[cfg(test)]
-#[path = "vfio_tests.rs"]
 mod tests;
