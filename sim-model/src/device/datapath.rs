@@ -6,7 +6,7 @@
 
 use super::Device;
 use crate::packet::headers::{TCP_FIN, TCP_RST, TCP_SYN};
-use crate::packet::{Classified, Parsed, SeqAdjust, build_hit_output, classify};
+use crate::packet::{Parsed, SeqAdjust, build_hit_output};
 use rtl_spec::codes::{DropReason, ErrorCode, EventKind, FlowCause, PuntReason};
 use rtl_spec::formats::{Event, ExceptionDesc, ExceptionFlags, InjectDesc};
 use rtl_spec::hash::steering_hash;
@@ -16,60 +16,21 @@ use zerocopy::{FromZeros, IntoBytes};
 
 /// What a hit tells the punt path.
 #[derive(Clone, Copy)]
-struct HitInfo {
+pub(super) struct HitInfo {
     record: u32,
     reply: bool,
     cookie: u32,
 }
 
 impl Device {
-    /// One frame in from the wire on port `port`; what it sends is on the wire on return.
+    /// One frame in from the wire on port `port`; what it sends is on the wire on return. The
+    /// frame takes the same path as a burst from a port ([`super::pipeline`]), as a burst of one.
     pub fn receive(&mut self, port: u8, frame: &[u8]) {
-        self.receive_frame(port, frame);
-        self.flush_ports();
+        self.receive_burst(&[(port, frame)]);
     }
 
-    /// One frame in from the wire on port `port`; what it sends is queued on the egress port
-    /// until the caller flushes ([`Device::poll_ports`] does, once per burst).
-    pub(super) fn receive_frame(&mut self, port: u8, frame: &[u8]) {
-        self.counters.rx_packets += 1;
-        self.counters.rx_bytes += frame.len() as u64;
-        let Some(p) = self.ports.get_mut(port as usize) else {
-            self.count_drop(DropReason::PortDown);
-            return;
-        };
-        p.rx_packets += 1;
-        p.rx_bytes += frame.len() as u64;
-        if !p.enable {
-            p.drops += 1;
-            self.count_drop(DropReason::PortDown);
-            return;
-        }
-        if !self.regs.enable {
-            self.count_drop(DropReason::Disabled);
-            return;
-        }
-        match classify(frame) {
-            Classified::Drop(reason) => self.count_drop(reason),
-            Classified::Punt(reason, parsed) => self.punt(reason, &parsed, frame, port, None),
-            Classified::Lookup(parsed) => {
-                let key = rtl_spec::formats::LookupKey::new(parsed.tuple, parsed.proto, parsed.ipv6);
-                match self.table.lookup(&key) {
-                    None => {
-                        self.counters.misses += 1;
-                        self.punt(PuntReason::Miss, &parsed, frame, port, None);
-                    }
-                    Some((record, reply)) => {
-                        self.counters.hits += 1;
-                        self.hit(record, reply, &parsed, frame, port);
-                    }
-                }
-            }
-        }
-    }
-
-    fn hit(&mut self, record: u32, reply: bool, p: &Parsed, frame: &[u8], port: u8) {
-        let now_ticks = self.now_ticks();
+    pub(super) fn hit(&mut self, record: u32, reply: bool, p: &Parsed, frame: &[u8], port: u8, now_ns: u64) {
+        let now_ticks = super::ticks_at(now_ns, self.regs.tick_us);
         let index = record as usize;
         let rec = &mut self.table.records[index];
         let info = HitInfo { record, reply, cookie: rec.cookie.get() };
@@ -91,23 +52,23 @@ impl Device {
             let forward_bit = if rst { punt::HIT_ACTION::RST_FORWARD } else { punt::HIT_ACTION::FIN_FORWARD };
             if forward_bit.get(u64::from(self.regs.hit_action)) == 0 {
                 let reason = if rst { PuntReason::TcpRst } else { PuntReason::TcpFin };
-                return self.punt(reason, p, frame, port, Some(info));
+                return self.punt(reason, p, frame, port, Some(info), now_ns);
             }
         } else if flags & TCP_SYN != 0 {
-            return self.punt(PuntReason::TcpSyn, p, frame, port, Some(info));
+            return self.punt(PuntReason::TcpSyn, p, frame, port, Some(info), now_ns);
         }
         if p.ttl <= 1 {
-            return self.punt(PuntReason::TtlExpired, p, frame, port, Some(info));
+            return self.punt(PuntReason::TtlExpired, p, frame, port, Some(info), now_ns);
         }
         let rec = self.table.records[index];
         let dir = *rec.dir(reply);
         let nh = self.next_hops.get(dir.next_hop.get() as usize).copied().unwrap_or_default();
         let egress = nh.ctl.port() as usize;
         if !nh.ctl.valid() || egress >= self.ports.len() {
-            return self.punt(PuntReason::NoNextHop, p, frame, port, Some(info));
+            return self.punt(PuntReason::NoNextHop, p, frame, port, Some(info), now_ns);
         }
         if p.ip_len > self.ports[egress].mtu as usize {
-            return self.punt(PuntReason::OverMtu, p, frame, port, Some(info));
+            return self.punt(PuntReason::OverMtu, p, frame, port, Some(info), now_ns);
         }
         let new_tuple = rec.tuple(!reply).reversed();
         let seq = match (rec.ctl.seq_adjust(), reply) {
@@ -190,7 +151,15 @@ impl Device {
         })
     }
 
-    fn punt(&mut self, reason: PuntReason, p: &Parsed, frame: &[u8], port: u8, hit: Option<HitInfo>) {
+    pub(super) fn punt(
+        &mut self,
+        reason: PuntReason,
+        p: &Parsed,
+        frame: &[u8],
+        port: u8,
+        hit: Option<HitInfo>,
+        now_ns: u64,
+    ) {
         let hash =
             if p.l3_offset != 0 { steering_hash(self.regs.steer_seed, &p.tuple, p.proto, p.ipv6) } else { 0 };
         let queue = self.punt_queue(reason, p, hash);
@@ -225,7 +194,7 @@ impl Device {
             vlan_tci: U16::new(p.vlan_tci.unwrap_or(0)),
             hash: U32::new(hash),
             record: U32::new(hit.map_or(0, |h| h.record)),
-            timestamp: U64::new(self.clock.now_ns()),
+            timestamp: U64::new(now_ns),
             l3_offset: p.l3_offset as u8,
             l4_offset: p.l4_offset as u8,
             queue: queue as u8,

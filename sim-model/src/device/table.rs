@@ -26,16 +26,23 @@ impl FlowTable {
     /// An empty table of the given geometry, seeded with the reset values.
     pub fn new(records: u32, buckets: u32, stash: u32) -> Self {
         // Zeroed allocations are lazy: a large table costs nothing until it is touched.
+        let records = FlowRecord::new_vec_zeroed(records as usize).unwrap_or_default();
+        let buckets = IndexBucket::new_vec_zeroed(buckets as usize).unwrap_or_default();
+        // The lookup touches a random bucket and record per packet: with 4 KiB pages each is
+        // also a TLB miss, which on hardware the table's SRAM/HBM does not have.
+        advise_huge_pages(&records);
+        advise_huge_pages(&buckets);
+        let idle_reported = vec![false; records.len()];
         FlowTable {
-            records: FlowRecord::new_vec_zeroed(records as usize).unwrap_or_default(),
-            buckets: IndexBucket::new_vec_zeroed(buckets as usize).unwrap_or_default(),
+            records,
+            buckets,
             stash: IndexSlot::new_vec_zeroed(stash as usize).unwrap_or_default(),
             seed_a: seed_reset(0x28),
             seed_b: seed_reset(0x2C),
             occupancy: 0,
             index_used: 0,
             stash_used: 0,
-            idle_reported: vec![false; records as usize],
+            idle_reported,
         }
     }
 
@@ -44,14 +51,27 @@ impl FlowTable {
         placement(key, self.seed_a, self.seed_b, self.buckets.len() as u32)
     }
 
-    /// Finds the record holding `key`: its index and whether the key is its reply tuple.
-    pub fn lookup(&self, key: &LookupKey) -> Option<(u32, bool)> {
-        let p = self.placement(key);
+    /// Finds the record holding `key` at its placement `place` (computed once per packet: the
+    /// hash travels with it through the pipeline): its index and whether the key is its reply
+    /// tuple.
+    pub fn lookup_at(&self, key: &LookupKey, place: &Placement) -> Option<(u32, bool)> {
+        let p = place;
         let in_buckets = [p.bucket_a, p.bucket_b]
             .into_iter()
             .flat_map(|b| (0..SLOTS as usize).map(move |s| (b, s)))
             .map(|(b, s)| *self.buckets[b as usize].slot(s));
         in_buckets.chain(self.stash.iter().copied()).find_map(|slot| self.matches(slot, p.sig, key))
+    }
+
+    /// The record named by the first live slot of the key's buckets whose signature matches
+    /// (what the pipeline prefetches; the compare comes later, in [`Self::lookup_at`]).
+    pub fn first_candidate(&self, place: &Placement) -> Option<u32> {
+        [place.bucket_a, place.bucket_b]
+            .into_iter()
+            .flat_map(|b| (0..SLOTS as usize).map(move |s| (b, s)))
+            .map(|(b, s)| *self.buckets[b as usize].slot(s))
+            .find(|slot| slot.word.valid() && slot.word.sig() == place.sig)
+            .map(|slot| slot.record.get())
     }
 
     fn matches(&self, slot: IndexSlot, sig: u16, key: &LookupKey) -> Option<(u32, bool)> {
@@ -154,6 +174,22 @@ impl FlowTable {
             self.idle_reported[record as usize] = false;
         }
     }
+}
+
+/// Asks the kernel for transparent huge pages behind `memory` (when it is large enough to hold
+/// some): a hint, ignored where THP is off.
+fn advise_huge_pages<T>(memory: &[T]) {
+    const HUGE: usize = 2 << 20;
+    let start = memory.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(memory);
+    let first = start.next_multiple_of(HUGE);
+    let last = end - end % HUGE;
+    if last <= first {
+        return;
+    }
+    // SAFETY: the range lies inside `memory`'s allocation, which outlives the call; MADV_HUGEPAGE
+    // changes only how the kernel backs the pages, never their contents or their validity.
+    let _ = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
 }
 
 /// Whether `slot` is live and points at (`record`, `reply`).
