@@ -224,3 +224,37 @@ fn a_hung_device_is_detected_and_recovered() {
     let mut nic = nic.recover().unwrap();
     assert_eq!(nic.execute(&[nop(2)]).unwrap()[0].cookie.get(), 2);
 }
+
+#[test]
+fn the_model_on_its_own_thread_punts_and_sends_without_the_driver_serving_it() {
+    use host_driver::transport::threaded::ThreadedInProcess;
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let mut model = InProcess::new(ModelConfig::small(1024), clock).unwrap();
+    let mut ports = Vec::new();
+    for n in 0..2 {
+        let (p, h) = MemoryPort::new();
+        model.attach_port(n, Box::new(p)).unwrap();
+        ports.push(h);
+    }
+    let threaded = ThreadedInProcess::start(model).unwrap();
+    assert!(threaded.describe().contains("own thread"));
+    let mut nic = Nic::bring_up(Box::new(threaded), cfg(false)).unwrap();
+    // The frame waits on the model's port: only the model's thread can take it from there
+    // (the driver's `service` does nothing for this transport).
+    ports[0].push_rx(syn(), None);
+    let mut got: Vec<Exception> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while got.is_empty() && std::time::Instant::now() < deadline {
+        for q in 0..2 {
+            nic.recv_exceptions(q, &mut got, 8);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(got.len(), 1, "the model's thread punted the miss");
+    assert_eq!(got[0].frame, syn());
+    nic.inject(1, &syn()).unwrap();
+    nic.flush_injects();
+    assert_eq!(ports[1].take_tx(), vec![syn()], "the injected frame left on port 1");
+    // Dropping the driver stops and joins the thread.
+    drop(nic);
+}

@@ -21,6 +21,7 @@
 //! | `device.workers` | 1, 2, 4, 8 or 16 | 1 | Slow-path workers; worker `i` owns the local ports with `lport & (workers - 1) == i`. |
 //! | `device.interrupts` | bool | false | Sleep on MSI-X interrupts instead of busy polling the rings. |
 //! | `device.ring_log2` | 4..=14 | 10 | Entries of each ring, as a power of two (10: 1024). |
+//! | `device.datapath_thread` | bool | on with 4+ CPUs | `sim` only: the in-process model's datapath (its ports, its timers) on a thread of its own, as a card beside the host, spinning while busy and sleeping on its ports when idle; false: in the slow path's loop, which then sleeps in `poll()` on the ports and host interfaces when idle. |
 //! | `device.give_up_s` | 0..=86400 | 60 | Seconds the NIC may stay lost (model process gone, card not answering) while the daemon retries with backoff; then it exits with status 1 for systemd to restart it. 0: never give up. |
 //! | `control.socket` | path | `/run/sluice/sluice.sock` | The control socket (`sluice flows`, `stats`, …). |
 //! | `control.metrics` | loopback `ip:port` | `127.0.0.1:9100` | Prometheus metrics; loopback only (a proxy exports them). |
@@ -145,6 +146,9 @@ pub struct Device {
     /// `give_up_s`: seconds the NIC may stay lost before the daemon exits with status 1
     /// (default 60; 0: never).
     pub give_up_s: u32,
+    /// `datapath_thread`: with `transport = "sim"`, run the model's datapath on a thread of its
+    /// own instead of in the slow path's loop; unset: when the host has four or more CPUs.
+    pub datapath_thread: Option<bool>,
 }
 
 /// `device.transport`: how the driver reaches the NIC.

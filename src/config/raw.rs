@@ -46,6 +46,7 @@ pub struct RawDevice {
     pub interrupts: Option<bool>,
     pub ring_log2: Option<i64>,
     pub give_up_s: Option<i64>,
+    pub datapath_thread: Option<bool>,
 }
 
 /// `[control]`.

@@ -112,7 +112,14 @@ fn minimal_config_gets_the_documented_defaults() {
     let cfg = ok(MINIMAL);
     assert_eq!(
         cfg.device,
-        Device { transport: Transport::Sim, workers: 1, interrupts: false, ring_log2: 10, give_up_s: 60 }
+        Device {
+            transport: Transport::Sim,
+            workers: 1,
+            interrupts: false,
+            ring_log2: 10,
+            give_up_s: 60,
+            datapath_thread: None
+        }
     );
     assert_eq!(cfg.control.socket, PathBuf::from("/run/sluice/sluice.sock"));
     assert_eq!(cfg.control.metrics, "127.0.0.1:9100".parse().unwrap());
@@ -182,6 +189,7 @@ const ALL_KEYS: &[&str] = &[
     "device.interrupts",
     "device.ring_log2",
     "device.give_up_s",
+    "device.datapath_thread",
     "control.socket",
     "control.metrics",
     "port.name",

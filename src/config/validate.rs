@@ -230,6 +230,7 @@ fn device(raw: &RawDevice) -> Result<Device, Problem> {
         interrupts: raw.interrupts.unwrap_or(false),
         ring_log2: int("device.ring_log2", raw.ring_log2, 10, 4..=14, " (ring entries as a power of two)")?,
         give_up_s: int("device.give_up_s", raw.give_up_s, 60, 0..=86_400, " (seconds; 0 never gives up)")?,
+        datapath_thread: raw.datapath_thread,
     })
 }
 

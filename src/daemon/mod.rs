@@ -87,8 +87,12 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .context("installing signal handlers")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let setup::Device { mut engine, describe } = setup::open(&cfg, &clock)?;
-    let taps = attach_taps(&cfg, &mut engine);
+    let setup::Device { mut engine, describe, mut wake_fds } = setup::open(&cfg, &clock)?;
+    let (taps, tap_fds) = attach_taps(&cfg, &mut engine);
+    // With the model in this loop, an idle loop sleeps on its ports and the host interfaces.
+    if !wake_fds.is_empty() {
+        wake_fds.extend(tap_fds);
+    }
     let (calls_tx, calls) = crossbeam_channel::bounded::<Envelope>(256);
     let _socket = server::control(&cfg.control.socket, calls_tx.clone())?;
     let metrics = server::metrics(cfg.control.metrics, calls_tx)?;
@@ -153,7 +157,13 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
                 // after each drain) instead of spinning; timers still run every millisecond.
                 d.engine.flows().nic().wait_any(Duration::from_millis(1));
             } else if idle_rounds > 20_000 {
-                std::thread::sleep(Duration::from_micros(100));
+                if wake_fds.is_empty() {
+                    std::thread::sleep(Duration::from_micros(100));
+                } else {
+                    // Woken at once by a frame on a port or from the host; the timers and the
+                    // control socket wait a millisecond at most.
+                    wait_readable(&wake_fds, Duration::from_millis(1));
+                }
             } else if idle_rounds > 2_000 {
                 std::thread::yield_now();
             }
@@ -177,11 +187,23 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes the host's interface of every port with addresses (when `[host] tap` is on).
-fn attach_taps(cfg: &Config, engine: &mut Engine) -> Vec<String> {
+/// Sleeps until one of `fds` polls readable or `timeout` passes.
+fn wait_readable(fds: &[std::os::fd::RawFd], timeout: Duration) {
+    let mut polls: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: libc::c_long::from(timeout.subsec_nanos()) };
+    // SAFETY: `polls` holds live pollfd entries and `ts` a live timespec; ppoll writes only the
+    // entries' `revents`.
+    unsafe { libc::ppoll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, &raw const ts, std::ptr::null()) };
+}
+
+/// Makes the host's interface of every port with addresses (when `[host] tap` is on); returns
+/// their names and descriptors.
+fn attach_taps(cfg: &Config, engine: &mut Engine) -> (Vec<String>, Vec<std::os::fd::RawFd>) {
     let mut made = Vec::new();
+    let mut fds = Vec::new();
     if !cfg.host.tap {
-        return made;
+        return (made, fds);
     }
     for (i, p) in cfg.ports.iter().enumerate() {
         if p.addresses.is_empty() {
@@ -191,6 +213,7 @@ fn attach_taps(cfg: &Config, engine: &mut Engine) -> Vec<String> {
         match tap::Tap::create(&name, setup::port_mac(cfg, i), p.mtu, &p.addresses) {
             Ok(t) => {
                 made.push(t.name().to_string());
+                fds.push(t.fd());
                 engine.attach_host(i as u8, Box::new(t));
             }
             Err(e) => tracing::warn!(
@@ -200,7 +223,7 @@ fn attach_taps(cfg: &Config, engine: &mut Engine) -> Vec<String> {
             ),
         }
     }
-    made
+    (made, fds)
 }
 
 impl Daemon {

@@ -179,6 +179,18 @@ pub struct Device {
     pub engine: Engine,
     /// "in-process model", "vfio-user PATH", "vfio ADDR".
     pub describe: String,
+    /// Descriptors that poll readable when the in-process model's ports have frames, when the
+    /// model runs in the daemon's loop: the idle loop sleeps on them. Empty otherwise.
+    pub wake_fds: Vec<std::os::fd::RawFd>,
+}
+
+/// Whether the in-process model's datapath gets a thread of its own: as configured, else when
+/// the host has cores to spare for it (four or more; on fewer, a spinning datapath thread takes
+/// the core the slow path and the kernel's veth work need, measured slower end to end).
+pub fn datapath_thread(cfg: &Config) -> bool {
+    cfg.device
+        .datapath_thread
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get) >= 4)
 }
 
 /// Opens the configured device, brings it up and builds the engine, at the clock's time.
@@ -190,6 +202,7 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
         interrupts: cfg.device.interrupts,
         ..NicConfig::default()
     };
+    let mut wake_fds = Vec::new();
     let transport: Box<dyn host_driver::transport::Transport> = match &cfg.device.transport {
         Transport::Sim => {
             let mut model = host_driver::transport::inprocess::InProcess::new(
@@ -203,7 +216,12 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
                     model.attach_port(i as u8, port)?;
                 }
             }
-            Box::new(model)
+            if datapath_thread(cfg) {
+                Box::new(host_driver::transport::threaded::ThreadedInProcess::start(model)?)
+            } else {
+                wake_fds = model.device().port_fds();
+                Box::new(model)
+            }
         }
         Transport::VfioUser { socket } => {
             Box::new(host_driver::transport::vfio_user::VfioUserTransport::connect(socket)?)
@@ -221,5 +239,5 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
     let flows = FlowTable::new(nic).map_err(|e| anyhow::anyhow!("flow table: {e}"))?;
     let engine =
         Engine::new(flows, engine_config(cfg)?, clock.now_ns()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Device { engine, describe })
+    Ok(Device { engine, describe, wake_fds })
 }

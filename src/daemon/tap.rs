@@ -72,6 +72,11 @@ impl Tap {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The descriptor, readable when a frame from the host waits (for an idle loop's `poll`).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {

@@ -65,7 +65,8 @@ pub struct Appliance {
 
 impl Appliance {
     /// Builds the topology with `servers` servers running the internal HTTP and UDP echo
-    /// servers, writes the configuration (`extra` appended) and starts the appliance.
+    /// servers, writes the configuration (`extra` appended; `[device]` keys at its start join the
+    /// device table) and starts the appliance.
     pub fn start(
         prefix: &str,
         servers: usize,
@@ -100,7 +101,19 @@ impl Appliance {
                 1,
             );
         }
-        cfg.push_str(extra);
+        // Keys for `[device]` (written first in `extra`, under its header) join the table the
+        // topology wrote; the rest is appended.
+        match extra.strip_prefix("[device]\n") {
+            Some(rest) => {
+                let (keys, tail) = rest.split_once("\n[").map_or((rest, ""), |(k, t)| (k, t));
+                cfg = cfg.replacen("[device]\n", &format!("[device]\n{keys}\n"), 1);
+                if !tail.is_empty() {
+                    cfg.push_str("\n[");
+                    cfg.push_str(tail);
+                }
+            }
+            None => cfg.push_str(extra),
+        }
         let config = dir.join("sluice.toml");
         std::fs::write(&config, &cfg).unwrap();
         let mut a = Appliance { net, dir, socket, config, log: std::sync::Arc::default() };

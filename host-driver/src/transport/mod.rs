@@ -6,10 +6,12 @@
 //! - [`vfio_user`]: the sim-model in another process (`sluice sim --socket`), over the
 //!   vfio-user protocol, DMA memory shared as memfds;
 //! - [`inprocess`] (feature `sim`): the sim-model linked in, for tests, `replay` and the
-//!   embedded default.
+//!   embedded default; [`threaded`] runs it on a thread of its own, as the daemon does.
 
 #[cfg(feature = "sim")]
 pub mod inprocess;
+#[cfg(feature = "sim")]
+pub mod threaded;
 pub mod vfio;
 pub mod vfio_user;
 
