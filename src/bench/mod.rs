@@ -18,6 +18,7 @@
 pub mod cps;
 pub mod fastpath;
 pub mod insert;
+pub mod memlimit;
 pub mod memory;
 pub mod report;
 pub mod rig;
@@ -174,6 +175,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     crate::write_stdout(&text)
 }
 
+/// This machine's memory limit for the lookup's access pattern, against the 1M-flow figure.
+fn memory_limit(pts: &[fastpath::Point], runs: usize, packets: u64) -> Figure {
+    let limit = memlimit::random_line_reads(runs, packets * 2);
+    let best_1m = pts.iter().filter(|p| p.flows >= 1_000_000).map(|p| p.mpps.median).next();
+    let note = format!(
+        "random independent 64-byte reads from a 256 MiB table, batches of 32 prefetched; two dependent \
+         lines per packet cap a lookup at {:.1} Mpps here{}",
+        limit.median / 2.0,
+        best_1m.map_or(String::new(), |m| format!(
+            "; the fast path at 1M flows is {:.0}% of that",
+            100.0 * m / (limit.median / 2.0)
+        ))
+    );
+    Figure::new("fastpath", "memory limit (line reads)", limit, "M/s", note)
+}
+
 /// Runs the families of `only` (all when empty) at the sizes of `plan`.
 pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
     let t0 = Instant::now();
@@ -238,6 +255,9 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
                         .against("100GbE line rate", 148.8),
                 );
             }
+        }
+        if on(Family::Fastpath) {
+            r.figures.push(memory_limit(&pts, runs, packets));
         }
         pts
     } else {
