@@ -60,8 +60,15 @@ impl Device {
         if p.ttl <= 1 {
             return self.punt(PuntReason::TtlExpired, p, frame, port, Some(info), now_ns);
         }
-        let rec = self.table.records[index];
+        // What the rewrite needs, read from the record in place (not a copy of all 128 bytes).
+        let rec = &self.table.records[index];
         let dir = *rec.dir(reply);
+        let new_tuple = rec.tuple(!reply).reversed();
+        let seq = match (rec.ctl.seq_adjust(), reply) {
+            (false, _) => SeqAdjust::None,
+            (true, true) => SeqAdjust::AddToSeq(rec.seq_delta.get()),
+            (true, false) => SeqAdjust::SubFromAckAndSack(rec.seq_delta.get()),
+        };
         let nh = self.next_hops.get(dir.next_hop.get() as usize).copied().unwrap_or_default();
         let egress = nh.ctl.port() as usize;
         if !nh.ctl.valid() || egress >= self.ports.len() {
@@ -70,12 +77,6 @@ impl Device {
         if p.ip_len > self.ports[egress].mtu as usize {
             return self.punt(PuntReason::OverMtu, p, frame, port, Some(info), now_ns);
         }
-        let new_tuple = rec.tuple(!reply).reversed();
-        let seq = match (rec.ctl.seq_adjust(), reply) {
-            (false, _) => SeqAdjust::None,
-            (true, true) => SeqAdjust::AddToSeq(rec.seq_delta.get()),
-            (true, false) => SeqAdjust::SubFromAckAndSack(rec.seq_delta.get()),
-        };
         let mut out = std::mem::take(&mut self.scratch_frame);
         build_hit_output(frame, p, &new_tuple, &dir, seq, &nh, &mut out);
         if self.transmit(egress, &out) {

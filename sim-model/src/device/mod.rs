@@ -19,6 +19,7 @@ mod commands;
 mod datapath;
 mod flashctl;
 mod irq;
+mod keyhash;
 mod pipeline;
 mod registers;
 mod rings;

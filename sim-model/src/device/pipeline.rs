@@ -14,6 +14,7 @@ use crate::packet::{Classified, Parsed, classify};
 use rtl_spec::codes::{DropReason, PuntReason};
 use rtl_spec::formats::LookupKey;
 use rtl_spec::hash::Placement;
+use zerocopy::IntoBytes;
 
 /// Frames whose lookups are in flight together.
 pub const LOOKUP_BATCH: usize = 32;
@@ -80,14 +81,19 @@ impl Device {
         };
         // Stage one: admit and parse; hash each lookup once and prefetch both its buckets.
         for (i, &(port, frame)) in frames.iter().enumerate() {
-            b.stage[i] = self.admit(port, frame, &mut b.parsed[i]);
-            if let Stage::Lookup = b.stage[i] {
-                let p = &b.parsed[i];
-                b.key[i] = LookupKey::new(p.tuple, p.proto, p.ipv6);
-                b.place[i] = self.table.placement(&b.key[i]);
-                prefetch(&self.table.buckets[b.place[i].bucket_a as usize]);
-                prefetch(&self.table.buckets[b.place[i].bucket_b as usize]);
+            let (stage, parsed) = self.admit(port, frame);
+            if let Stage::Lookup = stage {
+                // The key from the parse still in registers, not read back from the array just
+                // written (a store-forwarding stall per frame).
+                let key = LookupKey::new(parsed.tuple, parsed.proto, parsed.ipv6);
+                let place = self.table.placement(&key);
+                prefetch(&self.table.buckets[place.bucket_a as usize]);
+                prefetch(&self.table.buckets[place.bucket_b as usize]);
+                b.key[i] = key;
+                b.place[i] = place;
             }
+            b.stage[i] = stage;
+            b.parsed[i] = parsed;
         }
         // Stage two: the record each key's first matching slot names, prefetched.
         for i in 0..n {
@@ -95,7 +101,9 @@ impl Device {
                 && let Some(record) = self.table.first_candidate(&b.place[i])
                 && let Some(record) = self.table.records.get(record as usize)
             {
+                // A record is two lines: the key and rewrite, then the counters.
                 prefetch(record);
+                prefetch(&record.as_bytes()[64]);
             }
         }
         // Stage three, in arrival order: compare, then hit, punt or drop.
@@ -119,39 +127,32 @@ impl Device {
         }
     }
 
-    /// Stage one for one frame: the receive counters, the port and device checks, the parser
-    /// (its result in `parsed`).
-    fn admit(&mut self, port: u8, frame: &[u8], parsed: &mut Parsed) -> Stage {
+    /// Stage one for one frame: the receive counters, the port and device checks, the parser.
+    fn admit(&mut self, port: u8, frame: &[u8]) -> (Stage, Parsed) {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += frame.len() as u64;
         let Some(p) = self.ports.get_mut(port as usize) else {
             self.count_drop(DropReason::PortDown);
-            return Stage::Dropped;
+            return (Stage::Dropped, Parsed::default());
         };
         p.rx_packets += 1;
         p.rx_bytes += frame.len() as u64;
         if !p.enable {
             p.drops += 1;
             self.count_drop(DropReason::PortDown);
-            return Stage::Dropped;
+            return (Stage::Dropped, Parsed::default());
         }
         if !self.regs.enable {
             self.count_drop(DropReason::Disabled);
-            return Stage::Dropped;
+            return (Stage::Dropped, Parsed::default());
         }
         match classify(frame) {
             Classified::Drop(reason) => {
                 self.count_drop(reason);
-                Stage::Dropped
+                (Stage::Dropped, Parsed::default())
             }
-            Classified::Punt(reason, p) => {
-                *parsed = p;
-                Stage::Punt(reason)
-            }
-            Classified::Lookup(p) => {
-                *parsed = p;
-                Stage::Lookup
-            }
+            Classified::Punt(reason, p) => (Stage::Punt(reason), p),
+            Classified::Lookup(p) => (Stage::Lookup, p),
         }
     }
 }

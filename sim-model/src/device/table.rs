@@ -2,7 +2,7 @@
 //! that the datapath runs for every TCP and UDP packet.
 
 use rtl_spec::formats::{FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey};
-use rtl_spec::hash::{Placement, placement};
+use rtl_spec::hash::Placement;
 use zerocopy::FromZeros;
 
 /// The table memory.
@@ -48,7 +48,7 @@ impl FlowTable {
 
     /// Where `key` may live.
     pub fn placement(&self, key: &LookupKey) -> Placement {
-        placement(key, self.seed_a, self.seed_b, self.buckets.len() as u32)
+        super::keyhash::key_placement(key, self.seed_a, self.seed_b, self.buckets.len() as u32)
     }
 
     /// Finds the record holding `key` at its placement `place` (computed once per packet: the
