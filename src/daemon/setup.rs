@@ -196,10 +196,15 @@ pub fn datapath_thread(cfg: &Config) -> bool {
 /// Opens the configured device, brings it up and builds the engine, at the clock's time.
 pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
     let workers = u32::try_from(cfg.device.workers).context("workers")?;
+    // A NIC outside this process (a card, a `sluice sim`) may still be forwarding the flows an
+    // earlier daemon offloaded: bring it up without a reset and adopt them (a hitless restart).
+    // The in-process model starts empty with this process.
+    let adopt = cfg.device.transport != Transport::Sim;
     let nic_cfg = NicConfig {
         ring_log2: u32::from(cfg.device.ring_log2),
         exception_rings: workers,
         interrupts: cfg.device.interrupts,
+        preserve_table: adopt,
         ..NicConfig::default()
     };
     let mut wake_fds = Vec::new();
@@ -236,8 +241,26 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
     for (i, p) in cfg.ports.iter().enumerate() {
         nic.configure_port(i as u8, u32::from(p.mtu), port_mac(cfg, i))?;
     }
-    let flows = FlowTable::new(nic).map_err(|e| anyhow::anyhow!("flow table: {e}"))?;
-    let engine =
+    let (flows, adopted) = if adopt {
+        let (flows, adopted) =
+            FlowTable::adopt(nic).map_err(|e| anyhow::anyhow!("adopting the NIC's flows: {e}"))?;
+        (flows, Some(adopted))
+    } else {
+        (FlowTable::new(nic).map_err(|e| anyhow::anyhow!("flow table: {e}"))?, None)
+    };
+    let mut engine =
         Engine::new(flows, engine_config(cfg)?, clock.now_ns()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(adopted) = adopted
+        && (!adopted.flows.is_empty() || adopted.skipped > 0)
+    {
+        let (found, skipped) = (adopted.flows.len(), adopted.skipped);
+        let taken = engine.adopt(adopted);
+        tracing::warn!(
+            found,
+            adopted = taken,
+            skipped,
+            "the NIC was still forwarding flows of an earlier run: adopted as connections"
+        );
+    }
     Ok(Device { engine, describe, wake_fds })
 }

@@ -142,9 +142,12 @@ pub(super) struct Backend {
 }
 
 impl Backend {
-    /// The client went away: forget its memory and eventfds, reset the device for the next.
+    /// The client went away: forget its memory and eventfds. The device is not reset (a card
+    /// does not notice its driver's process dying either): its flow table keeps forwarding,
+    /// so a restarted daemon can adopt the flows (a punt meanwhile finds no memory and is
+    /// counted as a DMA-fault drop). The next driver resets it, or brings it up keeping the
+    /// table.
     pub(super) fn disconnect(&mut self) {
-        lock(&self.device).reset();
         self.memory.clear();
         self.vectors.clear();
         self.config = ConfigSpace::new();

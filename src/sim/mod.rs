@@ -17,8 +17,9 @@
 //! Threads share the device through a mutex: the session thread (one client at a time;
 //! register accesses, DMA map changes), the accept thread, and the datapath loop in the
 //! caller's thread (port polling and [`Device::tick`]), each holding the lock for one access
-//! or one poll round. When a client disconnects, the device is reset, its DMA mappings and
-//! eventfds are dropped, and the next client is served. A client that connects while another
+//! or one poll round. When a client disconnects, its DMA mappings and eventfds are dropped and
+//! the next client is served; the device is not reset (a reset is the driver's to ask for), so
+//! its flow table keeps forwarding across a daemon restart. A client that connects while another
 //! holds the session is refused at once (EBUSY, with the holder's pid and name as the reason),
 //! so `sluice device info` says the device is busy instead of waiting.
 //!
@@ -51,6 +52,8 @@ use backend::{Backend, ConfigSpace, Vectors, irqs, lock, regions};
 /// How long the protocol thread waits between looks at the stop flag while no client is
 /// connected.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// How long a new client waits for a session whose client just went away to end.
+const SESSION_END_GRACE: Duration = Duration::from_millis(500);
 /// How long the datapath loop sleeps after a round with nothing to do, at most: it sleeps in
 /// `poll()` on the ports and wakes at once when a frame arrives.
 const IDLE_SLEEP: Duration = Duration::from_micros(100);
@@ -278,7 +281,7 @@ struct Session {
 }
 
 /// Accepts clients until `stop`: the first is served on a session thread of its own, any other
-/// that arrives meanwhile is refused as busy; the device is reset after each session.
+/// that arrives meanwhile is refused as busy.
 fn protocol_loop(
     server: &Arc<Server>,
     backend: Backend,
@@ -287,15 +290,19 @@ fn protocol_loop(
 ) -> anyhow::Result<()> {
     let mut idle = Some(backend);
     let mut session: Option<Session> = None;
-    while !stop.load(Ordering::SeqCst) {
+    let end_finished = |session: &mut Option<Session>, idle: &mut Option<Backend>| -> anyhow::Result<()> {
         if session.as_ref().is_some_and(|s| s.thread.is_finished()) {
-            let Some(s) = session.take() else { continue };
+            let Some(s) = session.take() else { return Ok(()) };
             let mut backend =
                 s.thread.join().map_err(|_| anyhow::anyhow!("the vfio-user session panicked"))?;
             backend.disconnect();
-            idle = Some(backend);
+            *idle = Some(backend);
             in_session.store(false, Ordering::SeqCst);
         }
+        Ok(())
+    };
+    while !stop.load(Ordering::SeqCst) {
+        end_finished(&mut session, &mut idle)?;
         // The listener is non-blocking; a socket returned by accept(2) does not inherit
         // O_NONBLOCK on Linux, so a session blocks as the crate expects.
         let mut stream = match server.accept() {
@@ -307,6 +314,16 @@ fn protocol_loop(
             Err(vfio_user::Error::SocketAccept(e)) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("accepting a vfio-user client"),
         };
+        if idle.is_none() {
+            // A client that dies (kill -9) and is restarted at once can come back before its
+            // old session thread has read the end of the old connection: give that a moment
+            // rather than refuse the restarted client as busy.
+            let deadline = std::time::Instant::now() + SESSION_END_GRACE;
+            while idle.is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(ACCEPT_POLL);
+                end_finished(&mut session, &mut idle)?;
+            }
+        }
         let Some(mut backend) = idle.take() else {
             let holder = session.as_ref().map_or("another client", |s| s.holder.as_str());
             let reason = format!("the device is busy: {holder} holds its session");

@@ -142,6 +142,42 @@ impl Appliance {
         a
     }
 
+    /// Kills the daemon (`sluice run`) with SIGKILL and starts it again on the same
+    /// configuration over vfio-user, as `systemctl restart` after a crash would; the model
+    /// (`sluice sim`) keeps running.
+    pub fn restart_daemon_hard(&mut self) {
+        let cfg_path = self.config.display().to_string();
+        let pattern = format!("run --config {cfg_path}");
+        let out = Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
+        let pids = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!pids.trim().is_empty(), "no daemon running");
+        for pid in pids.split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        let lb = self.net.lb.clone();
+        self.spawn_logged(
+            &lb,
+            &["run", "--config", &cfg_path, "--transport", "vfio-user"],
+            "sluice run: ready",
+        );
+    }
+
+    /// Runs `args` in the client's namespace in the background.
+    pub fn client_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.net.client])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Lines the appliance's processes logged so far that hold `needle`.
+    pub fn logged(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
     /// Starts server `n`'s HTTP (IPv4 and IPv6) and UDP echo servers.
     pub fn start_server(&mut self, n: usize) {
         let ns = self.net.servers[n].clone();

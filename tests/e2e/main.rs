@@ -343,3 +343,27 @@ fn bad_port_settings_stop_the_daemon_with_one_line_naming_the_port() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
+fn a_download_survives_kill_9_of_the_daemon_through_the_nic() {
+    require_root();
+    let mut a = Appliance::start("sl-e2eh", 1, Mode::VfioUser(Wire::AfXdp), "rr", &[1], None, "");
+    // A download slow enough to be running across the restart (about 8 s).
+    let mb = 40_000_000usize;
+    let url = format!("http://10.10.1.100/bytes/{mb}");
+    let curl = a.client_spawn(&["curl", "-sS", "--max-time", "60", "--limit-rate", "5M", &url]);
+    a.wait_for(10, "the download is offloaded", |a| {
+        a.stats()["table"]["occupancy"].as_u64().unwrap_or(0) > 0
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // kill -9, then a new daemon on the same model: it adopts the flow the NIC kept forwarding.
+    a.restart_daemon_hard();
+    assert_eq!(a.logged("adopted as connections"), 1, "the new daemon adopted the NIC's flows");
+    let out = curl.wait_with_output().unwrap();
+    assert!(out.status.success(), "the download broke: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), mb);
+    assert_eq!(sha(&out.stdout), sha(&pattern(mb)), "byte-identical across the restart");
+    // And new connections work through the new daemon.
+    assert_eq!(a.get("http://10.10.1.100/", 3).len(), 3);
+}

@@ -539,7 +539,10 @@ impl Nic {
     fn bring_up_again(&mut self) -> Result<(), DriverError> {
         let transport = std::mem::replace(&mut self.transport, Box::new(Detached));
         let steering = self.steering.clone();
-        match Nic::bring_up_keeping(transport, self.cfg.clone()) {
+        // A recovery starts from a reset device whatever the first bring-up did: the table is
+        // rewritten from the shadow, and a hung device must be reset to answer again.
+        let cfg = NicConfig { preserve_table: false, ..self.cfg.clone() };
+        match Nic::bring_up_keeping(transport, cfg) {
             Ok(nic) => *self = nic,
             Err((e, transport)) => {
                 // Keep the connection (and this driver's configuration) for the next attempt.
