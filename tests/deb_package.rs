@@ -41,6 +41,8 @@ fn the_package_builds_and_installs_the_daemon_unit_config_keys_and_firmware() {
     assert_eq!(mode("lib/systemd/system/sluice.service"), 0o644);
     assert_eq!(mode("etc/sluice/sluice.toml"), 0o644);
     assert_eq!(mode("usr/lib/sluice/firmware/sluice-model.img"), 0o644);
+    assert_eq!(mode("usr/share/sluice/grafana/sluice-dashboard.json"), 0o644);
+    assert_eq!(mode("usr/share/sluice/prometheus/sluice-alerts.yml"), 0o644);
     let unit = std::fs::read_to_string(inst.join("lib/systemd/system/sluice.service")).unwrap();
     for want in [
         "ExecStart=/usr/bin/sluice run --config /etc/sluice/sluice.toml",

@@ -220,3 +220,51 @@ fn run_time_changes_meet_the_files_rules() {
     // And a good one still goes through.
     d.ok(&["backend", "add", "-t", "10.10.1.100:80", "-r", "10.10.2.12:80", "-w", "3"]);
 }
+
+/// The `sluice_*` names a text mentions.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("sluice_") {
+        let start = i + at;
+        let end = start
+            + bytes[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || **b == b'_')
+                .count();
+        // Not a dashboard uid like "sluice-lb" or a file name like sluice-alerts.yml.
+        if start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'/') {
+            out.insert(text[start..end].to_string());
+        }
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn the_shipped_dashboard_and_alerts_use_only_metrics_the_daemon_exports() {
+    let d = Daemon::start();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.metrics)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut scrape = String::new();
+    s.read_to_string(&mut scrape).unwrap();
+    let exported: std::collections::BTreeSet<String> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+    assert!(exported.len() > 20, "{scrape}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging");
+    let dashboard = std::fs::read_to_string(root.join("grafana/sluice-dashboard.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(json["panels"].as_array().unwrap().len() >= 10);
+    let alerts = std::fs::read_to_string(root.join("prometheus/sluice-alerts.yml")).unwrap();
+    for (file, text) in [("dashboard", &dashboard), ("alert rules", &alerts)] {
+        let used = metric_names(text);
+        assert!(used.len() >= 5, "{file}: {used:?}");
+        let unknown: Vec<_> = used.difference(&exported).collect();
+        assert!(unknown.is_empty(), "{file} uses metrics the daemon does not export: {unknown:?}");
+    }
+}
