@@ -117,7 +117,7 @@ pub enum FlowEvent {
         handle: Handle,
         /// The slow path's cookie.
         cookie: u32,
-        /// Why.
+        /// Why the NIC reported it (idle, FIN, RST, host delete, eviction).
         cause: FlowCause,
         /// Its counters at that moment.
         counters: FlowCounters,
@@ -230,7 +230,7 @@ impl FlowTable {
         &mut self.nic
     }
 
-    /// Counters.
+    /// The table's own counters (installs, refusals, moves, recoveries).
     pub fn stats(&self) -> Stats {
         self.stats
     }

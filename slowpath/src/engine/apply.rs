@@ -3,7 +3,7 @@
 //! interfaces; packets handed to their owning worker.
 
 use super::Engine;
-use crate::neigh::Hop;
+use crate::network::Hop;
 use crate::worker::Out;
 use flow_offload::{Handle, InstallError};
 

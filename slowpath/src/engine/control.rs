@@ -4,8 +4,8 @@
 
 use super::{DeviceSideStats, Engine, EngineError};
 use crate::conn::{Endpoints, Offload};
-use crate::laddr::PortStats;
-use crate::neigh::NetStats;
+use crate::laddr::LportStats;
+use crate::network::NetStats;
 use crate::service::{BackendConfig, ServiceConfig, ServiceKey};
 use crate::worker::{Discard, Out};
 use flow_offload::{Adopted, Handle};
@@ -43,7 +43,7 @@ pub struct ConnInfo {
     pub state: &'static str,
     /// Milliseconds until its timeout, from its last packet.
     pub expire_ms: u64,
-    /// Endpoints.
+    /// The connection's four FullNAT endpoints (client, VIP, LIP, real server).
     pub endpoints: Endpoints,
     /// Where it lives.
     pub location: Location,
@@ -100,7 +100,7 @@ pub struct WorkerSnapshot {
     /// Drops by reason (name, count).
     pub drops: Vec<(&'static str, u64)>,
     /// LIP port pools.
-    pub ports: PortStats,
+    pub ports: LportStats,
 }
 
 /// Everything the engine counts.

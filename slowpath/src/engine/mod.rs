@@ -1,7 +1,7 @@
 //! The engine: the device side of the slow path and what drives the workers.
 //!
 //! It owns the NIC (through [`flow_offload::FlowTable`], the only writer of the flow table),
-//! the network layer ([`crate::neigh::Network`]), the control plane's services, the host's own
+//! the network layer ([`crate::network::Network`]), the control plane's services, the host's own
 //! interfaces, and the workers. One [`Engine::poll`] round takes each worker's exception ring
 //! in a batch, lets the worker decide, applies what it asked for (packets routed and injected,
 //! flows installed or removed in one batch of commands with one doorbell), hands the NIC's
@@ -12,19 +12,19 @@
 //! between the serial phases that touch the device (`pool`); the result is the same as running
 //! them in turn, so `replay` and the tests are deterministic either way.
 //!
-//! Submodules: `apply` (an [`Out`] made real), `neighbor` (ARP and neighbour discovery),
+//! Submodules: `apply` (an [`Out`] made real), `arp_nd` (answering and learning from ARP and neighbour discovery),
 //! `control` (services at run time, the flow listing, statistics), `pool` (worker threads).
 
 mod apply;
+mod arp_nd;
 mod control;
-mod neighbor;
 mod pool;
 
 pub use control::{ConnInfo, EngineStats, HostSide, Location};
 
 use crate::conn::{OffloadPolicy, Timeouts};
 use crate::laddr::PortRange;
-use crate::neigh::{Network, PortConf, RouteConf};
+use crate::network::{Network, PortConf, RouteConf};
 use crate::service::{ServiceConfig, ServiceTable, Services};
 use crate::worker::{COOKIE_SLOT_BITS, Out, Punt, Worker, WorkerConfig};
 use flow_offload::{DeviceCheck, FlowEvent, FlowTable};
@@ -64,13 +64,13 @@ pub struct EngineConfig {
     pub half_open_limit: u32,
     /// Answer ICMP echo to VIPs.
     pub icmp_echo: bool,
-    /// Ports.
+    /// The Ethernet ports, in the NIC's port order.
     pub ports: Vec<PortConf>,
     /// Static routes.
     pub routes: Vec<RouteConf>,
     /// Static neighbours (port, address, MAC).
     pub neighbors: Vec<(u8, IpAddr, [u8; 6])>,
-    /// Services.
+    /// The virtual services at start (more may be added at run time).
     pub services: Vec<ServiceConfig>,
     /// Run workers 1..n on threads of their own (with more than one worker). The result is
     /// the same as without; only the time differs.

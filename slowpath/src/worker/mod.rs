@@ -347,7 +347,7 @@ impl Worker {
     }
 
     /// Its port pools' counters.
-    pub fn port_stats(&self) -> crate::laddr::PortStats {
+    pub fn port_stats(&self) -> crate::laddr::LportStats {
         self.ports.stats()
     }
 
@@ -602,6 +602,3 @@ impl Worker {
         Some(self.cookie(slot))
     }
 }
-
-#[cfg(test)]
-mod tests;
