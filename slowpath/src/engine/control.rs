@@ -271,7 +271,7 @@ impl Engine {
         let nic = if self.flows.fault().is_some() {
             host_driver::nic::DeviceCounters::default()
         } else {
-            self.flows.nic().read_counters().unwrap_or_default()
+            self.queues.read_counters().unwrap_or_default()
         };
         let workers = self
             .workers
@@ -301,7 +301,7 @@ impl Engine {
             nic,
             table: self.flows.stats(),
             occupancy: self.flows.occupancy(),
-            capacity: self.flows.nic_ref().info().geometry.records,
+            capacity: self.flows.capacity(),
             net: self.net.stats(),
             workers,
         }
