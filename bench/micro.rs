@@ -43,9 +43,9 @@ fn frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
     tcp[12] = 0x50;
     tcp[13] = 0x10;
     tcp[14] = 0x72;
-    let ip = slowpath::build::ip_packet(IpAddr::V4(src), IpAddr::V4(dst), 6, 64, tcp, 16);
-    let l2 = slowpath::nat::L2 { dst: [2, 0, 0, 0, 0, 1], src: [2, 0, 0, 0, 1, 0xFE], vlan: None };
-    slowpath::build::frame(&l2, &ip)
+    let ip = slowpath::emit::ip_packet(IpAddr::V4(src), IpAddr::V4(dst), 6, 64, tcp, 16);
+    let l2 = slowpath::emit::L2 { dst: [2, 0, 0, 0, 0, 1], src: [2, 0, 0, 0, 1, 0xFE], vlan: None };
+    slowpath::emit::frame(&l2, &ip)
 }
 
 fn parse_rewrite(c: &mut Criterion) {

@@ -399,7 +399,7 @@ fn bring_up_confirms_a_trial_boot_only_when_asked_to() {
         let cfg = host_driver::NicConfig { confirm_boot, ..host_driver::NicConfig::default() };
         let mut nic = host_driver::Nic::bring_up(Box::new(t), cfg).unwrap();
         assert_eq!(nic.info().build_id, NEW_BUILD, "bring-up's reset booted the activated image");
-        let st = FlashController::open(nic.transport()).unwrap().status();
+        let st = FlashController::open(&mut *nic.transport()).unwrap().status();
         assert_eq!((st.booted, st.confirmed, st.trial), (Some(1), confirm_boot, !confirm_boot), "{st:?}");
     }
 }

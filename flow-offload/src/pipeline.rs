@@ -3,7 +3,7 @@
 //! the two ways a batch goes wrong: a command the NIC refuses (rolled back on the shadow,
 //! reported) and a device that stops answering (reset and rewritten from the shadow).
 
-use crate::table::{FlowTable, Handle, Undo};
+use crate::table::{FlowTable, Handle, Refusal, Undo};
 use host_driver::DriverError;
 use rtl_spec::codes::Status;
 use rtl_spec::formats::{Completion, FlowCommand};
@@ -62,22 +62,29 @@ impl FlowTable {
                 ?status,
                 "the NIC refused a command"
             );
-            if let Undo::Insert { record, seq } = undo {
-                let same =
-                    self.records.get(record as usize).and_then(|r| r.as_ref()).is_some_and(|i| i.seq == seq);
-                if same {
-                    let _ = self.take(Handle(record));
-                    self.stats.installs -= 1;
+            let refusal = match undo {
+                Undo::Insert { record, seq, cookie } => {
+                    let same = self
+                        .records
+                        .get(record as usize)
+                        .and_then(|r| r.as_ref())
+                        .is_some_and(|i| i.seq == seq);
+                    if same {
+                        let _ = self.take(Handle(record));
+                        self.stats.installs -= 1;
+                    }
+                    Refusal::Install { handle: Handle(record), cookie, status }
                 }
-            }
-            self.refused.push((cmd, status));
+                Undo::Nothing => Refusal::Command { opcode: cmd.opcode, record: cmd.record.get(), status },
+            };
+            self.refused.push(refusal);
         }
         n
     }
 
-    /// The refusals reaped so far (an Insert among them means that flow is not offloaded: its
-    /// record was released and its connection belongs on the software path).
-    pub fn take_refused(&mut self) -> Vec<(FlowCommand, Status)> {
+    /// The refusals reaped so far (a [`Refusal::Install`] among them means that flow is not
+    /// offloaded: its record was released and its connection belongs on the software path).
+    pub fn take_refused(&mut self) -> Vec<Refusal> {
         std::mem::take(&mut self.refused)
     }
 
@@ -86,7 +93,7 @@ impl FlowTable {
     /// the driver's command timeout is reset and its table rewritten from the shadow
     /// ([`Self::recover_in_place`]): every decided change is then in the NIC, nothing is lost,
     /// and `Stats::recoveries` says it happened; only a failed recovery is an error.
-    pub fn commit(&mut self) -> Result<Vec<(FlowCommand, Status)>, DriverError> {
+    pub fn commit(&mut self) -> Result<Vec<Refusal>, DriverError> {
         if self.fault.is_some() {
             // The device is lost: the shadow holds what was decided, and the recovery rewrites
             // all of it; nothing is sent meanwhile.

@@ -117,7 +117,7 @@ pub enum FlowEvent {
         handle: Handle,
         /// The slow path's cookie.
         cookie: u32,
-        /// Why.
+        /// Why the NIC reported it (idle, FIN, RST, host delete, eviction).
         cause: FlowCause,
         /// Its counters at that moment.
         counters: FlowCounters,
@@ -140,7 +140,32 @@ pub(crate) struct Installed {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Undo {
     Nothing,
-    Insert { record: u32, seq: u64 },
+    Insert { record: u32, seq: u64, cookie: u32 },
+}
+
+/// A command the NIC refused, as the table reports it once the shadow is rolled back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// An install: the flow is not offloaded after all (its record was released), and its
+    /// connection belongs on the host's software path.
+    Install {
+        /// The handle the install had returned (no longer the flow's).
+        handle: Handle,
+        /// The slow path's cookie of the flow.
+        cookie: u32,
+        /// Why the NIC refused it.
+        status: Status,
+    },
+    /// Any other command (a remove, a move, a next hop, a touch): nothing for the caller to
+    /// undo, reported for the record.
+    Command {
+        /// The command's opcode (`rtl_spec::codes::Opcode`).
+        opcode: u8,
+        /// The record it named.
+        record: u32,
+        /// Why the NIC refused it.
+        status: Status,
+    },
 }
 
 /// The shadow and its replica.
@@ -155,7 +180,7 @@ pub struct FlowTable {
     /// Commands written to the ring whose completions have not been reaped, in ring order.
     pub(crate) in_flight: std::collections::VecDeque<(FlowCommand, Undo)>,
     /// Refusals reaped by [`FlowTable::poll_completions`] and not yet taken.
-    pub(crate) refused: Vec<(FlowCommand, Status)>,
+    pub(crate) refused: Vec<Refusal>,
     pub(crate) max_in_flight: usize,
     /// Install sequence numbers (see [`Installed::seq`]).
     pub(crate) seq: u64,
@@ -200,9 +225,28 @@ impl FlowTable {
         self.nic.into_transport()
     }
 
-    /// The NIC, read-only.
+    /// The NIC, read-only (what it is: `info()`; whether it has interrupts).
     pub fn nic_ref(&self) -> &Nic {
         &self.nic
+    }
+
+    /// Lends the device's exception and inject rings (and their frame pool) to the code that
+    /// moves packets ([`host_driver::Nic::take_queues`]): the table keeps the command and event
+    /// rings only. `None` when they were taken since the last bring-up; after a recovery
+    /// ([`crate::DeviceCheck::Recovered`], or one inside [`Self::commit`]) the queues taken
+    /// before are inert ([`host_driver::Queues::is_live`]) and new ones are here to take.
+    pub fn take_queues(&mut self) -> Option<host_driver::Queues> {
+        self.nic.take_queues()
+    }
+
+    /// Records the NIC holds (the table's capacity in flows).
+    pub fn capacity(&self) -> u32 {
+        self.records.len() as u32
+    }
+
+    /// Next-hop entries the NIC holds.
+    pub fn next_hop_capacity(&self) -> u32 {
+        self.next_hops.len() as u32
     }
 
     /// Rewrites a live flow's cookie (a flow adopted after a restart gets its new owner's).
@@ -225,12 +269,12 @@ impl FlowTable {
         Ok(())
     }
 
-    /// The NIC, for what the table does not wrap.
+    /// The NIC, for what the table does not wrap (the daemon's interrupt wait, tests).
     pub fn nic(&mut self) -> &mut Nic {
         &mut self.nic
     }
 
-    /// Counters.
+    /// The table's own counters (installs, refusals, moves, recoveries).
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -378,7 +422,7 @@ impl FlowTable {
             ..FlowCommand::default()
         };
         cmd.payload[..128].copy_from_slice(rec.as_bytes());
-        self.queue.push_back((cmd, Undo::Insert { record, seq }));
+        self.queue.push_back((cmd, Undo::Insert { record, seq, cookie: flow.cookie }));
         self.stats.installs += 1;
         Ok(Handle(record))
     }

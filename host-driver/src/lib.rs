@@ -7,8 +7,11 @@
 //! - [`transport`]: the seam and its three implementations;
 //! - [`dma`]: DMA memory, touched only with volatile accesses;
 //! - [`nic`]: bring-up, capability discovery, [`nic::DeviceInfo`], reset and recovery;
-//! - [`rings`]: typed, batch-oriented ring wrappers (commands and completions, exceptions,
-//!   injects, events), with interrupt or polling waits;
+//! - [`rings`]: typed, batch-oriented ring wrappers (producers and consumers of any entry
+//!   format);
+//! - [`queues`]: the exception and inject rings and their frame pool, which the driver lends
+//!   to the code that moves packets ([`Nic::take_queues`]);
+//! - [`link`]: the transport shared by the driver and the queues it lent;
 //! - [`flash`]: the flash controller: boot status, writing and activating a slot, confirming;
 //! - [`error`]: what can go wrong, named.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -16,9 +19,12 @@
 pub mod dma;
 pub mod error;
 pub mod flash;
+pub mod link;
 pub mod nic;
+pub mod queues;
 pub mod rings;
 pub mod transport;
 
 pub use error::DriverError;
 pub use nic::{DeviceInfo, Nic, NicConfig};
+pub use queues::{Exception, FramePool, Queues};

@@ -5,6 +5,12 @@
 //! even laps and 0 on odd ones. A ring holds at most `2^log2` unconsumed entries:
 //! `prod.wrapping_sub(cons) <= 2^log2`.
 
+/// The smallest packet buffer an exception ring takes (`RING_BUF_SIZE`), bytes.
+pub const MIN_BUF_SIZE: u32 = 256;
+/// The largest packet buffer an exception ring takes (`RING_BUF_SIZE`), and the largest frame
+/// the inject ring sends, bytes.
+pub const MAX_BUF_SIZE: u32 = 16384;
+
 /// The slot of index `index` in a ring of `2^log2` entries.
 #[inline]
 pub const fn slot(index: u32, log2: u32) -> u32 {

@@ -24,14 +24,14 @@ pub enum TcpState {
     LastAck,
     /// Both sides sent FIN.
     TimeWait,
-    /// Reset.
+    /// A RST was seen: the connection is closing at once.
     Close,
 }
 
 /// A connection's protocol state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
-    /// TCP.
+    /// A TCP connection in its state.
     Tcp(TcpState),
     /// UDP: whether the server has answered.
     Udp {
@@ -147,7 +147,7 @@ pub struct Timeouts {
     pub tcp_last_ack: Duration,
     /// TIME_WAIT.
     pub tcp_time_wait: Duration,
-    /// CLOSE.
+    /// CLOSE (after a RST).
     pub tcp_close: Duration,
     /// UDP (also the NIC's idle timeout of an offloaded UDP flow).
     pub udp: Duration,

@@ -22,7 +22,7 @@ pub struct Target {
     pub service: ServiceKey,
     /// The server.
     pub backend: SocketAddr,
-    /// How.
+    /// How the server is checked (TCP connect or HTTP GET).
     pub check: HealthCheck,
     /// The state it is in now (a checker restarted after a change goes on from there).
     pub up: bool,

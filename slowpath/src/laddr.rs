@@ -44,9 +44,9 @@ struct Pool {
     in_use: u32,
 }
 
-/// What the pools count.
+/// What the pools count (LIP ports, not Ethernet ports: those are `network::PortConf`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortStats {
+pub struct LportStats {
     /// Ports handed out.
     pub allocated: u64,
     /// Ports released into quarantine.
@@ -62,18 +62,18 @@ pub struct PortPools {
     workers: u16,
     range: PortRange,
     pools: HashMap<(IpAddr, SocketAddr), Pool>,
-    stats: PortStats,
+    stats: LportStats,
 }
 
 impl PortPools {
     /// The pools of worker `worker` of `workers` (a power of two).
     pub fn new(worker: u16, workers: u16, range: PortRange) -> Self {
         debug_assert!(workers.is_power_of_two() && worker < workers);
-        PortPools { worker, workers, range, pools: HashMap::new(), stats: PortStats::default() }
+        PortPools { worker, workers, range, pools: HashMap::new(), stats: LportStats::default() }
     }
 
-    /// Counters.
-    pub fn stats(&self) -> PortStats {
+    /// Ports allocated, released and refused by this worker's pools.
+    pub fn stats(&self) -> LportStats {
         self.stats
     }
 

@@ -7,38 +7,14 @@
 //! would leave the NIC, so a connection that moves between the two paths mid-stream sees no
 //! difference. The checksums were verified on the way in ([`crate::packet::verify_checksums`]).
 
+use crate::emit::L2;
 use crate::packet::{IpInfo, Pkt};
 use rtl_spec::checksum::{TTL_DECREMENT_DELTA, apply, direction_deltas, ones_add};
 use rtl_spec::formats::FlowTuple;
 use rtl_spec::wire::{
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, IPPROTO_TCP, IPPROTO_UDP, Ipv4Header, Ipv6Header,
-    TcpHeader, UdpHeader,
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP, Ipv4Header, Ipv6Header, TcpHeader, UdpHeader,
 };
 use zerocopy::FromBytes;
-
-/// The L2 header a packet leaves with (a next hop).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct L2 {
-    /// Destination MAC (the neighbour).
-    pub dst: [u8; 6],
-    /// Source MAC (the egress port).
-    pub src: [u8; 6],
-    /// 802.1Q TCI to tag with, if the next hop is on a VLAN.
-    pub vlan: Option<u16>,
-}
-
-impl L2 {
-    /// Appends the Ethernet header (and tag) for a payload of `ethertype`.
-    pub fn write(&self, out: &mut Vec<u8>, ethertype: u16) {
-        out.extend_from_slice(&self.dst);
-        out.extend_from_slice(&self.src);
-        if let Some(tci) = self.vlan {
-            out.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            out.extend_from_slice(&tci.to_be_bytes());
-        }
-        out.extend_from_slice(&ethertype.to_be_bytes());
-    }
-}
 
 /// Why a packet was not rewritten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

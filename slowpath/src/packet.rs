@@ -83,7 +83,7 @@ pub enum L4 {
         /// Header length with options.
         header_len: usize,
     },
-    /// UDP.
+    /// A UDP datagram and its ports.
     Udp {
         /// Source port.
         sport: u16,
@@ -92,9 +92,9 @@ pub enum L4 {
     },
     /// ICMP or ICMPv6.
     Icmp {
-        /// Type.
+        /// The ICMP message type.
         kind: u8,
-        /// Code.
+        /// The ICMP code within the type.
         code: u8,
     },
     /// Another protocol, or a later fragment.

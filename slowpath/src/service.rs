@@ -54,7 +54,7 @@ impl Proto {
 pub struct ServiceKey {
     /// VIP and port.
     pub vip: SocketAddr,
-    /// Protocol.
+    /// TCP or UDP.
     pub proto: Proto,
 }
 
@@ -100,7 +100,7 @@ pub enum HealthKind {
 pub struct ServiceConfig {
     /// VIP, port, protocol.
     pub key: ServiceKey,
-    /// Scheduler.
+    /// How a new connection picks its real server.
     pub scheduler: SchedulerKind,
     /// Local addresses (LIPs) the service's connections use toward its servers.
     pub local_addresses: Vec<IpAddr>,
@@ -160,11 +160,11 @@ pub struct ServiceStats {
 pub struct Backend {
     /// Address and port.
     pub addr: SocketAddr,
-    /// Weight.
+    /// Its share of new connections under a weighted scheduler (0: none).
     pub weight: u32,
     /// Passes its health check.
     pub up: bool,
-    /// Counters.
+    /// What the workers count for this server, shared across snapshots.
     pub stats: Arc<BackendStats>,
     /// Its stable identity for the schedulers (a hash of the address, computed with the
     /// snapshot, not per connection).
@@ -180,7 +180,7 @@ pub struct Service {
     pub backends: Vec<Backend>,
     /// The scheduler, as built for these servers; each worker takes a copy.
     pub scheduler: Box<dyn Scheduler>,
-    /// Counters.
+    /// What the workers count for this service, shared across snapshots.
     pub stats: Arc<ServiceStats>,
 }
 

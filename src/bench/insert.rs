@@ -71,7 +71,7 @@ pub fn table(records: u32) -> anyhow::Result<(Model, FlowTable)> {
 
 fn commit(t: &mut FlowTable) -> anyhow::Result<()> {
     let refused = t.commit()?;
-    anyhow::ensure!(refused.is_empty(), "the NIC refused {} commands: {:?}", refused.len(), refused[0].1);
+    anyhow::ensure!(refused.is_empty(), "the NIC refused {} commands: {:?}", refused.len(), refused[0]);
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use sim_model::device::ModelConfig;
 use sim_model::port::{Port, RxBurst};
 use slowpath::conn::Timeouts;
 use slowpath::engine::{Engine, EngineConfig};
-use slowpath::neigh::{PortConf, Prefix, RouteConf};
+use slowpath::network::{PortConf, Prefix, RouteConf};
 use slowpath::sched::SchedulerKind;
 use slowpath::service::{BackendConfig, Proto, ServiceConfig, ServiceKey};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

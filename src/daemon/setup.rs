@@ -10,7 +10,7 @@ use sim_model::clock::Clock;
 use slowpath::conn::{OffloadPolicy, Timeouts};
 use slowpath::engine::{Engine, EngineConfig};
 use slowpath::laddr::PortRange;
-use slowpath::neigh::{PortConf, Prefix, RouteConf};
+use slowpath::network::{PortConf, Prefix, RouteConf};
 use slowpath::sched::SchedulerKind;
 use slowpath::service::{
     BackendConfig, HealthCheck, HealthKind as SpHealthKind, Proto, ServiceConfig, ServiceKey,

@@ -6,9 +6,9 @@ use crate::config;
 use crate::control::proto::FlowFilter;
 use crate::daemon::report;
 use sim_model::clock::{Clock, ManualClock};
-use slowpath::build;
+use slowpath::emit;
+use slowpath::emit::L2;
 use slowpath::engine::Engine;
-use slowpath::nat::L2;
 use slowpath::packet::{self, L4};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -54,7 +54,7 @@ fn tcp(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, data: &[
     seg[13] = flags;
     seg[14..16].copy_from_slice(&29200u16.to_be_bytes());
     seg.extend_from_slice(data);
-    build::frame(&l2, &build::ip_packet(src.ip(), dst.ip(), 6, 64, seg, 16))
+    emit::frame(&l2, &emit::ip_packet(src.ip(), dst.ip(), 6, 64, seg, 16))
 }
 
 fn describe(frame: &[u8]) -> String {

@@ -3,8 +3,9 @@
 //! the registers the block chain located. And the per-port settings the host chooses (MAC,
 //! MTU).
 
-use super::Nic;
+use super::{BlockMap, Nic};
 use crate::error::DriverError;
+use crate::transport::Transport;
 use rtl_spec::codes::BlockType;
 use rtl_spec::regs::{counters, flow_table, ports};
 
@@ -73,59 +74,78 @@ pub struct DeviceCounters {
 impl Nic {
     /// Reads every counter.
     pub fn read_counters(&mut self) -> Result<DeviceCounters, DriverError> {
-        let cb = self.blocks.base(BlockType::Counters)?;
-        let fb = self.blocks.base(BlockType::FlowTable)?;
-        let pb = self.blocks.base(BlockType::Ports)?;
-        let nports = self.info.ports.len() as u32;
-        let t = self.transport.as_mut();
-        let mut c = DeviceCounters {
-            rx_packets: t.read64(cb + counters::RX_PACKETS),
-            rx_bytes: t.read64(cb + counters::RX_BYTES),
-            tx_packets: t.read64(cb + counters::TX_PACKETS),
-            tx_bytes: t.read64(cb + counters::TX_BYTES),
-            hits: t.read64(cb + counters::HITS),
-            misses: t.read64(cb + counters::MISSES),
-            punts: t.read64(cb + counters::PUNTS),
-            drops: t.read64(cb + counters::DROPS),
-            injected: t.read64(cb + counters::INJECTED),
-            events: t.read64(cb + counters::EVENTS),
-            events_lost: t.read64(cb + counters::EVENTS_LOST),
-            occupancy: t.read32(fb + flow_table::OCCUPANCY),
-            index_used: t.read32(fb + flow_table::INDEX_USED),
-            stash_used: t.read32(fb + flow_table::STASH_USED),
-            inserts: t.read64(fb + flow_table::INSERTS),
-            deletes: t.read64(fb + flow_table::DELETES),
-            fails: t.read64(fb + flow_table::FAILS),
-            ..DeviceCounters::default()
-        };
-        for n in 0..16u32 {
-            c.punt_reason[n as usize] = t.read64(cb + counters::PUNT_REASON + 8 * n);
-            c.drop_reason[n as usize] = t.read64(cb + counters::DROP_REASON + 8 * n);
-        }
-        for n in 0..nports {
-            let r = pb + n * 0x40;
-            c.ports.push(PortCounters {
-                link: t.read32(r + ports::PORT_STATUS) & 1 != 0,
-                rx_packets: t.read64(r + ports::PORT_RX_PACKETS),
-                rx_bytes: t.read64(r + ports::PORT_RX_BYTES),
-                tx_packets: t.read64(r + ports::PORT_TX_PACKETS),
-                tx_bytes: t.read64(r + ports::PORT_TX_BYTES),
-                drops: t.read64(r + ports::PORT_DROPS),
-            });
-        }
-        Ok(c)
+        read(&mut *self.link.lock(), &self.blocks, self.info.ports.len())
     }
 
     /// Sets port `n`'s IP MTU (packets over it are punted, reason `OverMtu`) and MAC.
     pub fn configure_port(&mut self, n: u8, mtu: u32, mac: [u8; 6]) -> Result<(), DriverError> {
-        if usize::from(n) >= self.info.ports.len() {
-            return Err(DriverError::BringUp(format!("port {n}: the device has {}", self.info.ports.len())));
-        }
-        let r = self.blocks.base(BlockType::Ports)? + u32::from(n) * 0x40;
-        let t = self.transport.as_mut();
-        t.write32(r + ports::PORT_MTU, mtu);
-        t.write32(r + ports::PORT_MAC_LO, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
-        t.write32(r + ports::PORT_MAC_HI, u32::from(u16::from_le_bytes([mac[4], mac[5]])));
-        Ok(())
+        configure_port(&mut *self.link.lock(), &self.blocks, self.info.ports.len(), n, mtu, mac)
     }
+}
+
+/// Reads every counter of a device with `nports` ports whose blocks are at `blocks`.
+pub(crate) fn read(
+    t: &mut dyn Transport,
+    blocks: &BlockMap,
+    nports: usize,
+) -> Result<DeviceCounters, DriverError> {
+    let cb = blocks.base(BlockType::Counters)?;
+    let fb = blocks.base(BlockType::FlowTable)?;
+    let pb = blocks.base(BlockType::Ports)?;
+    let nports = nports as u32;
+    let mut c = DeviceCounters {
+        rx_packets: t.read64(cb + counters::RX_PACKETS),
+        rx_bytes: t.read64(cb + counters::RX_BYTES),
+        tx_packets: t.read64(cb + counters::TX_PACKETS),
+        tx_bytes: t.read64(cb + counters::TX_BYTES),
+        hits: t.read64(cb + counters::HITS),
+        misses: t.read64(cb + counters::MISSES),
+        punts: t.read64(cb + counters::PUNTS),
+        drops: t.read64(cb + counters::DROPS),
+        injected: t.read64(cb + counters::INJECTED),
+        events: t.read64(cb + counters::EVENTS),
+        events_lost: t.read64(cb + counters::EVENTS_LOST),
+        occupancy: t.read32(fb + flow_table::OCCUPANCY),
+        index_used: t.read32(fb + flow_table::INDEX_USED),
+        stash_used: t.read32(fb + flow_table::STASH_USED),
+        inserts: t.read64(fb + flow_table::INSERTS),
+        deletes: t.read64(fb + flow_table::DELETES),
+        fails: t.read64(fb + flow_table::FAILS),
+        ..DeviceCounters::default()
+    };
+    for n in 0..16u32 {
+        c.punt_reason[n as usize] = t.read64(cb + counters::PUNT_REASON + 8 * n);
+        c.drop_reason[n as usize] = t.read64(cb + counters::DROP_REASON + 8 * n);
+    }
+    for n in 0..nports {
+        let r = pb + n * 0x40;
+        c.ports.push(PortCounters {
+            link: t.read32(r + ports::PORT_STATUS) & 1 != 0,
+            rx_packets: t.read64(r + ports::PORT_RX_PACKETS),
+            rx_bytes: t.read64(r + ports::PORT_RX_BYTES),
+            tx_packets: t.read64(r + ports::PORT_TX_PACKETS),
+            tx_bytes: t.read64(r + ports::PORT_TX_BYTES),
+            drops: t.read64(r + ports::PORT_DROPS),
+        });
+    }
+    Ok(c)
+}
+
+/// Sets port `n`'s IP MTU and MAC on a device with `nports` ports.
+pub(crate) fn configure_port(
+    t: &mut dyn Transport,
+    blocks: &BlockMap,
+    nports: usize,
+    n: u8,
+    mtu: u32,
+    mac: [u8; 6],
+) -> Result<(), DriverError> {
+    if usize::from(n) >= nports {
+        return Err(DriverError::BringUp(format!("port {n}: the device has {nports}")));
+    }
+    let r = blocks.base(BlockType::Ports)? + u32::from(n) * 0x40;
+    t.write32(r + ports::PORT_MTU, mtu);
+    t.write32(r + ports::PORT_MAC_LO, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
+    t.write32(r + ports::PORT_MAC_HI, u32::from(u16::from_le_bytes([mac[4], mac[5]])));
+    Ok(())
 }

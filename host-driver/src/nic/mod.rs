@@ -11,19 +11,23 @@ mod counters;
 mod probe;
 
 pub use counters::{DeviceCounters, PortCounters};
+pub(crate) use counters::{configure_port, read as read_counters};
 
 pub use probe::{BlockInfo, BlockMap, DeviceInfo, Geometry, PortInfo, identify, probe, walk_chain};
 
 use crate::dma::DmaRegion;
 use crate::error::DriverError;
+use crate::link::{Link, TransportGuard};
+use crate::queues::{ExceptionQueue, INJECT_BUF_SIZE, InjectQueue, Queues};
 use crate::rings::{Consumer, Producer, RingMem};
 use crate::transport::Transport;
 use rtl_spec::codes::BlockType;
-use rtl_spec::formats::{Completion, Event, ExceptionDesc, FlowCommand, InjectDesc};
+use rtl_spec::formats::{Completion, Event, FlowCommand};
 use rtl_spec::regs::{control, interrupts, ports, punt, ring_id, rings};
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
-use zerocopy::little_endian::U64;
+
+pub use crate::queues::Exception;
 
 /// How the driver sets the device up.
 #[derive(Clone, Debug)]
@@ -62,36 +66,26 @@ impl Default for NicConfig {
     }
 }
 
-/// A punted packet.
-#[derive(Clone, Debug)]
-pub struct Exception {
-    /// Its descriptor.
-    pub desc: ExceptionDesc,
-    /// The frame as received.
-    pub frame: Vec<u8>,
-}
-
-struct ExceptionRing {
-    ring: Consumer<ExceptionDesc>,
-    buffers: DmaRegion,
-}
-
 /// A brought-up NIC.
+///
+/// It keeps the command, completion and event rings; the exception and inject rings are
+/// [`Queues`] it lends out ([`Self::take_queues`]) or drives itself until then.
 pub struct Nic {
-    transport: Box<dyn Transport>,
+    link: Link,
     cfg: NicConfig,
     info: DeviceInfo,
     blocks: BlockMap,
     commands: Producer<FlowCommand>,
     completions: Consumer<Completion>,
-    inject: Producer<InjectDesc>,
-    inject_buffers: DmaRegion,
     events: Consumer<Event>,
-    exceptions: Vec<ExceptionRing>,
+    /// The exception and inject rings, until taken.
+    queues: Option<Queues>,
+    /// Scratch for reaped entries (no allocation per poll).
+    got_completions: Vec<(u32, Completion)>,
+    got_events: Vec<(u32, Event)>,
     vectors: Vec<(u32, EventFd)>,
     outstanding: u32,
     regions: Vec<DmaRegion>,
-    steering: Option<(Vec<std::net::IpAddr>, u32)>,
 }
 
 /// Stops the device before bring-up programs it: a reset (the known state), or with
@@ -127,20 +121,32 @@ impl Nic {
         mut transport: Box<dyn Transport>,
         cfg: NicConfig,
     ) -> Result<Nic, (DriverError, Box<dyn Transport>)> {
-        let mut nic = match Self::program(transport.as_mut(), cfg) {
-            Ok(nic) => nic,
+        let (mut nic, exceptions, inject) = match Self::program(transport.as_mut(), cfg) {
+            Ok(parts) => parts,
             Err(e) => return Err((e, transport)),
         };
-        nic.transport = transport;
+        nic.link = Link::new(transport);
+        nic.queues = Some(Queues::new(
+            nic.link.clone(),
+            exceptions,
+            inject,
+            &nic.cfg,
+            nic.blocks.clone(),
+            nic.info.ports.len(),
+        ));
         match nic.start() {
             Ok(()) => Ok(nic),
-            Err(e) => Err((e, std::mem::replace(&mut nic.transport, Box::new(Detached)))),
+            Err(e) => Err((e, nic.link.retire())),
         }
     }
 
     /// Identifies, resets and programs the device's rings and steering through `t`; the
-    /// returned driver holds no transport yet.
-    fn program(t: &mut dyn Transport, cfg: NicConfig) -> Result<Nic, DriverError> {
+    /// returned driver holds no transport yet, and the exception and inject rings come beside
+    /// it (they become [`Queues`] once the transport is attached).
+    fn program(
+        t: &mut dyn Transport,
+        cfg: NicConfig,
+    ) -> Result<(Nic, Vec<ExceptionQueue>, InjectQueue), DriverError> {
         // Identify before touching anything: a reset written to the wrong device is worse than
         // refusing it.
         identify(t)?;
@@ -203,10 +209,11 @@ impl Nic {
         for q in 0..cfg.exception_rings {
             let (mem, buffers) = enable(t, ring_id::EXCEPTION0 + q, 32, Some(cfg.buf_size))?;
             let buffers = buffers.ok_or_else(|| DriverError::BringUp("exception buffers missing".into()))?;
-            exceptions.push(ExceptionRing { ring: Consumer::new(mem), buffers });
+            exceptions.push(ExceptionQueue::new(mem, buffers, cfg.buf_size));
         }
-        let inject_buffers = t.alloc_dma(16384 << cfg.ring_log2)?;
+        let inject_buffers = t.alloc_dma(INJECT_BUF_SIZE << cfg.ring_log2)?;
         regions.push(inject_buffers.clone());
+        let inject = InjectQueue::new(inj, inject_buffers, rb + ring_id::INJECT * 0x40 + rings::RING_CONS);
 
         let pu = blocks.base(BlockType::Punt)?;
         t.write32(pu + punt::QUEUES, cfg.exception_rings);
@@ -219,18 +226,17 @@ impl Nic {
             info,
             commands: Producer::new(cmd),
             completions: Consumer::new(cpl),
-            inject: Producer::new(inj),
-            inject_buffers,
             events: Consumer::new(evt),
-            exceptions,
+            queues: None,
+            got_completions: Vec::new(),
+            got_events: Vec::new(),
             vectors: Vec::new(),
             outstanding: 0,
             regions,
-            steering: None,
             blocks,
-            transport: Box::new(Detached),
+            link: Link::detached(),
         };
-        Ok(nic)
+        Ok((nic, exceptions, inject))
     }
 
     /// The last steps of bring-up, once the driver holds its transport: interrupts, ports and
@@ -240,11 +246,12 @@ impl Nic {
             self.setup_interrupts()?;
         }
         let pb = self.blocks.base(BlockType::Ports)?;
-        let t = self.transport.as_mut();
+        let mut t = self.link.lock();
         for n in 0..self.info.ports.len() as u32 {
             t.write32(pb + ports::PORT_CTRL + n * 0x40, 1);
         }
         t.write32(control::BASE + control::CTRL, 1);
+        drop(t);
         if self.cfg.confirm_boot {
             self.confirm_boot();
         }
@@ -255,7 +262,7 @@ impl Nic {
     /// so an image on trial is kept. A device without a flash block has nothing to confirm.
     pub fn confirm_boot(&mut self) {
         if let Ok(fb) = self.blocks.base(BlockType::Flash) {
-            self.transport.write32(fb + rtl_spec::regs::flash::CONFIRM, rtl_spec::regs::FLASH_CONFIRM_KEY);
+            self.link.lock().write32(fb + rtl_spec::regs::flash::CONFIRM, rtl_spec::regs::FLASH_CONFIRM_KEY);
         }
     }
 
@@ -266,15 +273,23 @@ impl Nic {
             .chain((0..self.cfg.exception_rings).map(|q| ring_id::EXCEPTION0 + q));
         for ring in sources {
             let v = vector_of(ring);
-            let Some(fd) = self.transport.interrupt(v)? else {
+            let fd = self.link.lock().interrupt(v)?;
+            let Some(fd) = fd else {
                 return Err(DriverError::BringUp(format!(
                     "interrupts asked, but {} has none: use polling",
-                    self.transport.describe()
+                    self.link.lock().describe()
                 )));
             };
-            self.transport.write32(ib + interrupts::SOURCE_VECTOR + 4 * ring, 0x8000_0000 | u32::from(v));
-            self.transport.write32(ib + interrupts::VEC_CTRL + 0x10 * u32::from(v), 1);
+            self.link.lock().write32(ib + interrupts::SOURCE_VECTOR + 4 * ring, 0x8000_0000 | u32::from(v));
+            self.link.lock().write32(ib + interrupts::VEC_CTRL + 0x10 * u32::from(v), 1);
             self.vectors.push((ring, fd));
+        }
+        let rearm =
+            |q: u32| Some(ib + interrupts::VEC_CTRL + 0x10 * u32::from(vector_of(ring_id::EXCEPTION0 + q)));
+        if let Some(queues) = self.queues.as_mut() {
+            for (q, e) in queues.exceptions_mut().iter_mut().enumerate() {
+                e.rearm = rearm(q as u32);
+            }
         }
         Ok(())
     }
@@ -283,13 +298,13 @@ impl Nic {
     /// read after bring-up means the device was reset behind the driver's back (a watchdog,
     /// a firmware fallback, an operator), its rings and tables gone.
     pub fn reset_count(&mut self) -> u32 {
-        self.transport.read32(control::BASE + control::RESET_COUNT)
+        self.link.lock().read32(control::BASE + control::RESET_COUNT)
     }
 
     /// Whether the device still looks brought up: ready, enabled, and not reset since
     /// bring-up (`expected_resets` is what [`Self::reset_count`] said then).
     pub fn is_alive(&mut self, expected_resets: u32) -> bool {
-        let status = self.transport.read32(control::BASE + control::STATUS);
+        let status = self.link.lock().read32(control::BASE + control::STATUS);
         status & 0b11 == 0b11 && self.reset_count() == expected_resets
     }
 
@@ -301,7 +316,14 @@ impl Nic {
     /// Gives the transport back without resetting the device (what a daemon that exits leaves
     /// behind: the NIC keeps forwarding its flows).
     pub fn into_transport(self) -> Box<dyn Transport> {
-        self.transport
+        self.link.retire()
+    }
+
+    /// Lends the exception and inject rings out (once per bring-up: `None` when they were
+    /// taken already). After a reset or a reconnect ([`Self::reinit`], [`Self::reconnect`])
+    /// the rings are new and the ones taken before are inert: take them again.
+    pub fn take_queues(&mut self) -> Option<Queues> {
+        self.queues.take()
     }
 
     /// The configuration the device was brought up with.
@@ -314,9 +336,10 @@ impl Nic {
         &self.info
     }
 
-    /// The transport, for register access the driver does not wrap.
-    pub fn transport(&mut self) -> &mut dyn Transport {
-        self.transport.as_mut()
+    /// The transport, for register access the driver does not wrap (locked while the guard
+    /// lives: drop it before calling the driver again).
+    pub fn transport(&mut self) -> TransportGuard<'_> {
+        self.link.lock()
     }
 
     /// The base of a register block, as discovered.
@@ -343,16 +366,18 @@ impl Nic {
 
     /// Rings the command doorbell once for everything queued.
     pub fn flush(&mut self) {
-        self.commands.flush(self.transport.as_mut());
+        self.commands.flush(&mut *self.link.lock());
     }
 
     /// Takes the completions that have arrived (at most `max`), in command order.
     pub fn reap(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
-        self.transport.service();
-        let mut got = Vec::new();
-        let n = self.completions.poll(self.transport.as_mut(), &mut got, max);
+        let mut t = self.link.lock();
+        t.service();
+        self.got_completions.clear();
+        let n = self.completions.poll(&mut *t, &mut self.got_completions, max);
+        drop(t);
         self.outstanding = self.outstanding.saturating_sub(n as u32);
-        out.extend(got.into_iter().map(|(_, c)| c));
+        out.extend(self.got_completions.iter().map(|(_, c)| *c));
         if n > 0 {
             self.rearm(ring_id::COMPLETION);
         }
@@ -390,64 +415,46 @@ impl Nic {
         Ok(out)
     }
 
-    /// Punted packets from exception ring `queue` (at most `max`).
+    /// Punted packets from exception ring `queue` (at most `max`), while the queues are not
+    /// taken ([`Self::take_queues`]); 0 once they are.
     pub fn recv_exceptions(&mut self, queue: usize, out: &mut Vec<Exception>, max: usize) -> usize {
-        self.transport.service();
-        let Some(ring) = self.exceptions.get_mut(queue) else { return 0 };
-        let mut got = Vec::new();
-        let n = ring.ring.poll(self.transport.as_mut(), &mut got, max);
-        let size = self.cfg.buf_size as usize;
-        for (index, desc) in got {
-            let slot = rtl_spec::ring::slot(index, self.cfg.ring_log2) as usize;
-            let mut frame = vec![0u8; usize::from(desc.length.get()).min(size)];
-            ring.buffers.read(slot * size, &mut frame);
-            out.push(Exception { desc, frame });
-        }
-        if n > 0 {
-            self.rearm(ring_id::EXCEPTION0 + queue as u32);
-        }
-        n
+        self.queues.as_mut().map_or(0, |q| q.recv_exceptions(queue, out, max))
     }
 
     /// Events (at most `max`).
     pub fn recv_events(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
-        self.transport.service();
-        let mut got = Vec::new();
-        let n = self.events.poll(self.transport.as_mut(), &mut got, max);
-        out.extend(got.into_iter().map(|(_, e)| e));
+        let mut t = self.link.lock();
+        t.service();
+        self.got_events.clear();
+        let n = self.events.poll(&mut *t, &mut self.got_events, max);
+        drop(t);
+        out.extend(self.got_events.iter().map(|(_, e)| *e));
         if n > 0 {
             self.rearm(ring_id::EVENT);
         }
         n
     }
 
-    /// Queues a frame to send unchanged on `port`; it leaves at [`Self::flush_injects`].
+    /// Queues a frame to send unchanged on `port`; it leaves at [`Self::flush_injects`]. Only
+    /// while the queues are not taken ([`Self::take_queues`]).
     pub fn inject(&mut self, port: u8, frame: &[u8]) -> Result<(), DriverError> {
-        let rb = self.blocks.base(BlockType::Rings)?;
-        let cons = self.transport.read32(rb + ring_id::INJECT * 0x40 + rings::RING_CONS);
-        if self.inject.free(cons) == 0 || frame.len() > 16384 {
-            return Err(DriverError::RingFull("inject"));
+        match self.queues.as_mut() {
+            Some(q) => q.inject(port, frame),
+            None => Err(DriverError::BringUp("the inject ring was lent out (Nic::take_queues)".into())),
         }
-        let slot = rtl_spec::ring::slot(self.inject.prod(), self.cfg.ring_log2) as usize;
-        self.inject_buffers.write(slot * 16384, frame);
-        self.inject.push(InjectDesc {
-            addr: U64::new(self.inject_buffers.iova() + (slot * 16384) as u64),
-            length: (frame.len() as u16).into(),
-            port,
-            ..InjectDesc::default()
-        });
-        Ok(())
     }
 
-    /// Sends every queued inject with one doorbell.
+    /// Sends every queued inject with one doorbell (while the queues are not taken).
     pub fn flush_injects(&mut self) {
-        self.inject.flush(self.transport.as_mut());
+        if let Some(q) = self.queues.as_mut() {
+            q.flush_injects();
+        }
     }
 
     /// Waits until ring `ring` may have something, at most `timeout`: on its eventfd with
     /// interrupts, by a short sleep when polling.
     pub fn wait(&mut self, ring: u32, timeout: Duration) {
-        self.transport.service();
+        self.link.lock().service();
         match self.vectors.iter().find(|(r, _)| *r == ring) {
             Some((_, fd)) => {
                 let mut pfd = libc::pollfd {
@@ -468,7 +475,7 @@ impl Nic {
     /// have something, at most `timeout`; returns whether an interrupt fired. Without
     /// interrupts it returns false at once: the caller polls.
     pub fn wait_any(&mut self, timeout: Duration) -> bool {
-        self.transport.service();
+        self.link.lock().service();
         if self.vectors.is_empty() {
             return false;
         }
@@ -499,7 +506,7 @@ impl Nic {
     fn rearm(&mut self, ring: u32) {
         if self.vectors.iter().any(|(r, _)| *r == ring) {
             if let Ok(ib) = self.blocks.base(BlockType::Interrupts) {
-                self.transport.write32(ib + interrupts::VEC_CTRL + 0x10 * u32::from(vector_of(ring)), 1);
+                self.link.lock().write32(ib + interrupts::VEC_CTRL + 0x10 * u32::from(vector_of(ring)), 1);
             }
         }
     }
@@ -517,36 +524,42 @@ impl Nic {
     /// error says why; a later `reinit` cannot help, the transport is gone.
     pub fn reinit(&mut self) -> Result<(), DriverError> {
         for r in std::mem::take(&mut self.regions) {
-            self.transport.free_dma(&r)?;
+            self.link.lock().free_dma(&r)?;
         }
         self.bring_up_again()
     }
 
     /// Whether the way to the device is gone ([`Transport::is_broken`]).
     pub fn transport_broken(&self) -> bool {
-        self.transport.is_broken()
+        self.link.lock().is_broken()
     }
 
     /// Reaches the device again over a new connection ([`Transport::reconnect`]: a restarted
     /// model) and brings it up from scratch with the same configuration and steering. The old
     /// connection's DMA regions are dropped, not unmapped: the device that knew them is gone.
     pub fn reconnect(&mut self) -> Result<(), DriverError> {
-        self.transport.reconnect()?;
+        self.link.lock().reconnect()?;
         self.regions.clear();
         self.bring_up_again()
     }
 
     fn bring_up_again(&mut self) -> Result<(), DriverError> {
-        let transport = std::mem::replace(&mut self.transport, Box::new(Detached));
-        let steering = self.steering.clone();
+        // The old rings go with the old link: queues lent over it turn inert.
+        let steering = self.link.lock().steering();
+        let transport = self.link.retire();
         // A recovery starts from a reset device whatever the first bring-up did: the table is
         // rewritten from the shadow, and a hung device must be reset to answer again.
         let cfg = NicConfig { preserve_table: false, ..self.cfg.clone() };
         match Nic::bring_up_keeping(transport, cfg) {
             Ok(nic) => *self = nic,
             Err((e, transport)) => {
-                // Keep the connection (and this driver's configuration) for the next attempt.
-                self.transport = transport;
+                // Keep the connection (and this driver's configuration) for the next attempt,
+                // over a link of its own: no ring is built over it yet.
+                self.link = Link::new(transport);
+                if let Some((lips, mask)) = &steering {
+                    self.link.lock().remember_steering(lips, *mask);
+                }
+                self.queues = None;
                 self.vectors.clear();
                 return Err(e);
             }
@@ -566,75 +579,57 @@ impl Nic {
         lips: &[std::net::IpAddr],
         lport_mask: u32,
     ) -> Result<(), DriverError> {
-        const LIP_FILTER: u32 = 16;
-        if lips.len() > LIP_FILTER as usize {
-            return Err(DriverError::BringUp(format!(
-                "{} local addresses: the NIC's LIP filter holds {LIP_FILTER}",
-                lips.len()
-            )));
-        }
-        if lport_mask >= self.cfg.exception_rings.next_power_of_two() {
-            return Err(DriverError::BringUp(format!(
-                "lport mask {lport_mask:#x} names rings beyond the {} enabled",
-                self.cfg.exception_rings
-            )));
-        }
-        let pu = self.blocks.base(BlockType::Punt)?;
-        let t = self.transport.as_mut();
-        t.write32(pu + punt::LPORT_MASK, lport_mask);
-        for n in 0..LIP_FILTER {
-            let e = pu + 0x20 * n;
-            let Some(addr) = lips.get(n as usize) else {
-                t.write32(e + punt::LIP_CTL, 0);
-                continue;
-            };
-            let (bytes, v6) = match addr {
-                std::net::IpAddr::V4(a) => {
-                    let mut b = [0u8; 16];
-                    b[..4].copy_from_slice(&a.octets());
-                    (b, false)
-                }
-                std::net::IpAddr::V6(a) => (a.octets(), true),
-            };
-            for (w, reg) in
-                [punt::LIP_ADDR0, punt::LIP_ADDR1, punt::LIP_ADDR2, punt::LIP_ADDR3].into_iter().enumerate()
-            {
-                let word = u32::from_le_bytes(bytes[w * 4..w * 4 + 4].try_into().unwrap_or([0; 4]));
-                t.write32(e + reg, word);
-            }
-            t.write32(e + punt::LIP_CTL, 1 | (u32::from(v6) << 1));
-        }
-        self.steering = Some((lips.to_vec(), lport_mask));
+        let mut t = self.link.lock();
+        set_lip_steering(&mut *t, &self.blocks, self.cfg.exception_rings, lips, lport_mask)?;
+        t.remember_steering(lips, lport_mask);
         Ok(())
     }
 }
 
-/// What a [`Nic`] holds while it is between devices (during [`Nic::reinit`], or after a failed
-/// one): a device that is not there.
-struct Detached;
-
-impl Transport for Detached {
-    fn describe(&self) -> String {
-        "no device (detached after a failed reset)".to_string()
+/// Programs the LIP filter and the lport mask of a device with `exception_rings` rings enabled
+/// (see [`Nic::set_lip_steering`]).
+pub(crate) fn set_lip_steering(
+    t: &mut dyn Transport,
+    blocks: &BlockMap,
+    exception_rings: u32,
+    lips: &[std::net::IpAddr],
+    lport_mask: u32,
+) -> Result<(), DriverError> {
+    const LIP_FILTER: u32 = 16;
+    if lips.len() > LIP_FILTER as usize {
+        return Err(DriverError::BringUp(format!(
+            "{} local addresses: the NIC's LIP filter holds {LIP_FILTER}",
+            lips.len()
+        )));
     }
-    fn read32(&mut self, _offset: u32) -> u32 {
-        u32::MAX
+    if lport_mask >= exception_rings.next_power_of_two() {
+        return Err(DriverError::BringUp(format!(
+            "lport mask {lport_mask:#x} names rings beyond the {exception_rings} enabled"
+        )));
     }
-    fn write32(&mut self, _offset: u32, _value: u32) {}
-    fn read64(&mut self, _offset: u32) -> u64 {
-        u64::MAX
+    let pu = blocks.base(BlockType::Punt)?;
+    t.write32(pu + punt::LPORT_MASK, lport_mask);
+    for n in 0..LIP_FILTER {
+        let e = pu + 0x20 * n;
+        let Some(addr) = lips.get(n as usize) else {
+            t.write32(e + punt::LIP_CTL, 0);
+            continue;
+        };
+        let (bytes, v6) = match addr {
+            std::net::IpAddr::V4(a) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&a.octets());
+                (b, false)
+            }
+            std::net::IpAddr::V6(a) => (a.octets(), true),
+        };
+        for (w, reg) in
+            [punt::LIP_ADDR0, punt::LIP_ADDR1, punt::LIP_ADDR2, punt::LIP_ADDR3].into_iter().enumerate()
+        {
+            let word = u32::from_le_bytes(bytes[w * 4..w * 4 + 4].try_into().unwrap_or([0; 4]));
+            t.write32(e + reg, word);
+        }
+        t.write32(e + punt::LIP_CTL, 1 | (u32::from(v6) << 1));
     }
-    fn write64(&mut self, _offset: u32, _value: u64) {}
-    fn alloc_dma(&mut self, _len: usize) -> Result<DmaRegion, DriverError> {
-        Err(DriverError::BringUp("the device is detached".into()))
-    }
-    fn free_dma(&mut self, _region: &DmaRegion) -> Result<(), DriverError> {
-        Ok(())
-    }
-    fn interrupt(&mut self, _vector: u16) -> Result<Option<EventFd>, DriverError> {
-        Ok(None)
-    }
-    fn reset(&mut self) -> Result<(), DriverError> {
-        Err(DriverError::BringUp("the device is detached".into()))
-    }
+    Ok(())
 }

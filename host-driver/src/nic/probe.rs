@@ -82,7 +82,7 @@ pub struct DeviceInfo {
     pub blocks: Vec<BlockInfo>,
     /// Flow-table geometry.
     pub geometry: Geometry,
-    /// Ports.
+    /// The Ethernet ports the device has, in index order.
     pub ports: Vec<PortInfo>,
     /// Rings in the device.
     pub rings: u32,

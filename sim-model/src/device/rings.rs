@@ -66,7 +66,7 @@ impl Ring {
         let buf_ok = self.kind != RingKind::Exception
             || (self.buf_base % 64 == 0
                 && self.buf_base != 0
-                && (256..=16384).contains(&self.buf_size)
+                && (rtl_spec::ring::MIN_BUF_SIZE..=rtl_spec::ring::MAX_BUF_SIZE).contains(&self.buf_size)
                 && self.buf_size % 64 == 0);
         if size_ok && base_ok && buf_ok {
             self.enabled = true;

@@ -1,34 +1,25 @@
 //! Making a worker's [`Out`] real: IP packets routed, their next hop resolved and framed and
 //! injected; flows installed with their next hops, removed, queried; frames for the host's
-//! interfaces; packets handed to their owning worker.
+//! interfaces; packets handed to their owning worker; frame buffers back to the pool.
 
 use super::Engine;
-use crate::neigh::Hop;
+use crate::network::Hop;
 use crate::worker::Out;
-use flow_offload::{Handle, InstallError};
+use flow_offload::{Handle, InstallError, Refusal};
 
 impl Engine {
-    /// Applies what worker `w` asked for. Results handed back to the worker may ask for more
-    /// (a remove for a flow whose connection ended while it was being installed); that is
-    /// applied too, a bounded number of times.
+    /// Applies what worker `w` asked for, in one pass. What the worker is told in between
+    /// can only ask for removes (a flow whose connection ended while it was being installed,
+    /// or whose NIC counters say it is idle): those are applied after the answers, so nothing
+    /// is left for another pass.
     pub(super) fn apply(&mut self, w: usize, out: &mut Out, now_ns: u64) {
-        for _ in 0..8 {
-            if out.is_empty() {
-                return;
-            }
-            self.apply_once(w, out, now_ns);
-        }
-        if !out.is_empty() {
-            tracing::warn!(worker = w, "a worker kept asking: the rest waits for the next round");
-        }
-    }
-
-    fn apply_once(&mut self, w: usize, out: &mut Out, now_ns: u64) {
         for (port, frame) in out.neighbor.drain(..) {
             self.handle_neighbor(port, &frame, now_ns);
+            self.queues.recycle(frame);
         }
         for (port, frame) in out.to_host.drain(..) {
             self.hand_to_host(port, &frame);
+            self.queues.recycle(frame);
         }
         for tx in out.tx.drain(..) {
             let Some(hop) = self.net.route(tx.dst) else {
@@ -45,10 +36,7 @@ impl Engine {
         }
         // Keep the buffer's capacity (on_installed never asks for installs).
         out.installs = installs;
-        for h in out.removes.drain(..) {
-            // A flow the NIC evicted is already gone from the table: nothing to do.
-            let _ = self.flows.remove(h, false);
-        }
+        self.apply_removes(out);
         if !out.queries.is_empty() {
             let queries: Vec<(u32, u32, Handle)> = out.queries.drain(..).collect();
             let handles: Vec<Handle> = queries.iter().map(|q| q.2).collect();
@@ -63,12 +51,25 @@ impl Engine {
                 let k = counters.iter().find(|(x, _)| *x == h).map(|(_, k)| *k);
                 self.workers[w].on_counters(slot, generation, k, now_ns, out);
             }
+            // The idle connections among them ended: their flows go.
+            self.apply_removes(out);
         }
         for (to, punt) in out.handoff.drain(..) {
             if let Some(q) = self.handoffs.get_mut(usize::from(to)) {
                 self.stats.handoffs += 1;
                 q.push_back(punt);
             }
+        }
+        for frame in out.spent.drain(..) {
+            self.queues.recycle(frame);
+        }
+        debug_assert!(out.is_empty(), "a worker's answer asked for more than removes");
+    }
+
+    fn apply_removes(&mut self, out: &mut Out) {
+        for h in out.removes.drain(..) {
+            // A flow the NIC evicted is already gone from the table: nothing to do.
+            let _ = self.flows.remove(h, false);
         }
     }
 
@@ -135,6 +136,7 @@ impl Engine {
                 frame.extend_from_slice(&packet);
                 self.inject(hop.port, &frame);
                 self.frame = frame;
+                self.queues.recycle(packet);
             }
             None => {
                 self.net.resolve(hop, Some(packet), now_ns, fallback_src);
@@ -149,10 +151,13 @@ impl Engine {
             self.stats.device_lost += 1;
             return;
         }
-        let nic = self.flows.nic();
-        if nic.inject(port, frame).is_err() {
-            nic.flush_injects();
-            if nic.inject(port, frame).is_err() {
+        if self.queues.inject(port, frame).is_err() {
+            // A recovery inside a commit built new rings: take them. Otherwise the ring is
+            // full: send what it holds and try once more.
+            if !self.retake_queues() {
+                self.queues.flush_injects();
+            }
+            if self.queues.inject(port, frame).is_err() {
                 self.stats.inject_full += 1;
                 return;
             }
@@ -215,13 +220,8 @@ impl Engine {
     pub(super) fn commit(&mut self) {
         match self.flows.commit() {
             Ok(refused) => {
-                for (cmd, status) in refused {
-                    if cmd.opcode != rtl_spec::codes::Opcode::Insert as u8 {
-                        continue;
-                    }
-                    let rec = zerocopy::FromBytes::read_from_bytes(&cmd.payload[..128]).ok();
-                    let Some(rec): Option<rtl_spec::formats::FlowRecord> = rec else { continue };
-                    let cookie = rec.cookie.get();
+                for r in refused {
+                    let Refusal::Install { handle, cookie, status } = r else { continue };
                     let w = (cookie >> crate::worker::COOKIE_SLOT_BITS) as usize;
                     tracing::warn!(
                         ?status,
@@ -229,7 +229,7 @@ impl Engine {
                         "the NIC refused an install: the connection stays on the host path"
                     );
                     if let Some(worker) = self.workers.get_mut(w) {
-                        worker.on_offload_lost(cookie, Handle(cmd.record.get()));
+                        worker.on_offload_lost(cookie, handle);
                     }
                 }
             }

@@ -4,8 +4,8 @@
 
 use super::{DeviceSideStats, Engine, EngineError};
 use crate::conn::{Endpoints, Offload};
-use crate::laddr::PortStats;
-use crate::neigh::NetStats;
+use crate::laddr::LportStats;
+use crate::network::NetStats;
 use crate::service::{BackendConfig, ServiceConfig, ServiceKey};
 use crate::worker::{Discard, Out};
 use flow_offload::{Adopted, Handle};
@@ -43,7 +43,7 @@ pub struct ConnInfo {
     pub state: &'static str,
     /// Milliseconds until its timeout, from its last packet.
     pub expire_ms: u64,
-    /// Endpoints.
+    /// The connection's four FullNAT endpoints (client, VIP, LIP, real server).
     pub endpoints: Endpoints,
     /// Where it lives.
     pub location: Location,
@@ -100,7 +100,7 @@ pub struct WorkerSnapshot {
     /// Drops by reason (name, count).
     pub drops: Vec<(&'static str, u64)>,
     /// LIP port pools.
-    pub ports: PortStats,
+    pub ports: LportStats,
 }
 
 /// Everything the engine counts.
@@ -271,7 +271,7 @@ impl Engine {
         let nic = if self.flows.fault().is_some() {
             host_driver::nic::DeviceCounters::default()
         } else {
-            self.flows.nic().read_counters().unwrap_or_default()
+            self.queues.read_counters().unwrap_or_default()
         };
         let workers = self
             .workers
@@ -301,7 +301,7 @@ impl Engine {
             nic,
             table: self.flows.stats(),
             occupancy: self.flows.occupancy(),
-            capacity: self.flows.nic_ref().info().geometry.records,
+            capacity: self.flows.capacity(),
             net: self.net.stats(),
             workers,
         }

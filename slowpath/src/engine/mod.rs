@@ -1,7 +1,9 @@
 //! The engine: the device side of the slow path and what drives the workers.
 //!
-//! It owns the NIC (through [`flow_offload::FlowTable`], the only writer of the flow table),
-//! the network layer ([`crate::neigh::Network`]), the control plane's services, the host's own
+//! It owns the flow table ([`flow_offload::FlowTable`], the only writer of the NIC's table,
+//! which keeps the command and event rings), the device's packet queues
+//! ([`host_driver::Queues`]: the exception rings, the inject ring, their frame pool, lent by
+//! the table's driver at start and taken again after the device was brought back), the network layer ([`crate::network::Network`]), the control plane's services, the host's own
 //! interfaces, and the workers. One [`Engine::poll`] round takes each worker's exception ring
 //! in a batch, lets the worker decide, applies what it asked for (packets routed and injected,
 //! flows installed or removed in one batch of commands with one doorbell), hands the NIC's
@@ -12,23 +14,23 @@
 //! between the serial phases that touch the device (`pool`); the result is the same as running
 //! them in turn, so `replay` and the tests are deterministic either way.
 //!
-//! Submodules: `apply` (an [`Out`] made real), `neighbor` (ARP and neighbour discovery),
+//! Submodules: `apply` (an [`Out`] made real), `arp_nd` (answering and learning from ARP and neighbour discovery),
 //! `control` (services at run time, the flow listing, statistics), `pool` (worker threads).
 
 mod apply;
+mod arp_nd;
 mod control;
-mod neighbor;
 mod pool;
 
 pub use control::{ConnInfo, EngineStats, HostSide, Location};
 
 use crate::conn::{OffloadPolicy, Timeouts};
 use crate::laddr::PortRange;
-use crate::neigh::{Network, PortConf, RouteConf};
+use crate::network::{Network, PortConf, RouteConf};
 use crate::service::{ServiceConfig, ServiceTable, Services};
 use crate::worker::{COOKIE_SLOT_BITS, Out, Punt, Worker, WorkerConfig};
 use flow_offload::{DeviceCheck, FlowEvent, FlowTable};
-use host_driver::nic::Exception;
+use host_driver::{Exception, Queues};
 use rtl_spec::codes::PuntReason;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -64,13 +66,13 @@ pub struct EngineConfig {
     pub half_open_limit: u32,
     /// Answer ICMP echo to VIPs.
     pub icmp_echo: bool,
-    /// Ports.
+    /// The Ethernet ports, in the NIC's port order.
     pub ports: Vec<PortConf>,
     /// Static routes.
     pub routes: Vec<RouteConf>,
     /// Static neighbours (port, address, MAC).
     pub neighbors: Vec<(u8, IpAddr, [u8; 6])>,
-    /// Services.
+    /// The virtual services at start (more may be added at run time).
     pub services: Vec<ServiceConfig>,
     /// Run workers 1..n on threads of their own (with more than one worker). The result is
     /// the same as without; only the time differs.
@@ -167,6 +169,8 @@ pub struct DeviceSideStats {
 /// The slow path and its device.
 pub struct Engine {
     flows: FlowTable,
+    /// The exception and inject rings, lent by the flow table's driver.
+    queues: Queues,
     net: Network,
     workers: Vec<Worker>,
     /// Spare workers swapped in while a worker is away on its thread.
@@ -190,13 +194,6 @@ pub struct Engine {
     next_check_ns: u64,
 }
 
-/// The NIC's steering-hash seed, as the device holds it.
-fn steer_seed(flows: &mut FlowTable) -> Result<u32, EngineError> {
-    let nic = flows.nic();
-    let base = nic.block(rtl_spec::codes::BlockType::Punt)?;
-    Ok(nic.transport().read32(base + rtl_spec::regs::punt::STEER_SEED))
-}
-
 impl Engine {
     /// Builds the engine over a table (whose NIC has `cfg.workers` exception rings), at time
     /// `now_ns`.
@@ -212,7 +209,10 @@ impl Engine {
             services.add_service(s.clone())?;
         }
         let table = services.snapshot();
-        let next_hops = flows.nic_ref().info().geometry.next_hops.min(u32::from(u16::MAX)) as u16;
+        let mut queues = flows.take_queues().ok_or_else(|| {
+            EngineError::Config("the device's queues were lent to another owner already".into())
+        })?;
+        let next_hops = flows.next_hop_capacity().min(u32::from(u16::MAX)) as u16;
         let mut net = Network::new(cfg.ports.clone(), &cfg.routes, next_hops).map_err(EngineError::Config)?;
         for &(port, addr, mac) in &cfg.neighbors {
             net.add_static(port, addr, mac);
@@ -224,7 +224,7 @@ impl Engine {
             ports: cfg.ports_range,
             half_open_limit: cfg.half_open_limit,
             icmp_echo: cfg.icmp_echo,
-            steer_seed: steer_seed(&mut flows)?,
+            steer_seed: queues.steer_seed()?,
         };
         let workers: Vec<Worker> =
             (0..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect();
@@ -241,6 +241,7 @@ impl Engine {
             batches: (0..cfg.workers).map(|_| Vec::new()).collect(),
             spares,
             flows,
+            queues,
             net,
             workers,
             services,
@@ -272,14 +273,14 @@ impl Engine {
             lips.truncate(16);
         }
         let mask = u32::from(self.cfg.workers) - 1;
-        self.flows.nic().set_lip_steering(&lips, mask)?;
+        self.queues.set_lip_steering(&lips, mask)?;
         Ok(())
     }
 
     /// Writes each port's MTU and MAC into the NIC (after a bring-up).
     pub fn configure_ports(&mut self) {
         for (n, p) in self.cfg.ports.iter().enumerate() {
-            if let Err(e) = self.flows.nic().configure_port(n as u8, p.mtu, p.mac) {
+            if let Err(e) = self.queues.configure_port(n as u8, p.mtu, p.mac) {
                 tracing::warn!(port = %p.name, error = %e, "port settings not written");
             }
         }
@@ -290,6 +291,19 @@ impl Engine {
         if let Some(slot) = self.host.get_mut(usize::from(port)) {
             *slot = Some(host);
         }
+    }
+
+    /// Takes the device's queues again once the ones held are no longer its rings (the device
+    /// was reset or reconnected, by [`FlowTable::check_device`] or inside a commit that found it
+    /// hung), and writes the ports' settings, reset with the rest. Returns whether it did.
+    pub(super) fn retake_queues(&mut self) -> bool {
+        if self.queues.is_live() {
+            return false;
+        }
+        let Some(queues) = self.flows.take_queues() else { return false };
+        self.queues = queues;
+        self.configure_ports();
+        true
     }
 
     /// The flow table (the NIC behind it).
@@ -329,14 +343,13 @@ impl Engine {
         if now_ns >= self.next_check_ns {
             self.next_check_ns = now_ns + CHECK_NS;
             match self.flows.check_device() {
-                DeviceCheck::Recovered => {
-                    // The ports' MTU and MAC registers were reset with the rest.
-                    self.configure_ports();
-                    work += 1;
-                }
+                DeviceCheck::Recovered => work += 1,
                 DeviceCheck::Up | DeviceCheck::Faulted => {}
             }
         }
+        // After a recovery (here or in a commit) the rings are new: take them, and program
+        // the ports' MTU and MAC registers, reset with the rest (steering is kept by the driver).
+        self.retake_queues();
         if self.flows.fault().is_some() {
             // The NIC is lost (its registers read all ones): no rings are touched until it is
             // back. Timers still run; what they decide waits in the shadow.
@@ -352,7 +365,7 @@ impl Engine {
         self.net.tick(now_ns, |t| lips.iter().copied().find(|l| l.is_ipv6() == t.is_ipv6()));
         self.flush_network();
         self.commit();
-        self.flows.nic().flush_injects();
+        self.queues.flush_injects();
         work
     }
 
@@ -363,7 +376,7 @@ impl Engine {
         let mut n = 0;
         for w in 0..self.workers.len() {
             exceptions.clear();
-            let got = self.flows.nic().recv_exceptions(w, &mut exceptions, BATCH);
+            let got = self.queues.recv_exceptions(w, &mut exceptions, BATCH);
             self.stats.punted += got as u64;
             n += got;
             let batch = &mut self.batches[w];
@@ -395,12 +408,9 @@ impl Engine {
             for w in 1..self.workers.len() {
                 let Some(spare) = self.spares.pop() else { break };
                 let worker = std::mem::replace(&mut self.workers[w], spare);
-                let job = pool::Job {
-                    worker,
-                    punts: std::mem::take(&mut self.batches[w]),
-                    now_ns,
-                    out: Out::default(),
-                };
+                let mut out = Out::default();
+                out.spent.push(self.queues.buffer());
+                let job = pool::Job { worker, punts: std::mem::take(&mut self.batches[w]), now_ns, out };
                 away.push((w, pool.start(w, job)));
             }
         }
@@ -408,6 +418,7 @@ impl Engine {
         let here = if self.pool.is_some() { 1 } else { self.workers.len() };
         for w in 0..here.min(self.workers.len()) {
             let mut out = std::mem::take(&mut self.out);
+            out.spent.push(self.queues.buffer());
             let mut punts = std::mem::take(&mut self.batches[w]);
             for p in punts.drain(..) {
                 self.workers[w].handle(p, now_ns, &mut out);

@@ -6,8 +6,8 @@
 
 use super::{Discard, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
-use crate::build;
 use crate::conn::Dir;
+use crate::emit;
 use crate::packet::{self, L4, Pkt, fold, sum_words};
 use rtl_spec::checksum::{apply, direction_deltas};
 use rtl_spec::wire::{
@@ -36,7 +36,7 @@ impl Worker {
             let mut reply = msg.to_vec();
             reply[0] = if v6 { ICMPV6_ECHO_REPLY } else { ICMP_ECHO_REPLY };
             let proto = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
-            out.tx.push(Tx { dst: ip.src, packet: build::ip_packet(ip.dst, ip.src, proto, 64, reply, 2) });
+            out.tx.push(Tx { dst: ip.src, packet: emit::ip_packet(ip.dst, ip.src, proto, 64, reply, 2) });
             WorkerStats::inc(&self.stats.echo_replies);
             return;
         }
@@ -86,7 +86,7 @@ impl Worker {
             return self.stats.discard(Discard::Malformed);
         }
         let proto = if ip.is_v6() { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
-        out.tx.push(Tx { dst: outer_dst, packet: build::ip_packet(outer_src, outer_dst, proto, 64, m, 2) });
+        out.tx.push(Tx { dst: outer_dst, packet: emit::ip_packet(outer_src, outer_dst, proto, 64, m, 2) });
         WorkerStats::inc(&self.stats.icmp_translated);
     }
 }
@@ -181,5 +181,5 @@ pub(super) fn reset_for(pkt: &Pkt) -> Option<Tx> {
         seg[13] = 0x14;
     }
     seg[12] = 5 << 4;
-    Some(Tx { dst: ip.src, packet: build::ip_packet(ip.dst, ip.src, IPPROTO_TCP, 64, seg, 16) })
+    Some(Tx { dst: ip.src, packet: emit::ip_packet(ip.dst, ip.src, IPPROTO_TCP, 64, seg, 16) })
 }

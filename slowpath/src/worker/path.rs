@@ -25,7 +25,8 @@ impl Worker {
         let (src, dst) = (SocketAddr::new(ip.src, sport), SocketAddr::new(ip.dst, dport));
         let key = TupleKey { proto: ip.proto, src, dst };
         if let Some(&(slot, dir)) = self.by_tuple.get(&key) {
-            return self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
+            self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
+            return out.spent.push(punt.frame);
         }
         let flags = pkt.tcp_flags();
         if !self.reset_tuples.is_empty() && self.reset_tuples.contains_key(&key) {
@@ -46,6 +47,7 @@ impl Worker {
                     return self.stats.discard(Discard::NoConnection);
                 }
                 self.new_conn(index, src, &punt, pkt, now_ns, out);
+                out.spent.push(punt.frame);
             }
             None if self.services.is_lip(ip.dst) => {
                 // A server's packet to a LIP port this worker does not own: the NIC steered it
@@ -227,7 +229,9 @@ impl Worker {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
-        let mut packet = Vec::with_capacity(punt.frame.len());
+        let mut packet = out.spent.pop().unwrap_or_default();
+        packet.clear();
+        packet.reserve(punt.frame.len());
         match nat::rewrite_l3(&punt.frame, pkt, &from, &to, &mut packet) {
             Ok(()) => {
                 out.tx.push(Tx { dst, packet });

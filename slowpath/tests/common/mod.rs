@@ -12,7 +12,7 @@ use sim_model::device::ModelConfig;
 use sim_model::port::{MemoryPort, MemoryPortHandle};
 use slowpath::conn::Timeouts;
 use slowpath::engine::{Engine, EngineConfig};
-use slowpath::neigh::{PortConf, Prefix};
+use slowpath::network::{PortConf, Prefix};
 use slowpath::sched::SchedulerKind;
 use slowpath::service::{BackendConfig, Proto, ServiceConfig, ServiceKey};
 use std::net::{IpAddr, SocketAddr};
@@ -109,7 +109,7 @@ pub fn config(workers: u16, services: Vec<ServiceConfig>) -> EngineConfig {
             (1, ip("10.10.2.12"), RS2_MAC),
             (1, ip("fd00:2::11"), RS1_MAC),
         ],
-        routes: vec![slowpath::neigh::RouteConf {
+        routes: vec![slowpath::network::RouteConf {
             prefix: pfx("0.0.0.0/0"),
             via: ip("10.10.1.254"),
             port: Some(0),

@@ -8,8 +8,8 @@
 //! neighbour that is not resolved yet wait in a short queue while a request goes out (three
 //! tries, one second apart); what still waits after that is dropped and counted.
 
-use crate::build::{self, BROADCAST};
-use crate::nat::L2;
+use crate::emit::L2;
+use crate::emit::{self, BROADCAST};
 use rtl_spec::formats::{NextHopCtl, NextHopEntry};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -54,7 +54,7 @@ impl Prefix {
 pub struct PortConf {
     /// Name ("p0").
     pub name: String,
-    /// MAC.
+    /// The port's own MAC, the source of every frame it sends.
     pub mac: [u8; 6],
     /// MTU (IP bytes).
     pub mtu: u32,
@@ -67,7 +67,7 @@ pub struct PortConf {
 pub struct RouteConf {
     /// Destination prefix.
     pub prefix: Prefix,
-    /// Gateway.
+    /// The gateway the prefix is reached through (on a connected prefix).
     pub via: IpAddr,
     /// Egress port (`None`: the port whose connected prefix holds `via`).
     pub port: Option<u8>,
@@ -98,7 +98,7 @@ pub enum NeighState {
 pub struct Neighbor {
     /// Its MAC, once known.
     pub mac: Option<[u8; 6]>,
-    /// State.
+    /// Where its resolution stands (incomplete, reachable, stale, static).
     pub state: NeighState,
     /// When it was last confirmed (or requested, while incomplete).
     pub updated_ns: u64,
@@ -197,7 +197,7 @@ impl Network {
         Ok(net)
     }
 
-    /// Counters.
+    /// What the network layer counted (resolutions, drops for want of a route or a neighbour).
     pub fn stats(&self) -> NetStats {
         NetStats { next_hops: self.next_hops.iter().filter(|h| h.is_some()).count() as u64, ..self.stats }
     }
@@ -255,7 +255,7 @@ impl Network {
         n.tries = 0;
         let l2 = L2 { dst: mac, src: pmac, vlan: None };
         for pkt in n.waiting.drain(..) {
-            self.out.push((port, build::frame(&l2, &pkt)));
+            self.out.push((port, emit::frame(&l2, &pkt)));
         }
         if changed {
             if let Some(h) = n.next_hop {
@@ -308,11 +308,11 @@ impl Network {
         let frame = match (src, hop.neighbor) {
             (IpAddr::V4(s), IpAddr::V4(t)) => {
                 let l2 = L2 { dst: known.unwrap_or(BROADCAST), src: pmac, vlan: None };
-                build::arp(&l2, 1, pmac, s, [0; 6], t)
+                emit::arp(&l2, 1, pmac, s, [0; 6], t)
             }
             (IpAddr::V6(s), IpAddr::V6(t)) => {
-                let dst = known.unwrap_or_else(|| build::multicast_mac(build::solicited_node(t)));
-                build::frame(&L2 { dst, src: pmac, vlan: None }, &build::neighbor_solicit(s, t, pmac))
+                let dst = known.unwrap_or_else(|| emit::multicast_mac(emit::solicited_node(t)));
+                emit::frame(&L2 { dst, src: pmac, vlan: None }, &emit::neighbor_solicit(s, t, pmac))
             }
             _ => return,
         };

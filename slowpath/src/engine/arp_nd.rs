@@ -4,8 +4,8 @@
 //! port has no host interface.
 
 use super::Engine;
-use crate::build;
-use crate::nat::L2;
+use crate::emit;
+use crate::emit::L2;
 use crate::packet::{self, L3, L4};
 use rtl_spec::wire::{
     ARP_HTYPE_ETHERNET, ArpHeader, ETHERTYPE_IPV4, ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT,
@@ -72,7 +72,7 @@ impl Engine {
             let Some(mac) = self.net.ports().get(usize::from(port)).map(|p| p.mac) else { return };
             let IpAddr::V4(t) = tpa else { return };
             let IpAddr::V4(s) = spa else { return };
-            let reply = build::arp(&L2 { dst: sha, src: mac, vlan: None }, ArpHeader::REPLY, mac, t, sha, s);
+            let reply = emit::arp(&L2 { dst: sha, src: mac, vlan: None }, ArpHeader::REPLY, mac, t, sha, s);
             self.net.count_answer();
             self.inject(port, &reply);
         }
@@ -95,7 +95,7 @@ impl Engine {
         match kind {
             ICMPV6_NEIGHBOR_SOLICIT => {
                 let Some(target) = target else { return };
-                let lladdr = build::nd_lladdr(body, 1).unwrap_or(src_mac);
+                let lladdr = emit::nd_lladdr(body, 1).unwrap_or(src_mac);
                 if !src.is_unspecified() {
                     self.net.learn(port, src, lladdr, now_ns, false);
                     self.flush_network();
@@ -110,17 +110,17 @@ impl Engine {
                 let (IpAddr::V6(t), IpAddr::V6(s)) = (target, src) else { return };
                 let (to, to_mac, solicited) = if s.is_unspecified() {
                     let all: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-                    (all, build::multicast_mac(all), false)
+                    (all, emit::multicast_mac(all), false)
                 } else {
                     (s, lladdr, true)
                 };
-                let na = build::neighbor_advert(t, to, mac, solicited);
+                let na = emit::neighbor_advert(t, to, mac, solicited);
                 self.net.count_answer();
-                self.inject(port, &build::frame(&L2 { dst: to_mac, src: mac, vlan: None }, &na));
+                self.inject(port, &emit::frame(&L2 { dst: to_mac, src: mac, vlan: None }, &na));
             }
             ICMPV6_NEIGHBOR_ADVERT => {
                 if let Some(target) = target {
-                    let lladdr = build::nd_lladdr(body, 2).unwrap_or(src_mac);
+                    let lladdr = emit::nd_lladdr(body, 2).unwrap_or(src_mac);
                     self.net.learn(port, target, lladdr, now_ns, false);
                     self.flush_network();
                 }

@@ -3,14 +3,37 @@
 //! computed from scratch (these are new packets, not rewrites). Frames are not padded to
 //! Ethernet's minimum: the port pads on the wire, as for every frame the NIC sends.
 
-use crate::nat::L2;
 use crate::packet::{fold, pseudo_sum, sum_words};
 use rtl_spec::wire::{
-    ARP_HTYPE_ETHERNET, ArpHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_ADVERT,
-    ICMPV6_NEIGHBOR_SOLICIT, IPPROTO_ICMPV6,
+    ARP_HTYPE_ETHERNET, ArpHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN,
+    ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT, IPPROTO_ICMPV6,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use zerocopy::IntoBytes;
+
+/// The L2 header a packet leaves with (a next hop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct L2 {
+    /// Destination MAC (the neighbour).
+    pub dst: [u8; 6],
+    /// Source MAC (the egress port).
+    pub src: [u8; 6],
+    /// 802.1Q TCI to tag with, if the next hop is on a VLAN.
+    pub vlan: Option<u16>,
+}
+
+impl L2 {
+    /// Appends the Ethernet header (and tag) for a payload of `ethertype`.
+    pub fn write(&self, out: &mut Vec<u8>, ethertype: u16) {
+        out.extend_from_slice(&self.dst);
+        out.extend_from_slice(&self.src);
+        if let Some(tci) = self.vlan {
+            out.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            out.extend_from_slice(&tci.to_be_bytes());
+        }
+        out.extend_from_slice(&ethertype.to_be_bytes());
+    }
+}
 
 /// The broadcast MAC.
 pub const BROADCAST: [u8; 6] = [0xFF; 6];
