@@ -38,10 +38,10 @@ impl Device {
             self.count_drop(DropReason::PortDown);
             return;
         };
-        p.rx_packets += 1;
-        p.rx_bytes += frame.len() as u64;
+        p.counters.rx_packets += 1;
+        p.counters.rx_bytes += frame.len() as u64;
         if !p.enable {
-            p.drops += 1;
+            p.counters.drops += 1;
             self.count_drop(DropReason::PortDown);
             return;
         }
@@ -155,11 +155,11 @@ impl Device {
             state.send_failing = false;
         }
         if sent {
-            state.tx_packets += 1;
-            state.tx_bytes += frame.len() as u64;
+            state.counters.tx_packets += 1;
+            state.counters.tx_bytes += frame.len() as u64;
             self.tx_pending |= 1 << port;
         } else {
-            state.drops += 1;
+            state.counters.drops += 1;
         }
         sent
     }
