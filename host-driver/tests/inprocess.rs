@@ -258,3 +258,51 @@ fn the_model_on_its_own_thread_punts_and_sends_without_the_driver_serving_it() {
     // Dropping the driver stops and joins the thread.
     drop(nic);
 }
+
+/// Punts and injects through the queues the driver lends out, and what becomes of them when
+/// the device is reset: the old ones turn inert, the driver holds new ones.
+#[test]
+fn lent_queues_work_and_go_inert_after_a_reset() {
+    let r = rig();
+    let mut nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).unwrap();
+    let mut q = nic.take_queues().expect("lent once");
+    assert!(nic.take_queues().is_none(), "and only once");
+    assert_eq!(q.exception_queues(), 2);
+    r.ports[0].push_rx(syn(), None);
+    let mut got: Vec<Exception> = Vec::new();
+    for _ in 0..100 {
+        for n in 0..2 {
+            q.recv_exceptions(n, &mut got, 8);
+        }
+        if !got.is_empty() {
+            break;
+        }
+        nic.wait(rtl_spec::regs::ring_id::EXCEPTION0, Duration::from_millis(1));
+    }
+    assert_eq!(got.len(), 1, "the miss was punted to the lent queues");
+    assert_eq!(nic.recv_exceptions(0, &mut got, 8), 0, "the Nic no longer drives them");
+    let frame = got.pop().unwrap().frame;
+    assert_eq!(frame, syn());
+    // More frames than the ring holds: the cached consumer index is refreshed when the ring
+    // looks full, and every frame leaves.
+    for _ in 0..3 {
+        for _ in 0..64 {
+            q.inject(1, &frame).unwrap();
+        }
+        q.flush_injects();
+        r.shared.clone().service();
+    }
+    assert_eq!(r.ports[1].take_tx().len(), 192, "every injected frame left on port 1");
+    q.recycle(frame);
+    assert_eq!(q.pool().spare(), 1);
+
+    nic.reinit().unwrap();
+    assert!(!q.is_live(), "the rings taken before the reset are not the device's");
+    assert!(q.inject(1, &syn()).is_err());
+    let mut q = nic.take_queues().expect("new rings after the reset");
+    assert!(q.is_live());
+    q.inject(1, &syn()).unwrap();
+    q.flush_injects();
+    r.shared.clone().service();
+    assert_eq!(r.ports[1].take_tx(), vec![syn()]);
+}

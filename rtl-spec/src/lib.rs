@@ -9,7 +9,10 @@
 //! - [`formats`]: every structure in DMA memory or NIC table memory (flow record, index,
 //!   next hop, commands, completions, exception and inject descriptors, events) and the
 //!   firmware image header and flash state record, as zerocopy types;
+//! - [`clock`]: the injected time both the model and the host read;
 //! - [`codes`]: opcodes, statuses, punt and drop reasons, event causes;
+//! - [`counters`]: the counter blocks as structs with their register tables, which the model
+//!   counts into and the driver reads into;
 //! - [`hash`]: the index and steering hashes, with known-answer vectors;
 //! - [`ring`]: free-running ring indices and phase bits;
 //! - [`wire`]: the layouts of the Ethernet, 802.1Q, IPv4, IPv6, TCP and UDP headers the NIC
@@ -22,7 +25,9 @@
 #![forbid(unsafe_code)]
 
 pub mod checksum;
+pub mod clock;
 pub mod codes;
+pub mod counters;
 pub mod doc;
 pub mod doc_rdl;
 pub mod doc_sv;

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use flow_offload::FlowTable;
 use host_driver::transport::Transport as _;
 use host_driver::{Nic, NicConfig};
-use sim_model::clock::Clock;
+use rtl_spec::clock::Clock;
 use slowpath::conn::{OffloadPolicy, Timeouts};
 use slowpath::engine::{Engine, EngineConfig};
 use slowpath::laddr::PortRange;

@@ -7,54 +7,33 @@ use super::{BlockMap, Nic};
 use crate::error::DriverError;
 use crate::transport::Transport;
 use rtl_spec::codes::BlockType;
-use rtl_spec::regs::{counters, flow_table, ports};
+use rtl_spec::counters::{DatapathCounters, PORT_STRIDE};
+use rtl_spec::regs::{flow_table, ports};
 
-/// One port's counters.
+/// One port's counters (the contract's [`rtl_spec::counters::PortCounters`], read through
+/// `Deref`) and its link state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortCounters {
     /// Link up.
     pub link: bool,
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames sent.
-    pub tx_packets: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Frames dropped at the port.
-    pub drops: u64,
+    /// The port's counter registers.
+    pub counters: rtl_spec::counters::PortCounters,
 }
 
-/// Everything the device counts.
+impl std::ops::Deref for PortCounters {
+    type Target = rtl_spec::counters::PortCounters;
+    fn deref(&self) -> &Self::Target {
+        &self.counters
+    }
+}
+
+/// Everything the device counts: the datapath's `COUNTERS` block (the contract's
+/// [`DatapathCounters`], read through `Deref`, as `c.hits`), each port, and the flow table's
+/// occupancy and command counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeviceCounters {
-    /// Frames received on all ports.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames sent by the datapath on a hit.
-    pub tx_packets: u64,
-    /// Bytes sent on a hit.
-    pub tx_bytes: u64,
-    /// Lookups that hit a record.
-    pub hits: u64,
-    /// Lookups that missed.
-    pub misses: u64,
-    /// Frames punted to the host.
-    pub punts: u64,
-    /// Frames dropped.
-    pub drops: u64,
-    /// Frames sent from the inject ring.
-    pub injected: u64,
-    /// Events written.
-    pub events: u64,
-    /// Events lost to a full event ring.
-    pub events_lost: u64,
-    /// Punts by `PuntReason` (index = code).
-    pub punt_reason: [u64; 16],
-    /// Drops by `DropReason` (index = code).
-    pub drop_reason: [u64; 16],
+    /// The `COUNTERS` block.
+    pub datapath: DatapathCounters,
     /// Per port.
     pub ports: Vec<PortCounters>,
     /// Live records.
@@ -69,6 +48,19 @@ pub struct DeviceCounters {
     pub deletes: u64,
     /// Commands that failed.
     pub fails: u64,
+}
+
+impl std::ops::Deref for DeviceCounters {
+    type Target = DatapathCounters;
+    fn deref(&self) -> &Self::Target {
+        &self.datapath
+    }
+}
+
+impl std::ops::DerefMut for DeviceCounters {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.datapath
+    }
 }
 
 impl Nic {
@@ -94,17 +86,7 @@ pub(crate) fn read(
     let pb = blocks.base(BlockType::Ports)?;
     let nports = nports as u32;
     let mut c = DeviceCounters {
-        rx_packets: t.read64(cb + counters::RX_PACKETS),
-        rx_bytes: t.read64(cb + counters::RX_BYTES),
-        tx_packets: t.read64(cb + counters::TX_PACKETS),
-        tx_bytes: t.read64(cb + counters::TX_BYTES),
-        hits: t.read64(cb + counters::HITS),
-        misses: t.read64(cb + counters::MISSES),
-        punts: t.read64(cb + counters::PUNTS),
-        drops: t.read64(cb + counters::DROPS),
-        injected: t.read64(cb + counters::INJECTED),
-        events: t.read64(cb + counters::EVENTS),
-        events_lost: t.read64(cb + counters::EVENTS_LOST),
+        datapath: DatapathCounters::read_with(|off| t.read64(cb + off)),
         occupancy: t.read32(fb + flow_table::OCCUPANCY),
         index_used: t.read32(fb + flow_table::INDEX_USED),
         stash_used: t.read32(fb + flow_table::STASH_USED),
@@ -113,19 +95,11 @@ pub(crate) fn read(
         fails: t.read64(fb + flow_table::FAILS),
         ..DeviceCounters::default()
     };
-    for n in 0..16u32 {
-        c.punt_reason[n as usize] = t.read64(cb + counters::PUNT_REASON + 8 * n);
-        c.drop_reason[n as usize] = t.read64(cb + counters::DROP_REASON + 8 * n);
-    }
     for n in 0..nports {
-        let r = pb + n * 0x40;
+        let r = pb + n * PORT_STRIDE;
         c.ports.push(PortCounters {
             link: t.read32(r + ports::PORT_STATUS) & 1 != 0,
-            rx_packets: t.read64(r + ports::PORT_RX_PACKETS),
-            rx_bytes: t.read64(r + ports::PORT_RX_BYTES),
-            tx_packets: t.read64(r + ports::PORT_TX_PACKETS),
-            tx_bytes: t.read64(r + ports::PORT_TX_BYTES),
-            drops: t.read64(r + ports::PORT_DROPS),
+            counters: rtl_spec::counters::PortCounters::read_with(|off| t.read64(r + off)),
         });
     }
     Ok(c)
@@ -143,7 +117,7 @@ pub(crate) fn configure_port(
     if usize::from(n) >= nports {
         return Err(DriverError::BringUp(format!("port {n}: the device has {nports}")));
     }
-    let r = blocks.base(BlockType::Ports)? + u32::from(n) * 0x40;
+    let r = blocks.base(BlockType::Ports)? + u32::from(n) * PORT_STRIDE;
     t.write32(r + ports::PORT_MTU, mtu);
     t.write32(r + ports::PORT_MAC_LO, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
     t.write32(r + ports::PORT_MAC_HI, u32::from(u16::from_le_bytes([mac[4], mac[5]])));

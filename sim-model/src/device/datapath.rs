@@ -117,11 +117,11 @@ impl Device {
             state.send_failing = false;
         }
         if sent {
-            state.tx_packets += 1;
-            state.tx_bytes += frame.len() as u64;
+            state.counters.tx_packets += 1;
+            state.counters.tx_bytes += frame.len() as u64;
             self.tx_pending |= 1 << port;
         } else {
-            state.drops += 1;
+            state.counters.drops += 1;
         }
         sent
     }

@@ -130,11 +130,8 @@ pub(crate) struct PortState {
     pub mac: [u8; 6],
     pub enable: bool,
     pub mtu: u32,
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub drops: u64,
+    /// The port's counter registers, as the contract defines them.
+    pub counters: rtl_spec::counters::PortCounters,
     pub io: Option<Box<dyn Port>>,
     /// The last send failed (its warning is logged once per run of failures).
     pub send_failing: bool,
@@ -142,23 +139,8 @@ pub(crate) struct PortState {
     pub recv_failing: bool,
 }
 
-/// The global counters block.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub hits: u64,
-    pub misses: u64,
-    pub punts: u64,
-    pub drops: u64,
-    pub injected: u64,
-    pub events: u64,
-    pub events_lost: u64,
-    pub punt_reason: [u64; 16],
-    pub drop_reason: [u64; 16],
-}
+/// The global counters block, as the contract defines it (registers are read from it).
+pub(crate) type Counters = rtl_spec::counters::DatapathCounters;
 
 /// Registers that hold plain values (everything not derived from other state).
 pub(crate) struct Regs {
@@ -519,11 +501,7 @@ impl PortState {
             mac: [0x02, 0, 0, 0, 0, n + 1],
             enable: false,
             mtu: 1500,
-            rx_packets: 0,
-            rx_bytes: 0,
-            tx_packets: 0,
-            tx_bytes: 0,
-            drops: 0,
+            counters: rtl_spec::counters::PortCounters::default(),
             io: None,
             send_failing: false,
             recv_failing: false,

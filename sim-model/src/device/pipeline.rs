@@ -135,10 +135,10 @@ impl Device {
             self.count_drop(DropReason::PortDown);
             return (Stage::Dropped, Parsed::default());
         };
-        p.rx_packets += 1;
-        p.rx_bytes += frame.len() as u64;
+        p.counters.rx_packets += 1;
+        p.counters.rx_bytes += frame.len() as u64;
         if !p.enable {
-            p.drops += 1;
+            p.counters.drops += 1;
             self.count_drop(DropReason::PortDown);
             return (Stage::Dropped, Parsed::default());
         }

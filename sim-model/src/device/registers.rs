@@ -66,26 +66,7 @@ impl Device {
             (identity::BASE, identity::CAPS) => self.flash.caps,
             (identity::BASE, identity::BUILD_TIME) => self.cfg.build_time,
             (control::BASE, control::TIMESTAMP) => self.clock.now_ns(),
-            (counters::BASE, r) => match r {
-                counters::RX_PACKETS => cnt.rx_packets,
-                counters::RX_BYTES => cnt.rx_bytes,
-                counters::TX_PACKETS => cnt.tx_packets,
-                counters::TX_BYTES => cnt.tx_bytes,
-                counters::HITS => cnt.hits,
-                counters::MISSES => cnt.misses,
-                counters::PUNTS => cnt.punts,
-                counters::DROPS => cnt.drops,
-                counters::INJECTED => cnt.injected,
-                counters::EVENTS => cnt.events,
-                counters::EVENTS_LOST => cnt.events_lost,
-                r => {
-                    if let Some((n, _)) = array(r, counters::PUNT_REASON, 16, 8) {
-                        cnt.punt_reason[n]
-                    } else {
-                        cnt.drop_reason[array(r, counters::DROP_REASON, 16, 8)?.0]
-                    }
-                }
-            },
+            (counters::BASE, r) => cnt.get(r)?,
             (flow_table::BASE, flow_table::COMMANDS) => tc.commands,
             (flow_table::BASE, flow_table::INSERTS) => tc.inserts,
             (flow_table::BASE, flow_table::DELETES) => tc.deletes,
@@ -96,15 +77,7 @@ impl Device {
             (flash::BASE, flash::DMA_ADDR) => self.regs.flash_dma,
             (ports::BASE, r) => {
                 let (n, r) = array(r, ports::PORT_MAC_LO, 8, 0x40)?;
-                let p = self.ports.get(n)?;
-                match r {
-                    ports::PORT_RX_PACKETS => p.rx_packets,
-                    ports::PORT_RX_BYTES => p.rx_bytes,
-                    ports::PORT_TX_PACKETS => p.tx_packets,
-                    ports::PORT_TX_BYTES => p.tx_bytes,
-                    ports::PORT_DROPS => p.drops,
-                    _ => return None,
-                }
+                self.ports.get(n)?.counters.get(r)?
             }
             (rings::BASE, r) => {
                 let (n, r) = array(r, rings::RING_BASE, 20, 0x40)?;
