@@ -33,6 +33,7 @@ pub mod flash;
 pub mod fw;
 pub mod internal;
 pub mod replay;
+pub mod routing;
 pub mod sim;
 pub mod topo;
 pub mod versus;

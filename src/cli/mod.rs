@@ -56,6 +56,8 @@ pub enum CliCommand {
     Backend(BackendCommand),
     /// Make the daemon reread its configuration file (as SIGHUP does).
     Reload(ReloadArgs),
+    /// The routes this node announces through BIRD and BIRD's sessions ([routing]).
+    Cluster(ClusterArgs),
 }
 
 /// Which daemon: `--socket PATH`, or `--config FILE` for its `[control] socket`.
@@ -127,6 +129,17 @@ pub struct TopArgs {
     /// Milliseconds between refreshes.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub interval_ms: u64,
+    /// Which daemon to ask (`--socket`, or the one `--config` names).
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `sluice cluster`.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Print the daemon's reply as JSON (one line).
+    #[arg(long)]
+    pub json: bool,
     /// Which daemon to ask (`--socket`, or the one `--config` names).
     #[command(flatten)]
     pub target: Target,
@@ -478,6 +491,13 @@ fn dispatch(cmd: CliCommand) -> Result<(), Failure> {
         CliCommand::Reload(a) => {
             let reply = ask(&a.target, &Request::Reload)?;
             if a.json { print_json(&reply) } else { print("reloaded\n") }
+        }
+        CliCommand::Cluster(a) => {
+            let reply = ask(&a.target, &Request::Cluster)?;
+            if a.json {
+                return print_json(&reply);
+            }
+            print(&crate::routing::cli::format(&decode(&reply)?))
         }
     }
 }

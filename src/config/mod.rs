@@ -69,10 +69,23 @@
 //! | `icmp.echo` | bool | true | Answer pings to VIPs. |
 //! | `host.tap` | bool | true | The host's own traffic through a TAP interface per port (the daemon decides what happens when it cannot create one). |
 //! | `host.tap_prefix` | interface-name characters | `"sl-"` | TAP name = prefix + port name, at most 15 characters. |
+//! | `service[].priority` | 0..=9 | 0 | With `[routing]`: how much less this VIP is preferred (0 most); services on one address agree. See `routing.rs`. |
+//! | `routing.bird_socket` | absolute path | *required with `[routing]`* | BIRD's control socket; must answer when the daemon starts. |
+//! | `routing.include_file` | absolute path | `/run/sluice/bird/sluice.conf` | The file the daemon writes for BIRD to include. |
+//! | `routing.asn` | 1..=4294967295 | *required* | This node's AS number. |
+//! | `routing.bfd` | bool | true | BFD on every session. |
+//! | `routing.bfd_interval_ms` / `bfd_multiplier` | 10..=10000 / 2..=255 | 100 / 3 | BFD timers. |
+//! | `routing.hold_time_s` | 3..=65535 | 3 | BGP hold time. |
+//! | `routing.announce_lips` | bool | true | Announce the services' LIPs too. |
+//! | `routing.peer[].address` | IP on a port's network | *required* | A router (BGP neighbour); unique. |
+//! | `routing.peer[].asn` | 1..=4294967295 | *required* | Its AS number (= `routing.asn`: iBGP). |
+//! | `routing.peer[].port` | 1..=65535 | 179 | Its BGP port. |
+//! | `routing.peer[].bfd` | bool | `routing.bfd` | BFD on this session. |
 
 mod addr;
 mod error;
 mod raw;
+mod routing;
 mod service;
 mod validate;
 
@@ -81,10 +94,13 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
+mod tests_routing;
+#[cfg(test)]
 mod tests_services;
 
 pub use addr::{Cidr, Mac};
 pub use error::ConfigError;
+pub use routing::{MAX_PRIORITY, Peer, Routing};
 pub use service::{backend_at_run_time, service_at_run_time, weight_at_run_time};
 
 use serde::{Serialize, Serializer};
@@ -128,6 +144,8 @@ pub struct Config {
     pub icmp: Icmp,
     /// `[host]`.
     pub host: Host,
+    /// `[routing]` (see `routing.rs` for its keys); `None`: nothing is announced.
+    pub routing: Option<Routing>,
 }
 
 /// `[device]`: which NIC and how the slow path drives it.
@@ -610,6 +628,10 @@ pub fn check_paths(cfg: &Config) -> Result<(), ConfigError> {
             Err(ConfigError::new(&cfg.origin, None, error::Problem::raw("control.socket", message)))
         }
         _ => Ok(()),
+    }?;
+    match &cfg.routing {
+        Some(r) => routing::check_socket(r).map_err(|p| ConfigError::new(&cfg.origin, None, p)),
+        None => Ok(()),
     }
 }
 

@@ -33,6 +33,7 @@ pub struct RawConfig {
     pub icmp: RawIcmp,
     #[serde(default)]
     pub host: RawHost,
+    pub routing: Option<RawRouting>,
 }
 
 /// `[device]`.
@@ -100,6 +101,7 @@ pub struct RawService {
     pub health: Option<RawHealth>,
     #[serde(default)]
     pub backend: Vec<RawBackend>,
+    pub priority: Option<i64>,
 }
 
 /// A service's `health = { … }`.
@@ -172,4 +174,30 @@ pub struct RawIcmp {
 pub struct RawHost {
     pub tap: Option<bool>,
     pub tap_prefix: Option<String>,
+}
+
+/// `[routing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    pub bird_socket: Option<String>,
+    pub include_file: Option<String>,
+    pub asn: Option<i64>,
+    pub bfd: Option<bool>,
+    pub bfd_interval_ms: Option<i64>,
+    pub bfd_multiplier: Option<i64>,
+    pub hold_time_s: Option<i64>,
+    pub announce_lips: Option<bool>,
+    #[serde(default)]
+    pub peer: Vec<RawPeer>,
+}
+
+/// One `[[routing.peer]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeer {
+    pub address: Option<String>,
+    pub asn: Option<i64>,
+    pub port: Option<i64>,
+    pub bfd: Option<bool>,
 }

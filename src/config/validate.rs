@@ -31,6 +31,7 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
     let offload = offload(&raw.offload)?;
     let limits = limits(&raw.limits, device.workers)?;
     let icmp = Icmp { echo: raw.icmp.echo.unwrap_or(Icmp::default().echo) };
+    let routing = super::routing::routing(raw.routing.as_ref(), &raw.service, &ports, &routes)?;
     Ok(Config {
         origin: origin.to_owned(),
         device,
@@ -44,6 +45,7 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
         limits,
         icmp,
         host,
+        routing,
     })
 }
 

@@ -20,6 +20,8 @@ pub enum Request {
     Stats,
     /// The device (`sluice device info` against a daemon).
     DeviceInfo,
+    /// The routes announced through BIRD and its sessions (`sluice cluster`).
+    Cluster,
     /// Adds a service.
     ServiceAdd(ServiceSpec),
     /// Removes a service.

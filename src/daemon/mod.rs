@@ -41,6 +41,8 @@ struct Daemon {
     health: Option<HealthChecker>,
     rates: RateMeter,
     reload: Option<Reload>,
+    /// `[routing]`: the VIPs and LIPs announced through BIRD.
+    routing: Option<crate::routing::Announcer>,
 }
 
 /// A reload in progress: the file is read and checked on a thread of its own (a file of
@@ -101,6 +103,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         rates: RateMeter::new(&mut engine),
         health: None,
         reload: None,
+        routing: crate::routing::Announcer::for_config(&cfg)?,
         cfg,
         engine,
         describe,
@@ -141,10 +144,9 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
             d.start_reload(None);
         }
         d.rates.tick(&mut d.engine);
+        d.tick_routing();
         if let Some(e) = d.given_up() {
-            if let Some(h) = d.health.take() {
-                h.stop();
-            }
+            d.stop_checks_and_routing();
             return Err(e);
         }
         // Busy-poll while there is work and for a while after (a packet's round trip through
@@ -172,9 +174,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         }
     }
     eprintln!("sluice run: stopping");
-    if let Some(h) = d.health.take() {
-        h.stop();
-    }
+    d.stop_checks_and_routing();
     if let Some(f) = d.engine.flows_ref().fault() {
         // Stopped while the NIC was lost: not a clean stop, whatever asked for it.
         anyhow::bail!(
@@ -227,12 +227,33 @@ fn attach_taps(cfg: &Config, engine: &mut Engine) -> (Vec<String>, Vec<std::os::
 }
 
 impl Daemon {
+    /// `[routing]`: recomputes what is announced (the services' health, the NIC's state).
+    fn tick_routing(&mut self) {
+        if let Some(r) = &mut self.routing {
+            r.tick(self.engine.services(), self.engine.flows_ref().fault().is_none());
+        }
+    }
+
+    /// Stops the health checks and withdraws every route (`[routing]`) before the daemon stops.
+    fn stop_checks_and_routing(&mut self) {
+        if let Some(h) = self.health.take() {
+            h.stop();
+        }
+        if let Some(r) = self.routing.take() {
+            r.stop();
+        }
+    }
+
     fn answer(&mut self, call: Call) -> Answer {
         match call {
             Call::Metrics => {
                 let svc = report::services(&self.engine);
                 let st = self.stats();
-                Answer::Metrics(report::prometheus(&svc, &st))
+                let mut text = report::prometheus(&svc, &st);
+                if let Some(r) = &self.routing {
+                    text.push_str(&r.metrics());
+                }
+                Answer::Metrics(text)
             }
             Call::Control(req) => Answer::Control(self.control(req)),
         }
@@ -281,6 +302,10 @@ impl Daemon {
             Request::Flows(f) => Response::ok(report::flows(&mut self.engine, &f)),
             Request::Stats => Response::ok(self.stats()),
             Request::DeviceInfo => Response::ok(self.engine.flows().nic_ref().info()),
+            Request::Cluster => match &self.routing {
+                Some(r) => Response::ok(r.status()),
+                None => Response::invalid("no [routing] in the configuration: this node announces nothing"),
+            },
             // Answered by the main loop once the file is read and checked off this thread.
             Request::Reload => Response::err("a reload is answered when it is applied"),
             Request::ServiceAdd(spec) => self.service_add(&spec),
@@ -466,6 +491,7 @@ impl Daemon {
             ("[[port]]", new.ports == self.cfg.ports),
             ("[[route]]", new.routes == self.cfg.routes),
             ("[control]", new.control == self.cfg.control),
+            ("[routing]", new.routing == self.cfg.routing),
         ] {
             if !same {
                 tracing::warn!("{what} changed: that takes a restart (sluice run), the running values stay");
