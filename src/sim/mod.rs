@@ -457,6 +457,7 @@ mod tests {
         // (EINTR) ended the client's session without a reply. SIGUSR1, handled without
         // SA_RESTART, interrupts the session thread while it waits for the client.
         use std::io::{Read, Write};
+        use std::os::unix::thread::JoinHandleExt;
         // SAFETY: a zeroed sigaction is a valid value; the handler does nothing and is
         // async-signal-safe; SIGUSR1 is used by no other test of this binary.
         unsafe {
@@ -469,7 +470,6 @@ mod tests {
         let (mut client, server) = UnixStream::pair().unwrap();
         let session = std::thread::spawn(move || sessions.serve(server).map_err(|e| e.to_string()));
         std::thread::sleep(Duration::from_millis(100));
-        use std::os::unix::thread::JoinHandleExt;
         // SAFETY: the thread is alive (it waits for the client) and SIGUSR1 is handled.
         assert_eq!(unsafe { libc::pthread_kill(session.as_pthread_t(), libc::SIGUSR1) }, 0);
         std::thread::sleep(Duration::from_millis(50));
