@@ -194,6 +194,40 @@ fn reset_and_report(t: &mut dyn Transport, expect_slot: u32) -> anyhow::Result<S
     ))
 }
 
+/// Writes `bytes` into `target` and activates it, as `sluice flash IMAGE` does: the host
+/// checks first (a refused image touches nothing, exit 2), then erase and program, read back
+/// and compare, the NIC's own check, and activation for the next reset. `progress`: progress
+/// bars on a terminal. The fuzz target `flash_image` runs every image through this.
+pub fn install(
+    fc: &mut FlashController<'_>,
+    target: u32,
+    bytes: &[u8],
+    trusted: &TrustedKeys,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let slot_size = fc.status().slot_size;
+    if let Some(f) = image::verify(bytes, trusted, slot_size).refusal {
+        return Err(bad(format!("refused: {f}")));
+    }
+    let bar = |what| {
+        if progress { progress_bar(bytes.len() as u64, what) } else { indicatif::ProgressBar::hidden() }
+    };
+    let writing = bar("writing");
+    fc.write_slot(target, bytes, &mut |n| writing.set_position(n))?;
+    writing.finish_and_clear();
+    let verifying = bar("verifying");
+    let back = fc.read_slot(target, bytes.len(), &mut |n| verifying.set_position(n))?;
+    verifying.finish_and_clear();
+    if let Some(at) = back.iter().zip(bytes).position(|(a, b)| a != b) {
+        anyhow::bail!(
+            "read-back of slot {target} differs from the image at byte {at}; the slot is not activated"
+        );
+    }
+    fc.verify(target)?;
+    fc.activate(target)?;
+    Ok(())
+}
+
 /// Runs `sluice flash`, returning what to print.
 pub fn run(a: &FlashArgs) -> anyhow::Result<String> {
     let trusted = TrustedKeys::load(&a.keys);
@@ -249,19 +283,7 @@ pub fn run(a: &FlashArgs) -> anyhow::Result<String> {
                 bytes.len()
             ));
         }
-        let bar = progress_bar(bytes.len() as u64, "writing");
-        fc.write_slot(target, bytes, &mut |n| bar.set_position(n))?;
-        bar.finish_and_clear();
-        let bar = progress_bar(bytes.len() as u64, "verifying");
-        let back = fc.read_slot(target, bytes.len(), &mut |n| bar.set_position(n))?;
-        bar.finish_and_clear();
-        if let Some(at) = back.iter().zip(bytes).position(|(a, b)| a != b) {
-            anyhow::bail!(
-                "read-back of slot {target} differs from the image at byte {at}; the slot is not activated"
-            );
-        }
-        fc.verify(target)?;
-        fc.activate(target)?;
+        install(&mut fc, target, bytes, &trusted, true)?;
         let _ = writeln!(
             out,
             "slot {target}: build {build:#010x} written, read back and verified; active at the next reset"

@@ -350,6 +350,46 @@ fn protocol_loop(
     Ok(())
 }
 
+/// Sessions served in the caller's thread, one client stream at a time, with what `serve`
+/// gives each of its clients: the same backend, the same protocol server, the same reset and
+/// forgetting of the client's memory and eventfds after each session. For the fuzz target
+/// `vfio_user`, which serves a hostile client and then a good one many times a second.
+pub struct Sessions {
+    server: Server,
+    backend: Backend,
+}
+
+impl Sessions {
+    /// A model of geometry `cfg` (flash in memory, holding its factory image), ready for a
+    /// client. The server's listening socket is an abstract one nobody connects to: clients
+    /// are handed over with [`Sessions::serve`].
+    pub fn new(cfg: ModelConfig) -> anyhow::Result<Self> {
+        use std::os::linux::net::SocketAddrExt;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let memory = Arc::new(MappedMemory::default());
+        let mut device = Device::new(cfg, memory.clone(), Arc::new(SystemClock::default()))
+            .map_err(|e| anyhow::anyhow!("model configuration: {e}"))?;
+        let vectors = Arc::new(Vectors::default());
+        let sink = vectors.clone();
+        device.set_interrupt_sink(Box::new(move |v| sink.fire(v)));
+        let name = format!("sluice-sessions-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let listener = UnixListener::bind_addr(&addr).context("binding an abstract socket")?;
+        let server = Server::from_owned_fd(OwnedFd::from(listener), true, irqs(), regions());
+        let backend =
+            Backend { device: Arc::new(Mutex::new(device)), memory, vectors, config: ConfigSpace::new() };
+        Ok(Sessions { server, backend })
+    }
+
+    /// Serves the client on `stream` until it disconnects (`Ok`) or sends a malformed message
+    /// (answered with an error reply, then `Err`); then resets the device for the next client.
+    pub fn serve(&mut self, stream: UnixStream) -> Result<(), vfio_user::Error> {
+        let result = self.server.serve(stream, &mut self.backend);
+        self.backend.disconnect();
+        result
+    }
+}
+
 /// The peer of a Unix stream as "PID (COMM)", from `SO_PEERCRED` and `/proc`; "unknown" when
 /// the kernel does not say.
 fn peer_name(stream: &UnixStream) -> String {
@@ -424,6 +464,52 @@ mod tests {
             let e = parse_port(bad).unwrap_err();
             assert!(e.usage && e.message.contains(why) && e.message.contains(bad), "{bad}: {e}");
         }
+    }
+
+    extern "C" fn ignore(_: libc::c_int) {}
+
+    #[test]
+    fn a_signal_during_a_session_does_not_end_it() {
+        // Found by the fuzz target vfio_user: a signal interrupting the server's receive
+        // (EINTR) ended the client's session without a reply. SIGUSR1, handled without
+        // SA_RESTART, interrupts the session thread while it waits for the client.
+        use std::io::{Read, Write};
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: a zeroed sigaction is a valid value; the handler does nothing and is
+        // async-signal-safe; SIGUSR1 is used by no other test of this binary.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = 0;
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &raw const action, std::ptr::null_mut()), 0);
+        }
+        let mut sessions = Sessions::new(ModelConfig::small(16)).unwrap();
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let session = std::thread::spawn(move || sessions.serve(server).map_err(|e| e.to_string()));
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: the thread is alive (it waits for the client) and SIGUSR1 is handled.
+        assert_eq!(unsafe { libc::pthread_kill(session.as_pthread_t(), libc::SIGUSR1) }, 0);
+        std::thread::sleep(Duration::from_millis(50));
+        let caps = b"{\"capabilities\":{\"max_msg_fds\":1,\"max_data_xfer_size\":1048576}}\0";
+        let mut version = Vec::new();
+        // Header: id 0, command 1 (VERSION), size, flags, error; then version 0.1.
+        for word in [1u32 << 16, (20 + caps.len()) as u32, 0, 0] {
+            version.extend_from_slice(&word.to_le_bytes());
+        }
+        version.extend_from_slice(&[0, 0, 1, 0]);
+        version.extend_from_slice(caps);
+        client.write_all(&version).unwrap();
+        let mut reply = [0u8; 16];
+        client.read_exact(&mut reply).expect("a reply to VERSION after the signal");
+        assert_eq!(
+            u32::from_le_bytes(reply[8..12].try_into().unwrap()),
+            1,
+            "a reply, not an error: {reply:?}"
+        );
+        let mut body = vec![0u8; u32::from_le_bytes(reply[4..8].try_into().unwrap()) as usize - 16];
+        client.read_exact(&mut body).unwrap();
+        drop(client);
+        assert_eq!(session.join().unwrap(), Ok(()));
     }
 
     #[test]

@@ -1560,11 +1560,14 @@ impl Server {
                 iov_base: header.as_mut_slice().as_mut_ptr() as *mut c_void,
                 iov_len: header.as_mut_slice().len(),
             }];
-            // SAFETY: Safe as the iovect is correctly initialised and fds is big enough
-            let (bytes, fds_received) = unsafe {
-                stream
-                    .recv_with_fds(&mut iovecs, &mut fds)
-                    .map_err(Error::ReceiveWithFd)?
+            // Sluice: a signal delivered to this thread (EINTR) is not the client's doing and
+            // must not end its session: receive again.
+            let (bytes, fds_received) = loop {
+                // SAFETY: Safe as the iovect is correctly initialised and fds is big enough
+                match unsafe { stream.recv_with_fds(&mut iovecs, &mut fds) } {
+                    Err(e) if e.errno() == libc::EINTR => continue,
+                    received => break received.map_err(Error::ReceiveWithFd)?,
+                }
             };
 
             // Other end closed connection
