@@ -21,4 +21,4 @@ pub mod table;
 
 pub use health::{DeviceCheck, DeviceFault};
 pub use sync::{AdoptError, Adopted};
-pub use table::{Flow, FlowCounters, FlowEvent, FlowTable, Handle, InstallError, Refusal, Stats};
+pub use table::{Flow, FlowCounters, FlowEvent, FlowHashes, FlowTable, Handle, InstallError, Refusal, Stats};

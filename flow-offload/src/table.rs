@@ -7,13 +7,14 @@
 //! Commands are queued and go out in batches, one doorbell each, at [`FlowTable::commit`]; a
 //! command the NIC refuses is rolled back on the shadow and reported.
 
-use crate::placement::{GeometryError, Plan, ShadowIndex};
+use crate::placement::{Entry, GeometryError, Plan, ShadowIndex};
 use host_driver::{DriverError, Nic};
 use rtl_spec::codes::{ErrorCode, FlowCause, Opcode, Status};
 use rtl_spec::formats::{
-    CommandFlags, DirParams, FlowCommand, FlowRecord, FlowTuple, IndexPos, IndexSlot, ModifyMask,
+    CommandFlags, DirParams, FlowCommand, FlowRecord, FlowTuple, IndexPos, IndexSlot, LookupKey, ModifyMask,
     NextHopEntry, RecordCtl,
 };
+use rtl_spec::hash::{KeyHash, Seeds};
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{U16, U32, U64};
 
@@ -42,6 +43,29 @@ pub struct Flow {
     /// Opaque to the NIC: the slow path's own state for the flow, kept in the record so that a
     /// restarted daemon can adopt the flow ([`FlowTable::adopt`]).
     pub host_state: u8,
+}
+
+impl Flow {
+    /// The lookup key of one direction, as the NIC matches it.
+    pub fn key(&self, reply: bool) -> LookupKey {
+        LookupKey::new(if reply { self.reply } else { self.orig }, self.proto, self.ipv6)
+    }
+}
+
+/// The key hashes of a flow's two tuples, computed once and carried to the install.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowHashes {
+    /// The original tuple's.
+    pub orig: KeyHash,
+    /// The reply tuple's.
+    pub reply: KeyHash,
+}
+
+impl FlowHashes {
+    /// Both tuples of `flow` hashed with `seeds` (the table's, [`FlowTable::seeds`]).
+    pub fn of(flow: &Flow, seeds: Seeds) -> Self {
+        FlowHashes { orig: seeds.key_hash(&flow.key(false)), reply: seeds.key_hash(&flow.key(true)) }
+    }
 }
 
 /// A flow installed in the NIC: its record index.
@@ -346,8 +370,7 @@ impl FlowTable {
         if usize::from(flow.next_hop_orig) >= hops || usize::from(flow.next_hop_reply) >= hops {
             return Err(InstallError::Invalid("next hop beyond the table".into()));
         }
-        let rec = Self::record_of(flow);
-        if rec.key(false) == rec.key(true) {
+        if flow.key(false) == flow.key(true) {
             return Err(InstallError::Invalid("both directions carry the same tuple".into()));
         }
         if !flow.ipv6
@@ -386,22 +409,53 @@ impl FlowTable {
         }
     }
 
+    /// The table's placement seeds: the slow path hashes each tuple once with them
+    /// ([`FlowHashes::of`]) and carries the hashes to [`Self::install_hashed`].
+    pub fn seeds(&self) -> Seeds {
+        self.index.seeds()
+    }
+
     /// Installs a flow. `Full` means no record or slot is free: the connection stays on the
     /// host's software path, nothing is lost.
     pub fn install(&mut self, flow: Flow) -> Result<Handle, InstallError> {
+        let hashes = FlowHashes::of(&flow, self.seeds());
+        self.install_hashed(flow, hashes)
+    }
+
+    /// Brings the home buckets of a flow about to be installed into cache (see
+    /// [`ShadowIndex::prefetch`]); a caller with a batch prefetches all of it first.
+    pub fn prefetch(&self, hashes: FlowHashes) {
+        self.index.prefetch(hashes.orig);
+        self.index.prefetch(hashes.reply);
+    }
+
+    /// [`Self::install`] with the tuples' hashes computed by the caller with [`Self::seeds`]
+    /// (once, on the connection's first packet). Hashes that are not the tuples' are a caller
+    /// bug the NIC would refuse (`BadPlacement`); the shadow rolls the install back then.
+    pub fn install_hashed(&mut self, flow: Flow, hashes: FlowHashes) -> Result<Handle, InstallError> {
         self.validate(&flow)?;
         let Some(&record) = self.free.last() else {
             self.stats.full += 1;
             return Err(InstallError::Full);
         };
-        let rec = Self::record_of(&flow);
-        let (key_o, key_r) = (rec.key(false), rec.key(true));
-        if self.index.find(&key_o).is_some() || self.index.find(&key_r).is_some() {
+        let (key_o, key_r) = (flow.key(false), flow.key(true));
+        let records = &self.records;
+        let holds = |key: LookupKey| {
+            move |e: &Entry| {
+                records
+                    .get(e.record as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|i| i.flow.key(e.reply) == key)
+            }
+        };
+        if self.index.find(hashes.orig, holds(key_o)).is_some()
+            || self.index.find(hashes.reply, holds(key_r)).is_some()
+        {
             return Err(InstallError::Invalid("a flow with one of these tuples is installed".into()));
         }
         // Both keys or neither: a record that does not fit leaves the index as it was.
         let moves = if self.searches_futile { 0 } else { MAX_MOVES };
-        let Some(plan) = self.index.place_record(record, &key_o, &key_r, moves) else {
+        let Some(plan) = self.index.place_record(record, hashes.orig, hashes.reply, moves) else {
             self.stats.full += 1;
             self.searches_futile = true;
             return Err(InstallError::Full);
@@ -413,6 +467,7 @@ impl FlowTable {
         self.seq += 1;
         let seq = self.seq;
         self.records[record as usize] = Some(Installed { seq, flow, orig_pos, reply_pos });
+        let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Insert.into(),
             record: U32::new(record),

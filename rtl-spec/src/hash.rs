@@ -56,23 +56,59 @@ pub struct Placement {
     pub sig: u16,
 }
 
+/// A key's two hashes before they are reduced to buckets: `a = hash(SEED_A, k)` and
+/// `b = fmix32(hash(SEED_B, k))`. The host computes them once per tuple (on a connection's
+/// first packet) and carries them, so the connection table, the shadow index and every cuckoo
+/// move reuse them instead of hashing the key again; any table size reduces them with
+/// [`KeyHash::placement`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyHash {
+    /// `hash(SEED_A, k)`: bucket_a and the signature come from it.
+    pub a: u32,
+    /// `fmix32(hash(SEED_B, k))`: bucket_b comes from it.
+    pub b: u32,
+}
+
+impl KeyHash {
+    /// Where the key may live in an index of `buckets` buckets (a power of two, at least 2).
+    #[inline]
+    pub fn placement(self, buckets: u32) -> Placement {
+        debug_assert!(buckets.is_power_of_two() && buckets >= 2);
+        let mask = buckets.wrapping_sub(1);
+        let bucket_a = self.a & mask;
+        let mut bucket_b = self.b & mask;
+        if bucket_b == bucket_a {
+            bucket_b = bucket_a ^ 1;
+        }
+        Placement { bucket_a, bucket_b, sig: (self.a >> 16) as u16 }
+    }
+}
+
+/// A table's two placement seeds (`FLOW_TABLE` registers `SEED_A`, `SEED_B`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seeds {
+    /// `SEED_A`.
+    pub a: u32,
+    /// `SEED_B`.
+    pub b: u32,
+}
+
+impl Seeds {
+    /// A key's two hashes with these seeds.
+    #[inline]
+    pub fn key_hash(self, key: &LookupKey) -> KeyHash {
+        let bytes = key.as_bytes();
+        // CRC-32C is linear: hash(A, k) ^ hash(B, k) is the same for every key of one length, so
+        // without the mix every key's second bucket would be `bucket_a ^ constant` and no cuckoo
+        // chain could ever form.
+        KeyHash { a: hash(self.a, bytes), b: fmix32(hash(self.b, bytes)) }
+    }
+}
+
 /// Computes a key's buckets and signature. `buckets` must be a power of two, at least 2.
 #[inline]
 pub fn placement(key: &LookupKey, seed_a: u32, seed_b: u32, buckets: u32) -> Placement {
-    debug_assert!(buckets.is_power_of_two() && buckets >= 2);
-    let bytes = key.as_bytes();
-    let ha = hash(seed_a, bytes);
-    // CRC-32C is linear: hash(A, k) ^ hash(B, k) is the same for every key of one length, so
-    // without the mix every key's second bucket would be `bucket_a ^ constant` and no cuckoo
-    // chain could ever form.
-    let hb = fmix32(hash(seed_b, bytes));
-    let mask = buckets.wrapping_sub(1);
-    let bucket_a = ha & mask;
-    let mut bucket_b = hb & mask;
-    if bucket_b == bucket_a {
-        bucket_b = bucket_a ^ 1;
-    }
-    Placement { bucket_a, bucket_b, sig: (ha >> 16) as u16 }
+    Seeds { a: seed_a, b: seed_b }.key_hash(key).placement(buckets)
 }
 
 /// The symmetric steering hash of a packet's tuple.
@@ -158,6 +194,9 @@ mod tests {
         assert_eq!(fmix32(1), 0x514E_28B7);
         let p = placement(&key, 0x9E37_79B9, 0x85EB_CA6B, 1 << 19);
         assert_eq!(p, Placement { bucket_a: 0x66BCE, bucket_b: 0x1D256, sig: 0x2026 });
+        let h = Seeds { a: 0x9E37_79B9, b: 0x85EB_CA6B }.key_hash(&key);
+        assert_eq!(h, KeyHash { a: 0x2026_6BCE, b: 0xE3A9_D256 });
+        assert_eq!(h.placement(1 << 19), p, "a carried hash places as the key does");
     }
 
     #[test]

@@ -20,10 +20,17 @@
 //! The placement rule is the contract's (`rtl_spec::hash::placement`): two independent buckets
 //! per key (the second hash is mixed non-linearly, since CRC-32C alone would pair buckets for
 //! good and no cuckoo chain could form).
+//!
+//! **One hash per key.** An entry keeps the key's [`KeyHash`], not the key: it is computed once
+//! by the caller (the slow path, on the connection's first packet) and every search, move and
+//! slot word reuses it. An entry is 16 bytes, so a bucket of four slots is one cache line. The
+//! index therefore cannot tell two keys with the same hash apart by itself: [`ShadowIndex::find`]
+//! takes the caller's comparison against the record, exactly as the NIC compares the record a
+//! slot points at.
 
 use rtl_spec::codes::Status;
 use rtl_spec::formats::{IndexPos, IndexSlot, LookupKey, SlotWord};
-use rtl_spec::hash::{Placement, placement};
+use rtl_spec::hash::{KeyHash, Placement, Seeds};
 use zerocopy::little_endian::U32;
 
 /// How many bucket slots a cuckoo search may examine, whatever `max_moves` is: the search
@@ -36,11 +43,11 @@ pub const MAX_INDEX: u32 = 1 << 28;
 /// The most slots per bucket an [`IndexPos`] can name (its slot field is 3 bits).
 pub const MAX_SLOTS_PER_BUCKET: u32 = 8;
 
-/// What one occupied index slot holds: a tuple's key and the record it points at.
+/// What one occupied index slot holds: a tuple's hash and the record it points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The tuple's lookup key, kept so a move can compute the entry's other bucket.
-    pub key: LookupKey,
+    /// The tuple's key hash, kept so a move can compute the entry's other bucket.
+    pub hash: KeyHash,
     /// Record index.
     pub record: u32,
     /// The slot indexes the record's reply tuple (otherwise its original tuple).
@@ -136,8 +143,7 @@ const NO_PARENT: usize = usize::MAX;
 pub struct ShadowIndex {
     buckets: u32,
     slots_per_bucket: u32,
-    seed_a: u32,
-    seed_b: u32,
+    seeds: Seeds,
     /// Bucket slots, `bucket × slots_per_bucket + slot`.
     slots: Vec<Option<Entry>>,
     stash: Vec<Option<Entry>>,
@@ -175,8 +181,7 @@ impl ShadowIndex {
         Ok(Self {
             buckets,
             slots_per_bucket,
-            seed_a,
-            seed_b,
+            seeds: Seeds { a: seed_a, b: seed_b },
             slots,
             stash: stash_cells,
             used: 0,
@@ -184,9 +189,20 @@ impl ShadowIndex {
         })
     }
 
-    /// Where `key` may live (the contract's placement rule with this table's seeds).
-    pub fn placement(&self, key: &LookupKey) -> Placement {
-        placement(key, self.seed_a, self.seed_b, self.buckets)
+    /// The table's seeds (to hash keys once and carry the hash).
+    pub fn seeds(&self) -> Seeds {
+        self.seeds
+    }
+
+    /// A key's hash with this table's seeds.
+    pub fn hash_of(&self, key: &LookupKey) -> KeyHash {
+        self.seeds.key_hash(key)
+    }
+
+    /// Where a key of this hash may live (the contract's placement rule).
+    #[inline]
+    pub fn placement(&self, hash: KeyHash) -> Placement {
+        hash.placement(self.buckets)
     }
 
     /// Occupied positions, buckets and stash together.
@@ -226,23 +242,44 @@ impl ShadowIndex {
         in_buckets.chain(in_stash)
     }
 
-    /// Where `key` is, searched as the NIC searches: bucket_a's slots, bucket_b's, the stash.
-    pub fn find(&self, key: &LookupKey) -> Option<IndexPos> {
-        let p = self.placement(key);
-        let in_buckets = [p.bucket_a, p.bucket_b]
-            .into_iter()
-            .flat_map(|b| (0..self.slots_per_bucket).map(move |s| bucket_pos(b, s)))
-            .find(|pos| self.get(*pos).is_some_and(|e| e.key == *key));
-        if in_buckets.is_some() || self.stash_used == 0 {
-            return in_buckets;
+    /// Where the key of `hash` is, searched as the NIC searches: bucket_a's slots, bucket_b's,
+    /// the stash. An entry matches when its hash is `hash` and `is_key` says its record holds
+    /// the key in the entry's direction (the caller owns the records).
+    pub fn find(&self, hash: KeyHash, is_key: impl Fn(&Entry) -> bool) -> Option<IndexPos> {
+        let p = self.placement(hash);
+        let spb = self.slots_per_bucket as usize;
+        for b in [p.bucket_a, p.bucket_b] {
+            let first = b as usize * spb;
+            let bucket = self.slots.get(first..first + spb).unwrap_or_default();
+            if let Some(s) =
+                bucket.iter().position(|e| e.as_ref().is_some_and(|e| e.hash == hash && is_key(e)))
+            {
+                return Some(bucket_pos(b, s as u32));
+            }
         }
-        (self.stash.iter().position(|e| e.as_ref().is_some_and(|e| e.key == *key)))
+        if self.stash_used == 0 {
+            return None;
+        }
+        (self.stash.iter().position(|e| e.as_ref().is_some_and(|e| e.hash == hash && is_key(e))))
             .map(|i| stash_pos(i as u32))
+    }
+
+    /// Asks the CPU to bring the two home buckets of `hash` into cache: a batch of installs
+    /// prefetches every key's buckets before it places the first, so their misses overlap.
+    #[inline]
+    pub fn prefetch(&self, hash: KeyHash) {
+        let p = self.placement(hash);
+        let spb = self.slots_per_bucket as usize;
+        for b in [p.bucket_a, p.bucket_b] {
+            if let Some(cell) = self.slots.get(b as usize * spb) {
+                prefetch_read(cell);
+            }
+        }
     }
 
     /// The slot the NIC must hold for `entry`: its record, its signature, its direction, valid.
     pub fn word_of(&self, entry: &Entry) -> IndexSlot {
-        let sig = self.placement(&entry.key).sig;
+        let sig = self.placement(entry.hash).sig;
         IndexSlot {
             record: U32::new(entry.record),
             word: SlotWord::new().with_sig(sig).with_reply(entry.reply).with_valid(true),
@@ -272,27 +309,29 @@ impl ShadowIndex {
         Some(old)
     }
 
-    /// Removes `key` wherever it is; returns its position and entry.
-    pub fn remove(&mut self, key: &LookupKey) -> Option<(IndexPos, Entry)> {
-        let pos = self.find(key)?;
+    /// Removes the key of `hash` wherever it is (see [`Self::find`]); returns its position and
+    /// entry.
+    pub fn remove(&mut self, hash: KeyHash, is_key: impl Fn(&Entry) -> bool) -> Option<(IndexPos, Entry)> {
+        let pos = self.find(hash, is_key)?;
         self.clear(pos).map(|e| (pos, e))
     }
 
-    /// Where a new `key` goes: a free slot of bucket_a, else of bucket_b, else the shortest
-    /// cuckoo chain of at most `max_moves` moves found breadth-first (bounded by
-    /// [`MAX_SEARCH_SLOTS`]), else a free stash entry. `None` when the key is already placed or
-    /// there is no room for it: the flow stays on the host's software path.
-    pub fn plan(&self, key: &LookupKey, max_moves: usize) -> Option<Plan> {
-        self.plan_pinned(key, max_moves, None)
+    /// Where a new key of `hash` goes: a free slot of bucket_a, else of bucket_b, else the
+    /// shortest cuckoo chain of at most `max_moves` moves found breadth-first (bounded by
+    /// [`MAX_SEARCH_SLOTS`]), else a free stash entry. `None` when there is no room for it: the
+    /// flow stays on the host's software path. The caller has checked with [`Self::find`] that
+    /// the key is not placed already (the index holds hashes, not keys).
+    pub fn plan(&self, hash: KeyHash, max_moves: usize) -> Option<Plan> {
+        self.plan_pinned(hash, max_moves, None)
     }
 
     /// Applies `plan`'s moves in order and puts `entry` at its target. The whole plan is
     /// validated first against the current state, and nothing changes on an error:
     /// `SlotMismatch` (a move's `from` does not hold its entry), `SlotLive`, `BadPlacement`,
-    /// `SlotOutOfRange`, as [`Self::occupy`]; `BadPlacement` also when `entry`'s key is already
-    /// placed.
+    /// `SlotOutOfRange`, as [`Self::occupy`]; `BadPlacement` also when `entry` (its hash,
+    /// record and direction) is already placed.
     pub fn apply(&mut self, plan: &Plan, entry: Entry) -> Result<(), Status> {
-        if self.find(&entry.key).is_some() {
+        if self.find(entry.hash, |e| *e == entry).is_some() {
             return Err(Status::BadPlacement);
         }
         let ops = plan.moves.iter().map(|m| Op::Move(*m)).chain([Op::Occupy(plan.target, entry)]);
@@ -318,12 +357,17 @@ impl ShadowIndex {
     pub fn place_record(
         &mut self,
         record: u32,
-        orig: &LookupKey,
-        reply: &LookupKey,
+        orig: KeyHash,
+        reply: KeyHash,
         max_moves: usize,
     ) -> Option<RecordPlan> {
-        let e_orig = Entry { key: *orig, record, reply: false };
-        let e_reply = Entry { key: *reply, record, reply: true };
+        // Two equal hashes are one key twice (the caller refuses that) or a 64-bit collision:
+        // either way the NIC could not tell the directions apart, so the flow stays on the host.
+        if orig == reply {
+            return None;
+        }
+        let e_orig = Entry { hash: orig, record, reply: false };
+        let e_reply = Entry { hash: reply, record, reply: true };
         let first = self.plan(orig, max_moves)?;
         self.apply(&first, e_orig).ok()?;
         let second = self
@@ -339,11 +383,8 @@ impl ShadowIndex {
     }
 
     /// [`Self::plan`] with one occupied position whose entry must not move.
-    fn plan_pinned(&self, key: &LookupKey, max_moves: usize, pinned: Option<IndexPos>) -> Option<Plan> {
-        if self.find(key).is_some() {
-            return None;
-        }
-        let p = self.placement(key);
+    fn plan_pinned(&self, hash: KeyHash, max_moves: usize, pinned: Option<IndexPos>) -> Option<Plan> {
+        let p = self.placement(hash);
         let home = [p.bucket_a, p.bucket_b];
         if let Some(target) = home.iter().find_map(|b| self.free_slot(*b)) {
             return Some(Plan { target, moves: Vec::new() });
@@ -382,7 +423,7 @@ impl ShadowIndex {
                 continue;
             }
             let Some(entry) = self.get(node.pos) else { continue };
-            let p = self.placement(&entry.key);
+            let p = self.placement(entry.hash);
             let alt = if node.pos.index() == p.bucket_a { p.bucket_b } else { p.bucket_a };
             if !visited.insert(alt) {
                 continue;
@@ -468,7 +509,7 @@ impl ShadowIndex {
             return Err(Status::SlotLive);
         }
         if !pos.stash() {
-            let p = self.placement(&entry.key);
+            let p = self.placement(entry.hash);
             if pos.index() != p.bucket_a && pos.index() != p.bucket_b {
                 return Err(Status::BadPlacement);
             }
@@ -519,6 +560,22 @@ impl ShadowIndex {
             _ => {}
         }
     }
+}
+
+/// A hint to bring the cache line holding `value` in for reading; no effect where the CPU has
+/// no such instruction.
+#[inline]
+fn prefetch_read<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it cannot fault or change memory, and the address is
+    // that of a live reference.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+            core::ptr::from_ref(value).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// The position of slot `slot` of bucket `bucket`.

@@ -31,7 +31,7 @@ impl Engine {
         }
         let mut installs = std::mem::take(&mut out.installs);
         for r in installs.drain(..) {
-            let result = self.install(r.flow, &r.endpoints, now_ns);
+            let result = self.install(r.flow, r.hashes, &r.endpoints, now_ns);
             self.workers[w].on_installed(r.slot, r.generation, result, out);
         }
         // Keep the buffer's capacity (on_installed never asks for installs).
@@ -78,6 +78,7 @@ impl Engine {
     fn install(
         &mut self,
         mut flow: flow_offload::Flow,
+        hashes: flow_offload::FlowHashes,
         ep: &crate::conn::Endpoints,
         now_ns: u64,
     ) -> Result<Handle, ()> {
@@ -95,7 +96,7 @@ impl Engine {
         self.flush_next_hops();
         flow.next_hop_orig = a;
         flow.next_hop_reply = b;
-        match self.flows.install(flow) {
+        match self.flows.install_hashed(flow, hashes) {
             Ok(h) => Ok(h),
             Err(InstallError::Full) => {
                 self.stats.install_full += 1;

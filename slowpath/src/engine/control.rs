@@ -226,7 +226,7 @@ impl Engine {
                     proto: c.proto.as_str(),
                     state: c.state.name(),
                     expire_ms: (c.last_ns + timeout_ns).saturating_sub(now) / 1_000_000,
-                    endpoints: c.ep,
+                    endpoints: c.ep(),
                     location,
                     record,
                     packets: c.total_packets(),

@@ -225,6 +225,7 @@ impl Engine {
             half_open_limit: cfg.half_open_limit,
             icmp_echo: cfg.icmp_echo,
             steer_seed: queues.steer_seed()?,
+            seeds: flows.seeds(),
         };
         let workers: Vec<Worker> =
             (0..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect();

@@ -4,7 +4,7 @@
 //! the appliance as through a router; and the TCP resets the worker sends for connections it
 //! cut (a segment for a connection that does not exist gets RST, as RFC 793 says).
 
-use super::{Discard, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
+use super::{Discard, Out, Punt, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::Dir;
 use crate::emit;
@@ -61,8 +61,8 @@ impl Worker {
         let Some(inner) = msg.get(8..) else { return self.stats.discard(Discard::Malformed) };
         let Some(q) = quoted(inner, ip.is_v6()) else { return self.stats.discard(Discard::Malformed) };
         // The quoted packet went src → dst; the connection knows the reverse direction.
-        let key = TupleKey { proto: q.proto, src: q.dst, dst: q.src };
-        let Some(&(slot, dir)) = self.by_tuple.get(&key) else {
+        let key = super::conns::lookup_key(q.proto, q.dst, q.src);
+        let Some((slot, dir)) = self.conns.find(&key) else {
             let owner = if self.services.is_lip(q.src.ip()) {
                 self.owner_of_lport(q.src.port())
             } else {
@@ -73,8 +73,8 @@ impl Worker {
             }
             return self.stats.discard(Discard::Icmp);
         };
-        let Some(c) = self.conns.get(slot as usize).and_then(Option::as_ref) else { return };
-        let ep = c.ep;
+        let Some(c) = self.conns.get(slot) else { return };
+        let ep = c.ep();
         // `dir` is the direction of the connection the key matched, i.e. the reverse of the
         // quoted packet: Reply means the quoted packet was LIP → RS (we sent it to the server).
         let (inner_from, inner_to, outer_src, outer_dst) = match dir {

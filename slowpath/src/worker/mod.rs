@@ -6,20 +6,25 @@
 //! and hands results back ([`Worker::on_installed`], [`Worker::on_counters`],
 //! [`Worker::on_flow_event`]).
 //!
-//! Submodules: `path` (connections: new ones, their packets, expiry), `icmp` (echo, errors
-//! quoting a flow, resets).
+//! Submodules: `conns` (the connection store: compact records in a slab, one index for both
+//! tuples), `path` (connections: new ones, their packets, expiry), `icmp` (echo, errors quoting
+//! a flow, resets).
 
+mod conns;
 mod icmp;
 mod path;
 
+pub use conns::Conn;
+use conns::ConnStore;
+
 use crate::addr::FastMap;
-use crate::conn::{Dir, Endpoints, Offload, OffloadPolicy, State, Timeouts};
+use crate::conn::{Endpoints, Offload, OffloadPolicy, State, Timeouts};
 use crate::laddr::{PortPools, PortRange};
 use crate::packet::{self, L3, L4};
 use crate::sched::Scheduler;
-use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats, ServiceTable};
+use crate::service::{Proto, ServiceKey, ServiceTable};
 use crate::timer::{Expired, TimerWheel};
-use flow_offload::{Flow, FlowCounters, Handle};
+use flow_offload::{Flow, FlowCounters, FlowHashes, Handle};
 use rtl_spec::codes::{FlowCause, PuntReason};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -59,6 +64,8 @@ pub struct InstallReq {
     pub generation: u32,
     /// The flow; its next hops are filled in by the device side.
     pub flow: Flow,
+    /// Its tuples' hashes, computed on the connection's first packet.
+    pub hashes: FlowHashes,
     /// The connection's endpoints (the device side routes toward the client and the server).
     pub endpoints: Endpoints,
 }
@@ -117,6 +124,9 @@ pub struct WorkerConfig {
     pub icmp_echo: bool,
     /// The NIC's steering-hash seed (to find the owner of a client tuple).
     pub steer_seed: u32,
+    /// The NIC flow table's placement seeds: each connection's tuples are hashed once with
+    /// them, and the hashes serve the connection index and the install alike.
+    pub seeds: rtl_spec::hash::Seeds,
 }
 
 impl Default for WorkerConfig {
@@ -129,6 +139,7 @@ impl Default for WorkerConfig {
             half_open_limit: 65536,
             icmp_echo: true,
             steer_seed: 0x5F37_59DF,
+            seeds: rtl_spec::hash::Seeds::default(),
         }
     }
 }
@@ -245,51 +256,6 @@ impl WorkerStats {
     }
 }
 
-/// A connection.
-#[derive(Debug)]
-pub struct Conn {
-    /// Generation of the slot (increases each time the slot is reused).
-    pub generation: u32,
-    /// The four endpoints.
-    pub ep: Endpoints,
-    /// TCP or UDP.
-    pub proto: Proto,
-    /// The service.
-    pub service: ServiceKey,
-    /// Protocol state.
-    pub state: State,
-    /// When it was created, ns.
-    pub created_ns: u64,
-    /// When a packet of it was last seen by the host, ns.
-    pub last_ns: u64,
-    /// Where it is forwarded.
-    pub offload: Offload,
-    /// Packets forwarded by the host path (original, reply).
-    pub packets: [u64; 2],
-    /// Bytes (IP length) forwarded by the host path.
-    pub bytes: [u64; 2],
-    /// The NIC's counters at the last query or event.
-    pub nic: FlowCounters,
-    /// The generation of its armed timer.
-    timer: u32,
-    /// The deadline of its armed timer.
-    deadline_ns: u64,
-    querying: bool,
-    backend_stats: Arc<BackendStats>,
-    service_stats: Arc<ServiceStats>,
-}
-
-impl Conn {
-    /// Packets in both directions, host path and NIC.
-    pub fn total_packets(&self) -> [u64; 2] {
-        [self.packets[0] + u64::from(self.nic.packets[0]), self.packets[1] + u64::from(self.nic.packets[1])]
-    }
-    /// Bytes in both directions, host path and NIC.
-    pub fn total_bytes(&self) -> [u64; 2] {
-        [self.bytes[0] + self.nic.bytes[0], self.bytes[1] + self.nic.bytes[1]]
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct TupleKey {
     proto: u8,
@@ -303,10 +269,7 @@ pub struct Worker {
     cfg: WorkerConfig,
     services: Arc<ServiceTable>,
     schedulers: Vec<Box<dyn Scheduler>>,
-    conns: Vec<Option<Conn>>,
-    generations: Vec<u32>,
-    free: Vec<u32>,
-    by_tuple: FastMap<TupleKey, (u32, Dir)>,
+    conns: ConnStore,
     ports: PortPools,
     timers: TimerWheel,
     lip_turn: usize,
@@ -327,10 +290,7 @@ impl Worker {
             cfg,
             services,
             schedulers,
-            conns: Vec::new(),
-            generations: Vec::new(),
-            free: Vec::new(),
-            by_tuple: FastMap::default(),
+            conns: ConnStore::new(cfg.seeds),
             ports: PortPools::new(id, cfg.workers, cfg.ports),
             timers: TimerWheel::new(now_ns),
             lip_turn: usize::from(id),
@@ -370,12 +330,17 @@ impl Worker {
 
     /// The connections (for `sluice flows`).
     pub fn conns(&self) -> impl Iterator<Item = &Conn> {
-        self.conns.iter().flatten()
+        self.conns.iter().map(|(_, c)| c)
     }
 
     /// Connections now.
     pub fn conn_count(&self) -> usize {
-        self.conns.len() - self.free.len()
+        self.conns.len()
+    }
+
+    /// Heap bytes of the connection store (slab and index), for the memory figures.
+    pub fn conn_heap_bytes(&self) -> usize {
+        self.conns.heap_bytes()
     }
 
     /// The flow cookie of a slot.
@@ -473,7 +438,7 @@ impl Worker {
             Some(k) => {
                 let seen = now_ns.saturating_sub(u64::from(k.idle_ms) * 1_000_000);
                 c.last_ns = c.last_ns.max(seen);
-                c.nic = k;
+                c.set_nic(&k);
             }
             // The NIC no longer holds it (reset, eviction): the host path takes over.
             None => c.offload = Offload::Host,
@@ -499,11 +464,11 @@ impl Worker {
         out: &mut Out,
     ) {
         let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(c) = self.conns.get_mut(slot) else { return };
         if c.offload != Offload::Nic(handle) {
             return;
         }
-        c.nic = counters;
+        c.set_nic(&counters);
         match cause {
             FlowCause::Idle => {
                 let generation = c.generation;
@@ -518,7 +483,7 @@ impl Worker {
     /// The NIC refused (or lost) the flow of a connection: the host path keeps it.
     pub fn on_offload_lost(&mut self, cookie: u32, handle: Handle) {
         let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
-        if let Some(Some(c)) = self.conns.get_mut(slot as usize) {
+        if let Some(c) = self.conns.get_mut(slot) {
             if c.offload == Offload::Nic(handle) {
                 c.offload = Offload::Refused;
                 WorkerStats::inc(&self.stats.offload_full);
@@ -527,7 +492,7 @@ impl Worker {
     }
 
     fn conn_mut(&mut self, slot: u32, generation: u32) -> Option<&mut Conn> {
-        self.conns.get_mut(slot as usize)?.as_mut().filter(|c| c.generation == generation)
+        self.conns.current_mut(slot, generation)
     }
 
     /// Which worker owns a client-side tuple: the NIC's symmetric steering hash through the
@@ -556,9 +521,7 @@ impl Worker {
         let victims: Vec<(u32, u32)> = self
             .conns
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
-            .filter(|(_, c)| c.service == *service && rs.is_none_or(|r| c.ep.rs == r))
+            .filter(|(_, c)| c.service() == *service && rs.is_none_or(|r| c.rs() == r))
             .map(|(i, c)| (i, c.generation))
             .collect();
         for &(slot, generation) in &victims {
@@ -566,7 +529,7 @@ impl Worker {
                 if let Some(c) = self.conn_mut(slot, generation) {
                     if c.proto == Proto::Tcp {
                         let until = now_ns + 60_000_000_000;
-                        let ep = c.ep;
+                        let ep = c.ep();
                         self.reset_tuples.insert(TupleKey { proto: 6, src: ep.client, dst: ep.vip }, until);
                         self.reset_tuples.insert(TupleKey { proto: 6, src: ep.rs, dst: ep.lip }, until);
                     }
@@ -599,9 +562,9 @@ impl Worker {
         }
         let state =
             State::from_host_state(flow.host_state).unwrap_or(State::Tcp(crate::conn::TcpState::Established));
-        let (bs, ss) = (backend.stats.clone(), svc.stats.clone());
-        let slot = self.insert_conn(ep, proto, key, state, now_ns, bs, ss);
-        if let Some(Some(c)) = self.conns.get_mut(slot as usize) {
+        let orig = self.conns.key_hash(&conns::lookup_key(flow.proto, ep.client, ep.vip));
+        let slot = self.insert_conn(ep, proto, state, now_ns, (&backend.stats, &svc.stats), orig);
+        if let Some(c) = self.conns.get_mut(slot) {
             c.offload = Offload::Nic(handle);
         }
         Some(self.cookie(slot))

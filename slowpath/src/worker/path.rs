@@ -2,13 +2,15 @@
 //! packets of a known one in either direction (state, counters, the software rewrite, the
 //! offload decision), timeouts and expiry.
 
-use super::{Conn, Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
+use super::conns::{NewConn, lookup_key};
+use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
 use crate::nat;
 use crate::packet::{L4, Pkt};
 use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats};
-use flow_offload::Flow;
+use flow_offload::{Flow, FlowHashes};
+use rtl_spec::hash::KeyHash;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,13 +25,17 @@ impl Worker {
         let Some(ip) = pkt.ip().copied() else { return };
         let Some((sport, dport)) = pkt.ports() else { return };
         let (src, dst) = (SocketAddr::new(ip.src, sport), SocketAddr::new(ip.dst, dport));
-        let key = TupleKey { proto: ip.proto, src, dst };
-        if let Some(&(slot, dir)) = self.by_tuple.get(&key) {
+        let lookup = lookup_key(ip.proto, src, dst);
+        // The tuple's hash, once: the lookup uses it, and a new connection keeps it.
+        let hash = self.conns.key_hash(&lookup);
+        if let Some((slot, dir)) = self.conns.find_hashed(hash.a, &lookup) {
             self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
             return out.spent.push(punt.frame);
         }
         let flags = pkt.tcp_flags();
-        if !self.reset_tuples.is_empty() && self.reset_tuples.contains_key(&key) {
+        if !self.reset_tuples.is_empty()
+            && self.reset_tuples.contains_key(&TupleKey { proto: ip.proto, src, dst })
+        {
             if flags & RST == 0 {
                 if let Some(rst) = super::icmp::reset_for(pkt) {
                     out.tx.push(rst);
@@ -46,7 +52,7 @@ impl Worker {
                 if ip.proto == 6 && (flags & (SYN | ACK | RST)) != SYN {
                     return self.stats.discard(Discard::NoConnection);
                 }
-                self.new_conn(index, src, &punt, pkt, now_ns, out);
+                self.new_conn(index, src, hash, &punt, pkt, now_ns, out);
                 out.spent.push(punt.frame);
             }
             None if self.services.is_lip(ip.dst) => {
@@ -73,10 +79,12 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_conn(
         &mut self,
         index: usize,
         client: SocketAddr,
+        orig_hash: KeyHash,
         punt: &Punt,
         pkt: &Pkt,
         now_ns: u64,
@@ -124,65 +132,36 @@ impl Worker {
         let ep = Endpoints { client, vip: svc.config.key.vip, lip, rs };
         let state =
             if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
-        let (bs, ss) = (backend.stats.clone(), svc.stats.clone());
-        bs.connections.fetch_add(1, Ordering::Relaxed);
-        ss.connections.fetch_add(1, Ordering::Relaxed);
-        let slot = self.insert_conn(ep, proto, svc.config.key, state, now_ns, bs, ss);
+        backend.stats.connections.fetch_add(1, Ordering::Relaxed);
+        svc.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let slot = self.insert_conn(ep, proto, state, now_ns, (&backend.stats, &svc.stats), orig_hash);
         WorkerStats::inc(&self.stats.created);
         self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
     }
 
-    /// Files a new connection under both its tuples and arms its timer.
-    #[allow(clippy::too_many_arguments)]
+    /// Files a new connection under both its tuples and arms its timer. `orig_hash` is the
+    /// hash of its client → VIP tuple, computed for the lookup that missed; the server → LIP
+    /// tuple is hashed here, once for the connection's life.
     pub(super) fn insert_conn(
         &mut self,
         ep: Endpoints,
         proto: Proto,
-        service: ServiceKey,
         state: State,
         now_ns: u64,
-        backend_stats: Arc<BackendStats>,
-        service_stats: Arc<ServiceStats>,
+        (backend_stats, service_stats): (&Arc<BackendStats>, &Arc<ServiceStats>),
+        orig_hash: KeyHash,
     ) -> u32 {
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.conns.push(None);
-                self.generations.push(0);
-                (self.conns.len() - 1) as u32
-            }
-        };
-        self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
-        let generation = self.generations[slot as usize];
-        let n = proto.number();
-        self.by_tuple.insert(TupleKey { proto: n, src: ep.client, dst: ep.vip }, (slot, Dir::Orig));
-        self.by_tuple.insert(TupleKey { proto: n, src: ep.rs, dst: ep.lip }, (slot, Dir::Reply));
-        count_state(&backend_stats, state, 1);
+        count_state(backend_stats, state, 1);
         service_stats.current.fetch_add(1, Ordering::Relaxed);
         if state == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.current.fetch_add(1, Ordering::Relaxed);
-        let deadline = now_ns + self.cfg.timeouts.of(state).as_nanos() as u64;
-        self.conns[slot as usize] = Some(Conn {
-            generation,
-            ep,
-            proto,
-            service,
-            state,
-            created_ns: now_ns,
-            last_ns: now_ns,
-            offload: Offload::Host,
-            packets: [0; 2],
-            bytes: [0; 2],
-            nic: flow_offload::FlowCounters::default(),
-            timer: 0,
-            deadline_ns: deadline,
-            querying: false,
-            backend_stats,
-            service_stats,
-        });
-        self.timers.arm(slot, 0, deadline);
+        let deadline_ns = now_ns + self.cfg.timeouts.of(state).as_nanos() as u64;
+        let reply_hash = self.conns.key_hash(&lookup_key(proto.number(), ep.rs, ep.lip));
+        let new = NewConn { ep, proto, state, now_ns, deadline_ns, backend_stats, service_stats };
+        let slot = self.conns.insert(&new, FlowHashes { orig: orig_hash, reply: reply_hash });
+        self.timers.arm(slot, 0, deadline_ns);
         slot
     }
 
@@ -192,7 +171,7 @@ impl Worker {
         let timeouts = self.cfg.timeouts;
         let cookie = self.cookie(slot);
         let stats = &*self.stats;
-        let Some(c) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let Some((c, backend_stats, _)) = self.conns.with_stats(slot) else { return };
         let flags = pkt.tcp_flags();
         let before = c.state;
         c.state = match (c.state, pkt.l4) {
@@ -201,8 +180,8 @@ impl Worker {
             (s, _) => s,
         };
         if c.state != before {
-            count_state(&c.backend_stats, before, -1);
-            count_state(&c.backend_stats, c.state, 1);
+            count_state(backend_stats, before, -1);
+            count_state(backend_stats, c.state, 1);
             let was_half = before == State::Tcp(TcpState::SynRecv);
             let is_half = c.state == State::Tcp(TcpState::SynRecv);
             if was_half && !is_half {
@@ -218,13 +197,13 @@ impl Worker {
         c.packets[d] += 1;
         c.bytes[d] += len;
         if dir == Dir::Orig {
-            c.backend_stats.packets_in.fetch_add(1, Ordering::Relaxed);
-            c.backend_stats.bytes_in.fetch_add(len, Ordering::Relaxed);
+            backend_stats.packets_in.fetch_add(1, Ordering::Relaxed);
+            backend_stats.bytes_in.fetch_add(len, Ordering::Relaxed);
         } else {
-            c.backend_stats.packets_out.fetch_add(1, Ordering::Relaxed);
-            c.backend_stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+            backend_stats.packets_out.fetch_add(1, Ordering::Relaxed);
+            backend_stats.bytes_out.fetch_add(len, Ordering::Relaxed);
         }
-        let ep = c.ep;
+        let ep = c.ep();
         let (from, to, dst) = match dir {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
@@ -258,6 +237,7 @@ impl Worker {
                     cookie,
                     host_state: c.state.to_host_state(),
                 },
+                hashes: c.hashes(),
                 endpoints: ep,
             });
             c.offload = Offload::Pending;
@@ -276,7 +256,7 @@ impl Worker {
     /// A connection's timer fired.
     pub(super) fn on_timer(&mut self, slot: u32, timer: u32, now_ns: u64, out: &mut Out) {
         let timeouts = self.cfg.timeouts;
-        let Some(c) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let Some(c) = self.conns.get_mut(slot) else { return };
         if c.timer != timer {
             return;
         }
@@ -301,21 +281,14 @@ impl Worker {
 
     /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
     pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
-        let Some(c) = self.conns.get_mut(slot as usize) else { return };
-        if c.as_ref().is_none_or(|c| c.generation != generation) {
-            return;
-        }
-        let Some(c) = c.take() else { return };
-        self.free.push(slot);
-        let n = c.proto.number();
-        self.by_tuple.remove(&TupleKey { proto: n, src: c.ep.client, dst: c.ep.vip });
-        self.by_tuple.remove(&TupleKey { proto: n, src: c.ep.rs, dst: c.ep.lip });
+        let Some((c, backend_stats, service_stats)) = self.conns.remove(slot, generation) else { return };
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);
         }
-        self.ports.release(c.ep.lip.ip(), c.ep.rs, c.ep.lip.port(), now_ns);
-        count_state(&c.backend_stats, c.state, -1);
-        c.service_stats.current.fetch_sub(1, Ordering::Relaxed);
+        let ep = c.ep();
+        self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);
+        count_state(&backend_stats, c.state, -1);
+        service_stats.current.fetch_sub(1, Ordering::Relaxed);
         if c.state == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_sub(1, Ordering::Relaxed);
         }

@@ -1,0 +1,151 @@
+//! Tests of the connection store: the index against a model map under random churn (with
+//! forced hash collisions), slot reuse with stale generations, and the shared counter
+//! references.
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+fn stats() -> (Arc<BackendStats>, Arc<ServiceStats>) {
+    (Arc::new(BackendStats::default()), Arc::new(ServiceStats::default()))
+}
+
+fn endpoints(n: u16) -> Endpoints {
+    let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
+    Endpoints {
+        client: SocketAddr::new([192, 0, 2, (n % 200) as u8].into(), 1024 + n),
+        vip: sa("10.0.0.1:80"),
+        lip: SocketAddr::new([10, 1, 0, 1].into(), 5000 + n),
+        rs: sa("10.2.0.7:8080"),
+    }
+}
+
+fn add(store: &mut ConnStore, ep: Endpoints, bs: &Arc<BackendStats>, ss: &Arc<ServiceStats>) -> u32 {
+    let hashes = FlowHashes {
+        orig: store.key_hash(&lookup_key(6, ep.client, ep.vip)),
+        reply: store.key_hash(&lookup_key(6, ep.rs, ep.lip)),
+    };
+    let n = NewConn {
+        ep,
+        proto: Proto::Tcp,
+        state: State::Tcp(crate::conn::TcpState::SynRecv),
+        now_ns: 0,
+        deadline_ns: 1,
+        backend_stats: bs,
+        service_stats: ss,
+    };
+    store.insert(&n, hashes)
+}
+
+#[test]
+fn both_tuples_find_the_connection_and_its_endpoints_round_trip() {
+    let mut store = ConnStore::new(Seeds { a: 1, b: 2 });
+    let (bs, ss) = stats();
+    let ep = endpoints(7);
+    let slot = add(&mut store, ep, &bs, &ss);
+    assert_eq!(store.find(&lookup_key(6, ep.client, ep.vip)), Some((slot, Dir::Orig)));
+    assert_eq!(store.find(&lookup_key(6, ep.rs, ep.lip)), Some((slot, Dir::Reply)));
+    assert_eq!(store.find(&lookup_key(17, ep.client, ep.vip)), None, "the protocol is part of the key");
+    assert_eq!(store.find(&lookup_key(6, ep.vip, ep.client)), None, "a tuple is directional");
+    let c = store.get(slot).unwrap();
+    assert_eq!(c.ep(), ep);
+    assert_eq!(c.service(), ServiceKey { vip: ep.vip, proto: Proto::Tcp });
+    let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+    let ep6 = Endpoints {
+        client: v6,
+        vip: "[2001:db8::80]:80".parse().unwrap(),
+        lip: "[fd00::1]:6000".parse().unwrap(),
+        rs: "[fd00::7]:80".parse().unwrap(),
+    };
+    let s6 = add(&mut store, ep6, &bs, &ss);
+    assert_eq!(store.get(s6).unwrap().ep(), ep6);
+    assert_eq!(store.find(&lookup_key(6, ep6.rs, ep6.lip)), Some((s6, Dir::Reply)));
+}
+
+#[test]
+fn a_stale_generation_never_reaches_the_connection_that_reused_the_slot() {
+    let mut store = ConnStore::new(Seeds::default());
+    let (bs, ss) = stats();
+    let first = add(&mut store, endpoints(1), &bs, &ss);
+    let old_gen = store.get(first).unwrap().generation;
+    assert!(store.remove(first, old_gen).is_some());
+    let second = add(&mut store, endpoints(2), &bs, &ss);
+    assert_eq!(second, first, "the slot is reused");
+    let new_gen = store.get(second).unwrap().generation;
+    assert_ne!(new_gen, old_gen);
+    assert!(store.current_mut(second, old_gen).is_none(), "a stale handle finds nothing");
+    assert!(store.remove(second, old_gen).is_none(), "a stale handle removes nothing");
+    assert_eq!(store.find(&lookup_key(6, endpoints(1).client, endpoints(1).vip)), None);
+    assert!(store.find(&lookup_key(6, endpoints(2).client, endpoints(2).vip)).is_some());
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn counter_references_are_shared_and_released_with_the_last_connection() {
+    let mut store = ConnStore::new(Seeds::default());
+    let (bs, ss) = stats();
+    let a = add(&mut store, endpoints(1), &bs, &ss);
+    let b = add(&mut store, endpoints(2), &bs, &ss);
+    assert_eq!(store.stats.entries.iter().flatten().count(), 1, "one entry per server and service");
+    assert_eq!(Arc::strong_count(&bs), 2, "the store holds one reference, not one per connection");
+    let (ga, gb) = (store.get(a).unwrap().generation, store.get(b).unwrap().generation);
+    let (_, got_bs, _) = store.remove(a, ga).unwrap();
+    assert!(Arc::ptr_eq(&got_bs, &bs));
+    drop(got_bs);
+    assert_eq!(Arc::strong_count(&bs), 2);
+    store.remove(b, gb).unwrap();
+    assert_eq!(Arc::strong_count(&bs), 1, "released with the last connection");
+    assert_eq!(store.stats.entries.iter().flatten().count(), 0);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u32, u32),
+    Remove(usize),
+}
+
+proptest! {
+    /// The index agrees with a map after any mix of inserts and removes, with tags drawn from
+    /// a handful of values so that runs of equal hashes and wrap-around are common.
+    #[test]
+    fn the_index_agrees_with_a_map(ops in prop::collection::vec(
+        prop_oneof![
+            3 => (0u32..6, any::<u32>()).prop_map(|(t, at)| Op::Insert(t.wrapping_mul(0x1000_0001) | 63, at >> 1)),
+            2 => any::<usize>().prop_map(Op::Remove),
+        ], 1..400)) {
+        let mut ix = TupleIndex::new();
+        let mut model: HashMap<u32, u32> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(tag, at) => {
+                    if model.contains_key(&at) {
+                        continue;
+                    }
+                    ix.insert(tag, at);
+                    model.insert(at, tag);
+                }
+                Op::Remove(i) if !model.is_empty() => {
+                    let at = *model.keys().nth(i % model.len()).unwrap();
+                    let tag = model.remove(&at).unwrap();
+                    prop_assert!(ix.remove(tag, at));
+                    prop_assert!(!ix.remove(tag, at));
+                }
+                Op::Remove(_) => {}
+            }
+            prop_assert_eq!(ix.len, model.len());
+            for (&at, &tag) in &model {
+                let found = ix.find(tag, |slot, dir| (slot << 1) | u32::from(dir == Dir::Reply) == at);
+                prop_assert!(found.is_some(), "cell {at} of tag {tag:#x} lost");
+            }
+        }
+    }
+}
+
+/// The record's size is the figure the memory budget is made of (`sluice bench --only
+/// memory`): a change that grows it should be a decision, not an accident.
+#[test]
+fn a_connection_record_stays_compact() {
+    let size = std::mem::size_of::<Option<Conn>>();
+    assert!(size <= 200, "a connection record is {size} bytes");
+    assert_eq!(std::mem::size_of::<Cell>(), 8);
+}
