@@ -190,15 +190,20 @@ impl Service {
         self.backends.iter().map(view).collect()
     }
 
-    /// [`Self::views`] into `out` (cleared first), so a worker reuses one buffer per SYN.
-    pub fn views_into(&self, out: &mut Vec<BackendView>) {
-        out.clear();
-        out.extend(self.backends.iter().map(view));
-    }
-
     /// The server at `addr`.
     pub fn backend(&self, addr: SocketAddr) -> Option<&Backend> {
         self.backends.iter().find(|b| b.addr == addr)
+    }
+}
+
+/// A service's servers as its scheduler reads them: a view is made only for the servers the
+/// pick looks at (no copy of the whole list per connection).
+impl crate::sched::Servers for Service {
+    fn len(&self) -> usize {
+        self.backends.len()
+    }
+    fn view(&self, i: usize) -> BackendView {
+        view(&self.backends[i])
     }
 }
 

@@ -20,27 +20,42 @@ pub struct SharedRegions {
 }
 
 impl SharedRegions {
-    fn find(&self, iova: u64, len: usize) -> Result<(DmaRegion, usize), DmaFault> {
+    /// Runs `access` on the region that holds `[iova, iova + len)` and the offset in it. The
+    /// regions are kept sorted by IOVA, so this is a binary search under a read lock, with no
+    /// copy of the region's handle (the model does this for every descriptor and frame).
+    fn with_region<T>(
+        &self,
+        iova: u64,
+        len: usize,
+        access: impl FnOnce(&DmaRegion, usize) -> T,
+    ) -> Result<T, DmaFault> {
         let fault = DmaFault { iova, len };
         let regions = self.regions.read().map_err(|_| fault)?;
-        let r = regions
-            .iter()
-            .find(|r| iova >= r.iova() && (iova - r.iova()) as usize + len <= r.len())
-            .ok_or(fault)?;
-        Ok((r.clone(), (iova - r.iova()) as usize))
+        // The last region starting at or below `iova`.
+        let i = regions.partition_point(|r| r.iova() <= iova).checked_sub(1).ok_or(fault)?;
+        let r = &regions[i];
+        let off = (iova - r.iova()) as usize;
+        if off.checked_add(len).is_none_or(|end| end > r.len()) {
+            return Err(fault);
+        }
+        Ok(access(r, off))
+    }
+
+    fn insert(&self, region: DmaRegion) -> Result<(), DriverError> {
+        let mut regions =
+            self.regions.write().map_err(|_| DriverError::BringUp("DMA map poisoned".into()))?;
+        let at = regions.partition_point(|r| r.iova() < region.iova());
+        regions.insert(at, region);
+        Ok(())
     }
 }
 
 impl DmaMemory for SharedRegions {
     fn read(&self, iova: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
-        let (r, off) = self.find(iova, buf.len())?;
-        r.read(off, buf);
-        Ok(())
+        self.with_region(iova, buf.len(), |r, off| r.read(off, buf))
     }
     fn write(&self, iova: u64, data: &[u8]) -> Result<(), DmaFault> {
-        let (r, off) = self.find(iova, data.len())?;
-        r.write(off, data);
-        Ok(())
+        self.with_region(iova, data.len(), |r, off| r.write(off, data))
     }
 }
 
@@ -115,11 +130,7 @@ impl Transport for InProcess {
     }
     fn alloc_dma(&mut self, len: usize) -> Result<DmaRegion, DriverError> {
         let region = DmaRegion::new(DmaBacking::new(len)?, self.iovas.take(len));
-        self.regions
-            .regions
-            .write()
-            .map_err(|_| DriverError::BringUp("DMA map poisoned".into()))?
-            .push(region.clone());
+        self.regions.insert(region.clone())?;
         Ok(region)
     }
     fn free_dma(&mut self, region: &DmaRegion) -> Result<(), DriverError> {

@@ -30,6 +30,11 @@ impl Engine {
             self.send_ip(hop, tx.packet, now_ns, src);
         }
         let mut installs = std::mem::take(&mut out.installs);
+        // The batch's home buckets first, so that their cache misses overlap instead of
+        // coming one install at a time.
+        for r in &installs {
+            self.flows.prefetch(r.hashes);
+        }
         for r in installs.drain(..) {
             let result = self.install(r.flow, r.hashes, &r.endpoints, now_ns);
             self.workers[w].on_installed(r.slot, r.generation, result, out);

@@ -3,7 +3,7 @@
 //! `active * 256 + inactive` (an established connection costs far more than one in TIME_WAIT or
 //! SYN_RECV), divided by the weight for `wlc`.
 
-use super::{BackendView, Scheduler, SchedulerKind};
+use super::{BackendView, Scheduler, SchedulerKind, Servers};
 
 /// `lc` / `wlc`: the available server with the least overhead (per unit of weight for `wlc`).
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +28,7 @@ fn overhead(b: &BackendView) -> u64 {
 }
 
 impl Scheduler for LeastConn {
-    fn pick(&mut self, backends: &[BackendView], _client_hash: u64) -> Option<usize> {
+    fn pick(&mut self, backends: &dyn Servers, _client_hash: u64) -> Option<usize> {
         let n = backends.len();
         if n == 0 {
             return None;
@@ -36,7 +36,7 @@ impl Scheduler for LeastConn {
         let start = self.start % n;
         let mut best: Option<(usize, u64)> = None;
         for i in (0..n).map(|k| (start + k) % n) {
-            let b = &backends[i];
+            let b = &backends.view(i);
             if !b.available() {
                 continue;
             }
@@ -46,7 +46,7 @@ impl Scheduler for LeastConn {
                 // wlc compares load / weight by cross-multiplying, as IPVS does, so there is no
                 // division and no rounding; overhead < 2^41 and weight < 2^32, so u128 holds it.
                 Some((j, least)) if self.weighted => {
-                    u128::from(load) * u128::from(backends[j].weight)
+                    u128::from(load) * u128::from(backends.view(j).weight)
                         < u128::from(least) * u128::from(b.weight)
                 }
                 Some((_, least)) => load < least,

@@ -36,7 +36,8 @@
 //!   4.5 ms with 100, 5.6 ms with 1000.
 
 use super::{
-    BackendView, MAGLEV_TABLE_SIZE, MAX_TABLE_BACKENDS, Scheduler, SchedulerKind, Turns, mix64, table_pick,
+    BackendView, MAGLEV_TABLE_SIZE, MAX_TABLE_BACKENDS, Scheduler, SchedulerKind, Servers, Turns, mix64,
+    table_pick,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -147,7 +148,7 @@ pub(super) struct MaglevScheduler {
 }
 
 impl Scheduler for MaglevScheduler {
-    fn pick(&mut self, backends: &[BackendView], client_hash: u64) -> Option<usize> {
+    fn pick(&mut self, backends: &dyn Servers, client_hash: u64) -> Option<usize> {
         table_pick(self.table.entries(), MaglevTable::slot(client_hash), backends, client_hash)
     }
 

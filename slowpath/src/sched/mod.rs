@@ -5,6 +5,9 @@
 //! nor when to rebuild (the service does: when its server set, a weight or a health state
 //! changes it calls [`build`] off the packet path and swaps the new scheduler in whole).
 //!
+//! Schedulers read the servers through [`Servers`], one view at a time, so the cost column is
+//! what a connection pays.
+//!
 //! | kind | decision | state per worker | pick cost |
 //! |---|---|---|---|
 //! | `rr` | next available server after the last pick | an index | O(1), O(n) when many are unavailable |
@@ -155,6 +158,39 @@ impl BackendView {
     }
 }
 
+/// The servers of a service as a scheduler reads them: one server's view at a time, made when
+/// asked for. A scheduler that looks at one server (`rr` while its next server is available,
+/// `sh` and `mh` on a table hit) costs O(1) per connection whatever the number of servers; only
+/// `lc`, `wlc` and a pass of `wrr` read them all.
+pub trait Servers {
+    /// How many servers there are (in the order `build` was given them).
+    fn len(&self) -> usize;
+    /// Server `i`'s weight, health and counts now. `i < len()`.
+    fn view(&self, i: usize) -> BackendView;
+    /// No servers.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Servers for &[BackendView] {
+    fn len(&self) -> usize {
+        <[BackendView]>::len(self)
+    }
+    fn view(&self, i: usize) -> BackendView {
+        self[i]
+    }
+}
+
+impl Servers for Vec<BackendView> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn view(&self, i: usize) -> BackendView {
+        self[i]
+    }
+}
+
 /// A scheduler's decision state. One instance per worker (a worker never shares it), so `pick`
 /// takes `&mut self` and needs no locks.
 pub trait Scheduler: Send + Sync + std::fmt::Debug {
@@ -162,7 +198,7 @@ pub trait Scheduler: Send + Sync + std::fmt::Debug {
     /// as given to `build`, with current weights/health/counts), or None when no server is
     /// available. `client_hash` is a hash of the client's address (sh and mh use it; others
     /// ignore it).
-    fn pick(&mut self, backends: &[BackendView], client_hash: u64) -> Option<usize>;
+    fn pick(&mut self, backends: &dyn Servers, client_hash: u64) -> Option<usize>;
     /// Its kind.
     fn kind(&self) -> SchedulerKind;
     /// A copy for another worker (Maglev's lookup table is shared, not copied: Arc).
@@ -209,9 +245,9 @@ pub const fn mix64(x: u64) -> u64 {
 }
 
 /// Whether table entry `entry` names a server that is available in `backends`.
-fn usable(backends: &[BackendView], entry: u16) -> Option<usize> {
+fn usable(backends: &dyn Servers, entry: u16) -> Option<usize> {
     let i = usize::from(entry);
-    backends.get(i).filter(|b| b.available()).map(|_| i)
+    (i < backends.len() && backends.view(i).available()).then_some(i)
 }
 
 /// The decision of a table scheduler (`sh`, `mh`) for table slot `slot`: its server if available;
@@ -219,7 +255,7 @@ fn usable(backends: &[BackendView], entry: u16) -> Option<usize> {
 /// that is available, so a server's clients spread over the others by weight; otherwise the
 /// first available server in list order from `client_hash % n`. The later steps only run while
 /// the view has drifted from the table (the rebuild is not swapped in yet).
-fn table_pick(table: &[u16], slot: usize, backends: &[BackendView], client_hash: u64) -> Option<usize> {
+fn table_pick(table: &[u16], slot: usize, backends: &dyn Servers, client_hash: u64) -> Option<usize> {
     if let Some(i) = table.get(slot).and_then(|&e| usable(backends, e)) {
         return Some(i);
     }
@@ -234,7 +270,7 @@ fn table_pick(table: &[u16], slot: usize, backends: &[BackendView], client_hash:
         return None;
     }
     let start = (client_hash % n as u64) as usize;
-    (0..n).map(|k| (start + k) % n).find(|&i| backends[i].available())
+    (0..n).map(|k| (start + k) % n).find(|&i| backends.view(i).available())
 }
 
 /// One server's next turn in a weighted interleaving (stride scheduling): its `k`-th turn falls

@@ -1,7 +1,7 @@
 //! Round robin (`rr`) and interleaved weighted round robin (`wrr`), with the semantics of IPVS
 //! `ip_vs_rr.c` and `ip_vs_wrr.c`.
 
-use super::{BackendView, Scheduler, SchedulerKind};
+use super::{BackendView, Scheduler, SchedulerKind, Servers};
 
 /// `rr`: the next available server after the last one picked, in list order.
 #[derive(Clone, Copy, Debug, Default)]
@@ -11,13 +11,13 @@ pub(super) struct RoundRobin {
 }
 
 impl Scheduler for RoundRobin {
-    fn pick(&mut self, backends: &[BackendView], _client_hash: u64) -> Option<usize> {
+    fn pick(&mut self, backends: &dyn Servers, _client_hash: u64) -> Option<usize> {
         let n = backends.len();
         if n == 0 {
             return None;
         }
         let start = self.next % n;
-        let i = (0..n).map(|k| (start + k) % n).find(|&i| backends[i].available())?;
+        let i = (0..n).map(|k| (start + k) % n).find(|&i| backends.view(i).available())?;
         self.next = (i + 1) % n;
         Some(i)
     }
@@ -50,8 +50,9 @@ pub(super) struct WeightedRoundRobin {
 
 impl WeightedRoundRobin {
     /// Starts a pass: lowers the current weight. Returns false when no server is available.
-    fn start_pass(&mut self, backends: &[BackendView]) -> bool {
-        let weights = backends.iter().filter(|b| b.available()).map(|b| u64::from(b.weight));
+    fn start_pass(&mut self, backends: &dyn Servers) -> bool {
+        let views = (0..backends.len()).map(|i| backends.view(i));
+        let weights = views.filter(BackendView::available).map(|b| u64::from(b.weight));
         let (top, step) = weights.fold((0, 0), |(m, g), w| (m.max(w), gcd(g, w)));
         if top == 0 {
             return false;
@@ -67,7 +68,7 @@ impl WeightedRoundRobin {
 }
 
 impl Scheduler for WeightedRoundRobin {
-    fn pick(&mut self, backends: &[BackendView], _client_hash: u64) -> Option<usize> {
+    fn pick(&mut self, backends: &dyn Servers, _client_hash: u64) -> Option<usize> {
         let n = backends.len();
         if self.pos >= n {
             self.pos = 0;
@@ -81,7 +82,7 @@ impl Scheduler for WeightedRoundRobin {
             if i == 0 && !self.start_pass(backends) {
                 return None;
             }
-            let b = &backends[i];
+            let b = &backends.view(i);
             if b.available() && u64::from(b.weight) >= self.cw {
                 return Some(i);
             }
@@ -113,7 +114,7 @@ mod tests {
 
     fn sequence(kind: SchedulerKind, backends: &[super::BackendView], picks: usize) -> Vec<usize> {
         let mut s = build(kind, backends);
-        (0..picks).map(|_| s.pick(backends, 0).expect("a server is available")).collect()
+        (0..picks).map(|_| s.pick(&backends, 0).expect("a server is available")).collect()
     }
 
     #[test]
@@ -139,7 +140,7 @@ mod tests {
         b[2].up = true;
         assert_eq!(s.pick(&b, 0), Some(0));
         // A shorter list than the scheduler was built for does not panic.
-        assert_eq!(s.pick(&b[..1], 0), Some(0));
+        assert_eq!(s.pick(&&b[..1], 0), Some(0));
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! too (their clients then fall back by rehashing).
 
 use super::{
-    BackendView, MAX_TABLE_BACKENDS, SH_TABLE_SIZE, Scheduler, SchedulerKind, Turns, mix64, table_pick,
+    BackendView, MAX_TABLE_BACKENDS, SH_TABLE_SIZE, Scheduler, SchedulerKind, Servers, Turns, mix64,
+    table_pick,
 };
 use std::sync::Arc;
 
@@ -94,7 +95,7 @@ fn resolve(owners: &[u16], backends: &[BackendView]) -> Vec<u16> {
 }
 
 impl Scheduler for SourceHash {
-    fn pick(&mut self, backends: &[BackendView], client_hash: u64) -> Option<usize> {
+    fn pick(&mut self, backends: &dyn Servers, client_hash: u64) -> Option<usize> {
         table_pick(&self.table, bucket(client_hash), backends, client_hash)
     }
 

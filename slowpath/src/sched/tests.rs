@@ -35,7 +35,7 @@ fn spread(kind: SchedulerKind, backends: &mut [BackendView], picks: usize, rng: 
     let mut s = build(kind, backends);
     let mut got = vec![0; backends.len()];
     for _ in 0..picks {
-        let i = s.pick(backends, rng.u64()).expect("a server is available");
+        let i = s.pick(&&*backends, rng.u64()).expect("a server is available");
         backends[i].active += 1;
         got[i] += 1;
     }
@@ -81,9 +81,9 @@ fn every_kind_builds_its_kind_and_clones() {
 #[test]
 fn empty_list_gives_none_for_every_kind() {
     for k in SchedulerKind::ALL {
-        assert_eq!(build(k, &[]).pick(&[], 42), None, "{k}");
+        assert_eq!(build(k, &[]).pick(&Vec::new(), 42), None, "{k}");
         // Built for servers, asked with none (a drifted view).
-        assert_eq!(build(k, &views(&[1, 2])).pick(&[], 42), None, "{k}");
+        assert_eq!(build(k, &views(&[1, 2])).pick(&Vec::new(), 42), None, "{k}");
     }
 }
 

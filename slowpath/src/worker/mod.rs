@@ -277,8 +277,6 @@ pub struct Worker {
     reset_tuples: FastMap<TupleKey, u64>,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
-    /// The scheduler's view of a service's servers, rebuilt per SYN in this reused buffer.
-    views: Vec<crate::sched::BackendView>,
 }
 
 impl Worker {
@@ -297,7 +295,6 @@ impl Worker {
             reset_tuples: FastMap::default(),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
-            views: Vec::new(),
         }
     }
 

@@ -102,11 +102,8 @@ impl Worker {
             svc.stats.over_limit.fetch_add(1, Ordering::Relaxed);
             return self.stats.discard(Discard::OverLimit);
         }
-        let mut views = std::mem::take(&mut self.views);
-        svc.views_into(&mut views);
         let hash = crate::addr::hash_addr(client.ip());
-        let picked = self.schedulers.get_mut(index).and_then(|s| s.pick(&views, hash));
-        self.views = views;
+        let picked = self.schedulers.get_mut(index).and_then(|s| s.pick(svc, hash));
         let Some(b) = picked else {
             svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
             return self.stats.discard(Discard::NoBackend);
