@@ -97,24 +97,65 @@ impl DmaRegion {
         assert!(end <= self.len(), "DMA access {offset}+{len} beyond a region of {}", self.len());
     }
 
-    /// Copies bytes at `offset` into `buf`, with volatile reads.
+    /// Copies bytes at `offset` into `buf`, with volatile reads: 8-byte words where the
+    /// region's address is aligned to 8, single bytes at the unaligned head and tail (a frame
+    /// or a descriptor costs an eighth of the accesses a byte-at-a-time copy does, and the
+    /// memory, which the device may change at any time, is still never read by a plain load).
     pub fn read(&self, offset: usize, buf: &mut [u8]) {
         self.check(offset, buf.len());
         let base = self.backing.as_ptr();
-        for (i, b) in buf.iter_mut().enumerate() {
+        let head = (8 - (base as usize + offset) % 8) % 8;
+        let head = head.min(buf.len());
+        let (head_buf, rest) = buf.split_at_mut(head);
+        for (i, b) in head_buf.iter_mut().enumerate() {
             // SAFETY: `check` keeps `offset + i` inside the live mapping `backing` owns; the
-            // memory may change under us, which a volatile byte read tolerates.
+            // memory may change under us, which a volatile read tolerates.
             *b = unsafe { base.add(offset + i).read_volatile() };
+        }
+        let mut at = offset + head;
+        let mut words = rest.chunks_exact_mut(8);
+        for w in &mut words {
+            // SAFETY: `base + at` is 8-aligned (the head brought it there) and the 8 bytes are
+            // inside the mapping (`check` covered the whole access).
+            #[allow(clippy::cast_ptr_alignment)] // aligned by construction, see above
+            let v = unsafe { base.add(at).cast::<u64>().read_volatile() };
+            w.copy_from_slice(&v.to_ne_bytes());
+            at += 8;
+        }
+        for b in words.into_remainder() {
+            // SAFETY: as above, in bounds and volatile.
+            *b = unsafe { base.add(at).read_volatile() };
+            at += 1;
         }
     }
 
-    /// Copies `data` to `offset`, with volatile writes.
+    /// Copies `data` to `offset`, with volatile writes (8-byte words where aligned, as
+    /// [`Self::read`]).
     pub fn write(&self, offset: usize, data: &[u8]) {
         self.check(offset, data.len());
         let base = self.backing.as_ptr();
-        for (i, b) in data.iter().enumerate() {
+        let head = (8 - (base as usize + offset) % 8) % 8;
+        let head = head.min(data.len());
+        let (head_data, rest) = data.split_at(head);
+        for (i, b) in head_data.iter().enumerate() {
             // SAFETY: as in `read`: in bounds of the live mapping, written volatile.
             unsafe { base.add(offset + i).write_volatile(*b) };
+        }
+        let mut at = offset + head;
+        let mut words = rest.chunks_exact(8);
+        for w in &mut words {
+            let v = u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
+            // SAFETY: 8-aligned and in bounds, as in `read`.
+            #[allow(clippy::cast_ptr_alignment)] // aligned by construction, as in `read`
+            unsafe {
+                base.add(at).cast::<u64>().write_volatile(v);
+            }
+            at += 8;
+        }
+        for b in words.remainder() {
+            // SAFETY: in bounds and volatile.
+            unsafe { base.add(at).write_volatile(*b) };
+            at += 1;
         }
     }
 
@@ -161,6 +202,24 @@ mod tests {
         r.zero();
         assert_eq!(r.read_obj::<U32>(16).get(), 0);
         assert_eq!(r.iova(), 0x10_0000);
+    }
+
+    /// Word copies with unaligned heads and tails of every length agree with the bytes.
+    #[test]
+    fn copies_at_every_alignment_and_length_are_exact() {
+        let r = DmaRegion::new(DmaBacking::new(4096).unwrap(), 0);
+        for offset in 0..17 {
+            for len in 0..41 {
+                r.zero();
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 + offset + 1) as u8).collect();
+                r.write(100 + offset, &data);
+                let mut back = vec![0u8; len + 2];
+                r.read(99 + offset, &mut back);
+                assert_eq!(back[0], 0, "byte before, offset {offset} len {len}");
+                assert_eq!(&back[1..=len], &data[..], "offset {offset} len {len}");
+                assert_eq!(back[len + 1], 0, "byte after, offset {offset} len {len}");
+            }
+        }
     }
 
     #[test]
