@@ -12,7 +12,7 @@
 
 use super::report::Summary;
 use super::rig::{self, Model, P0_MAC, P1_MAC, ROUTER_MAC};
-use flow_offload::{Flow, FlowTable, Handle};
+use flow_offload::{Flow, FlowHashes, FlowTable, Handle};
 use rtl_spec::formats::{FlowTuple, NextHopCtl, NextHopEntry};
 
 /// Installs (or removes) per commit.
@@ -75,15 +75,29 @@ fn commit(t: &mut FlowTable) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs flows `from..to`, committing every [`BATCH`]. Returns the handles.
+/// Installs flows `from..to` in batches of [`BATCH`], as the engine does a poll round's: each
+/// batch's tuples are hashed once, their home buckets prefetched, then installed with the
+/// hashes carried, and committed with one doorbell. Returns the handles.
 pub fn fill(t: &mut FlowTable, from: u32, to: u32, handles: &mut Vec<Handle>) -> anyhow::Result<()> {
-    for n in from..to {
-        handles.push(t.install(flow(n))?);
-        if (n - from) as usize % BATCH == BATCH - 1 {
-            commit(t)?;
+    let seeds = t.seeds();
+    let mut batch: Vec<(Flow, FlowHashes)> = Vec::with_capacity(BATCH);
+    let mut start = from;
+    while start < to {
+        let end = start.saturating_add(BATCH as u32).min(to);
+        batch.extend((start..end).map(|n| {
+            let f = flow(n);
+            (f, FlowHashes::of(&f, seeds))
+        }));
+        for (_, h) in &batch {
+            t.prefetch(*h);
         }
+        for (f, h) in batch.drain(..) {
+            handles.push(t.install_hashed(f, h)?);
+        }
+        commit(t)?;
+        start = end;
     }
-    commit(t)
+    Ok(())
 }
 
 /// One occupancy level.

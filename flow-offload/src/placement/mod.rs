@@ -127,7 +127,7 @@ enum Op {
 }
 
 /// A node of the breadth-first cuckoo search: an occupied bucket slot whose entry could move.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Node {
     pos: IndexPos,
     /// Index of the node whose slot this node's entry would vacate for, or `NO_PARENT`.
@@ -149,6 +149,16 @@ pub struct ShadowIndex {
     stash: Vec<Option<Entry>>,
     used: u32,
     stash_used: u32,
+    /// The cuckoo search's working memory, kept between searches so that an install into a
+    /// busy table allocates nothing.
+    search: std::cell::RefCell<SearchScratch>,
+}
+
+/// What a breadth-first cuckoo search needs: its queue of nodes and the buckets it visited.
+#[derive(Clone, Debug, Default)]
+struct SearchScratch {
+    nodes: Vec<Node>,
+    visited: std::collections::HashSet<u32>,
 }
 
 impl ShadowIndex {
@@ -186,6 +196,7 @@ impl ShadowIndex {
             stash: stash_cells,
             used: 0,
             stash_used: 0,
+            search: std::cell::RefCell::default(),
         })
     }
 
@@ -406,8 +417,11 @@ impl ShadowIndex {
         }
         // A hash set: the search may expand hundreds of buckets, and a linear `contains` made a
         // failing search quadratic (milliseconds per install into a full table).
-        let mut visited: std::collections::HashSet<u32> = home.into_iter().collect();
-        let mut nodes: Vec<Node> = Vec::new();
+        let mut scratch = self.search.borrow_mut();
+        let SearchScratch { nodes, visited } = &mut *scratch;
+        visited.clear();
+        visited.extend(home);
+        nodes.clear();
         for b in home {
             nodes.extend((0..self.slots_per_bucket).map(|s| Node {
                 pos: bucket_pos(b, s),
@@ -429,7 +443,7 @@ impl ShadowIndex {
                 continue;
             }
             if let Some(free) = self.free_slot(alt) {
-                return Some(self.chain(&nodes, at, free));
+                return Some(self.chain(nodes, at, free));
             }
             let room = nodes.len() + self.slots_per_bucket as usize <= MAX_SEARCH_SLOTS;
             if node.depth < max_moves && room {
