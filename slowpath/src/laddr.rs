@@ -13,7 +13,8 @@
 //! allocation after. Exhaustion is a refusal, counted: a port in use or in quarantine is never
 //! handed out.
 
-use std::collections::{HashMap, VecDeque};
+use crate::addr::FastMap;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 /// The port range and the rules of a worker's pools.
@@ -61,7 +62,7 @@ pub struct PortPools {
     worker: u16,
     workers: u16,
     range: PortRange,
-    pools: HashMap<(IpAddr, SocketAddr), Pool>,
+    pools: FastMap<(IpAddr, SocketAddr), Pool>,
     stats: LportStats,
 }
 
@@ -69,7 +70,7 @@ impl PortPools {
     /// The pools of worker `worker` of `workers` (a power of two).
     pub fn new(worker: u16, workers: u16, range: PortRange) -> Self {
         debug_assert!(workers.is_power_of_two() && worker < workers);
-        PortPools { worker, workers, range, pools: HashMap::new(), stats: LportStats::default() }
+        PortPools { worker, workers, range, pools: FastMap::default(), stats: LportStats::default() }
     }
 
     /// Ports allocated, released and refused by this worker's pools.
