@@ -109,6 +109,13 @@ pub fn figures(t: &TableBytes, heap_per_conn: f64, ramp_note: &str) -> Vec<Figur
             "B/conn",
             "connection table + shadow per record (a full table)".into(),
         ),
+        Figure::single(
+            "memory",
+            "host connections in 24 GiB (projected)",
+            24.0 * f64::from(1u32 << 30) / (heap_per_conn + t.shadow as f64 / r),
+            "conns",
+            "24 GiB / host total per connection: what the host side holds when the NIC's table is the card's memory (a projection from the measured bytes, not a run)".into(),
+        ),
     ]
 }
 

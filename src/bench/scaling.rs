@@ -30,9 +30,11 @@ pub fn memory_figures(t: &TableBytes, r: &RampOutcome, plan: &RampPlan) -> Vec<F
     let ports = super::cps::topology(1).port_capacity();
     let span = format!("heap after {} connections less the heap before the first, per connection", r.held);
     let mut out = memory::figures(t, r.heap_per_conn, &span);
+    let projected = out.pop();
     if let Some(f) = out.pop() {
         out.push(f.against("Alibaba LVS (24 GB / 40M)", 24e9 / 40e6));
     }
+    out.extend(projected.map(|f| f.against("Alibaba LVS host", 40e6)));
     let rate = if r.secs > 0.0 { r.held as f64 / r.secs } else { 0.0 };
     let full = r.nic_full_at.map_or_else(
         || "the NIC's table never refused an install".to_string(),
