@@ -54,7 +54,7 @@ fn an_offloaded_download_shows_in_its_servers_bytes_after_one_bank_read() {
 
     // A device reset zeroes the bank; the set is allocated again and the counters go on from
     // where they were (never backwards).
-    r.model.with_device(|d| d.reset());
+    r.model.with_device(sim_model::device::Device::reset);
     r.advance(S);
     assert_eq!(r.occupancy(), 1, "the flow came back");
     let seg = Seg::new(&rs.to_string(), &lip.to_string()).ack(2).seq(seq).data(&payload);

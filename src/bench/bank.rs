@@ -5,7 +5,7 @@
 //! daemon reads it once per reporting interval.
 
 use super::insert::{self, BATCH};
-use super::report::Summary;
+use super::report::{Figure, Summary, flows_label};
 use super::rig;
 use flow_offload::FlowTable;
 
@@ -43,4 +43,17 @@ fn commit(t: &mut FlowTable) -> anyhow::Result<()> {
     let refused = t.commit()?;
     anyhow::ensure!(refused.is_empty(), "the NIC refused {} commands", refused.len());
     Ok(())
+}
+
+/// The bank read at each of `counts` flows, as report figures.
+pub fn figures(counts: &[u32], reads: usize, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for &flows in counts {
+        progress(&format!("counter bank read with {} flows", flows_label(u64::from(flows))));
+        let s = bank_read(flows, reads)?;
+        let name = format!("bank read at {} flows", flows_label(u64::from(flows)));
+        let note = format!("{SERVERS} servers' sets, one command and one DMA write per read");
+        out.push(Figure::new("bank", &name, s, "µs/read", note));
+    }
+    Ok(out)
 }

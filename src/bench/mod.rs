@@ -211,11 +211,9 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
         for workers in [1u16, 2] {
             progress(&format!("cps with {workers} worker(s)"));
             let (s, note) = cps::cps(workers, plan.cps)?;
-            let name = if workers == 1 {
-                "1 worker".to_string()
-            } else {
-                format!("{workers} workers (threads), per core")
-            };
+            let name = [String::from("1 worker"), format!("{workers} workers (threads), per core")]
+                [usize::from(workers > 1)]
+            .clone();
             r.figures.push(
                 Figure::new("cps", &name, s, "conn/s", note)
                     .against("DPVS per worker", 200_000.0)
@@ -225,14 +223,7 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
         }
     }
     if on(Family::Bank) {
-        let (ref counts, reads) = plan.bank;
-        for &flows in counts {
-            progress(&format!("counter bank read with {} flows", report::flows_label(u64::from(flows))));
-            let s = bank::bank_read(flows, reads)?;
-            let name = format!("bank read at {} flows", report::flows_label(u64::from(flows)));
-            let note = format!("{} servers' sets, one command and one DMA write per read", bank::SERVERS);
-            r.figures.push(Figure::new("bank", &name, s, "µs/read", note));
-        }
+        r.figures.extend(bank::figures(&plan.bank.0, plan.bank.1, progress)?);
     }
     if on(Family::Insert) {
         progress("insert");

@@ -72,6 +72,8 @@ pub struct Target {
 }
 
 /// `sluice services`.
+// Each bool is an independent ipvsadm-style flag.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Args, Debug)]
 pub struct ServicesArgs {
     /// Connections, packets and bytes per service and server (ipvsadm's --stats).
