@@ -163,6 +163,7 @@ fn model_hit(c: &mut Criterion) {
         idle_timeout: 90,
         cookie: 1,
         host_state: 2,
+        counter_set: 0,
     };
     table.install(flow).unwrap();
     assert!(table.commit().unwrap().is_empty());

@@ -12,14 +12,20 @@ fn device_info_on_the_embedded_model_prints_identity_and_geometry() {
     let out = sluice(&["device", "info"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    for want in
-        ["spec version   1.1", "1048576 records", "crc32c", "capabilities", "port 0", "flow_table@0x400"]
-    {
+    for want in [
+        "spec version   1.2",
+        "counter sets   2048",
+        "1048576 records",
+        "crc32c",
+        "capabilities",
+        "port 0",
+        "flow_table@0x400",
+    ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     let out = sluice(&["device", "info", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["spec_version"], "1.1");
+    assert_eq!(v["spec_version"], "1.2");
     assert_eq!(v["geometry"]["slots_per_bucket"], 4);
     assert_eq!(v["blocks"].as_array().unwrap().len(), rtl_spec::regs::ALL_BLOCKS.len());
 }

@@ -10,9 +10,12 @@
 //!   asynchronously, refusals rolled back, a hung device reset and rewritten;
 //! - [`sync`]: counters and events back to the host, reconciliation after a reset, adoption of
 //!   the NIC's table after a daemon restart;
+//! - [`bank`]: the counter bank: one set per real server allocated, named by each install,
+//!   moved with a flow, and read in bulk;
 //! - [`health`]: noticing a lost device, bringing it back with backoff, the fault state.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bank;
 pub mod health;
 pub mod pipeline;
 pub mod placement;

@@ -107,6 +107,9 @@ impl FlowTable {
             cmd.payload[..16].copy_from_slice(e.as_bytes());
             cmds.push(cmd);
         }
+        // The reset emptied the bank: every set again (zeroed) before the records naming them.
+        self.forget_bank_buffer();
+        cmds.extend(self.bank.realloc_commands());
         for (record, inst) in self.records.iter().enumerate() {
             let Some(inst) = inst else { continue };
             let mut cmd = FlowCommand {
@@ -180,6 +183,7 @@ impl FlowTable {
             }
             let _ = table.nic.transport().free_dma(&region);
         }
+        table.free_stale_sets().map_err(AdoptError::Device)?;
         table.queue.push_back((
             FlowCommand { opcode: Opcode::Flush.into(), ..FlowCommand::default() },
             Undo::Nothing,
@@ -245,5 +249,8 @@ fn flow_of(rec: &FlowRecord) -> Flow {
         idle_timeout: rec.idle_timeout.get(),
         cookie: rec.cookie.get(),
         host_state: rec.ctl.host_state(),
+        // The host's map from sets to servers did not survive the restart: adopted flows
+        // count into no set (their sets were freed at adoption).
+        counter_set: 0,
     }
 }

@@ -43,6 +43,10 @@ pub struct Flow {
     /// Opaque to the NIC: the slow path's own state for the flow, kept in the record so that a
     /// restarted daemon can adopt the flow ([`FlowTable::adopt`]).
     pub host_state: u8,
+    /// The counter set the NIC adds the flow's packets and bytes to, besides the record's own
+    /// counters (0: none). Allocated with [`FlowTable::alloc_counter_set`]; one per real server
+    /// of each service, so the bank holds per-server figures.
+    pub counter_set: u16,
 }
 
 impl Flow {
@@ -217,6 +221,8 @@ pub struct FlowTable {
     pub(crate) stats: Stats,
     /// Set while the device is lost and not yet brought back.
     pub(crate) fault: Option<crate::health::DeviceFault>,
+    /// The counter bank's shadow: allocation, flows naming each set, the read buffer.
+    pub(crate) bank: crate::bank::BankShadow,
 }
 
 impl FlowTable {
@@ -240,6 +246,7 @@ impl FlowTable {
             searches_futile: false,
             stats: Stats::default(),
             fault: None,
+            bank: crate::bank::BankShadow::new(nic.counter_sets()),
             nic,
         })
     }
@@ -340,7 +347,8 @@ impl FlowTable {
                 .with_valid(true)
                 .with_ipv6(flow.ipv6)
                 .with_proto(flow.proto)
-                .with_host_state(flow.host_state),
+                .with_host_state(flow.host_state)
+                .with_counter_set(flow.counter_set),
             cookie: U32::new(flow.cookie),
             orig: flow.orig,
             reply: flow.reply,
@@ -369,6 +377,9 @@ impl FlowTable {
         let hops = self.next_hops.len();
         if usize::from(flow.next_hop_orig) >= hops || usize::from(flow.next_hop_reply) >= hops {
             return Err(InstallError::Invalid("next hop beyond the table".into()));
+        }
+        if !self.bank.nameable(flow.counter_set) {
+            return Err(InstallError::Invalid(format!("counter set {} is not allocated", flow.counter_set)));
         }
         if flow.key(false) == flow.key(true) {
             return Err(InstallError::Invalid("both directions carry the same tuple".into()));
@@ -467,6 +478,7 @@ impl FlowTable {
         self.seq += 1;
         let seq = self.seq;
         self.records[record as usize] = Some(Installed { seq, flow, orig_pos, reply_pos });
+        self.bank.retain(flow.counter_set);
         let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Insert.into(),
@@ -507,6 +519,7 @@ impl FlowTable {
             .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
         self.index.clear(inst.orig_pos);
         self.index.clear(inst.reply_pos);
+        self.bank.release(inst.flow.counter_set);
         self.free.push(h.0);
         self.searches_futile = false;
         Ok(inst)

@@ -74,6 +74,7 @@ fn flow(n: u32) -> Flow {
         idle_timeout: 0,
         cookie: n,
         host_state: (n % 7) as u8,
+        counter_set: 0,
     }
 }
 

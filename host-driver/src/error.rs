@@ -56,6 +56,13 @@ pub enum DriverError {
     },
     /// A ring has no room for what the caller wanted to submit.
     RingFull(&'static str),
+    /// The device completed a command the driver waited on with a status other than `Ok`.
+    Refused {
+        /// What the driver asked ("CounterBankRead").
+        op: &'static str,
+        /// The completion's status ([`rtl_spec::codes::Status`]).
+        status: u8,
+    },
 }
 
 impl fmt::Display for DriverError {
@@ -84,6 +91,10 @@ impl fmt::Display for DriverError {
                 "the device stopped completing commands: {outstanding} outstanding after {waited_ms} ms"
             ),
             DriverError::RingFull(ring) => write!(f, "the {ring} ring is full"),
+            DriverError::Refused { op, status } => match rtl_spec::codes::Status::try_from(*status) {
+                Ok(s) => write!(f, "the device refused {op}: {s:?}"),
+                Err(_) => write!(f, "the device refused {op}: status {status}"),
+            },
         }
     }
 }

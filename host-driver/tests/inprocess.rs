@@ -120,7 +120,8 @@ fn bring_up_discovers_the_device() {
     let r = rig();
     let nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).unwrap();
     let info = nic.info();
-    assert_eq!(info.spec_version, "1.1");
+    assert_eq!(info.spec_version, "1.2");
+    assert_eq!(info.geometry.counter_sets, 2048);
     assert_eq!(info.geometry.records, 1024);
     assert_eq!(info.geometry.buckets, 512);
     assert_eq!(info.geometry.slots_per_bucket, 4);
@@ -209,9 +210,9 @@ fn a_device_of_another_major_version_is_refused_naming_both() {
     let mut r = rig();
     r.shared.spec_version = Some(0x0002_0003);
     let err = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).err().expect("refused");
-    assert!(matches!(err, DriverError::VersionMismatch { device: (2, 3), driver: (1, 1) }));
+    assert!(matches!(err, DriverError::VersionMismatch { device: (2, 3), driver: (1, 2) }));
     let text = err.to_string();
-    assert!(text.contains("2.3") && text.contains("1.1"), "{text}");
+    assert!(text.contains("2.3") && text.contains("1.2"), "{text}");
 }
 
 #[test]
@@ -305,4 +306,21 @@ fn lent_queues_work_and_go_inert_after_a_reset() {
     q.flush_injects();
     r.shared.clone().service();
     assert_eq!(r.ports[1].take_tx(), vec![syn()]);
+}
+
+#[test]
+fn the_counter_bank_is_allocated_and_read_in_one_command() {
+    let r = rig();
+    let mut nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).unwrap();
+    let cpl = nic.execute(&[Nic::counter_set_alloc_command(3), Nic::counter_set_alloc_command(3)]).unwrap();
+    assert_eq!(cpl[0].status, Status::Ok as u8);
+    assert_eq!(cpl[1].status, Status::CounterSetLive as u8, "a live set is not allocated twice");
+    let buf = nic.counter_bank_buffer().unwrap();
+    assert_eq!(buf.sets(), 2048);
+    let mut sets = Vec::new();
+    nic.read_counter_bank(&buf, 4, &mut sets).unwrap();
+    assert_eq!(sets.len(), 4);
+    assert!(sets.iter().all(|s| *s == rtl_spec::formats::CounterSet::default()));
+    let cpl = nic.execute(&[Nic::counter_set_free_command(3), Nic::counter_set_free_command(3)]).unwrap();
+    assert_eq!((cpl[0].status, cpl[1].status), (Status::Ok as u8, Status::CounterSetNotLive as u8));
 }

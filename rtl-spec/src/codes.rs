@@ -61,6 +61,16 @@ hw_enum! {
         Read = 9,
         /// Do nothing but complete: a fence and a liveness probe.
         Nop = 10,
+        /// Allocate counter set `arg` (since 1.2): zero its counters and let records name it.
+        /// Set 0 (none) cannot be allocated.
+        CounterSetAlloc = 11,
+        /// Free counter set `arg` (since 1.2). Refused (`CounterSetInUse`) while a live record
+        /// names it: the NIC keeps a count of the records naming each set.
+        CounterSetFree = 12,
+        /// Write the first `arg` sets of the counter bank (0: all `NEXT_HOP.COUNTER_SETS`) to host
+        /// memory at `dma_addr`, in one DMA write, free sets as zeros (since 1.2). The host reads
+        /// per-server figures this way, once per interval, whatever the number of flows.
+        CounterBankRead = 13,
     }
 }
 
@@ -82,7 +92,8 @@ hw_enum! {
         /// Delete, modify, query or touch on a record that is not live.
         RecordNotLive = 5,
         /// The record is malformed: valid bit clear, reserved bits set, a protocol other than
-        /// TCP or UDP, an IPv4 record with non-zero upper address bytes, or both tuples equal.
+        /// TCP or UDP, an IPv4 record with non-zero upper address bytes, both tuples equal, or
+        /// (since 1.2) a counter set that is not allocated.
         MalformedRecord = 6,
         /// A slot position names a bucket, slot or stash entry outside the geometry.
         SlotOutOfRange = 7,
@@ -100,6 +111,15 @@ hw_enum! {
         BadArgument = 12,
         /// A DMA read or write for the command failed.
         DmaError = 13,
+        /// CounterSetAlloc, CounterSetFree or CounterBankRead names a set that is 0 or not below
+        /// `NEXT_HOP.COUNTER_SETS` (since 1.2).
+        CounterSetOutOfRange = 14,
+        /// CounterSetAlloc on a set that is allocated (since 1.2).
+        CounterSetLive = 15,
+        /// CounterSetFree on a set that is not allocated (since 1.2).
+        CounterSetNotLive = 16,
+        /// CounterSetFree on a set that live records still name (since 1.2).
+        CounterSetInUse = 17,
     }
 }
 

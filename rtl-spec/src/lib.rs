@@ -48,8 +48,12 @@ pub use meta::{
 pub const SPEC_MAJOR: u16 = 1;
 /// Minor version of this specification: additions an older driver may ignore. 1.1 added the
 /// firmware image format, the flash state record, the image checks, and the flash controller's
-/// boot status fields, `BOOT_TRIES`, `BOOT_LIMIT` and the `SlotInUse` result.
-pub const SPEC_MINOR: u16 = 1;
+/// boot status fields, `BOOT_TRIES`, `BOOT_LIMIT` and the `SlotInUse` result. 1.2 added the
+/// counter bank: the `CounterSet` format, the record's `counter_set` (in bits that were
+/// reserved), the opcodes `CounterSetAlloc`, `CounterSetFree` and `CounterBankRead`, the
+/// `counter_set` Modify bit, the `CounterSet*` statuses and the next-hop block's `COUNTER_*`
+/// and `BANK_READS` registers (block version 1.1).
+pub const SPEC_MINOR: u16 = 2;
 /// The version as the identity block's `SPEC_VERSION` register holds it.
 pub const SPEC_VERSION: u32 = ((SPEC_MAJOR as u32) << 16) | SPEC_MINOR as u32;
 /// The identity block's `MAGIC` value.
@@ -57,3 +61,6 @@ pub const MAGIC: u32 = 0x534C_4345;
 
 const _: () = assert!(regs::identity::SPEC.registers[4].reset == SPEC_VERSION as u64);
 const _: () = assert!(regs::identity::SPEC.registers[3].reset == MAGIC as u64);
+const _: () = assert!(regs::next_hop::SPEC.registers[6].reset == formats::COUNTER_SETS as u64);
+const _: () =
+    assert!(regs::next_hop::SPEC.registers[7].reset == core::mem::size_of::<formats::CounterSet>() as u64);

@@ -138,6 +138,14 @@ pub struct BackendStats {
     pub bytes_in: AtomicU64,
     /// Bytes forwarded from it by the host path.
     pub bytes_out: AtomicU64,
+    /// Packets to it the NIC forwarded (offloaded flows), from its counter set.
+    pub nic_packets_in: AtomicU64,
+    /// Packets from it the NIC forwarded.
+    pub nic_packets_out: AtomicU64,
+    /// Bytes to it the NIC forwarded.
+    pub nic_bytes_in: AtomicU64,
+    /// Bytes from it the NIC forwarded.
+    pub nic_bytes_out: AtomicU64,
 }
 
 /// A service's counters.
@@ -309,6 +317,11 @@ impl Services {
     /// The configurations.
     pub fn configs(&self) -> &[ServiceConfig] {
         &self.configs
+    }
+
+    /// A real server's counters (shared by every snapshot), while it is configured.
+    pub fn backend_stats(&self, key: &ServiceKey, addr: SocketAddr) -> Option<&Arc<BackendStats>> {
+        self.backend_stats.get(&(*key, addr))
     }
 
     fn position(&self, key: &ServiceKey) -> Option<usize> {

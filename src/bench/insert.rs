@@ -49,6 +49,7 @@ pub fn flow(n: u32) -> Flow {
         idle_timeout: 90,
         cookie: n,
         host_state: 2,
+        counter_set: 0,
     }
 }
 

@@ -6,7 +6,9 @@
 //! - `fastpath` ([`fastpath`]): hits through the model's datapath at 1k, 1M and 10M flows;
 //! - `memory` ([`memory`]): bytes per connection and per record, and the most concurrent
 //!   connections before a limit;
-//! - `scaling` ([`scaling`]): cps and fastpath from 1k to 10M flows, a table and an SVG.
+//! - `scaling` ([`scaling`]): cps and fastpath from 1k to 10M flows, a table and an SVG;
+//! - `bank` ([`bank`]): the NIC's counter bank read (per-server figures) with 1k and with 1M
+//!   flows installed, which should take about the same time.
 //!
 //! Every figure is the median of several runs with their range; the table compares each with
 //! the published anchors as a ratio. Nothing here asserts a speed: figures are printed, not
@@ -15,6 +17,7 @@
 // Counts (connections, packets, bytes: all far below 2^52) become f64 to make rates.
 #![allow(clippy::cast_precision_loss)]
 
+pub mod bank;
 pub mod cps;
 pub mod fastpath;
 pub mod insert;
@@ -43,6 +46,8 @@ pub enum Family {
     Memory,
     /// cps and fastpath from 1k to 10M flows (table and SVG).
     Scaling,
+    /// The counter bank read with 1k and 1M flows installed.
+    Bank,
 }
 
 /// `sluice bench`.
@@ -77,6 +82,8 @@ pub struct Plan {
     pub scale: Vec<u64>,
     /// The connection ramp (scaling and memory).
     pub ramp: cps::RampPlan,
+    /// bank: flow counts, timed reads at each.
+    pub bank: (Vec<u32>, usize),
 }
 
 const GIB: u64 = 1 << 30;
@@ -99,6 +106,7 @@ impl Plan {
                 time_budget: Duration::from_secs(600),
                 max_conns: 60_000_000,
             },
+            bank: (vec![1_000, 1_000_000], 201),
         }
     }
 
@@ -119,6 +127,7 @@ impl Plan {
                 time_budget: Duration::from_secs(8),
                 max_conns: 300_000,
             },
+            bank: (vec![1_000, 1_000_000], 51),
         }
     }
 
@@ -140,6 +149,7 @@ impl Plan {
                 time_budget: Duration::from_secs(30),
                 max_conns: 3_000,
             },
+            bank: (vec![100, 1_000], 5),
         }
     }
 }
@@ -201,11 +211,9 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
         for workers in [1u16, 2] {
             progress(&format!("cps with {workers} worker(s)"));
             let (s, note) = cps::cps(workers, plan.cps)?;
-            let name = if workers == 1 {
-                "1 worker".to_string()
-            } else {
-                format!("{workers} workers (threads), per core")
-            };
+            let name = [String::from("1 worker"), format!("{workers} workers (threads), per core")]
+                [usize::from(workers > 1)]
+            .clone();
             r.figures.push(
                 Figure::new("cps", &name, s, "conn/s", note)
                     .against("DPVS per worker", 200_000.0)
@@ -213,6 +221,9 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
                     .against("Tiara", 1_800_000.0),
             );
         }
+    }
+    if on(Family::Bank) {
+        r.figures.extend(bank::figures(&plan.bank.0, plan.bank.1, progress)?);
     }
     if on(Family::Insert) {
         progress("insert");
@@ -346,6 +357,8 @@ mod tests {
             "host shadow per record",
             "host connection table per connection",
             "most concurrent connections",
+            "bank read at 100 flows",
+            "bank read at 1k flows",
         ] {
             assert!(table.contains(row), "row {row:?} missing from\n{table}");
         }

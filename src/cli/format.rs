@@ -152,9 +152,41 @@ pub fn services(reply: &ServicesReply) -> String {
     out
 }
 
+/// `sluice services --rate`: `ipvsadm -L -n --rate`: connections, packets and bytes per second
+/// in and out, per service (the sum of its servers) and per server, over the daemon's last
+/// reporting interval, host path and NIC together.
+pub fn services_rate(reply: &ServicesReply) -> String {
+    const ALIGN: [Align; 6] =
+        [Align::Left, Align::Right, Align::Right, Align::Right, Align::Right, Align::Right];
+    let cells = |r: &crate::control::proto::TrafficRate| {
+        [r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps].map(|n| n.to_string())
+    };
+    let mut rows: Vec<Vec<String>> = vec![
+        ["Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"].map(String::from).to_vec(),
+        vec!["  -> RemoteAddress:Port".into()],
+    ];
+    for s in &reply.services {
+        let mut row = vec![format!("{:<4} {}", prot(&s.protocol), endpoint(&s.vip))];
+        row.extend(cells(&s.rate));
+        rows.push(row);
+        for b in &s.backends {
+            let mut row = vec![format!("  -> {}", endpoint(&b.address))];
+            row.extend(cells(&b.rate));
+            rows.push(row);
+        }
+    }
+    let w = widths(&rows, &[33, 8, 8, 8, 8, 8]);
+    let mut out = String::new();
+    for row in &rows {
+        out.push_str(&line(row, &w, &ALIGN));
+        out.push('\n');
+    }
+    out
+}
+
 /// `sluice services --stats`: `ipvsadm -L -n --stats`: connections scheduled, packets and
-/// bytes in and out per service (the sum of its servers) and per server. Bytes are human
-/// unless `exact`.
+/// bytes in and out per service (the sum of its servers) and per server, host path and NIC
+/// together. Bytes are human unless `exact`.
 pub fn services_stats(reply: &ServicesReply, exact: bool) -> String {
     const ALIGN: [Align; 6] =
         [Align::Left, Align::Right, Align::Right, Align::Right, Align::Right, Align::Right];
@@ -192,7 +224,7 @@ pub fn services_stats(reply: &ServicesReply, exact: bool) -> String {
         out.push_str(&line(row, &w, &ALIGN));
         out.push('\n');
     }
-    out.push_str("(packets and bytes the host path forwarded; offloaded ones are in sluice flows)\n");
+    out.push_str("(host path and NIC together; the NIC's offloaded flows are read once a second)\n");
     out
 }
 

@@ -72,6 +72,8 @@ pub struct Target {
 }
 
 /// `sluice services`.
+// Each bool is an independent ipvsadm-style flag.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Args, Debug)]
 pub struct ServicesArgs {
     /// Connections, packets and bytes per service and server (ipvsadm's --stats).
@@ -80,6 +82,10 @@ pub struct ServicesArgs {
     /// With --stats: exact byte counts instead of 1.2K, 15.0M.
     #[arg(long, requires = "stats")]
     pub exact: bool,
+    /// Connections, packets and bytes per second per service and server over the daemon's
+    /// last reporting interval (ipvsadm's --rate: CPS, InPPS, OutPPS, InBPS, OutBPS).
+    #[arg(long)]
+    pub rate: bool,
     /// Print the daemon's reply as JSON (one line).
     #[arg(long)]
     pub json: bool,
@@ -431,7 +437,17 @@ fn dispatch(cmd: CliCommand) -> Result<(), Failure> {
                 return print_json(&reply);
             }
             let data: ServicesReply = decode(&reply)?;
-            print(&if a.stats { format::services_stats(&data, a.exact) } else { format::services(&data) })
+            let mut text = String::new();
+            if a.stats {
+                text.push_str(&format::services_stats(&data, a.exact));
+            }
+            if a.rate {
+                text.push_str(&format::services_rate(&data));
+            }
+            if !a.stats && !a.rate {
+                text = format::services(&data);
+            }
+            print(&text)
         }
         CliCommand::Flows(a) => {
             let filter = FlowFilter {

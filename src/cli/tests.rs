@@ -106,7 +106,7 @@ Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
 TCP  10.10.1.100:80                      7      101       90     4.9K     3.0G
   -> 10.10.2.11:80                       7      100       90     4.9K     3.0G
   -> 10.10.2.12:80                       0        1        0       10        0
-(packets and bytes the host path forwarded; offloaded ones are in sluice flows)
+(host path and NIC together; the NIC's offloaded flows are read once a second)
 ";
     assert_eq!(text, expected);
     let exact = format::services_stats(&ServicesReply { services: vec![s] }, true);
@@ -472,4 +472,25 @@ fn top_draws_on_a_tiny_terminal_without_panicking() {
         state.update(stats(), Duration::from_secs(1));
         terminal.draw(|f| render(f, &state)).unwrap();
     }
+}
+
+#[test]
+fn services_rate_has_ipvsadms_columns() {
+    let mut s = service("10.10.1.100:80", "tcp", "wrr", vec![backend("10.10.2.11:80", 1, 0, 0, "up")]);
+    s.backends[0].rate = crate::control::proto::TrafficRate {
+        cps: 3,
+        in_pps: 120,
+        out_pps: 240,
+        in_bps: 9000,
+        out_bps: 25_000_000,
+    };
+    s.rate = s.backends[0].rate;
+    let text = format::services_rate(&ServicesReply { services: vec![s] });
+    let expected = "\
+Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
+  -> RemoteAddress:Port
+TCP  10.10.1.100:80                      3      120      240     9000 25000000
+  -> 10.10.2.11:80                       3      120      240     9000 25000000
+";
+    assert_eq!(text, expected);
 }

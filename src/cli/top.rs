@@ -131,7 +131,14 @@ pub fn render(frame: &mut Frame<'_>, state: &TopState) {
     render_rates(frame, rates, state, s);
     let [vips, drops] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom);
-    render_vips(frame, vips, s);
+    if s.servers.is_empty() {
+        render_vips(frame, vips, s);
+    } else {
+        let [v, servers] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(vips);
+        render_vips(frame, v, s);
+        render_servers(frame, servers, s);
+    }
     render_drops(frame, drops, s);
     let help = match &state.gone {
         Some(why) => Line::from(Span::styled(
@@ -198,6 +205,48 @@ fn render_vips(frame: &mut Frame<'_>, area: Rect, s: &StatsReply) {
     let table = Table::new(rows, [Constraint::Min(24), Constraint::Length(12)])
         .header(header.style(Style::new().add_modifier(Modifier::BOLD)))
         .block(Block::bordered().title(" top VIPs by connections "));
+    frame.render_widget(table, area);
+}
+
+/// Each real server's rates over the daemon's last interval, host path and NIC together,
+/// busiest (bytes in and out) first.
+fn render_servers(frame: &mut Frame<'_>, area: Rect, s: &StatsReply) {
+    let mut servers: Vec<&crate::control::proto::ServerRate> = s.servers.iter().collect();
+    servers.sort_by(|a, b| {
+        (b.rate.in_bps + b.rate.out_bps)
+            .cmp(&(a.rate.in_bps + a.rate.out_bps))
+            .then(a.backend.cmp(&b.backend))
+    });
+    let right = |s: String| Line::from(s).alignment(Alignment::Right);
+    let rows = servers.into_iter().map(|r| {
+        Row::new([
+            Line::from(format!("{} {}", r.backend, r.vip)),
+            right(r.rate.cps.to_string()),
+            right(r.rate.in_pps.to_string()),
+            right(r.rate.out_pps.to_string()),
+            right(super::format::human(r.rate.in_bps)),
+            right(super::format::human(r.rate.out_bps)),
+        ])
+    });
+    let header = Row::new([
+        Line::from("server VIP"),
+        right("CPS".into()),
+        right("InPPS".into()),
+        right("OutPPS".into()),
+        right("InBPS".into()),
+        right("OutBPS".into()),
+    ]);
+    let widths = [
+        Constraint::Min(24),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header.style(Style::new().add_modifier(Modifier::BOLD)))
+        .block(Block::bordered().title(" servers per second (host + NIC) "));
     frame.render_widget(table, area);
 }
 

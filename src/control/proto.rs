@@ -180,6 +180,39 @@ pub struct ServiceInfo {
     pub no_port: u64,
     /// Its real servers.
     pub backends: Vec<BackendInfo>,
+    /// Rates over the daemon's last reporting interval (about a second), host path and NIC
+    /// together: the sum of its servers' (ipvsadm's --rate).
+    #[serde(default)]
+    pub rate: TrafficRate,
+}
+
+/// ipvsadm's `--rate` columns, per second over the daemon's last reporting interval, host path
+/// and NIC together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficRate {
+    /// Connections scheduled per second (CPS).
+    pub cps: u64,
+    /// Packets in (client to server) per second (InPPS).
+    pub in_pps: u64,
+    /// Packets out (server to client) per second (OutPPS).
+    pub out_pps: u64,
+    /// Bytes in per second (InBPS).
+    pub in_bps: u64,
+    /// Bytes out per second (OutBPS).
+    pub out_bps: u64,
+}
+
+/// One real server's rates, for `sluice top`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRate {
+    /// The service's VIP and port.
+    pub vip: String,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// The server's address and port.
+    pub backend: String,
+    /// Its rates.
+    pub rate: TrafficRate,
 }
 
 /// One real server.
@@ -197,14 +230,30 @@ pub struct BackendInfo {
     pub inactive: u32,
     /// Connections scheduled to it since it was added.
     pub connections: u64,
-    /// Packets to it forwarded by the host path.
+    /// Packets to it, host path and NIC together (the NIC's part is `nic_packets_in`).
     pub packets_in: u64,
-    /// Packets from it forwarded by the host path.
+    /// Packets from it, host path and NIC together.
     pub packets_out: u64,
-    /// Bytes to it by the host path.
+    /// Bytes to it, host path and NIC together.
     pub bytes_in: u64,
-    /// Bytes from it by the host path.
+    /// Bytes from it, host path and NIC together.
     pub bytes_out: u64,
+    /// Of `packets_in`, those the NIC forwarded (offloaded flows, read from the server's counter
+    /// set once per reporting interval).
+    #[serde(default)]
+    pub nic_packets_in: u64,
+    /// Of `packets_out`, those the NIC forwarded.
+    #[serde(default)]
+    pub nic_packets_out: u64,
+    /// Of `bytes_in`, those the NIC forwarded.
+    #[serde(default)]
+    pub nic_bytes_in: u64,
+    /// Of `bytes_out`, those the NIC forwarded.
+    #[serde(default)]
+    pub nic_bytes_out: u64,
+    /// Its rates over the last reporting interval.
+    #[serde(default)]
+    pub rate: TrafficRate,
 }
 
 /// `sluice flows`.
@@ -282,6 +331,9 @@ pub struct StatsReply {
     pub rates: Rates,
     /// Connections per VIP now, VIP/protocol → count.
     pub vips: std::collections::BTreeMap<String, u64>,
+    /// Each real server's rates over the last reporting interval, host path and NIC together.
+    #[serde(default)]
+    pub servers: Vec<ServerRate>,
 }
 
 /// The NIC's health as the daemon sees it.

@@ -14,9 +14,10 @@ pub mod report;
 pub mod server;
 pub mod setup;
 pub mod tap;
+pub mod traffic;
 
 use crate::config::{self, Config};
-use crate::control::proto::{Rates, Request, Response, ServiceSpec};
+use crate::control::proto::{Request, Response, ServiceSpec};
 use anyhow::Context;
 use rtl_spec::clock::{Clock, SystemClock};
 use server::{Answer, Call, Envelope};
@@ -29,6 +30,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use traffic::RateMeter;
 
 /// The running daemon.
 struct Daemon {
@@ -247,7 +249,8 @@ impl Daemon {
     fn answer(&mut self, call: Call) -> Answer {
         match call {
             Call::Metrics => {
-                let svc = report::services(&self.engine);
+                let mut svc = report::services(&self.engine);
+                self.rates.fill(&mut svc);
                 let st = self.stats();
                 let mut text = report::prometheus(&svc, &st);
                 if let Some(r) = &self.routing {
@@ -269,6 +272,7 @@ impl Daemon {
             self.rates.rates.clone(),
         );
         reply.device_state.give_up_s = u64::from(self.cfg.device.give_up_s);
+        reply.servers = self.rates.servers();
         reply
     }
 
@@ -298,7 +302,11 @@ impl Daemon {
                 | Request::BackendSet { .. }
         );
         let resp = match req {
-            Request::Services => Response::ok(report::services(&self.engine)),
+            Request::Services => {
+                let mut svc = report::services(&self.engine);
+                self.rates.fill(&mut svc);
+                Response::ok(svc)
+            }
             Request::Flows(f) => Response::ok(report::flows(&mut self.engine, &f)),
             Request::Stats => Response::ok(self.stats()),
             Request::DeviceInfo => Response::ok(self.engine.flows().nic_ref().info()),
@@ -554,44 +562,4 @@ fn key(vip: &str, protocol: &str) -> Result<(SocketAddr, config::Protocol), Stri
         p => return Err(format!("protocol {p:?}: expected tcp or udp")),
     };
     Ok((addr(vip)?, proto))
-}
-
-/// Per-second rates from successive counters.
-struct RateMeter {
-    at: Instant,
-    last: [u64; 4],
-    rates: Rates,
-}
-
-impl RateMeter {
-    fn new(engine: &mut Engine) -> Self {
-        RateMeter { at: Instant::now(), last: Self::sample(engine), rates: Rates::default() }
-    }
-
-    fn sample(engine: &mut Engine) -> [u64; 4] {
-        let st = engine.stats();
-        let created = st.workers.iter().map(|w| w.created).sum();
-        let packets = st.workers.iter().map(|w| w.packets).sum();
-        [created, st.nic.hits, packets, st.table.installs]
-    }
-
-    fn tick(&mut self, engine: &mut Engine) {
-        let dt = self.at.elapsed();
-        if dt < Duration::from_secs(1) {
-            return;
-        }
-        let now = Self::sample(engine);
-        let s = dt.as_secs_f64();
-        // Rates of counters that grow by far less than 2^52 a second: exact in an f64.
-        #[allow(clippy::cast_precision_loss)]
-        let rate = |i: usize| now[i].saturating_sub(self.last[i]) as f64 / s;
-        self.rates = Rates {
-            connections: rate(0),
-            nic_packets: rate(1),
-            slowpath_packets: rate(2),
-            installs: rate(3),
-        };
-        self.last = now;
-        self.at = Instant::now();
-    }
 }

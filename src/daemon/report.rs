@@ -3,7 +3,7 @@
 
 use crate::control::proto::{
     BackendInfo, DeviceState, FlowFilter, FlowInfo, FlowsReply, NicStats, PortStats, Rates, ServiceInfo,
-    ServicesReply, SlowpathStats, StatsReply, TableStats,
+    ServicesReply, SlowpathStats, StatsReply, TableStats, TrafficRate,
 };
 use slowpath::engine::{Engine, EngineStats};
 use std::collections::BTreeMap;
@@ -49,6 +49,7 @@ pub fn services(engine: &Engine) -> ServicesReply {
             no_backend: s.stats.no_backend.load(Ordering::Relaxed),
             over_limit: s.stats.over_limit.load(Ordering::Relaxed),
             no_port: s.stats.no_port.load(Ordering::Relaxed),
+            rate: TrafficRate::default(),
             backends: s
                 .backends
                 .iter()
@@ -65,10 +66,19 @@ pub fn services(engine: &Engine) -> ServicesReply {
                     active: b.stats.active.load(Ordering::Relaxed),
                     inactive: b.stats.inactive.load(Ordering::Relaxed),
                     connections: b.stats.connections.load(Ordering::Relaxed),
-                    packets_in: b.stats.packets_in.load(Ordering::Relaxed),
-                    packets_out: b.stats.packets_out.load(Ordering::Relaxed),
-                    bytes_in: b.stats.bytes_in.load(Ordering::Relaxed),
-                    bytes_out: b.stats.bytes_out.load(Ordering::Relaxed),
+                    packets_in: b.stats.packets_in.load(Ordering::Relaxed)
+                        + b.stats.nic_packets_in.load(Ordering::Relaxed),
+                    packets_out: b.stats.packets_out.load(Ordering::Relaxed)
+                        + b.stats.nic_packets_out.load(Ordering::Relaxed),
+                    bytes_in: b.stats.bytes_in.load(Ordering::Relaxed)
+                        + b.stats.nic_bytes_in.load(Ordering::Relaxed),
+                    bytes_out: b.stats.bytes_out.load(Ordering::Relaxed)
+                        + b.stats.nic_bytes_out.load(Ordering::Relaxed),
+                    nic_packets_in: b.stats.nic_packets_in.load(Ordering::Relaxed),
+                    nic_packets_out: b.stats.nic_packets_out.load(Ordering::Relaxed),
+                    nic_bytes_in: b.stats.nic_bytes_in.load(Ordering::Relaxed),
+                    nic_bytes_out: b.stats.nic_bytes_out.load(Ordering::Relaxed),
+                    rate: TrafficRate::default(),
                 })
                 .collect(),
         })
@@ -208,11 +218,12 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         slowpath: sp,
         rates,
         vips,
+        servers: Vec::new(),
     }
 }
 
 /// One metric family's header.
-fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn family(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP sluice_{name} {help}\n# TYPE sluice_{name} {kind}");
 }
 
@@ -224,6 +235,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
     let mut o = String::new();
     service_metrics(&mut o, svc);
     backend_metrics(&mut o, svc);
+    super::traffic::metrics(&mut o, svc);
     for (name, help, counts) in [
         ("nic_punts_total", "Packets the NIC punted to the host, per reason.", &st.punts),
         ("nic_drops_total", "Packets the NIC dropped, per reason.", &st.nic_drops),
@@ -302,13 +314,13 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
             "backend_host_packets_total",
             "counter",
             "Packets the host path forwarded, per real server, both directions.",
-            |b| b.packets_in + b.packets_out,
+            |b| (b.packets_in - b.nic_packets_in) + (b.packets_out - b.nic_packets_out),
         ),
         (
             "backend_host_bytes_total",
             "counter",
             "Bytes the host path forwarded, per real server, both directions.",
-            |b| b.bytes_in + b.bytes_out,
+            |b| (b.bytes_in - b.nic_bytes_in) + (b.bytes_out - b.nic_bytes_out),
         ),
     ];
     for (name, kind, help, value) in per_backend {

@@ -367,3 +367,68 @@ fn a_download_survives_kill_9_of_the_daemon_through_the_nic() {
     // And new connections work through the new daemon.
     assert_eq!(a.get("http://10.10.1.100/", 3).len(), 3);
 }
+
+/// The bytes of `backend`'s offloaded traffic to the client, as `sluice services --stats --json`
+/// gives them (host path and NIC together), and the NIC's part.
+fn server_bytes_out(a: &Appliance, backend: &str) -> (u64, u64) {
+    let sock = a.socket.display().to_string();
+    let out = std::process::Command::new(SLUICE)
+        .args(["services", "--stats", "--json", "--socket", &sock])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "services --stats --json: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("services --json");
+    let v = if v.get("data").is_some() { v["data"].clone() } else { v };
+    let b = v["services"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["address"] == backend)
+        .cloned()
+        .unwrap_or_default();
+    (b["bytes_out"].as_u64().unwrap_or(0), b["nic_bytes_out"].as_u64().unwrap_or(0))
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and veth pairs (scripts/test-all runs it)"]
+fn an_offloaded_download_shows_in_its_servers_bytes_while_it_runs() {
+    require_root();
+    let a = Appliance::start("sl-e2eb", 1, Mode::InProcess(Wire::AfXdp), "rr", &[1], None, "");
+    // 40 MB at 8 MB/s: the flow is offloaded for about 5 s, and 24 MB have passed after 3.
+    let mb24 = 24u64 << 20;
+    let url = "http://10.10.1.100/bytes/40000000";
+    let mut curl =
+        a.client_spawn(&["curl", "-sS", "--max-time", "60", "--limit-rate", "8M", "-o", "/dev/null", url]);
+    let start = std::time::Instant::now();
+    let mut seen = (0, 0);
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        seen = server_bytes_out(&a, "10.10.2.11:80");
+        if seen.0 >= mb24 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen.0 >= mb24, "the server's bytes stayed at {seen:?} (total, NIC)");
+    assert!(seen.1 >= mb24 - (1 << 20), "the NIC forwarded it: {seen:?}");
+    // Still offloaded: the download runs and its flow is in the NIC.
+    assert!(curl.try_wait().unwrap().is_none(), "the download is still running");
+    let flows = a.flows();
+    let in_nic = flows["flows"].as_array().unwrap().iter().any(|f| f["location"] == "nic");
+    assert!(in_nic, "the flow is offloaded: {flows}");
+    assert!(a.stats()["table"]["occupancy"].as_u64().unwrap_or(0) > 0);
+    // /metrics counts it in the same family as the host path, path="nic".
+    let m = std::process::Command::new("ip")
+        .args(["netns", "exec", &a.net.lb, "curl", "-sS", "http://127.0.0.1:9100/metrics"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.stdout);
+    let prefix = "sluice_backend_bytes_total{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\",direction=\"out\",path=\"nic\"} ";
+    let nic: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+    assert!(nic >= mb24 - (1 << 20), "/metrics: {nic}");
+    let out = curl.wait_with_output().unwrap();
+    assert!(out.status.success(), "the download broke: {}", String::from_utf8_lossy(&out.stderr));
+}

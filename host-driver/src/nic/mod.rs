@@ -7,9 +7,11 @@
 //! `NicConfig::confirm_boot` is off) confirm the boot, so an image on trial is kept only when
 //! this driver could bring it up.
 
+mod bank;
 mod counters;
 mod probe;
 
+pub use bank::CounterBankBuffer;
 pub use counters::{DeviceCounters, PortCounters};
 pub(crate) use counters::{configure_port, read as read_counters};
 

@@ -46,6 +46,9 @@ pub struct Geometry {
     pub seed_b: u32,
     /// Next-hop entries.
     pub next_hops: u32,
+    /// Sets in the counter bank, set 0 (none) included; 0 on a device older than spec 1.2,
+    /// which has no bank.
+    pub counter_sets: u32,
 }
 
 /// One Ethernet port.
@@ -196,6 +199,7 @@ pub fn probe(t: &mut dyn Transport) -> Result<(DeviceInfo, BlockMap), DriverErro
         seed_a: t.read32(ft + flow_table::SEED_A),
         seed_b: t.read32(ft + flow_table::SEED_B),
         next_hops: t.read32(nh + next_hop::ENTRIES),
+        counter_sets: if version >= (1, 2) { t.read32(nh + next_hop::COUNTER_SETS) } else { 0 },
     };
     if geometry.record_size != 128 || !geometry.buckets.is_power_of_two() || geometry.hash_id != 1 {
         return Err(DriverError::BringUp(format!(
@@ -254,6 +258,9 @@ impl std::fmt::Display for DeviceInfo {
             g.seed_b
         )?;
         writeln!(f, "next hops      {}", g.next_hops)?;
+        if g.counter_sets > 0 {
+            writeln!(f, "counter sets   {}", g.counter_sets)?;
+        }
         writeln!(
             f,
             "rings          {} ({} exception), {} MSI-X vectors",

@@ -1,5 +1,5 @@
 //! Flow-table memory: the bidirectional flow record, its tuples, the cuckoo index (slots,
-//! buckets, slot positions) and the next-hop entry.
+//! buckets, slot positions), the next-hop entry and the counter bank's set.
 //!
 //! Addresses and ports are stored in network byte order, exactly as they appear in packets, so
 //! the NIC compares and copies them without swapping. Everything else is little-endian.
@@ -10,6 +10,26 @@
 use crate::meta::{hw_bits, hw_format};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::network_endian;
+
+/// Counter sets in the bank (`NEXT_HOP.COUNTER_SETS`): set numbers are 11 bits (0 means none).
+pub const COUNTER_SETS: u32 = 2048;
+
+hw_format! {
+    /// One set of the counter bank (since 1.2): what every record naming it forwarded, per
+    /// direction. One set per real server of each virtual service; the host allocates sets as it
+    /// allocates next-hop entries and reads the whole bank with one `CounterBankRead`, so reading
+    /// the figures costs it O(sets), whatever the number of flows. Zeroed by `CounterSetAlloc`.
+    pub struct CounterSet (32 bytes) {
+        /// Packets hit in the original direction (client to server).
+        pub packets_orig: U64,
+        /// Packets hit in the reply direction (server to client).
+        pub packets_reply: U64,
+        /// Bytes (IP length) hit in the original direction.
+        pub bytes_orig: U64,
+        /// Bytes (IP length) hit in the reply direction.
+        pub bytes_reply: U64,
+    }
+}
 
 hw_format! {
     /// One direction of a connection: the addresses and ports a packet of that direction carries.
@@ -55,15 +75,19 @@ hw_bits! {
         teardown: bool = 1,
         /// Apply `seq_delta` (SYN-proxied flows). Needs capability `SEQ_ADJUST`.
         seq_adjust: bool = 1,
-        /// Zero.
-        reserved0: u8 = 3,
+        /// Bits 10..8 of `counter_set` (since 1.2; zero before). Read and written through
+        /// [`RecordCtl::counter_set`].
+        counter_set_hi: u8 = 3,
         /// IP protocol of both directions (6 TCP, 17 UDP).
         proto: u8 = 8,
         /// Opaque to the NIC: the host's own state for the flow, kept for reconciliation after a
         /// host restart.
         host_state: u8 = 8,
-        /// Zero.
-        reserved1: u8 = 8,
+        /// Bits 7..0 of `counter_set` (since 1.2; zero before). The record's counter set: a hit
+        /// adds its packet and bytes to this set of the counter bank as well as to the record's
+        /// own counters, in the same pass. 0: none. The set must be allocated
+        /// (`CounterSetAlloc`); a record naming one that is not is malformed.
+        counter_set_lo: u8 = 8,
     }
 }
 
@@ -212,6 +236,31 @@ impl FlowTuple {
             src_port: self.dst_port,
             dst_port: self.src_port,
         }
+    }
+}
+
+impl RecordCtl {
+    /// The record's counter set (0: none): `counter_set_hi` and `counter_set_lo` joined.
+    pub const fn counter_set(&self) -> u16 {
+        ((self.counter_set_hi() as u16) << 8) | self.counter_set_lo() as u16
+    }
+
+    /// The control word naming counter set `set` (its low 11 bits).
+    pub const fn with_counter_set(self, set: u16) -> Self {
+        self.with_counter_set_hi(((set >> 8) & 7) as u8).with_counter_set_lo(set as u8)
+    }
+}
+
+impl CounterSet {
+    /// Adds one hit of `bytes` in direction `reply` (wrapping, as the hardware's adders do).
+    pub fn add(&mut self, reply: bool, bytes: u64) {
+        let (p, b) = if reply {
+            (&mut self.packets_reply, &mut self.bytes_reply)
+        } else {
+            (&mut self.packets_orig, &mut self.bytes_orig)
+        };
+        *p = U64::new(p.get().wrapping_add(1));
+        *b = U64::new(b.get().wrapping_add(bytes));
     }
 }
 

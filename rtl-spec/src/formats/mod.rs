@@ -30,6 +30,7 @@ pub const ALL_FORMATS: &[FormatSpec] = {
         IndexSlot::SPEC,
         IndexBucket::SPEC,
         NextHopEntry::SPEC,
+        CounterSet::SPEC,
         FlowCommand::SPEC,
         Completion::SPEC,
         ExceptionDesc::SPEC,

@@ -29,7 +29,8 @@ hw_bits! {
 hw_format! {
     /// A flow command (host → NIC), 256 bytes. The payload depends on the opcode: a
     /// [`crate::formats::FlowRecord`] for Insert and Modify, a [`crate::formats::NextHopEntry`] for
-    /// NextHopSet, an [`crate::formats::IndexSlot`] for IndexWrite; zero otherwise.
+    /// NextHopSet, an [`crate::formats::IndexSlot`] for IndexWrite; zero otherwise (the counter
+    /// set commands take none).
     pub struct FlowCommand (256 bytes) {
         /// [`crate::codes::Opcode`].
         pub opcode: u8,
@@ -46,10 +47,13 @@ hw_format! {
         /// Insert/Delete: the reply tuple's index slot.
         pub slot_reply: crate::formats::IndexPos,
         /// NextHopSet: the entry number. Modify: a [`crate::formats::ModifyMask`].
+        /// CounterSetAlloc, CounterSetFree: the set number. CounterBankRead: how many sets to
+        /// write, from set 0 (0: the whole bank).
         pub arg: U32,
         /// Zero.
         pub reserved1: U32,
-        /// Read: where in host memory the 128-byte record is written.
+        /// Read: where in host memory the 128-byte record is written. CounterBankRead: where the
+        /// sets are written, 32 bytes each ([`crate::formats::CounterSet`]), in one DMA write.
         pub dma_addr: U64,
         /// Zero.
         pub reserved2: [u8; 24],
@@ -73,8 +77,11 @@ hw_bits! {
         cookie: bool = 1,
         /// Clear `teardown` (the host decided the flow goes on).
         clear_teardown: bool = 1,
+        /// The record's counter set (since 1.2): the flow's packets and bytes from now on go to
+        /// the new set (a flow moved to another server). The new set must be allocated.
+        counter_set: bool = 1,
         /// Zero; a command with any of these set completes with `BadArgument`.
-        reserved: u32 = 26,
+        reserved: u32 = 25,
     }
 }
 

@@ -16,6 +16,7 @@ fn sizes_are_the_published_ones() {
         ("IndexSlot", 8),
         ("IndexBucket", 32),
         ("NextHopEntry", 16),
+        ("CounterSet", 32),
         ("FlowCommand", 256),
         ("Completion", 64),
         ("ExceptionDesc", 32),
@@ -310,4 +311,22 @@ fn the_check_lists_start_with_the_header_and_differ_where_the_spec_says() {
     assert_eq!(HOST_CHECKS[0], ImageCheck::Header);
     assert!(!NIC_BOOT_CHECKS.contains(&ImageCheck::Signature), "the NIC holds no keys");
     assert!(HOST_CHECKS.contains(&ImageCheck::Signature));
+}
+
+#[test]
+fn counter_set_lives_in_the_bits_that_were_reserved() {
+    let ctl = RecordCtl::new().with_valid(true).with_proto(6).with_host_state(0x5a).with_counter_set(0x7ab);
+    assert_eq!(ctl.counter_set(), 0x7ab);
+    // Bits 7:5 hold set bits 10:8, bits 31:24 hold set bits 7:0; proto and host_state stay put.
+    assert_eq!(ctl.into_bits().get(), 0x01 | (0x7 << 5) | (6 << 8) | (0x5a << 16) | (0xab << 24));
+    assert_eq!(RecordCtl::new().with_counter_set(0x800).counter_set(), 0, "only 11 bits");
+    let mut set = CounterSet::default();
+    set.add(false, 100);
+    set.add(true, 60);
+    set.add(true, 40);
+    let b = set.as_bytes();
+    assert_eq!(&b[0..8], &1u64.to_le_bytes());
+    assert_eq!(&b[8..16], &2u64.to_le_bytes());
+    assert_eq!(&b[16..24], &100u64.to_le_bytes());
+    assert_eq!(&b[24..32], &100u64.to_le_bytes());
 }

@@ -45,14 +45,25 @@ reg_block! {
 }
 
 reg_block! {
-    /// The next-hop table's geometry. Entries are written with `NextHopSet` commands.
-    pub mod next_hop: NextHop, version (1, 0), at 0x0500, size 0x100, next 0x0600 {
+    /// The next-hop table's geometry, and (version 1.1, spec 1.2) the counter bank's: the two
+    /// tables of entries the host allocates and many flows share. Next-hop entries are written
+    /// with `NextHopSet` commands; counter sets are allocated and freed with `CounterSetAlloc`
+    /// and `CounterSetFree` and read in bulk with `CounterBankRead`.
+    pub mod next_hop: NextHop, version (1, 1), at 0x0500, size 0x100, next 0x0600 {
         /// Number of entries.
         ENTRIES @ 0x10: 32 RO = 4096,
         /// Bytes per entry.
         ENTRY_SIZE @ 0x14: 32 RO = 16,
         /// Entries with the valid bit set.
         USED @ 0x18: 32 RO = 0,
+        /// Sets in the counter bank, set 0 (none) included.
+        COUNTER_SETS @ 0x20: 32 RO = 2048,
+        /// Bytes per counter set.
+        COUNTER_SET_SIZE @ 0x24: 32 RO = 32,
+        /// Allocated counter sets.
+        COUNTER_SETS_USED @ 0x28: 32 RO = 0,
+        /// `CounterBankRead` commands done.
+        BANK_READS @ 0x30: 64 RO = 0,
     }
 }
 

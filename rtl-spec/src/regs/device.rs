@@ -11,7 +11,7 @@ reg_block! {
         MAGIC @ 0x0C: 32 RO = 0x534C4345,
         /// The version of this specification the device implements (the running image's
         /// `spec_version`). A driver refuses a device whose major differs from its own.
-        SPEC_VERSION @ 0x10: 32 RO = 0x00010001 {
+        SPEC_VERSION @ 0x10: 32 RO = 0x00010002 {
             /// Minor version: additions that old drivers may ignore.
             MINOR [15:0],
             /// Major version: incompatible changes.

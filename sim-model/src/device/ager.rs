@@ -59,6 +59,7 @@ impl Device {
             let cause = if evict { FlowCause::Evicted } else { FlowCause::Idle };
             let event = self.flow_event(index, cause, !evict);
             if evict {
+                self.bank.release(super::bank::set_of(&rec));
                 self.table.remove_record(index);
                 self.ager.evicted += 1;
                 self.table_counters.deletes += 1;

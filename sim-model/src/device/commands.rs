@@ -104,6 +104,7 @@ impl Device {
             }
             Opcode::Flush => {
                 let removed = u64::from(self.table.occupancy);
+                self.bank.release_all();
                 self.table = super::table::FlowTable {
                     seed_a: self.table.seed_a,
                     seed_b: self.table.seed_b,
@@ -127,6 +128,9 @@ impl Device {
                 Ok(Outcome::default())
             }
             Opcode::Nop => Ok(Outcome::default()),
+            Opcode::CounterSetAlloc => self.cmd_set_alloc(cmd).map(|()| Outcome::default()),
+            Opcode::CounterSetFree => self.cmd_set_free(cmd).map(|()| Outcome::default()),
+            Opcode::CounterBankRead => self.cmd_bank_read(cmd).map(|()| Outcome::default()),
         }
     }
 
@@ -153,8 +157,7 @@ impl Device {
                 .iter()
                 .all(|t| t.src_addr[4..] == [0; 12] && t.dst_addr[4..] == [0; 12]);
         if !ctl.valid()
-            || ctl.reserved0() != 0
-            || ctl.reserved1() != 0
+            || !self.bank.nameable(ctl.counter_set())
             || !proto_ok
             || !v4_ok
             || rec.key(false) == rec.key(true)
@@ -197,6 +200,7 @@ impl Device {
         }
         rec.last_seen = U32::new(self.now_ticks());
         rec.ctl.set_teardown(false);
+        self.bank.retain(rec.ctl.counter_set());
         self.table.records[index] = rec;
         self.table.idle_reported[index] = false;
         self.table.occupancy += 1;
@@ -225,6 +229,7 @@ impl Device {
         let event = cmd.flags.report().then(|| self.flow_event(index as u32, FlowCause::Host, false));
         self.table.set_slot(pos_o, IndexSlot::default());
         self.table.set_slot(pos_r, IndexSlot::default());
+        self.bank.release(self.table.records[index].ctl.counter_set());
         self.table.records[index] = FlowRecord::default();
         self.table.idle_reported[index] = false;
         self.table.occupancy -= 1;
@@ -242,7 +247,18 @@ impl Device {
         if mask.next_hops() {
             self.check_next_hops(&new)?;
         }
+        if mask.counter_set() {
+            let (old, set) = (self.table.records[index].ctl.counter_set(), new.ctl.counter_set());
+            if !self.bank.nameable(set) {
+                return Err(Status::MalformedRecord);
+            }
+            self.bank.release(old);
+            self.bank.retain(set);
+        }
         let rec = &mut self.table.records[index];
+        if mask.counter_set() {
+            rec.ctl = rec.ctl.with_counter_set(new.ctl.counter_set());
+        }
         if mask.next_hops() {
             rec.dir_orig.next_hop = new.dir_orig.next_hop;
             rec.dir_reply.next_hop = new.dir_reply.next_hop;

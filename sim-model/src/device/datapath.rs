@@ -84,6 +84,8 @@ impl Device {
             self.counters.tx_bytes += out.len() as u64;
             let rec = &mut self.table.records[index];
             let ip_len = p.ip_len as u64;
+            // The record's set counts in the same pass as the record (one read of the record).
+            self.bank.count(rec.ctl.counter_set(), reply, ip_len);
             if reply {
                 rec.packets_reply = U32::new(rec.packets_reply.get().wrapping_add(1));
                 rec.bytes_reply = U64::new(rec.bytes_reply.get().wrapping_add(ip_len));

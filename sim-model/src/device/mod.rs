@@ -8,13 +8,14 @@
 //! steps the device sees a deterministic sequence; [`Device::run`] drives it live.
 //!
 //! Submodules: `registers` (BAR0 decode), `rings`, `table` (records, index, lookup),
-//! `commands` (flow-command execution), `datapath` (parse, lookup, rewrite, punt, inject,
+//! `commands` (flow-command execution), `bank` (the counter bank), `datapath` (parse, lookup, rewrite, punt, inject,
 //! events), `ager`, `irq`, `flashctl` (the flash controller, boot and fallback).
 //!
 //! The geometry is the booted image's: a device boots from its flash when it is made and again
 //! at a reset after the active slot changed, and takes the image's model configuration.
 
 mod ager;
+mod bank;
 mod commands;
 mod datapath;
 mod flashctl;
@@ -203,6 +204,8 @@ pub struct Device {
     table: FlowTable,
     table_counters: TableCounters,
     next_hops: Vec<NextHopEntry>,
+    /// The counter bank (spec 1.2).
+    bank: bank::CounterBank,
     rings: Vec<Ring>,
     irq: irq::Irq,
     ports: Vec<PortState>,
@@ -242,6 +245,7 @@ impl Device {
         let mut dev = Device {
             table: FlowTable::new(1, 2, 0),
             next_hops: Vec::new(),
+            bank: bank::CounterBank::new(),
             rings: Vec::new(),
             irq: irq::Irq::new(),
             regs: Regs::reset(),
@@ -419,6 +423,7 @@ impl Device {
         self.table = FlowTable::new(self.cfg.records, self.cfg.buckets, self.cfg.stash);
         self.table_counters = TableCounters::default();
         self.next_hops = NextHopEntry::new_vec_zeroed(self.cfg.next_hops as usize).unwrap_or_default();
+        self.bank = bank::CounterBank::new();
         self.rings = (0..ring_id::EXCEPTION0 + u32::from(self.cfg.exception_rings)).map(Ring::new).collect();
         self.irq.reset();
         self.ager = AgerState::default();

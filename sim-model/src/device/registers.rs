@@ -71,6 +71,7 @@ impl Device {
             (flow_table::BASE, flow_table::INSERTS) => tc.inserts,
             (flow_table::BASE, flow_table::DELETES) => tc.deletes,
             (flow_table::BASE, flow_table::FAILS) => tc.fails,
+            (next_hop::BASE, next_hop::BANK_READS) => self.bank.reads,
             (ager::BASE, ager::SCANS) => self.ager.scans,
             (ager::BASE, ager::AGED) => self.ager.aged,
             (ager::BASE, ager::EVICTED) => self.ager.evicted,
@@ -127,6 +128,9 @@ impl Device {
             },
             (next_hop::BASE, next_hop::ENTRIES) => self.cfg.next_hops,
             (next_hop::BASE, next_hop::ENTRY_SIZE) => 16,
+            (next_hop::BASE, next_hop::COUNTER_SETS) => self.bank.sets.len() as u32,
+            (next_hop::BASE, next_hop::COUNTER_SET_SIZE) => size_of::<rtl_spec::formats::CounterSet>() as u32,
+            (next_hop::BASE, next_hop::COUNTER_SETS_USED) => self.bank.used(),
             (next_hop::BASE, next_hop::USED) => {
                 self.next_hops.iter().filter(|e| e.ctl.valid()).count() as u32
             }

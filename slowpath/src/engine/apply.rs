@@ -101,6 +101,7 @@ impl Engine {
         self.flush_next_hops();
         flow.next_hop_orig = a;
         flow.next_hop_reply = b;
+        flow.counter_set = self.counter_set_for(ep.vip, flow.proto, ep.rs);
         match self.flows.install_hashed(flow, hashes) {
             Ok(h) => Ok(h),
             Err(InstallError::Full) => {

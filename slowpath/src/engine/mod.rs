@@ -15,10 +15,12 @@
 //! them in turn, so `replay` and the tests are deterministic either way.
 //!
 //! Submodules: `apply` (an [`Out`] made real), `arp_nd` (answering and learning from ARP and neighbour discovery),
+//! `bank` (one NIC counter set per real server, read in bulk into the servers' counters),
 //! `control` (services at run time, the flow listing, statistics), `pool` (worker threads).
 
 mod apply;
 mod arp_nd;
+mod bank;
 mod control;
 mod pool;
 
@@ -192,6 +194,8 @@ pub struct Engine {
     frame: Vec<u8>,
     now_ns: u64,
     next_check_ns: u64,
+    /// The NIC's counter sets, one per real server of each service.
+    banks: bank::Banks,
 }
 
 impl Engine {
@@ -256,6 +260,7 @@ impl Engine {
             frame: Vec::with_capacity(2048),
             now_ns,
             next_check_ns: now_ns + CHECK_NS,
+            banks: bank::Banks::default(),
         };
         engine.program_steering()?;
         Ok(engine)

@@ -233,6 +233,8 @@ impl Worker {
                     idle_timeout: idle,
                     cookie,
                     host_state: c.state.to_host_state(),
+                    // Filled in by the device side, which allocates one set per server.
+                    counter_set: 0,
                 },
                 hashes: c.hashes(),
                 endpoints: ep,
