@@ -137,7 +137,7 @@ fn commands() -> Seeds {
 fn flash_image() -> Seeds {
     let cfg = ModelConfig { build_id: 0x42, ..ModelConfig::small(1024) };
     let payload = cfg.to_toml();
-    let header = sim_model::flash::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, 0x7f, payload.as_bytes());
+    let header = rtl_spec::image::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, 0x7f, payload.as_bytes());
     let model = sluice::fw::image::assemble(&header, payload.as_bytes());
     let mut fpga_header = header;
     fpga_header.target = rtl_spec::codes::ImageTarget::Fpga.into();
