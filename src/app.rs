@@ -171,7 +171,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Flash(args) => flash::run(&args).and_then(|text| write_stdout(&text)),
         Command::Bench(args) => bench::run(&args),
         Command::Sim { socket, ports, flash, power_cut_after } => {
-            match sim::open_ports(&ports, sim_model::device::ModelConfig::default().ports) {
+            match sim::open_ports(&ports, rtl_spec::image::ModelConfig::default().ports) {
                 Ok(ports) => sim::run(&socket, ports, flash.as_deref(), power_cut_after),
                 Err(e) => {
                     eprintln!("sluice: {e}");

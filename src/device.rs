@@ -35,9 +35,9 @@ fn open(args: &InfoArgs) -> anyhow::Result<Box<dyn Transport>> {
     if let Some(path) = &args.vfio_user {
         return Ok(Box::new(host_driver::transport::vfio_user::VfioUserTransport::connect(path)?));
     }
-    let clock = std::sync::Arc::new(sim_model::clock::SystemClock::default());
+    let clock = std::sync::Arc::new(rtl_spec::clock::SystemClock::default());
     let model =
-        host_driver::transport::inprocess::InProcess::new(sim_model::device::ModelConfig::default(), clock)?;
+        host_driver::transport::inprocess::InProcess::new(rtl_spec::image::ModelConfig::default(), clock)?;
     Ok(Box::new(model))
 }
 

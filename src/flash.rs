@@ -68,13 +68,12 @@ fn open(dev: &str) -> anyhow::Result<Box<dyn Transport>> {
         return Ok(Box::new(host_driver::transport::vfio_user::VfioUserTransport::connect(path.as_ref())?));
     }
     if let Some(file) = dev.strip_prefix("sim:") {
-        let factory = sim_model::device::ModelConfig::default();
-        let flash = sim_model::flash::Flash::open(file.as_ref(), &sim_model::flash::factory_image(&factory))
+        use host_driver::transport::inprocess::{InProcess, open_flash_file};
+        let factory = rtl_spec::image::ModelConfig::default();
+        let flash = open_flash_file(file.as_ref(), &factory)
             .with_context(|| format!("opening the model's flash {file}"))?;
-        let clock = std::sync::Arc::new(sim_model::clock::SystemClock::default());
-        return Ok(Box::new(host_driver::transport::inprocess::InProcess::with_flash(
-            flash, factory, clock,
-        )?));
+        let clock = std::sync::Arc::new(rtl_spec::clock::SystemClock::default());
+        return Ok(Box::new(InProcess::with_flash(flash, factory, clock)?));
     }
     let pci = dev.strip_prefix("pci:").unwrap_or(dev);
     let looks_pci = pci.len() == 12
@@ -276,7 +275,7 @@ pub fn run(a: &FlashArgs) -> anyhow::Result<String> {
         if let Some(f) = image::verify(bytes, &trusted, st.slot_size).refusal {
             return Err(bad(format!("refused: {f}")));
         }
-        let build = sim_model::flash::header_of(bytes).map_or(0, |h| h.build_id.get());
+        let build = rtl_spec::image::header_of(bytes).map_or(0, |h| h.build_id.get());
         if a.dry_run {
             return Ok(format!(
                 "dry run: would write {} bytes (build {build:#010x}) to slot {target}, read it back, verify and activate it; nothing written\n",

@@ -86,21 +86,11 @@ impl<T: Transport> Transport for Liar<T> {
 
 /// A frame the model punts as a miss: Ethernet/IPv4/TCP SYN 192.0.2.1:40000 → 10.0.0.1:80.
 fn syn(tag: u8) -> Vec<u8> {
-    let mut f = vec![0u8; 60];
-    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    f[6..12].copy_from_slice(&[2, 0xc1, 0, 0, 0, tag]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&40u16.to_be_bytes());
-    f[22] = 64;
-    f[23] = 6;
-    f[26..30].copy_from_slice(&[192, 0, 2, 1]);
-    f[30..34].copy_from_slice(&[10, 0, 0, 1]);
-    f[34..36].copy_from_slice(&40000u16.to_be_bytes());
-    f[36..38].copy_from_slice(&80u16.to_be_bytes());
-    f[46] = 0x50;
-    f[47] = 0x02;
-    f
+    sluice_test_support::frame::Seg::new("192.0.2.1:40000", "10.0.0.1:80")
+        .syn()
+        .pkt([2, 0xc1, 0, 0, 0, tag], [2, 0, 0, 0, 0, 1])
+        .with(|p| p.pad_to = 60)
+        .build()
 }
 
 fn nop(cookie: u64) -> FlowCommand {

@@ -3,8 +3,10 @@
 //! checksum right (read back by etherparse, and by tcpdump in a test that needs it); the same run
 //! twice gives identical files; bad arguments exit 2.
 
-use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{SlicedPacket, TransportSlice};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use sluice_test_support::frame::Seg;
+use sluice_test_support::verify::checksums;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -67,19 +69,17 @@ fn tcp(
     ack: Option<u32>,
     data: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(l2.0, l2.1).ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 29200);
+    let mut s = Seg::between((src.0, src.1).into(), (dst.0, dst.1).into()).seq(seq).data(data);
     if flags.contains('S') {
-        b = b.syn();
+        s = s.syn();
     }
     if flags.contains('F') {
-        b = b.fin();
+        s = s.fin();
     }
     if let Some(a) = ack {
-        b = b.ack(a);
+        s = s.ack(a);
     }
-    let mut out = Vec::new();
-    b.write(&mut out, data).unwrap();
-    out
+    s.frame(l2.0, l2.1)
 }
 
 fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
@@ -140,15 +140,6 @@ fn replay(d: &Dir, tag: &str) -> std::process::Output {
         .unwrap()
 }
 
-fn checksums(frame: &[u8]) {
-    let p = SlicedPacket::from_ethernet(frame).unwrap();
-    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!("IPv4") };
-    let h = ip.header().to_header();
-    assert_eq!(h.header_checksum, h.calc_header_checksum());
-    let Some(TransportSlice::Tcp(t)) = &p.transport else { panic!("TCP") };
-    assert_eq!(t.checksum(), t.to_header().calc_checksum_ipv4(&h, t.payload()).unwrap(), "TCP checksum");
-}
-
 #[test]
 fn a_handshake_to_a_vip_reaches_the_server_from_a_lip_and_replays_identically() {
     let d = Dir::new("hs");
@@ -158,7 +149,7 @@ fn a_handshake_to_a_vip_reaches_the_server_from_a_lip_and_replays_identically() 
     let to_server = read_pcap(&d.path("a-p1.pcap"));
     assert_eq!(to_server.len(), 3, "SYN, ACK and request reach the server");
     for f in &to_server {
-        checksums(f);
+        checksums(f).unwrap();
         let p = SlicedPacket::from_ethernet(f).unwrap();
         let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
         assert_eq!(ip.header().source_addr().octets(), [10, 10, 2, 1], "source is the LIP");
@@ -170,7 +161,7 @@ fn a_handshake_to_a_vip_reaches_the_server_from_a_lip_and_replays_identically() 
     let to_client = read_pcap(&d.path("a-p0.pcap"));
     assert_eq!(to_client.len(), 2, "SYN-ACK and response reach the client");
     for f in &to_client {
-        checksums(f);
+        checksums(f).unwrap();
         let p = SlicedPacket::from_ethernet(f).unwrap();
         let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
         assert_eq!(ip.header().source_addr().octets(), [10, 10, 1, 100], "from the VIP");

@@ -12,6 +12,7 @@ use rtl_spec::formats::{FlowCommand, FlowRecord, FlowTuple};
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
 use sim_model::port::{MemoryPort, MemoryPortHandle};
+use sluice_test_support::frame::Seg;
 use std::sync::Arc;
 use std::time::Duration;
 use zerocopy::FromBytes;
@@ -80,14 +81,15 @@ fn flow(n: u32) -> Flow {
 
 /// A TCP SYN carrying `t` (a SYN that hits is punted with the record it hit).
 fn syn(t: &FlowTuple) -> Vec<u8> {
-    let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
-        .ipv4(t.src_addr[..4].try_into().unwrap(), t.dst_addr[..4].try_into().unwrap(), 64)
-        .tcp(t.src_port.get(), t.dst_port.get(), 1, 1000)
-        .syn()
-        .write(&mut out, &[])
-        .unwrap();
-    out
+    segment(t).syn().frame([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
+}
+
+/// A TCP segment carrying IPv4 tuple `t` (sequence 1, window 1000).
+fn segment(t: &FlowTuple) -> Seg {
+    let addr = |a: &[u8; 16]| std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&a[..4]).unwrap());
+    let src = std::net::SocketAddr::from((addr(&t.src_addr), t.src_port.get()));
+    let dst = std::net::SocketAddr::from((addr(&t.dst_addr), t.dst_port.get()));
+    Seg::between(src, dst).seq(1).window(1000)
 }
 
 /// What the NIC's lookup says about a tuple: `Some((record, reply))` on a hit.
@@ -366,16 +368,11 @@ fn invalid_flows_are_refused_with_a_reason() {
     assert!(r.table.commit().unwrap().is_empty());
 }
 
-/// A TCP packet carrying `t` with `flags` (etherparse builder flags applied by the caller).
+/// A TCP packet carrying `t`, ACK and data, with FIN when `fin`.
 fn tcp(t: &FlowTuple, fin: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
-        .ipv4(t.src_addr[..4].try_into().unwrap(), t.dst_addr[..4].try_into().unwrap(), 64)
-        .tcp(t.src_port.get(), t.dst_port.get(), 1, 1000)
-        .ack(1);
-    let b = if fin { b.fin() } else { b };
-    b.write(&mut out, b"data").unwrap();
-    out
+    let s = segment(t).ack(1).data(b"data");
+    let s = if fin { s.fin() } else { s };
+    s.frame([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
 }
 
 #[test]

@@ -17,13 +17,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use fuzz_harness::Input;
-use fuzz_harness::flows::Conn;
-use fuzz_harness::nic::{Nic, READ_BUF};
 use libfuzzer_sys::fuzz_target;
 use rtl_spec::codes::{FlowProto, Opcode, Status};
 use rtl_spec::formats::{FlowCommand, FlowRecord};
 use rtl_spec::regs::flow_table;
 use sim_model::device::TableImage;
+use sluice_test_support::flows::Conn;
+use sluice_test_support::model::ModelHost as Nic;
 use zerocopy::{FromBytes, IntoBytes};
 
 const MAX_COMMANDS: usize = 64;
@@ -37,6 +37,9 @@ fn snapshot(t: &TableImage<'_>) -> Vec<u8> {
     out.extend_from_slice(t.next_hops.as_bytes());
     out
 }
+
+/// Where `Read` commands may write a record.
+const READ_BUF: u64 = 0x7000_0000;
 
 fn check_table(nic: &mut Nic) {
     let occupancy = nic.dev.read32(flow_table::BASE + flow_table::OCCUPANCY);
@@ -60,6 +63,7 @@ fn check_table(nic: &mut Nic) {
 
 fuzz_target!(|data: &[u8]| {
     let mut nic = Nic::populated();
+    assert!(nic.mem.map(READ_BUF, 128));
     let valid = Conn::v4_tcp().record();
     let mut input = Input::new(data);
     let mut n = 0;
@@ -78,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let index = nic.cmd_prod();
         let before = snapshot(&nic.dev.table_image());
-        let cpl = nic.submit(&cmd, head & 1 != 0);
+        let cpl = if head & 1 != 0 { nic.submit_raw(&[cmd]) } else { nic.submit(&[cmd]) };
         assert_eq!(cpl.len(), 1, "one completion per command");
         let c = cpl[0];
         assert_eq!(c.opcode, cmd.opcode);

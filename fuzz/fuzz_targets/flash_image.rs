@@ -43,7 +43,7 @@ fn trusted(key: &SigningKey) -> TrustedKeys {
 
 /// The image with the fix-ups the mode byte asks for.
 fn fixed(mode: u8, bytes: &[u8], key: &SigningKey) -> Vec<u8> {
-    let Some(mut h) = sim_model::flash::header_of(bytes) else { return bytes.to_vec() };
+    let Some(mut h) = rtl_spec::image::header_of(bytes) else { return bytes.to_vec() };
     let payload = &bytes[IMAGE_HEADER_SIZE..];
     if mode & 1 != 0 {
         h.payload_len = (payload.len() as u32).into();

@@ -1,13 +1,11 @@
-//! What the fuzz targets share: a host for the model written only against `rtl_spec` (the
-//! rings and registers a driver uses, as `sim-model/tests/common` has it), FullNAT flows and
-//! their packets, and the builders of the seed corpora (`examples/seeds.rs`).
+//! What the fuzz targets share beyond `sluice_test_support` (the host for the model, FullNAT
+//! flows and their packets, which the workspace's tests use too): the input reader, the
+//! vfio-user message helpers and the builders of the seed corpora (`examples/seeds.rs`).
 //!
 //! Every target's input format is described at the top of its file; the seeds are written in
 //! that format by [`seeds`].
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod flows;
-pub mod nic;
 pub mod seeds;
 pub mod vfio;
 

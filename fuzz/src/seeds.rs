@@ -2,8 +2,6 @@
 //! near misses), so the fuzzer starts past the first checks. `examples/seeds.rs` writes them
 //! to `fuzz/seeds/TARGET/`.
 
-use crate::flows::Conn;
-use crate::nic::Nic;
 use crate::{record, vfio};
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
@@ -17,6 +15,8 @@ use rtl_spec::codes::Opcode;
 use rtl_spec::formats::{FlowCommand, IndexPos, ModifyMask};
 use sim_model::device::ModelConfig;
 use sluice::control::proto::{FlowFilter, Request, ServiceSpec};
+use sluice_test_support::flows::{self, Conn, RS_MAC};
+use sluice_test_support::model::ModelHost;
 use std::borrow::Cow;
 use std::time::Duration;
 use zerocopy::IntoBytes;
@@ -79,7 +79,7 @@ fn command(opcode: Opcode, record_index: u32) -> FlowCommand {
 
 fn commands() -> Seeds {
     // Where the populated device put record 1's two slots, for Delete and IndexWrite.
-    let nic = Nic::populated();
+    let nic = ModelHost::populated();
     let image = nic.dev.table_image();
     let mut slots = Vec::new();
     for (b, bucket) in image.buckets.iter().enumerate() {
@@ -105,8 +105,7 @@ fn commands() -> Seeds {
     modify.arg = ModifyMask::new().with_idle_timeout(true).with_cookie(true).into_bits();
     let mut next_hop = command(Opcode::NextHopSet, 0);
     next_hop.arg = U32::new(5);
-    next_hop.payload[..16]
-        .copy_from_slice(crate::flows::next_hop(1, crate::flows::RS_MAC, Some(7)).as_bytes());
+    next_hop.payload[..16].copy_from_slice(flows::next_hop(1, RS_MAC, Some(7)).as_bytes());
     let mut clear = command(Opcode::IndexWrite, 0);
     clear.slot_orig = orig.0;
     let mut index_write = command(Opcode::IndexWrite, 0);
@@ -137,7 +136,7 @@ fn commands() -> Seeds {
 fn flash_image() -> Seeds {
     let cfg = ModelConfig { build_id: 0x42, ..ModelConfig::small(1024) };
     let payload = cfg.to_toml();
-    let header = sim_model::flash::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, 0x7f, payload.as_bytes());
+    let header = rtl_spec::image::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, 0x7f, payload.as_bytes());
     let model = sluice::fw::image::assemble(&header, payload.as_bytes());
     let mut fpga_header = header;
     fpga_header.target = rtl_spec::codes::ImageTarget::Fpga.into();

@@ -7,7 +7,9 @@
 //! [`PortCounters`] is one port's counters in the `PORTS` block (the registers at
 //! `PORT_* + n × PORT_STRIDE`). Each has a `TABLE` of its scalar counters (field name, register
 //! offset, meaning), `get`/`set` by register offset, and `read_with` to fill one from a register
-//! read function.
+//! read function. With serde they are their scalar counters by field name, in register order
+//! (what the control protocol carries; a missing one reads 0); the by-reason arrays are left
+//! out, since exports name each reason.
 
 use crate::regs::{counters, ports};
 
@@ -38,10 +40,11 @@ macro_rules! counter_struct {
         $( extra { $( $(#[doc = $xdoc:literal])+ $xfield:ident : $xty:ty = $xreg:ident [$xstride:expr], )* } )?
     ) => {
         $(#[doc = $sdoc])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
         pub struct $name {
             $( $(#[doc = $doc])+ pub $field: u64, )*
-            $( $( $(#[doc = $xdoc])+ pub $xfield: $xty, )* )?
+            $( $( $(#[doc = $xdoc])+ #[serde(skip)] pub $xfield: $xty, )* )?
         }
 
         impl $name {

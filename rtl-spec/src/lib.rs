@@ -9,6 +9,8 @@
 //! - [`formats`]: every structure in DMA memory or NIC table memory (flow record, index,
 //!   next hop, commands, completions, exception and inject descriptors, events) and the
 //!   firmware image header and flash state record, as zerocopy types;
+//! - [`image`]: what both sides compute from an image: its header, its SHA-256, and the model
+//!   configuration a model image carries with the geometry it declares;
 //! - [`clock`]: the injected time both the model and the host read;
 //! - [`codes`]: opcodes, statuses, punt and drop reasons, event causes;
 //! - [`counters`]: the counter blocks as structs with their register tables, which the model
@@ -33,6 +35,7 @@ pub mod doc_rdl;
 pub mod doc_sv;
 pub mod formats;
 pub mod hash;
+pub mod image;
 mod meta;
 pub mod pci;
 pub mod regs;

@@ -9,7 +9,8 @@
 //! - [`device`]: the device (registers, rings, tables, commands, datapath, ager, interrupts);
 //! - [`packet`]: zerocopy header views, the parser that classifies a frame, the rewrite;
 //! - [`flash`]: the flash medium (two slots and a state area, in memory or a file) and the
-//!   boot ROM's image checks;
+//!   boot ROM's image checks (the image format itself, and the model configuration an image
+//!   carries, are the contract's: `rtl_spec::image`);
 //! - [`port`]: where frames come from and go to;
 //! - [`mem`]: host memory as the device sees it (DMA by IOVA);
 //! - [`clock`]: injected time.

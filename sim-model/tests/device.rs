@@ -1,16 +1,15 @@
 //! The device through its registers and rings: bring-up, a FullNAT flow both ways, punts,
 //! commands, events, the ager, interrupts, reset.
 
-mod common;
-
-use common::Nic;
-use common::flows::{Conn, GW_MAC, NIC_MAC, RS_MAC, next_hop, verify_checksums};
 use rtl_spec::codes::{DropReason, EventKind, FlowCause, PuntReason, Status};
 use rtl_spec::regs::{counters, flow_table, identity, interrupts, ring_id};
 use sim_model::device::ModelConfig;
+use sluice_test_support::flows::{Conn, GW_MAC, NIC_MAC, RS_MAC, next_hop};
+use sluice_test_support::model::ModelHost;
+use sluice_test_support::verify::checksums;
 
-fn nic() -> Nic {
-    let mut nic = Nic::new(ModelConfig::small(1024), 2);
+fn nic() -> ModelHost {
+    let mut nic = ModelHost::new(ModelConfig::small(1024), 2);
     assert_eq!(nic.set_next_hop(0, &next_hop(0, GW_MAC, None)).status, 0);
     assert_eq!(nic.set_next_hop(1, &next_hop(1, RS_MAC, None)).status, 0);
     nic
@@ -48,7 +47,7 @@ fn a_fullnat_flow_is_rewritten_both_ways_and_counted() {
     n.send(0, &c.to_vip(b"hello"));
     let out = n.tx(1);
     assert_eq!(out.len(), 1, "forwarded to the real server's port");
-    verify_checksums(&out[0]).unwrap();
+    checksums(&out[0]).unwrap();
     assert_eq!(&out[0][0..6], &RS_MAC);
     assert_eq!(&out[0][6..12], &NIC_MAC);
     assert_eq!(&out[0][26..30], &[10, 10, 2, 1], "source is the LIP");
@@ -56,7 +55,7 @@ fn a_fullnat_flow_is_rewritten_both_ways_and_counted() {
     n.send(1, &c.to_lip(b"world!"));
     let back = n.tx(0);
     assert_eq!(back.len(), 1);
-    verify_checksums(&back[0]).unwrap();
+    checksums(&back[0]).unwrap();
     assert_eq!(&back[0][26..30], &[10, 10, 1, 100], "source is the VIP");
     assert_eq!(&back[0][30..34], &[192, 0, 2, 10], "destination is the client");
     assert_eq!(n.counter(counters::HITS), 2);

@@ -7,7 +7,6 @@
 //! `<dir>/inputs.pcap` and `<dir>/outputs.pcap`; with `SLUICE_FIXTURES_RTL=<dir>` the datapath
 //! cases are exported for the RTL testbench (see `corpus/runner/rtl.rs`).
 
-mod common;
 mod corpus;
 
 use corpus::{cases, runner};

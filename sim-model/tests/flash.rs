@@ -185,7 +185,7 @@ fn a_power_cut_midway_through_programming_leaves_the_old_slot_active_and_bootabl
     image.truncate(256);
     let mut payload = big.to_toml();
     payload.push_str(&"# padding\n".repeat(20_000));
-    let h = sim_model::flash::unsigned_header(&big, rtl_spec::SPEC_VERSION, 0, payload.as_bytes());
+    let h = rtl_spec::image::unsigned_header(&big, rtl_spec::SPEC_VERSION, 0, payload.as_bytes());
     let image = [zerocopy::IntoBytes::as_bytes(&h), payload.as_bytes()].concat();
     assert!(image.len() > 3 * BUF_LEN);
     let before = r.dev.flash().to_bytes();

@@ -2,20 +2,18 @@
 //! accounted for, a burst gives exactly what the same frames one at a time give, and no command
 //! sequence leaves an invalid record in the table.
 
-mod common;
-
-use common::Nic;
-use common::flows::{Conn, GW_MAC, RS_MAC, next_hop};
 use proptest::prelude::*;
 use rtl_spec::codes::{FlowProto, Opcode, Status};
 use rtl_spec::formats::{FlowCommand, FlowRecord};
 use rtl_spec::regs::{counters, flow_table};
 use sim_model::device::ModelConfig;
 use sim_model::mem::DmaMemory;
+use sluice_test_support::flows::{Conn, GW_MAC, RS_MAC, next_hop};
+use sluice_test_support::model::ModelHost;
 use zerocopy::{FromBytes, IntoBytes};
 
-fn nic() -> Nic {
-    let mut nic = Nic::new(ModelConfig::small(16), 2);
+fn nic() -> ModelHost {
+    let mut nic = ModelHost::new(ModelConfig::small(16), 2);
     nic.set_next_hop(0, &next_hop(0, GW_MAC, None));
     nic.set_next_hop(1, &next_hop(1, RS_MAC, None));
     // Both flows count into counter sets (spec 1.2), so the comparison of a burst with the same
@@ -49,7 +47,7 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-fn accounted(nic: &mut Nic) -> (u64, u64) {
+fn accounted(nic: &mut ModelHost) -> (u64, u64) {
     let rx = nic.counter(counters::RX_PACKETS);
     let out = nic.counter(counters::TX_PACKETS) + nic.counter(counters::PUNTS) + nic.counter(counters::DROPS);
     (rx, out)
@@ -70,7 +68,7 @@ struct Observed {
     bank: Vec<Vec<u8>>,
 }
 
-fn observed(nic: &mut Nic) -> Observed {
+fn observed(nic: &mut ModelHost) -> Observed {
     let regs = [
         counters::RX_PACKETS,
         counters::TX_PACKETS,

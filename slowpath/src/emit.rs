@@ -222,12 +222,12 @@ mod tests {
         let p = parse(&f).unwrap();
         assert_eq!(p.l4, L4::Icmp { kind: ICMPV6_NEIGHBOR_SOLICIT, code: 0 });
         assert!(verify_checksums(&f, &p));
-        crate::testutil::checksums_ok(&f).unwrap();
+        sluice_test_support::verify::checksums(&f).unwrap();
         let ip = p.ip().unwrap();
         assert_eq!(nd_lladdr(&f[ip.l4..ip.end], 1), Some([2, 0, 0, 0, 0, 1]));
         let na = neighbor_advert(target, src, [2, 0, 0, 0, 0, 0x10], true);
         let f = frame(&l2, &na);
-        crate::testutil::checksums_ok(&f).unwrap();
+        sluice_test_support::verify::checksums(&f).unwrap();
         let p = parse(&f).unwrap();
         let ip = p.ip().unwrap();
         assert_eq!(nd_lladdr(&f[ip.l4..ip.end], 2), Some([2, 0, 0, 0, 0, 0x10]));
@@ -240,7 +240,7 @@ mod tests {
         seg.extend_from_slice(b"abcd");
         let p = ip_packet("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 17, 64, seg, 6);
         let f = frame(&L2::default(), &p);
-        crate::testutil::checksums_ok(&f).unwrap();
+        sluice_test_support::verify::checksums(&f).unwrap();
         assert!(verify_checksums(&f, &parse(&f).unwrap()));
     }
 }

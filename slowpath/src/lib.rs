@@ -34,6 +34,3 @@ pub mod sched;
 pub mod service;
 pub mod timer;
 pub mod worker;
-
-#[cfg(test)]
-mod testutil;

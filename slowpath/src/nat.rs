@@ -127,7 +127,7 @@ mod tests {
     use super::*;
     use crate::addr::tuple;
     use crate::packet::{parse, verify_checksums};
-    use etherparse::PacketBuilder;
+    use sluice_test_support::frame::{L4 as Wire, Pkt, Seg};
 
     #[allow(clippy::many_single_char_names)]
     fn check_rewrite(v6: bool, tcp: bool, vlan_in: bool, vlan_out: Option<u16>) {
@@ -144,30 +144,21 @@ mod tests {
         ) = (c.parse().unwrap(), vip.parse().unwrap(), lip.parse().unwrap(), rs.parse().unwrap());
         let from = tuple(c, vip);
         let to = tuple(lip, rs);
-        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1]);
-        let (sa, da) = (crate::addr::to_bytes(c.ip()), crate::addr::to_bytes(vip.ip()));
-        let v4 = |a: [u8; 16]| [a[0], a[1], a[2], a[3]];
-        let b = match (vlan_in, v6) {
-            (true, false) => {
-                eth.single_vlan(etherparse::VlanId::try_new(5).unwrap()).ipv4(v4(sa), v4(da), 64)
-            }
-            (true, true) => eth.single_vlan(etherparse::VlanId::try_new(5).unwrap()).ipv6(sa, da, 64),
-            (false, false) => eth.ipv4(v4(sa), v4(da), 64),
-            (false, true) => eth.ipv6(sa, da, 64),
-        };
-        let mut f = Vec::new();
-        if tcp {
-            b.tcp(40000, 80, 77, 1000).ack(3).write(&mut f, b"some payload bytes").unwrap();
+        let pkt = if tcp {
+            Seg::between(c, vip).seq(77).window(1000).ack(3).data(b"some payload bytes").pkt([0; 6], [0; 6])
         } else {
-            b.udp(40000, 80).write(&mut f, b"datagram").unwrap();
-        }
+            let udp = Wire::Udp { sport: c.port(), dport: vip.port(), zero_csum: false };
+            Pkt::ip(c.ip(), vip.ip(), 64, udp, b"datagram")
+        };
+        let mut f =
+            pkt.l2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1]).with(|p| p.vlan = vlan_in.then_some(5)).build();
         f.extend_from_slice(&[0; 6]); // padding the rewrite must not copy
         let p = parse(&f).unwrap();
         let l2 = L2 { dst: [2, 0, 0, 0, 2, 0x11], src: [2, 0, 0, 0, 0, 2], vlan: vlan_out };
         let mut out = Vec::new();
         rewrite(&f, &p, &from, &to, &l2, &mut out).unwrap();
         // An independent parser reads the result: addresses, ports, TTL, checksums.
-        crate::testutil::checksums_ok(&out).unwrap();
+        sluice_test_support::verify::checksums(&out).unwrap();
         let q = parse(&out).unwrap();
         assert!(verify_checksums(&out, &q), "our own check");
         let ip = q.ip().unwrap();
@@ -195,22 +186,14 @@ mod tests {
 
     #[test]
     fn ttl_one_and_icmp_are_refused() {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 1)
-            .udp(1, 2)
-            .write(&mut f, b"x")
-            .unwrap();
+        let f = sluice_test_support::frame::udp("1.1.1.1:1", "2.2.2.2:2", 1, b"x", [2; 6], [3; 6]);
         let p = parse(&f).unwrap();
         let t = tuple("1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap());
         let mut out = Vec::new();
         assert_eq!(rewrite(&f, &p, &t, &t, &L2::default(), &mut out), Err(RewriteError::TtlExpired));
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
-            .icmpv4_echo_request(1, 1)
-            .write(&mut f, b"x")
-            .unwrap();
+        let echo = etherparse::Icmpv4Type::EchoRequest(etherparse::IcmpEchoHeader { id: 1, seq: 1 });
+        let (one, two) = ("1.1.1.1".parse().unwrap(), "2.2.2.2".parse().unwrap());
+        let f = Pkt::ip(one, two, 9, Wire::Icmp4(echo), b"x").l2([2; 6], [3; 6]).build();
         let p = parse(&f).unwrap();
         assert_eq!(rewrite(&f, &p, &t, &t, &L2::default(), &mut out), Err(RewriteError::NotRewritable));
     }

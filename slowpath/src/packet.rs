@@ -341,16 +341,16 @@ pub fn verify_checksums(frame: &[u8], pkt: &Pkt) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+    use sluice_test_support::frame::{L4 as Wire, Pkt, Seg};
 
     fn tcp_v4(flags_syn: bool, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(40000, 80, 1000, 64240);
-        let b = if flags_syn { b.syn() } else { b.ack(5) };
-        b.write(&mut out, payload).unwrap();
-        out
+        let s = Seg::new("10.0.0.1:40000", "10.0.0.2:80").window(64240).data(payload);
+        let s = if flags_syn { s.syn() } else { s.ack(5) };
+        s.frame([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+    }
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
@@ -374,25 +374,18 @@ mod tests {
 
     #[test]
     fn udp_ipv6_vlan_and_icmp() {
-        let mut out = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6])
-            .single_vlan(etherparse::VlanId::try_new(7).unwrap())
-            .ipv6([0xfd; 16], [0xfe; 16], 9)
-            .udp(53, 5353)
-            .write(&mut out, b"hello")
-            .unwrap();
+        let udp = Wire::Udp { sport: 53, dport: 5353, zero_csum: false };
+        let out = Pkt::ip([0xfd; 16].into(), [0xfe; 16].into(), 9, udp, b"hello")
+            .l2([2; 6], [3; 6])
+            .with(|p| p.vlan = Some(7))
+            .build();
         let p = parse(&out).unwrap();
         assert_eq!(p.vlan.map(|t| t & 0xFFF), Some(7));
         assert_eq!(p.l3, 18);
         assert!(p.ip().unwrap().is_v6());
         assert_eq!(p.ports(), Some((53, 5353)));
         assert!(verify_checksums(&out, &p));
-        let mut out = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
-            .icmpv4_echo_request(7, 1)
-            .write(&mut out, b"ping")
-            .unwrap();
+        let out = Pkt::ip(ip("1.1.1.1"), ip("2.2.2.2"), 9, Wire::Icmp, b"ping").l2([2; 6], [3; 6]).build();
         let p = parse(&out).unwrap();
         assert_eq!(p.l4, L4::Icmp { kind: 8, code: 0 });
         assert!(verify_checksums(&out, &p));
@@ -400,14 +393,9 @@ mod tests {
 
     #[test]
     fn udp_zero_checksum_over_ipv4_is_none_and_over_ipv6_is_bad() {
-        let mut out = Vec::new();
-        PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
-            .udp(1, 2)
-            .write(&mut out, b"x")
-            .unwrap();
-        out[40] = 0;
-        out[41] = 0;
+        let udp = Wire::Udp { sport: 1, dport: 2, zero_csum: true };
+        let out = Pkt::ip(ip("1.1.1.1"), ip("2.2.2.2"), 9, udp, b"x").l2([2; 6], [3; 6]).build();
+        assert_eq!(out[40..42], [0, 0]);
         assert!(verify_checksums(&out, &parse(&out).unwrap()));
     }
 

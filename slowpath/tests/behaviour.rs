@@ -5,13 +5,13 @@
 
 #![allow(clippy::many_single_char_names)]
 
-mod common;
-
-use common::*;
-use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use slowpath::laddr::PortRange;
 use slowpath::sched::SchedulerKind;
 use slowpath::service::{BackendConfig, Proto, ServiceKey};
+use sluice_test_support::engine::*;
+use sluice_test_support::frame::{L4, Pkt, Seg};
+use sluice_test_support::verify::{checksums, endpoints};
 use std::net::SocketAddr;
 
 fn tcp_key() -> ServiceKey {
@@ -72,16 +72,14 @@ fn neighbour_solicitations_for_an_ipv6_vip_are_advertised() {
     let mut body = vip.octets().to_vec();
     body.extend_from_slice(&[1, 1]);
     body.extend_from_slice(&CLIENT_MAC);
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
-        .ipv6(src.octets(), snm.octets(), 255)
-        .icmpv6(etherparse::Icmpv6Type::Unknown { type_u8: 135, code_u8: 0, bytes5to8: [0; 4] })
-        .write(&mut f, &body)
-        .unwrap();
+    let ns = etherparse::Icmpv6Type::Unknown { type_u8: 135, code_u8: 0, bytes5to8: [0; 4] };
+    let f = Pkt::ip(src.into(), snm.into(), 255, L4::Icmp6(ns), &body)
+        .l2(CLIENT_MAC, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
+        .build();
     let (to_client, _) = r.client_sends(f);
     assert_eq!(to_client.len(), 1, "a neighbour advertisement");
     let na = &to_client[0];
-    checksums_ok(na).unwrap();
+    checksums(na).unwrap();
     let p = SlicedPacket::from_ethernet(na).unwrap();
     let Some(NetSlice::Ipv6(ip6)) = p.net else { panic!() };
     assert_eq!(ip6.header().source_addr(), vip);
@@ -95,15 +93,13 @@ fn neighbour_solicitations_for_an_ipv6_vip_are_advertised() {
 #[test]
 fn echo_to_a_vip_is_answered() {
     let mut r = rig();
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC, P0_MAC)
-        .ipv4([10, 10, 1, 10], [10, 10, 1, 100], 64)
-        .icmpv4_echo_request(7, 3)
-        .write(&mut f, b"ping!")
-        .unwrap();
+    let echo = etherparse::Icmpv4Type::EchoRequest(etherparse::IcmpEchoHeader { id: 7, seq: 3 });
+    let f = Pkt::ip(ip("10.10.1.10"), ip("10.10.1.100"), 64, L4::Icmp4(echo), b"ping!")
+        .l2(CLIENT_MAC, P0_MAC)
+        .build();
     let (to_client, _) = r.client_sends(f);
     assert_eq!(to_client.len(), 1);
-    checksums_ok(&to_client[0]).unwrap();
+    checksums(&to_client[0]).unwrap();
     let p = SlicedPacket::from_ethernet(&to_client[0]).unwrap();
     let Some(TransportSlice::Icmpv4(i)) = p.transport else { panic!() };
     assert_eq!(i.type_u8(), 0, "echo reply");
@@ -124,18 +120,16 @@ fn fragmentation_needed_from_the_server_side_reaches_the_client_translated() {
         .frame([0; 6], [0; 6]);
     let mut msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
     msg.extend_from_slice(&quoted[14..14 + 28]);
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2(RS1_MAC, P1_MAC)
-        .ipv4([10, 10, 2, 11], [10, 10, 2, 1], 64)
-        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
-            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
-        ))
-        .write(&mut f, &msg[8..])
-        .unwrap();
+    let too_big = etherparse::Icmpv4Type::DestinationUnreachable(
+        etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+    );
+    let f = Pkt::ip(ip("10.10.2.11"), ip("10.10.2.1"), 64, L4::Icmp4(too_big), &msg[8..])
+        .l2(RS1_MAC, P1_MAC)
+        .build();
     let (to_client, _) = r.server_sends(f);
     assert_eq!(to_client.len(), 1, "translated to the client");
     let out = &to_client[0];
-    checksums_ok(out).unwrap();
+    checksums(out).unwrap();
     let p = SlicedPacket::from_ethernet(out).unwrap();
     let Some(NetSlice::Ipv4(outer)) = &p.net else { panic!() };
     assert_eq!(outer.header().source_addr().octets(), [10, 10, 1, 100], "from the VIP");
@@ -287,7 +281,7 @@ fn removing_a_server_with_reset_cuts_its_connections() {
     );
     assert!(to_server.is_empty());
     assert_eq!(to_client.len(), 1);
-    checksums_ok(&to_client[0]).unwrap();
+    checksums(&to_client[0]).unwrap();
     let p = SlicedPacket::from_ethernet(&to_client[0]).unwrap();
     let Some(TransportSlice::Tcp(t)) = p.transport else { panic!() };
     assert!(t.rst(), "a reset");

@@ -4,10 +4,10 @@
 
 #![allow(clippy::many_single_char_names)]
 
-mod common;
-
-use common::*;
 use slowpath::sched::SchedulerKind;
+use sluice_test_support::engine::*;
+use sluice_test_support::frame::{Seg, udp};
+use sluice_test_support::verify::endpoints;
 use std::net::SocketAddr;
 
 /// Runs a whole TCP connection between `client` and `vip`, checking every frame on both

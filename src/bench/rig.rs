@@ -1,6 +1,7 @@
 //! The benchmark rig: the in-process NIC model with two bench ports (p0 the client side, p1 the
 //! server side), the driver, flow-offload and the slow-path engine on a manual clock, wired as
-//! `slowpath/tests/common` wires them; and a small frame builder of its own.
+//! `sluice_test_support::engine` wires them for the tests; and a small frame builder of its own
+//! (the bench ships in the binary, which links no test support).
 //!
 //! The ports cost next to nothing: a received frame is handed to `Device::receive` directly, a
 //! sent one is counted and, on a capturing port, its first [`HEAD`] bytes are copied into a

@@ -211,9 +211,11 @@ fn stats() -> StatsReply {
     s.ports.push(crate::control::proto::PortStats {
         name: "p0".into(),
         link: true,
-        rx_packets: 1000,
-        rx_bytes: 1_500_000,
-        ..Default::default()
+        counters: rtl_spec::counters::PortCounters {
+            rx_packets: 1000,
+            rx_bytes: 1_500_000,
+            ..Default::default()
+        },
     });
     s.ports.push(crate::control::proto::PortStats { name: "p1".into(), ..Default::default() });
     s.punts.insert("miss".into(), 15);

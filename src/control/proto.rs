@@ -352,44 +352,28 @@ pub struct DeviceState {
     pub give_up_s: u64,
 }
 
-/// The NIC's datapath counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NicStats {
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Frames sent on a hit.
-    pub tx_packets: u64,
-    /// Lookups that hit.
-    pub hits: u64,
-    /// Lookups that missed.
-    pub misses: u64,
-    /// Frames punted.
-    pub punts: u64,
-    /// Frames dropped.
-    pub drops: u64,
-    /// Frames sent from the inject ring.
-    pub injected: u64,
-    /// Events lost to a full event ring.
-    pub events_lost: u64,
-}
+/// The NIC's datapath counters: the contract's `COUNTERS` block, every scalar counter by its
+/// name (the by-reason ones are [`StatsReply::punts`] and [`StatsReply::nic_drops`]).
+pub type NicStats = rtl_spec::counters::DatapathCounters;
 
-/// One port.
+/// One port: its name, its link and the contract's port counters (flattened: `rx_packets`,
+/// `rx_bytes`, … beside `name` and `link`; read as `p.rx_packets`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStats {
     /// Name.
     pub name: String,
     /// Link up.
     pub link: bool,
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames sent.
-    pub tx_packets: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Frames dropped at the port.
-    pub drops: u64,
+    /// The port's counters.
+    #[serde(flatten)]
+    pub counters: rtl_spec::counters::PortCounters,
+}
+
+impl std::ops::Deref for PortStats {
+    type Target = rtl_spec::counters::PortCounters;
+    fn deref(&self) -> &Self::Target {
+        &self.counters
+    }
 }
 
 /// The flow table.

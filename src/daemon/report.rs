@@ -176,30 +176,13 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         device: describe.into(),
         workers: engine.config().workers,
         device_state,
-        nic: NicStats {
-            rx_packets: st.nic.rx_packets,
-            tx_packets: st.nic.tx_packets,
-            hits: st.nic.hits,
-            misses: st.nic.misses,
-            punts: st.nic.punts,
-            drops: st.nic.drops,
-            injected: st.nic.injected,
-            events_lost: st.nic.events_lost,
-        },
+        nic: NicStats { punt_reason: Default::default(), drop_reason: Default::default(), ..st.nic.datapath },
         ports: st
             .nic
             .ports
             .iter()
             .zip(engine.network().ports())
-            .map(|(c, p)| PortStats {
-                name: p.name.clone(),
-                link: c.link,
-                rx_packets: c.rx_packets,
-                rx_bytes: c.rx_bytes,
-                tx_packets: c.tx_packets,
-                tx_bytes: c.tx_bytes,
-                drops: c.drops,
-            })
+            .map(|(c, p)| PortStats { name: p.name.clone(), link: c.link, counters: c.counters })
             .collect(),
         punts: by_code(&st.nic.punt_reason, punt_names),
         nic_drops: by_code(&st.nic.drop_reason, drop_names),
@@ -247,21 +230,26 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
         }
     }
     scalar_metrics(&mut o, st);
-    for (name, help, value) in [
-        (
-            "port_rx_packets_total",
-            "Frames received, per port.",
-            (|p: &crate::control::proto::PortStats| p.rx_packets) as fn(&_) -> u64,
-        ),
-        ("port_tx_packets_total", "Frames sent, per port.", |p| p.tx_packets),
-        ("port_drops_total", "Frames dropped at the port.", |p| p.drops),
-    ] {
-        family(&mut o, name, "counter", help);
+    counter_metrics(&mut o, st);
+    o
+}
+
+/// The NIC's counters, generated from the contract's tables: `nic_<counter>_total` for each
+/// scalar of the `COUNTERS` block but punts and drops (exported by reason above), and
+/// `port_<counter>_total{port=…}` for each port counter, described as the register is.
+fn counter_metrics(o: &mut String, st: &StatsReply) {
+    for c in NicStats::TABLE.iter().filter(|c| !matches!(c.name, "punts" | "drops")) {
+        let name = format!("nic_{}_total", c.name);
+        family(o, &name, "counter", c.doc.trim());
+        let _ = writeln!(o, "sluice_{name} {}", st.nic.get(c.offset).unwrap_or(0));
+    }
+    for c in rtl_spec::counters::PortCounters::TABLE {
+        let name = format!("port_{}_total", c.name);
+        family(o, &name, "counter", c.doc.trim());
         for p in &st.ports {
-            let _ = writeln!(o, "sluice_{name}{{port=\"{}\"}} {}", p.name, value(p));
+            let _ = writeln!(o, "sluice_{name}{{port=\"{}\"}} {}", p.name, p.get(c.offset).unwrap_or(0));
         }
     }
-    o
 }
 
 fn service_metrics(o: &mut String, svc: &ServicesReply) {
@@ -341,7 +329,7 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 19] = [
+    let scalars: [(&str, &str, &str, String); 15] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "flow_table_capacity",
@@ -386,20 +374,6 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             "gauge",
             "Seconds the NIC has been lost (0 while up).",
             st.device_state.lost_for_s.to_string(),
-        ),
-        (
-            "nic_hits_total",
-            "counter",
-            "Packets the NIC forwarded on a flow-table hit.",
-            st.nic.hits.to_string(),
-        ),
-        ("nic_misses_total", "counter", "Lookups that matched no flow.", st.nic.misses.to_string()),
-        ("nic_rx_packets_total", "counter", "Frames the NIC received.", st.nic.rx_packets.to_string()),
-        (
-            "nic_injected_total",
-            "counter",
-            "Frames the host sent through the inject ring.",
-            st.nic.injected.to_string(),
         ),
         (
             "slowpath_packets_total",
@@ -475,5 +449,11 @@ mod tests {
         ));
         assert!(text.contains("sluice_nic_punts_total{reason=\"miss\"} 7"));
         assert!(text.contains("# TYPE sluice_flow_table_occupancy gauge"));
+        // The counter families are the contract's tables, each once.
+        for name in ["nic_hits_total", "nic_misses_total", "nic_rx_packets_total", "nic_injected_total"] {
+            assert_eq!(text.matches(&format!("# TYPE sluice_{name} counter")).count(), 1, "{name}");
+        }
+        assert!(text.contains("# HELP sluice_nic_hits_total Lookups that matched a record."));
+        assert!(!text.contains("sluice_nic_punts_total 0"), "punts are exported by reason only");
     }
 }

@@ -5,8 +5,10 @@ use crate::config::{self, Config, HealthKind, Protocol, TcpOffloadAfter, Transpo
 use anyhow::{Context, bail};
 use flow_offload::FlowTable;
 use host_driver::transport::Transport as _;
+use host_driver::transport::inprocess;
 use host_driver::{Nic, NicConfig};
 use rtl_spec::clock::Clock;
+use rtl_spec::image::ModelConfig;
 use slowpath::conn::{OffloadPolicy, Timeouts};
 use slowpath::engine::{Engine, EngineConfig};
 use slowpath::laddr::PortRange;
@@ -160,8 +162,8 @@ impl std::fmt::Display for BadPortSetting {
 impl std::error::Error for BadPortSetting {}
 
 /// Opens the wire of the in-process model's port `p` on `iface`, of the kind it asks for.
-fn attach(p: &config::Port, iface: &str) -> anyhow::Result<Box<dyn sim_model::port::Port>> {
-    use sim_model::port::{PortKind as Kind, is_bad_setting, open_interface};
+fn attach(p: &config::Port, iface: &str) -> anyhow::Result<Box<dyn inprocess::ModelPort>> {
+    use inprocess::{PortKind as Kind, is_bad_setting, open_interface};
     let kind = match p.kind {
         config::PortKind::Auto => Kind::Auto,
         config::PortKind::AfXdp => Kind::AfXdp,
@@ -210,10 +212,7 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
     let mut wake_fds = Vec::new();
     let transport: Box<dyn host_driver::transport::Transport> = match &cfg.device.transport {
         Transport::Sim => {
-            let mut model = host_driver::transport::inprocess::InProcess::new(
-                sim_model::device::ModelConfig::default(),
-                clock.clone(),
-            )?;
+            let mut model = inprocess::InProcess::new(ModelConfig::default(), clock.clone())?;
             for (i, p) in cfg.ports.iter().enumerate() {
                 if let Some(iface) = &p.interface {
                     let port = attach(p, iface)?;

@@ -27,8 +27,8 @@ use clap::{Args, Subcommand};
 use image::{Report, SPEC_SLOT_SIZE};
 use rtl_spec::codes::ImageTarget;
 use rtl_spec::formats::{IMAGE_MAX_PAYLOAD, ImageGeometry, ImageHeader};
+use rtl_spec::image::ModelConfig;
 use serde::Deserialize;
-use sim_model::device::ModelConfig;
 use std::path::{Path, PathBuf};
 use zerocopy::little_endian::{U32, U64};
 
@@ -168,7 +168,7 @@ fn build(payload: &[u8], manifest_text: &str, key: &ed25519_dalek::SigningKey) -
             exception_rings: g.exception_rings,
             reserved: [0; 6],
         },
-        (None, Some(cfg)) => sim_model::flash::geometry_of(cfg),
+        (None, Some(cfg)) => rtl_spec::image::geometry_of(cfg),
         (None, None) => return Err(bad("manifest: [geometry] is required for an fpga image")),
     };
     if let Some(p) = geometry.problem() {
@@ -180,7 +180,7 @@ fn build(payload: &[u8], manifest_text: &str, key: &ed25519_dalek::SigningKey) -
         .ok_or_else(|| bad("manifest: build_id is required"))?;
     let build_time = m.build_time.or(model.as_ref().map(|c| c.build_time)).unwrap_or(0);
     if let Some(cfg) = &model {
-        if sim_model::flash::geometry_of(cfg) != geometry
+        if rtl_spec::image::geometry_of(cfg) != geometry
             || cfg.build_id != build_id
             || cfg.build_time != build_time
         {
@@ -191,7 +191,7 @@ fn build(payload: &[u8], manifest_text: &str, key: &ed25519_dalek::SigningKey) -
     }
     let caps = match &m.capabilities {
         Some(names) => caps_from(names)?,
-        None => sim_model::flash::model_caps(),
+        None => rtl_spec::image::model_caps(),
     };
     let mut h = ImageHeader {
         magic: rtl_spec::formats::IMAGE_MAGIC,

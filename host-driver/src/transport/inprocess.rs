@@ -1,17 +1,32 @@
 //! The in-process transport: the sim-model linked into this process, driven through exactly the
 //! register and DMA semantics of a real device. The model reaches the driver's DMA memory
 //! through [`SharedRegions`], which copies with volatile accesses as the driver does.
+//!
+//! This module is the host's only way to the model: the daemon's embedded default, `sluice
+//! device info` and `sluice flash --device sim:FILE` reach it through here (the model's wires on
+//! Linux interfaces, [`open_interface`]; its flash kept in a file, [`open_flash_file`]), never
+//! through `sim_model` itself. Its geometry is the contract's [`ModelConfig`].
 
 use super::{IovaAllocator, Transport};
 use crate::dma::{DmaBacking, DmaRegion};
 use crate::error::DriverError;
-use sim_model::clock::Clock;
-use sim_model::device::{Device, ModelConfig};
+use rtl_spec::clock::Clock;
+use rtl_spec::image::ModelConfig;
+use sim_model::device::Device;
 use sim_model::flash::Flash;
 use sim_model::mem::{DmaFault, DmaMemory};
-use sim_model::port::Port;
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
+
+pub use sim_model::port::{Port as ModelPort, PortKind, is_bad_setting, open_interface};
+
+/// The model's flash kept in `path` (`sluice flash --device sim:FILE`): the file is created, or
+/// filled when empty, with the factory image of `factory`. Power the model on from it with
+/// [`InProcess::with_flash`].
+pub fn open_flash_file(path: &Path, factory: &ModelConfig) -> std::io::Result<Flash> {
+    Flash::open(path, &sim_model::flash::factory_image(factory))
+}
 
 /// The driver's DMA regions as the model sees them: by IOVA.
 #[derive(Default)]
@@ -102,7 +117,7 @@ impl InProcess {
     }
 
     /// Attaches model port `n` to a wire (memory, pcap, AF_PACKET).
-    pub fn attach_port(&mut self, n: u8, port: Box<dyn Port>) -> Result<(), DriverError> {
+    pub fn attach_port(&mut self, n: u8, port: Box<dyn ModelPort>) -> Result<(), DriverError> {
         self.device.attach_port(n, port).map_err(DriverError::BringUp)
     }
 

@@ -5,9 +5,10 @@
 //! An image is a 256-byte [`ImageHeader`] followed by `payload_len` bytes of payload (the FPGA
 //! bitstream on hardware; for the model, a model configuration in TOML). The SHA-256 covers the
 //! first [`IMAGE_HASHED_BYTES`] bytes of the header and then the payload; the Ed25519 signature
-//! is over that digest. This module only lays the bytes out: computing and checking are done by
-//! the NIC (boot ROM: header, length, CRC32, SHA-256) and by the host tools (all of those, plus
-//! the signature, the spec version and the geometry).
+//! is over that digest. This module only lays the bytes out: the digest, the header parser and the
+//! model's payload format are in [`crate::image`]; checking is done by the NIC (boot ROM: header,
+//! length, CRC32, SHA-256) and by the host tools (all of those, plus the signature, the spec
+//! version and the geometry).
 
 use crate::codes::ImageCheck;
 use crate::meta::hw_format;

@@ -62,14 +62,14 @@ impl FlashCtl {
             slot_ok: [None; SLOTS],
             held_event: None,
             spec_version: rtl_spec::SPEC_VERSION,
-            caps: nvm::model_caps(),
+            caps: rtl_spec::image::model_caps(),
         }
     }
 
     fn slot_bytes(&self, slot: usize) -> Vec<u8> {
         // Enough for the header; the payload length comes from it (bounded by the slot).
         let head = self.store.slot_prefix(slot, IMAGE_HEADER_SIZE);
-        let len = nvm::header_of(&head).map_or(0, |h| h.payload_len.get() as usize);
+        let len = rtl_spec::image::header_of(&head).map_or(0, |h| h.payload_len.get() as usize);
         self.store.slot_prefix(slot, IMAGE_HEADER_SIZE.saturating_add(len))
     }
 
@@ -141,7 +141,7 @@ impl FlashCtl {
                 self.state = st;
                 self.booted = None;
                 self.spec_version = rtl_spec::SPEC_VERSION;
-                self.caps = nvm::model_caps();
+                self.caps = rtl_spec::image::model_caps();
                 let cause = if self.fell_back { FlashEvent::FellBack } else { FlashEvent::Booted };
                 (self.factory.clone(), (cause, FACTORY))
             }

@@ -38,93 +38,9 @@ use zerocopy::FromZeros;
 
 pub use irq::InterruptSink;
 use rings::Ring;
+/// The model's geometry and identity, as a model image's payload declares it (the contract's).
+pub use rtl_spec::image::ModelConfig;
 use table::FlowTable;
-
-/// What the model is built as: the geometry and identity an FPGA image would fix. A firmware
-/// image for the model carries one as its payload, in TOML ([`ModelConfig::to_toml`]).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Flow records (a power of two).
-    pub records: u32,
-    /// Index buckets (a power of two, at least 2).
-    pub buckets: u32,
-    /// Stash entries.
-    pub stash: u32,
-    /// Next-hop entries.
-    pub next_hops: u32,
-    /// Ethernet ports (1..=8).
-    pub ports: u8,
-    /// Exception rings (1..=16).
-    pub exception_rings: u8,
-    /// `BUILD_ID`.
-    pub build_id: u32,
-    /// `BUILD_TIME`, seconds since the epoch.
-    #[serde(default)]
-    pub build_time: u64,
-}
-
-impl Default for ModelConfig {
-    /// The geometry the specification's reset values describe.
-    fn default() -> Self {
-        ModelConfig {
-            records: 1 << 20,
-            buckets: 1 << 19,
-            stash: 64,
-            next_hops: 4096,
-            ports: 2,
-            exception_rings: 16,
-            build_id: 0x5100_0001,
-            build_time: 0,
-        }
-    }
-}
-
-impl ModelConfig {
-    /// A small geometry for tests (`records` records, half as many buckets, 8 stash entries).
-    pub fn small(records: u32) -> Self {
-        ModelConfig { records, buckets: (records / 2).max(2), stash: 8, next_hops: 64, ..Self::default() }
-    }
-
-    /// Parses and checks a model configuration written in TOML (an image's payload).
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let cfg: ModelConfig =
-            toml::from_str(text).map_err(|e| format!("model configuration: {}", e.message()))?;
-        cfg.validate().map_err(|e| format!("model configuration: {e}"))?;
-        Ok(cfg)
-    }
-
-    /// The configuration as TOML, every key written.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
-    }
-
-    /// Checks the geometry; the message names the field and what was expected.
-    pub fn validate(&self) -> Result<(), String> {
-        let pow2 = |name: &str, v: u32, min: u32, max: u32| {
-            if v.is_power_of_two() && (min..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{name} = {v}: expected a power of two in {min}..={max}"))
-            }
-        };
-        pow2("records", self.records, 1, 1 << 27)?;
-        pow2("buckets", self.buckets, 2, 1 << 27)?;
-        if self.stash > 1024 {
-            return Err(format!("stash = {}: expected at most 1024", self.stash));
-        }
-        if !(1..=65535).contains(&self.next_hops) {
-            return Err(format!("next_hops = {}: expected 1..=65535", self.next_hops));
-        }
-        if !(1..=8).contains(&self.ports) {
-            return Err(format!("ports = {}: expected 1..=8", self.ports));
-        }
-        if !(1..=ring_id::MAX_EXCEPTION).contains(&u32::from(self.exception_rings)) {
-            return Err(format!("exception_rings = {}: expected 1..=16", self.exception_rings));
-        }
-        Ok(())
-    }
-}
 
 /// One Ethernet port's registers and attachment.
 pub(crate) struct PortState {

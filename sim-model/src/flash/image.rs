@@ -1,18 +1,16 @@
 //! What the NIC's boot ROM does with an image: the checks of `NIC_BOOT_CHECKS` (header, length,
 //! CRC-32, SHA-256, payload) and the loading of a model configuration. The NIC never checks a
-//! signature: it holds no keys (the host does that before writing).
+//! signature: it holds no keys (the host does that before writing). The header parser, the
+//! digest and the payload format are the contract's ([`rtl_spec::image`]).
 //!
 //! Also the factory image: the model's built-in configuration packed as an (unsigned) image, so
 //! a new flash can be initialised with it and a blank one still boots.
 
 use crate::device::ModelConfig;
 use rtl_spec::codes::{ImageCheck, ImageTarget};
-use rtl_spec::formats::{
-    IMAGE_HASHED_BYTES, IMAGE_HEADER_SIZE, IMAGE_MAX_PAYLOAD, ImageGeometry, ImageHeader,
-};
-use sha2::{Digest, Sha256};
-use zerocopy::little_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, IntoBytes};
+use rtl_spec::formats::{IMAGE_HEADER_SIZE, IMAGE_MAX_PAYLOAD, ImageHeader};
+use rtl_spec::image::{geometry_of, header_of, image_digest, model_caps, unsigned_header};
+use zerocopy::IntoBytes;
 
 /// An image that passed the boot checks: its header and the configuration it loads.
 #[derive(Clone, Debug)]
@@ -40,19 +38,6 @@ impl std::fmt::Display for ImageFault {
 
 fn fault(check: ImageCheck, reason: impl Into<String>) -> ImageFault {
     ImageFault { check, reason: reason.into() }
-}
-
-/// The header at the start of `bytes`, if there are enough of them.
-pub fn header_of(bytes: &[u8]) -> Option<ImageHeader> {
-    ImageHeader::read_from_bytes(bytes.get(..IMAGE_HEADER_SIZE)?).ok()
-}
-
-/// SHA-256 of header bytes `0x00..0x80` and `payload`.
-pub fn image_digest(header: &ImageHeader, payload: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(&header.as_bytes()[..IMAGE_HASHED_BYTES]);
-    h.update(payload);
-    h.finalize().into()
 }
 
 /// Runs the NIC's boot checks on `slot` (the slot's bytes from offset 0; may be longer than the
@@ -110,44 +95,6 @@ fn load_payload(header: &ImageHeader, payload: &[u8]) -> Result<ModelConfig, Str
     Ok(cfg)
 }
 
-/// The header geometry of a model configuration.
-pub fn geometry_of(cfg: &ModelConfig) -> ImageGeometry {
-    ImageGeometry {
-        records: U32::new(cfg.records),
-        buckets: U32::new(cfg.buckets),
-        stash: U32::new(cfg.stash),
-        next_hops: U32::new(cfg.next_hops),
-        ports: cfg.ports,
-        exception_rings: cfg.exception_rings,
-        reserved: [0; 6],
-    }
-}
-
-/// The unsigned header for `payload` with the given identity; CRC and SHA-256 filled in.
-pub fn unsigned_header(cfg: &ModelConfig, spec_version: u32, caps: u64, payload: &[u8]) -> ImageHeader {
-    let mut h = ImageHeader {
-        magic: rtl_spec::formats::IMAGE_MAGIC,
-        format_version: U16::new(rtl_spec::formats::IMAGE_FORMAT_VERSION),
-        header_size: U16::new(IMAGE_HEADER_SIZE as u16),
-        target: ImageTarget::Model.into(),
-        spec_version: U32::new(spec_version),
-        build_id: U32::new(cfg.build_id),
-        build_time: U64::new(cfg.build_time),
-        caps: U64::new(caps),
-        geometry: geometry_of(cfg),
-        payload_len: U32::new(payload.len() as u32),
-        payload_crc32: U32::new(crc32fast::hash(payload)),
-        ..ImageHeader::default()
-    };
-    h.sha256 = image_digest(&h, payload);
-    h
-}
-
-/// The capability bits the model implements (all the specification defines).
-pub fn model_caps() -> u64 {
-    rtl_spec::regs::identity::SPEC.registers.iter().find(|r| r.name == "CAPS").map_or(0, |r| r.reset)
-}
-
 /// The factory image of `cfg`: an unsigned model image of this specification's version.
 pub fn factory_image(cfg: &ModelConfig) -> Vec<u8> {
     let payload = cfg.to_toml();
@@ -185,5 +132,24 @@ mod tests {
         let mut img = h.as_bytes().to_vec();
         img.extend_from_slice(payload);
         assert_eq!(fails(&img), ImageCheck::Payload);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// The boot checks never panic on a mutated or cut image.
+        #[test]
+        fn no_mutated_image_panics_the_boot_checks(
+            edits in proptest::collection::vec((0..usize::MAX, 0..=u8::MAX), 1..6),
+            cut in 0..usize::MAX,
+        ) {
+            let img = factory_image(&ModelConfig::small(1024));
+            let mut m = img.clone();
+            for (at, v) in edits {
+                let at = at % m.len();
+                m[at] = v;
+            }
+            let _ = check(&m);
+            let _ = check(&m[..cut % (m.len() + 1)]);
+        }
     }
 }

@@ -20,14 +20,16 @@ pub mod rewrite;
 pub use parse::{Classified, Parsed, classify};
 pub use rewrite::{SeqAdjust, build_hit_output};
 
-/// Test fixtures shared by the parser's and the rewrite's tests: frames built by etherparse (an
-/// independent implementation, so its checksums are a real check of ours) and an etherparse
+/// Test fixtures shared by the parser's and the rewrite's tests: frames built by the tests'
+/// frame builder over etherparse (an independent implementation, so its checksums are a real
+/// check of ours) and an etherparse
 /// reading of an output frame that verifies every checksum.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice, VlanId};
+    use etherparse::{NetSlice, SlicedPacket, TcpOptionElement, TransportSlice};
     use proptest::prelude::*;
     use rtl_spec::formats::{FlowTuple, NextHopCtl, NextHopEntry};
+    use sluice_test_support::frame::{ACK, L4, Pkt};
 
     /// What a test frame carries.
     #[derive(Clone, Debug)]
@@ -70,37 +72,31 @@ pub(crate) mod fixtures {
         }
     }
 
-    /// The frame for `s`, built (checksums included) by etherparse, independently of this crate.
+    /// The frame for `s`, built (checksums included) by the tests' frame builder (etherparse),
+    /// independently of this crate.
     pub(crate) fn frame(s: &Spec) -> Vec<u8> {
-        let eth = PacketBuilder::ethernet2([0x02, 0, 0, 0, 0, 0xC1], [0x02, 0, 0, 0, 0, 0xF0]);
-        let v4 = |a: &[u8; 16]| [a[0], a[1], a[2], a[3]];
-        let (src, dst) = (&s.tuple.src_addr, &s.tuple.dst_addr);
-        let ip = match (s.vlan, s.ipv6) {
-            (Some(v), false) => eth.single_vlan(VlanId::try_new(v).unwrap()).ipv4(v4(src), v4(dst), s.ttl),
-            (Some(v), true) => eth.single_vlan(VlanId::try_new(v).unwrap()).ipv6(*src, *dst, s.ttl),
-            (None, false) => eth.ipv4(v4(src), v4(dst), s.ttl),
-            (None, true) => eth.ipv6(*src, *dst, s.ttl),
+        let addr = |a: &[u8; 16]| -> std::net::IpAddr {
+            if s.ipv6 { (*a).into() } else { <[u8; 4]>::try_from(&a[..4]).unwrap().into() }
         };
         let (sport, dport) = (s.tuple.src_port.get(), s.tuple.dst_port.get());
-        let mut out = Vec::new();
-        if s.tcp {
-            let mut h = etherparse::TcpHeader::new(sport, dport, s.seq, 8192);
-            h.ack = true;
-            h.acknowledgment_number = s.ack;
-            if let Some((&first, rest)) = s.sack.split_first() {
-                let mut more = [None; 3];
-                for (slot, &block) in more.iter_mut().zip(rest) {
-                    *slot = Some(block);
-                }
-                let ts = TcpOptionElement::Timestamp(0x0102_0304, 0x0506_0708);
-                let sack = TcpOptionElement::SelectiveAcknowledgement(first, more);
-                h.set_options(&[TcpOptionElement::Noop, TcpOptionElement::Noop, ts, sack]).unwrap();
-            }
-            ip.tcp_header(h).write(&mut out, &s.payload).unwrap();
+        let l4 = if s.tcp {
+            L4::Tcp { sport, dport, flags: ACK, seq: s.seq, ack: s.ack, window: 8192 }
         } else {
-            ip.udp(sport, dport).write(&mut out, &s.payload).unwrap();
+            L4::Udp { sport, dport, zero_csum: false }
+        };
+        let mut p = Pkt::ip(addr(&s.tuple.src_addr), addr(&s.tuple.dst_addr), s.ttl, l4, &s.payload)
+            .l2([0x02, 0, 0, 0, 0, 0xC1], [0x02, 0, 0, 0, 0, 0xF0])
+            .with(|p| p.vlan = s.vlan);
+        if let Some((&first, rest)) = s.sack.split_first() {
+            let mut more = [None; 3];
+            for (slot, &block) in more.iter_mut().zip(rest) {
+                *slot = Some(block);
+            }
+            let ts = TcpOptionElement::Timestamp(0x0102_0304, 0x0506_0708);
+            let sack = TcpOptionElement::SelectiveAcknowledgement(first, more);
+            p.tcp_options = vec![TcpOptionElement::Noop, TcpOptionElement::Noop, ts, sack];
         }
-        out
+        p.build()
     }
 
     pub(crate) fn next_hop(vlan: Option<u16>) -> NextHopEntry {

@@ -20,12 +20,15 @@ use super::*;
 
 /// A UDP frame whose payload is `tag` repeated, so frames are told apart.
 fn frame(tag: u8, payload_len: usize) -> Vec<u8> {
-    let builder = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(1000, 2000);
-    let mut out = Vec::new();
-    builder.write(&mut out, &vec![tag; payload_len]).unwrap();
-    out
+    let payload = vec![tag; payload_len];
+    sluice_test_support::frame::udp(
+        "10.0.0.1:1000",
+        "10.0.0.2:2000",
+        64,
+        &payload,
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+    )
 }
 
 fn read_all(source: &mut PcapSource) -> io::Result<Vec<RxFrame>> {

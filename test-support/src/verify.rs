@@ -1,10 +1,12 @@
-//! Test helpers: frames read back by etherparse, an implementation independent of this crate,
-//! so that its checksum verdict is a real check of ours.
+//! Reading frames back with etherparse: every checksum ([`checksums`]; [`checksums_of_ip`] for
+//! frames that may not be IP at all) and the TCP/UDP endpoints ([`endpoints`]).
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use std::net::{IpAddr, SocketAddr};
 
-/// Every checksum of `frame` (IPv4 header, TCP, UDP, ICMP, ICMPv6) as etherparse computes it.
-pub fn checksums_ok(frame: &[u8]) -> Result<(), String> {
+/// Every checksum of `frame` (IPv4 header, TCP, UDP, ICMP, ICMPv6) as etherparse computes it;
+/// an error names the first wrong one, or why the frame is not an IP frame with a transport.
+pub fn checksums(frame: &[u8]) -> Result<(), String> {
     let p = SlicedPacket::from_ethernet(frame).map_err(|e| e.to_string())?;
     let net = p.net.as_ref().ok_or("no IP")?;
     let transport = p.transport.as_ref().ok_or("no transport")?;
@@ -72,4 +74,34 @@ pub fn checksums_ok(frame: &[u8]) -> Result<(), String> {
         NetSlice::Arp(_) => return Err("ARP".into()),
     }
     Ok(())
+}
+
+/// [`checksums`] for a frame that etherparse takes apart as IPv4 or IPv6 carrying TCP, UDP or
+/// ICMP; `None` for any other frame (not IP, cut short, another protocol).
+pub fn checksums_of_ip(frame: &[u8]) -> Option<Result<(), String>> {
+    let p = SlicedPacket::from_ethernet(frame).ok()?;
+    match (p.net.as_ref()?, p.transport.as_ref()?) {
+        (NetSlice::Ipv4(_), TransportSlice::Tcp(_) | TransportSlice::Udp(_) | TransportSlice::Icmpv4(_))
+        | (NetSlice::Ipv6(_), TransportSlice::Tcp(_) | TransportSlice::Udp(_) | TransportSlice::Icmpv6(_)) => {
+            Some(checksums(frame))
+        }
+        _ => None,
+    }
+}
+
+/// The TCP/UDP endpoints of a frame, read by etherparse (which also checked its checksums).
+pub fn endpoints(frame: &[u8]) -> (SocketAddr, SocketAddr) {
+    checksums(frame).unwrap();
+    let p = SlicedPacket::from_ethernet(frame).unwrap();
+    let (s, d): (IpAddr, IpAddr) = match p.net.unwrap() {
+        NetSlice::Ipv4(i) => (i.header().source_addr().into(), i.header().destination_addr().into()),
+        NetSlice::Ipv6(i) => (i.header().source_addr().into(), i.header().destination_addr().into()),
+        NetSlice::Arp(_) => panic!("not IP"),
+    };
+    let (sp, dp) = match p.transport.unwrap() {
+        TransportSlice::Tcp(t) => (t.source_port(), t.destination_port()),
+        TransportSlice::Udp(u) => (u.source_port(), u.destination_port()),
+        _ => panic!("not TCP/UDP"),
+    };
+    (SocketAddr::new(s, sp), SocketAddr::new(d, dp))
 }
