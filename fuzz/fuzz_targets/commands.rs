@@ -20,7 +20,7 @@ use fuzz_harness::Input;
 use libfuzzer_sys::fuzz_target;
 use rtl_spec::codes::{FlowProto, Opcode, Status};
 use rtl_spec::formats::{FlowCommand, FlowRecord};
-use rtl_spec::regs::flow_table;
+use rtl_spec::regs::{flow_table, next_hop};
 use sim_model::device::TableImage;
 use sluice_test_support::flows::Conn;
 use sluice_test_support::model::ModelHost as Nic;
@@ -43,14 +43,14 @@ const READ_BUF: u64 = 0x7000_0000;
 
 fn check_table(nic: &mut Nic) {
     let occupancy = nic.dev.read32(flow_table::BASE + flow_table::OCCUPANCY);
+    let sets = nic.dev.read32(next_hop::BASE + next_hop::COUNTER_SETS);
     let t = nic.dev.table_image();
     let mut live = 0;
     for rec in t.records {
         if rec.ctl.valid() {
             live += 1;
             assert!(FlowProto::try_from(rec.ctl.proto()).is_ok(), "{rec:?}");
-            assert_eq!(rec.ctl.reserved0(), 0);
-            assert_eq!(rec.ctl.reserved1(), 0);
+            assert!(u32::from(rec.ctl.counter_set()) < sets, "{rec:?} names a set beyond the bank");
             assert_ne!(rec.key(false), rec.key(true));
             assert!((rec.dir_orig.next_hop.get() as usize) < t.next_hops.len());
             assert!((rec.dir_reply.next_hop.get() as usize) < t.next_hops.len());

@@ -3,15 +3,13 @@
 //! its set in one pass so each set always holds the sum of its flows, and an ager eviction
 //! releases the set.
 
-mod common;
-
-use common::Nic;
-use common::flows::{Conn, GW_MAC, RS_MAC, next_hop};
 use proptest::prelude::*;
 use rtl_spec::codes::{Opcode, Status};
 use rtl_spec::formats::{CounterSet, FlowCommand, FlowRecord, ModifyMask};
 use rtl_spec::regs::next_hop as nh_regs;
 use sim_model::device::ModelConfig;
+use sluice_test_support::flows::{Conn, GW_MAC, RS_MAC, next_hop};
+use sluice_test_support::model::ModelHost as Nic;
 use zerocopy::IntoBytes;
 
 fn nic() -> Nic {

@@ -3,9 +3,9 @@
 //! while the flow is still offloaded, and the read costs one command whatever the number of
 //! flows. Through the in-process NIC, no root needed.
 
-mod common;
-
-use common::*;
+use sluice_test_support::engine::*;
+use sluice_test_support::frame::Seg;
+use sluice_test_support::verify::endpoints;
 use std::sync::atomic::Ordering;
 
 const MB: u64 = 1 << 20;
