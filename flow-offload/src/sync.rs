@@ -249,8 +249,9 @@ fn flow_of(rec: &FlowRecord) -> Flow {
         idle_timeout: rec.idle_timeout.get(),
         cookie: rec.cookie.get(),
         host_state: rec.ctl.host_state(),
-        // The host's map from sets to servers did not survive the restart: adopted flows
-        // count into no set (their sets were freed at adoption).
+        // The host's map from sets to servers did not survive the restart: the old run's sets
+        // are freed at adoption and the flow names none until its new owner points it at one
+        // (the slow path's engine gives it its server's set, `set_flow_counter_set`).
         counter_set: 0,
     }
 }

@@ -1,7 +1,8 @@
 //! Per-server figures that include what the NIC forwarded: an offloaded download of 24 MB
 //! through a VIP shows in that server's counters after one bulk read of the NIC's counter bank,
 //! while the flow is still offloaded, and the read costs one command whatever the number of
-//! flows. Through the in-process NIC, no root needed.
+//! flows; a flow adopted after a daemon restart counts into its server's set again. Through the
+//! in-process NIC, no root needed.
 
 use sluice_test_support::engine::*;
 use sluice_test_support::frame::Seg;
@@ -62,4 +63,55 @@ fn an_offloaded_download_shows_in_its_servers_bytes_after_one_bank_read() {
     assert_eq!(to_client.len(), 1, "forwarded by the NIC after the recovery");
     r.engine.read_counter_banks().unwrap();
     assert_eq!(stats.nic_bytes_out.load(Ordering::Relaxed), nic_out + 1500);
+}
+
+#[test]
+fn a_flow_adopted_after_a_restart_counts_into_its_servers_set() {
+    let mut r = rig();
+    let c = "10.10.1.10:42000";
+    let vip = "10.10.1.100:80";
+    let (_, s) = r.client_sends(Seg::new(c, vip).syn().seq(1).frame(CLIENT_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&s[0]);
+    r.server_sends(Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(2).seq(1000).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(c, vip).ack(1001).seq(2).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.occupancy(), 1, "offloaded after the handshake");
+    let payload = [b'd'; 1460];
+    let mut seq = 1001u32;
+    let mut send = |r: &mut Rig, n: u32| {
+        for _ in 0..n {
+            let seg = Seg::new(&rs.to_string(), &lip.to_string()).ack(2).seq(seq).data(&payload);
+            let (to_client, _) = r.server_sends(seg.frame(RS1_MAC, P1_MAC));
+            assert_eq!(to_client.len(), 1, "forwarded");
+            seq = seq.wrapping_add(1460);
+        }
+    };
+    send(&mut r, 10);
+    r.engine.read_counter_banks().unwrap();
+    let before = r.engine.services().services[0].backend(rs).unwrap().stats.clone();
+    assert_eq!(before.nic_bytes_out.load(Ordering::Relaxed), 10 * 1500);
+
+    // The daemon restarts without a device reset: the new one adopts the flow, frees the old
+    // run's sets and gives the flow its server's set of this run.
+    let (mut r, adopted) = r.restart();
+    assert_eq!(adopted, 1);
+    assert_eq!(r.occupancy(), 1, "still offloaded");
+    assert_eq!(r.engine.counter_sets(), 1, "one set for the adopted flow's server");
+    let h = flow_offload::Handle(r.engine.conns(false)[0].record.expect("in the NIC"));
+    let set = r.engine.flows_ref().get(h).unwrap().counter_set;
+    assert_ne!(set, 0, "the adopted flow names a set");
+    assert_eq!(r.engine.flows_ref().counter_set_refs(set), 1);
+
+    let punted = r.worker_packets();
+    send(&mut r, 20);
+    assert_eq!(r.worker_packets(), punted, "forwarded by the NIC alone");
+    let stats = r.engine.services().services[0].backend(rs).unwrap().stats.clone();
+    assert_eq!(stats.nic_bytes_out.load(Ordering::Relaxed), 0, "not before the bank is read");
+    r.engine.read_counter_banks().unwrap();
+    assert_eq!(
+        stats.nic_bytes_out.load(Ordering::Relaxed),
+        20 * 1500,
+        "the server's bytes after the restart"
+    );
+    assert_eq!(stats.nic_packets_out.load(Ordering::Relaxed), 20);
+    assert_eq!(r.engine.counter_bank_reads(), 1);
 }

@@ -201,98 +201,34 @@ fn memory_limit(pts: &[fastpath::Point], runs: usize, packets: u64) -> Figure {
     Figure::new("fastpath", "memory limit (line reads)", limit, "M/s", note)
 }
 
-/// Runs the families of `only` (all when empty) at the sizes of `plan`.
+/// Runs the families of `only` (all when empty) at the sizes of `plan`. Each family makes its
+/// own figures; fastpath and the connection ramp also feed the scaling table, so they run when
+/// either they or `scaling` are asked for.
 pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
     let t0 = Instant::now();
     let on = |f: Family| only.is_empty() || only.contains(&f);
     let mut r =
         Report { date: date(), machine: Machine::this(), mode: plan.mode.into(), ..Report::default() };
     if on(Family::Cps) {
-        for workers in [1u16, 2] {
-            progress(&format!("cps with {workers} worker(s)"));
-            let (s, note) = cps::cps(workers, plan.cps)?;
-            let name = [String::from("1 worker"), format!("{workers} workers (threads), per core")]
-                [usize::from(workers > 1)]
-            .clone();
-            r.figures.push(
-                Figure::new("cps", &name, s, "conn/s", note)
-                    .against("DPVS per worker", 200_000.0)
-                    .against("Alibaba LVS", 300_000.0)
-                    .against("Tiara", 1_800_000.0),
-            );
-        }
+        r.figures.extend(cps_figures(plan.cps, progress)?);
     }
     if on(Family::Bank) {
         r.figures.extend(bank::figures(&plan.bank.0, plan.bank.1, progress)?);
     }
     if on(Family::Insert) {
-        progress("insert");
-        let (records, runs) = plan.insert;
-        for l in insert::insert(records, &[10, 50, 90], runs)? {
-            let note = format!(
-                "{records} records; {:.3} cuckoo moves per install; {} in the stash",
-                l.moves_per_insert, l.stash
-            );
-            let name = format!("installs at {}%", l.pct);
-            r.figures.push(
-                Figure::new("insert", &name, l.inserts, "installs/s", note)
-                    .against("Tiara cps", 1_800_000.0)
-                    .against("Napatech learn/core", 1_000_000.0),
-            );
-            let name = format!("removes at {}%", l.pct);
-            r.figures.push(Figure::new("insert", &name, l.removes, "removes/s", String::new()));
-        }
+        r.figures.extend(insert_figures(plan.insert, progress)?);
     }
     let fast_points = if on(Family::Fastpath) || on(Family::Scaling) {
-        let (records, ref counts, runs, packets) = plan.fastpath;
-        let mut want: Vec<u64> = if on(Family::Fastpath) { counts.clone() } else { Vec::new() };
-        if on(Family::Scaling) {
-            want.extend(&plan.scale);
-        }
-        want.sort_unstable();
-        want.dedup();
-        let pts = fastpath::ramp(records, &want, runs, packets, &mut *progress)?;
-        if on(Family::Fastpath) {
-            for p in pts.iter().filter(|p| counts.contains(&p.flows)) {
-                let note = format!(
-                    "{records} records; {:.1} ns/packet median; harness (draw + patch) {:.1} ns/packet included",
-                    1e3 / p.mpps.median,
-                    p.harness_ns
-                );
-                let name = format!("hits at {} flows", report::flows_label(p.flows));
-                r.figures.push(
-                    Figure::new("fastpath", &name, p.mpps.clone(), "Mpps", note)
-                        .against("ixy.rs/core", 26.0)
-                        .against("100GbE line rate", 148.8),
-                );
-            }
-        }
-        if on(Family::Fastpath) {
-            r.figures.push(memory_limit(&pts, runs, packets));
-        }
+        let (pts, figures) = fastpath_run(plan, on(Family::Fastpath), on(Family::Scaling), progress)?;
+        r.figures.extend(figures);
         pts
     } else {
         Vec::new()
     };
     let ramp = if on(Family::Memory) || on(Family::Scaling) {
-        let mut rp = plan.ramp.clone();
-        rp.checkpoints = if on(Family::Scaling) {
-            plan.scale.clone()
-        } else {
-            plan.scale.iter().rev().take(2).rev().copied().collect()
-        };
-        rp.to_limit = on(Family::Memory);
-        if on(Family::Memory) {
-            progress("memory: table geometry");
-            let t = memory::table_bytes(rp.records)?;
-            progress(&format!("connection ramp to {:?}", rp.checkpoints));
-            let out = cps::ramp(&rp, &mut *progress)?;
-            r.figures.extend(scaling::memory_figures(&t, &out, &rp));
-            Some(out)
-        } else {
-            progress(&format!("connection ramp to {:?}", rp.checkpoints));
-            Some(cps::ramp(&rp, &mut *progress)?)
-        }
+        let (out, figures) = connection_ramp(plan, on(Family::Memory), on(Family::Scaling), progress)?;
+        r.figures.extend(figures);
+        Some(out)
     } else {
         None
     };
@@ -302,6 +238,113 @@ pub fn measure(plan: &Plan, only: &[Family], progress: &mut dyn FnMut(&str)) -> 
     r.seconds = t0.elapsed().as_secs_f64();
     r.cpu_share = rig::cpu_share();
     Ok(r)
+}
+
+/// cps: the first-packet path with one worker and with two (threads, per core).
+fn cps_figures(plan: cps::CpsPlan, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    for workers in [1u16, 2] {
+        progress(&format!("cps with {workers} worker(s)"));
+        let (s, note) = cps::cps(workers, plan)?;
+        let name = if workers == 1 {
+            "1 worker".to_string()
+        } else {
+            format!("{workers} workers (threads), per core")
+        };
+        figures.push(
+            Figure::new("cps", &name, s, "conn/s", note)
+                .against("DPVS per worker", 200_000.0)
+                .against("Alibaba LVS", 300_000.0)
+                .against("Tiara", 1_800_000.0),
+        );
+    }
+    Ok(figures)
+}
+
+/// insert: installs and removes at 10, 50 and 90% occupancy.
+fn insert_figures(
+    (records, runs): (u32, usize),
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<Figure>> {
+    progress("insert");
+    let mut figures = Vec::new();
+    for l in insert::insert(records, &[10, 50, 90], runs)? {
+        let note = format!(
+            "{records} records; {:.3} cuckoo moves per install; {} in the stash",
+            l.moves_per_insert, l.stash
+        );
+        let name = format!("installs at {}%", l.pct);
+        figures.push(
+            Figure::new("insert", &name, l.inserts, "installs/s", note)
+                .against("Tiara cps", 1_800_000.0)
+                .against("Napatech learn/core", 1_000_000.0),
+        );
+        let name = format!("removes at {}%", l.pct);
+        figures.push(Figure::new("insert", &name, l.removes, "removes/s", String::new()));
+    }
+    Ok(figures)
+}
+
+/// The datapath ramp, over the flow counts of `fastpath` (its figures and the memory limit,
+/// when `figures`) and of the scaling table (when `scaling`). Returns every point measured and
+/// the figures.
+fn fastpath_run(
+    plan: &Plan,
+    figures: bool,
+    scaling: bool,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<(Vec<fastpath::Point>, Vec<Figure>)> {
+    let (records, ref counts, runs, packets) = plan.fastpath;
+    let mut want: Vec<u64> = if figures { counts.clone() } else { Vec::new() };
+    if scaling {
+        want.extend(&plan.scale);
+    }
+    want.sort_unstable();
+    want.dedup();
+    let pts = fastpath::ramp(records, &want, runs, packets, &mut *progress)?;
+    let mut out = Vec::new();
+    if figures {
+        for p in pts.iter().filter(|p| counts.contains(&p.flows)) {
+            let note = format!(
+                "{records} records; {:.1} ns/packet median; harness (draw + patch) {:.1} ns/packet included",
+                1e3 / p.mpps.median,
+                p.harness_ns
+            );
+            let name = format!("hits at {} flows", report::flows_label(p.flows));
+            out.push(
+                Figure::new("fastpath", &name, p.mpps.clone(), "Mpps", note)
+                    .against("ixy.rs/core", 26.0)
+                    .against("100GbE line rate", 148.8),
+            );
+        }
+        out.push(memory_limit(&pts, runs, packets));
+    }
+    Ok((pts, out))
+}
+
+/// The connection ramp: through the scaling table's flow counts (when `scaling`, otherwise the
+/// two largest) and, for `memory`, on to the most concurrent connections, with the table's
+/// geometry and the memory figures. Returns the ramp and the figures.
+fn connection_ramp(
+    plan: &Plan,
+    memory: bool,
+    scaling: bool,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<(cps::RampOutcome, Vec<Figure>)> {
+    let mut rp = plan.ramp.clone();
+    rp.checkpoints =
+        if scaling { plan.scale.clone() } else { plan.scale.iter().rev().take(2).rev().copied().collect() };
+    rp.to_limit = memory;
+    if !memory {
+        progress(&format!("connection ramp to {:?}", rp.checkpoints));
+        return Ok((cps::ramp(&rp, &mut *progress)?, Vec::new()));
+    }
+    progress("memory: table geometry");
+    let t = memory::table_bytes(rp.records)?;
+    progress(&format!("connection ramp to {:?}", rp.checkpoints));
+    let out = cps::ramp(&rp, &mut *progress)?;
+    let figures = scaling::memory_figures(&t, &out, &rp);
+    Ok((out, figures))
 }
 
 /// Now, UTC, as `date` prints it (ISO 8601).

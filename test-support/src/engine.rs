@@ -206,6 +206,30 @@ impl Rig {
         (self.p0.take_tx(), self.p1.take_tx())
     }
 
+    /// A daemon restart without a device reset: the engine goes (its NIC keeps forwarding what
+    /// it holds), a new one brings the same NIC up keeping its table, adopts its flows
+    /// (`FlowTable::adopt`, `Engine::adopt`) and goes on with the same ports and clock. Returns
+    /// the new rig and how many flows its engine adopted.
+    pub fn restart(self) -> (Rig, usize) {
+        let Rig { engine, clock, model, p0, p1 } = self;
+        let cfg = engine.config().clone();
+        drop(engine);
+        let nic_cfg = NicConfig {
+            ring_log2: 8,
+            exception_rings: u32::from(cfg.workers),
+            command_timeout: Duration::from_secs(2),
+            preserve_table: true,
+            ..NicConfig::default()
+        };
+        let nic = Nic::bring_up(Box::new(model.clone()), nic_cfg).unwrap();
+        let (flows, adopted) = FlowTable::adopt(nic).unwrap();
+        let mut engine = Engine::new(flows, cfg, clock.now_ns()).unwrap();
+        let n = engine.adopt(adopted);
+        let mut r = Rig { engine, clock, model, p0, p1 };
+        r.settle();
+        (r, n)
+    }
+
     /// The NIC's flow-table occupancy.
     pub fn occupancy(&self) -> u32 {
         self.model.with_device(|d| {

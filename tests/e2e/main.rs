@@ -352,7 +352,14 @@ fn a_download_survives_kill_9_of_the_daemon_through_the_nic() {
     // A download slow enough to be running across the restart (about 8 s).
     let mb = 40_000_000usize;
     let url = format!("http://10.10.1.100/bytes/{mb}");
-    let curl = a.client_spawn(&["curl", "-sS", "--max-time", "60", "--limit-rate", "5M", &url]);
+    let mut curl = a.client_spawn(&["curl", "-sS", "--max-time", "60", "--limit-rate", "5M", &url]);
+    // The body is read as it comes, so the download runs at its rate across the restart.
+    let mut body = curl.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut body, &mut v).unwrap();
+        v
+    });
     a.wait_for(10, "the download is offloaded", |a| {
         a.stats()["table"]["occupancy"].as_u64().unwrap_or(0) > 0
     });
@@ -360,10 +367,23 @@ fn a_download_survives_kill_9_of_the_daemon_through_the_nic() {
     // kill -9, then a new daemon on the same model: it adopts the flow the NIC kept forwarding.
     a.restart_daemon_hard();
     assert_eq!(a.logged("adopted as connections"), 1, "the new daemon adopted the NIC's flows");
+    // The adopted flow counts into its server's counter set of the new run: the server's NIC
+    // bytes grow while the download goes on.
+    let start = std::time::Instant::now();
+    let mut seen = (0, 0);
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        seen = server_bytes_out(&a, "10.10.2.11:80");
+        if seen.1 >= 4 << 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen.1 >= 4 << 20, "the adopted flow's bytes after the restart: {seen:?} (total, NIC)");
     let out = curl.wait_with_output().unwrap();
+    let body = reader.join().unwrap();
     assert!(out.status.success(), "the download broke: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.stdout.len(), mb);
-    assert_eq!(sha(&out.stdout), sha(&pattern(mb)), "byte-identical across the restart");
+    assert_eq!(body.len(), mb);
+    assert_eq!(sha(&body), sha(&pattern(mb)), "byte-identical across the restart");
     // And new connections work through the new daemon.
     assert_eq!(a.get("http://10.10.1.100/", 3).len(), 3);
 }

@@ -4,10 +4,13 @@
 //! reporting interval the daemon calls [`Engine::read_counter_banks`]: one bulk read of the bank
 //! (cost O(servers), never O(flows)), whose growth since the last read is added to each server's
 //! `nic_*` counters (a set that went backwards was reset with the device: all it holds is new).
-//! Sets of servers no longer configured are freed once no flow names them.
+//! Sets of servers no longer configured are freed once no flow names them. Flows adopted after a
+//! daemon restart named the old run's sets, which adoption freed: [`Engine::count_adopted`] points
+//! each at its server's set of this run, so per-server figures go on counting across a restart.
 
 use super::Engine;
 use crate::service::{Proto, ServiceKey};
+use flow_offload::{Flow, Handle};
 use host_driver::DriverError;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +53,22 @@ impl Engine {
                 self.banks.exhausted = true;
                 0
             }
+        }
+    }
+
+    /// Points an adopted flow (at record `h`) at the set of its (service, server), allocated as
+    /// for an install: the NIC counts its packets and bytes into that server's figures from
+    /// this Modify on. Nothing when no set is free or the NIC has no bank (it then counts into
+    /// none, as a new install would).
+    pub(super) fn count_adopted(&mut self, h: Handle, flow: &Flow) {
+        let vip = crate::addr::dst_of(&flow.orig, flow.ipv6);
+        let rs = crate::addr::src_of(&flow.reply, flow.ipv6);
+        let set = self.counter_set_for(vip, flow.proto, rs);
+        if set == 0 {
+            return;
+        }
+        if let Err(e) = self.flows.set_flow_counter_set(h, set) {
+            tracing::warn!(record = h.0, set, error = %e, "an adopted flow counts into no set");
         }
     }
 

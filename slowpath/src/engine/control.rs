@@ -309,9 +309,10 @@ impl Engine {
 
     /// Takes over flows the NIC held from an earlier run (see [`flow_offload::FlowTable::adopt`]):
     /// each becomes a connection of the worker that owns its local port, its record's cookie
-    /// rewritten to its new slot. Flows no worker can take (their service or server is gone, or
-    /// the port is not one the configuration hands out) are removed. Returns how many were
-    /// adopted.
+    /// rewritten to its new slot and its record pointed at its server's counter set (so the
+    /// NIC's traffic of it counts into the server's figures, as for a flow installed by this
+    /// run). Flows no worker can take (their service or server is gone, or the port is not one
+    /// the configuration hands out) are removed. Returns how many were adopted.
     pub fn adopt(&mut self, adopted: Adopted) -> usize {
         let now = self.now_ns;
         let mut n = 0;
@@ -321,6 +322,7 @@ impl Engine {
             match self.workers.get_mut(w).and_then(|wk| wk.adopt(h, &flow, now)) {
                 Some(cookie) => {
                     let _ = self.flows.set_cookie(h, cookie);
+                    self.count_adopted(h, &flow);
                     n += 1;
                 }
                 None => {
