@@ -164,6 +164,7 @@ fn model_hit(c: &mut Criterion) {
         cookie: 1,
         host_state: 2,
         counter_set: 0,
+        seq_delta: None,
     };
     table.install(flow).unwrap();
     assert!(table.commit().unwrap().is_empty());

@@ -294,6 +294,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 scheduler: "wrr".into(),
                 local_addresses: vec!["10.10.2.1".into(), "10.10.2.2".into()],
                 conn_limit: 100,
+                synproxy: false,
             }),
             Request::ServiceDel { vip: "[fd00::1]:53".into(), protocol: "udp".into(), reset: true },
             Request::ServiceAdd(ServiceSpec {
@@ -302,6 +303,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 scheduler: "wlc".into(),
                 local_addresses: vec!["10.10.2.1".into()],
                 conn_limit: 0,
+                synproxy: false,
             }),
         ]
     );

@@ -253,5 +253,6 @@ fn flow_of(rec: &FlowRecord) -> Flow {
         // are freed at adoption and the flow names none until its new owner points it at one
         // (the slow path's engine gives it its server's set, `set_flow_counter_set`).
         counter_set: 0,
+        seq_delta: rec.ctl.seq_adjust().then(|| rec.seq_delta.get()),
     }
 }

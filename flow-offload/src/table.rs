@@ -47,6 +47,10 @@ pub struct Flow {
     /// counters (0: none). Allocated with [`FlowTable::alloc_counter_set`]; one per real server
     /// of each service, so the bank holds per-server figures.
     pub counter_set: u16,
+    /// A SYN-proxied flow's sequence translation (record flag `seq_adjust`, field
+    /// `seq_delta`): added to the sequence number of reply packets, subtracted from the
+    /// acknowledgement and SACK blocks of original ones. `None` for every other flow.
+    pub seq_delta: Option<u32>,
 }
 
 impl Flow {
@@ -348,8 +352,10 @@ impl FlowTable {
                 .with_ipv6(flow.ipv6)
                 .with_proto(flow.proto)
                 .with_host_state(flow.host_state)
-                .with_counter_set(flow.counter_set),
+                .with_counter_set(flow.counter_set)
+                .with_seq_adjust(flow.seq_delta.is_some()),
             cookie: U32::new(flow.cookie),
+            seq_delta: U32::new(flow.seq_delta.unwrap_or(0)),
             orig: flow.orig,
             reply: flow.reply,
             idle_timeout: U16::new(flow.idle_timeout),
@@ -380,6 +386,11 @@ impl FlowTable {
         }
         if !self.bank.nameable(flow.counter_set) {
             return Err(InstallError::Invalid(format!("counter set {} is not allocated", flow.counter_set)));
+        }
+        if flow.seq_delta.is_some() && !self.nic.info().capability_names.iter().any(|c| c == "SEQ_ADJUST") {
+            return Err(InstallError::Invalid(
+                "the device cannot translate sequence numbers (no SEQ_ADJUST)".into(),
+            ));
         }
         if flow.key(false) == flow.key(true) {
             return Err(InstallError::Invalid("both directions carry the same tuple".into()));

@@ -48,6 +48,7 @@ fn flow(n: u16, set: u16) -> Flow {
         cookie: u32::from(n),
         host_state: 0,
         counter_set: set,
+        seq_delta: None,
     }
 }
 

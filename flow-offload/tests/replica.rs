@@ -76,6 +76,7 @@ fn flow(n: u32) -> Flow {
         cookie: n,
         host_state: (n % 7) as u8,
         counter_set: 0,
+        seq_delta: None,
     }
 }
 

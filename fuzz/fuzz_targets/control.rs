@@ -53,10 +53,12 @@ fn run_time_checks(req: &Request) {
                 &spec.scheduler,
                 &spec.local_addresses,
                 spec.conn_limit,
+                spec.synproxy,
             );
             if let Some(s) = checked("service_add", got) {
                 assert_eq!(Some(s.vip), spec.vip.parse::<SocketAddr>().ok(), "another VIP than asked");
                 assert_eq!(s.conn_limit, spec.conn_limit);
+                assert_eq!(s.synproxy, spec.synproxy);
                 assert!(s.backends.is_empty());
             }
         }

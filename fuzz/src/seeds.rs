@@ -174,6 +174,7 @@ fn control() -> Seeds {
         scheduler: "wrr".into(),
         local_addresses: vec!["10.10.2.1".into()],
         conn_limit: 0,
+        synproxy: false,
     };
     let requests = [
         ("services", Request::Services),

@@ -18,7 +18,8 @@
 //! - [`emit`]: the L2 header and the packets the slow path writes itself (ARP, ND, ICMP);
 //! - [`addr`]: addresses in the NIC's 16-byte form and the stable hashes;
 //! - [`timer`]: the per-worker timer wheel;
-//! - [`health`]: health checks of real servers (rise and fall).
+//! - [`health`]: health checks of real servers (rise and fall);
+//! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
@@ -32,5 +33,6 @@ pub mod network;
 pub mod packet;
 pub mod sched;
 pub mod service;
+pub mod synproxy;
 pub mod timer;
 pub mod worker;

@@ -106,6 +106,9 @@ pub struct ServiceConfig {
     pub local_addresses: Vec<IpAddr>,
     /// At most this many connections at once (0: no limit).
     pub conn_limit: u32,
+    /// Answer SYNs with SYN cookies and open toward the server only once the client has
+    /// proven its address (TCP only; see [`crate::synproxy`]).
+    pub synproxy: bool,
     /// Health check of the servers.
     pub health: Option<HealthCheck>,
     /// Real servers.
@@ -492,6 +495,7 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             local_addresses: vec!["10.10.2.1".parse().unwrap()],
             conn_limit: 0,
+            synproxy: false,
             health: None,
             backends: vec![BackendConfig { addr: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
         }

@@ -50,6 +50,7 @@ pub fn flow(n: u32) -> Flow {
         cookie: n,
         host_state: 2,
         counter_set: 0,
+        seq_delta: None,
     }
 }
 

@@ -402,6 +402,7 @@ pub fn stats(s: &StatsReply) -> String {
         ("connections now", n(sp.connections), none()),
         ("offloaded now", n(sp.offloaded_now), format!("({})", percent(sp.offloaded_now, sp.connections))),
         ("half-open now", n(sp.half_open), none()),
+        ("SYN cookies sent", n(sp.syn_cookies), format!("({} returned valid)", n(sp.syn_cookies_accepted))),
     ];
     let rate = |v: f64| format!("{v:.1}");
     let rates = vec![

@@ -239,6 +239,10 @@ pub struct ServiceAddArgs {
     /// At most N connections (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub conn_limit: u32,
+    /// Answer SYNs with SYN cookies; open toward a server only for clients that prove their
+    /// address (TCP only).
+    #[arg(long)]
+    pub synproxy: bool,
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
@@ -480,6 +484,7 @@ fn dispatch(cmd: CliCommand) -> Result<(), Failure> {
                 scheduler: a.scheduler,
                 local_addresses: a.local_addresses.iter().map(ToString::to_string).collect(),
                 conn_limit: a.conn_limit,
+                synproxy: a.synproxy,
             };
             change(&a.target, &Request::ServiceAdd(spec), a.json)
         }

@@ -43,6 +43,7 @@
 //! | `service[].scheduler` | `rr`, `wrr`, `lc`, `wlc`, `sh`, `mh` | `"wlc"` | IPVS's names and default. |
 //! | `service[].local_addresses` | list of IP addresses | *required* | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
 //! | `service[].conn_limit` | 0..=4294967295 | 0 | Connections at most; 0 = no limit. |
+//! | `service[].synproxy` | `true`, `false` | `false` | SYN proxy: SYNs are answered with SYN cookies and the server is opened only for a client whose ACK returns one (TCP only). |
 //! | `service[].health` | inline table | none | Health check; without it a backend is always up. |
 //! | `service[].health.kind` | `"tcp"`, `"http"` | *required* | Connect, or `GET path` and compare the status. |
 //! | `service[].health.interval_ms` | 1..=3600000 | 1000 | Between checks. |
@@ -301,6 +302,9 @@ pub struct Service {
     pub local_addresses: Vec<IpAddr>,
     /// `conn_limit`: connections at most, 0 = no limit (default).
     pub conn_limit: u32,
+    /// `synproxy`: answer SYNs with SYN cookies, open toward the server only for clients
+    /// that prove their address (default false; TCP only).
+    pub synproxy: bool,
     /// `health`; `None`: a backend is always up.
     pub health: Option<Health>,
     /// `[[service.backend]]`, at least one, in file order.

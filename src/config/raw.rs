@@ -98,6 +98,7 @@ pub struct RawService {
     pub scheduler: Option<String>,
     pub local_addresses: Option<Vec<String>>,
     pub conn_limit: Option<i64>,
+    pub synproxy: Option<bool>,
     pub health: Option<RawHealth>,
     #[serde(default)]
     pub backend: Vec<RawBackend>,

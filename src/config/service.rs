@@ -195,6 +195,14 @@ fn service(
     let local_addresses = lips(&at, r.local_addresses.as_deref(), vip, checker)?;
     let conn_limit =
         int(&format!("{at}.conn_limit"), r.conn_limit, 0, 0..=i64::from(u32::MAX), " (0: no limit)")?;
+    let synproxy = r.synproxy.unwrap_or(false);
+    if synproxy && protocol != Protocol::Tcp {
+        let path = format!("{at}.synproxy");
+        return Err(Problem::raw(
+            &path,
+            format!("{path} = true on {vip}/{protocol}: only TCP services have a SYN proxy"),
+        ));
+    }
     let health = r.health.as_ref().map(|h| health(&format!("{at}.health"), h)).transpose()?;
     if r.backend.is_empty() {
         let message =
@@ -213,7 +221,7 @@ fn service(
         }
         backends.push(backend);
     }
-    Ok(Service { vip, protocol, scheduler, local_addresses, conn_limit, health, backends })
+    Ok(Service { vip, protocol, scheduler, local_addresses, conn_limit, synproxy, health, backends })
 }
 
 /// `local_addresses`: at least one; each unicast, listed once, of the VIP's family, neither a
@@ -342,6 +350,7 @@ pub fn service_at_run_time(
     scheduler: &str,
     local_addresses: &[String],
     conn_limit: u32,
+    synproxy: bool,
 ) -> Result<Service, String> {
     let checker = Checker::of(cfg);
     let address = endpoint("vip", vip, "\"10.10.1.100:80\"").map_err(|p| p.message)?;
@@ -349,6 +358,9 @@ pub fn service_at_run_time(
     let protocol = protocol("protocol", Some(protocol_name)).map_err(|p| p.message)?;
     if cfg.services.iter().any(|s| s.vip == address && s.protocol == protocol) {
         return Err(format!("service {address}/{protocol} exists"));
+    }
+    if synproxy && protocol != Protocol::Tcp {
+        return Err(format!("--synproxy on {address}/{protocol}: only TCP services have a SYN proxy"));
     }
     let scheduler =
         choice("scheduler", Some(scheduler), "wlc", &SCHEDULERS).map_err(|p| p.message)?.to_owned();
@@ -359,6 +371,7 @@ pub fn service_at_run_time(
         scheduler,
         local_addresses,
         conn_limit,
+        synproxy,
         health: None,
         backends: Vec::new(),
     })

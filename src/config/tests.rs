@@ -100,6 +100,7 @@ fn issue_example_parses_to_typed_values() {
             scheduler: "wrr".into(),
             local_addresses: vec![ip("10.10.2.1")],
             conn_limit: 0,
+            synproxy: false,
             health: Some(health),
             backends: vec![Backend { address: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
         }]

@@ -108,6 +108,9 @@ pub struct ServiceSpec {
     /// Connection limit (0: none).
     #[serde(default)]
     pub conn_limit: u32,
+    /// SYN proxy (TCP only).
+    #[serde(default)]
+    pub synproxy: bool,
 }
 
 /// The answer to a request.
@@ -168,6 +171,9 @@ pub struct ServiceInfo {
     pub local_addresses: Vec<String>,
     /// Connection limit (0: none).
     pub conn_limit: u32,
+    /// SYNs answered with SYN cookies (`synproxy`).
+    #[serde(default)]
+    pub synproxy: bool,
     /// Connections now.
     pub connections: u32,
     /// Connections since start.
@@ -419,6 +425,12 @@ pub struct SlowpathStats {
     pub offloaded_now: u64,
     /// Half-open connections now.
     pub half_open: u64,
+    /// SYN-ACKs with a SYN cookie sent (SYN-proxied services).
+    #[serde(default)]
+    pub syn_cookies: u64,
+    /// Cookies returned valid: proxied connections opened.
+    #[serde(default)]
+    pub syn_cookies_accepted: u64,
 }
 
 /// Rates per second.

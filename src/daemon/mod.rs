@@ -398,6 +398,7 @@ impl Daemon {
             &spec.scheduler,
             &spec.local_addresses,
             spec.conn_limit,
+            spec.synproxy,
         ) {
             Ok(s) => s,
             Err(e) => return Response::invalid(e),

@@ -44,6 +44,7 @@ pub fn services(engine: &Engine) -> ServicesReply {
             scheduler: s.config.scheduler.as_str().into(),
             local_addresses: s.config.local_addresses.iter().map(ToString::to_string).collect(),
             conn_limit: s.config.conn_limit,
+            synproxy: s.config.synproxy,
             connections: s.stats.current.load(Ordering::Relaxed),
             total_connections: s.stats.connections.load(Ordering::Relaxed),
             no_backend: s.stats.no_backend.load(Ordering::Relaxed),
@@ -165,6 +166,8 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         sp.offloaded += w.offloaded;
         sp.connections += w.current;
         sp.half_open += w.half_open;
+        sp.syn_cookies += w.syn_cookies;
+        sp.syn_cookies_accepted += w.syn_cookies_accepted;
     }
     sp.offloaded_now = u64::from(st.occupancy);
     let mut vips: BTreeMap<String, u64> = BTreeMap::new();
@@ -329,8 +332,20 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 15] = [
+    let scalars: [(&str, &str, &str, String); 17] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
+        (
+            "synproxy_cookies_total",
+            "counter",
+            "SYN-ACKs with a SYN cookie sent (SYN-proxied services).",
+            st.slowpath.syn_cookies.to_string(),
+        ),
+        (
+            "synproxy_cookies_accepted_total",
+            "counter",
+            "SYN cookies returned valid: proxied connections opened.",
+            st.slowpath.syn_cookies_accepted.to_string(),
+        ),
         (
             "flow_table_capacity",
             "gauge",

@@ -47,6 +47,7 @@ pub fn service(s: &crate::config::Service) -> ServiceConfig {
         scheduler: s.scheduler.parse().unwrap_or(SchedulerKind::Wlc),
         local_addresses: s.local_addresses.clone(),
         conn_limit: s.conn_limit,
+        synproxy: s.synproxy,
         health: s.health.as_ref().map(|h| HealthCheck {
             kind: match &h.kind {
                 HealthKind::Tcp => SpHealthKind::Tcp,

@@ -65,8 +65,9 @@ pub struct Appliance {
 
 impl Appliance {
     /// Builds the topology with `servers` servers running the internal HTTP and UDP echo
-    /// servers, writes the configuration (`extra` appended; `[device]` keys at its start join the
-    /// device table) and starts the appliance.
+    /// servers, writes the configuration (`extra` appended; keys under a leading `[service]`
+    /// line join the first service (TCP :80), then `[device]` keys join the device table) and
+    /// starts the appliance.
     pub fn start(
         prefix: &str,
         servers: usize,
@@ -101,6 +102,15 @@ impl Appliance {
                 1,
             );
         }
+        // Keys for the first service (under `[service]`, first in `extra`) join it.
+        let extra = match extra.strip_prefix("[service]\n") {
+            Some(rest) => {
+                let (keys, tail) = rest.split_once("\n[").map_or((rest, ""), |(k, t)| (k, t));
+                cfg = cfg.replacen("[[service]]\n", &format!("[[service]]\n{keys}\n"), 1);
+                if tail.is_empty() { String::new() } else { format!("[{tail}") }
+            }
+            None => extra.to_string(),
+        };
         // Keys for `[device]` (written first in `extra`, under its header) join the table the
         // topology wrote; the rest is appended.
         match extra.strip_prefix("[device]\n") {
@@ -112,7 +122,7 @@ impl Appliance {
                     cfg.push_str(tail);
                 }
             }
-            None => cfg.push_str(extra),
+            None => cfg.push_str(&extra),
         }
         let config = dir.join("sluice.toml");
         std::fs::write(&config, &cfg).unwrap();

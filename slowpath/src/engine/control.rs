@@ -97,6 +97,10 @@ pub struct WorkerSnapshot {
     pub icmp_translated: u64,
     /// Resets sent.
     pub resets: u64,
+    /// SYN cookies sent (SYN-proxied services).
+    pub syn_cookies: u64,
+    /// Valid SYN cookies returned (proxied connections opened).
+    pub syn_cookies_accepted: u64,
     /// Drops by reason (name, count).
     pub drops: Vec<(&'static str, u64)>,
     /// LIP port pools.
@@ -291,6 +295,8 @@ impl Engine {
                     echo_replies: l(&s.echo_replies),
                     icmp_translated: l(&s.icmp_translated),
                     resets: l(&s.resets),
+                    syn_cookies: l(&s.syn_cookies),
+                    syn_cookies_accepted: l(&s.syn_cookies_accepted),
                     drops: Discard::ALL.iter().map(|d| (d.name(), l(&s.drops[*d as usize]))).collect(),
                     ports: w.port_stats(),
                 }

@@ -7,12 +7,14 @@
 //! [`Worker::on_flow_event`]).
 //!
 //! Submodules: `conns` (the connection store: compact records in a slab, one index for both
-//! tuples), `path` (connections: new ones, their packets, expiry), `icmp` (echo, errors quoting
-//! a flow, resets).
+//! tuples), `path` (connections: new ones, their packets, expiry), `proxy` (the SYN proxy's
+//! cookies, server-side handshake and held segments), `icmp` (echo, errors quoting a flow,
+//! resets).
 
 mod conns;
 mod icmp;
 mod path;
+mod proxy;
 
 pub use conns::Conn;
 use conns::ConnStore;
@@ -176,11 +178,16 @@ pub enum Discard {
     Icmp,
     /// Another protocol or frame type.
     Unsupported,
+    /// An ACK to a SYN-proxied service that returns no valid cookie.
+    BadCookie,
+    /// A client's segment of a SYN-proxied connection beyond what is held while the server has
+    /// not answered (the client sends it again).
+    ProxyHeld,
 }
 
 impl Discard {
     /// Every reason, in counter order.
-    pub const ALL: [Discard; 14] = [
+    pub const ALL: [Discard; 16] = [
         Discard::Malformed,
         Discard::BadChecksum,
         Discard::NoConnection,
@@ -195,6 +202,8 @@ impl Discard {
         Discard::OverMtu,
         Discard::Icmp,
         Discard::Unsupported,
+        Discard::BadCookie,
+        Discard::ProxyHeld,
     ];
 
     /// The name metrics and `sluice stats` use.
@@ -214,6 +223,8 @@ impl Discard {
             Discard::OverMtu => "over_mtu",
             Discard::Icmp => "icmp",
             Discard::Unsupported => "unsupported",
+            Discard::BadCookie => "bad_cookie",
+            Discard::ProxyHeld => "proxy_held",
         }
     }
 }
@@ -243,8 +254,12 @@ pub struct WorkerStats {
     pub icmp_translated: AtomicU64,
     /// Resets sent for connections removed with a reset.
     pub resets: AtomicU64,
+    /// SYN-ACKs with a SYN cookie sent (SYN-proxied services).
+    pub syn_cookies: AtomicU64,
+    /// Valid cookies returned, each a proxied connection opened.
+    pub syn_cookies_accepted: AtomicU64,
     /// Drops, indexed by [`Discard`].
-    pub drops: [AtomicU64; 14],
+    pub drops: [AtomicU64; 16],
 }
 
 impl WorkerStats {
@@ -275,6 +290,10 @@ pub struct Worker {
     lip_turn: usize,
     /// Tuples of connections removed with a reset: their next packets are answered with RST.
     reset_tuples: FastMap<TupleKey, u64>,
+    /// The SYN proxy's cookie key.
+    cookies: crate::synproxy::SynCookies,
+    /// SYN-proxied connections' own state, by slot.
+    proxies: FastMap<u32, proxy::Proxy>,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
 }
@@ -293,6 +312,8 @@ impl Worker {
             timers: TimerWheel::new(now_ns),
             lip_turn: usize::from(id),
             reset_tuples: FastMap::default(),
+            cookies: crate::synproxy::SynCookies::default(),
+            proxies: FastMap::default(),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
         }
@@ -563,6 +584,9 @@ impl Worker {
         let slot = self.insert_conn(ep, proto, state, now_ns, (&backend.stats, &svc.stats), orig);
         if let Some(c) = self.conns.get_mut(slot) {
             c.offload = Offload::Nic(handle);
+        }
+        if let Some(delta) = flow.seq_delta {
+            self.proxies.insert(slot, proxy::Proxy::adopted(delta));
         }
         Some(self.cookie(slot))
     }

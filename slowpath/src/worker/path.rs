@@ -29,6 +29,9 @@ impl Worker {
         // The tuple's hash, once: the lookup uses it, and a new connection keeps it.
         let hash = self.conns.key_hash(&lookup);
         if let Some((slot, dir)) = self.conns.find_hashed(hash.a, &lookup) {
+            if !self.proxies.is_empty() && self.proxies.contains_key(&slot) {
+                return self.proxied_packet(slot, dir, punt, pkt, now_ns, out);
+            }
             self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
             return out.spent.push(punt.frame);
         }
@@ -49,6 +52,9 @@ impl Worker {
             proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));
         match service {
             Some(index) => {
+                if ip.proto == 6 && self.services.services[index].config.synproxy {
+                    return self.proxy_first(index, src, dst, hash, punt, pkt, now_ns, out);
+                }
                 if ip.proto == 6 && (flags & (SYN | ACK | RST)) != SYN {
                     return self.stats.discard(Discard::NoConnection);
                 }
@@ -90,23 +96,40 @@ impl Worker {
         now_ns: u64,
         out: &mut Out,
     ) {
+        if let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) {
+            self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
+        }
+    }
+
+    /// Creates a connection of service `index` for `client`: the service's bounds, the
+    /// scheduler's server, a LIP port. Returns its slot, or `None` (counted) when it is refused.
+    pub(super) fn open_conn(
+        &mut self,
+        index: usize,
+        client: SocketAddr,
+        orig_hash: KeyHash,
+        now_ns: u64,
+    ) -> Option<u32> {
         let services = self.services.clone();
         let svc = &services.services[index];
         let proto = svc.config.key.proto;
         if proto == Proto::Tcp
             && self.stats.half_open.load(Ordering::Relaxed) >= u64::from(self.cfg.half_open_limit)
         {
-            return self.stats.discard(Discard::HalfOpen);
+            self.stats.discard(Discard::HalfOpen);
+            return None;
         }
         if svc.config.conn_limit > 0 && svc.stats.current.load(Ordering::Relaxed) >= svc.config.conn_limit {
             svc.stats.over_limit.fetch_add(1, Ordering::Relaxed);
-            return self.stats.discard(Discard::OverLimit);
+            self.stats.discard(Discard::OverLimit);
+            return None;
         }
         let hash = crate::addr::hash_addr(client.ip());
         let picked = self.schedulers.get_mut(index).and_then(|s| s.pick(svc, hash));
         let Some(b) = picked else {
             svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
-            return self.stats.discard(Discard::NoBackend);
+            self.stats.discard(Discard::NoBackend);
+            return None;
         };
         let backend = &svc.backends[b];
         let rs = backend.addr;
@@ -124,7 +147,8 @@ impl Worker {
         let Some(lip) = chosen else {
             svc.stats.no_port.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(service = %svc.config.key, server = %rs, "no local port free: connection refused");
-            return self.stats.discard(Discard::NoPort);
+            self.stats.discard(Discard::NoPort);
+            return None;
         };
         let ep = Endpoints { client, vip: svc.config.key.vip, lip, rs };
         let state =
@@ -133,7 +157,7 @@ impl Worker {
         svc.stats.connections.fetch_add(1, Ordering::Relaxed);
         let slot = self.insert_conn(ep, proto, state, now_ns, (&backend.stats, &svc.stats), orig_hash);
         WorkerStats::inc(&self.stats.created);
-        self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
+        Some(slot)
     }
 
     /// Files a new connection under both its tuples and arms its timer. `orig_hash` is the
@@ -163,7 +187,15 @@ impl Worker {
     }
 
     /// A packet of a known connection.
-    fn conn_packet(&mut self, slot: u32, dir: Dir, punt: &Punt, pkt: &Pkt, now_ns: u64, out: &mut Out) {
+    pub(super) fn conn_packet(
+        &mut self,
+        slot: u32,
+        dir: Dir,
+        punt: &Punt,
+        pkt: &Pkt,
+        now_ns: u64,
+        out: &mut Out,
+    ) {
         let policy = self.cfg.policy;
         let timeouts = self.cfg.timeouts;
         let cookie = self.cookie(slot);
@@ -210,6 +242,10 @@ impl Worker {
         packet.reserve(punt.frame.len());
         match nat::rewrite_l3(&punt.frame, pkt, &from, &to, &mut packet) {
             Ok(()) => {
+                // A SYN-proxied connection's sequence translation, as the NIC's `seq_adjust`.
+                if let (Some(d), Some(ip)) = (self.proxies.get(&slot).and_then(|p| p.delta), ip) {
+                    crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
+                }
                 out.tx.push(Tx { dst, packet });
                 WorkerStats::inc(&stats.forwarded);
             }
@@ -235,6 +271,7 @@ impl Worker {
                     host_state: c.state.to_host_state(),
                     // Filled in by the device side, which allocates one set per server.
                     counter_set: 0,
+                    seq_delta: self.proxies.get(&slot).and_then(|p| p.delta),
                 },
                 hashes: c.hashes(),
                 endpoints: ep,
@@ -281,6 +318,9 @@ impl Worker {
     /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
     pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
         let Some((c, backend_stats, service_stats)) = self.conns.remove(slot, generation) else { return };
+        if !self.proxies.is_empty() {
+            self.proxies.remove(&slot);
+        }
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);
         }
@@ -313,7 +353,7 @@ fn from_for(
 }
 
 /// Moves a server's active/inactive count for a connection in `state` by `delta`.
-fn count_state(b: &BackendStats, state: State, delta: i32) {
+pub(super) fn count_state(b: &BackendStats, state: State, delta: i32) {
     let c = if state.is_active() { &b.active } else { &b.inactive };
     if delta > 0 {
         c.fetch_add(1, Ordering::Relaxed);
