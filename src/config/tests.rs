@@ -211,6 +211,7 @@ const ALL_KEYS: &[&str] = &[
     "service.scheduler",
     "service.local_addresses",
     "service.conn_limit",
+    "service.synproxy",
     "service.health.kind",
     "service.health.interval_ms",
     "service.health.timeout_ms",

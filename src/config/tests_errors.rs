@@ -574,3 +574,22 @@ fn keys_with_odd_names_stay_on_one_line() {
     let e = ConfigError::new("odd\nname.toml", Some(1), error::Problem::raw("", "x".into()));
     assert_eq!(e.to_string(), "odd\\nname.toml line 1: x");
 }
+
+#[test]
+fn a_syn_proxy_is_for_tcp_services_only() {
+    let udp = base_with(
+        "local_addresses = [\"10.10.2.1\"]",
+        "protocol = \"udp\"\nsynproxy = true\nlocal_addresses = [\"10.10.2.1\"]",
+    );
+    bad(&udp, &["service[0].synproxy = true on 10.10.1.100:80/udp: only TCP services have a SYN proxy"]);
+    let tcp =
+        base_with("local_addresses = [\"10.10.2.1\"]", "synproxy = true\nlocal_addresses = [\"10.10.2.1\"]");
+    assert!(parse(&tcp, "sluice.toml").unwrap().services[0].synproxy);
+    bad(
+        &base_with(
+            "local_addresses = [\"10.10.2.1\"]",
+            "synproxy = \"yes\"\nlocal_addresses = [\"10.10.2.1\"]",
+        ),
+        &["synproxy"],
+    );
+}
