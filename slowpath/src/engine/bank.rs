@@ -9,19 +9,19 @@
 //! each at its server's set of this run, so per-server figures go on counting across a restart.
 
 use super::Engine;
+use crate::addr::FastMap;
 use crate::service::{Proto, ServiceKey};
 use flow_offload::{Flow, Handle};
 use host_driver::DriverError;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 /// The engine's map from servers to sets, and what each set held at the last read.
 #[derive(Debug, Default)]
 pub(super) struct Banks {
-    sets: HashMap<(ServiceKey, SocketAddr), u16>,
+    sets: FastMap<(ServiceKey, SocketAddr), u16>,
     /// By set: packets in, packets out, bytes in, bytes out at the last read.
-    last: HashMap<u16, [u64; 4]>,
+    last: FastMap<u16, [u64; 4]>,
     /// The bank ran out of sets (logged once).
     exhausted: bool,
     /// Bulk reads done.

@@ -243,7 +243,12 @@ impl Worker {
         match nat::rewrite_l3(&punt.frame, pkt, &from, &to, &mut packet) {
             Ok(()) => {
                 // A SYN-proxied connection's sequence translation, as the NIC's `seq_adjust`.
-                if let (Some(d), Some(ip)) = (self.proxies.get(&slot).and_then(|p| p.delta), ip) {
+                let delta = if self.proxies.is_empty() {
+                    None
+                } else {
+                    self.proxies.get(&slot).and_then(|p| p.delta)
+                };
+                if let (Some(d), Some(ip)) = (delta, ip) {
                     crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
                 }
                 out.tx.push(Tx { dst, packet });
@@ -271,7 +276,11 @@ impl Worker {
                     host_state: c.state.to_host_state(),
                     // Filled in by the device side, which allocates one set per server.
                     counter_set: 0,
-                    seq_delta: self.proxies.get(&slot).and_then(|p| p.delta),
+                    seq_delta: if self.proxies.is_empty() {
+                        None
+                    } else {
+                        self.proxies.get(&slot).and_then(|p| p.delta)
+                    },
                 },
                 hashes: c.hashes(),
                 endpoints: ep,
