@@ -220,7 +220,7 @@ fn replay(
             crate::control::proto::Rates::default(),
         );
         let flows = report::flows(&mut engine, &crate::control::proto::FlowFilter::default());
-        let services = report::services(&engine);
+        let services = report::services(&engine, Vec::new());
         let doc = serde_json::json!({ "stats": stats, "services": services, "flows": flows });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

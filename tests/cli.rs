@@ -121,6 +121,7 @@ fn services_reply() -> ServicesReply {
                 ..ServiceInfo::default()
             },
         ],
+        probes: Vec::new(),
     }
 }
 

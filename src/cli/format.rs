@@ -149,6 +149,25 @@ pub fn services(reply: &ServicesReply) -> String {
             let _ = writeln!(out, "  -> {}", line(row, &w, &ALIGN));
         }
     }
+    if !reply.probes.is_empty() {
+        out.push_str(
+            "Probes
+",
+        );
+        for p in &reply.probes {
+            let state = if p.up { "up" } else { "down" };
+            let took = if p.last_us > 0 {
+                format!(" in {}.{:03} ms", p.last_us / 1000, p.last_us % 1000)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} {} {state}: {} checks, {} failed; last {}{took}",
+                p.name, p.kind, p.target, p.checks, p.failures, p.last
+            );
+        }
+    }
     out
 }
 

@@ -44,6 +44,7 @@ fn services_are_laid_out_as_ipvsadm_does() {
             ),
             service("10.10.1.100:53", "udp", "rr", vec![]),
         ],
+        ..ServicesReply::default()
     };
     let expected = "\
 Prot LocalAddress:Port Scheduler Flags
@@ -69,7 +70,7 @@ fn services_show_lips_and_limit_as_flags_and_widen_for_ipv6() {
     );
     v6.local_addresses = vec!["fd00::2:1".into(), "fd00::2:2".into()];
     v6.conn_limit = 10000;
-    let text = format::services(&ServicesReply { services: vec![v6] });
+    let text = format::services(&ServicesReply { services: vec![v6], ..ServicesReply::default() });
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[2], "TCP  [fd00::1]:80 wlc lip fd00::2:1,fd00::2:2 limit 10000");
     // Normalised IPv6, in brackets; every column starts where its header does.
@@ -99,7 +100,10 @@ fn services_stats_sum_the_servers() {
         bytes_in: 10,
         ..Default::default()
     });
-    let text = format::services_stats(&ServicesReply { services: vec![s.clone()] }, false);
+    let text = format::services_stats(
+        &ServicesReply { services: vec![s.clone()], ..ServicesReply::default() },
+        false,
+    );
     let expected = "\
 Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port
@@ -109,7 +113,8 @@ TCP  10.10.1.100:80                      7      101       90     4.9K     3.0G
 (host path and NIC together; the NIC's offloaded flows are read once a second)
 ";
     assert_eq!(text, expected);
-    let exact = format::services_stats(&ServicesReply { services: vec![s] }, true);
+    let exact =
+        format::services_stats(&ServicesReply { services: vec![s], ..ServicesReply::default() }, true);
     assert!(exact.contains(" 5010 3221225472\n"), "{exact}");
 }
 
@@ -487,7 +492,7 @@ fn services_rate_has_ipvsadms_columns() {
         out_bps: 25_000_000,
     };
     s.rate = s.backends[0].rate;
-    let text = format::services_rate(&ServicesReply { services: vec![s] });
+    let text = format::services_rate(&ServicesReply { services: vec![s], ..ServicesReply::default() });
     let expected = "\
 Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
   -> RemoteAddress:Port

@@ -54,6 +54,9 @@
 //! | `service[].health.host` | host name | none (the backend's address) | `http` only: the `Host` header. |
 //! | `service[].backend[].address` | `ip:port` | *required* | A real server; unique in its service; its family must be one of the service's LIPs'; reachable through a connected prefix or a route; not a VIP, LIP or port address. |
 //! | `service[].backend[].weight` | 0..=65535 | 1 | 0 drains: no new connections. |
+//! | `probe[].target` | `"10.99.0.100:80"` | *required* | `[[probe]]` `target`: a VIP checked end to end from this node (routed by the host, through the router in a cluster). |
+//! | `probe[].name` | text, unique | the target | The label in metrics and `sluice services`. |
+//! | `probe[].check` | inline table with the keys of `service[].health` | `{ kind = "tcp" }` | How, how often, rise and fall. |
 //! | `timeouts.tcp_established` | seconds, 1..=604800 | 90 | DPVS's defaults, all of them. |
 //! | `timeouts.tcp_syn_recv` | seconds | 30 | |
 //! | `timeouts.tcp_fin_wait`, `tcp_close_wait`, `tcp_time_wait`, `tcp_last_ack` | seconds | 7 each | |
@@ -85,6 +88,7 @@
 
 mod addr;
 mod error;
+mod probe;
 mod raw;
 mod routing;
 mod service;
@@ -101,6 +105,7 @@ mod tests_services;
 
 pub use addr::{Cidr, Mac};
 pub use error::ConfigError;
+pub use probe::{MAX_PROBES, Probe, kind_name as probe_kind};
 pub use routing::{MAX_PRIORITY, Peer, Routing};
 pub use service::{backend_at_run_time, service_at_run_time, weight_at_run_time};
 
@@ -147,6 +152,8 @@ pub struct Config {
     pub host: Host,
     /// `[routing]` (see `routing.rs` for its keys); `None`: nothing is announced.
     pub routing: Option<Routing>,
+    /// `[[probe]]`: end-to-end checks of VIPs from this node (see `probe.rs`).
+    pub probes: Vec<Probe>,
 }
 
 /// `[device]`: which NIC and how the slow path drives it.

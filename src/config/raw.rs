@@ -34,6 +34,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub host: RawHost,
     pub routing: Option<RawRouting>,
+    #[serde(default)]
+    pub probe: Vec<RawProbe>,
+}
+
+/// One `[[probe]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub name: Option<String>,
+    pub target: Option<String>,
+    pub check: Option<RawHealth>,
 }
 
 /// `[device]`.

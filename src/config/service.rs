@@ -262,7 +262,7 @@ fn lips(
 }
 
 /// `health = { kind = …, … }`.
-fn health(at: &str, raw: &RawHealth) -> Result<Health, Problem> {
+pub(super) fn health(at: &str, raw: &RawHealth) -> Result<Health, Problem> {
     let Some(kind) = &raw.kind else {
         return Err(missing(at, "kind", "\"tcp\" or \"http\", like health = { kind = \"tcp\" }"));
     };

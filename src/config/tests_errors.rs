@@ -593,3 +593,23 @@ fn a_syn_proxy_is_for_tcp_services_only() {
         &["synproxy"],
     );
 }
+
+#[test]
+fn probes_are_checked() {
+    let p = |body: &str| format!("{BASE}[[probe]]\n{body}\n");
+    bad(&p("name = \"x\""), &["probe[0]", "target"]);
+    bad(&p("target = \"10.99.0.100\""), &["probe[0].target"]);
+    bad(&p("target = \"10.99.0.100:80\"\ncheck = { kind = \"udp\" }"), &["probe[0].check.kind"]);
+    bad(
+        &p("target = \"10.99.0.100:80\"\ncheck = { kind = \"tcp\", path = \"/\" }"),
+        &["probe[0].check.path", "only for kind = \"http\""],
+    );
+    let two =
+        format!("{BASE}[[probe]]\ntarget = \"10.99.0.100:80\"\n[[probe]]\ntarget = \"10.99.0.100:80\"\n");
+    bad(&two, &["probe[1].name", "duplicate probe name (also probe[0])"]);
+    bad(&p("target = \"10.99.0.100:80\"\nfrequency = 3"), &["unknown key \"frequency\""]);
+    let cfg = parse(&p("target = \"10.99.0.100:80\""), "sluice.toml").unwrap();
+    let probe = &cfg.probes[0];
+    assert_eq!((probe.name.as_str(), probe.target.to_string()), ("10.99.0.100:80", "10.99.0.100:80".into()));
+    assert_eq!(probe.check.kind, HealthKind::Tcp, "a TCP connect by default");
+}

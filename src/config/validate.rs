@@ -32,6 +32,7 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
     let limits = limits(&raw.limits, device.workers)?;
     let icmp = Icmp { echo: raw.icmp.echo.unwrap_or(Icmp::default().echo) };
     let routing = super::routing::routing(raw.routing.as_ref(), &raw.service, &ports, &routes)?;
+    let probes = super::probe::probes(&raw.probe)?;
     Ok(Config {
         origin: origin.to_owned(),
         device,
@@ -46,6 +47,7 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
         icmp,
         host,
         routing,
+        probes,
     })
 }
 

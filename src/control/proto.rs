@@ -156,6 +156,30 @@ impl Response {
 pub struct ServicesReply {
     /// The services, in configuration order.
     pub services: Vec<ServiceInfo>,
+    /// `[[probe]]`: the end-to-end checks of VIPs from this node, in configuration order.
+    #[serde(default)]
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// One `[[probe]]` and how it is doing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    /// Its name (the metrics' `probe` label).
+    pub name: String,
+    /// The address and port it checks.
+    pub target: String,
+    /// "tcp" or "http".
+    pub kind: String,
+    /// Up by its rise and fall (a probe starts up).
+    pub up: bool,
+    /// Checks done.
+    pub checks: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// The last check's time to answer, microseconds (0 when it failed).
+    pub last_us: u64,
+    /// The last check's outcome ("connected", "HTTP 200", "connection refused", ...).
+    pub last: String,
 }
 
 /// One service.

@@ -10,6 +10,7 @@
 //! Submodules: `setup` (configuration to engine and device), `server` (the listeners),
 //! `report` (replies and Prometheus text), `tap` (the host's interfaces).
 
+pub mod probe;
 pub mod report;
 pub mod server;
 pub mod setup;
@@ -45,6 +46,8 @@ struct Daemon {
     reload: Option<Reload>,
     /// `[routing]`: the VIPs and LIPs announced through BIRD.
     routing: Option<crate::routing::Announcer>,
+    /// `[[probe]]`: end-to-end checks of VIPs.
+    probes: Option<probe::Prober>,
 }
 
 /// A reload in progress: the file is read and checked on a thread of its own (a file of
@@ -106,6 +109,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         health: None,
         reload: None,
         routing: crate::routing::Announcer::for_config(&cfg)?,
+        probes: probe::Prober::start(&cfg.probes),
         cfg,
         engine,
         describe,
@@ -241,6 +245,9 @@ impl Daemon {
         if let Some(h) = self.health.take() {
             h.stop();
         }
+        if let Some(p) = self.probes.take() {
+            p.stop();
+        }
         if let Some(r) = self.routing.take() {
             r.stop();
         }
@@ -249,7 +256,7 @@ impl Daemon {
     fn answer(&mut self, call: Call) -> Answer {
         match call {
             Call::Metrics => {
-                let mut svc = report::services(&self.engine);
+                let mut svc = report::services(&self.engine, self.probe_status());
                 self.rates.fill(&mut svc);
                 let st = self.stats();
                 let mut text = report::prometheus(&svc, &st);
@@ -303,7 +310,7 @@ impl Daemon {
         );
         let resp = match req {
             Request::Services => {
-                let mut svc = report::services(&self.engine);
+                let mut svc = report::services(&self.engine, self.probe_status());
                 self.rates.fill(&mut svc);
                 Response::ok(svc)
             }
@@ -509,7 +516,19 @@ impl Daemon {
         self.engine.replace_services(setup::services(&new)).map_err(|e| e.to_string())?;
         self.cfg.services = new.services;
         self.restart_health();
+        if new.probes != self.cfg.probes {
+            if let Some(p) = self.probes.take() {
+                p.stop();
+            }
+            self.probes = probe::Prober::start(&new.probes);
+            self.cfg.probes = new.probes;
+        }
         Ok(())
+    }
+
+    /// `[[probe]]`: every probe's state now.
+    fn probe_status(&self) -> Vec<crate::control::proto::ProbeInfo> {
+        self.probes.as_ref().map(probe::Prober::status).unwrap_or_default()
     }
 
     /// (Re)starts the health checks of every server whose service has one, each from the

@@ -33,7 +33,7 @@ pub fn endpoint(a: SocketAddr) -> String {
 }
 
 /// `sluice services`.
-pub fn services(engine: &Engine) -> ServicesReply {
+pub fn services(engine: &Engine, probes: Vec<crate::control::proto::ProbeInfo>) -> ServicesReply {
     let table = engine.services().clone();
     let services = table
         .services
@@ -84,7 +84,7 @@ pub fn services(engine: &Engine) -> ServicesReply {
                 .collect(),
         })
         .collect();
-    ServicesReply { services }
+    ServicesReply { services, probes }
 }
 
 /// Whether `a` matches a filter written as an address or an address:port.
@@ -221,6 +221,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
     let mut o = String::new();
     service_metrics(&mut o, svc);
     backend_metrics(&mut o, svc);
+    probe_metrics(&mut o, svc);
     super::traffic::metrics(&mut o, svc);
     for (name, help, counts) in [
         ("nic_punts_total", "Packets the NIC punted to the host, per reason.", &st.punts),
@@ -252,6 +253,30 @@ fn counter_metrics(o: &mut String, st: &StatsReply) {
         for p in &st.ports {
             let _ = writeln!(o, "sluice_{name}{{port=\"{}\"}} {}", p.name, p.get(c.offset).unwrap_or(0));
         }
+    }
+}
+
+/// `[[probe]]`: up, checks by result, and the last answer's latency, per probe.
+fn probe_metrics(o: &mut String, svc: &ServicesReply) {
+    if svc.probes.is_empty() {
+        return;
+    }
+    let label =
+        |p: &crate::control::proto::ProbeInfo| format!("probe=\"{}\",target=\"{}\"", p.name, p.target);
+    family(o, "probe_up", "gauge", "1 while the probe passes (by its rise and fall).");
+    for p in &svc.probes {
+        let _ = writeln!(o, "sluice_probe_up{{{}}} {}", label(p), u8::from(p.up));
+    }
+    family(o, "probe_checks_total", "counter", "Probe checks, by result.");
+    for p in &svc.probes {
+        let _ =
+            writeln!(o, "sluice_probe_checks_total{{{},result=\"ok\"}} {}", label(p), p.checks - p.failures);
+        let _ = writeln!(o, "sluice_probe_checks_total{{{},result=\"failed\"}} {}", label(p), p.failures);
+    }
+    family(o, "probe_latency_seconds", "gauge", "The last passing check's time to answer.");
+    for p in &svc.probes {
+        let (secs, us) = (p.last_us / 1_000_000, p.last_us % 1_000_000);
+        let _ = writeln!(o, "sluice_probe_latency_seconds{{{}}} {secs}.{us:06}", label(p));
     }
 }
 
@@ -447,6 +472,16 @@ mod tests {
                 }],
                 ..ServiceInfo::default()
             }],
+            probes: vec![crate::control::proto::ProbeInfo {
+                name: "vip".into(),
+                target: "10.99.0.100:80".into(),
+                kind: "http".into(),
+                up: true,
+                checks: 5,
+                failures: 1,
+                last_us: 1500,
+                last: "HTTP 200".into(),
+            }],
         };
         let mut st = StatsReply::default();
         st.punts.insert("miss".into(), 7);
@@ -463,6 +498,13 @@ mod tests {
             "sluice_backend_weight{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\"} 3"
         ));
         assert!(text.contains("sluice_nic_punts_total{reason=\"miss\"} 7"));
+        assert!(text.contains("sluice_probe_up{probe=\"vip\",target=\"10.99.0.100:80\"} 1"));
+        assert!(text.contains(
+            "sluice_probe_checks_total{probe=\"vip\",target=\"10.99.0.100:80\",result=\"failed\"} 1"
+        ));
+        assert!(
+            text.contains("sluice_probe_latency_seconds{probe=\"vip\",target=\"10.99.0.100:80\"} 0.001500")
+        );
         assert!(text.contains("# TYPE sluice_flow_table_occupancy gauge"));
         // The counter families are the contract's tables, each once.
         for name in ["nic_hits_total", "nic_misses_total", "nic_rx_packets_total", "nic_injected_total"] {

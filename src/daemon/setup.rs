@@ -48,23 +48,28 @@ pub fn service(s: &crate::config::Service) -> ServiceConfig {
         local_addresses: s.local_addresses.clone(),
         conn_limit: s.conn_limit,
         synproxy: s.synproxy,
-        health: s.health.as_ref().map(|h| HealthCheck {
-            kind: match &h.kind {
-                HealthKind::Tcp => SpHealthKind::Tcp,
-                HealthKind::Http { path, expect, host } => {
-                    SpHealthKind::Http { path: path.clone(), expect: *expect, host: host.clone() }
-                }
-            },
-            interval: h.interval,
-            timeout: h.timeout,
-            rise: h.rise,
-            fall: h.fall,
-        }),
+        health: s.health.as_ref().map(health_check),
         backends: s
             .backends
             .iter()
             .map(|b| BackendConfig { addr: b.address, weight: u32::from(b.weight) })
             .collect(),
+    }
+}
+
+/// A configured check (a service's `health`, a probe's `check`) as the slow path runs it.
+pub fn health_check(h: &crate::config::Health) -> HealthCheck {
+    HealthCheck {
+        kind: match &h.kind {
+            HealthKind::Tcp => SpHealthKind::Tcp,
+            HealthKind::Http { path, expect, host } => {
+                SpHealthKind::Http { path: path.clone(), expect: *expect, host: host.clone() }
+            }
+        },
+        interval: h.interval,
+        timeout: h.timeout,
+        rise: h.rise,
+        fall: h.fall,
     }
 }
 
