@@ -69,6 +69,7 @@
 //! | `offload.min_packets` | 0..=4294967295 | 0 | Packets a flow must have seen first (holds back short connections). |
 //! | `offload.min_age_ms` | 0..=3600000 | 0 | Age a flow must have reached first. |
 //! | `limits.half_open_per_worker` | 1..=4294967295 | 65536 | TCP connections in SYN_RECV per worker. |
+//! | `limits.half_open_per_source` | 0..=4294967295 | 0 | TCP connections in SYN_RECV one client address holds per worker; 0 = no per-source limit (clients behind one NAT share an address). |
 //! | `limits.lport_min` / `lport_max` | 1..=65535, min < max | 1024 / 65535 | FullNAT's local port range; at least `workers` ports. |
 //! | `icmp.echo` | bool | true | Answer pings to VIPs. |
 //! | `host.tap` | bool | true | The host's own traffic through a TAP interface per port (the daemon decides what happens when it cannot create one). |
@@ -475,6 +476,9 @@ pub struct Limits {
     /// `half_open_per_worker`: TCP connections in SYN_RECV one worker holds at most (default
     /// 65536, at least 1).
     pub half_open_per_worker: u32,
+    /// `half_open_per_source`: SYN_RECV connections one client address holds per worker
+    /// (default 0: no limit).
+    pub half_open_per_source: u32,
     /// `lport_min` (default 1024): FullNAT's local ports are `lport_min..=lport_max`.
     pub lport_min: u16,
     /// `lport_max` (default 65535), above `lport_min`; the range holds at least `workers` ports.
@@ -483,7 +487,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { half_open_per_worker: 65536, lport_min: 1024, lport_max: 65535 }
+        Self { half_open_per_worker: 65536, half_open_per_source: 0, lport_min: 1024, lport_max: 65535 }
     }
 }
 

@@ -169,6 +169,7 @@ pub struct RawOffload {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub half_open_per_worker: Option<i64>,
+    pub half_open_per_source: Option<i64>,
     pub lport_min: Option<i64>,
     pub lport_max: Option<i64>,
 }

@@ -154,7 +154,10 @@ fn minimal_config_gets_the_documented_defaults() {
             min_age: Duration::ZERO,
         }
     );
-    assert_eq!(cfg.limits, Limits { half_open_per_worker: 65536, lport_min: 1024, lport_max: 65535 });
+    assert_eq!(
+        cfg.limits,
+        Limits { half_open_per_worker: 65536, half_open_per_source: 0, lport_min: 1024, lport_max: 65535 }
+    );
     assert_eq!(cfg.icmp, Icmp { echo: true });
     assert_eq!(cfg.host, Host { tap: true, tap_prefix: "sl-".into() });
     assert!(cfg.routes.is_empty() && cfg.neighbors.is_empty());
@@ -247,6 +250,7 @@ const ALL_KEYS: &[&str] = &[
     "offload.min_packets",
     "offload.min_age_ms",
     "limits.half_open_per_worker",
+    "limits.half_open_per_source",
     "limits.lport_min",
     "limits.lport_max",
     "icmp.echo",

@@ -593,6 +593,13 @@ fn limits(raw: &RawLimits, workers: usize) -> Result<Limits, Problem> {
         1..=i64::from(u32::MAX),
         "",
     )?;
+    let half_open_per_source = int(
+        "limits.half_open_per_source",
+        raw.half_open_per_source,
+        d.half_open_per_source,
+        0..=i64::from(u32::MAX),
+        " (0: no per-source limit)",
+    )?;
     let lport_min: u16 = int("limits.lport_min", raw.lport_min, d.lport_min, 1..=65535, "")?;
     let lport_max: u16 = int("limits.lport_max", raw.lport_max, d.lport_max, 1..=65535, "")?;
     if lport_min >= lport_max {
@@ -603,5 +610,5 @@ fn limits(raw: &RawLimits, workers: usize) -> Result<Limits, Problem> {
         let why = format!("a range of at least device.workers ({workers}) ports: each worker owns a slice");
         return Err(Problem::value("limits.lport_max", &lport_max, &why));
     }
-    Ok(Limits { half_open_per_worker, lport_min, lport_max })
+    Ok(Limits { half_open_per_worker, half_open_per_source, lport_min, lport_max })
 }

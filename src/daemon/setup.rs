@@ -112,6 +112,7 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
             quarantine_ns: u64::try_from(t.quarantine.as_nanos()).unwrap_or(u64::MAX),
         },
         half_open_limit: cfg.limits.half_open_per_worker,
+        half_open_per_source: cfg.limits.half_open_per_source,
         icmp_echo: cfg.icmp.echo,
         ports: cfg
             .ports

@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub ports_range: PortRange,
     /// Half-open connections per worker.
     pub half_open_limit: u32,
+    /// Half-open connections per client address in each worker (0: no limit).
+    pub half_open_per_source: u32,
     /// Answer ICMP echo to VIPs.
     pub icmp_echo: bool,
     /// The Ethernet ports, in the NIC's port order.
@@ -90,6 +92,7 @@ impl Default for EngineConfig {
             policy: w.policy,
             ports_range: w.ports,
             half_open_limit: w.half_open_limit,
+            half_open_per_source: w.half_open_per_source,
             icmp_echo: w.icmp_echo,
             ports: Vec::new(),
             routes: Vec::new(),
@@ -227,6 +230,7 @@ impl Engine {
             policy: cfg.policy,
             ports: cfg.ports_range,
             half_open_limit: cfg.half_open_limit,
+            half_open_per_source: cfg.half_open_per_source,
             icmp_echo: cfg.icmp_echo,
             steer_seed: queues.steer_seed()?,
             seeds: flows.seeds(),

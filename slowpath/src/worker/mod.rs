@@ -13,6 +13,7 @@
 
 mod conns;
 mod icmp;
+mod limits;
 mod path;
 mod proxy;
 
@@ -122,6 +123,9 @@ pub struct WorkerConfig {
     pub ports: PortRange,
     /// Half-open (SYN_RECV) connections this worker holds at most.
     pub half_open_limit: u32,
+    /// Half-open (SYN_RECV) connections one client address may hold in this worker (0: no
+    /// per-source limit).
+    pub half_open_per_source: u32,
     /// Answer ICMP echo to VIPs.
     pub icmp_echo: bool,
     /// The NIC's steering-hash seed (to find the owner of a client tuple).
@@ -139,6 +143,7 @@ impl Default for WorkerConfig {
             policy: OffloadPolicy::default(),
             ports: PortRange::default(),
             half_open_limit: 65536,
+            half_open_per_source: 0,
             icmp_echo: true,
             steer_seed: 0x5F37_59DF,
             seeds: rtl_spec::hash::Seeds::default(),
@@ -166,6 +171,8 @@ pub enum Discard {
     OverLimit,
     /// A SYN over the worker's half-open bound.
     HalfOpen,
+    /// A SYN from a client address that holds its half-open bound already.
+    HalfOpenSource,
     /// No local port free (LIP exhaustion).
     NoPort,
     /// A fragment (not reassembled).
@@ -187,7 +194,7 @@ pub enum Discard {
 
 impl Discard {
     /// Every reason, in counter order.
-    pub const ALL: [Discard; 16] = [
+    pub const ALL: [Discard; 17] = [
         Discard::Malformed,
         Discard::BadChecksum,
         Discard::NoConnection,
@@ -196,6 +203,7 @@ impl Discard {
         Discard::NoBackend,
         Discard::OverLimit,
         Discard::HalfOpen,
+        Discard::HalfOpenSource,
         Discard::NoPort,
         Discard::Fragment,
         Discard::TtlExpired,
@@ -217,6 +225,7 @@ impl Discard {
             Discard::NoBackend => "no_backend",
             Discard::OverLimit => "over_limit",
             Discard::HalfOpen => "half_open",
+            Discard::HalfOpenSource => "half_open_source",
             Discard::NoPort => "no_port",
             Discard::Fragment => "fragment",
             Discard::TtlExpired => "ttl_expired",
@@ -259,7 +268,7 @@ pub struct WorkerStats {
     /// Valid cookies returned, each a proxied connection opened.
     pub syn_cookies_accepted: AtomicU64,
     /// Drops, indexed by [`Discard`].
-    pub drops: [AtomicU64; 16],
+    pub drops: [AtomicU64; 17],
 }
 
 impl WorkerStats {
@@ -294,6 +303,8 @@ pub struct Worker {
     cookies: crate::synproxy::SynCookies,
     /// SYN-proxied connections' own state, by slot.
     proxies: FastMap<u32, proxy::Proxy>,
+    /// Half-open connections per client address (with `half_open_per_source`).
+    half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
 }
@@ -314,6 +325,7 @@ impl Worker {
             reset_tuples: FastMap::default(),
             cookies: crate::synproxy::SynCookies::default(),
             proxies: FastMap::default(),
+            half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
         }

@@ -119,6 +119,10 @@ impl Worker {
             self.stats.discard(Discard::HalfOpen);
             return None;
         }
+        if proto == Proto::Tcp && !self.half_open_src.allows(client.ip()) {
+            self.stats.discard(Discard::HalfOpenSource);
+            return None;
+        }
         if svc.config.conn_limit > 0 && svc.stats.current.load(Ordering::Relaxed) >= svc.config.conn_limit {
             svc.stats.over_limit.fetch_add(1, Ordering::Relaxed);
             self.stats.discard(Discard::OverLimit);
@@ -176,6 +180,7 @@ impl Worker {
         service_stats.current.fetch_add(1, Ordering::Relaxed);
         if state == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_add(1, Ordering::Relaxed);
+            self.half_open_src.enter(ep.client.ip());
         }
         self.stats.current.fetch_add(1, Ordering::Relaxed);
         let deadline_ns = now_ns + self.cfg.timeouts.of(state).as_nanos() as u64;
@@ -215,8 +220,10 @@ impl Worker {
             let is_half = c.state == State::Tcp(TcpState::SynRecv);
             if was_half && !is_half {
                 stats.half_open.fetch_sub(1, Ordering::Relaxed);
+                self.half_open_src.leave(c.ep().client.ip());
             } else if is_half && !was_half {
                 stats.half_open.fetch_add(1, Ordering::Relaxed);
+                self.half_open_src.enter(c.ep().client.ip());
             }
         }
         c.last_ns = now_ns;
@@ -339,6 +346,7 @@ impl Worker {
         service_stats.current.fetch_sub(1, Ordering::Relaxed);
         if c.state == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_sub(1, Ordering::Relaxed);
+            self.half_open_src.leave(ep.client.ip());
         }
         self.stats.current.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::inc(&self.stats.expired);

@@ -197,6 +197,8 @@ impl Worker {
         super::path::count_state(backend_stats, after, 1);
         if before == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let client = c.ep().client.ip();
+            self.half_open_src.leave(client);
         }
     }
 }
