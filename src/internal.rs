@@ -52,6 +52,9 @@ pub enum Internal {
     },
     /// The same load through Sluice and through the kernel's nftables FullNAT (`bench/e2e-vs-kernel`).
     E2eVsKernel(crate::versus::VersusArgs),
+    /// Legitimate connections per second at a SYN-proxied VIP with and without a SYN flood
+    /// (`bench/synflood`).
+    Synflood(crate::synflood::SynfloodArgs),
     /// Sequential HTTP GETs.
     HttpGet {
         /// `http://HOST[:PORT]/PATH` (HOST an IP address, IPv6 in brackets).
@@ -72,6 +75,10 @@ pub fn run(cmd: &Internal) -> anyhow::Result<()> {
         Internal::UdpEcho { listen, name } => udp_echo(*listen, name),
         Internal::E2eVsKernel(args) => {
             print!("{}", crate::versus::run(args)?);
+            Ok(())
+        }
+        Internal::Synflood(args) => {
+            print!("{}", crate::synflood::run(args)?);
             Ok(())
         }
         Internal::UdpSend { to, message, count } => {

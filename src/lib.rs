@@ -35,6 +35,7 @@ pub mod internal;
 pub mod replay;
 pub mod routing;
 pub mod sim;
+pub mod synflood;
 pub mod topo;
 pub mod versus;
 

@@ -60,7 +60,7 @@ pub struct VersusArgs {
     pub one_thread: bool,
 }
 
-fn wrk(ns: &str, args: &VersusArgs, close: bool) -> anyhow::Result<(f64, f64, f64)> {
+pub(crate) fn wrk(ns: &str, args: &VersusArgs, close: bool) -> anyhow::Result<(f64, f64, f64)> {
     let secs = format!("{}s", args.seconds);
     let conns = args.connections.to_string();
     let mut cmd = vec![

@@ -125,3 +125,40 @@ fn a_server_that_refuses_resets_the_client_and_ends_the_connection() {
     assert_eq!((flags & 0x04, seq), (0x04, cookie.wrapping_add(1)), "a reset in the client's numbers");
     assert_eq!(r.engine.stats().workers[0].current, 0);
 }
+
+/// A client that reuses its port while the proxied connection it had is still closing (in
+/// TIME_WAIT here) gets a new cookie, and the new connection has its own translation: the old
+/// one's would move every sequence number of the new connection by the wrong amount.
+#[test]
+fn a_port_reused_during_time_wait_is_proven_afresh_with_its_own_translation() {
+    let mut r = proxy_rig();
+    let rs_seg =
+        |rs: std::net::SocketAddr, lip: std::net::SocketAddr| Seg::new(&rs.to_string(), &lip.to_string());
+    // A first connection, opened and closed from both sides.
+    let (c, _) = r.client_sends(Seg::new(CLIENT, VIP).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    let (_, cookie1, _, _) = tcp(&c[0]);
+    let (_, s) =
+        r.client_sends(Seg::new(CLIENT, VIP).ack(cookie1.wrapping_add(1)).seq(101).frame(CLIENT_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&s[0]);
+    r.server_sends(rs_seg(rs, lip).syn().ack(101).seq(5000).frame(RS1_MAC, P1_MAC));
+    r.client_sends(
+        Seg::new(CLIENT, VIP).fin().ack(cookie1.wrapping_add(1)).seq(101).frame(CLIENT_MAC, P0_MAC),
+    );
+    r.server_sends(rs_seg(rs, lip).fin().ack(102).seq(5001).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(CLIENT, VIP).ack(cookie1.wrapping_add(2)).seq(102).frame(CLIENT_MAC, P0_MAC));
+
+    // The same client port, a new SYN: a cookie again, nothing to the server yet.
+    let (c, s) = r.client_sends(Seg::new(CLIENT, VIP).syn().seq(9000).frame(CLIENT_MAC, P0_MAC));
+    assert!(s.is_empty(), "the new SYN is not forwarded on the old connection");
+    let (flags, cookie2, ack, _) = tcp(&c[0]);
+    assert_eq!((flags, ack), (0x12, 9001));
+    let (_, s) = r
+        .client_sends(Seg::new(CLIENT, VIP).ack(cookie2.wrapping_add(1)).seq(9001).frame(CLIENT_MAC, P0_MAC));
+    let (flags, seq, _, _) = tcp(&s[0]);
+    assert_eq!((flags, seq), (0x02, 9000), "a new SYN to the server with the new ISN");
+    let (lip2, rs2) = endpoints(&s[0]);
+    r.server_sends(rs_seg(rs2, lip2).syn().ack(9001).seq(70_000).frame(RS1_MAC, P1_MAC));
+    let (c, _) = r.server_sends(rs_seg(rs2, lip2).ack(9001).seq(70_001).data(b"new").frame(RS1_MAC, P1_MAC));
+    let (_, seq, _, payload) = tcp(&c[0]);
+    assert_eq!((seq, payload.as_slice()), (cookie2.wrapping_add(1), &b"new"[..]), "the new translation");
+}

@@ -28,14 +28,21 @@ impl Worker {
         let lookup = lookup_key(ip.proto, src, dst);
         // The tuple's hash, once: the lookup uses it, and a new connection keeps it.
         let hash = self.conns.key_hash(&lookup);
+        let flags = pkt.tcp_flags();
         if let Some((slot, dir)) = self.conns.find_hashed(hash.a, &lookup) {
-            if !self.proxies.is_empty() && self.proxies.contains_key(&slot) {
+            if self.proxies.is_empty() || !self.proxies.contains_key(&slot) {
+                self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
+                return out.spent.push(punt.frame);
+            }
+            if !(dir == Dir::Orig && flags & (SYN | ACK | RST) == SYN) {
                 return self.proxied_packet(slot, dir, punt, pkt, now_ns, out);
             }
-            self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
-            return out.spent.push(punt.frame);
+            // A client's new SYN on the tuple of a proxied connection that is closing (its
+            // port reused within TIME_WAIT): the old translation does not apply to the new
+            // connection, which is proven afresh with a cookie like any other.
+            let generation = self.conns.get(slot).map_or(0, |c| c.generation);
+            self.expire(slot, generation, now_ns, out);
         }
-        let flags = pkt.tcp_flags();
         if !self.reset_tuples.is_empty()
             && self.reset_tuples.contains_key(&TupleKey { proto: ip.proto, src, dst })
         {
