@@ -324,3 +324,19 @@ fn the_counter_bank_is_allocated_and_read_in_one_command() {
     let cpl = nic.execute(&[Nic::counter_set_free_command(3), Nic::counter_set_free_command(3)]).unwrap();
     assert_eq!((cpl[0].status, cpl[1].status), (Status::Ok as u8, Status::CounterSetNotLive as u8));
 }
+
+/// `NicConfig::punt_share` reaches `PUNT.REASON_SHARE` at bring-up (and so after every reset
+/// the driver recovers from); reasons left at 100 are not written.
+#[test]
+fn the_punt_shares_are_programmed_at_bring_up() {
+    let r = rig();
+    let mut c = cfg(false);
+    c.punt_share[rtl_spec::codes::PuntReason::Miss as usize] = 60;
+    let _nic = Nic::bring_up(Box::new(r.shared.clone()), c).unwrap();
+    let reg = |reason: rtl_spec::codes::PuntReason| {
+        let at = rtl_spec::regs::punt::BASE + rtl_spec::regs::punt::REASON_SHARE + 4 * reason as u32;
+        r.shared.inner.lock().unwrap().read32(at)
+    };
+    assert_eq!(reg(rtl_spec::codes::PuntReason::Miss), 60);
+    assert_eq!(reg(rtl_spec::codes::PuntReason::TcpFin), 100);
+}

@@ -181,6 +181,9 @@ hw_enum! {
         Disabled = 9,
         /// A DMA write of a punted packet (or a DMA read of an injected one) failed.
         DmaError = 10,
+        /// A punt whose reason already holds its share of the exception ring
+        /// (`PUNT.REASON_SHARE`): a flood of one reason cannot take the ring from the others.
+        PuntShare = 11,
     }
 }
 

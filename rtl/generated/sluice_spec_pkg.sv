@@ -461,14 +461,14 @@ package sluice_spec_pkg;
   localparam logic [31:0] PUNT_BASE = 32'h0000_0800;
   localparam logic [31:0] PUNT_SIZE = 32'h0000_0400;
   localparam logic [31:0] PUNT_BLOCK_TYPE = 32'h534C_0009;
-  localparam logic [31:0] PUNT_BLOCK_VERSION = 32'h0001_0000;
+  localparam logic [31:0] PUNT_BLOCK_VERSION = 32'h0001_0001;
   localparam logic [31:0] PUNT_BLOCK_NEXT = 32'h0000_0C00;
   // RO, 32 bits. Block type (see BlockType).
   localparam logic [31:0] PUNT_TYPE = 32'h0000_0000;
   localparam logic [31:0] PUNT_TYPE_RESET_VALUE = 32'h534C_0009;
   // RO, 32 bits. Block version: major in 31:16, minor in 15:0.
   localparam logic [31:0] PUNT_VERSION = 32'h0000_0004;
-  localparam logic [31:0] PUNT_VERSION_RESET_VALUE = 32'h0001_0000;
+  localparam logic [31:0] PUNT_VERSION_RESET_VALUE = 32'h0001_0001;
   // RO, 32 bits. BAR0 offset of the next block in the chain; 0 ends the chain.
   localparam logic [31:0] PUNT_NEXT = 32'h0000_0008;
   localparam logic [31:0] PUNT_NEXT_RESET_VALUE = 32'h0000_0C00;
@@ -500,6 +500,11 @@ package sluice_spec_pkg;
   localparam logic [31:0] PUNT_RETA_RESET_VALUE = 32'h0000_0000;
   localparam int unsigned PUNT_RETA_COUNT = 64;
   localparam logic [31:0] PUNT_RETA_STRIDE = 32'h0000_0004;
+  // RW, 32 bits. Entry `n`: the percentage (1..100) of an exception ring's entries that punts of `PuntReason` `n` may hold at once; a punt beyond it is dropped (`PuntShare`), so a flood of one reason leaves room for the others. 100 (and 0, or anything above): no bound.
+  localparam logic [31:0] PUNT_REASON_SHARE = 32'h0000_0160;
+  localparam logic [31:0] PUNT_REASON_SHARE_RESET_VALUE = 32'h0000_0064;
+  localparam int unsigned PUNT_REASON_SHARE_COUNT = 16;
+  localparam logic [31:0] PUNT_REASON_SHARE_STRIDE = 32'h0000_0004;
   // RW, 32 bits. LIP filter entry `n`, address bytes 0..4 (byte 0 in bits 7:0; IPv4 uses this word only).
   localparam logic [31:0] PUNT_LIP_ADDR0 = 32'h0000_0200;
   localparam logic [31:0] PUNT_LIP_ADDR0_RESET_VALUE = 32'h0000_0000;
@@ -1686,6 +1691,8 @@ package sluice_spec_pkg;
   localparam logic [7:0] DROP_REASON_DISABLED = 8'h09;
   // A DMA write of a punted packet (or a DMA read of an injected one) failed.
   localparam logic [7:0] DROP_REASON_DMA_ERROR = 8'h0A;
+  // A punt whose reason already holds its share of the exception ring (`PUNT.REASON_SHARE`): a flood of one reason cannot take the ring from the others.
+  localparam logic [7:0] DROP_REASON_PUNT_SHARE = 8'h0B;
 
   // ---- Code EventKind: The kind of an event on the event ring. ----
   // A flow record's report: idle, torn down, deleted; with its final counters.

@@ -126,3 +126,33 @@ fn interrupts_fire_when_armed_and_reset_clears_everything() {
     n.send(9, b"short");
     assert_eq!(n.drop_count(DropReason::PortDown), 1);
 }
+
+/// `PUNT.REASON_SHARE`: misses may hold a quarter of a 16-entry exception ring; the rest of a
+/// flood of them is dropped and counted (`PuntShare`), a FIN on a record still finds room, and
+/// once the host has taken the ring's entries the misses have their share again.
+#[test]
+fn a_flood_of_one_punt_reason_leaves_the_rest_of_the_ring_to_the_others() {
+    let mut n = ModelHost::with_ring_log2(ModelConfig::small(1024), 1, 4);
+    assert_eq!(n.set_next_hop(0, &next_hop(0, GW_MAC, None)).status, 0);
+    assert_eq!(n.set_next_hop(1, &next_hop(1, RS_MAC, None)).status, 0);
+    let share = rtl_spec::regs::punt::BASE + rtl_spec::regs::punt::REASON_SHARE + 4 * PuntReason::Miss as u32;
+    assert_eq!(n.dev.read32(share), 100, "no bound by default");
+    n.dev.write32(share, 25);
+    let conn = |port: u16| Conn { client: ("192.0.2.1".parse().unwrap(), port), ..Conn::v4_tcp() };
+    for p in 0..10 {
+        n.send(0, &conn(2000 + p).to_vip(b""));
+    }
+    assert_eq!(n.drop_count(DropReason::PuntShare), 6, "4 of 16 entries for misses");
+    let c = Conn::v4_tcp();
+    n.insert(3, &c.record());
+    n.send(0, &c.packet(c.client, c.vip, 0x11, 64, b""));
+    let ex = n.exceptions(0);
+    let count = |reason: PuntReason| ex.iter().filter(|(d, _)| d.reason == reason as u8).count();
+    assert_eq!(count(PuntReason::Miss), 4);
+    assert_eq!(count(PuntReason::TcpFin), 1, "the FIN had room");
+    for p in 0..4 {
+        n.send(0, &conn(3000 + p).to_vip(b""));
+    }
+    assert_eq!(n.exceptions(0).len(), 4, "the share is free again once the host took the entries");
+    assert_eq!(n.drop_count(DropReason::PuntShare), 6);
+}

@@ -69,6 +69,7 @@
 //! | `offload.min_packets` | 0..=4294967295 | 0 | Packets a flow must have seen first (holds back short connections). |
 //! | `offload.min_age_ms` | 0..=3600000 | 0 | Age a flow must have reached first. |
 //! | `limits.half_open_per_worker` | 1..=4294967295 | 65536 | TCP connections in SYN_RECV per worker. |
+//! | `limits.punt_share` | inline table: punt reason = 1..=100 | none | The percentage of each exception ring a punt reason's packets may hold at once, like `{ miss = 75 }` (reasons as `sluice stats` names them: `miss`, `tcp_syn`, `tcp_fin`, `tcp_rst`, `arp`, `icmp`, ...); more is dropped and counted (`punt_share`), so a flood of one reason leaves room for the others. |
 //! | `limits.half_open_per_source` | 0..=4294967295 | 0 | TCP connections in SYN_RECV one client address holds per worker; 0 = no per-source limit (clients behind one NAT share an address). |
 //! | `limits.lport_min` / `lport_max` | 1..=65535, min < max | 1024 / 65535 | FullNAT's local port range; at least `workers` ports. |
 //! | `icmp.echo` | bool | true | Answer pings to VIPs. |
@@ -109,6 +110,7 @@ pub use error::ConfigError;
 pub use probe::{MAX_PROBES, Probe, kind_name as probe_kind};
 pub use routing::{MAX_PRIORITY, Peer, Routing};
 pub use service::{backend_at_run_time, service_at_run_time, weight_at_run_time};
+pub use validate::snake_case;
 
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -479,6 +481,9 @@ pub struct Limits {
     /// `half_open_per_source`: SYN_RECV connections one client address holds per worker
     /// (default 0: no limit).
     pub half_open_per_source: u32,
+    /// `punt_share`: per punt reason (its snake-case name, as `sluice stats` prints it), the
+    /// percentage of each exception ring its punts may hold at once (default: none bounded).
+    pub punt_share: std::collections::BTreeMap<String, u8>,
     /// `lport_min` (default 1024): FullNAT's local ports are `lport_min..=lport_max`.
     pub lport_min: u16,
     /// `lport_max` (default 65535), above `lport_min`; the range holds at least `workers` ports.
@@ -487,7 +492,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { half_open_per_worker: 65536, half_open_per_source: 0, lport_min: 1024, lport_max: 65535 }
+        Self {
+            half_open_per_worker: 65536,
+            half_open_per_source: 0,
+            punt_share: std::collections::BTreeMap::new(),
+            lport_min: 1024,
+            lport_max: 65535,
+        }
     }
 }
 

@@ -170,6 +170,7 @@ pub struct RawOffload {
 pub struct RawLimits {
     pub half_open_per_worker: Option<i64>,
     pub half_open_per_source: Option<i64>,
+    pub punt_share: Option<std::collections::BTreeMap<String, i64>>,
     pub lport_min: Option<i64>,
     pub lport_max: Option<i64>,
 }

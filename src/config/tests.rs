@@ -156,7 +156,13 @@ fn minimal_config_gets_the_documented_defaults() {
     );
     assert_eq!(
         cfg.limits,
-        Limits { half_open_per_worker: 65536, half_open_per_source: 0, lport_min: 1024, lport_max: 65535 }
+        Limits {
+            half_open_per_worker: 65536,
+            half_open_per_source: 0,
+            punt_share: std::collections::BTreeMap::default(),
+            lport_min: 1024,
+            lport_max: 65535
+        }
     );
     assert_eq!(cfg.icmp, Icmp { echo: true });
     assert_eq!(cfg.host, Host { tap: true, tap_prefix: "sl-".into() });
@@ -251,6 +257,7 @@ const ALL_KEYS: &[&str] = &[
     "offload.min_age_ms",
     "limits.half_open_per_worker",
     "limits.half_open_per_source",
+    "limits.punt_share.miss",
     "limits.lport_min",
     "limits.lport_max",
     "icmp.echo",

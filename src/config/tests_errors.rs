@@ -613,3 +613,15 @@ fn probes_are_checked() {
     assert_eq!((probe.name.as_str(), probe.target.to_string()), ("10.99.0.100:80", "10.99.0.100:80".into()));
     assert_eq!(probe.check.kind, HealthKind::Tcp, "a TCP connect by default");
 }
+
+#[test]
+fn punt_shares_name_punt_reasons_and_percentages() {
+    let with =
+        |v: &str| base_with("tcp_time_wait = 7", &format!("tcp_time_wait = 7\n[limits]\npunt_share = {v}"));
+    let cfg = parse(&with("{ miss = 75, tcp_fin = 10 }"), "sluice.toml").unwrap();
+    assert_eq!(cfg.limits.punt_share.get("miss"), Some(&75));
+    assert_eq!(cfg.limits.punt_share.get("tcp_fin"), Some(&10));
+    bad(&with("{ syn_flood = 50 }"), &["limits.punt_share.syn_flood", "not a punt reason", "miss"]);
+    bad(&with("{ miss = 0 }"), &["limits.punt_share.miss", "1 to 100"]);
+    bad(&with("{ miss = 101 }"), &["limits.punt_share.miss"]);
+}

@@ -610,5 +610,33 @@ fn limits(raw: &RawLimits, workers: usize) -> Result<Limits, Problem> {
         let why = format!("a range of at least device.workers ({workers}) ports: each worker owns a slice");
         return Err(Problem::value("limits.lport_max", &lport_max, &why));
     }
-    Ok(Limits { half_open_per_worker, half_open_per_source, lport_min, lport_max })
+    let mut punt_share = std::collections::BTreeMap::new();
+    let names: Vec<String> =
+        rtl_spec::codes::PuntReason::SPEC.values.iter().map(|v| snake_case(v.name)).collect();
+    for (reason, &percent) in raw.punt_share.iter().flatten() {
+        let path = format!("limits.punt_share.{reason}");
+        if !names.contains(reason) {
+            let why = format!("not a punt reason (expected one of: {})", names.join(", "));
+            return Err(Problem::key(&path, &why));
+        }
+        let p: u8 = int(&path, Some(percent), 100, 1..=100, " percent of an exception ring")?;
+        punt_share.insert(reason.clone(), p);
+    }
+    Ok(Limits { half_open_per_worker, half_open_per_source, punt_share, lport_min, lport_max })
+}
+
+/// `CamelCase` as `snake_case` (the contract's code names as metrics and `sluice stats` print them).
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

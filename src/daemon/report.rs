@@ -13,18 +13,7 @@ use std::sync::atomic::Ordering;
 
 /// `CamelCase` code names as metrics and tables print them: `snake_case`.
 pub fn snake(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::config::snake_case(name)
 }
 
 /// An endpoint as people write it (`[fd00::1]:80` for IPv6).

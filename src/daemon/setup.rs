@@ -202,6 +202,19 @@ pub fn datapath_thread(cfg: &Config) -> bool {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get) >= 4)
 }
 
+/// `limits.punt_share` as the register values, by punt reason code (100: no bound).
+fn punt_share(limits: &crate::config::Limits) -> [u8; 16] {
+    let mut out = [100u8; 16];
+    for v in rtl_spec::codes::PuntReason::SPEC.values {
+        if let Some(&p) = limits.punt_share.get(&crate::config::snake_case(v.name)) {
+            if let Some(slot) = out.get_mut(v.value as usize) {
+                *slot = p;
+            }
+        }
+    }
+    out
+}
+
 /// Opens the configured device, brings it up and builds the engine, at the clock's time.
 pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
     let workers = u32::try_from(cfg.device.workers).context("workers")?;
@@ -214,6 +227,7 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
         exception_rings: workers,
         interrupts: cfg.device.interrupts,
         preserve_table: adopt,
+        punt_share: punt_share(&cfg.limits),
         ..NicConfig::default()
     };
     let mut wake_fds = Vec::new();

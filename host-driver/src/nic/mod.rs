@@ -52,6 +52,9 @@ pub struct NicConfig {
     /// trial is kept. With `false`, a newly activated image that nobody confirms falls back
     /// to the other slot when its watchdog expires.
     pub confirm_boot: bool,
+    /// Per punt reason (`rtl_spec::codes::PuntReason` as index), the percentage of each
+    /// exception ring its punts may hold at once (`PUNT.REASON_SHARE`; 100: no bound).
+    pub punt_share: [u8; 16],
 }
 
 impl Default for NicConfig {
@@ -64,6 +67,7 @@ impl Default for NicConfig {
             command_timeout: Duration::from_secs(1),
             preserve_table: false,
             confirm_boot: true,
+            punt_share: [100; 16],
         }
     }
 }
@@ -221,6 +225,11 @@ impl Nic {
         t.write32(pu + punt::QUEUES, cfg.exception_rings);
         for n in 0..64 {
             t.write32(pu + punt::RETA + 4 * n, n % cfg.exception_rings);
+        }
+        // Only bounded reasons are written: a device whose punt block predates the register
+        // (version 1.0) keeps its behaviour when nothing is configured.
+        for (n, &share) in cfg.punt_share.iter().enumerate().filter(|(_, s)| (1..100).contains(*s)) {
+            t.write32(pu + punt::REASON_SHARE + 4 * n as u32, u32::from(share));
         }
 
         let nic = Nic {

@@ -97,7 +97,7 @@ reg_block! {
     /// fixed queue in `REASON_QUEUE` goes there; a packet to an address in the LIP filter goes to
     /// `dst_port & LPORT_MASK` (its worker owns that port slice); any other packet goes to
     /// `RETA[steering hash & 63]`, which keeps both directions of a client flow together.
-    pub mod punt: Punt, version (1, 0), at 0x0800, size 0x400, next 0x0C00 {
+    pub mod punt: Punt, version (1, 1), at 0x0800, size 0x400, next 0x0C00 {
         /// Number of exception rings used for steering (1..16).
         QUEUES @ 0x10: 32 RW = 1,
         /// Mask applied to the destination port of a packet to a LIP.
@@ -115,6 +115,10 @@ reg_block! {
         REASON_QUEUE @ 0x20 [16 x 4]: 32 RW = 0xFF,
         /// Redirection table: entry `n` is the queue for steering hashes with `hash & 63 == n`.
         RETA @ 0x60 [64 x 4]: 32 RW = 0,
+        /// Entry `n`: the percentage (1..100) of an exception ring's entries that punts of
+        /// `PuntReason` `n` may hold at once; a punt beyond it is dropped (`PuntShare`), so a flood
+        /// of one reason leaves room for the others. 100 (and 0, or anything above): no bound.
+        REASON_SHARE @ 0x160 [16 x 4]: 32 RW = 100,
         /// LIP filter entry `n`, address bytes 0..4 (byte 0 in bits 7:0; IPv4 uses this word only).
         LIP_ADDR0 @ 0x200 [16 x 0x20]: 32 RW = 0,
         /// LIP filter entry `n`, address bytes 4..8.

@@ -181,6 +181,10 @@ impl Device {
             self.rings[ring_index].drops = self.rings[ring_index].drops.wrapping_add(1);
             return self.count_drop(DropReason::ExceptionRingFull);
         }
+        if !ring.within_share(reason.into(), self.regs.reason_share[reason as usize]) {
+            self.rings[ring_index].drops = self.rings[ring_index].drops.wrapping_add(1);
+            return self.count_drop(DropReason::PuntShare);
+        }
         let index = ring.prod;
         let mut flags = ExceptionFlags::new()
             .with_phase(ring.phase(index))
@@ -209,6 +213,7 @@ impl Device {
             self.dma_error(control::ERROR::DMA_WRITE.mask() as u32, ErrorCode::DmaWrite);
             return self.count_drop(DropReason::DmaError);
         }
+        self.rings[ring_index].note_punt(index, reason.into());
         self.rings[ring_index].prod = index.wrapping_add(1);
         self.count_punt(reason);
         self.irq_notify(ring_index as u32, 1);

@@ -162,6 +162,8 @@ impl Device {
             _ => {
                 if let Some((n, _)) = array(rel, punt::REASON_QUEUE, 16, 4) {
                     r.reason_queue[n]
+                } else if let Some((n, _)) = array(rel, punt::REASON_SHARE, 16, 4) {
+                    r.reason_share[n]
                 } else if let Some((n, _)) = array(rel, punt::RETA, 64, 4) {
                     r.reta[n]
                 } else if let Some((n, w)) = array(rel, punt::LIP_ADDR0, 16, 0x20) {
@@ -307,6 +309,8 @@ impl Device {
             _ => {
                 if let Some((n, _)) = array(rel, punt::REASON_QUEUE, 16, 4) {
                     r.reason_queue[n] = value & 0xFF;
+                } else if let Some((n, _)) = array(rel, punt::REASON_SHARE, 16, 4) {
+                    r.reason_share[n] = value & 0xFF;
                 } else if let Some((n, _)) = array(rel, punt::RETA, 64, 4) {
                     r.reta[n] = value & 0xFF;
                 } else if let Some((n, w)) = array(rel, punt::LIP_ADDR0, 16, 0x20) {

@@ -23,6 +23,10 @@ pub struct Ring {
     pub prod: u32,
     pub cons: u32,
     pub drops: u32,
+    /// Exception rings: the punt reason of each slot's entry, and how many entries of each
+    /// reason are produced and not consumed (`PUNT.REASON_SHARE` bounds them).
+    reasons: Vec<u8>,
+    outstanding: [u32; 16],
 }
 
 impl Ring {
@@ -47,6 +51,8 @@ impl Ring {
             prod: 0,
             cons: 0,
             drops: 0,
+            reasons: Vec::new(),
+            outstanding: [0; 16],
         }
     }
 
@@ -73,6 +79,11 @@ impl Ring {
             self.config_error = false;
             self.prod = 0;
             self.cons = 0;
+            self.outstanding = [0; 16];
+            self.reasons.clear();
+            if self.kind == RingKind::Exception {
+                self.reasons.resize(self.capacity() as usize, 0);
+            }
             true
         } else {
             self.enabled = false;
@@ -124,10 +135,37 @@ impl Ring {
                 return true;
             }
         } else if ring::used(self.prod, value) <= self.used() {
-            self.cons = value;
+            // The entries the host took leave their reasons' shares.
+            while self.cons != value {
+                let slot = ring::slot(self.cons, self.size_log2) as usize;
+                if let Some(&r) = self.reasons.get(slot) {
+                    let n = &mut self.outstanding[usize::from(r) & 15];
+                    *n = n.saturating_sub(1);
+                }
+                self.cons = self.cons.wrapping_add(1);
+            }
             return true;
         }
         false
+    }
+
+    /// Whether an entry of punt reason `reason` fits the reason's share, `percent` of the ring
+    /// (100, 0 or more: the whole ring).
+    pub fn within_share(&self, reason: u8, percent: u32) -> bool {
+        if percent == 0 || percent >= 100 {
+            return true;
+        }
+        u64::from(self.outstanding[usize::from(reason) & 15]) * 100
+            < u64::from(percent) * u64::from(self.capacity())
+    }
+
+    /// Records that the entry at `index` holds a punt of `reason`.
+    pub fn note_punt(&mut self, index: u32, reason: u8) {
+        let slot = ring::slot(index, self.size_log2) as usize;
+        if let Some(r) = self.reasons.get_mut(slot) {
+            *r = reason;
+            self.outstanding[usize::from(reason) & 15] += 1;
+        }
     }
 }
 
