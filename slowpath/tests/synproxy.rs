@@ -162,3 +162,26 @@ fn a_port_reused_during_time_wait_is_proven_afresh_with_its_own_translation() {
     let (_, seq, _, payload) = tcp(&c[0]);
     assert_eq!((seq, payload.as_slice()), (cookie2.wrapping_add(1), &b"new"[..]), "the new translation");
 }
+
+/// What a proven client sends before its server answers is held up to 8 segments; more are
+/// dropped and counted (`proxy_held`), and the client's TCP sends them again.
+#[test]
+fn early_data_is_held_up_to_its_bound() {
+    let mut r = proxy_rig();
+    let (c, _) = r.client_sends(Seg::new(CLIENT, VIP).syn().seq(0).frame(CLIENT_MAC, P0_MAC));
+    let (_, cookie, _, _) = tcp(&c[0]);
+    let ack = cookie.wrapping_add(1);
+    let (_, s) = r.client_sends(Seg::new(CLIENT, VIP).ack(ack).seq(1).frame(CLIENT_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&s[0]);
+    for n in 0..10u32 {
+        let (c, s) = r.client_sends(
+            Seg::new(CLIENT, VIP).ack(ack).seq(1 + 10 * n).data(b"0123456789").frame(CLIENT_MAC, P0_MAC),
+        );
+        assert!(c.is_empty() && s.is_empty());
+    }
+    assert_eq!(drops(&mut r, "proxy_held"), 2);
+    let (_, s) = r.server_sends(
+        Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1).seq(500).frame(RS1_MAC, P1_MAC),
+    );
+    assert_eq!(s.len(), 1 + 8, "the proxy's ACK and the 8 held segments");
+}

@@ -303,6 +303,9 @@ pub struct Worker {
     cookies: crate::synproxy::SynCookies,
     /// SYN-proxied connections' own state, by slot.
     proxies: FastMap<u32, proxy::Proxy>,
+    /// Client segments the proxied connections hold, together (at most
+    /// [`proxy::HELD_FRAMES_PER_WORKER`]).
+    held_frames: usize,
     /// Half-open connections per client address (with `half_open_per_source`).
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
@@ -325,6 +328,7 @@ impl Worker {
             reset_tuples: FastMap::default(),
             cookies: crate::synproxy::SynCookies::default(),
             proxies: FastMap::default(),
+            held_frames: 0,
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),

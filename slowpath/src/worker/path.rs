@@ -342,7 +342,9 @@ impl Worker {
     pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
         let Some((c, backend_stats, service_stats)) = self.conns.remove(slot, generation) else { return };
         if !self.proxies.is_empty() {
-            self.proxies.remove(&slot);
+            if let Some(p) = self.proxies.remove(&slot) {
+                self.held_frames -= p.held_count();
+            }
         }
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);

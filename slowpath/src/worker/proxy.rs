@@ -25,6 +25,10 @@ use std::net::SocketAddr;
 /// Segments of a client held while the server has not answered.
 pub const HELD_FRAMES: usize = 8;
 
+/// Segments one worker holds for all its proxied connections together: proven clients whose
+/// servers are slow to answer cannot make a worker keep more than this (about 8 MiB of frames).
+pub const HELD_FRAMES_PER_WORKER: usize = 4096;
+
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
@@ -46,6 +50,11 @@ impl Proxy {
     /// A proxied flow adopted from the NIC after a restart: its translation is in the record.
     pub(super) fn adopted(delta: u32) -> Self {
         Proxy { cookie: 0, client_isn: 0, delta: Some(delta), held: Vec::new() }
+    }
+
+    /// Segments it holds.
+    pub(super) fn held_count(&self) -> usize {
+        self.held.len()
     }
 }
 
@@ -91,9 +100,13 @@ impl Worker {
                 out.tx.push(Tx { dst: ep.rs.ip(), packet: synproxy::syn(ep.lip, ep.rs, client_isn, opts) });
                 let mut proxy = Proxy { cookie, client_isn, delta: None, held: Vec::new() };
                 let payload = (ip.end - ip.l4).saturating_sub(header_len);
-                if synproxy::carries_data(payload, flags) {
+                if !synproxy::carries_data(payload, flags) {
+                    out.spent.push(punt.frame);
+                } else if self.held_frames < HELD_FRAMES_PER_WORKER {
+                    self.held_frames += 1;
                     proxy.held.push(punt.frame);
                 } else {
+                    self.stats.discard(Discard::ProxyHeld);
                     out.spent.push(punt.frame);
                 }
                 self.proxies.insert(slot, proxy);
@@ -129,6 +142,7 @@ impl Worker {
                 let delta = p.cookie.wrapping_sub(seq);
                 p.delta = Some(delta);
                 let held = std::mem::take(&mut p.held);
+                self.held_frames -= held.len();
                 let (isn, server_isn) = (p.client_isn, seq);
                 let packet = synproxy::ack(ep.lip, ep.rs, isn.wrapping_add(1), server_isn.wrapping_add(1));
                 out.tx.push(Tx { dst: ep.rs.ip(), packet });
@@ -159,7 +173,8 @@ impl Worker {
                 if !synproxy::carries_data(payload, flags) {
                     return out.spent.push(punt.frame);
                 }
-                if p.held.len() < HELD_FRAMES {
+                if p.held.len() < HELD_FRAMES && self.held_frames < HELD_FRAMES_PER_WORKER {
+                    self.held_frames += 1;
                     p.held.push(punt.frame);
                 } else {
                     self.stats.discard(Discard::ProxyHeld);
