@@ -349,26 +349,36 @@ fn bad_port_settings_stop_the_daemon_with_one_line_naming_the_port() {
 fn a_download_survives_kill_9_of_the_daemon_through_the_nic() {
     require_root();
     let mut a = Appliance::start("sl-e2eh", 1, Mode::VfioUser(Wire::AfXdp), "rr", &[1], None, "");
-    // A download slow enough to be running across the restart (about 8 s).
-    let mb = 40_000_000usize;
+    // Twenty downloads slow enough to be running across the restart (about 8 s each).
+    let (n, mb) = (20usize, 24_000_000usize);
     let url = format!("http://10.10.1.100/bytes/{mb}");
-    let mut curl = a.client_spawn(&["curl", "-sS", "--max-time", "60", "--limit-rate", "5M", &url]);
-    // The body is read as it comes, so the download runs at its rate across the restart.
-    let mut body = curl.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut body, &mut v).unwrap();
-        v
-    });
-    a.wait_for(10, "the download is offloaded", |a| {
-        a.stats()["table"]["occupancy"].as_u64().unwrap_or(0) > 0
+    let mut downloads = Vec::new();
+    for _ in 0..n {
+        let mut curl = a.client_spawn(&["curl", "-sS", "--max-time", "90", "--limit-rate", "3M", &url]);
+        // Each body is read as it comes, so the downloads run at their rate across the restart.
+        let mut body = curl.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut body, &mut v).unwrap();
+            v
+        });
+        downloads.push((curl, reader));
+    }
+    a.wait_for(15, "every download is offloaded", |a| {
+        a.stats()["table"]["occupancy"].as_u64().unwrap_or(0) >= n as u64
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
-    // kill -9, then a new daemon on the same model: it adopts the flow the NIC kept forwarding.
+    // kill -9, then a new daemon on the same model: it adopts the flows the NIC kept forwarding.
     a.restart_daemon_hard();
     assert_eq!(a.logged("adopted as connections"), 1, "the new daemon adopted the NIC's flows");
-    // The adopted flow counts into its server's counter set of the new run: the server's NIC
-    // bytes grow while the download goes on.
+    // The restarted daemon lists them in `sluice flows`.
+    let flows = a.flows();
+    let listed = flows["flows"].as_array().map_or(0, |f| {
+        f.iter().filter(|f| f["vip"] == "10.10.1.100:80" && f["state"] == "ESTABLISHED").count()
+    });
+    assert!(listed >= n, "the restarted daemon lists the {n} downloads: {listed} listed, {flows}");
+    // The adopted flows count into their server's counter set of the new run: the server's NIC
+    // bytes grow while the downloads go on.
     let start = std::time::Instant::now();
     let mut seen = (0, 0);
     while start.elapsed() < std::time::Duration::from_secs(20) {
@@ -378,12 +388,15 @@ fn a_download_survives_kill_9_of_the_daemon_through_the_nic() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(seen.1 >= 4 << 20, "the adopted flow's bytes after the restart: {seen:?} (total, NIC)");
-    let out = curl.wait_with_output().unwrap();
-    let body = reader.join().unwrap();
-    assert!(out.status.success(), "the download broke: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(body.len(), mb);
-    assert_eq!(sha(&body), sha(&pattern(mb)), "byte-identical across the restart");
+    assert!(seen.1 >= 4 << 20, "the adopted flows' bytes after the restart: {seen:?} (total, NIC)");
+    let want = sha(&pattern(mb));
+    for (i, (curl, reader)) in downloads.into_iter().enumerate() {
+        let out = curl.wait_with_output().unwrap();
+        let body = reader.join().unwrap();
+        assert!(out.status.success(), "download {i} broke: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(body.len(), mb, "download {i}");
+        assert_eq!(sha(&body), want, "download {i} byte-identical across the restart");
+    }
     // And new connections work through the new daemon.
     assert_eq!(a.get("http://10.10.1.100/", 3).len(), 3);
 }
