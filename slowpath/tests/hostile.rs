@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use slowpath::sched::SchedulerKind;
 use sluice_test_support::engine::*;
 use sluice_test_support::frame::Seg;
-use sluice_test_support::verify::{checksums, endpoints};
+use sluice_test_support::verify::{checksums, endpoints, tcp_fields};
 use std::collections::HashMap;
 
 const VIP: &str = "10.10.1.100:80";
@@ -53,13 +53,6 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(which, flags, ack_isn, len)| Step::Server { which, flags, ack_isn, len }),
         1 => prop_oneof![Just(1u64), Just(8), Just(40), Just(200)].prop_map(Step::Wait),
     ]
-}
-
-fn tcp_fields(frame: &[u8]) -> Option<(u8, u32, u32)> {
-    let p = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
-    let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else { return None };
-    let flags = u8::from(t.fin()) | u8::from(t.syn()) << 1 | u8::from(t.rst()) << 2 | u8::from(t.ack()) << 4;
-    Some((flags, t.sequence_number(), t.acknowledgment_number()))
 }
 
 proptest! {
@@ -128,13 +121,13 @@ proptest! {
                 prop_assert!(checksums(f).is_ok(), "a frame with a bad checksum left: {:?}", checksums(f));
             }
             for f in &to_clients {
-                if let Some((0x12, cookie, _)) = tcp_fields(f) {
+                if let Some((0x12, cookie, _, _)) = tcp_fields(f) {
                     let (_, client) = endpoints(f);
                     cookies.insert(client.port() - 4000, cookie);
                 }
             }
             for f in &to_servers {
-                if let Some((0x02, isn, _)) = tcp_fields(f) {
+                if let Some((0x02, isn, _, _)) = tcp_fields(f) {
                     let (lip, rs) = endpoints(f);
                     opened.push((lip, rs, isn));
                 }

@@ -9,15 +9,6 @@ use sluice_test_support::verify::endpoints;
 
 const VIP: &str = "10.10.1.100:80";
 
-fn drops(r: &mut Rig, reason: &str) -> u64 {
-    r.engine
-        .stats()
-        .workers
-        .iter()
-        .map(|w| w.drops.iter().find(|(n, _)| *n == reason).map_or(0, |d| d.1))
-        .sum()
-}
-
 #[test]
 fn one_source_is_held_to_its_half_open_bound_and_others_are_not() {
     let mut cfg = config(1, services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)]));
@@ -30,7 +21,7 @@ fn one_source_is_held_to_its_half_open_bound_and_others_are_not() {
     let second = syn(&mut r, "10.10.1.10:1001");
     assert_eq!(second.len(), 1);
     assert!(syn(&mut r, "10.10.1.10:1002").is_empty(), "a third half-open connection from one address");
-    assert_eq!(drops(&mut r, "half_open_source"), 1);
+    assert_eq!(r.drops("half_open_source"), 1);
     assert_eq!(syn(&mut r, "10.10.1.20:1000").len(), 1, "another address is not held back");
     // One of the two completes its handshake: the source may open another.
     let (lip, rs) = endpoints(&second[0]);
@@ -41,5 +32,5 @@ fn one_source_is_held_to_its_half_open_bound_and_others_are_not() {
     // Half-open connections time out (SYN_RECV, 30 s): the source's count goes with them.
     r.advance(31 * S);
     assert_eq!(syn(&mut r, "10.10.1.10:1005").len(), 1, "room again after the timeout");
-    assert_eq!(drops(&mut r, "half_open_source"), 2);
+    assert_eq!(r.drops("half_open_source"), 2);
 }

@@ -3,11 +3,10 @@
 //! early data held and delivered after the server's SYN-ACK, and the sequence translation on
 //! the host path and, once offloaded, in the NIC (the record's `seq_delta`).
 
-use etherparse::{SlicedPacket, TransportSlice};
 use slowpath::sched::SchedulerKind;
 use sluice_test_support::engine::*;
 use sluice_test_support::frame::Seg;
-use sluice_test_support::verify::{checksums, endpoints};
+use sluice_test_support::verify::{checksums, endpoints, tcp_fields};
 
 const VIP: &str = "10.10.1.100:80";
 const CLIENT: &str = "10.10.1.10:41000";
@@ -18,22 +17,10 @@ fn proxy_rig() -> Rig {
     rig_with(config(1, services), 1024)
 }
 
-/// (flags, seq, ack, payload) of a TCP frame.
+/// (flags, seq, ack, payload) of a TCP frame whose checksums are right.
 fn tcp(frame: &[u8]) -> (u8, u32, u32, Vec<u8>) {
     checksums(frame).expect("checksums");
-    let p = SlicedPacket::from_ethernet(frame).expect("a frame");
-    let Some(TransportSlice::Tcp(t)) = p.transport else { panic!("not TCP") };
-    let flags = u8::from(t.fin()) | u8::from(t.syn()) << 1 | u8::from(t.rst()) << 2 | u8::from(t.ack()) << 4;
-    (flags, t.sequence_number(), t.acknowledgment_number(), t.payload().to_vec())
-}
-
-fn drops(r: &mut Rig, reason: &str) -> u64 {
-    r.engine
-        .stats()
-        .workers
-        .iter()
-        .map(|w| w.drops.iter().find(|(n, _)| *n == reason).map_or(0, |d| d.1))
-        .sum()
+    tcp_fields(frame).expect("a TCP frame")
 }
 
 #[test]
@@ -55,7 +42,7 @@ fn syns_get_cookies_and_no_state() {
     // An ACK whose cookie is wrong opens nothing.
     let (c, s) = r.client_sends(Seg::new(CLIENT, VIP).ack(12345).seq(1).frame(CLIENT_MAC, P0_MAC));
     assert!(c.is_empty() && s.is_empty());
-    assert_eq!(drops(&mut r, "bad_cookie"), 1);
+    assert_eq!(r.drops("bad_cookie"), 1);
     assert_eq!(r.engine.stats().workers[0].current, 0);
 }
 
@@ -179,7 +166,7 @@ fn early_data_is_held_up_to_its_bound() {
         );
         assert!(c.is_empty() && s.is_empty());
     }
-    assert_eq!(drops(&mut r, "proxy_held"), 2);
+    assert_eq!(r.drops("proxy_held"), 2);
     let (_, s) = r.server_sends(
         Seg::new(&rs.to_string(), &lip.to_string()).syn().ack(1).seq(500).frame(RS1_MAC, P1_MAC),
     );

@@ -243,6 +243,12 @@ impl Rig {
         self.model.with_device(|d| d.read64(rtl_spec::regs::counters::BASE + rtl_spec::regs::counters::HITS))
     }
 
+    /// Packets the workers dropped for `reason` (a slow-path drop reason's name).
+    pub fn drops(&mut self, reason: &str) -> u64 {
+        let stats = self.engine.stats();
+        stats.workers.iter().filter_map(|w| w.drops.iter().find(|(n, _)| *n == reason)).map(|d| d.1).sum()
+    }
+
     /// Packets the workers handled.
     pub fn worker_packets(&self) -> u64 {
         self.engine

@@ -89,6 +89,15 @@ pub fn checksums_of_ip(frame: &[u8]) -> Option<Result<(), String>> {
     }
 }
 
+/// A TCP frame's flags (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10), sequence and acknowledgement
+/// numbers and payload; `None` for anything else.
+pub fn tcp_fields(frame: &[u8]) -> Option<(u8, u32, u32, Vec<u8>)> {
+    let p = SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(TransportSlice::Tcp(t)) = p.transport else { return None };
+    let flags = u8::from(t.fin()) | u8::from(t.syn()) << 1 | u8::from(t.rst()) << 2 | u8::from(t.ack()) << 4;
+    Some((flags, t.sequence_number(), t.acknowledgment_number(), t.payload().to_vec()))
+}
+
 /// The TCP/UDP endpoints of a frame, read by etherparse (which also checked its checksums).
 pub fn endpoints(frame: &[u8]) -> (SocketAddr, SocketAddr) {
     checksums(frame).unwrap();

@@ -19,6 +19,15 @@ fn sha(bytes: &[u8]) -> String {
 }
 
 /// The pattern `/bytes/N` sends (see `sluice internal`).
+/// The requests wrk completed ("N requests in ..."), 0 when its output has no such line.
+fn wrk_requests(text: &str) -> u64 {
+    text.lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i.wrapping_mul(7) % 251) as u8).collect()
 }
@@ -171,12 +180,7 @@ fn many_concurrent_connections(prefix: &str, wire: Wire, datapath_thread: bool) 
         assert!(out.status.success());
         assert!(!text.contains("Socket errors"), "every connection completed: {text}");
         assert!(!text.contains("Non-2xx"), "{text}");
-        let done: u64 = text
-            .lines()
-            .find(|l| l.contains("requests in"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let done = wrk_requests(&text);
         assert!(done > 200, "{done} requests");
     }
     // Afterwards the flow table empties as the connections close and age.
@@ -514,12 +518,7 @@ fn a_syn_flood_at_a_synproxy_vip_leaves_real_connections_whole() {
     eprintln!("{text}");
     assert!(out.status.success());
     assert!(!text.contains("Socket errors"), "every wrk connection completed under the flood: {text}");
-    let done: u64 = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let done = wrk_requests(&text);
     assert!(done > 100, "{done} requests under the flood");
 
     let n = |v: &serde_json::Value, k: &str| v["slowpath"][k].as_u64().unwrap_or(0);

@@ -357,8 +357,19 @@ impl ConnStore {
 
     /// The connection and direction a packet's tuple belongs to.
     pub(super) fn find(&self, key: &LookupKey) -> Option<(u32, Dir)> {
-        let tag = rtl_spec::hash::hash(self.seeds.a, zerocopy::IntoBytes::as_bytes(key));
-        self.find_hashed(tag, key)
+        self.find_hashed(self.tag(key), key)
+    }
+
+    /// The first half of a key's hash (`KeyHash::a`): all a lookup needs.
+    pub(super) fn tag(&self, key: &LookupKey) -> u32 {
+        rtl_spec::hash::hash(self.seeds.a, zerocopy::IntoBytes::as_bytes(key))
+    }
+
+    /// The whole hash of a key whose `tag` is known (a new connection's first packet).
+    pub(super) fn complete_hash(&self, tag: u32, key: &LookupKey) -> KeyHash {
+        let b =
+            rtl_spec::hash::fmix32(rtl_spec::hash::hash(self.seeds.b, zerocopy::IntoBytes::as_bytes(key)));
+        KeyHash { a: tag, b }
     }
 
     /// [`Self::find`] with the key's `KeyHash::a` already computed.

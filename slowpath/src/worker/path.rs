@@ -26,10 +26,11 @@ impl Worker {
         let Some((sport, dport)) = pkt.ports() else { return };
         let (src, dst) = (SocketAddr::new(ip.src, sport), SocketAddr::new(ip.dst, dport));
         let lookup = lookup_key(ip.proto, src, dst);
-        // The tuple's hash, once: the lookup uses it, and a new connection keeps it.
-        let hash = self.conns.key_hash(&lookup);
+        // The tuple's hash, once: the lookup uses its first half, and a new connection keeps
+        // it whole (the second half is computed only then).
+        let tag = self.conns.tag(&lookup);
         let flags = pkt.tcp_flags();
-        if let Some((slot, dir)) = self.conns.find_hashed(hash.a, &lookup) {
+        if let Some((slot, dir)) = self.conns.find_hashed(tag, &lookup) {
             if self.proxies.is_empty() || !self.proxies.contains_key(&slot) {
                 self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
                 return out.spent.push(punt.frame);
@@ -54,6 +55,7 @@ impl Worker {
             }
             return;
         }
+        let hash = self.conns.complete_hash(tag, &lookup);
         let proto = Proto::from_number(ip.proto);
         let service =
             proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));

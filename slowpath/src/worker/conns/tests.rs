@@ -149,3 +149,10 @@ fn a_connection_record_stays_compact() {
     assert!(size <= 200, "a connection record is {size} bytes");
     assert_eq!(std::mem::size_of::<Cell>(), 8);
 }
+
+#[test]
+fn a_hash_completed_from_its_tag_is_the_whole_key_hash() {
+    let store = ConnStore::new(Seeds { a: 0x1234, b: 0x9876 });
+    let key = lookup_key(6, endpoints(3).client, endpoints(3).vip);
+    assert_eq!(store.complete_hash(store.tag(&key), &key), store.key_hash(&key));
+}
