@@ -25,6 +25,7 @@ mod pipeline;
 mod registers;
 mod rings;
 mod table;
+mod table_memory;
 
 use crate::clock::Clock;
 use crate::flash::Flash;

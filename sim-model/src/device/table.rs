@@ -1,14 +1,15 @@
 //! The flow table as the NIC holds it: records, index buckets and the stash, and the lookup
 //! that the datapath runs for every TCP and UDP packet.
 
+use super::table_memory::TableMemory;
 use rtl_spec::formats::{FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey};
 use rtl_spec::hash::Placement;
 use zerocopy::FromZeros;
 
 /// The table memory.
 pub struct FlowTable {
-    pub records: Vec<FlowRecord>,
-    pub buckets: Vec<IndexBucket>,
+    pub records: TableMemory<FlowRecord>,
+    pub buckets: TableMemory<IndexBucket>,
     pub stash: Vec<IndexSlot>,
     pub seed_a: u32,
     pub seed_b: u32,
@@ -25,13 +26,11 @@ pub const SLOTS: u32 = 4;
 impl FlowTable {
     /// An empty table of the given geometry, seeded with the reset values.
     pub fn new(records: u32, buckets: u32, stash: u32) -> Self {
-        // Zeroed allocations are lazy: a large table costs nothing until it is touched.
-        let records = FlowRecord::new_vec_zeroed(records as usize).unwrap_or_default();
-        let buckets = IndexBucket::new_vec_zeroed(buckets as usize).unwrap_or_default();
-        // The lookup touches a random bucket and record per packet: with 4 KiB pages each is
-        // also a TLB miss, which on hardware the table's SRAM/HBM does not have.
-        advise_huge_pages(&records);
-        advise_huge_pages(&buckets);
+        // Line-aligned, on huge pages, lazy: see `table_memory`. The lookup touches a random
+        // bucket and record per packet: with 4 KiB pages each is also a TLB miss, which on
+        // hardware the table's SRAM/HBM does not have.
+        let records = TableMemory::zeroed(records as usize);
+        let buckets = TableMemory::zeroed(buckets as usize);
         let idle_reported = vec![false; records.len()];
         FlowTable {
             records,
@@ -174,22 +173,6 @@ impl FlowTable {
             self.idle_reported[record as usize] = false;
         }
     }
-}
-
-/// Asks the kernel for transparent huge pages behind `memory` (when it is large enough to hold
-/// some): a hint, ignored where THP is off.
-fn advise_huge_pages<T>(memory: &[T]) {
-    const HUGE: usize = 2 << 20;
-    let start = memory.as_ptr() as usize;
-    let end = start + std::mem::size_of_val(memory);
-    let first = start.next_multiple_of(HUGE);
-    let last = end - end % HUGE;
-    if last <= first {
-        return;
-    }
-    // SAFETY: the range lies inside `memory`'s allocation, which outlives the call; MADV_HUGEPAGE
-    // changes only how the kernel backs the pages, never their contents or their validity.
-    let _ = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
 }
 
 /// Whether `slot` is live and points at (`record`, `reply`).
