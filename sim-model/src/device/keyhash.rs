@@ -21,6 +21,7 @@ pub fn key_placement(key: &LookupKey, seed_a: u32, seed_b: u32, buckets: u32) ->
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
+#[inline]
 fn placement_sse42(key: &LookupKey, seed_a: u32, seed_b: u32, buckets: u32) -> Placement {
     use core::arch::x86_64::_mm_crc32_u64;
     let bytes = key.as_bytes();

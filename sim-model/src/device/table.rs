@@ -55,24 +55,30 @@ impl FlowTable {
     /// tuple.
     pub fn lookup_at(&self, key: &LookupKey, place: &Placement) -> Option<(u32, bool)> {
         let p = place;
-        let in_buckets = [p.bucket_a, p.bucket_b]
-            .into_iter()
-            .flat_map(|b| (0..SLOTS as usize).map(move |s| (b, s)))
-            .map(|(b, s)| *self.buckets[b as usize].slot(s));
-        in_buckets.chain(self.stash.iter().copied()).find_map(|slot| self.matches(slot, p.sig, key))
+        for bucket in [p.bucket_a, p.bucket_b] {
+            if let Some(b) = self.buckets.get(bucket as usize) {
+                for slot in [b.slot0, b.slot1, b.slot2, b.slot3] {
+                    if let Some(hit) = self.matches(slot, p.sig, key) {
+                        return Some(hit);
+                    }
+                }
+            }
+        }
+        self.stash.iter().find_map(|slot| self.matches(*slot, p.sig, key))
     }
 
-    /// The record named by the first live slot of the key's buckets whose signature matches
-    /// (what the pipeline prefetches; the compare comes later, in [`Self::lookup_at`]).
-    pub fn first_candidate(&self, place: &Placement) -> Option<u32> {
-        [place.bucket_a, place.bucket_b]
+    /// The record named by the first live slot of bucket `bucket` whose signature is `sig` (what
+    /// the pipeline prefetches; the compare comes later, in [`Self::lookup_at`]).
+    #[inline]
+    pub fn candidate_in(&self, bucket: u32, sig: u16) -> Option<u32> {
+        let b = self.buckets.get(bucket as usize)?;
+        [b.slot0, b.slot1, b.slot2, b.slot3]
             .into_iter()
-            .flat_map(|b| (0..SLOTS as usize).map(move |s| (b, s)))
-            .map(|(b, s)| *self.buckets[b as usize].slot(s))
-            .find(|slot| slot.word.valid() && slot.word.sig() == place.sig)
+            .find(|slot| slot.word.valid() && slot.word.sig() == sig)
             .map(|slot| slot.record.get())
     }
 
+    #[inline(always)]
     fn matches(&self, slot: IndexSlot, sig: u16, key: &LookupKey) -> Option<(u32, bool)> {
         if !slot.word.valid() || slot.word.sig() != sig {
             return None;
