@@ -4,8 +4,10 @@
 //! shows as cache misses.
 //!
 //! Each batch takes the model once (one lock, as a burst from the wire) and hands it 32 frames
-//! with `Device::receive_burst`; the model parses all, hashes each once, prefetches every candidate bucket, then every candidate record, then looks up (two buckets, then the stash), rewrites
-//! and sends on the egress port, a counting sink. Frames are two templates (one per direction)
+//! with `Device::receive_burst`; the model parses all, hashes each once, prefetches each key's
+//! first bucket, then the record its matching slot names (or the second bucket, then its
+//! record), then looks up (two buckets, then the stash), rewrites and sends on the egress port,
+//! a counting sink that takes its lock once per burst. Frames are two templates (one per direction)
 //! whose addresses and ports are patched per packet: the datapath never verifies checksums
 //! (it updates them by the record's delta), so no checksum is recomputed, and the patching is
 //! timed alone and reported so it can be subtracted. Every run checks that each packet hit.

@@ -177,7 +177,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         std::fs::write(&p, svg).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("sluice bench: plot written to {}", p.display());
     }
-    if !args.quick {
+    // Only a full run of every family replaces the recorded figures: a partial one (`--only`)
+    // would overwrite them with a subset.
+    if !args.quick && args.only.is_empty() {
         let p = args.out.join("results.json");
         std::fs::write(&p, report.json()).with_context(|| format!("writing {}", p.display()))?;
     }
