@@ -1,5 +1,6 @@
 //! The memory behind the flow table's arrays (records, index buckets): one anonymous mapping per
-//! array, aligned to 2 MiB and advised for transparent huge pages.
+//! array, page-aligned, and for an array of 2 MiB or more aligned to 2 MiB and advised for
+//! transparent huge pages.
 //!
 //! Why not a `Vec`: a large `Vec` comes from the allocator's own mapping, which starts 16 bytes
 //! past a page boundary, so a 128-byte record spans three cache lines instead of two and a
@@ -47,16 +48,22 @@ impl<T: FromZeros> TableMemory<T> {
         if bytes == 0 {
             return empty;
         }
-        // Room to slide the start to the next 2 MiB boundary; the slack is never touched, so it
-        // costs address space only.
-        let Ok(mut map) = MmapOptions::new().len(bytes + HUGE).map_anon() else { return empty };
+        // An array smaller than a huge page stays on base pages (a mapping is page-aligned, which
+        // is line-aligned): a huge page would cost 2 MiB of zeroing for a small table, which
+        // tests and fuzzing create by the thousand. A larger one gets room to slide its start to
+        // the next 2 MiB boundary; the slack is never touched, so it costs address space only.
+        let huge = bytes >= HUGE;
+        let slack = if huge { HUGE } else { 0 };
+        let Ok(mut map) = MmapOptions::new().len(bytes + slack).map_anon() else { return empty };
         let base = map.as_mut_ptr();
-        let offset = (base as usize).next_multiple_of(HUGE) - base as usize;
-        // SAFETY: `offset < HUGE` and the mapping is `bytes + HUGE` long, so `base + offset` and
-        // the `bytes` after it lie inside it.
+        let offset = if huge { (base as usize).next_multiple_of(HUGE) - base as usize } else { 0 };
+        // SAFETY: `offset < HUGE` only when the mapping has `HUGE` bytes of slack (0 otherwise), so
+        // `base + offset` and the `bytes` after it lie inside the mapping.
         let start = unsafe { base.add(offset) };
-        advise_huge_pages(start, bytes);
-        // A 2 MiB-aligned address is aligned for any `T` this holds (alignment ≤ 128).
+        if huge {
+            advise_huge_pages(start, bytes);
+        }
+        // A page-aligned address is aligned for any `T` this holds (alignment ≤ 128).
         debug_assert!((start as usize).is_multiple_of(std::mem::align_of::<T>()));
         TableMemory { _map: Some(map), start: start.cast::<T>(), len, _owns: PhantomData }
     }
@@ -98,13 +105,14 @@ mod tests {
     use rtl_spec::formats::{FlowRecord, IndexBucket};
 
     #[test]
-    fn arrays_start_on_a_huge_page_and_are_zero() {
-        let records = TableMemory::<FlowRecord>::zeroed(3000);
-        assert_eq!(records.len(), 3000);
+    fn large_arrays_start_on_a_huge_page_small_ones_on_a_page_and_all_are_zero() {
+        let records = TableMemory::<FlowRecord>::zeroed(1 << 15);
+        assert_eq!(records.len(), 1 << 15);
         assert_eq!(records.as_ptr() as usize % HUGE, 0);
         assert!(records.iter().all(|r| !r.ctl.valid()));
-        let buckets = TableMemory::<IndexBucket>::zeroed(1 << 12);
-        assert_eq!(buckets.as_ptr() as usize % HUGE, 0);
+        let buckets = TableMemory::<IndexBucket>::zeroed(100);
+        assert_eq!(buckets.as_ptr() as usize % 4096, 0);
+        assert!(buckets.iter().all(|b| !b.slot0.word.valid()));
     }
 
     #[test]
