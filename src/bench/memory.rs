@@ -10,8 +10,9 @@
 //! names the one it uses.
 //!
 //! - The NIC's table (the model's memory, as the hardware's DRAM would hold it): measured as the
-//!   heap the model allocates for its geometry, divided by its records; also given from the
-//!   formats (record 128 B, index slot 8 B, two per record).
+//!   heap the model allocates for its geometry plus the mappings its records and buckets live
+//!   in, divided by its records; also given from the formats (record 128 B, index slot 8 B, two
+//!   per record).
 //! - The host's shadow (flow-offload's records, free list and shadow index), allocated once
 //!   for the NIC's geometry: measured as the heap `FlowTable::new` takes, per record.
 //! - The host's connection table (the workers' connections, the tuple map, timers, port
@@ -58,11 +59,13 @@ pub fn table_bytes(records: u32) -> anyhow::Result<TableBytes> {
     let h0 = heap();
     let (model, nic) = rig::model(records, 1, false)?;
     let h1 = heap();
+    // The records and buckets are mappings of their own, not heap: counted from the device.
+    let mapped = model.shared.with_device(|d| d.table_mapped_bytes());
     let table = flow_offload::FlowTable::new(nic)?;
     let h2 = heap();
     drop(table);
     drop(model);
-    Ok(TableBytes { records, model: h1.saturating_sub(h0), shadow: h2.saturating_sub(h1) })
+    Ok(TableBytes { records, model: h1.saturating_sub(h0) + mapped, shadow: h2.saturating_sub(h1) })
 }
 
 /// Bytes of one record in the NIC's table by the formats: the 128-byte record and its two
@@ -83,7 +86,7 @@ pub fn figures(t: &TableBytes, heap_per_conn: f64, ramp_note: &str) -> Vec<Figur
             t.model as f64 / r,
             "B/record",
             format!(
-                "model heap for {} records / records (formats: {} B = 128 B record + 2 × 8 B slots; buckets = records/2 × 32 B)",
+                "model heap and table mappings for {} records / records (formats: {} B = 128 B record + 2 × 8 B slots; buckets = records/2 × 32 B)",
                 t.records,
                 record_format_bytes()
             ),

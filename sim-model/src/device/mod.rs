@@ -214,6 +214,13 @@ impl Device {
         }
     }
 
+    /// Bytes of the flow table's records and index buckets, which live in mappings of their own
+    /// (see `table_memory`), not on the heap: what the card's table memory holds for this
+    /// geometry. (The stash is on the heap.)
+    pub fn table_mapped_bytes(&self) -> u64 {
+        (std::mem::size_of_val(&*self.table.records) + std::mem::size_of_val(&*self.table.buckets)) as u64
+    }
+
     /// Attaches port `n` to a source and sink of frames (a wire). Replaces any earlier one.
     /// The port's MAC register takes the attachment's MAC when it has one.
     pub fn attach_port(&mut self, n: u8, port: Box<dyn Port>) -> Result<(), String> {
