@@ -48,7 +48,8 @@ impl Device {
                 self.ager.scans += 1;
             }
             let rec = self.table.records[index as usize];
-            if !rec.ctl.valid() || rec.idle_timeout.get() == 0 || self.table.idle_reported[index as usize] {
+            if !rec.ctl.valid() || rec.idle_timeout.get() == 0 || self.table.idle_reported.get(index as usize)
+            {
                 continue;
             }
             let idle_ticks = u64::from(now_ticks.wrapping_sub(rec.last_seen.get()));
@@ -64,7 +65,7 @@ impl Device {
                 self.ager.evicted += 1;
                 self.table_counters.deletes += 1;
             } else {
-                self.table.idle_reported[index as usize] = true;
+                self.table.idle_reported.set(index as usize);
                 self.ager.aged += 1;
             }
             self.post_event(event);

@@ -99,7 +99,7 @@ impl Device {
             Opcode::Touch => {
                 let index = self.live_record(cmd)?;
                 self.table.records[index].last_seen = U32::new(self.now_ticks());
-                self.table.idle_reported[index] = false;
+                self.table.idle_reported.clear(index);
                 Ok(Outcome::default())
             }
             Opcode::Flush => {
@@ -202,7 +202,7 @@ impl Device {
         rec.ctl.set_teardown(false);
         self.bank.retain(rec.ctl.counter_set());
         self.table.records[index] = rec;
-        self.table.idle_reported[index] = false;
+        self.table.idle_reported.clear(index);
         self.table.occupancy += 1;
         for (pos, key, reply) in [(pos_o, key_o, false), (pos_r, key_r, true)] {
             let sig = self.table.placement(&key).sig;
@@ -231,7 +231,7 @@ impl Device {
         self.table.set_slot(pos_r, IndexSlot::default());
         self.bank.release(self.table.records[index].ctl.counter_set());
         self.table.records[index] = FlowRecord::default();
-        self.table.idle_reported[index] = false;
+        self.table.idle_reported.clear(index);
         self.table.occupancy -= 1;
         self.table_counters.deletes += 1;
         Ok(Outcome { event, ..Outcome::default() })

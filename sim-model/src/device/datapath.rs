@@ -41,7 +41,7 @@ impl Device {
             rec.tcp_flags_orig |= flags;
         }
         rec.last_seen = U32::new(now_ticks);
-        self.table.idle_reported[index] = false;
+        self.table.idle_reported.clear(index);
 
         if flags & (TCP_RST | TCP_FIN) != 0 {
             let rst = flags & TCP_RST != 0;
