@@ -379,7 +379,10 @@ impl std::fmt::Display for ServiceError {
             ServiceError::NoBackend(k, b) => write!(f, "service {k} has no real server {b}"),
             ServiceError::BackendExists(k, b) => write!(f, "service {k} already has real server {b}"),
             ServiceError::NoLocalAddress(k, b) => {
-                write!(f, "service {k} has no local address of {b}'s family for FullNAT")
+                write!(
+                    f,
+                    "service {k} has no local address of {b}'s family (FullNAT's LIP, TUN's tunnel source)"
+                )
             }
             ServiceError::MixedFamilies(k, a) => write!(
                 f,
@@ -431,6 +434,7 @@ impl Services {
         }
         if let Some(b) = cfg.backends.first()
             && cfg.local_addresses.is_empty()
+            && matches!(cfg.forward, Forward::FullNat | Forward::Tun)
         {
             return Err(ServiceError::NoLocalAddress(cfg.key, b.addr));
         }
@@ -496,7 +500,8 @@ impl Services {
         if b.addr.is_ipv6() != key.vip.is_ipv6() {
             return Err(ServiceError::MixedFamilies(*key, b.addr.ip()));
         }
-        if !self.configs[i].local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
+        let needs_lip = matches!(self.configs[i].forward, Forward::FullNat | Forward::Tun);
+        if needs_lip && !self.configs[i].local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
             return Err(ServiceError::NoLocalAddress(*key, b.addr));
         }
         self.configs[i].backends.push(b);
