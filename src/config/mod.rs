@@ -333,7 +333,8 @@ pub struct Service {
     pub backends: Vec<Backend>,
 }
 
-/// A forwarding mode as the configuration writes it.
+/// A forwarding mode as the configuration writes it (serde hands the field by reference).
+#[allow(clippy::trivially_copy_pass_by_ref)]
 fn forward_word<S: serde::Serializer>(f: &Forward, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(f.as_str())
 }

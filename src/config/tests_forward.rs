@@ -34,10 +34,7 @@ fn good(text: &str) -> Config {
 
 /// The error of `text`: one line, on the line holding `at`, containing every one of `parts`.
 fn bad_at(text: &str, at: &str, parts: &[&str]) {
-    let e = match parse(text, "sluice.toml") {
-        Ok(_) => panic!("should fail ({parts:?}):\n{text}"),
-        Err(e) => e,
-    };
+    let Err(e) = parse(text, "sluice.toml") else { panic!("should fail ({parts:?}):\n{text}") };
     let msg = e.to_string();
     assert!(!msg.contains('\n'), "not one line: {msg:?}");
     let line = text.lines().position(|l| l.contains(at)).unwrap() + 1;

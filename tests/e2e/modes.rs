@@ -20,12 +20,13 @@
 
 use super::harness::{Appliance, Mode, Wire, have, require_root, topo};
 use super::{pattern, sha};
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The topology's configuration up to its services, with `services` in their place.
-fn with_services(cfg: String, services: &str) -> String {
+fn with_services(cfg: &str, services: &str) -> String {
     let at = cfg.find("[[service]]").expect("the topology writes services");
     format!("{}{services}", &cfg[..at])
 }
@@ -36,7 +37,7 @@ fn service(mode: &str, extra: &str) -> String {
     let mut s =
         format!("[[service]]\nvip = \"10.10.1.100:80\"\nscheduler = \"rr\"\nforward = \"{mode}\"\n{extra}\n");
     for n in 0..2 {
-        s.push_str(&format!("[[service.backend]]\naddress = \"{}:80\"\n", topo::server_v4(n)));
+        let _ = writeln!(s, "[[service.backend]]\naddress = \"{}:80\"", topo::server_v4(n));
     }
     s
 }
@@ -155,7 +156,7 @@ fn dr_servers_answer_the_client_directly() {
         2,
         Mode::InProcess(Wire::AfXdp),
         ("rr", &[1, 1], None, ""),
-        &|cfg| with_services(cfg, &service("dr", "")),
+        &|cfg| with_services(&cfg, &service("dr", "")),
     );
     a.net.direct_return().expect("the direct return path");
     for (n, rs) in a.net.servers.clone().iter().enumerate() {
@@ -196,7 +197,7 @@ fn nat_replies_come_back_through_the_appliance_with_the_client_address() {
         2,
         Mode::InProcess(Wire::AfXdp),
         ("rr", &[1, 1], None, ""),
-        &|cfg| with_services(cfg, &service("nat", "nat_gateway = \"10.10.2.254\"")),
+        &|cfg| with_services(&cfg, &service("nat", "nat_gateway = \"10.10.2.254\"")),
     );
     for rs in &a.net.servers {
         ns(rs, &["ip", "route", "add", "default", "via", "10.10.2.254"]);

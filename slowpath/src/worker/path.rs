@@ -204,8 +204,8 @@ impl Worker {
             if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
         backend.stats.connections.fetch_add(1, Ordering::Relaxed);
         svc.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let stats = (&backend.stats, &svc.stats);
-        let slot = self.insert_conn(ep, proto, forward, state, now_ns, stats, orig_hash);
+        let counters = (&backend.stats, &svc.stats);
+        let slot = self.insert_conn(ep, proto, forward, state, now_ns, counters, orig_hash);
         WorkerStats::inc(&self.stats.created);
         slot
     }
@@ -297,27 +297,8 @@ impl Worker {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
-        let mut packet = out.spent.pop().unwrap_or_default();
-        packet.clear();
-        packet.reserve(punt.frame.len() + 40);
-        if forward.one_way() {
-            // DR, TUN: the packet goes as it came (TUN inside an outer header), to the server;
-            // one that comes the other way (a server answering through the balancer after all)
-            // is passed on to the client as it came.
-            let sent = match (forward, dir) {
-                (Forward::Tun, Dir::Orig) => tunnel_source(&self.services, &ep, c.proto)
-                    .is_some_and(|src| crate::encap::tunnel(&punt.frame, pkt, src, dst, &mut packet)),
-                _ => crate::encap::route(&punt.frame, pkt, &mut packet),
-            };
-            if sent {
-                out.tx.push(Tx { dst, packet });
-                WorkerStats::inc(&stats.forwarded);
-            } else {
-                stats.discard(Discard::Unsupported);
-            }
-        } else {
-            self.rewrite_and_send(slot, dir, punt, pkt, (&from, &to, dst), packet, out);
-        }
+        let proto = c.proto;
+        self.send(slot, dir, (forward, &ep, proto), punt, pkt, (&from, &to, dst), out);
         let Some(c) = self.conns.get_mut(slot) else { return };
         let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
         // DR's and TUN's flows leave through a next hop of their own (spec 1.3's Route and
@@ -368,6 +349,41 @@ impl Worker {
             c.deadline_ns = deadline;
             let t = c.timer;
             self.timers.arm(slot, t, deadline);
+        }
+    }
+
+    /// Sends a packet of connection `slot` toward `dst` as its mode forwards: rewritten from
+    /// `from` to `to` (FullNAT, NAT), or as it came (DR; TUN inside an outer header). A packet
+    /// of a one-way connection that comes the other way (a server answering through the
+    /// balancer after all) is passed on to the client as it came.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        slot: u32,
+        dir: Dir,
+        (forward, ep, proto): (Forward, &Endpoints, Proto),
+        punt: &Punt,
+        pkt: &Pkt,
+        route: (&rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple, std::net::IpAddr),
+        out: &mut Out,
+    ) {
+        let mut packet = out.spent.pop().unwrap_or_default();
+        packet.clear();
+        packet.reserve(punt.frame.len() + 40);
+        if !forward.one_way() {
+            return self.rewrite_and_send(slot, dir, punt, pkt, route, packet, out);
+        }
+        let dst = route.2;
+        let sent = match (forward, dir) {
+            (Forward::Tun, Dir::Orig) => tunnel_source(&self.services, ep, proto)
+                .is_some_and(|src| crate::encap::tunnel(&punt.frame, pkt, src, dst, &mut packet)),
+            _ => crate::encap::route(&punt.frame, pkt, &mut packet),
+        };
+        if sent {
+            out.tx.push(Tx { dst, packet });
+            WorkerStats::inc(&self.stats.forwarded);
+        } else {
+            self.stats.discard(Discard::Unsupported);
         }
     }
 
