@@ -468,6 +468,7 @@ mod tests {
             services: vec![ServiceInfo {
                 vip: "10.10.1.100:80".into(),
                 protocol: "tcp".into(),
+                forward: "nat".into(),
                 backends: vec![BackendInfo {
                     address: "10.10.2.11:80".into(),
                     health: "up".into(),
@@ -502,6 +503,9 @@ mod tests {
             "sluice_backend_weight{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\"} 3"
         ));
         assert!(text.contains("sluice_nic_punts_total{reason=\"miss\"} 7"));
+        assert!(
+            text.contains("sluice_service_info{vip=\"10.10.1.100:80\",protocol=\"tcp\",forward=\"nat\"} 1")
+        );
         assert!(text.contains("sluice_probe_up{probe=\"vip\",target=\"10.99.0.100:80\"} 1"));
         assert!(text.contains(
             "sluice_probe_checks_total{probe=\"vip\",target=\"10.99.0.100:80\",result=\"failed\"} 1"
