@@ -13,7 +13,7 @@ fn device_info_on_the_embedded_model_prints_identity_and_geometry() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     for want in [
-        "spec version   1.2",
+        "spec version   1.3",
         "counter sets   2048",
         "1048576 records",
         "crc32c",
