@@ -116,6 +116,7 @@ fn services_reply() -> ServicesReply {
                 vip: "[fd00::1]:53".into(),
                 protocol: "udp".into(),
                 scheduler: "rr".into(),
+                forward: "tun".into(),
                 local_addresses: vec!["fd00::2:1".into()],
                 conn_limit: 5000,
                 ..ServiceInfo::default()
@@ -165,6 +166,7 @@ fn flows_sends_the_filter_and_prints_the_footer() {
         client: "10.10.1.10:40000".into(),
         vip: "10.10.1.100:80".into(),
         lip: "10.10.2.1:1025".into(),
+        forward: "fullnat".into(),
         backend: "10.10.2.11:80".into(),
         location: "nic".into(),
         record: Some(3),
@@ -180,8 +182,8 @@ fn flows_sends_the_filter_and_prints_the_footer() {
     assert_eq!(
         out.stdout,
         "\
-[w] pro expire state       source              virtual            local              destination        where packets      bytes
-[1] TCP 01:28  ESTABLISHED 10.10.1.10:40000    10.10.1.100:80     10.10.2.1:1025     10.10.2.11:80      nic   12/10        1.2K/15.0M
+[w] pro expire state       source              virtual            local              destination        where forward packets      bytes
+[1] TCP 01:28  ESTABLISHED 10.10.1.10:40000    10.10.1.100:80     10.10.2.1:1025     10.10.2.11:80      nic   FullNat 12/10        1.2K/15.0M
 1 of 3 connections
 "
     );
@@ -286,6 +288,19 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
         "--json",
     ]);
     assert_eq!((out.code, out.stdout.as_str()), (0, "null\n"), "{}", out.stderr);
+    let out = fake.run(&[
+        "service",
+        "add",
+        "-t",
+        "10.10.1.101:80",
+        "--forward",
+        "nat",
+        "--nat-gateway",
+        "10.10.2.254",
+    ]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    let out = fake.run(&["service", "add", "-t", "10.10.1.102:80", "--forward", "direct"]);
+    assert_eq!(out.code, 2, "an unknown mode is refused by the CLI: {}", out.stderr);
     assert_eq!(
         fake.requests(),
         vec![
@@ -293,6 +308,8 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 vip: "10.10.1.100:80".into(),
                 protocol: "tcp".into(),
                 scheduler: "wrr".into(),
+                forward: "fullnat".into(),
+                nat_gateway: None,
                 local_addresses: vec!["10.10.2.1".into(), "10.10.2.2".into()],
                 conn_limit: 100,
                 synproxy: false,
@@ -302,7 +319,19 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 vip: "10.10.1.100:53".into(),
                 protocol: "udp".into(),
                 scheduler: "wlc".into(),
+                forward: "fullnat".into(),
+                nat_gateway: None,
                 local_addresses: vec!["10.10.2.1".into()],
+                conn_limit: 0,
+                synproxy: false,
+            }),
+            Request::ServiceAdd(ServiceSpec {
+                vip: "10.10.1.101:80".into(),
+                protocol: "tcp".into(),
+                scheduler: "wlc".into(),
+                forward: "nat".into(),
+                nat_gateway: Some("10.10.2.254".into()),
+                local_addresses: vec![],
                 conn_limit: 0,
                 synproxy: false,
             }),

@@ -307,3 +307,103 @@ fn no_file_is_overwritten_or_left_half_written() {
     assert!(!d.path("never.pcap").exists(), "an empty output was left behind");
     assert!(!d.path("never.json").exists());
 }
+
+/// [`CONFIG`] with its service forwarding in `mode` (and what the mode needs in place of the
+/// LIP), its backend on `port`.
+fn config_for(mode: &str, port: u16) -> String {
+    let extra = match mode {
+        "nat" => "forward = \"nat\"\nnat_gateway = \"10.10.2.254\"",
+        "dr" => "forward = \"dr\"",
+        _ => "forward = \"tun\"\nlocal_addresses = [\"10.10.2.1\"]",
+    };
+    CONFIG
+        .replace("local_addresses = [\"10.10.2.1\"]", extra)
+        .replace("address = \"10.10.2.11:8080\"", &format!("address = \"10.10.2.11:{port}\""))
+}
+
+/// The IP packet of a frame (after its 14-byte Ethernet header).
+fn ip_of(frame: &[u8]) -> &[u8] {
+    &frame[14..]
+}
+
+/// Each forwarding mode through the whole appliance: NAT's packets reach the server from the
+/// client's own address and its replies leave from the VIP; DR's and TUN's reach the server as
+/// the client sent them (TUN inside IP-in-IP from the local address), nothing comes back through
+/// the balancer; and a second run writes the same bytes.
+#[test]
+fn every_forwarding_mode_round_trips_through_replay() {
+    let (c, vip) = (([10, 10, 1, 10], 40000), ([10, 10, 1, 100], 80));
+    let base = 1_700_000_000_000_000u64;
+    for mode in ["nat", "dr", "tun"] {
+        let d = Dir::new(mode);
+        let rs = ([10, 10, 2, 11], if mode == "nat" { 8080 } else { 80 });
+        let client = [
+            (base, tcp((CLIENT, P0), c, vip, 100, "S", None, b"")),
+            (base + 2000, tcp((CLIENT, P0), c, vip, 101, "", Some(5001), b"")),
+            (base + 3000, tcp((CLIENT, P0), c, vip, 101, "", Some(5001), b"GET / HTTP/1.1\r\n\r\n")),
+        ];
+        write_pcap(&d.path("client.pcap"), &client);
+        // Only a NAT server answers through the balancer (to the client's own address).
+        let server: Vec<(u64, Vec<u8>)> = if mode == "nat" {
+            vec![
+                (base + 1000, tcp((RS, P1), rs, c, 5000, "S", Some(101), b"")),
+                (base + 4000, tcp((RS, P1), rs, c, 5001, "", Some(119), b"HTTP/1.1 200 OK\r\n\r\nhello")),
+            ]
+        } else {
+            vec![]
+        };
+        write_pcap(&d.path("server.pcap"), &server);
+        std::fs::write(d.path("sluice.toml"), config_for(mode, rs.1)).unwrap();
+        let out = replay(&d, "a");
+        assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+        let to_server = read_pcap(&d.path("a-p1.pcap"));
+        let to_client = read_pcap(&d.path("a-p0.pcap"));
+        assert_eq!(to_server.len(), 3, "{mode}: SYN, ACK and request reach the server");
+        for (f, (_, sent)) in to_server.iter().zip(&client) {
+            checksums(f).unwrap();
+            assert_eq!(&f[..6], &RS, "{mode}");
+            match mode {
+                "nat" => {
+                    let p = SlicedPacket::from_ethernet(f).unwrap();
+                    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+                    assert_eq!(ip.header().source_addr().octets(), c.0, "the server sees the client");
+                    assert_eq!(ip.header().destination_addr().octets(), rs.0);
+                }
+                "dr" => assert_eq!(ip_of(f), ip_of(sent), "DR: the client's packet, unchanged"),
+                _ => {
+                    assert_eq!(&ip_of(f)[20..], ip_of(sent), "TUN: the client's packet inside");
+                    assert_eq!((ip_of(f)[9], &ip_of(f)[12..20]), (4, &[10, 10, 2, 1, 10, 10, 2, 11][..]));
+                }
+            }
+        }
+        if mode == "nat" {
+            assert_eq!(to_client.len(), 2, "SYN-ACK and response back through the balancer");
+            for f in &to_client {
+                checksums(f).unwrap();
+                let p = SlicedPacket::from_ethernet(f).unwrap();
+                let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+                assert_eq!(ip.header().source_addr().octets(), vip.0, "NAT replies leave from the VIP");
+            }
+        } else {
+            assert!(to_client.is_empty(), "{mode}: the server answers the client directly");
+        }
+        let stats: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.path("a-stats.json")).unwrap()).unwrap();
+        let flow = &stats["flows"]["flows"][0];
+        assert_eq!(
+            (flow["forward"].as_str(), flow["state"].as_str()),
+            (Some(mode), Some("ESTABLISHED")),
+            "{mode}"
+        );
+        let out = replay(&d, "b");
+        assert!(out.status.success());
+        for f in ["p0.pcap", "p1.pcap", "stats.json"] {
+            let (a, b) = (d.path(&format!("a-{f}")), d.path(&format!("b-{f}")));
+            assert_eq!(
+                std::fs::read(a).unwrap(),
+                std::fs::read(b).unwrap(),
+                "{mode}: {f} differs between runs"
+            );
+        }
+    }
+}

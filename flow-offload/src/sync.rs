@@ -105,6 +105,7 @@ impl FlowTable {
                 ..FlowCommand::default()
             };
             cmd.payload[..16].copy_from_slice(e.as_bytes());
+            cmd.payload[16..48].copy_from_slice(self.tunnels[n].as_bytes());
             cmds.push(cmd);
         }
         // The reset emptied the bank: every set again (zeroed) before the records naming them.

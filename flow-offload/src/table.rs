@@ -207,6 +207,8 @@ pub struct FlowTable {
     pub(crate) records: Vec<Option<Installed>>,
     pub(crate) free: Vec<u32>,
     pub(crate) next_hops: Vec<Option<NextHopEntry>>,
+    /// The outer addresses of each `Tunnel` entry (spec 1.3), beside `next_hops`.
+    pub(crate) tunnels: Vec<rtl_spec::formats::NextHopTunnel>,
     /// Commands decided on the shadow and not yet written to the ring.
     pub(crate) queue: std::collections::VecDeque<(FlowCommand, Undo)>,
     /// Commands written to the ring whose completions have not been reaped, in ring order.
@@ -241,6 +243,7 @@ impl FlowTable {
             // Popped from the end: low indexes first, which keeps dumps readable.
             free: (0..g.records).rev().collect(),
             next_hops: vec![None; g.next_hops as usize],
+            tunnels: vec![rtl_spec::formats::NextHopTunnel::default(); g.next_hops as usize],
             queue: std::collections::VecDeque::new(),
             in_flight: std::collections::VecDeque::new(),
             refused: Vec::new(),
@@ -326,6 +329,23 @@ impl FlowTable {
 
     /// Writes next-hop entry `n` (one command, whatever the number of flows using it).
     pub fn set_next_hop(&mut self, n: u16, entry: NextHopEntry) -> Result<(), InstallError> {
+        self.set_next_hop_tunnel(n, entry, rtl_spec::formats::NextHopTunnel::default())
+    }
+
+    /// Writes next-hop entry `n` with the outer addresses `tunnel` a `Tunnel` action uses
+    /// (spec 1.3; the device must have capability `TUNNEL`). For another action `tunnel` is
+    /// written all the same and the NIC ignores it.
+    pub fn set_next_hop_tunnel(
+        &mut self,
+        n: u16,
+        entry: NextHopEntry,
+        tunnel: rtl_spec::formats::NextHopTunnel,
+    ) -> Result<(), InstallError> {
+        if entry.ctl.hit_action() == Some(rtl_spec::codes::NextHopAction::Tunnel)
+            && !self.nic.info().capability_names.iter().any(|c| c == "TUNNEL")
+        {
+            return Err(InstallError::Invalid("the device cannot tunnel (no TUNNEL)".into()));
+        }
         if usize::from(n) >= self.next_hops.len() {
             return Err(InstallError::Invalid(format!(
                 "next hop {n} beyond the table's {}",
@@ -338,7 +358,9 @@ impl FlowTable {
             ..FlowCommand::default()
         };
         cmd.payload[..16].copy_from_slice(entry.as_bytes());
+        cmd.payload[16..48].copy_from_slice(tunnel.as_bytes());
         self.next_hops[usize::from(n)] = Some(entry);
+        self.tunnels[usize::from(n)] = tunnel;
         self.queue.push_back((cmd, Undo::Nothing));
         Ok(())
     }

@@ -51,6 +51,7 @@ fn run_time_checks(req: &Request) {
                 &spec.vip,
                 &spec.protocol,
                 &spec.scheduler,
+                (&spec.forward, spec.nat_gateway.as_deref()),
                 &spec.local_addresses,
                 spec.conn_limit,
                 spec.synproxy,

@@ -172,6 +172,8 @@ fn control() -> Seeds {
         vip: "10.10.1.200:443".into(),
         protocol: "tcp".into(),
         scheduler: "wrr".into(),
+        forward: "fullnat".into(),
+        nat_gateway: None,
         local_addresses: vec!["10.10.2.1".into()],
         conn_limit: 0,
         synproxy: false,

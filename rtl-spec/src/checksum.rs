@@ -34,6 +34,17 @@ pub const fn ones_add(a: u16, b: u16) -> u16 {
     ((sum & 0xFFFF) + (sum >> 16)) as u16
 }
 
+/// The Internet checksum of `bytes` computed in full (a trailing odd byte is padded with zero):
+/// the ones'-complement of the ones'-complement sum of its big-endian 16-bit words. The NIC
+/// computes one only for a header it builds itself (the outer IPv4 header of a `Tunnel` next
+/// hop, whose checksum field must be zero in `bytes`); everything it forwards is updated
+/// incrementally.
+pub fn full(bytes: &[u8]) -> u16 {
+    !bytes
+        .chunks(2)
+        .fold(0, |acc, w| ones_add(acc, u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
+}
+
 /// The checksum delta of changing the bytes `old` into `new`: the ones'-complement sum of
 /// `~old_word + new_word` over their big-endian 16-bit words. Equal bytes give `0xFFFF` (a
 /// ones'-complement zero); no bytes at all give `0x0000`.

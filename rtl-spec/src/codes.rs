@@ -52,7 +52,8 @@ hw_enum! {
         Touch = 5,
         /// Clear every record and every index slot (the table is empty afterwards).
         Flush = 6,
-        /// Write next-hop entry `arg` from the payload.
+        /// Write next-hop entry `arg` from the payload (a [`crate::formats::NextHopEntry`]; for a
+        /// `Tunnel` entry, its [`crate::formats::NextHopTunnel`] follows at bytes 16..48).
         NextHopSet = 7,
         /// Write one index slot (bucket slot or stash entry) `slot_orig` from the payload. Used for
         /// cuckoo moves: the new slot is written before the old one is cleared.
@@ -140,7 +141,8 @@ hw_enum! {
         IpOptions = 6,
         /// TTL or hop limit of 1 or less on a matched flow.
         TtlExpired = 7,
-        /// The rewritten packet would exceed the egress port's MTU.
+        /// The rewritten packet would exceed the egress port's MTU (for a `Tunnel` next hop: the
+        /// packet with its outer header).
         OverMtu = 8,
         /// ARP.
         Arp = 9,
@@ -363,6 +365,27 @@ hw_enum! {
     }
 }
 
+hw_enum! {
+    /// What the NIC does to a packet that hits a record, chosen by the next-hop entry the
+    /// record's direction names (`NextHopCtl.action`, since 1.3). The forwarding modes of LVS map
+    /// onto it: FullNAT and NAT are `Rewrite` (NAT is FullNAT whose other tuple keeps the client's
+    /// address: the host installs the server → client tuple as the reply tuple, so the same
+    /// rewrite changes only the destination of client packets and only the source of replies),
+    /// DR is `Route`, TUN is `Tunnel`.
+    pub enum NextHopAction: u8 {
+        /// Rewrite addresses and ports to the other tuple reversed, decrement the TTL, fix the
+        /// checksums by the direction's deltas (FullNAT, NAT). The value of every entry before 1.3.
+        Rewrite = 0,
+        /// Leave the IP packet as it arrived, TTL included; only the L2 header changes (DR: the
+        /// destination MAC is the real server's, which holds the VIP itself).
+        Route = 1,
+        /// Leave the IP packet as it arrived and prefix an outer header of the same family
+        /// (IPv4-in-IPv4, protocol 4; IPv6-in-IPv6, next header 41) from `src` to `dst` of the
+        /// entry's [`crate::formats::NextHopTunnel`] (TUN). Needs capability `TUNNEL`.
+        Tunnel = 2,
+    }
+}
+
 /// All codes, for the document.
 pub const ALL_CODES: &[crate::meta::EnumSpec] = &[
     BlockType::SPEC,
@@ -381,6 +404,7 @@ pub const ALL_CODES: &[crate::meta::EnumSpec] = &[
     FlashEvent::SPEC,
     ImageCheck::SPEC,
     ImageTarget::SPEC,
+    NextHopAction::SPEC,
 ];
 
 #[cfg(test)]
@@ -429,6 +453,7 @@ mod tests {
         check_code!(FlashEvent, u8, 0..=255u32);
         check_code!(ImageCheck, u8, 0..=255u32);
         check_code!(ImageTarget, u8, 0..=255u32);
+        check_code!(NextHopAction, u8, 0..=255u32);
         check_code!(BlockType, u32, (0x534C_0000u32..0x534C_0020).chain([0, u32::MAX]));
     }
 

@@ -55,8 +55,11 @@ pub const SPEC_MAJOR: u16 = 1;
 /// counter bank: the `CounterSet` format, the record's `counter_set` (in bits that were
 /// reserved), the opcodes `CounterSetAlloc`, `CounterSetFree` and `CounterBankRead`, the
 /// `counter_set` Modify bit, the `CounterSet*` statuses and the next-hop block's `COUNTER_*`
-/// and `BANK_READS` registers (block version 1.1).
-pub const SPEC_MINOR: u16 = 2;
+/// and `BANK_READS` registers (block version 1.1). 1.3 added the forwarding actions of a next hop
+/// for LVS's DR and TUN modes: `NextHopCtl.action` (in bits that were reserved),
+/// the `NextHopAction` codes, the `NextHopTunnel` format (the second half of the `NextHopSet`
+/// payload) and the `TUNNEL` capability.
+pub const SPEC_MINOR: u16 = 3;
 /// The version as the identity block's `SPEC_VERSION` register holds it.
 pub const SPEC_VERSION: u32 = ((SPEC_MAJOR as u32) << 16) | SPEC_MINOR as u32;
 /// The identity block's `MAGIC` value.

@@ -27,6 +27,10 @@ pub const ETHERTYPE_QINQ: u16 = 0x88A8;
 pub const IPPROTO_ICMP: u8 = 1;
 /// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of IPv4 carried in IP (IP-in-IP, RFC 2003).
+pub const IPPROTO_IPIP: u8 = 4;
+/// IP protocol number of IPv6 carried in IP (IPv6-in-IPv6, RFC 2473).
+pub const IPPROTO_IPV6: u8 = 41;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 /// IPv6 next-header number of ICMPv6.
@@ -107,6 +111,8 @@ pub struct Ipv4Header {
 }
 
 impl Ipv4Header {
+    /// Bit "don't fragment" of [`Self::flags_frag`].
+    pub const DF: u16 = 0x4000;
     /// Bit "more fragments" of [`Self::flags_frag`].
     pub const MF: u16 = 0x2000;
     /// Fragment offset mask of [`Self::flags_frag`].

@@ -131,6 +131,27 @@ impl TcpState {
     }
 }
 
+impl TcpState {
+    /// The state after a client's packet with `flags` on a one-way connection (DR, TUN), whose
+    /// server answers the client directly: LVS's input-only table. The client's ACK completes
+    /// the handshake, its FIN or RST closes; the closing state then ends by its timeout, since
+    /// the server's FIN is never seen.
+    #[must_use]
+    pub fn next_one_way(self, flags: u8) -> TcpState {
+        use TcpState::{Close, Established, FinWait, SynRecv};
+        if flags & RST != 0 {
+            return Close;
+        }
+        let fin = flags & FIN != 0;
+        match self {
+            _ if flags & SYN != 0 && flags & ACK == 0 => SynRecv,
+            SynRecv | Established if fin => FinWait,
+            SynRecv if flags & ACK != 0 => Established,
+            s => s,
+        }
+    }
+}
+
 /// Per-state timeouts. Defaults are DPVS's (the FullNAT appliance): ESTABLISHED 90 s, SYN_RECV
 /// 30 s, the closing states 7 s, CLOSE 3 s, UDP 300 s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,6 +25,7 @@
 pub mod addr;
 pub mod conn;
 pub mod emit;
+pub mod encap;
 pub mod engine;
 pub mod health;
 pub mod laddr;

@@ -7,10 +7,16 @@
 //! one `NextHopSet` rewrites the L2 header of all of them. Packets the host sends toward a
 //! neighbour that is not resolved yet wait in a short queue while a request goes out (three
 //! tries, one second apart); what still waits after that is dropped and counted.
+//!
+//! An entry also carries its action (spec 1.3, [`HopAction`]): the FullNAT/NAT rewrite, which
+//! every FullNAT and NAT flow toward a neighbour shares, or DR's route or TUN's tunnel, which
+//! get entries of their own (a tunnel's per server, its outer addresses with it). A neighbour's
+//! new MAC rewrites every entry that leads to it.
 
 use crate::emit::L2;
 use crate::emit::{self, BROADCAST};
-use rtl_spec::formats::{NextHopCtl, NextHopEntry};
+use rtl_spec::codes::NextHopAction;
+use rtl_spec::formats::{NextHopCtl, NextHopEntry, NextHopTunnel};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
@@ -147,6 +153,23 @@ pub struct Hop {
     pub neighbor: IpAddr,
 }
 
+/// What a next-hop entry does to the packets of the flows that name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HopAction {
+    /// The record's rewrite (FullNAT, NAT).
+    #[default]
+    Rewrite,
+    /// The packet unchanged to the neighbour (DR).
+    Route,
+    /// The packet unchanged inside IP-in-IP from `src` to `dst` (TUN).
+    Tunnel {
+        /// Outer source: the appliance's address.
+        src: IpAddr,
+        /// Outer destination: the server.
+        dst: IpAddr,
+    },
+}
+
 /// Ports, routes and neighbours.
 #[derive(Debug)]
 pub struct Network {
@@ -154,9 +177,11 @@ pub struct Network {
     routes: Vec<Route>,
     // Ordered, so retries and dumps come in the same order every run (replay is deterministic).
     neighbors: BTreeMap<(u8, IpAddr), Neighbor>,
-    next_hops: Vec<Option<(u8, IpAddr)>>,
-    /// Next-hop entries to write into the NIC (index, entry), taken by the caller.
-    pub changed: Vec<(u16, NextHopEntry)>,
+    next_hops: Vec<Option<(u8, IpAddr, HopAction)>>,
+    /// The entries of actions other than `Rewrite` (whose entry is the neighbour's own).
+    special: BTreeMap<(u8, IpAddr, HopAction), u16>,
+    /// Next-hop entries to write into the NIC (index, entry, tunnel), taken by the caller.
+    pub changed: Vec<(u16, NextHopEntry, NextHopTunnel)>,
     /// Frames to send (port, frame): requests, and packets released by an answer.
     pub out: Vec<(u8, Vec<u8>)>,
     stats: NetStats,
@@ -171,6 +196,7 @@ impl Network {
             routes: Vec::new(),
             neighbors: BTreeMap::new(),
             next_hops: vec![None; usize::from(next_hops)],
+            special: BTreeMap::new(),
             changed: Vec::new(),
             out: Vec::new(),
             stats: NetStats::default(),
@@ -259,7 +285,12 @@ impl Network {
         }
         if changed {
             if let Some(h) = n.next_hop {
-                self.changed.push((h, entry(port, pmac, Some(mac))));
+                self.changed.push(entry(h, port, pmac, Some(mac), HopAction::Rewrite));
+            }
+            for (&(p, a, action), &h) in &self.special {
+                if (p, a) == (port, addr) {
+                    self.changed.push(entry(h, port, pmac, Some(mac), action));
+                }
             }
         }
     }
@@ -346,28 +377,44 @@ impl Network {
     /// The NIC next-hop entry for `hop` (allocated on first use; written as soon as the
     /// neighbour's MAC is known, invalid until then so the NIC punts instead of misdelivering).
     pub fn next_hop(&mut self, hop: Hop, now_ns: u64) -> Option<u16> {
+        self.next_hop_with(hop, HopAction::Rewrite, now_ns)
+    }
+
+    /// [`Self::next_hop`] for an entry of `action`: the neighbour's own entry for `Rewrite`,
+    /// one of its own for each other action (and tunnel).
+    pub fn next_hop_with(&mut self, hop: Hop, action: HopAction, now_ns: u64) -> Option<u16> {
         let pmac = self.ports.get(usize::from(hop.port))?.mac;
-        if let Some(h) = self.neighbors.get(&(hop.port, hop.neighbor)).and_then(|n| n.next_hop) {
-            return Some(h);
+        let existing = if action == HopAction::Rewrite {
+            self.neighbors.get(&(hop.port, hop.neighbor)).and_then(|n| n.next_hop)
+        } else {
+            self.special.get(&(hop.port, hop.neighbor, action)).copied()
+        };
+        if existing.is_some() {
+            return existing;
         }
         let free = self.next_hops.iter().position(Option::is_none)? as u16;
-        self.next_hops[usize::from(free)] = Some((hop.port, hop.neighbor));
+        self.next_hops[usize::from(free)] = Some((hop.port, hop.neighbor, action));
         let n = self.neighbors.entry((hop.port, hop.neighbor)).or_insert_with(|| Neighbor::unknown(now_ns));
-        n.next_hop = Some(free);
-        self.changed.push((free, entry(hop.port, pmac, n.mac)));
+        if action == HopAction::Rewrite {
+            n.next_hop = Some(free);
+        } else {
+            self.special.insert((hop.port, hop.neighbor, action), free);
+        }
+        let mac = n.mac;
+        self.changed.push(entry(free, hop.port, pmac, mac, action));
         Some(free)
     }
 
     /// Every next-hop entry in use (for a rewrite after a device reset).
-    pub fn next_hop_entries(&self) -> Vec<(u16, NextHopEntry)> {
+    pub fn next_hop_entries(&self) -> Vec<(u16, NextHopEntry, NextHopTunnel)> {
         self.next_hops
             .iter()
             .enumerate()
             .filter_map(|(i, h)| {
-                let (port, addr) = (*h)?;
+                let (port, addr, action) = (*h)?;
                 let pmac = self.ports.get(usize::from(port))?.mac;
                 let mac = self.neighbors.get(&(port, addr)).and_then(|n| n.mac);
-                Some((i as u16, entry(port, pmac, mac)))
+                Some(entry(i as u16, port, pmac, mac, action))
             })
             .collect()
     }
@@ -389,13 +436,29 @@ impl Network {
 }
 
 /// A next-hop entry: valid only with a MAC.
-fn entry(port: u8, src: [u8; 6], dst: Option<[u8; 6]>) -> NextHopEntry {
-    NextHopEntry {
+/// Entry `n` toward `dst` (invalid while its MAC is unknown) from a port of MAC `src`.
+fn entry(
+    n: u16,
+    port: u8,
+    src: [u8; 6],
+    dst: Option<[u8; 6]>,
+    action: HopAction,
+) -> (u16, NextHopEntry, NextHopTunnel) {
+    let (code, tunnel) = match action {
+        HopAction::Rewrite => (NextHopAction::Rewrite, NextHopTunnel::default()),
+        HopAction::Route => (NextHopAction::Route, NextHopTunnel::default()),
+        HopAction::Tunnel { src, dst } => (
+            NextHopAction::Tunnel,
+            NextHopTunnel { src: crate::addr::to_bytes(src), dst: crate::addr::to_bytes(dst) },
+        ),
+    };
+    let e = NextHopEntry {
         dst_mac: dst.unwrap_or([0; 6]),
         src_mac: src,
         vlan_tci: 0.into(),
-        ctl: NextHopCtl::new().with_valid(dst.is_some()).with_port(port),
-    }
+        ctl: NextHopCtl::new().with_valid(dst.is_some()).with_port(port).with_action(code.into()),
+    };
+    (n, e, tunnel)
 }
 
 #[cfg(test)]
@@ -465,13 +528,13 @@ mod tests {
         n.learn(1, "10.10.2.11".parse().unwrap(), [2, 0, 0, 0, 2, 0x11], 5, false);
         let (port, released) = n.out.pop().unwrap();
         assert_eq!((port, &released[..6]), (1, &[2, 0, 0, 0, 2, 0x11][..]));
-        let (idx, e) = n.changed.pop().unwrap();
+        let (idx, e, _) = n.changed.pop().unwrap();
         assert_eq!(idx, h);
         assert!(e.ctl.valid());
         assert_eq!(e.dst_mac, [2, 0, 0, 0, 2, 0x11]);
         // The MAC moves: one rewrite of the same entry.
         n.learn(1, "10.10.2.11".parse().unwrap(), [2, 0, 0, 0, 2, 0x12], 6, false);
-        assert_eq!(n.changed.pop().map(|(i, e)| (i, e.dst_mac)), Some((h, [2, 0, 0, 0, 2, 0x12])));
+        assert_eq!(n.changed.pop().map(|(i, e, _)| (i, e.dst_mac)), Some((h, [2, 0, 0, 0, 2, 0x12])));
         assert_eq!(n.next_hop(hop, 7), Some(h), "same neighbour, same entry");
     }
 

@@ -49,6 +49,79 @@ impl Proto {
     }
 }
 
+/// How a service forwards its connections: LVS's four modes.
+///
+/// - `FullNat`: client → VIP becomes LIP → server, and back (the server sees a LIP).
+/// - `Nat` (LVS "Masq"): only the destination changes on the way in and only the source on the
+///   way out; the server sees the client's address and must route its replies through the
+///   balancer. No LIP or local port is used.
+/// - `Dr` (LVS "Route"): the packet is sent unchanged to the server's MAC; the server holds the
+///   VIP itself (on `lo`) and answers the client directly.
+/// - `Tun` (LVS "Tunnel"): the packet is sent unchanged inside an IP-in-IP header (IPv4 in
+///   IPv4, IPv6 in IPv6) from the service's local address of the server's family to the
+///   server, which decapsulates it and answers the client directly.
+///
+/// DR and TUN are one-way: the balancer sees only the client's packets, and the connection's
+/// state follows them ([`crate::conn::TcpState::next_one_way`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Forward {
+    /// FullNAT (the default).
+    #[default]
+    FullNat,
+    /// NAT (DNAT only).
+    Nat,
+    /// Direct routing.
+    Dr,
+    /// IP-in-IP tunnelling.
+    Tun,
+}
+
+impl Forward {
+    /// Every mode, in the order the configuration documents them.
+    pub const ALL: [Forward; 4] = [Forward::FullNat, Forward::Nat, Forward::Dr, Forward::Tun];
+
+    /// The configuration's word: "fullnat", "nat", "dr" or "tun".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forward::FullNat => "fullnat",
+            Forward::Nat => "nat",
+            Forward::Dr => "dr",
+            Forward::Tun => "tun",
+        }
+    }
+
+    /// The mode of a configuration word.
+    pub fn parse(s: &str) -> Option<Forward> {
+        Forward::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// ipvsadm's word for it (`Masq`, `Route`, `Tunnel`; `FullNat` as DPVS's ipvsadm prints it).
+    pub fn ipvs_word(self) -> &'static str {
+        match self {
+            Forward::FullNat => "FullNat",
+            Forward::Nat => "Masq",
+            Forward::Dr => "Route",
+            Forward::Tun => "Tunnel",
+        }
+    }
+
+    /// The server answers the client directly: the balancer sees one direction only.
+    pub fn one_way(self) -> bool {
+        matches!(self, Forward::Dr | Forward::Tun)
+    }
+
+    /// The connection takes a local address and port (FullNAT only).
+    pub fn uses_lip(self) -> bool {
+        self == Forward::FullNat
+    }
+}
+
+impl std::fmt::Display for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What identifies a virtual service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
@@ -102,6 +175,8 @@ pub struct ServiceConfig {
     pub key: ServiceKey,
     /// How a new connection picks its real server.
     pub scheduler: SchedulerKind,
+    /// How its connections are forwarded.
+    pub forward: Forward,
     /// Local addresses (LIPs) the service's connections use toward its servers.
     pub local_addresses: Vec<IpAddr>,
     /// At most this many connections at once (0: no limit).
@@ -249,6 +324,20 @@ impl ServiceTable {
         self.services.iter().any(|s| s.config.key.vip.ip() == a)
     }
 
+    /// The VIP of the NAT service that has `rs` as a server over `proto`, if there is one: a
+    /// packet from `rs` that missed is then a reply of one of its connections. (A server in
+    /// several NAT services on the same port is taken as the first one's.)
+    pub fn nat_vip_of(&self, rs: SocketAddr, proto: Proto) -> Option<SocketAddr> {
+        self.services
+            .iter()
+            .find(|s| {
+                s.config.forward == Forward::Nat
+                    && s.config.key.proto == proto
+                    && s.config.backends.iter().any(|b| b.addr == rs)
+            })
+            .map(|s| s.config.key.vip)
+    }
+
     /// Whether an address is a LIP of any service.
     pub fn is_lip(&self, a: IpAddr) -> bool {
         self.services.iter().any(|s| s.config.local_addresses.contains(&a))
@@ -290,7 +379,10 @@ impl std::fmt::Display for ServiceError {
             ServiceError::NoBackend(k, b) => write!(f, "service {k} has no real server {b}"),
             ServiceError::BackendExists(k, b) => write!(f, "service {k} already has real server {b}"),
             ServiceError::NoLocalAddress(k, b) => {
-                write!(f, "service {k} has no local address of {b}'s family for FullNAT")
+                write!(
+                    f,
+                    "service {k} has no local address of {b}'s family (FullNAT's LIP, TUN's tunnel source)"
+                )
             }
             ServiceError::MixedFamilies(k, a) => write!(
                 f,
@@ -342,6 +434,7 @@ impl Services {
         }
         if let Some(b) = cfg.backends.first()
             && cfg.local_addresses.is_empty()
+            && matches!(cfg.forward, Forward::FullNat | Forward::Tun)
         {
             return Err(ServiceError::NoLocalAddress(cfg.key, b.addr));
         }
@@ -407,7 +500,8 @@ impl Services {
         if b.addr.is_ipv6() != key.vip.is_ipv6() {
             return Err(ServiceError::MixedFamilies(*key, b.addr.ip()));
         }
-        if !self.configs[i].local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
+        let needs_lip = matches!(self.configs[i].forward, Forward::FullNat | Forward::Tun);
+        if needs_lip && !self.configs[i].local_addresses.iter().any(|l| l.is_ipv6() == b.addr.is_ipv6()) {
             return Err(ServiceError::NoLocalAddress(*key, b.addr));
         }
         self.configs[i].backends.push(b);
@@ -493,6 +587,7 @@ mod tests {
         ServiceConfig {
             key: key(),
             scheduler: SchedulerKind::Rr,
+            forward: Forward::FullNat,
             local_addresses: vec!["10.10.2.1".parse().unwrap()],
             conn_limit: 0,
             synproxy: false,

@@ -237,6 +237,7 @@ pub fn engine_config(t: Topology) -> EngineConfig {
         services: vec![ServiceConfig {
             key: ServiceKey { vip: SocketAddr::new(IpAddr::V4(VIP), VIP_PORT), proto: Proto::Tcp },
             scheduler: t.scheduler,
+            forward: slowpath::service::Forward::FullNat,
             local_addresses: (0..t.lips).map(|n| IpAddr::V4(lip_addr(n))).collect(),
             conn_limit: 0,
             synproxy: false,

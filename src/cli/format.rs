@@ -130,7 +130,7 @@ pub fn services(reply: &ServicesReply) -> String {
         for b in &s.backends {
             rows.push(vec![
                 endpoint(&b.address),
-                "FullNat".into(),
+                forward_of(&s.forward).ipvs_word().into(),
                 b.weight.to_string(),
                 b.active.to_string(),
                 b.inactive.to_string(),
@@ -247,12 +247,18 @@ pub fn services_stats(reply: &ServicesReply, exact: bool) -> String {
     out
 }
 
+/// A forwarding mode as the daemon names it; FullNAT for a name this CLI does not know (an
+/// older daemon sends none).
+fn forward_of(word: &str) -> slowpath::service::Forward {
+    slowpath::service::Forward::parse(word).unwrap_or_default()
+}
+
 /// `sluice flows`: `ipvsadm -L -n -c` with DPVS's worker (`[w]`) and local address, where
 /// the flow is forwarded (`nic` or `host`), packets in/out and bytes in/out; a footer
 /// `N of TOTAL connections` when the list is shorter than the total.
 pub fn flows(reply: &FlowsReply) -> String {
     use Align::Left as L;
-    const ALIGN: [Align; 11] = [L; 11];
+    const ALIGN: [Align; 12] = [L; 12];
     let mut rows: Vec<Vec<String>> = vec![
         [
             "[w]",
@@ -264,6 +270,7 @@ pub fn flows(reply: &FlowsReply) -> String {
             "local",
             "destination",
             "where",
+            "forward",
             "packets",
             "bytes",
         ]
@@ -278,14 +285,16 @@ pub fn flows(reply: &FlowsReply) -> String {
             f.state.clone(),
             endpoint(&f.client),
             endpoint(&f.vip),
-            endpoint(&f.lip),
+            // No local address without FullNAT: the server sees the client.
+            if forward_of(&f.forward).uses_lip() { endpoint(&f.lip) } else { "-".into() },
             endpoint(&f.backend),
             f.location.clone(),
+            forward_of(&f.forward).ipvs_word().into(),
             format!("{}/{}", f.packets_in, f.packets_out),
             format!("{}/{}", human(f.bytes_in), human(f.bytes_out)),
         ]);
     }
-    let w = widths(&rows, &[3, 3, 6, 11, 19, 18, 18, 18, 5, 12, 0]);
+    let w = widths(&rows, &[3, 3, 6, 11, 19, 18, 18, 18, 5, 7, 12, 0]);
     let mut out = String::new();
     for row in &rows {
         out.push_str(&line(row, &w, &ALIGN));

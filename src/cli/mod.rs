@@ -233,8 +233,16 @@ pub struct ServiceAddArgs {
     /// The scheduler (IPVS's names).
     #[arg(short = 's', long, default_value = "wlc", value_parser = ["rr", "wrr", "lc", "wlc", "sh", "mh"])]
     pub scheduler: String,
-    /// A local address (FullNAT's LIP); repeat it or separate with commas (DPVS's -z).
-    #[arg(short = 'z', long = "local-address", value_name = "LIP", required = true, value_delimiter = ',')]
+    /// How connections reach the servers: fullnat (default), nat (ipvsadm -m), dr (-g) or tun
+    /// (-i).
+    #[arg(long, value_name = "MODE", default_value = "fullnat", value_parser = ["fullnat", "nat", "dr", "tun"])]
+    pub forward: String,
+    /// With `--forward nat`: the port address the servers route their replies through.
+    #[arg(long, value_name = "ADDR")]
+    pub nat_gateway: Option<IpAddr>,
+    /// A local address (FullNAT's LIP, TUN's tunnel source; none for nat and dr); repeat it or
+    /// separate with commas (DPVS's -z).
+    #[arg(short = 'z', long = "local-address", value_name = "LIP", value_delimiter = ',')]
     pub local_addresses: Vec<IpAddr>,
     /// At most N connections (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -482,6 +490,8 @@ fn dispatch(cmd: CliCommand) -> Result<(), Failure> {
                 vip: vip.to_string(),
                 protocol: protocol.as_str().into(),
                 scheduler: a.scheduler,
+                forward: a.forward,
+                nat_gateway: a.nat_gateway.map(|g| g.to_string()),
                 local_addresses: a.local_addresses.iter().map(ToString::to_string).collect(),
                 conn_limit: a.conn_limit,
                 synproxy: a.synproxy,

@@ -127,6 +127,7 @@ fn flow() -> FlowInfo {
         client: "10.10.1.10:40000".into(),
         vip: "10.10.1.100:80".into(),
         lip: "10.10.2.1:1024".into(),
+        forward: "fullnat".into(),
         backend: "10.10.2.11:80".into(),
         location: "nic".into(),
         record: Some(17),
@@ -142,10 +143,34 @@ fn flow() -> FlowInfo {
 fn flows_are_laid_out_as_ipvsadm_c_with_worker_and_local() {
     let reply = FlowsReply { total: 1, flows: vec![flow()] };
     let expected = "\
-[w] pro expire state       source              virtual            local              destination        where packets      bytes
-[0] TCP 01:28  ESTABLISHED 10.10.1.10:40000    10.10.1.100:80     10.10.2.1:1024     10.10.2.11:80      nic   12/10        1.2K/15.0M
+[w] pro expire state       source              virtual            local              destination        where forward packets      bytes
+[0] TCP 01:28  ESTABLISHED 10.10.1.10:40000    10.10.1.100:80     10.10.2.1:1024     10.10.2.11:80      nic   FullNat 12/10        1.2K/15.0M
 ";
     assert_eq!(format::flows(&reply), expected);
+}
+
+#[test]
+fn flows_and_services_name_the_forwarding_mode_as_ipvsadm_does() {
+    let mut dr = flow();
+    dr.forward = "dr".into();
+    dr.lip = dr.client.clone();
+    dr.location = "host".into();
+    let text = format::flows(&FlowsReply { total: 1, flows: vec![dr] });
+    let row = text.lines().nth(1).unwrap();
+    assert!(row.contains(" Route ") && row.contains("10.10.1.100:80     -   "), "{text}");
+    for (word, shown) in
+        [("fullnat", "FullNat"), ("nat", "Masq"), ("dr", "Route"), ("tun", "Tunnel"), ("", "FullNat")]
+    {
+        let mut s = service(
+            "10.10.1.100:80",
+            "tcp",
+            "rr",
+            vec![BackendInfo { address: "10.10.2.11:80".into(), ..BackendInfo::default() }],
+        );
+        s.forward = word.into();
+        let text = format::services(&ServicesReply { services: vec![s], ..ServicesReply::default() });
+        assert!(text.lines().nth(3).unwrap().contains(&format!(" {shown} ")), "{word}: {text}");
+    }
 }
 
 #[test]
@@ -168,9 +193,19 @@ fn flows_footer_when_limited_and_columns_widen_for_ipv6() {
         lines[2].starts_with("[12] UDP 05:00  UDP         [fd00:1::1234:5678]:65000 [fd00::1]:53 "),
         "{text}"
     );
-    for col in
-        ["pro", "expire", "state", "source", "virtual", "local", "destination", "where", "packets", "bytes"]
-    {
+    for col in [
+        "pro",
+        "expire",
+        "state",
+        "source",
+        "virtual",
+        "local",
+        "destination",
+        "where",
+        "forward",
+        "packets",
+        "bytes",
+    ] {
         let at = lines[0].find(&format!(" {col}")).unwrap() + 1;
         for row in &lines[1..3] {
             assert_eq!(&row[at - 1..at], " ", "{col} in {row:?}\n{text}");
@@ -327,8 +362,10 @@ fn ipvsadm_shortcuts_mean_the_long_options() {
 #[test]
 fn bad_usage_is_refused_by_clap_with_exit_2() {
     for args in [
-        &["service", "add", "-t", "10.10.1.100:80"][..], // no LIP
-        &["service", "add", "-t", "10.10.1.100:80", "-u", "10.10.1.100:53", "-z", "1.1.1.1"], // two services
+        // Without -z the daemon refuses a FullNAT service (exit 2, its configuration check):
+        // NAT and DR services take no local address, so clap cannot require one.
+        &["service", "add", "-t", "10.10.1.100:80", "-u", "10.10.1.100:53", "-z", "1.1.1.1"][..], // two services
+        &["service", "add", "-t", "10.10.1.100:80", "--forward", "masq"],
         &["service", "add", "--vip", "10.10.1.100:80", "-t", "10.10.1.100:80", "-z", "1.1.1.1"],
         &["service", "add", "-t", "10.10.1.100:80", "--protocol", "udp", "-z", "1.1.1.1"],
         &["service", "add", "-t", "10.10.1.100:80", "-s", "fifo", "-z", "1.1.1.1"],

@@ -41,7 +41,9 @@
 //! | `service[].vip` | `"10.10.1.100:80"`, `"[fd00::1]:80"` | *required* | Unique with the protocol: one address may carry TCP :80 and UDP :53. Not a port address. |
 //! | `service[].protocol` | `"tcp"`, `"udp"` | `"tcp"` | |
 //! | `service[].scheduler` | `rr`, `wrr`, `lc`, `wlc`, `sh`, `mh` | `"wlc"` | IPVS's names and default. |
-//! | `service[].local_addresses` | list of IP addresses | *required* | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
+//! | `service[].forward` | `"fullnat"`, `"nat"`, `"dr"`, `"tun"` | `"fullnat"` | How connections reach the servers (LVS's modes). `dr`: every backend on a port's network, on the VIP's port. `tun`: on the VIP's port, reached through a port or a route. `nat`: needs `nat_gateway`. |
+//! | `service[].nat_gateway` | a port's own address | *required with `forward = "nat"`*, refused otherwise | The address the servers route their replies through (their default gateway): every backend must be on its port's network. |
+//! | `service[].local_addresses` | list of IP addresses | *required* for `fullnat` (the LIPs) and `tun` (the tunnel's source, the first of the VIP's family); refused for `nat` and `dr` | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
 //! | `service[].conn_limit` | 0..=4294967295 | 0 | Connections at most; 0 = no limit. |
 //! | `service[].synproxy` | `true`, `false` | `false` | SYN proxy: SYNs are answered with SYN cookies and the server is opened only for a client whose ACK returns one (TCP only). |
 //! | `service[].health` | inline table | none | Health check; without it a backend is always up. |
@@ -90,6 +92,7 @@
 
 mod addr;
 mod error;
+mod forward;
 mod probe;
 mod raw;
 mod routing;
@@ -101,6 +104,8 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
+mod tests_forward;
+#[cfg(test)]
 mod tests_routing;
 #[cfg(test)]
 mod tests_services;
@@ -110,6 +115,7 @@ pub use error::ConfigError;
 pub use probe::{MAX_PROBES, Probe, kind_name as probe_kind};
 pub use routing::{MAX_PRIORITY, Peer, Routing};
 pub use service::{backend_at_run_time, service_at_run_time, weight_at_run_time};
+pub use slowpath::service::Forward;
 pub use validate::snake_case;
 
 use serde::{Serialize, Serializer};
@@ -307,6 +313,12 @@ pub struct Service {
     pub protocol: Protocol,
     /// `scheduler`: one of [`SCHEDULERS`] (default `"wlc"`).
     pub scheduler: String,
+    /// `forward`: how connections reach the servers (default FullNAT).
+    #[serde(serialize_with = "forward_word")]
+    pub forward: Forward,
+    /// `nat_gateway`: with `forward = "nat"`, the port address the servers route replies
+    /// through.
+    pub nat_gateway: Option<IpAddr>,
     /// `local_addresses`: FullNAT's LIPs, at least one, in file order; none is a VIP or a port
     /// address; every backend's family has one.
     pub local_addresses: Vec<IpAddr>,
@@ -319,6 +331,12 @@ pub struct Service {
     pub health: Option<Health>,
     /// `[[service.backend]]`, at least one, in file order.
     pub backends: Vec<Backend>,
+}
+
+/// A forwarding mode as the configuration writes it (serde hands the field by reference).
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn forward_word<S: serde::Serializer>(f: &Forward, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(f.as_str())
 }
 
 impl Service {

@@ -107,6 +107,8 @@ pub struct RawService {
     pub vip: Option<String>,
     pub protocol: Option<String>,
     pub scheduler: Option<String>,
+    pub forward: Option<String>,
+    pub nat_gateway: Option<String>,
     pub local_addresses: Option<Vec<String>>,
     pub conn_limit: Option<i64>,
     pub synproxy: Option<bool>,

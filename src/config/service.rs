@@ -12,9 +12,10 @@
 //! one family's addresses into the other's header).
 
 use super::error::Problem;
+use super::forward::{self, Mode};
 use super::raw::{RawBackend, RawHealth, RawService};
 use super::validate::{choice, connected_port, endpoint, host_ip, int, missing, owner_of};
-use super::{Backend, Config, Health, HealthKind, Port, Protocol, Route, SCHEDULERS, Service};
+use super::{Backend, Config, Forward, Health, HealthKind, Port, Protocol, Route, SCHEDULERS, Service};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -192,7 +193,15 @@ fn service(
     let at = format!("service[{i}]");
     let scheduler =
         choice(&format!("{at}.scheduler"), r.scheduler.as_deref(), "wlc", &SCHEDULERS)?.to_owned();
-    let local_addresses = lips(&at, r.local_addresses.as_deref(), vip, checker)?;
+    let forward = forward::forward(&format!("{at}.forward"), r.forward.as_deref())?;
+    let nat_gateway = forward::nat_gateway(&at, forward, r.nat_gateway.as_deref(), vip, checker.ports)?;
+    let local_addresses = if forward::uses_local_addresses(forward) {
+        lips(&at, r.local_addresses.as_deref(), (vip, forward), checker)?
+    } else if r.local_addresses.is_some() {
+        return Err(forward::local_addresses_unused(&at, forward));
+    } else {
+        Vec::new()
+    };
     let conn_limit =
         int(&format!("{at}.conn_limit"), r.conn_limit, 0, 0..=i64::from(u32::MAX), " (0: no limit)")?;
     let synproxy = r.synproxy.unwrap_or(false);
@@ -203,6 +212,9 @@ fn service(
             format!("{path} = true on {vip}/{protocol}: only TCP services have a SYN proxy"),
         ));
     }
+    if synproxy {
+        forward::synproxy(&at, forward)?;
+    }
     let health = r.health.as_ref().map(|h| health(&format!("{at}.health"), h)).transpose()?;
     if r.backend.is_empty() {
         let message =
@@ -211,8 +223,9 @@ fn service(
     }
     let mut backends: Vec<Backend> = Vec::with_capacity(r.backend.len());
     let mut seen: HashMap<SocketAddr, usize> = HashMap::with_capacity(r.backend.len());
+    let mode = Mode { at: &at, vip, protocol, forward, nat_gateway };
     for (j, b) in r.backend.iter().enumerate() {
-        let backend = backend(&format!("{at}.backend[{j}]"), b, vip, &local_addresses, checker)?;
+        let backend = backend(&format!("{at}.backend[{j}]"), b, &mode, &local_addresses, checker)?;
         if let Some(k) = seen.insert(backend.address, j) {
             let path = format!("{at}.backend[{j}].address");
             let message =
@@ -221,7 +234,18 @@ fn service(
         }
         backends.push(backend);
     }
-    Ok(Service { vip, protocol, scheduler, local_addresses, conn_limit, synproxy, health, backends })
+    Ok(Service {
+        vip,
+        protocol,
+        scheduler,
+        forward,
+        nat_gateway,
+        local_addresses,
+        conn_limit,
+        synproxy,
+        health,
+        backends,
+    })
 }
 
 /// `local_addresses`: at least one; each unicast, listed once, of the VIP's family, neither a
@@ -229,14 +253,21 @@ fn service(
 fn lips(
     at: &str,
     raw: Option<&[String]>,
-    vip: SocketAddr,
+    (vip, forward): (SocketAddr, Forward),
     checker: &Checker<'_>,
 ) -> Result<Vec<IpAddr>, Problem> {
     let like = if vip.is_ipv4() { "[\"10.10.2.1\"]" } else { "[\"fd00:2::1\"]" };
-    let why = format!(
-        "FullNAT connects to the backends from a local address (LIP) of the VIP's family, like \
-         local_addresses = {like}"
-    );
+    let why = if forward == Forward::Tun {
+        format!(
+            "forward = \"tun\" sends its tunnels from a local address of the VIP's family (the outer \
+             source), like local_addresses = {like}"
+        )
+    } else {
+        format!(
+            "FullNAT connects to the backends from a local address (LIP) of the VIP's family, like \
+             local_addresses = {like}"
+        )
+    };
     let raw = match raw {
         None => return Err(missing(at, "local_addresses", &why)),
         Some([]) => {
@@ -322,10 +353,11 @@ fn http(at: &str, raw: &RawHealth) -> Result<HealthKind, Problem> {
 fn backend(
     at: &str,
     raw: &RawBackend,
-    vip: SocketAddr,
+    mode: &Mode<'_>,
     lips: &[IpAddr],
     checker: &Checker<'_>,
 ) -> Result<Backend, Problem> {
+    let vip = mode.vip;
     let Some(a) = &raw.address else {
         return Err(missing(
             at,
@@ -335,6 +367,7 @@ fn backend(
     };
     let path = format!("{at}.address");
     let address = endpoint(&path, a, "\"10.10.2.11:80\"")?;
+    forward::backend(&path, a, address, mode, checker.ports, checker.routes)?;
     checker.backend(&path, a, address, vip, lips)?;
     let weight = weight(&format!("{at}.weight"), raw.weight)?;
     Ok(Backend { address, weight })
@@ -343,11 +376,13 @@ fn backend(
 /// A service added at run time (`sluice service add`, the control socket's `service_add`),
 /// checked as the file's services are, against the running configuration `cfg`: its VIP, its
 /// protocol, scheduler and local addresses. It starts with no backends. The error is one line.
+#[allow(clippy::too_many_arguments)]
 pub fn service_at_run_time(
     cfg: &Config,
     vip: &str,
     protocol_name: &str,
     scheduler: &str,
+    (forward_word, nat_gateway): (&str, Option<&str>),
     local_addresses: &[String],
     conn_limit: u32,
     synproxy: bool,
@@ -364,11 +399,25 @@ pub fn service_at_run_time(
     }
     let scheduler =
         choice("scheduler", Some(scheduler), "wlc", &SCHEDULERS).map_err(|p| p.message)?.to_owned();
-    let local_addresses = lips("service", Some(local_addresses), address, &checker).map_err(|p| p.message)?;
+    let forward = forward::forward("forward", Some(forward_word)).map_err(|p| p.message)?;
+    if synproxy {
+        forward::synproxy("service", forward).map_err(|p| p.message)?;
+    }
+    let nat_gateway =
+        forward::nat_gateway("service", forward, nat_gateway, address, &cfg.ports).map_err(|p| p.message)?;
+    let local_addresses = if forward::uses_local_addresses(forward) {
+        lips("service", Some(local_addresses), (address, forward), &checker).map_err(|p| p.message)?
+    } else if !local_addresses.is_empty() {
+        return Err(forward::local_addresses_unused("service", forward).message);
+    } else {
+        Vec::new()
+    };
     Ok(Service {
         vip: address,
         protocol,
         scheduler,
+        forward,
+        nat_gateway,
         local_addresses,
         conn_limit,
         synproxy,
@@ -387,6 +436,15 @@ pub fn backend_at_run_time(
 ) -> Result<Backend, String> {
     let checker = Checker::of(cfg);
     let a = endpoint("backend", address, "\"10.10.2.11:80\"").map_err(|p| p.message)?;
+    let at = service.name();
+    let mode = Mode {
+        at: &at,
+        vip: service.vip,
+        protocol: service.protocol,
+        forward: service.forward,
+        nat_gateway: service.nat_gateway,
+    };
+    forward::backend("backend", address, a, &mode, &cfg.ports, &cfg.routes).map_err(|p| p.message)?;
     checker.backend("backend", address, a, service.vip, &service.local_addresses).map_err(|p| p.message)?;
     if service.backends.iter().any(|b| b.address == a) {
         return Err(format!("backend {a} of {} exists", service.name()));

@@ -98,6 +98,8 @@ fn issue_example_parses_to_typed_values() {
             vip: "10.10.1.100:80".parse().unwrap(),
             protocol: Protocol::Tcp,
             scheduler: "wrr".into(),
+            forward: Forward::FullNat,
+            nat_gateway: None,
             local_addresses: vec![ip("10.10.2.1")],
             conn_limit: 0,
             synproxy: false,

@@ -112,7 +112,7 @@ fn a_service_added_at_run_time_meets_the_same_rules() {
     let cfg = base();
     let add = |vip: &str, lips: &[&str]| {
         let lips: Vec<String> = lips.iter().map(ToString::to_string).collect();
-        service_at_run_time(&cfg, vip, "tcp", "wlc", &lips, 0, false)
+        service_at_run_time(&cfg, vip, "tcp", "wlc", ("fullnat", None), &lips, 0, false)
     };
     assert!(add("10.10.1.101:80", &["10.10.2.5"]).is_ok());
     let refusals = [

@@ -103,6 +103,12 @@ pub struct ServiceSpec {
     pub protocol: String,
     /// rr | wrr | lc | wlc | sh | mh.
     pub scheduler: String,
+    /// fullnat | nat | dr | tun (absent: fullnat).
+    #[serde(default = "fullnat")]
+    pub forward: String,
+    /// With `forward = "nat"`: the port address the servers route replies through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_gateway: Option<String>,
     /// Local addresses (LIPs).
     pub local_addresses: Vec<String>,
     /// Connection limit (0: none).
@@ -191,6 +197,9 @@ pub struct ServiceInfo {
     pub protocol: String,
     /// Scheduler name.
     pub scheduler: String,
+    /// How it forwards: fullnat | nat | dr | tun.
+    #[serde(default = "fullnat")]
+    pub forward: String,
     /// LIPs.
     pub local_addresses: Vec<String>,
     /// Connection limit (0: none).
@@ -310,8 +319,12 @@ pub struct FlowInfo {
     pub client: String,
     /// VIP and port.
     pub vip: String,
-    /// Local address and port toward the server.
+    /// Local address and port toward the server; the client's endpoint when the flow uses no
+    /// local address (`forward` other than fullnat).
     pub lip: String,
+    /// How it is forwarded: fullnat | nat | dr | tun.
+    #[serde(default = "fullnat")]
+    pub forward: String,
     /// Real server.
     pub backend: String,
     /// "nic" (offloaded) or "host" (the slow path forwards it).
@@ -468,4 +481,9 @@ pub struct Rates {
     pub slowpath_packets: f64,
     /// Flow installs.
     pub installs: f64,
+}
+
+/// The forwarding mode of a service that does not say (older clients and daemons).
+fn fullnat() -> String {
+    "fullnat".into()
 }

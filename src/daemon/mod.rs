@@ -403,6 +403,7 @@ impl Daemon {
             &spec.vip,
             &spec.protocol,
             &spec.scheduler,
+            (&spec.forward, spec.nat_gateway.as_deref()),
             &spec.local_addresses,
             spec.conn_limit,
             spec.synproxy,

@@ -31,6 +31,7 @@ pub fn services(engine: &Engine, probes: Vec<crate::control::proto::ProbeInfo>) 
             vip: endpoint(s.config.key.vip),
             protocol: s.config.key.proto.as_str().into(),
             scheduler: s.config.scheduler.as_str().into(),
+            forward: s.config.forward.as_str().into(),
             local_addresses: s.config.local_addresses.iter().map(ToString::to_string).collect(),
             conn_limit: s.config.conn_limit,
             synproxy: s.config.synproxy,
@@ -112,6 +113,7 @@ pub fn flows(engine: &mut Engine, f: &FlowFilter) -> FlowsReply {
             client: endpoint(c.endpoints.client),
             vip: endpoint(c.endpoints.vip),
             lip: endpoint(c.endpoints.lip),
+            forward: c.forward.as_str().into(),
             backend: endpoint(c.endpoints.rs),
             location: c.location.as_str().into(),
             record: c.record,
@@ -270,6 +272,19 @@ fn probe_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn service_metrics(o: &mut String, svc: &ServicesReply) {
+    family(
+        o,
+        "service_info",
+        "gauge",
+        "Always 1, per virtual service: its forwarding mode (forward = fullnat, nat, dr or tun).",
+    );
+    for s in &svc.services {
+        let _ = writeln!(
+            o,
+            "sluice_service_info{{vip=\"{}\",protocol=\"{}\",forward=\"{}\"}} 1",
+            s.vip, s.protocol, s.forward
+        );
+    }
     family(o, "service_connections", "gauge", "Connections now, per virtual service.");
     for s in &svc.services {
         let _ = writeln!(
@@ -453,6 +468,7 @@ mod tests {
             services: vec![ServiceInfo {
                 vip: "10.10.1.100:80".into(),
                 protocol: "tcp".into(),
+                forward: "nat".into(),
                 backends: vec![BackendInfo {
                     address: "10.10.2.11:80".into(),
                     health: "up".into(),
@@ -487,6 +503,9 @@ mod tests {
             "sluice_backend_weight{vip=\"10.10.1.100:80\",protocol=\"tcp\",backend=\"10.10.2.11:80\"} 3"
         ));
         assert!(text.contains("sluice_nic_punts_total{reason=\"miss\"} 7"));
+        assert!(
+            text.contains("sluice_service_info{vip=\"10.10.1.100:80\",protocol=\"tcp\",forward=\"nat\"} 1")
+        );
         assert!(text.contains("sluice_probe_up{probe=\"vip\",target=\"10.99.0.100:80\"} 1"));
         assert!(text.contains(
             "sluice_probe_checks_total{probe=\"vip\",target=\"10.99.0.100:80\",result=\"failed\"} 1"

@@ -45,6 +45,7 @@ pub fn service(s: &crate::config::Service) -> ServiceConfig {
     ServiceConfig {
         key: ServiceKey { vip: s.vip, proto: proto(s.protocol) },
         scheduler: s.scheduler.parse().unwrap_or(SchedulerKind::Wlc),
+        forward: s.forward,
         local_addresses: s.local_addresses.clone(),
         conn_limit: s.conn_limit,
         synproxy: s.synproxy,

@@ -217,7 +217,12 @@ pub struct FullNat {
     pub lb: String,
     /// The servers' namespaces, in order (server `n` is 10.10.2.(11+n), fd00:2::(11+n)).
     pub servers: Vec<String>,
+    /// The switch between the appliance's `lb1` (its port there is `sw-lb`) and the servers.
+    pub sw: String,
 }
+
+/// The client's address on the servers' segment in [`FullNat::direct_return`].
+pub const CLIENT_DIRECT_V4: &str = "10.10.2.200";
 
 /// The client's address.
 pub const CLIENT_V4: &str = "10.10.1.10";
@@ -275,7 +280,25 @@ impl FullNat {
         for (ns, ifname) in &wires {
             wait_up(ns, ifname)?;
         }
-        Ok(FullNat { topo, client, lb, servers: names })
+        Ok(FullNat { topo, client, lb, servers: names, sw })
+    }
+
+    /// The variant DR and TUN need, where servers answer the client without the appliance: a
+    /// second wire from the client (`c1`, 10.10.2.200/24) to the switch, and on every server a
+    /// route to the client through it. The client accepts the VIP's answers on `c1` although
+    /// it reaches the VIP through `c0` (reverse-path filtering off), as a client beyond a router
+    /// would. FullNAT and NAT tests do not use it: their servers have no route to the client.
+    pub fn direct_return(&mut self) -> io::Result<()> {
+        veth(&self.client, "c1", &self.sw, "sw-c")?;
+        ns_run(&self.sw, &["ip", "link", "set", "sw-c", "master", "br0"])?;
+        ns_run(&self.client, &["ip", "addr", "add", &format!("{CLIENT_DIRECT_V4}/24"), "dev", "c1"])?;
+        for key in ["all", "default", "c0", "c1"] {
+            ns_run(&self.client, &["sysctl", "-q", "-w", &format!("net.ipv4.conf.{key}.rp_filter=0")])?;
+        }
+        for rs in &self.servers {
+            ns_run(rs, &["ip", "route", "add", &format!("{CLIENT_V4}/32"), "via", CLIENT_DIRECT_V4])?;
+        }
+        wait_up(&self.client, "c1")
     }
 
     /// Starts `sluice internal http-server` on every server (IPv4, and IPv6 with `v6`), each

@@ -75,6 +75,7 @@ pub fn services(scheduler: SchedulerKind, backends: &[(&str, u32)]) -> Vec<Servi
     let mut out = vec![ServiceConfig {
         key: ServiceKey { vip: sa("10.10.1.100:80"), proto: Proto::Tcp },
         scheduler,
+        forward: slowpath::service::Forward::FullNat,
         local_addresses: vec![ip("10.10.2.1")],
         conn_limit: 0,
         synproxy: false,

@@ -9,6 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 pub fn checksums(frame: &[u8]) -> Result<(), String> {
     let p = SlicedPacket::from_ethernet(frame).map_err(|e| e.to_string())?;
     let net = p.net.as_ref().ok_or("no IP")?;
+    if let Some(inner) = tunnelled(net)? {
+        return checksums(&inner).map_err(|e| format!("inner packet: {e}"));
+    }
     let transport = p.transport.as_ref().ok_or("no transport")?;
     let bad =
         |what: &str, got: u16, want: u16| Err(format!("bad {what} checksum {got:#06x}, want {want:#06x}"));
@@ -74,6 +77,31 @@ pub fn checksums(frame: &[u8]) -> Result<(), String> {
         NetSlice::Arp(_) => return Err("ARP".into()),
     }
     Ok(())
+}
+
+/// For IPv4-in-IPv4 (protocol 4) and IPv6-in-IPv6 (next header 41), the tunnel actions of a
+/// next hop: the inner packet as an Ethernet frame of its own, after the outer IPv4 header's
+/// checksum is checked. `None` for any other packet.
+fn tunnelled(net: &NetSlice) -> Result<Option<Vec<u8>>, String> {
+    let (ethertype, inner) = match net {
+        NetSlice::Ipv4(ip) if ip.header().protocol().0 == 4 => {
+            let h = ip.header().to_header();
+            if h.header_checksum != h.calc_header_checksum() {
+                return Err(format!(
+                    "bad outer IPv4 header checksum {:#06x}, want {:#06x}",
+                    h.header_checksum,
+                    h.calc_header_checksum()
+                ));
+            }
+            (0x0800u16, ip.payload().payload)
+        }
+        NetSlice::Ipv6(ip) if ip.header().next_header().0 == 41 => (0x86DD, ip.payload().payload),
+        _ => return Ok(None),
+    };
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(inner);
+    Ok(Some(frame))
 }
 
 /// [`checksums`] for a frame that etherparse takes apart as IPv4 or IPv6 carrying TCP, UDP or

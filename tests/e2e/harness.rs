@@ -77,6 +77,18 @@ impl Appliance {
         health: Option<&str>,
         extra: &str,
     ) -> Appliance {
+        Self::start_edited(prefix, servers, mode, (scheduler, weights, health, extra), &|cfg| cfg)
+    }
+
+    /// [`Self::start`] with the configuration passed through `edit` before it is written (a
+    /// test that needs services of its own replaces the topology's).
+    pub fn start_edited(
+        prefix: &str,
+        servers: usize,
+        mode: Mode,
+        (scheduler, weights, health, extra): (&str, &[u32], Option<&str>, &str),
+        edit: &dyn Fn(String) -> String,
+    ) -> Appliance {
         let net = topo::FullNat::build(prefix, servers).expect("build the namespaces");
         let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -124,6 +136,7 @@ impl Appliance {
             }
             None => cfg.push_str(&extra),
         }
+        let cfg = edit(cfg);
         let config = dir.join("sluice.toml");
         std::fs::write(&config, &cfg).unwrap();
         let mut a = Appliance { net, dir, socket, config, log: std::sync::Arc::default() };

@@ -207,14 +207,37 @@ hw_bits! {
         vlan: bool = 1,
         /// Egress port.
         port: u8 = 8,
+        /// What a hit does to the packet ([`crate::codes::NextHopAction`]; since 1.3, in bits
+        /// that were reserved, so 0, `Rewrite`, is what every older entry holds). A `NextHopSet` with
+        /// a value that is not an action, or with `Tunnel` on a device without capability
+        /// `TUNNEL`, is refused (`BadArgument`).
+        action: u8 = 2,
         /// Zero.
-        reserved: u8 = 6,
+        reserved: u8 = 4,
     }
 }
 
 hw_format! {
-    /// A next-hop entry: the L2 header a rewritten packet leaves with. Many flows share one entry,
-    /// so a neighbour's new MAC is one write.
+    /// The outer addresses of a `Tunnel` next-hop entry (since 1.3): the second half of the
+    /// `NextHopSet` payload, bytes 16..48, read only when the entry's action is `Tunnel`, and
+    /// kept beside the entry (the table of entries keeps its 16-byte stride). The outer header
+    /// has the family of the packet it carries; an IPv4 address occupies bytes 0..4.
+    ///
+    /// The outer header, bit for bit. IPv4: version 4, IHL 5, the inner TOS byte, total length
+    /// = inner length + 20, identification 0, the inner DF bit and no other flag or offset, TTL
+    /// 64, protocol 4, a header checksum computed over the 20 bytes. IPv6: version 6, the inner
+    /// traffic class, flow label 0, payload length = inner length, next header 41, hop limit 64.
+    pub struct NextHopTunnel (32 bytes) {
+        /// Outer source: the balancer's own address.
+        pub src: [u8; 16],
+        /// Outer destination: the real server.
+        pub dst: [u8; 16],
+    }
+}
+
+hw_format! {
+    /// A next-hop entry: the L2 header a rewritten packet leaves with and (since 1.3) what a hit
+    /// does to the packet. Many flows share one entry, so a neighbour's new MAC is one write.
     pub struct NextHopEntry (16 bytes) {
         /// Destination MAC.
         pub dst_mac: [u8; 6],
@@ -236,6 +259,13 @@ impl FlowTuple {
             src_port: self.dst_port,
             dst_port: self.src_port,
         }
+    }
+}
+
+impl NextHopCtl {
+    /// The entry's action, or `None` for a value that is not one.
+    pub fn hit_action(&self) -> Option<crate::codes::NextHopAction> {
+        crate::codes::NextHopAction::try_from(self.action()).ok()
     }
 }
 

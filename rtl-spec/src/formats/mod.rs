@@ -30,6 +30,7 @@ pub const ALL_FORMATS: &[FormatSpec] = {
         IndexSlot::SPEC,
         IndexBucket::SPEC,
         NextHopEntry::SPEC,
+        NextHopTunnel::SPEC,
         CounterSet::SPEC,
         FlowCommand::SPEC,
         Completion::SPEC,

@@ -29,7 +29,8 @@ hw_bits! {
 hw_format! {
     /// A flow command (host → NIC), 256 bytes. The payload depends on the opcode: a
     /// [`crate::formats::FlowRecord`] for Insert and Modify, a [`crate::formats::NextHopEntry`] for
-    /// NextHopSet, an [`crate::formats::IndexSlot`] for IndexWrite; zero otherwise (the counter
+    /// NextHopSet (followed by a [`crate::formats::NextHopTunnel`] for a `Tunnel` entry), an
+    /// [`crate::formats::IndexSlot`] for IndexWrite; zero otherwise (the counter
     /// set commands take none).
     pub struct FlowCommand (256 bytes) {
         /// [`crate::codes::Opcode`].

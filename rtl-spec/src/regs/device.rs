@@ -11,7 +11,7 @@ reg_block! {
         MAGIC @ 0x0C: 32 RO = 0x534C4345,
         /// The version of this specification the device implements (the running image's
         /// `spec_version`). A driver refuses a device whose major differs from its own.
-        SPEC_VERSION @ 0x10: 32 RO = 0x00010002 {
+        SPEC_VERSION @ 0x10: 32 RO = 0x00010003 {
             /// Minor version: additions that old drivers may ignore.
             MINOR [15:0],
             /// Major version: incompatible changes.
@@ -20,7 +20,7 @@ reg_block! {
         /// Build identifier of the running image (its header's `build_id`).
         BUILD_ID @ 0x14: 32 RO = 0,
         /// What this device offers beyond the mandatory core (the running image's `caps`).
-        CAPS @ 0x18: 64 RO = 0x7f {
+        CAPS @ 0x18: 64 RO = 0xff {
             /// IPv6 flows and parsing.
             IPV6 [0:0],
             /// 802.1Q tags parsed on receive and inserted from next-hop entries on send.
@@ -35,6 +35,8 @@ reg_block! {
             FLASH [5:5],
             /// FIN/RST on a hit may be forwarded by the NIC (`PUNT.HIT_ACTION`).
             TEARDOWN_FORWARD [6:6],
+            /// Next-hop entries with the `Tunnel` action (IP-in-IP encapsulation, since 1.3).
+            TUNNEL [7:7],
         },
         /// Build time of the running image, seconds since the Unix epoch (its header's
         /// `build_time`).

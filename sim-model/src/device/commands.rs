@@ -4,12 +4,12 @@
 
 use super::Device;
 use super::table::points_at;
-use rtl_spec::codes::{FlowCause, FlowProto, Opcode, Status};
+use rtl_spec::codes::{FlowCause, FlowProto, NextHopAction, Opcode, Status};
 use rtl_spec::formats::{
     Completion, CompletionFlags, FlowCommand, FlowRecord, IndexPos, IndexSlot, ModifyMask, NextHopEntry,
-    SlotWord,
+    NextHopTunnel, SlotWord,
 };
-use rtl_spec::regs::{control, ring_id};
+use rtl_spec::regs::{control, identity, ring_id};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
@@ -312,11 +312,23 @@ impl Device {
         if n >= self.next_hops.len() {
             return Err(Status::NextHopOutOfRange);
         }
-        let entry = NextHopEntry::read_from_prefix(&cmd.payload).map(|(e, _)| e).unwrap_or_default();
+        let (entry, rest) = NextHopEntry::read_from_prefix(&cmd.payload).unwrap_or_default();
         if entry.ctl.reserved() != 0 || usize::from(entry.ctl.port()) >= self.ports.len() {
             return Err(Status::BadArgument);
         }
+        // Spec 1.3: the action, and for `Tunnel` (a capability) the outer addresses after it.
+        let tunnel = match entry.ctl.hit_action() {
+            None => return Err(Status::BadArgument),
+            Some(NextHopAction::Tunnel) => {
+                if identity::CAPS::TUNNEL.get(self.flash.caps) == 0 {
+                    return Err(Status::BadArgument);
+                }
+                NextHopTunnel::read_from_prefix(rest).map(|(t, _)| t).unwrap_or_default()
+            }
+            Some(_) => NextHopTunnel::default(),
+        };
         self.next_hops[n] = entry;
+        self.tunnels[n] = tunnel;
         Ok(Outcome::default())
     }
 

@@ -6,8 +6,10 @@
 
 use super::Device;
 use crate::packet::headers::{TCP_FIN, TCP_RST, TCP_SYN};
-use crate::packet::{Parsed, SeqAdjust, build_hit_output};
-use rtl_spec::codes::{DropReason, ErrorCode, EventKind, FlowCause, PuntReason};
+use crate::packet::{
+    Parsed, SeqAdjust, build_hit_output, build_route_output, build_tunnel_output, tunnel_overhead,
+};
+use rtl_spec::codes::{DropReason, ErrorCode, EventKind, FlowCause, NextHopAction, PuntReason};
 use rtl_spec::formats::{Event, ExceptionDesc, ExceptionFlags, InjectDesc};
 use rtl_spec::hash::steering_hash;
 use rtl_spec::regs::{control, punt, ring_id};
@@ -74,11 +76,23 @@ impl Device {
         if !nh.ctl.valid() || egress >= self.ports.len() {
             return self.punt(PuntReason::NoNextHop, p, frame, port, Some(info), now_ns);
         }
-        if p.ip_len > self.ports[egress].mtu as usize {
+        // The next hop's action (spec 1.3): FullNAT/NAT rewrite, DR route, TUN encapsulation.
+        let Some(action) = nh.ctl.hit_action() else {
+            return self.punt(PuntReason::NoNextHop, p, frame, port, Some(info), now_ns);
+        };
+        let overhead = if action == NextHopAction::Tunnel { tunnel_overhead(p.ipv6) } else { 0 };
+        if p.ip_len + overhead > self.ports[egress].mtu as usize {
             return self.punt(PuntReason::OverMtu, p, frame, port, Some(info), now_ns);
         }
         let mut out = std::mem::take(&mut self.scratch_frame);
-        build_hit_output(frame, p, &new_tuple, &dir, seq, &nh, &mut out);
+        match action {
+            NextHopAction::Rewrite => build_hit_output(frame, p, &new_tuple, &dir, seq, &nh, &mut out),
+            NextHopAction::Route => build_route_output(frame, p, &nh, &mut out),
+            NextHopAction::Tunnel => {
+                let tunnel = self.tunnels.get(dir.next_hop.get() as usize).copied().unwrap_or_default();
+                build_tunnel_output(frame, p, &nh, &tunnel, &mut out)
+            }
+        };
         if self.transmit(egress, &out) {
             self.counters.tx_packets += 1;
             self.counters.tx_bytes += out.len() as u64;

@@ -32,7 +32,7 @@ use crate::flash::Flash;
 use crate::mem::DmaMemory;
 use crate::port::{BURST, Port, RxBurst};
 use rtl_spec::codes::{DropReason, PuntReason};
-use rtl_spec::formats::{FlowRecord, IndexBucket, IndexSlot, NextHopEntry};
+use rtl_spec::formats::{FlowRecord, IndexBucket, IndexSlot, NextHopEntry, NextHopTunnel};
 use rtl_spec::regs::ring_id;
 use std::sync::Arc;
 use zerocopy::FromZeros;
@@ -122,6 +122,9 @@ pub struct Device {
     table: FlowTable,
     table_counters: TableCounters,
     next_hops: Vec<NextHopEntry>,
+    /// The outer addresses of each next-hop entry whose action is `Tunnel` (spec 1.3), by entry
+    /// number: a table beside the entries, so theirs keeps its 16-byte stride.
+    tunnels: Vec<NextHopTunnel>,
     /// The counter bank (spec 1.2).
     bank: bank::CounterBank,
     rings: Vec<Ring>,
@@ -163,6 +166,7 @@ impl Device {
         let mut dev = Device {
             table: FlowTable::new(1, 2, 0),
             next_hops: Vec::new(),
+            tunnels: Vec::new(),
             bank: bank::CounterBank::new(),
             rings: Vec::new(),
             irq: irq::Irq::new(),
@@ -348,6 +352,7 @@ impl Device {
         self.table = FlowTable::new(self.cfg.records, self.cfg.buckets, self.cfg.stash);
         self.table_counters = TableCounters::default();
         self.next_hops = NextHopEntry::new_vec_zeroed(self.cfg.next_hops as usize).unwrap_or_default();
+        self.tunnels = NextHopTunnel::new_vec_zeroed(self.cfg.next_hops as usize).unwrap_or_default();
         self.bank = bank::CounterBank::new();
         self.rings = (0..ring_id::EXCEPTION0 + u32::from(self.cfg.exception_rings)).map(Ring::new).collect();
         self.irq.reset();

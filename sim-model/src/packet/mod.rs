@@ -5,7 +5,9 @@
 //! - [`parse`]: [`classify`], which turns a received frame into a lookup candidate, a punt or a
 //!   drop with the reasons of `rtl_spec::codes`;
 //! - [`rewrite`]: [`build_hit_output`], the FullNAT rewrite of a flow-table hit, with RFC 1624
-//!   incremental checksums and the SYN-proxy sequence translation.
+//!   incremental checksums and the SYN-proxy sequence translation;
+//! - [`encap`]: the hit actions that keep the IP packet as it arrived, `Route` (DR) and
+//!   `Tunnel` (TUN, IP-in-IP).
 //!
 //! The flow lookup, counters, events and punt steering that sit between classification and
 //! rewrite belong to the device. Nothing here panics on any input: every header access is a
@@ -14,9 +16,11 @@
 /// The header layouts live in the contract ([`rtl_spec::wire`]): the host's slow path parses
 /// the same bytes with the same views.
 pub use rtl_spec::wire as headers;
+pub mod encap;
 pub mod parse;
 pub mod rewrite;
 
+pub use encap::{build_route_output, build_tunnel_output, tunnel_overhead};
 pub use parse::{Classified, Parsed, classify};
 pub use rewrite::{SeqAdjust, build_hit_output};
 

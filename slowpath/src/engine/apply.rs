@@ -36,7 +36,7 @@ impl Engine {
             self.flows.prefetch(r.hashes);
         }
         for r in installs.drain(..) {
-            let result = self.install(r.flow, r.hashes, &r.endpoints, now_ns);
+            let result = self.install(r.flow, r.hashes, (&r.endpoints, r.action), now_ns);
             self.workers[w].on_installed(r.slot, r.generation, result, out);
         }
         // Keep the buffer's capacity (on_installed never asks for installs).
@@ -78,13 +78,14 @@ impl Engine {
         }
     }
 
-    /// Installs a flow with its next hops: toward the server for the original direction,
-    /// toward the client for the reply.
+    /// Installs a flow with its next hops: toward the server for the original direction (of
+    /// `action`: FullNAT's and NAT's rewrite, DR's route, TUN's tunnel), toward the client for
+    /// the reply.
     fn install(
         &mut self,
         mut flow: flow_offload::Flow,
         hashes: flow_offload::FlowHashes,
-        ep: &crate::conn::Endpoints,
+        (ep, action): (&crate::conn::Endpoints, crate::network::HopAction),
         now_ns: u64,
     ) -> Result<Handle, ()> {
         let hops = (self.net.route(ep.rs.ip()), self.net.route(ep.client.ip()));
@@ -92,7 +93,8 @@ impl Engine {
             self.stats.install_invalid += 1;
             return Err(());
         };
-        let (Some(a), Some(b)) = (self.net.next_hop(to_rs, now_ns), self.net.next_hop(to_client, now_ns))
+        let (Some(a), Some(b)) =
+            (self.net.next_hop_with(to_rs, action, now_ns), self.net.next_hop(to_client, now_ns))
         else {
             // No free next-hop entry: the connection stays on the host path.
             self.stats.install_full += 1;
@@ -181,8 +183,8 @@ impl Engine {
     }
 
     fn flush_next_hops(&mut self) {
-        for (n, entry) in std::mem::take(&mut self.net.changed) {
-            if let Err(e) = self.flows.set_next_hop(n, entry) {
+        for (n, entry, tunnel) in std::mem::take(&mut self.net.changed) {
+            if let Err(e) = self.flows.set_next_hop_tunnel(n, entry, tunnel) {
                 tracing::warn!(error = %e, "next-hop entry not written");
             }
         }

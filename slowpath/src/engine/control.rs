@@ -43,8 +43,11 @@ pub struct ConnInfo {
     pub state: &'static str,
     /// Milliseconds until its timeout, from its last packet.
     pub expire_ms: u64,
-    /// The connection's four FullNAT endpoints (client, VIP, LIP, real server).
+    /// The connection's four FullNAT endpoints (client, VIP, LIP, real server). Without a
+    /// local address (NAT, DR, TUN) the LIP is the client's endpoint.
     pub endpoints: Endpoints,
+    /// How it is forwarded.
+    pub forward: crate::service::Forward,
     /// Where it lives.
     pub location: Location,
     /// Its NIC record, when offloaded.
@@ -231,6 +234,7 @@ impl Engine {
                     state: c.state.name(),
                     expire_ms: (c.last_ns + timeout_ns).saturating_sub(now) / 1_000_000,
                     endpoints: c.ep(),
+                    forward: c.forward,
                     location,
                     record,
                     packets: c.total_packets(),

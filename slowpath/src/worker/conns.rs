@@ -24,7 +24,7 @@
 
 use crate::addr::{FastMap, from_bytes, to_bytes};
 use crate::conn::{Dir, Endpoints, Offload, State};
-use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats};
+use crate::service::{BackendStats, Forward, Proto, ServiceKey, ServiceStats};
 use flow_offload::{FlowCounters, FlowHashes};
 use rtl_spec::formats::LookupKey;
 use rtl_spec::hash::{KeyHash, Seeds};
@@ -66,6 +66,8 @@ pub struct Conn {
     pub state: State,
     /// TCP or UDP.
     pub proto: Proto,
+    /// How it is forwarded (its service's mode when it was created).
+    pub forward: Forward,
     v6: bool,
     /// A query for the NIC's counters is on the way.
     pub(super) querying: bool,
@@ -302,6 +304,7 @@ impl StatsRefs {
 pub(super) struct NewConn<'a> {
     pub ep: Endpoints,
     pub proto: Proto,
+    pub forward: Forward,
     pub state: State,
     pub now_ns: u64,
     pub deadline_ns: u64,
@@ -417,6 +420,7 @@ impl ConnStore {
             offload: Offload::Host,
             state: n.state,
             proto: n.proto,
+            forward: n.forward,
             v6: ep.client.is_ipv6(),
             querying: false,
         });

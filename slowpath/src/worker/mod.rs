@@ -71,6 +71,9 @@ pub struct InstallReq {
     pub hashes: FlowHashes,
     /// The connection's endpoints (the device side routes toward the client and the server).
     pub endpoints: Endpoints,
+    /// What the original direction's next hop does: the rewrite (FullNAT, NAT), DR's route or
+    /// TUN's tunnel.
+    pub action: crate::network::HopAction,
 }
 
 /// What a worker asks of the device side.
@@ -589,15 +592,22 @@ impl Worker {
         let services = self.services.clone();
         let (_, svc) = services.find(&key)?;
         let backend = svc.backend(ep.rs)?;
-        if !svc.config.local_addresses.contains(&ep.lip.ip())
-            || !self.ports.reserve(ep.lip.ip(), ep.rs, ep.lip.port())
-        {
+        let forward = svc.config.forward;
+        // A NAT flow's reply tuple is server → client (no local port); a FullNAT one holds its
+        // local port again.
+        let held = if forward.uses_lip() {
+            svc.config.local_addresses.contains(&ep.lip.ip())
+                && self.ports.reserve(ep.lip.ip(), ep.rs, ep.lip.port())
+        } else {
+            ep.lip == ep.client
+        };
+        if !held {
             return None;
         }
         let state =
             State::from_host_state(flow.host_state).unwrap_or(State::Tcp(crate::conn::TcpState::Established));
         let orig = self.conns.key_hash(&conns::lookup_key(flow.proto, ep.client, ep.vip));
-        let slot = self.insert_conn(ep, proto, state, now_ns, (&backend.stats, &svc.stats), orig);
+        let slot = self.insert_conn(ep, proto, forward, state, now_ns, (&backend.stats, &svc.stats), orig);
         if let Some(c) = self.conns.get_mut(slot) {
             c.offload = Offload::Nic(handle);
         }

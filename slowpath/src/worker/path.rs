@@ -7,8 +7,9 @@ use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
 use crate::nat;
+use crate::network::HopAction;
 use crate::packet::{L4, Pkt};
-use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats};
+use crate::service::{BackendStats, Forward, Proto, ServiceKey, ServiceStats};
 use flow_offload::{Flow, FlowHashes};
 use rtl_spec::hash::KeyHash;
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ impl Worker {
         let proto = Proto::from_number(ip.proto);
         let service =
             proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));
+        let nat_vip =
+            if service.is_none() { proto.and_then(|p| self.services.nat_vip_of(src, p)) } else { None };
         match service {
             Some(index) => {
                 if ip.proto == 6 && self.services.services[index].config.synproxy {
@@ -74,6 +77,17 @@ impl Worker {
                 // A server's packet to a LIP port this worker does not own: the NIC steered it
                 // by hash because it is not in the LIP filter, or the filter is full.
                 let owner = self.owner_of_lport(dport);
+                if owner != self.id && punt.reason.is_some() {
+                    out.handoff.push((owner, Punt { reason: None, ..punt }));
+                } else {
+                    self.stats.discard(Discard::NoConnection);
+                }
+            }
+            None if nat_vip.is_some() => {
+                // A NAT server's reply that missed: its connection lives with the worker that
+                // owns the client's tuple (client → VIP), which the NIC did not steer it to.
+                let vip = nat_vip.unwrap_or(dst);
+                let owner = self.owner_of_client_tuple(dst, vip, ip.proto);
                 if owner != self.id && punt.reason.is_some() {
                     out.handoff.push((owner, Punt { reason: None, ..punt }));
                 } else {
@@ -146,6 +160,13 @@ impl Worker {
         };
         let backend = &svc.backends[b];
         let rs = backend.addr;
+        let forward = svc.config.forward;
+        if !forward.uses_lip() {
+            // NAT, DR, TUN: the server sees the client's address, so the client's endpoint
+            // stands where FullNAT's local address would (the reply tuple is server → client).
+            let ep = Endpoints { client, vip: svc.config.key.vip, lip: client, rs };
+            return Some(self.open_with(ep, proto, forward, now_ns, backend, svc, orig_hash));
+        }
         // LIPs of the server's family, in turn; the first with a free port wins.
         let family = || svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6());
         let n = family().count();
@@ -164,22 +185,40 @@ impl Worker {
             return None;
         };
         let ep = Endpoints { client, vip: svc.config.key.vip, lip, rs };
+        Some(self.open_with(ep, proto, forward, now_ns, backend, svc, orig_hash))
+    }
+
+    /// The part of [`Self::open_conn`] after the endpoints are chosen.
+    #[allow(clippy::too_many_arguments)]
+    fn open_with(
+        &mut self,
+        ep: Endpoints,
+        proto: Proto,
+        forward: Forward,
+        now_ns: u64,
+        backend: &crate::service::Backend,
+        svc: &crate::service::Service,
+        orig_hash: KeyHash,
+    ) -> u32 {
         let state =
             if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
         backend.stats.connections.fetch_add(1, Ordering::Relaxed);
         svc.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let slot = self.insert_conn(ep, proto, state, now_ns, (&backend.stats, &svc.stats), orig_hash);
+        let counters = (&backend.stats, &svc.stats);
+        let slot = self.insert_conn(ep, proto, forward, state, now_ns, counters, orig_hash);
         WorkerStats::inc(&self.stats.created);
-        Some(slot)
+        slot
     }
 
     /// Files a new connection under both its tuples and arms its timer. `orig_hash` is the
     /// hash of its client → VIP tuple, computed for the lookup that missed; the server → LIP
     /// tuple is hashed here, once for the connection's life.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn insert_conn(
         &mut self,
         ep: Endpoints,
         proto: Proto,
+        forward: Forward,
         state: State,
         now_ns: u64,
         (backend_stats, service_stats): (&Arc<BackendStats>, &Arc<ServiceStats>),
@@ -194,7 +233,7 @@ impl Worker {
         self.stats.current.fetch_add(1, Ordering::Relaxed);
         let deadline_ns = now_ns + self.cfg.timeouts.of(state).as_nanos() as u64;
         let reply_hash = self.conns.key_hash(&lookup_key(proto.number(), ep.rs, ep.lip));
-        let new = NewConn { ep, proto, state, now_ns, deadline_ns, backend_stats, service_stats };
+        let new = NewConn { ep, proto, forward, state, now_ns, deadline_ns, backend_stats, service_stats };
         let slot = self.conns.insert(&new, FlowHashes { orig: orig_hash, reply: reply_hash });
         self.timers.arm(slot, 0, deadline_ns);
         slot
@@ -217,7 +256,12 @@ impl Worker {
         let Some((c, backend_stats, _)) = self.conns.with_stats(slot) else { return };
         let flags = pkt.tcp_flags();
         let before = c.state;
+        let forward = c.forward;
         c.state = match (c.state, pkt.l4) {
+            // DR, TUN: only the client's packets are seen, and only they move the state.
+            (State::Tcp(s), L4::Tcp { .. }) if forward.one_way() => {
+                State::Tcp(if dir == Dir::Orig { s.next_one_way(flags) } else { s })
+            }
             (State::Tcp(s), L4::Tcp { .. }) => State::Tcp(s.next(dir, flags)),
             (State::Udp { replied }, _) => State::Udp { replied: replied || dir == Dir::Reply },
             (s, _) => s,
@@ -253,28 +297,21 @@ impl Worker {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
-        let mut packet = out.spent.pop().unwrap_or_default();
-        packet.clear();
-        packet.reserve(punt.frame.len());
-        match nat::rewrite_l3(&punt.frame, pkt, &from, &to, &mut packet) {
-            Ok(()) => {
-                // A SYN-proxied connection's sequence translation, as the NIC's `seq_adjust`.
-                let delta = if self.proxies.is_empty() {
-                    None
-                } else {
-                    self.proxies.get(&slot).and_then(|p| p.delta)
-                };
-                if let (Some(d), Some(ip)) = (delta, ip) {
-                    crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
-                }
-                out.tx.push(Tx { dst, packet });
-                WorkerStats::inc(&stats.forwarded);
-            }
-            Err(nat::RewriteError::TtlExpired) => stats.discard(Discard::TtlExpired),
-            Err(nat::RewriteError::NotRewritable) => stats.discard(Discard::Unsupported),
-        }
+        let proto = c.proto;
+        self.send(slot, dir, (forward, &ep, proto), punt, pkt, (&from, &to, dst), out);
+        let Some(c) = self.conns.get_mut(slot) else { return };
         let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
-        if c.offload == Offload::Host && policy.qualifies(c.state, age, c.packets[0] + c.packets[1]) {
+        // DR's and TUN's flows leave through a next hop of their own (spec 1.3's Route and
+        // Tunnel actions); a TUN service without a tunnel source stays on the host path.
+        let action = match forward {
+            Forward::FullNat | Forward::Nat => Some(HopAction::Rewrite),
+            Forward::Dr => Some(HopAction::Route),
+            Forward::Tun => tunnel_source(&self.services, &ep, c.proto)
+                .map(|src| HopAction::Tunnel { src, dst: ep.rs.ip() }),
+        };
+        if let Some(action) = action.filter(|_| c.offload == Offload::Host)
+            && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
+        {
             let v6 = ep.client.is_ipv6();
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
             out.installs.push(InstallReq {
@@ -300,6 +337,7 @@ impl Worker {
                 },
                 hashes: c.hashes(),
                 endpoints: ep,
+                action,
             });
             c.offload = Offload::Pending;
         }
@@ -311,6 +349,75 @@ impl Worker {
             c.deadline_ns = deadline;
             let t = c.timer;
             self.timers.arm(slot, t, deadline);
+        }
+    }
+
+    /// Sends a packet of connection `slot` toward `dst` as its mode forwards: rewritten from
+    /// `from` to `to` (FullNAT, NAT), or as it came (DR; TUN inside an outer header). A packet
+    /// of a one-way connection that comes the other way (a server answering through the
+    /// balancer after all) is passed on to the client as it came.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        slot: u32,
+        dir: Dir,
+        (forward, ep, proto): (Forward, &Endpoints, Proto),
+        punt: &Punt,
+        pkt: &Pkt,
+        route: (&rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple, std::net::IpAddr),
+        out: &mut Out,
+    ) {
+        let mut packet = out.spent.pop().unwrap_or_default();
+        packet.clear();
+        packet.reserve(punt.frame.len() + 40);
+        if !forward.one_way() {
+            return self.rewrite_and_send(slot, dir, punt, pkt, route, packet, out);
+        }
+        let dst = route.2;
+        let sent = match (forward, dir) {
+            (Forward::Tun, Dir::Orig) => tunnel_source(&self.services, ep, proto)
+                .is_some_and(|src| crate::encap::tunnel(&punt.frame, pkt, src, dst, &mut packet)),
+            _ => crate::encap::route(&punt.frame, pkt, &mut packet),
+        };
+        if sent {
+            out.tx.push(Tx { dst, packet });
+            WorkerStats::inc(&self.stats.forwarded);
+        } else {
+            self.stats.discard(Discard::Unsupported);
+        }
+    }
+
+    /// The FullNAT/NAT rewrite of a packet of connection `slot` from `from` to `to`, sent
+    /// toward `dst`.
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_and_send(
+        &mut self,
+        slot: u32,
+        dir: Dir,
+        punt: &Punt,
+        pkt: &Pkt,
+        (from, to, dst): (&rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple, std::net::IpAddr),
+        mut packet: Vec<u8>,
+        out: &mut Out,
+    ) {
+        let stats = &*self.stats;
+        let ip = pkt.ip().copied();
+        match nat::rewrite_l3(&punt.frame, pkt, from, to, &mut packet) {
+            Ok(()) => {
+                // A SYN-proxied connection's sequence translation, as the NIC's `seq_adjust`.
+                let delta = if self.proxies.is_empty() {
+                    None
+                } else {
+                    self.proxies.get(&slot).and_then(|p| p.delta)
+                };
+                if let (Some(d), Some(ip)) = (delta, ip) {
+                    crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
+                }
+                out.tx.push(Tx { dst, packet });
+                WorkerStats::inc(&stats.forwarded);
+            }
+            Err(nat::RewriteError::TtlExpired) => stats.discard(Discard::TtlExpired),
+            Err(nat::RewriteError::NotRewritable) => stats.discard(Discard::Unsupported),
         }
     }
 
@@ -352,7 +459,9 @@ impl Worker {
             out.removes.push(h);
         }
         let ep = c.ep();
-        self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);
+        if c.forward.uses_lip() {
+            self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);
+        }
         count_state(&backend_stats, c.state, -1);
         service_stats.current.fetch_sub(1, Ordering::Relaxed);
         if c.state == State::Tcp(TcpState::SynRecv) {
@@ -378,6 +487,17 @@ fn from_for(
         (Dir::Reply, true) => to.reversed(),
         (Dir::Reply, false) => *from,
     }
+}
+
+/// The outer source of a TUN connection's tunnel: its service's first local address of the
+/// server's family.
+fn tunnel_source(
+    services: &crate::service::ServiceTable,
+    ep: &Endpoints,
+    proto: Proto,
+) -> Option<std::net::IpAddr> {
+    let (_, s) = services.find(&ServiceKey { vip: ep.vip, proto })?;
+    s.config.local_addresses.iter().copied().find(|a| a.is_ipv6() == ep.rs.is_ipv6())
 }
 
 /// Moves a server's active/inactive count for a connection in `state` by `delta`.

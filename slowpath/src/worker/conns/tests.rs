@@ -28,6 +28,7 @@ fn add(store: &mut ConnStore, ep: Endpoints, bs: &Arc<BackendStats>, ss: &Arc<Se
     let n = NewConn {
         ep,
         proto: Proto::Tcp,
+        forward: crate::service::Forward::FullNat,
         state: State::Tcp(crate::conn::TcpState::SynRecv),
         now_ns: 0,
         deadline_ns: 1,
