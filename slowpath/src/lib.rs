@@ -19,7 +19,8 @@
 //! - [`addr`]: addresses in the NIC's 16-byte form and the stable hashes;
 //! - [`timer`]: the per-worker timer wheel;
 //! - [`health`]: health checks of real servers (rise and fall);
-//! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections.
+//! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections;
+//! - [`proxy_protocol`]: the PROXY protocol v2 header, its sequence shift and server-first records.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
@@ -31,6 +32,7 @@ pub mod laddr;
 pub mod nat;
 pub mod network;
 pub mod packet;
+pub mod proxy_protocol;
 pub mod sched;
 pub mod service;
 pub mod synproxy;

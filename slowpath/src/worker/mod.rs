@@ -8,13 +8,14 @@
 //!
 //! Submodules: `conns` (the connection store: compact records in a slab, one index for both
 //! tuples), `path` (connections: new ones, their packets, expiry), `proxy` (the SYN proxy's
-//! cookies, server-side handshake and held segments), `icmp` (echo, errors quoting a flow,
-//! resets).
+//! cookies, server-side handshake and held segments), `pp` (PROXY protocol v2: the header
+//! toward the server and its retransmission), `icmp` (echo, errors quoting a flow, resets).
 
 mod conns;
 mod icmp;
 mod limits;
 mod path;
+mod pp;
 mod proxy;
 
 pub use conns::Conn;
@@ -71,6 +72,9 @@ pub struct InstallReq {
     pub hashes: FlowHashes,
     /// The connection's endpoints (the device side routes toward the client and the server).
     pub endpoints: Endpoints,
+    /// A PROXY-protocol connection: the header's length. The device side writes the flow
+    /// server first with it as the sequence delta ([`crate::proxy_protocol::server_first`]).
+    pub server_first: Option<u32>,
 }
 
 /// What a worker asks of the device side.
@@ -190,11 +194,14 @@ pub enum Discard {
     /// A client's segment of a SYN-proxied connection beyond what is held while the server has
     /// not answered (the client sends it again).
     ProxyHeld,
+    /// A PROXY-protocol connection whose server never acknowledged the header (sent
+    /// `proxy_protocol::MAX_SENDS` times): the connection is ended and reset.
+    ProxyProtocolUnacked,
 }
 
 impl Discard {
     /// Every reason, in counter order.
-    pub const ALL: [Discard; 17] = [
+    pub const ALL: [Discard; 18] = [
         Discard::Malformed,
         Discard::BadChecksum,
         Discard::NoConnection,
@@ -212,6 +219,7 @@ impl Discard {
         Discard::Unsupported,
         Discard::BadCookie,
         Discard::ProxyHeld,
+        Discard::ProxyProtocolUnacked,
     ];
 
     /// The name metrics and `sluice stats` use.
@@ -234,6 +242,7 @@ impl Discard {
             Discard::Unsupported => "unsupported",
             Discard::BadCookie => "bad_cookie",
             Discard::ProxyHeld => "proxy_held",
+            Discard::ProxyProtocolUnacked => "proxy_protocol_unacked",
         }
     }
 }
@@ -267,8 +276,12 @@ pub struct WorkerStats {
     pub syn_cookies: AtomicU64,
     /// Valid cookies returned, each a proxied connection opened.
     pub syn_cookies_accepted: AtomicU64,
+    /// PROXY protocol v2 headers sent to servers (one per connection).
+    pub pp_headers: AtomicU64,
+    /// PROXY protocol v2 headers sent again (the server had not acknowledged them in time).
+    pub pp_retransmits: AtomicU64,
     /// Drops, indexed by [`Discard`].
-    pub drops: [AtomicU64; 17],
+    pub drops: [AtomicU64; 18],
 }
 
 impl WorkerStats {
@@ -306,6 +319,8 @@ pub struct Worker {
     /// Client segments the proxied connections hold, together (at most
     /// [`proxy::HELD_FRAMES_PER_WORKER`]).
     held_frames: usize,
+    /// PROXY-protocol connections' own state, by slot.
+    pps: FastMap<u32, pp::PpConn>,
     /// Half-open connections per client address (with `half_open_per_source`).
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
@@ -329,6 +344,7 @@ impl Worker {
             cookies: crate::synproxy::SynCookies::default(),
             proxies: FastMap::default(),
             held_frames: 0,
+            pps: FastMap::default(),
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
@@ -576,7 +592,10 @@ impl Worker {
 
     /// Adopts a flow the NIC held from an earlier run of the daemon. Returns the flow's new
     /// cookie, or `None` when it is not one of this worker's (or its service is gone).
-    pub fn adopt(&mut self, handle: Handle, flow: &Flow, now_ns: u64) -> Option<u32> {
+    /// `flow` is as the host thinks of it (client → VIP first); `server_first` says its record
+    /// is written the other way round (a PROXY-protocol connection, see
+    /// [`crate::proxy_protocol::client_first`]).
+    pub fn adopt(&mut self, handle: Handle, flow: &Flow, server_first: bool, now_ns: u64) -> Option<u32> {
         let v6 = flow.ipv6;
         let ep = Endpoints {
             client: crate::addr::src_of(&flow.orig, v6),
@@ -601,8 +620,17 @@ impl Worker {
         if let Some(c) = self.conns.get_mut(slot) {
             c.offload = Offload::Nic(handle);
         }
-        if let Some(delta) = flow.seq_delta {
-            self.proxies.insert(slot, proxy::Proxy::adopted(delta));
+        match (flow.seq_delta, server_first) {
+            (Some(len), true) => {
+                if let Some(c) = self.conns.get_mut(slot) {
+                    c.server_first = true;
+                }
+                self.pps.insert(slot, pp::PpConn::adopted(len));
+            }
+            (Some(delta), false) => {
+                self.proxies.insert(slot, proxy::Proxy::adopted(delta));
+            }
+            (None, _) => {}
         }
         Some(self.cookie(slot))
     }

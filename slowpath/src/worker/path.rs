@@ -1,13 +1,15 @@
 //! The connection path of a worker: a new connection (service, scheduler, LIP and port), the
 //! packets of a known one in either direction (state, counters, the software rewrite, the
-//! offload decision), timeouts and expiry.
+//! PROXY protocol header and shift, the offload decision), timeouts and expiry.
 
 use super::conns::{NewConn, lookup_key};
+use super::pp::{PP_TIMER, PpConn};
 use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
 use crate::nat;
 use crate::packet::{L4, Pkt};
+use crate::proxy_protocol::ProxyProtocol;
 use crate::service::{BackendStats, Proto, ServiceKey, ServiceStats};
 use flow_offload::{Flow, FlowHashes};
 use rtl_spec::hash::KeyHash;
@@ -106,6 +108,10 @@ impl Worker {
         out: &mut Out,
     ) {
         if let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) {
+            let pp = self.services.services[index].config.proxy_protocol;
+            if let (Some(ProxyProtocol::V2), L4::Tcp { seq, .. }) = (pp, pkt.l4) {
+                self.pps.insert(slot, PpConn::new(seq, client.is_ipv6()));
+            }
             self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
         }
     }
@@ -253,6 +259,7 @@ impl Worker {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
+        let (mut server_first, mut pp_waits) = (None, false);
         let mut packet = out.spent.pop().unwrap_or_default();
         packet.clear();
         packet.reserve(punt.frame.len());
@@ -267,6 +274,22 @@ impl Worker {
                 if let (Some(d), Some(ip)) = (delta, ip) {
                     crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
                 }
+                // A PROXY-protocol connection: the header first, then the shift.
+                let pp = if self.pps.is_empty() { None } else { self.pps.get_mut(&slot) };
+                if let (Some(p), Some(ip)) = (pp, ip) {
+                    let established = c.state == State::Tcp(TcpState::Established);
+                    if let Some(header) = p.on_packet(dir, established, &punt.frame, pkt, &ep) {
+                        out.tx.push(Tx { dst: ep.rs.ip(), packet: header });
+                        WorkerStats::inc(&stats.pp_headers);
+                        self.timers.arm(slot, PP_TIMER | 1, now_ns + crate::proxy_protocol::FIRST_RTO_NS);
+                    }
+                    if let Some(len) = p.shift() {
+                        crate::proxy_protocol::shift(&mut packet, ip.l4 - pkt.l3, dir == Dir::Orig, len);
+                    }
+                    // Offloaded only once the server has the header (its ACKs come here till then).
+                    server_first = p.acked.then(|| p.len());
+                    pp_waits = !p.acked;
+                }
                 out.tx.push(Tx { dst, packet });
                 WorkerStats::inc(&stats.forwarded);
             }
@@ -274,7 +297,10 @@ impl Worker {
             Err(nat::RewriteError::NotRewritable) => stats.discard(Discard::Unsupported),
         }
         let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
-        if c.offload == Offload::Host && policy.qualifies(c.state, age, c.packets[0] + c.packets[1]) {
+        if c.offload == Offload::Host
+            && !pp_waits
+            && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
+        {
             let v6 = ep.client.is_ipv6();
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
             out.installs.push(InstallReq {
@@ -300,8 +326,10 @@ impl Worker {
                 },
                 hashes: c.hashes(),
                 endpoints: ep,
+                server_first,
             });
             c.offload = Offload::Pending;
+            c.server_first = server_first.is_some();
         }
         // A shorter timeout than the one armed (a close) re-arms now; a longer one is found
         // when the armed timer fires.
@@ -316,6 +344,9 @@ impl Worker {
 
     /// A connection's timer fired.
     pub(super) fn on_timer(&mut self, slot: u32, timer: u32, now_ns: u64, out: &mut Out) {
+        if timer & PP_TIMER != 0 {
+            return self.pp_timer(slot, timer & !PP_TIMER, now_ns, out);
+        }
         let timeouts = self.cfg.timeouts;
         let Some(c) = self.conns.get_mut(slot) else { return };
         if c.timer != timer {
@@ -347,6 +378,9 @@ impl Worker {
             if let Some(p) = self.proxies.remove(&slot) {
                 self.held_frames -= p.held_count();
             }
+        }
+        if !self.pps.is_empty() {
+            self.pps.remove(&slot);
         }
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);
