@@ -104,6 +104,10 @@ pub struct WorkerSnapshot {
     pub syn_cookies: u64,
     /// Valid SYN cookies returned (proxied connections opened).
     pub syn_cookies_accepted: u64,
+    /// PROXY protocol headers sent to servers.
+    pub pp_headers: u64,
+    /// PROXY protocol headers sent again.
+    pub pp_retransmits: u64,
     /// Drops by reason (name, count).
     pub drops: Vec<(&'static str, u64)>,
     /// LIP port pools.
@@ -307,6 +311,8 @@ impl Engine {
                     resets: l(&s.resets),
                     syn_cookies: l(&s.syn_cookies),
                     syn_cookies_accepted: l(&s.syn_cookies_accepted),
+                    pp_headers: l(&s.pp_headers),
+                    pp_retransmits: l(&s.pp_retransmits),
                     drops: Discard::ALL.iter().map(|d| (d.name(), l(&s.drops[*d as usize]))).collect(),
                     ports: w.port_stats(),
                 }
