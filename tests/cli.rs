@@ -296,6 +296,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 local_addresses: vec!["10.10.2.1".into(), "10.10.2.2".into()],
                 conn_limit: 100,
                 synproxy: false,
+                proxy_protocol: None,
             }),
             Request::ServiceDel { vip: "[fd00::1]:53".into(), protocol: "udp".into(), reset: true },
             Request::ServiceAdd(ServiceSpec {
@@ -305,6 +306,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 local_addresses: vec!["10.10.2.1".into()],
                 conn_limit: 0,
                 synproxy: false,
+                proxy_protocol: None,
             }),
         ]
     );

@@ -104,8 +104,8 @@ fn prot(p: &str) -> String {
     p.to_ascii_uppercase()
 }
 
-/// A service's first line: `TCP  10.10.1.100:80 wrr` and its flags: the LIPs and the
-/// connection limit when set (`lip 10.10.2.1,10.10.2.2 limit 10000`).
+/// A service's first line: `TCP  10.10.1.100:80 wrr` and its flags: the LIPs, the connection
+/// limit and PROXY protocol when set (`lip 10.10.2.1,10.10.2.2 limit 10000 proxy-protocol v2`).
 fn service_line(s: &crate::control::proto::ServiceInfo) -> String {
     let mut out = format!("{:<4} {} {}", prot(&s.protocol), endpoint(&s.vip), s.scheduler);
     if !s.local_addresses.is_empty() {
@@ -114,6 +114,9 @@ fn service_line(s: &crate::control::proto::ServiceInfo) -> String {
     }
     if s.conn_limit > 0 {
         let _ = write!(out, " limit {}", s.conn_limit);
+    }
+    if let Some(pp) = &s.proxy_protocol {
+        let _ = write!(out, " proxy-protocol {pp}");
     }
     out
 }
@@ -422,6 +425,11 @@ pub fn stats(s: &StatsReply) -> String {
         ("offloaded now", n(sp.offloaded_now), format!("({})", percent(sp.offloaded_now, sp.connections))),
         ("half-open now", n(sp.half_open), none()),
         ("SYN cookies sent", n(sp.syn_cookies), format!("({} returned valid)", n(sp.syn_cookies_accepted))),
+        (
+            "PROXY headers sent",
+            n(sp.proxy_protocol_headers),
+            format!("({} sent again)", n(sp.proxy_protocol_retransmits)),
+        ),
     ];
     let rate = |v: f64| format!("{v:.1}");
     let rates = vec![

@@ -14,7 +14,9 @@
 use super::error::Problem;
 use super::raw::{RawBackend, RawHealth, RawService};
 use super::validate::{choice, connected_port, endpoint, host_ip, int, missing, owner_of};
-use super::{Backend, Config, Health, HealthKind, Port, Protocol, Route, SCHEDULERS, Service};
+use super::{
+    Backend, Config, Health, HealthKind, PROXY_PROTOCOLS, Port, Protocol, Route, SCHEDULERS, Service,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -203,6 +205,18 @@ fn service(
             format!("{path} = true on {vip}/{protocol}: only TCP services have a SYN proxy"),
         ));
     }
+    let path = format!("{at}.proxy_protocol");
+    let proxy_protocol = match r.proxy_protocol.as_deref() {
+        None => None,
+        Some(v) => {
+            let v = choice(&path, Some(v), "", &PROXY_PROTOCOLS)?;
+            let setting = format!("{path} = {v:?}");
+            // With `forward` (issue 17 item 1): pass the service's mode instead of "fullnat".
+            proxy_protocol_fits(&setting, vip, protocol, synproxy, "fullnat")
+                .map_err(|m| Problem::raw(&path, m))?;
+            Some(v.to_owned())
+        }
+    };
     let health = r.health.as_ref().map(|h| health(&format!("{at}.health"), h)).transpose()?;
     if r.backend.is_empty() {
         let message =
@@ -221,7 +235,42 @@ fn service(
         }
         backends.push(backend);
     }
-    Ok(Service { vip, protocol, scheduler, local_addresses, conn_limit, synproxy, health, backends })
+    Ok(Service {
+        vip,
+        protocol,
+        scheduler,
+        local_addresses,
+        conn_limit,
+        synproxy,
+        proxy_protocol,
+        health,
+        backends,
+    })
+}
+
+/// Whether PROXY protocol (`setting`, as the message names it) fits the service: TCP only, not
+/// with the SYN proxy (a NIC flow record carries one sequence delta), and only with FullNAT
+/// (`forward`: the other modes do not rewrite the server-side stream; pass the service's mode
+/// once services have one). The error is one line.
+pub(super) fn proxy_protocol_fits(
+    setting: &str,
+    vip: SocketAddr,
+    protocol: Protocol,
+    synproxy: bool,
+    forward: &str,
+) -> Result<(), String> {
+    let why = if protocol != Protocol::Tcp {
+        "PROXY protocol is for TCP services only"
+    } else if synproxy {
+        "PROXY protocol and the SYN proxy cannot be combined (a NIC flow record holds one sequence delta)"
+    } else if forward != "fullnat" {
+        return Err(format!(
+            "{setting} on {vip}/{protocol} with forward = {forward:?}: PROXY protocol needs forward = \"fullnat\" (only FullNAT rewrites the server-side stream)"
+        ));
+    } else {
+        return Ok(());
+    };
+    Err(format!("{setting} on {vip}/{protocol}: {why}"))
 }
 
 /// `local_addresses`: at least one; each unicast, listed once, of the VIP's family, neither a
@@ -343,6 +392,7 @@ fn backend(
 /// A service added at run time (`sluice service add`, the control socket's `service_add`),
 /// checked as the file's services are, against the running configuration `cfg`: its VIP, its
 /// protocol, scheduler and local addresses. It starts with no backends. The error is one line.
+#[allow(clippy::too_many_arguments)]
 pub fn service_at_run_time(
     cfg: &Config,
     vip: &str,
@@ -351,6 +401,7 @@ pub fn service_at_run_time(
     local_addresses: &[String],
     conn_limit: u32,
     synproxy: bool,
+    proxy_protocol: Option<&str>,
 ) -> Result<Service, String> {
     let checker = Checker::of(cfg);
     let address = endpoint("vip", vip, "\"10.10.1.100:80\"").map_err(|p| p.message)?;
@@ -362,6 +413,11 @@ pub fn service_at_run_time(
     if synproxy && protocol != Protocol::Tcp {
         return Err(format!("--synproxy on {address}/{protocol}: only TCP services have a SYN proxy"));
     }
+    if let Some(v) = proxy_protocol {
+        let v = choice("--proxy-protocol", Some(v), "", &PROXY_PROTOCOLS).map_err(|p| p.message)?;
+        // With `forward` (issue 17 item 1): pass the service's mode instead of "fullnat".
+        proxy_protocol_fits(&format!("--proxy-protocol {v}"), address, protocol, synproxy, "fullnat")?;
+    }
     let scheduler =
         choice("scheduler", Some(scheduler), "wlc", &SCHEDULERS).map_err(|p| p.message)?.to_owned();
     let local_addresses = lips("service", Some(local_addresses), address, &checker).map_err(|p| p.message)?;
@@ -372,6 +428,7 @@ pub fn service_at_run_time(
         local_addresses,
         conn_limit,
         synproxy,
+        proxy_protocol: proxy_protocol.map(str::to_owned),
         health: None,
         backends: Vec::new(),
     })

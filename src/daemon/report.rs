@@ -34,6 +34,7 @@ pub fn services(engine: &Engine, probes: Vec<crate::control::proto::ProbeInfo>) 
             local_addresses: s.config.local_addresses.iter().map(ToString::to_string).collect(),
             conn_limit: s.config.conn_limit,
             synproxy: s.config.synproxy,
+            proxy_protocol: s.config.proxy_protocol.map(|p| p.as_str().to_owned()),
             connections: s.stats.current.load(Ordering::Relaxed),
             total_connections: s.stats.connections.load(Ordering::Relaxed),
             no_backend: s.stats.no_backend.load(Ordering::Relaxed),
@@ -157,6 +158,8 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         sp.half_open += w.half_open;
         sp.syn_cookies += w.syn_cookies;
         sp.syn_cookies_accepted += w.syn_cookies_accepted;
+        sp.proxy_protocol_headers += w.pp_headers;
+        sp.proxy_protocol_retransmits += w.pp_retransmits;
     }
     sp.offloaded_now = u64::from(st.occupancy);
     let mut vips: BTreeMap<String, u64> = BTreeMap::new();
@@ -346,7 +349,7 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 17] = [
+    let scalars: [(&str, &str, &str, String); 19] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "synproxy_cookies_total",
@@ -359,6 +362,18 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             "counter",
             "SYN cookies returned valid: proxied connections opened.",
             st.slowpath.syn_cookies_accepted.to_string(),
+        ),
+        (
+            "proxy_protocol_headers_total",
+            "counter",
+            "PROXY protocol v2 headers sent to servers (proxy_protocol services).",
+            st.slowpath.proxy_protocol_headers.to_string(),
+        ),
+        (
+            "proxy_protocol_retransmits_total",
+            "counter",
+            "PROXY protocol v2 headers sent again, not acknowledged in time.",
+            st.slowpath.proxy_protocol_retransmits.to_string(),
         ),
         (
             "flow_table_capacity",
