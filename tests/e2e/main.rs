@@ -5,6 +5,7 @@
 //! `#[ignore = "needs root: …"]`; `scripts/test-all` runs them).
 
 mod harness;
+mod proxy_protocol;
 
 use harness::{Appliance, Mode, SLUICE, Wire, have, require_root};
 use sha2::Digest;
