@@ -182,3 +182,38 @@ fn a_header_acknowledged_at_once_lets_the_flow_go_to_the_nic_with_no_retransmiss
     assert!(r.p1.take_tx().is_empty(), "nothing sent again");
     assert_eq!(r.engine.stats().workers[0].pp_retransmits, 0);
 }
+
+#[test]
+fn a_repeated_syn_opens_nothing_new_and_a_port_reused_after_close_gets_a_header_of_its_own() {
+    let mut r = pp_rig();
+    let (client, vip) = ("10.10.1.10:44000", "10.10.1.100:80");
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    let first = endpoints(&s[0]);
+    // The client's SYN again (its retransmission): the same server-side tuple, one connection.
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]), first);
+    assert_eq!(r.engine.stats().workers[0].current, 1);
+    let (lip, rs) = first;
+    r.server_sends(Seg::between(rs, lip).syn().seq(50).ack(101).frame(RS1_MAC, P1_MAC));
+    let (_, s) = r.client_sends(Seg::new(client, vip).seq(101).ack(51).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(s.len(), 2, "header and ACK");
+    r.server_sends(Seg::between(rs, lip).seq(51).ack(101 + 28).frame(RS1_MAC, P1_MAC));
+    assert_eq!(r.occupancy(), 1);
+    // Both sides close; the client reuses its port with a new ISN while the old connection is
+    // in TIME_WAIT: a new connection, whose stream starts with its own header.
+    r.client_sends(Seg::new(client, vip).fin().seq(101).ack(51).frame(CLIENT_MAC, P0_MAC));
+    r.server_sends(Seg::between(rs, lip).fin().seq(51).ack(102 + 28).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(client, vip).seq(102).ack(52).frame(CLIENT_MAC, P0_MAC));
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(90_000).frame(CLIENT_MAC, P0_MAC));
+    let (flags, seq, _, _) = tcp(&s[0]);
+    assert_eq!((flags, seq), (0x02, 90_000), "the new SYN is not shifted");
+    let (lip, rs) = endpoints(&s[0]);
+    r.server_sends(Seg::between(rs, lip).syn().seq(7).ack(90_001).frame(RS1_MAC, P1_MAC));
+    let (_, s) =
+        r.client_sends(Seg::new(client, vip).seq(90_001).ack(8).data(b"hi").frame(CLIENT_MAC, P0_MAC));
+    let got: Vec<_> = s.iter().map(|f| tcp(f)).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].1, got[0].3.clone()), (90_001, v2_header(sa(client), sa(vip))));
+    assert_eq!((got[1].1, got[1].3.as_slice()), (90_001 + 28, &b"hi"[..]));
+    assert_eq!(r.engine.stats().workers[0].pp_headers, 2);
+}

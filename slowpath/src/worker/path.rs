@@ -33,16 +33,22 @@ impl Worker {
         let tag = self.conns.tag(&lookup);
         let flags = pkt.tcp_flags();
         if let Some((slot, dir)) = self.conns.find_hashed(tag, &lookup) {
-            if self.proxies.is_empty() || !self.proxies.contains_key(&slot) {
+            let new_syn = dir == Dir::Orig && flags & (SYN | ACK | RST) == SYN;
+            let proxied = !self.proxies.is_empty() && self.proxies.contains_key(&slot);
+            let pp_reused = new_syn
+                && !self.pps.is_empty()
+                && self.pps.get(&slot).is_some_and(|p| p.is_new_syn(pkt.tcp_seq()));
+            if !proxied && !pp_reused {
                 self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
                 return out.spent.push(punt.frame);
             }
-            if !(dir == Dir::Orig && flags & (SYN | ACK | RST) == SYN) {
+            if proxied && !new_syn {
                 return self.proxied_packet(slot, dir, punt, pkt, now_ns, out);
             }
-            // A client's new SYN on the tuple of a proxied connection that is closing (its
-            // port reused within TIME_WAIT): the old translation does not apply to the new
-            // connection, which is proven afresh with a cookie like any other.
+            // A client's new SYN on the tuple of a proxied or PROXY-protocol connection that is
+            // closing (its port reused within TIME_WAIT): the old translation does not apply to
+            // the new connection, which starts afresh (proven with a cookie, or with a header
+            // of its own) like any other.
             let generation = self.conns.get(slot).map_or(0, |c| c.generation);
             self.expire(slot, generation, now_ns, out);
         }

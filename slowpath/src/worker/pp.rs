@@ -64,6 +64,12 @@ impl PpConn {
         (self.sends > 0).then_some(self.len)
     }
 
+    /// Whether a client's SYN with sequence `seq` on this connection's tuple starts a new
+    /// connection (the port reused) rather than repeating the SYN that opened this one.
+    pub(super) fn is_new_syn(&self, seq: u32) -> bool {
+        self.sends > 0 || seq != self.isn
+    }
+
     /// The header's length.
     pub(super) fn len(&self) -> u32 {
         self.len
