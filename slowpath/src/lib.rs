@@ -20,7 +20,8 @@
 //! - [`timer`]: the per-worker timer wheel;
 //! - [`health`]: health checks of real servers (rise and fall);
 //! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections;
-//! - [`proxy_protocol`]: the PROXY protocol v2 header, its sequence shift and server-first records.
+//! - [`proxy_protocol`]: the PROXY protocol v2 header, its sequence shift and server-first records;
+//! - [`toa`]: the TCP option that carries the client's address (LVS's TOA).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
@@ -37,4 +38,5 @@ pub mod sched;
 pub mod service;
 pub mod synproxy;
 pub mod timer;
+pub mod toa;
 pub mod worker;

@@ -81,6 +81,9 @@ pub const FIRST_RTO_NS: u64 = 200_000_000;
 pub enum ProxyProtocol {
     /// PROXY protocol v2 header at the start of the server-side stream.
     V2,
+    /// The client's IPv4 address and port in a TCP option (kind 254) of the segments that
+    /// reach the server until it is established ([`crate::toa`]).
+    Toa,
 }
 
 impl ProxyProtocol {
@@ -88,6 +91,7 @@ impl ProxyProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             ProxyProtocol::V2 => "v2",
+            ProxyProtocol::Toa => "toa",
         }
     }
 }

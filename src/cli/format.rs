@@ -430,6 +430,7 @@ pub fn stats(s: &StatsReply) -> String {
             n(sp.proxy_protocol_headers),
             format!("({} sent again)", n(sp.proxy_protocol_retransmits)),
         ),
+        ("TOA options inserted", n(sp.toa_inserted), format!("({} without room)", n(sp.toa_no_room))),
     ];
     let rate = |v: f64| format!("{v:.1}");
     let rates = vec![

@@ -244,8 +244,9 @@ pub struct ServiceAddArgs {
     #[arg(long)]
     pub synproxy: bool,
     /// Tell the servers the client's address and port: `v2` (a PROXY protocol v2 header at the
-    /// start of the server-side stream; TCP, not with --synproxy).
-    #[arg(long, value_name = "v2")]
+    /// start of the server-side stream) or `toa` (LVS's TCP option 254, IPv4 only); TCP, not
+    /// with --synproxy.
+    #[arg(long, value_name = "v2|toa")]
     pub proxy_protocol: Option<String>,
     /// Print the daemon's reply data as JSON.
     #[arg(long)]

@@ -44,7 +44,7 @@
 //! | `service[].local_addresses` | list of IP addresses | *required* | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
 //! | `service[].conn_limit` | 0..=4294967295 | 0 | Connections at most; 0 = no limit. |
 //! | `service[].synproxy` | `true`, `false` | `false` | SYN proxy: SYNs are answered with SYN cookies and the server is opened only for a client whose ACK returns one (TCP only). |
-//! | `service[].proxy_protocol` | `"v2"` | none | The client's address and port for the servers: a PROXY protocol v2 header at the start of the server-side stream (TCP only; not with `synproxy`). |
+//! | `service[].proxy_protocol` | `"v2"`, `"toa"` | none | The client's address and port for the servers: a PROXY protocol v2 header at the start of the server-side stream, or LVS's TOA TCP option (IPv4 only) (TCP only; not with `synproxy`). |
 //! | `service[].health` | inline table | none | Health check; without it a backend is always up. |
 //! | `service[].health.kind` | `"tcp"`, `"http"` | *required* | Connect, or `GET path` and compare the status. |
 //! | `service[].health.interval_ms` | 1..=3600000 | 1000 | Between checks. |
@@ -300,7 +300,7 @@ impl fmt::Display for Protocol {
 pub const SCHEDULERS: [&str; 6] = ["rr", "wrr", "lc", "wlc", "sh", "mh"];
 
 /// What `service.proxy_protocol` accepts; absent means none.
-pub const PROXY_PROTOCOLS: [&str; 1] = ["v2"];
+pub const PROXY_PROTOCOLS: [&str; 2] = ["v2", "toa"];
 
 /// One `[[service]]`: a virtual service and its real servers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -320,8 +320,8 @@ pub struct Service {
     /// that prove their address (default false; TCP only).
     pub synproxy: bool,
     /// `proxy_protocol`: one of [`PROXY_PROTOCOLS`] (`"v2"`: a PROXY protocol v2 header at the
-    /// start of the server-side stream); `None` (default): nothing. TCP, FullNAT, not with
-    /// `synproxy`.
+    /// start of the server-side stream; `"toa"`: LVS's TCP option 254, IPv4 only); `None`
+    /// (default): nothing. TCP, FullNAT, not with `synproxy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<String>,
     /// `health`; `None`: a backend is always up.

@@ -212,7 +212,7 @@ fn service(
             let v = choice(&path, Some(v), "", &PROXY_PROTOCOLS)?;
             let setting = format!("{path} = {v:?}");
             // With `forward` (issue 17 item 1): pass the service's mode instead of "fullnat".
-            proxy_protocol_fits(&setting, vip, protocol, synproxy, "fullnat")
+            proxy_protocol_fits(&setting, v, vip, protocol, synproxy, "fullnat")
                 .map_err(|m| Problem::raw(&path, m))?;
             Some(v.to_owned())
         }
@@ -248,21 +248,28 @@ fn service(
     })
 }
 
-/// Whether PROXY protocol (`setting`, as the message names it) fits the service: TCP only, not
-/// with the SYN proxy (a NIC flow record carries one sequence delta), and only with FullNAT
+/// Whether PROXY protocol `value` (`setting`, as the message names it) fits the
+/// service: TCP only, not with the SYN proxy (a NIC flow record carries one sequence delta; for
+/// TOA, the proxy's own ACK completes the server's handshake), TOA on IPv4 only, and only with FullNAT
 /// (`forward`: the other modes do not rewrite the server-side stream; pass the service's mode
 /// once services have one). The error is one line.
 pub(super) fn proxy_protocol_fits(
     setting: &str,
+    value: &str,
     vip: SocketAddr,
     protocol: Protocol,
     synproxy: bool,
     forward: &str,
 ) -> Result<(), String> {
+    let toa = value == "toa";
     let why = if protocol != Protocol::Tcp {
         "PROXY protocol is for TCP services only"
+    } else if synproxy && toa {
+        "TOA and the SYN proxy cannot be combined (the proxy completes the server's handshake with its own ACK)"
     } else if synproxy {
         "PROXY protocol and the SYN proxy cannot be combined (a NIC flow record holds one sequence delta)"
+    } else if toa && vip.is_ipv6() {
+        "TOA carries an IPv4 address only (use \"v2\" for IPv6)"
     } else if forward != "fullnat" {
         return Err(format!(
             "{setting} on {vip}/{protocol} with forward = {forward:?}: PROXY protocol needs forward = \"fullnat\" (only FullNAT rewrites the server-side stream)"
@@ -416,7 +423,7 @@ pub fn service_at_run_time(
     if let Some(v) = proxy_protocol {
         let v = choice("--proxy-protocol", Some(v), "", &PROXY_PROTOCOLS).map_err(|p| p.message)?;
         // With `forward` (issue 17 item 1): pass the service's mode instead of "fullnat".
-        proxy_protocol_fits(&format!("--proxy-protocol {v}"), address, protocol, synproxy, "fullnat")?;
+        proxy_protocol_fits(&format!("--proxy-protocol {v}"), v, address, protocol, synproxy, "fullnat")?;
     }
     let scheduler =
         choice("scheduler", Some(scheduler), "wlc", &SCHEDULERS).map_err(|p| p.message)?.to_owned();

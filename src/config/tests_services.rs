@@ -175,6 +175,11 @@ proxy_protocol = "v2""#;
         &["service[0].proxy_protocol = \"v2\" on 10.10.1.100:80/tcp", "SYN proxy cannot be combined"],
     );
     refused(
+        r#"vip = "[fd00:1::100]:80""#,
+        "vip = \"[fd00:1::100]:80\"\nproxy_protocol = \"toa\"",
+        &["service[1].proxy_protocol = \"toa\" on [fd00:1::100]:80/tcp: TOA carries an IPv4 address only"],
+    );
+    refused(
         r#"vip = "10.10.1.100:80""#,
         "vip = \"10.10.1.100:80\"\nproxy_protocol = \"v1\"",
         &["service[0].proxy_protocol", "\"v1\"", "\"v2\""],
@@ -182,6 +187,7 @@ proxy_protocol = "v2""#;
     // Another forwarding mode (the check `forward` will call).
     let msg = super::service::proxy_protocol_fits(
         "service[0].proxy_protocol = \"v2\"",
+        "v2",
         "10.10.1.100:80".parse().unwrap(),
         Protocol::Tcp,
         false,
@@ -206,7 +212,10 @@ proxy_protocol = "v2""#;
         ),
         (add("10.10.1.101:80", "tcp", true, "v2"), "cannot be combined"),
         (add("10.10.1.101:80", "tcp", false, "v9"), "--proxy-protocol"),
+        (add("10.10.1.101:80", "tcp", true, "toa"), "TOA and the SYN proxy cannot be combined"),
+        (add("[fd00:1::101]:80", "tcp", false, "toa"), "TOA carries an IPv4 address only"),
     ];
+    assert!(add("10.10.1.101:80", "tcp", false, "toa").is_ok());
     for (result, why) in refusals {
         let msg = result.expect_err(why);
         assert!(msg.contains(why) && !msg.contains('\n'), "{msg}\n  lacks {why:?}");

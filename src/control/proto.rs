@@ -468,6 +468,12 @@ pub struct SlowpathStats {
     /// PROXY protocol headers sent again (not acknowledged in time).
     #[serde(default)]
     pub proxy_protocol_retransmits: u64,
+    /// Client segments that carried a TOA option to the server (`proxy_protocol = "toa"`).
+    #[serde(default)]
+    pub toa_inserted: u64,
+    /// Client segments that went without the TOA option for want of room.
+    #[serde(default)]
+    pub toa_no_room: u64,
 }
 
 /// Rates per second.

@@ -160,6 +160,8 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         sp.syn_cookies_accepted += w.syn_cookies_accepted;
         sp.proxy_protocol_headers += w.pp_headers;
         sp.proxy_protocol_retransmits += w.pp_retransmits;
+        sp.toa_inserted += w.toa_inserted;
+        sp.toa_no_room += w.toa_no_room;
     }
     sp.offloaded_now = u64::from(st.occupancy);
     let mut vips: BTreeMap<String, u64> = BTreeMap::new();
@@ -349,7 +351,7 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 19] = [
+    let scalars: [(&str, &str, &str, String); 21] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "synproxy_cookies_total",
@@ -374,6 +376,18 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             "counter",
             "PROXY protocol v2 headers sent again, not acknowledged in time.",
             st.slowpath.proxy_protocol_retransmits.to_string(),
+        ),
+        (
+            "toa_inserted_total",
+            "counter",
+            "Client segments that carried the TOA option to the server (proxy_protocol = toa).",
+            st.slowpath.toa_inserted.to_string(),
+        ),
+        (
+            "toa_no_room_total",
+            "counter",
+            "Client segments sent without the TOA option for want of room (TCP header or MTU).",
+            st.slowpath.toa_no_room.to_string(),
         ),
         (
             "flow_table_capacity",

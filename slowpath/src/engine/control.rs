@@ -108,6 +108,10 @@ pub struct WorkerSnapshot {
     pub pp_headers: u64,
     /// PROXY protocol headers sent again.
     pub pp_retransmits: u64,
+    /// Client segments that carried a TOA option.
+    pub toa_inserted: u64,
+    /// Client segments that went without it for want of room.
+    pub toa_no_room: u64,
     /// Drops by reason (name, count).
     pub drops: Vec<(&'static str, u64)>,
     /// LIP port pools.
@@ -313,6 +317,8 @@ impl Engine {
                     syn_cookies_accepted: l(&s.syn_cookies_accepted),
                     pp_headers: l(&s.pp_headers),
                     pp_retransmits: l(&s.pp_retransmits),
+                    toa_inserted: l(&s.toa_inserted),
+                    toa_no_room: l(&s.toa_no_room),
                     drops: Discard::ALL.iter().map(|d| (d.name(), l(&s.drops[*d as usize]))).collect(),
                     ports: w.port_stats(),
                 }

@@ -9,7 +9,8 @@
 //! Submodules: `conns` (the connection store: compact records in a slab, one index for both
 //! tuples), `path` (connections: new ones, their packets, expiry), `proxy` (the SYN proxy's
 //! cookies, server-side handshake and held segments), `pp` (PROXY protocol v2: the header
-//! toward the server and its retransmission), `icmp` (echo, errors quoting a flow, resets).
+//! toward the server and its retransmission), `toa` (the client's address in a TCP option until the
+//! server is established), `icmp` (echo, errors quoting a flow, resets).
 
 mod conns;
 mod icmp;
@@ -17,6 +18,7 @@ mod limits;
 mod path;
 mod pp;
 mod proxy;
+mod toa;
 
 pub use conns::Conn;
 use conns::ConnStore;
@@ -137,6 +139,8 @@ pub struct WorkerConfig {
     /// The NIC flow table's placement seeds: each connection's tuples are hashed once with
     /// them, and the hashes serve the connection index and the install alike.
     pub seeds: rtl_spec::hash::Seeds,
+    /// The smallest port MTU: a TOA option is inserted only into packets that stay within it.
+    pub min_mtu: u16,
 }
 
 impl Default for WorkerConfig {
@@ -151,6 +155,7 @@ impl Default for WorkerConfig {
             icmp_echo: true,
             steer_seed: 0x5F37_59DF,
             seeds: rtl_spec::hash::Seeds::default(),
+            min_mtu: 1500,
         }
     }
 }
@@ -280,6 +285,10 @@ pub struct WorkerStats {
     pub pp_headers: AtomicU64,
     /// PROXY protocol v2 headers sent again (the server had not acknowledged them in time).
     pub pp_retransmits: AtomicU64,
+    /// Client segments that carried a TOA option to the server.
+    pub toa_inserted: AtomicU64,
+    /// Client segments that went without the TOA option for want of room (TCP header or MTU).
+    pub toa_no_room: AtomicU64,
     /// Drops, indexed by [`Discard`].
     pub drops: [AtomicU64; 18],
 }
@@ -321,6 +330,9 @@ pub struct Worker {
     held_frames: usize,
     /// PROXY-protocol connections' own state, by slot.
     pps: FastMap<u32, pp::PpConn>,
+    /// TOA connections whose server is not established yet: their client segments carry the
+    /// option and they are not offloaded.
+    toas: FastMap<u32, ()>,
     /// Half-open connections per client address (with `half_open_per_source`).
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
@@ -345,6 +357,7 @@ impl Worker {
             proxies: FastMap::default(),
             held_frames: 0,
             pps: FastMap::default(),
+            toas: FastMap::default(),
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),

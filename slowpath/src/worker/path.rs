@@ -4,6 +4,7 @@
 
 use super::conns::{NewConn, lookup_key};
 use super::pp::{PP_TIMER, PpConn};
+use super::toa::toa_packet;
 use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
@@ -36,8 +37,9 @@ impl Worker {
             let new_syn = dir == Dir::Orig && flags & (SYN | ACK | RST) == SYN;
             let proxied = !self.proxies.is_empty() && self.proxies.contains_key(&slot);
             let pp_reused = new_syn
-                && !self.pps.is_empty()
-                && self.pps.get(&slot).is_some_and(|p| p.is_new_syn(pkt.tcp_seq()));
+                && ((!self.pps.is_empty()
+                    && self.pps.get(&slot).is_some_and(|p| p.is_new_syn(pkt.tcp_seq())))
+                    || self.toa_reused(slot));
             if !proxied && !pp_reused {
                 self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
                 return out.spent.push(punt.frame);
@@ -114,9 +116,14 @@ impl Worker {
         out: &mut Out,
     ) {
         if let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) {
-            let pp = self.services.services[index].config.proxy_protocol;
-            if let (Some(ProxyProtocol::V2), L4::Tcp { seq, .. }) = (pp, pkt.l4) {
-                self.pps.insert(slot, PpConn::new(seq, client.is_ipv6()));
+            match (self.services.services[index].config.proxy_protocol, pkt.l4) {
+                (Some(ProxyProtocol::V2), L4::Tcp { seq, .. }) => {
+                    self.pps.insert(slot, PpConn::new(seq, client.is_ipv6()));
+                }
+                (Some(ProxyProtocol::Toa), L4::Tcp { .. }) if client.is_ipv4() => {
+                    self.toas.insert(slot, ());
+                }
+                _ => {}
             }
             self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
         }
@@ -265,7 +272,7 @@ impl Worker {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
-        let (mut server_first, mut pp_waits) = (None, false);
+        let (mut server_first, mut held_on_host) = (None, false);
         let mut packet = out.spent.pop().unwrap_or_default();
         packet.clear();
         packet.reserve(punt.frame.len());
@@ -294,7 +301,12 @@ impl Worker {
                     }
                     // Offloaded only once the server has the header (its ACKs come here till then).
                     server_first = p.acked.then(|| p.len());
-                    pp_waits = !p.acked;
+                    held_on_host = !p.acked;
+                }
+                if !self.toas.is_empty() && self.toas.contains_key(&slot) {
+                    let mtu = self.cfg.min_mtu;
+                    held_on_host =
+                        toa_packet(&mut self.toas, stats, mtu, (slot, dir, flags), &ep, &mut packet);
                 }
                 out.tx.push(Tx { dst, packet });
                 WorkerStats::inc(&stats.forwarded);
@@ -304,7 +316,7 @@ impl Worker {
         }
         let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
         if c.offload == Offload::Host
-            && !pp_waits
+            && !held_on_host
             && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
         {
             let v6 = ep.client.is_ipv6();
@@ -387,6 +399,9 @@ impl Worker {
         }
         if !self.pps.is_empty() {
             self.pps.remove(&slot);
+        }
+        if !self.toas.is_empty() {
+            self.toas.remove(&slot);
         }
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);
