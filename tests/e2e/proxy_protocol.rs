@@ -162,3 +162,93 @@ fn nginx_behind_a_proxy_protocol_vip_sees_the_real_client_and_transfers_are_whol
     let errors = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
     assert!(!errors.contains("broken header"), "nginx read every header: {errors}");
 }
+
+/// Frames a capture holds (Ethernet).
+fn captured(path: &Path) -> Vec<Vec<u8>> {
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    while let Some(Ok(p)) = r.next_packet() {
+        out.push(p.data.to_vec());
+    }
+    out
+}
+
+/// The TCP options and destination port of an Ethernet + IPv4 TCP frame.
+fn tcp_options(frame: &[u8]) -> Option<(u16, Vec<u8>)> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != 6 {
+        return None;
+    }
+    let l4 = 14 + usize::from(frame[14] & 0x0F) * 4;
+    let th = usize::from(*frame.get(l4 + 12)? >> 4) * 4;
+    let dport = u16::from_be_bytes([*frame.get(l4 + 2)?, *frame.get(l4 + 3)?]);
+    Some((dport, frame.get(l4 + 20..l4 + th)?.to_vec()))
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth pairs and tcpdump (scripts/test-all runs it)"]
+fn toa_carries_the_client_to_a_real_server_and_transfers_are_whole() {
+    use std::io::BufRead;
+    require_root();
+    assert!(have("tcpdump"), "tcpdump is not installed (scripts/test-all installs it)");
+    assert!(have("curl"), "curl is not installed (scripts/test-all installs it)");
+    let a = Appliance::start(
+        "ppt",
+        1,
+        Mode::InProcess(Wire::AfXdp),
+        "rr",
+        &[1],
+        None,
+        "[service]\nproxy_protocol = \"toa\"\n",
+    );
+    // A capture on the server's interface, ready once tcpdump says it listens.
+    let pcap = a.dir.join("server.pcap");
+    let mut tcpdump = std::process::Command::new("ip")
+        .args(["netns", "exec", &a.net.servers[0], "tcpdump", "-i", "eth0", "-U", "-n", "-w"])
+        .arg(&pcap)
+        .arg("tcp port 80")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
+        line.clear();
+    }
+    assert!(line.contains("listening on"), "tcpdump did not start: {line}");
+
+    // A real server without the TOA module ignores the option: the request works, it sees
+    // the LIP, and 24 MB come down whole.
+    let ((ip, port, status), body) = curl(&a, &["http://10.10.1.100/"]);
+    assert_eq!((ip.as_str(), status), (topo::CLIENT_V4, 200));
+    assert!(
+        String::from_utf8_lossy(&body).contains("you are 10.10.2.1:"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let mb = 24_000_000usize;
+    let (_, big) = curl(&a, &[&format!("http://10.10.1.100/bytes/{mb}")]);
+    assert_eq!((big.len(), sha(&big)), (mb, sha(&pattern(mb))), "download byte-identical");
+    let _ = std::process::Command::new("kill").args(["-INT", &tcpdump.id().to_string()]).status();
+    let _ = tcpdump.wait();
+
+    // The segments toward the server that carried option 254 name the client and curl's port.
+    let mut toa = vec![254, 8];
+    toa.extend_from_slice(&port.to_be_bytes());
+    toa.extend_from_slice(&[10, 10, 1, 10]);
+    let frames = captured(&pcap);
+    let with: Vec<Vec<u8>> = frames
+        .iter()
+        .filter_map(|f| tcp_options(f))
+        .filter(|(dport, o)| *dport == 80 && o.windows(2).any(|w| w == [254, 8]))
+        .map(|(_, o)| o)
+        .collect();
+    assert!(
+        with.iter().any(|o| o.windows(8).any(|w| w == toa.as_slice())),
+        "no option {toa:?} among {with:?} ({} frames)",
+        frames.len()
+    );
+    let stats = a.stats();
+    assert!(stats["slowpath"]["toa_inserted"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["nic"]["hits"].as_u64().unwrap() > 10_000, "the NIC carried the download");
+}
