@@ -180,9 +180,9 @@ pub fn v2_header(client: SocketAddr, vip: SocketAddr) -> Vec<u8> {
     out
 }
 
-/// The segment that carries the header to the server: from the LIP, `seq` = the client's ISN
-/// + 1, ACK and PSH, the client's `ack`, `window` and `options` (padded to 4 bytes), checksums
-/// filled in. An IP packet.
+/// The segment that carries the header to the server: from the LIP, `seq` the one after the
+/// client's ISN, ACK and PSH, the client's `ack`, `window` and `options` (padded to 4 bytes),
+/// checksums filled in. An IP packet.
 pub fn header_segment(
     lip: SocketAddr,
     rs: SocketAddr,
@@ -198,7 +198,7 @@ pub fn header_segment(
 
 /// `a` is at or after `b` in sequence space (RFC 9293's modulo 2^32 comparison).
 pub fn seq_ge(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) >= 0
+    a.wrapping_sub(b) < 1 << 31
 }
 
 /// Applies the header's shift to a rewritten IP packet on the host path: `len` added to the

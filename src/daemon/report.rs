@@ -228,6 +228,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
         }
     }
     scalar_metrics(&mut o, st);
+    client_address_metrics(&mut o, st);
     counter_metrics(&mut o, st);
     o
 }
@@ -351,7 +352,7 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 21] = [
+    let scalars: [(&str, &str, &str, String); 17] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "synproxy_cookies_total",
@@ -364,30 +365,6 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             "counter",
             "SYN cookies returned valid: proxied connections opened.",
             st.slowpath.syn_cookies_accepted.to_string(),
-        ),
-        (
-            "proxy_protocol_headers_total",
-            "counter",
-            "PROXY protocol v2 headers sent to servers (proxy_protocol services).",
-            st.slowpath.proxy_protocol_headers.to_string(),
-        ),
-        (
-            "proxy_protocol_retransmits_total",
-            "counter",
-            "PROXY protocol v2 headers sent again, not acknowledged in time.",
-            st.slowpath.proxy_protocol_retransmits.to_string(),
-        ),
-        (
-            "toa_inserted_total",
-            "counter",
-            "Client segments that carried the TOA option to the server (proxy_protocol = toa).",
-            st.slowpath.toa_inserted.to_string(),
-        ),
-        (
-            "toa_no_room_total",
-            "counter",
-            "Client segments sent without the TOA option for want of room (TCP header or MTU).",
-            st.slowpath.toa_no_room.to_string(),
         ),
         (
             "flow_table_capacity",
@@ -453,6 +430,40 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             st.slowpath.offloaded.to_string(),
         ),
         ("uptime_seconds", "gauge", "Seconds since the daemon started.", st.uptime_s.to_string()),
+    ];
+    for (name, kind, help, v) in scalars {
+        family(o, name, kind, help);
+        let _ = writeln!(o, "sluice_{name} {v}");
+    }
+}
+
+/// What the servers were told about the clients: PROXY protocol v2 headers and TOA options.
+fn client_address_metrics(o: &mut String, st: &StatsReply) {
+    let scalars: [(&str, &str, &str, String); 4] = [
+        (
+            "proxy_protocol_headers_total",
+            "counter",
+            "PROXY protocol v2 headers sent to servers (proxy_protocol services).",
+            st.slowpath.proxy_protocol_headers.to_string(),
+        ),
+        (
+            "proxy_protocol_retransmits_total",
+            "counter",
+            "PROXY protocol v2 headers sent again, not acknowledged in time.",
+            st.slowpath.proxy_protocol_retransmits.to_string(),
+        ),
+        (
+            "toa_inserted_total",
+            "counter",
+            "Client segments that carried the TOA option to the server (proxy_protocol = toa).",
+            st.slowpath.toa_inserted.to_string(),
+        ),
+        (
+            "toa_no_room_total",
+            "counter",
+            "Client segments sent without the TOA option for want of room (TCP header or MTU).",
+            st.slowpath.toa_no_room.to_string(),
+        ),
     ];
     for (name, kind, help, v) in scalars {
         family(o, name, kind, help);

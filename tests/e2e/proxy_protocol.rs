@@ -70,10 +70,10 @@ fn curl(a: &Appliance, args: &[&str]) -> ((String, u16, u16), Vec<u8>) {
 fn logged(dir: &Path, client: &str, port: u16) -> String {
     let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
     let start = format!("{client}:{port} ");
-    log.lines()
-        .find(|l| l.starts_with(&start))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no access-log line for {client}:{port}; the log:\n{log}"))
+    match log.lines().find(|l| l.starts_with(&start)) {
+        Some(line) => line.to_string(),
+        None => panic!("no access-log line for {client}:{port}; the log:\n{log}"),
+    }
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn toa_carries_the_client_to_a_real_server_and_transfers_are_whole() {
         "no option {toa:?} among {with:?} ({} frames)",
         frames.len()
     );
-    let stats = a.stats();
-    assert!(stats["slowpath"]["toa_inserted"].as_u64().unwrap() >= 2, "{stats}");
-    assert!(stats["nic"]["hits"].as_u64().unwrap() > 10_000, "the NIC carried the download");
+    let counters = a.stats();
+    assert!(counters["slowpath"]["toa_inserted"].as_u64().unwrap() >= 2, "{counters}");
+    assert!(counters["nic"]["hits"].as_u64().unwrap() > 10_000, "the NIC carried the download");
 }

@@ -332,7 +332,7 @@ pub struct Worker {
     pps: FastMap<u32, pp::PpConn>,
     /// TOA connections whose server is not established yet: their client segments carry the
     /// option and they are not offloaded.
-    toas: FastMap<u32, ()>,
+    toas: crate::addr::FastSet<u32>,
     /// Half-open connections per client address (with `half_open_per_source`).
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
@@ -357,7 +357,7 @@ impl Worker {
             proxies: FastMap::default(),
             held_frames: 0,
             pps: FastMap::default(),
-            toas: FastMap::default(),
+            toas: crate::addr::FastSet::default(),
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),

@@ -3,8 +3,7 @@
 //! PROXY protocol header and shift, the offload decision), timeouts and expiry.
 
 use super::conns::{NewConn, lookup_key};
-use super::pp::{PP_TIMER, PpConn};
-use super::toa::toa_packet;
+use super::pp::{ClientAddress, PP_TIMER, PpConn};
 use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
@@ -121,7 +120,7 @@ impl Worker {
                     self.pps.insert(slot, PpConn::new(seq, client.is_ipv6()));
                 }
                 (Some(ProxyProtocol::Toa), L4::Tcp { .. }) if client.is_ipv4() => {
-                    self.toas.insert(slot, ());
+                    self.toas.insert(slot);
                 }
                 _ => {}
             }
@@ -273,40 +272,35 @@ impl Worker {
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
         let (mut server_first, mut held_on_host) = (None, false);
+        let delta =
+            if self.proxies.is_empty() { None } else { self.proxies.get(&slot).and_then(|p| p.delta) };
         let mut packet = out.spent.pop().unwrap_or_default();
         packet.clear();
         packet.reserve(punt.frame.len());
         match nat::rewrite_l3(&punt.frame, pkt, &from, &to, &mut packet) {
             Ok(()) => {
                 // A SYN-proxied connection's sequence translation, as the NIC's `seq_adjust`.
-                let delta = if self.proxies.is_empty() {
-                    None
-                } else {
-                    self.proxies.get(&slot).and_then(|p| p.delta)
-                };
                 if let (Some(d), Some(ip)) = (delta, ip) {
                     crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
                 }
-                // A PROXY-protocol connection: the header first, then the shift.
-                let pp = if self.pps.is_empty() { None } else { self.pps.get_mut(&slot) };
-                if let (Some(p), Some(ip)) = (pp, ip) {
+                // What the server is told about the client (PROXY protocol v2, TOA).
+                if !self.pps.is_empty() || !self.toas.is_empty() {
                     let established = c.state == State::Tcp(TcpState::Established);
-                    if let Some(header) = p.on_packet(dir, established, &punt.frame, pkt, &ep) {
-                        out.tx.push(Tx { dst: ep.rs.ip(), packet: header });
-                        WorkerStats::inc(&stats.pp_headers);
-                        self.timers.arm(slot, PP_TIMER | 1, now_ns + crate::proxy_protocol::FIRST_RTO_NS);
-                    }
-                    if let Some(len) = p.shift() {
-                        crate::proxy_protocol::shift(&mut packet, ip.l4 - pkt.l3, dir == Dir::Orig, len);
-                    }
-                    // Offloaded only once the server has the header (its ACKs come here till then).
-                    server_first = p.acked.then(|| p.len());
-                    held_on_host = !p.acked;
-                }
-                if !self.toas.is_empty() && self.toas.contains_key(&slot) {
-                    let mtu = self.cfg.min_mtu;
-                    held_on_host =
-                        toa_packet(&mut self.toas, stats, mtu, (slot, dir, flags), &ep, &mut packet);
+                    let mut tell = ClientAddress {
+                        pps: &mut self.pps,
+                        toas: &mut self.toas,
+                        timers: &mut self.timers,
+                        stats,
+                        mtu: self.cfg.min_mtu,
+                    };
+                    (server_first, held_on_host) = tell.apply(
+                        (slot, dir, established),
+                        (&punt.frame, pkt),
+                        &ep,
+                        now_ns,
+                        &mut packet,
+                        &mut out.tx,
+                    );
                 }
                 out.tx.push(Tx { dst, packet });
                 WorkerStats::inc(&stats.forwarded);
@@ -319,33 +313,9 @@ impl Worker {
             && !held_on_host
             && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
         {
-            let v6 = ep.client.is_ipv6();
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
-            out.installs.push(InstallReq {
-                slot,
-                generation: c.generation,
-                flow: Flow {
-                    orig: from_for(dir, &from, &to, true),
-                    reply: from_for(dir, &from, &to, false),
-                    proto: c.proto.number(),
-                    ipv6: v6,
-                    next_hop_orig: 0,
-                    next_hop_reply: 0,
-                    idle_timeout: idle,
-                    cookie,
-                    host_state: c.state.to_host_state(),
-                    // Filled in by the device side, which allocates one set per server.
-                    counter_set: 0,
-                    seq_delta: if self.proxies.is_empty() {
-                        None
-                    } else {
-                        self.proxies.get(&slot).and_then(|p| p.delta)
-                    },
-                },
-                hashes: c.hashes(),
-                endpoints: ep,
-                server_first,
-            });
+            let req = install_req(c, (slot, cookie, idle), (dir, &from, &to), (delta, server_first));
+            out.installs.push(req);
             c.offload = Offload::Pending;
             c.server_first = server_first.is_some();
         }
@@ -416,6 +386,38 @@ impl Worker {
         }
         self.stats.current.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::inc(&self.stats.expired);
+    }
+}
+
+/// The install of connection `c` at `slot` (its flow `cookie`, `idle` timeout), from the
+/// tuples of the packet that qualified it (`dir`, `from`, `to`), with a SYN proxy's sequence
+/// delta or a PROXY-protocol header's length (`server_first`).
+fn install_req(
+    c: &super::Conn,
+    (slot, cookie, idle): (u32, u32, u16),
+    (dir, from, to): (Dir, &rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple),
+    (seq_delta, server_first): (Option<u32>, Option<u32>),
+) -> InstallReq {
+    InstallReq {
+        slot,
+        generation: c.generation,
+        flow: Flow {
+            orig: from_for(dir, from, to, true),
+            reply: from_for(dir, from, to, false),
+            proto: c.proto.number(),
+            ipv6: c.ep().client.is_ipv6(),
+            next_hop_orig: 0,
+            next_hop_reply: 0,
+            idle_timeout: idle,
+            cookie,
+            host_state: c.state.to_host_state(),
+            // Filled in by the device side, which allocates one set per server.
+            counter_set: 0,
+            seq_delta,
+        },
+        hashes: c.hashes(),
+        endpoints: c.ep(),
+        server_first,
     }
 }
 

@@ -8,9 +8,11 @@
 //! forwarded by the host).
 
 use super::{Discard, Out, TupleKey, Tx, Worker, WorkerStats};
+use crate::addr::{FastMap, FastSet};
 use crate::conn::{Dir, Endpoints};
 use crate::packet::{L4, Pkt};
 use crate::proxy_protocol::{self as ppv2, FIRST_RTO_NS, MAX_SENDS};
+use crate::timer::TimerWheel;
 
 /// Marks a timer as a header retransmission's. Connection timers count up from 0 by one per
 /// shortened timeout and never reach it.
@@ -125,6 +127,59 @@ impl PpConn {
             }
             _ => None,
         }
+    }
+}
+
+/// The worker's parts that telling the server about the client touches, borrowed apart from
+/// the connection record the packet path holds.
+pub(super) struct ClientAddress<'a> {
+    /// PROXY-protocol connections.
+    pub(super) pps: &'a mut FastMap<u32, PpConn>,
+    /// TOA connections whose server is not established yet.
+    pub(super) toas: &'a mut FastSet<u32>,
+    /// The worker's timers (the header's retransmission).
+    pub(super) timers: &'a mut TimerWheel,
+    /// The worker's counters.
+    pub(super) stats: &'a WorkerStats,
+    /// The smallest port MTU (TOA).
+    pub(super) mtu: u16,
+}
+
+impl ClientAddress<'_> {
+    /// A packet of connection `slot` going `dir` (`established`: the connection's state after
+    /// it), as received (`frame`, `pkt`) and rewritten (`packet`, about to be sent): the v2
+    /// header goes out first when due (into `tx`) and the shift is applied, or the TOA option
+    /// added. Returns the header's length when the flow is to be written server first, and
+    /// whether the connection must stay on the host path for now.
+    pub(super) fn apply(
+        &mut self,
+        (slot, dir, established): (u32, Dir, bool),
+        (frame, pkt): (&[u8], &Pkt),
+        ep: &Endpoints,
+        now_ns: u64,
+        packet: &mut Vec<u8>,
+        tx: &mut Vec<Tx>,
+    ) -> (Option<u32>, bool) {
+        let Some(ip) = pkt.ip() else { return (None, false) };
+        if let Some(p) = self.pps.get_mut(&slot) {
+            if let Some(header) = p.on_packet(dir, established, frame, pkt, ep) {
+                tx.push(Tx { dst: ep.rs.ip(), packet: header });
+                WorkerStats::inc(&self.stats.pp_headers);
+                self.timers.arm(slot, PP_TIMER | 1, now_ns + FIRST_RTO_NS);
+            }
+            if let Some(len) = p.shift() {
+                ppv2::shift(packet, ip.l4 - pkt.l3, dir == Dir::Orig, len);
+            }
+            // Offloaded only once the server has the header (its ACKs come here till then).
+            return (p.acked.then(|| p.len()), !p.acked);
+        }
+        if self.toas.contains(&slot) {
+            let flags = pkt.tcp_flags();
+            let waits =
+                super::toa::toa_packet(self.toas, self.stats, self.mtu, (slot, dir, flags), ep, packet);
+            return (None, waits);
+        }
+        (None, false)
     }
 }
 

@@ -3,7 +3,7 @@
 //! before that. The option and its insertion are in [`crate::toa`].
 
 use super::{Worker, WorkerStats};
-use crate::addr::FastMap;
+use crate::addr::FastSet;
 use crate::conn::{Dir, Endpoints};
 use crate::proxy_protocol::ProxyProtocol;
 use crate::toa::{Refused, insert};
@@ -18,7 +18,7 @@ const ACK: u8 = 0x10;
 /// of room); a server's segment other than a SYN-ACK shows that the server is established, and
 /// the connection stops waiting. Returns whether it still waits (and must stay on the host).
 pub(super) fn toa_packet(
-    toas: &mut FastMap<u32, ()>,
+    toas: &mut FastSet<u32>,
     stats: &WorkerStats,
     mtu: u16,
     (slot, dir, flags): (u32, Dir, u8),
@@ -54,6 +54,6 @@ impl Worker {
             .services
             .find(&c.service())
             .is_some_and(|(_, s)| s.config.proxy_protocol == Some(ProxyProtocol::Toa));
-        toa && !self.toas.contains_key(&slot)
+        toa && !self.toas.contains(&slot)
     }
 }
