@@ -313,6 +313,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 local_addresses: vec!["10.10.2.1".into(), "10.10.2.2".into()],
                 conn_limit: 100,
                 synproxy: false,
+                proxy_protocol: None,
             }),
             Request::ServiceDel { vip: "[fd00::1]:53".into(), protocol: "udp".into(), reset: true },
             Request::ServiceAdd(ServiceSpec {
@@ -324,6 +325,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 local_addresses: vec!["10.10.2.1".into()],
                 conn_limit: 0,
                 synproxy: false,
+                proxy_protocol: None,
             }),
             Request::ServiceAdd(ServiceSpec {
                 vip: "10.10.1.101:80".into(),
@@ -334,6 +336,7 @@ fn service_add_and_del_with_ipvsadm_shortcuts() {
                 local_addresses: vec![],
                 conn_limit: 0,
                 synproxy: false,
+                proxy_protocol: None,
             }),
         ]
     );

@@ -93,6 +93,8 @@ impl std::hash::Hasher for FastHasher {
 
 /// A `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+/// A set with the fast hasher (see [`FastMap`]).
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// The family's "unspecified" address.
 pub fn unspecified(ipv6: bool) -> IpAddr {

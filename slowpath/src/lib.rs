@@ -19,7 +19,9 @@
 //! - [`addr`]: addresses in the NIC's 16-byte form and the stable hashes;
 //! - [`timer`]: the per-worker timer wheel;
 //! - [`health`]: health checks of real servers (rise and fall);
-//! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections.
+//! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections;
+//! - [`proxy_protocol`]: the PROXY protocol v2 header, its sequence shift and server-first records;
+//! - [`toa`]: the TCP option that carries the client's address (LVS's TOA).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
@@ -32,8 +34,10 @@ pub mod laddr;
 pub mod nat;
 pub mod network;
 pub mod packet;
+pub mod proxy_protocol;
 pub mod sched;
 pub mod service;
 pub mod synproxy;
 pub mod timer;
+pub mod toa;
 pub mod worker;

@@ -142,6 +142,14 @@ impl Pkt {
             _ => 0,
         }
     }
+
+    /// TCP sequence number (0 for anything else).
+    pub fn tcp_seq(&self) -> u32 {
+        match self.l4 {
+            L4::Tcp { seq, .. } => seq,
+            _ => 0,
+        }
+    }
 }
 
 /// Reads a frame.

@@ -184,6 +184,9 @@ pub struct ServiceConfig {
     /// Answer SYNs with SYN cookies and open toward the server only once the client has
     /// proven its address (TCP only; see [`crate::synproxy`]).
     pub synproxy: bool,
+    /// Tell the servers the client's address: a PROXY protocol v2 header at the start of the
+    /// server-side stream (TCP, not with `synproxy`; see [`crate::proxy_protocol`]).
+    pub proxy_protocol: Option<crate::proxy_protocol::ProxyProtocol>,
     /// Health check of the servers.
     pub health: Option<HealthCheck>,
     /// Real servers.
@@ -591,6 +594,7 @@ mod tests {
             local_addresses: vec!["10.10.2.1".parse().unwrap()],
             conn_limit: 0,
             synproxy: false,
+            proxy_protocol: None,
             health: None,
             backends: vec![BackendConfig { addr: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
         }

@@ -104,8 +104,8 @@ fn prot(p: &str) -> String {
     p.to_ascii_uppercase()
 }
 
-/// A service's first line: `TCP  10.10.1.100:80 wrr` and its flags: the LIPs and the
-/// connection limit when set (`lip 10.10.2.1,10.10.2.2 limit 10000`).
+/// A service's first line: `TCP  10.10.1.100:80 wrr` and its flags: the LIPs, the connection
+/// limit and PROXY protocol when set (`lip 10.10.2.1,10.10.2.2 limit 10000 proxy-protocol v2`).
 fn service_line(s: &crate::control::proto::ServiceInfo) -> String {
     let mut out = format!("{:<4} {} {}", prot(&s.protocol), endpoint(&s.vip), s.scheduler);
     if !s.local_addresses.is_empty() {
@@ -114,6 +114,9 @@ fn service_line(s: &crate::control::proto::ServiceInfo) -> String {
     }
     if s.conn_limit > 0 {
         let _ = write!(out, " limit {}", s.conn_limit);
+    }
+    if let Some(pp) = &s.proxy_protocol {
+        let _ = write!(out, " proxy-protocol {pp}");
     }
     out
 }
@@ -356,6 +359,29 @@ fn device_lost_line(d: &crate::control::proto::DeviceState) -> String {
     )
 }
 
+/// The slow path's lines of `sluice stats`.
+fn slowpath_rows(sp: &crate::control::proto::SlowpathStats) -> Vec<(&'static str, String, String)> {
+    let n = |v: u64| v.to_string();
+    let none = String::new;
+    vec![
+        ("packets", n(sp.packets), none()),
+        ("forwarded", n(sp.forwarded), "(rewritten and sent by the host)".into()),
+        ("connections created", n(sp.created), none()),
+        ("connections expired", n(sp.expired), none()),
+        ("connections offloaded", n(sp.offloaded), none()),
+        ("connections now", n(sp.connections), none()),
+        ("offloaded now", n(sp.offloaded_now), format!("({})", percent(sp.offloaded_now, sp.connections))),
+        ("half-open now", n(sp.half_open), none()),
+        ("SYN cookies sent", n(sp.syn_cookies), format!("({} returned valid)", n(sp.syn_cookies_accepted))),
+        (
+            "PROXY headers sent",
+            n(sp.proxy_protocol_headers),
+            format!("({} sent again)", n(sp.proxy_protocol_retransmits)),
+        ),
+        ("TOA options inserted", n(sp.toa_inserted), format!("({} without room)", n(sp.toa_no_room))),
+    ]
+}
+
 /// `sluice stats`: the device, the ports, the NIC's counters, punts and drops by reason
 /// (non-zero ones only), the flow table, the slow path, the rates and connections per VIP.
 pub fn stats(s: &StatsReply) -> String {
@@ -420,18 +446,7 @@ pub fn stats(s: &StatsReply) -> String {
         ("recoveries", n(t.recoveries), "(device lost and brought back)".into()),
         ("recovery failures", n(t.recovery_failures), "(attempts that failed)".into()),
     ];
-    let sp = &s.slowpath;
-    let slowpath = vec![
-        ("packets", n(sp.packets), none()),
-        ("forwarded", n(sp.forwarded), "(rewritten and sent by the host)".into()),
-        ("connections created", n(sp.created), none()),
-        ("connections expired", n(sp.expired), none()),
-        ("connections offloaded", n(sp.offloaded), none()),
-        ("connections now", n(sp.connections), none()),
-        ("offloaded now", n(sp.offloaded_now), format!("({})", percent(sp.offloaded_now, sp.connections))),
-        ("half-open now", n(sp.half_open), none()),
-        ("SYN cookies sent", n(sp.syn_cookies), format!("({} returned valid)", n(sp.syn_cookies_accepted))),
-    ];
+    let slowpath = slowpath_rows(&s.slowpath);
     let rate = |v: f64| format!("{v:.1}");
     let rates = vec![
         ("connections", rate(s.rates.connections), none()),

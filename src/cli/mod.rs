@@ -251,6 +251,11 @@ pub struct ServiceAddArgs {
     /// address (TCP only).
     #[arg(long)]
     pub synproxy: bool,
+    /// Tell the servers the client's address and port: `v2` (a PROXY protocol v2 header at the
+    /// start of the server-side stream) or `toa` (LVS's TCP option 254, IPv4 only); TCP, not
+    /// with --synproxy.
+    #[arg(long, value_name = "v2|toa")]
+    pub proxy_protocol: Option<String>,
     /// Print the daemon's reply data as JSON.
     #[arg(long)]
     pub json: bool,
@@ -495,6 +500,7 @@ fn dispatch(cmd: CliCommand) -> Result<(), Failure> {
                 local_addresses: a.local_addresses.iter().map(ToString::to_string).collect(),
                 conn_limit: a.conn_limit,
                 synproxy: a.synproxy,
+                proxy_protocol: a.proxy_protocol,
             };
             change(&a.target, &Request::ServiceAdd(spec), a.json)
         }

@@ -70,9 +70,10 @@ fn services_show_lips_and_limit_as_flags_and_widen_for_ipv6() {
     );
     v6.local_addresses = vec!["fd00::2:1".into(), "fd00::2:2".into()];
     v6.conn_limit = 10000;
+    v6.proxy_protocol = Some("v2".into());
     let text = format::services(&ServicesReply { services: vec![v6], ..ServicesReply::default() });
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[2], "TCP  [fd00::1]:80 wlc lip fd00::2:1,fd00::2:2 limit 10000");
+    assert_eq!(lines[2], "TCP  [fd00::1]:80 wlc lip fd00::2:1,fd00::2:2 limit 10000 proxy-protocol v2");
     // Normalised IPv6, in brackets; every column starts where its header does.
     assert!(lines[3].starts_with("  -> [fd00::2:11]:8080 "), "{text}");
     for col in ["Forward", "Weight", "ActiveConn", "InActConn", "Health"] {

@@ -46,6 +46,7 @@
 //! | `service[].local_addresses` | list of IP addresses | *required* for `fullnat` (the LIPs) and `tun` (the tunnel's source, the first of the VIP's family); refused for `nat` and `dr` | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
 //! | `service[].conn_limit` | 0..=4294967295 | 0 | Connections at most; 0 = no limit. |
 //! | `service[].synproxy` | `true`, `false` | `false` | SYN proxy: SYNs are answered with SYN cookies and the server is opened only for a client whose ACK returns one (TCP only). |
+//! | `service[].proxy_protocol` | `"v2"`, `"toa"` | none | The client's address and port for the servers: a PROXY protocol v2 header at the start of the server-side stream, or LVS's TOA TCP option (IPv4 only) (TCP only; not with `synproxy`). |
 //! | `service[].health` | inline table | none | Health check; without it a backend is always up. |
 //! | `service[].health.kind` | `"tcp"`, `"http"` | *required* | Connect, or `GET path` and compare the status. |
 //! | `service[].health.interval_ms` | 1..=3600000 | 1000 | Between checks. |
@@ -304,6 +305,9 @@ impl fmt::Display for Protocol {
 /// The schedulers `service.scheduler` accepts (IPVS's names); the default is `wlc`.
 pub const SCHEDULERS: [&str; 6] = ["rr", "wrr", "lc", "wlc", "sh", "mh"];
 
+/// What `service.proxy_protocol` accepts; absent means none.
+pub const PROXY_PROTOCOLS: [&str; 2] = ["v2", "toa"];
+
 /// One `[[service]]`: a virtual service and its real servers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
@@ -327,6 +331,11 @@ pub struct Service {
     /// `synproxy`: answer SYNs with SYN cookies, open toward the server only for clients
     /// that prove their address (default false; TCP only).
     pub synproxy: bool,
+    /// `proxy_protocol`: one of [`PROXY_PROTOCOLS`] (`"v2"`: a PROXY protocol v2 header at the
+    /// start of the server-side stream; `"toa"`: LVS's TCP option 254, IPv4 only); `None`
+    /// (default): nothing. TCP, FullNAT, not with `synproxy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
     /// `health`; `None`: a backend is always up.
     pub health: Option<Health>,
     /// `[[service.backend]]`, at least one, in file order.

@@ -112,6 +112,7 @@ pub struct RawService {
     pub local_addresses: Option<Vec<String>>,
     pub conn_limit: Option<i64>,
     pub synproxy: Option<bool>,
+    pub proxy_protocol: Option<String>,
     pub health: Option<RawHealth>,
     #[serde(default)]
     pub backend: Vec<RawBackend>,

@@ -15,7 +15,9 @@ use super::error::Problem;
 use super::forward::{self, Mode};
 use super::raw::{RawBackend, RawHealth, RawService};
 use super::validate::{choice, connected_port, endpoint, host_ip, int, missing, owner_of};
-use super::{Backend, Config, Forward, Health, HealthKind, Port, Protocol, Route, SCHEDULERS, Service};
+use super::{
+    Backend, Config, Forward, Health, HealthKind, PROXY_PROTOCOLS, Port, Protocol, Route, SCHEDULERS, Service,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -215,6 +217,17 @@ fn service(
     if synproxy {
         forward::synproxy(&at, forward)?;
     }
+    let path = format!("{at}.proxy_protocol");
+    let proxy_protocol = match r.proxy_protocol.as_deref() {
+        None => None,
+        Some(v) => {
+            let v = choice(&path, Some(v), "", &PROXY_PROTOCOLS)?;
+            let setting = format!("{path} = {v:?}");
+            proxy_protocol_fits(&setting, v, vip, protocol, synproxy, forward.as_str())
+                .map_err(|m| Problem::raw(&path, m))?;
+            Some(v.to_owned())
+        }
+    };
     let health = r.health.as_ref().map(|h| health(&format!("{at}.health"), h)).transpose()?;
     if r.backend.is_empty() {
         let message =
@@ -243,9 +256,41 @@ fn service(
         local_addresses,
         conn_limit,
         synproxy,
+        proxy_protocol,
         health,
         backends,
     })
+}
+
+/// Whether PROXY protocol `value` (`setting`, as the message names it) fits the
+/// service: TCP only, not with the SYN proxy (a NIC flow record carries one sequence delta; for
+/// TOA, the proxy's own ACK completes the server's handshake), TOA on IPv4 only, and only with FullNAT
+/// (`forward`: the other modes do not rewrite the server-side stream). The error is one line.
+pub(super) fn proxy_protocol_fits(
+    setting: &str,
+    value: &str,
+    vip: SocketAddr,
+    protocol: Protocol,
+    synproxy: bool,
+    forward: &str,
+) -> Result<(), String> {
+    let toa = value == "toa";
+    let why = if protocol != Protocol::Tcp {
+        "PROXY protocol is for TCP services only"
+    } else if synproxy && toa {
+        "TOA and the SYN proxy cannot be combined (the proxy completes the server's handshake with its own ACK)"
+    } else if synproxy {
+        "PROXY protocol and the SYN proxy cannot be combined (a NIC flow record holds one sequence delta)"
+    } else if toa && vip.is_ipv6() {
+        "TOA carries an IPv4 address only (use \"v2\" for IPv6)"
+    } else if forward != "fullnat" {
+        return Err(format!(
+            "{setting} on {vip}/{protocol} with forward = {forward:?}: PROXY protocol needs forward = \"fullnat\" (only FullNAT rewrites the server-side stream)"
+        ));
+    } else {
+        return Ok(());
+    };
+    Err(format!("{setting} on {vip}/{protocol}: {why}"))
 }
 
 /// `local_addresses`: at least one; each unicast, listed once, of the VIP's family, neither a
@@ -386,6 +431,7 @@ pub fn service_at_run_time(
     local_addresses: &[String],
     conn_limit: u32,
     synproxy: bool,
+    proxy_protocol: Option<&str>,
 ) -> Result<Service, String> {
     let checker = Checker::of(cfg);
     let address = endpoint("vip", vip, "\"10.10.1.100:80\"").map_err(|p| p.message)?;
@@ -400,6 +446,17 @@ pub fn service_at_run_time(
     let scheduler =
         choice("scheduler", Some(scheduler), "wlc", &SCHEDULERS).map_err(|p| p.message)?.to_owned();
     let forward = forward::forward("forward", Some(forward_word)).map_err(|p| p.message)?;
+    if let Some(v) = proxy_protocol {
+        let v = choice("--proxy-protocol", Some(v), "", &PROXY_PROTOCOLS).map_err(|p| p.message)?;
+        proxy_protocol_fits(
+            &format!("--proxy-protocol {v}"),
+            v,
+            address,
+            protocol,
+            synproxy,
+            forward.as_str(),
+        )?;
+    }
     if synproxy {
         forward::synproxy("service", forward).map_err(|p| p.message)?;
     }
@@ -421,6 +478,7 @@ pub fn service_at_run_time(
         local_addresses,
         conn_limit,
         synproxy,
+        proxy_protocol: proxy_protocol.map(str::to_owned),
         health: None,
         backends: Vec::new(),
     })

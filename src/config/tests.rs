@@ -103,6 +103,7 @@ fn issue_example_parses_to_typed_values() {
             local_addresses: vec![ip("10.10.2.1")],
             conn_limit: 0,
             synproxy: false,
+            proxy_protocol: None,
             health: Some(health),
             backends: vec![Backend { address: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
         }]
@@ -181,6 +182,8 @@ fn example_parses_with_the_values_it_shows() {
     let names: Vec<String> = cfg.services.iter().map(Service::name).collect();
     assert_eq!(names, ["10.10.1.100:80/tcp", "10.10.1.100:53/udp", "[fd00:1::100]:80/tcp"]);
     assert_eq!(cfg.services[2].local_addresses, vec![ip("fd00:2::1")]);
+    assert_eq!(cfg.services[2].proxy_protocol.as_deref(), Some("v2"));
+    assert_eq!(cfg.services[0].proxy_protocol, None, "none by default");
     assert_eq!(cfg.services[0].backends[2].weight, 0);
     let http = cfg.services[0].health.as_ref().unwrap();
     assert_eq!(
@@ -223,6 +226,7 @@ const ALL_KEYS: &[&str] = &[
     "service.local_addresses",
     "service.conn_limit",
     "service.synproxy",
+    "service.proxy_protocol",
     "service.health.kind",
     "service.health.interval_ms",
     "service.health.timeout_ms",

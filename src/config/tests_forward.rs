@@ -113,13 +113,14 @@ fn keys_a_mode_has_no_use_for_are_refused() {
 #[test]
 fn services_added_at_run_time_meet_the_same_rules() {
     let cfg = good(&file(true, "local_addresses = [\"10.10.2.1\"]", "10.10.2.11:80"));
-    let dr = service_at_run_time(&cfg, "10.10.1.101:80", "tcp", "wlc", ("dr", None), &[], 0, false).unwrap();
+    let dr =
+        service_at_run_time(&cfg, "10.10.1.101:80", "tcp", "wlc", ("dr", None), &[], 0, false, None).unwrap();
     assert_eq!(dr.forward, Forward::Dr);
     assert!(backend_at_run_time(&cfg, &dr, "10.10.2.12:80", 1).is_ok());
     let e = backend_at_run_time(&cfg, &dr, "10.20.0.5:80", 1).unwrap_err();
     assert!(e.contains("directly connected") && e.contains("10.10.1.101:80/tcp"), "{e}");
-    let e =
-        service_at_run_time(&cfg, "10.10.1.102:80", "tcp", "wlc", ("nat", None), &[], 0, false).unwrap_err();
+    let e = service_at_run_time(&cfg, "10.10.1.102:80", "tcp", "wlc", ("nat", None), &[], 0, false, None)
+        .unwrap_err();
     assert!(e.contains("nat_gateway"), "{e}");
     let nat = service_at_run_time(
         &cfg,
@@ -130,13 +131,14 @@ fn services_added_at_run_time_meet_the_same_rules() {
         &[],
         0,
         false,
+        None,
     )
     .unwrap();
     assert!(backend_at_run_time(&cfg, &nat, "10.10.2.13:8080", 1).is_ok());
-    let e = service_at_run_time(&cfg, "10.10.1.103:80", "tcp", "wlc", ("direct", None), &[], 0, false)
+    let e = service_at_run_time(&cfg, "10.10.1.103:80", "tcp", "wlc", ("direct", None), &[], 0, false, None)
         .unwrap_err();
     assert!(e.contains("forward") && e.contains("\"direct\""), "{e}");
-    let e =
-        service_at_run_time(&cfg, "10.10.1.104:80", "tcp", "wlc", ("tun", None), &[], 0, false).unwrap_err();
+    let e = service_at_run_time(&cfg, "10.10.1.104:80", "tcp", "wlc", ("tun", None), &[], 0, false, None)
+        .unwrap_err();
     assert!(e.contains("local_addresses"), "{e}");
 }

@@ -112,7 +112,7 @@ fn a_service_added_at_run_time_meets_the_same_rules() {
     let cfg = base();
     let add = |vip: &str, lips: &[&str]| {
         let lips: Vec<String> = lips.iter().map(ToString::to_string).collect();
-        service_at_run_time(&cfg, vip, "tcp", "wlc", ("fullnat", None), &lips, 0, false)
+        service_at_run_time(&cfg, vip, "tcp", "wlc", ("fullnat", None), &lips, 0, false, None)
     };
     assert!(add("10.10.1.101:80", &["10.10.2.5"]).is_ok());
     let refusals = [
@@ -153,4 +153,71 @@ fn a_backend_added_at_run_time_meets_the_same_rules() {
     assert_eq!(weight_at_run_time(65535), Ok(65535));
     assert!(weight_at_run_time(70000).is_err());
     assert!(weight_at_run_time(u32::MAX).is_err());
+}
+
+#[test]
+fn proxy_protocol_is_for_tcp_fullnat_services_without_the_syn_proxy() {
+    let v2 = r#"local_addresses = ["10.10.2.1"]
+proxy_protocol = "v2""#;
+    let cfg = parse(&BASE.replacen(r#"local_addresses = ["10.10.2.1"]"#, v2, 1), "sluice.toml").unwrap();
+    assert_eq!(cfg.services[0].proxy_protocol.as_deref(), Some("v2"));
+    assert_eq!(cfg.services[1].proxy_protocol, None);
+    refused(
+        r#"vip = "10.10.1.100:80""#,
+        "vip = \"10.10.1.100:53\"\nprotocol = \"udp\"\nproxy_protocol = \"v2\"",
+        &[
+            "service[0].proxy_protocol = \"v2\" on 10.10.1.100:53/udp: PROXY protocol is for TCP services only",
+        ],
+    );
+    refused(
+        r#"vip = "10.10.1.100:80""#,
+        "vip = \"10.10.1.100:80\"\nsynproxy = true\nproxy_protocol = \"v2\"",
+        &["service[0].proxy_protocol = \"v2\" on 10.10.1.100:80/tcp", "SYN proxy cannot be combined"],
+    );
+    refused(
+        r#"vip = "[fd00:1::100]:80""#,
+        "vip = \"[fd00:1::100]:80\"\nproxy_protocol = \"toa\"",
+        &["service[1].proxy_protocol = \"toa\" on [fd00:1::100]:80/tcp: TOA carries an IPv4 address only"],
+    );
+    refused(
+        r#"vip = "10.10.1.100:80""#,
+        "vip = \"10.10.1.100:80\"\nproxy_protocol = \"v1\"",
+        &["service[0].proxy_protocol", "\"v1\"", "\"v2\""],
+    );
+    // Another forwarding mode (the check `forward` will call).
+    let msg = super::service::proxy_protocol_fits(
+        "service[0].proxy_protocol = \"v2\"",
+        "v2",
+        "10.10.1.100:80".parse().unwrap(),
+        Protocol::Tcp,
+        false,
+        "dr",
+    )
+    .unwrap_err();
+    assert_eq!(
+        msg,
+        "service[0].proxy_protocol = \"v2\" on 10.10.1.100:80/tcp with forward = \"dr\": PROXY protocol needs forward = \"fullnat\" (only FullNAT rewrites the server-side stream)"
+    );
+    // The same rules at run time.
+    let cfg = base();
+    let lips = vec!["10.10.2.5".to_string()];
+    let add = |vip: &str, proto: &str, synproxy: bool, pp: &str| {
+        service_at_run_time(&cfg, vip, proto, "wlc", ("fullnat", None), &lips, 0, synproxy, Some(pp))
+    };
+    assert_eq!(add("10.10.1.101:80", "tcp", false, "v2").unwrap().proxy_protocol.as_deref(), Some("v2"));
+    let refusals = [
+        (
+            add("10.10.1.101:53", "udp", false, "v2"),
+            "--proxy-protocol v2 on 10.10.1.101:53/udp: PROXY protocol is for TCP services only",
+        ),
+        (add("10.10.1.101:80", "tcp", true, "v2"), "cannot be combined"),
+        (add("10.10.1.101:80", "tcp", false, "v9"), "--proxy-protocol"),
+        (add("10.10.1.101:80", "tcp", true, "toa"), "TOA and the SYN proxy cannot be combined"),
+        (add("[fd00:1::101]:80", "tcp", false, "toa"), "TOA carries an IPv4 address only"),
+    ];
+    assert!(add("10.10.1.101:80", "tcp", false, "toa").is_ok());
+    for (result, why) in refusals {
+        let msg = result.expect_err(why);
+        assert!(msg.contains(why) && !msg.contains('\n'), "{msg}\n  lacks {why:?}");
+    }
 }

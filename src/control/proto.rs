@@ -117,6 +117,9 @@ pub struct ServiceSpec {
     /// SYN proxy (TCP only).
     #[serde(default)]
     pub synproxy: bool,
+    /// PROXY protocol toward the servers ("v2"); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
 }
 
 /// The answer to a request.
@@ -207,6 +210,9 @@ pub struct ServiceInfo {
     /// SYNs answered with SYN cookies (`synproxy`).
     #[serde(default)]
     pub synproxy: bool,
+    /// What the servers are told about the client (`proxy_protocol`: "v2"); absent: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
     /// Connections now.
     pub connections: u32,
     /// Connections since start.
@@ -468,6 +474,19 @@ pub struct SlowpathStats {
     /// Cookies returned valid: proxied connections opened.
     #[serde(default)]
     pub syn_cookies_accepted: u64,
+    /// PROXY protocol headers sent to servers (one per connection of a `proxy_protocol`
+    /// service).
+    #[serde(default)]
+    pub proxy_protocol_headers: u64,
+    /// PROXY protocol headers sent again (not acknowledged in time).
+    #[serde(default)]
+    pub proxy_protocol_retransmits: u64,
+    /// Client segments that carried a TOA option to the server (`proxy_protocol = "toa"`).
+    #[serde(default)]
+    pub toa_inserted: u64,
+    /// Client segments that went without the TOA option for want of room.
+    #[serde(default)]
+    pub toa_no_room: u64,
 }
 
 /// Rates per second.

@@ -407,6 +407,7 @@ impl Daemon {
             &spec.local_addresses,
             spec.conn_limit,
             spec.synproxy,
+            spec.proxy_protocol.as_deref(),
         ) {
             Ok(s) => s,
             Err(e) => return Response::invalid(e),

@@ -35,6 +35,7 @@ pub fn services(engine: &Engine, probes: Vec<crate::control::proto::ProbeInfo>) 
             local_addresses: s.config.local_addresses.iter().map(ToString::to_string).collect(),
             conn_limit: s.config.conn_limit,
             synproxy: s.config.synproxy,
+            proxy_protocol: s.config.proxy_protocol.map(|p| p.as_str().to_owned()),
             connections: s.stats.current.load(Ordering::Relaxed),
             total_connections: s.stats.connections.load(Ordering::Relaxed),
             no_backend: s.stats.no_backend.load(Ordering::Relaxed),
@@ -159,6 +160,10 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         sp.half_open += w.half_open;
         sp.syn_cookies += w.syn_cookies;
         sp.syn_cookies_accepted += w.syn_cookies_accepted;
+        sp.proxy_protocol_headers += w.pp_headers;
+        sp.proxy_protocol_retransmits += w.pp_retransmits;
+        sp.toa_inserted += w.toa_inserted;
+        sp.toa_no_room += w.toa_no_room;
     }
     sp.offloaded_now = u64::from(st.occupancy);
     let mut vips: BTreeMap<String, u64> = BTreeMap::new();
@@ -225,6 +230,7 @@ pub fn prometheus(svc: &ServicesReply, st: &StatsReply) -> String {
         }
     }
     scalar_metrics(&mut o, st);
+    client_address_metrics(&mut o, st);
     counter_metrics(&mut o, st);
     o
 }
@@ -439,6 +445,40 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             st.slowpath.offloaded.to_string(),
         ),
         ("uptime_seconds", "gauge", "Seconds since the daemon started.", st.uptime_s.to_string()),
+    ];
+    for (name, kind, help, v) in scalars {
+        family(o, name, kind, help);
+        let _ = writeln!(o, "sluice_{name} {v}");
+    }
+}
+
+/// What the servers were told about the clients: PROXY protocol v2 headers and TOA options.
+fn client_address_metrics(o: &mut String, st: &StatsReply) {
+    let scalars: [(&str, &str, &str, String); 4] = [
+        (
+            "proxy_protocol_headers_total",
+            "counter",
+            "PROXY protocol v2 headers sent to servers (proxy_protocol services).",
+            st.slowpath.proxy_protocol_headers.to_string(),
+        ),
+        (
+            "proxy_protocol_retransmits_total",
+            "counter",
+            "PROXY protocol v2 headers sent again, not acknowledged in time.",
+            st.slowpath.proxy_protocol_retransmits.to_string(),
+        ),
+        (
+            "toa_inserted_total",
+            "counter",
+            "Client segments that carried the TOA option to the server (proxy_protocol = toa).",
+            st.slowpath.toa_inserted.to_string(),
+        ),
+        (
+            "toa_no_room_total",
+            "counter",
+            "Client segments sent without the TOA option for want of room (TCP header or MTU).",
+            st.slowpath.toa_no_room.to_string(),
+        ),
     ];
     for (name, kind, help, v) in scalars {
         family(o, name, kind, help);

@@ -49,6 +49,11 @@ pub fn service(s: &crate::config::Service) -> ServiceConfig {
         local_addresses: s.local_addresses.clone(),
         conn_limit: s.conn_limit,
         synproxy: s.synproxy,
+        proxy_protocol: match s.proxy_protocol.as_deref() {
+            Some("v2") => Some(slowpath::proxy_protocol::ProxyProtocol::V2),
+            Some("toa") => Some(slowpath::proxy_protocol::ProxyProtocol::Toa),
+            _ => None,
+        },
         health: s.health.as_ref().map(health_check),
         backends: s
             .backends

@@ -6,6 +6,7 @@
 
 mod harness;
 mod modes;
+mod proxy_protocol;
 
 use harness::{Appliance, Mode, SLUICE, Wire, have, require_root};
 use sha2::Digest;

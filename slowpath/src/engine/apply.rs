@@ -36,7 +36,7 @@ impl Engine {
             self.flows.prefetch(r.hashes);
         }
         for r in installs.drain(..) {
-            let result = self.install(r.flow, r.hashes, (&r.endpoints, r.action), now_ns);
+            let result = self.install(r.flow, r.hashes, (&r.endpoints, r.action), r.server_first, now_ns);
             self.workers[w].on_installed(r.slot, r.generation, result, out);
         }
         // Keep the buffer's capacity (on_installed never asks for installs).
@@ -80,12 +80,14 @@ impl Engine {
 
     /// Installs a flow with its next hops: toward the server for the original direction (of
     /// `action`: FullNAT's and NAT's rewrite, DR's route, TUN's tunnel), toward the client for
-    /// the reply.
+    /// the reply; with `server_first` (a PROXY-protocol connection: the header's length),
+    /// written the other way round with that sequence delta.
     fn install(
         &mut self,
         mut flow: flow_offload::Flow,
         hashes: flow_offload::FlowHashes,
         (ep, action): (&crate::conn::Endpoints, crate::network::HopAction),
+        server_first: Option<u32>,
         now_ns: u64,
     ) -> Result<Handle, ()> {
         let hops = (self.net.route(ep.rs.ip()), self.net.route(ep.client.ip()));
@@ -103,7 +105,11 @@ impl Engine {
         self.flush_next_hops();
         flow.next_hop_orig = a;
         flow.next_hop_reply = b;
-        flow.counter_set = self.counter_set_for(ep.vip, flow.proto, ep.rs);
+        flow.counter_set = self.counter_set_for(ep.vip, flow.proto, ep.rs, server_first.is_some());
+        let (flow, hashes) = match server_first {
+            Some(len) => crate::proxy_protocol::server_first(flow, hashes, len),
+            None => (flow, hashes),
+        };
         match self.flows.install_hashed(flow, hashes) {
             Ok(h) => Ok(h),
             Err(InstallError::Full) => {

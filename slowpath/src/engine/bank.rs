@@ -19,7 +19,9 @@ use std::sync::atomic::Ordering;
 /// The engine's map from servers to sets, and what each set held at the last read.
 #[derive(Debug, Default)]
 pub(super) struct Banks {
-    sets: FastMap<(ServiceKey, SocketAddr), u16>,
+    /// By (service, server, written server first): PROXY-protocol flows count the other way
+    /// round in their records, so they have sets of their own, read back swapped.
+    sets: FastMap<(ServiceKey, SocketAddr, bool), u16>,
     /// By set: packets in, packets out, bytes in, bytes out at the last read.
     last: FastMap<u16, [u64; 4]>,
     /// The bank ran out of sets (logged once).
@@ -29,11 +31,17 @@ pub(super) struct Banks {
 }
 
 impl Engine {
-    /// The counter set of server `rs` of the service at `vip` (protocol number `proto`),
-    /// allocated on first use; 0 (none) when the NIC has no bank or no set is free.
-    pub(super) fn counter_set_for(&mut self, vip: SocketAddr, proto: u8, rs: SocketAddr) -> u16 {
+    /// The counter set of server `rs` of the service at `vip` (protocol number `proto`), for
+    /// flows written server first or not, allocated on first use; 0 (none) when the NIC has no bank or no set is free.
+    pub(super) fn counter_set_for(
+        &mut self,
+        vip: SocketAddr,
+        proto: u8,
+        rs: SocketAddr,
+        server_first: bool,
+    ) -> u16 {
         let Some(proto) = Proto::from_number(proto) else { return 0 };
-        let key = (ServiceKey { vip, proto }, rs);
+        let key = (ServiceKey { vip, proto }, rs, server_first);
         if let Some(&set) = self.banks.sets.get(&key) {
             return set;
         }
@@ -60,10 +68,11 @@ impl Engine {
     /// for an install: the NIC counts its packets and bytes into that server's figures from
     /// this Modify on. Nothing when no set is free or the NIC has no bank (it then counts into
     /// none, as a new install would).
-    pub(super) fn count_adopted(&mut self, h: Handle, flow: &Flow) {
+    /// `flow` is as the host thinks of it (client → VIP first).
+    pub(super) fn count_adopted(&mut self, h: Handle, flow: &Flow, server_first: bool) {
         let vip = crate::addr::dst_of(&flow.orig, flow.ipv6);
         let rs = crate::addr::src_of(&flow.reply, flow.ipv6);
-        let set = self.counter_set_for(vip, flow.proto, rs);
+        let set = self.counter_set_for(vip, flow.proto, rs, server_first);
         if set == 0 {
             return;
         }
@@ -82,9 +91,13 @@ impl Engine {
         let bank = self.flows.read_counter_bank()?.to_vec();
         self.banks.reads += 1;
         let mut gone = Vec::new();
-        for (&(key, rs), &set) in &self.banks.sets {
+        for (&(key, rs, server_first), &set) in &self.banks.sets {
             let Some(s) = bank.get(usize::from(set)) else { continue };
-            let now = [s.packets_orig.get(), s.packets_reply.get(), s.bytes_orig.get(), s.bytes_reply.get()];
+            let mut now =
+                [s.packets_orig.get(), s.packets_reply.get(), s.bytes_orig.get(), s.bytes_reply.get()];
+            if server_first {
+                now = [now[1], now[0], now[3], now[2]];
+            }
             let last = self.banks.last.entry(set).or_insert([0; 4]);
             let mut delta = [0u64; 4];
             for i in 0..4 {
@@ -99,7 +112,7 @@ impl Engine {
                     b.nic_bytes_in.fetch_add(delta[2], Ordering::Relaxed);
                     b.nic_bytes_out.fetch_add(delta[3], Ordering::Relaxed);
                 }
-                None if self.flows.counter_set_refs(set) == 0 => gone.push(((key, rs), set)),
+                None if self.flows.counter_set_refs(set) == 0 => gone.push(((key, rs, server_first), set)),
                 None => {}
             }
         }

@@ -73,6 +73,9 @@ pub struct HostSide {
     pub last_ns: u64,
     /// The state's timeout, ns.
     pub timeout_ns: u64,
+    /// Its NIC record is written server first (PROXY protocol): the record's counters are
+    /// read the other way round.
+    pub server_first: bool,
 }
 
 /// One worker's counters.
@@ -104,6 +107,14 @@ pub struct WorkerSnapshot {
     pub syn_cookies: u64,
     /// Valid SYN cookies returned (proxied connections opened).
     pub syn_cookies_accepted: u64,
+    /// PROXY protocol headers sent to servers.
+    pub pp_headers: u64,
+    /// PROXY protocol headers sent again.
+    pub pp_retransmits: u64,
+    /// Client segments that carried a TOA option.
+    pub toa_inserted: u64,
+    /// Client segments that went without it for want of room.
+    pub toa_no_room: u64,
     /// Drops by reason (name, count).
     pub drops: Vec<(&'static str, u64)>,
     /// LIP port pools.
@@ -240,7 +251,13 @@ impl Engine {
                     packets: c.total_packets(),
                     bytes: c.total_bytes(),
                     idle_ms: now.saturating_sub(c.last_ns) / 1_000_000,
-                    host: HostSide { packets: c.packets, bytes: c.bytes, last_ns: c.last_ns, timeout_ns },
+                    host: HostSide {
+                        packets: c.packets,
+                        bytes: c.bytes,
+                        last_ns: c.last_ns,
+                        timeout_ns,
+                        server_first: c.server_first,
+                    },
                 });
             }
         }
@@ -263,8 +280,9 @@ impl Engine {
             got.into_iter().collect();
         let now = self.now_ns;
         for i in infos.iter_mut() {
-            let Some(k) = i.record.and_then(|r| counters.get(&Handle(r))) else { continue };
+            let Some(&k) = i.record.and_then(|r| counters.get(&Handle(r))) else { continue };
             let h = i.host;
+            let k = if h.server_first { crate::proxy_protocol::swap_counters(k) } else { k };
             let last = h.last_ns.max(now.saturating_sub(u64::from(k.idle_ms) * 1_000_000));
             i.packets = [h.packets[0] + u64::from(k.packets[0]), h.packets[1] + u64::from(k.packets[1])];
             i.bytes = [h.bytes[0] + k.bytes[0], h.bytes[1] + k.bytes[1]];
@@ -301,6 +319,10 @@ impl Engine {
                     resets: l(&s.resets),
                     syn_cookies: l(&s.syn_cookies),
                     syn_cookies_accepted: l(&s.syn_cookies_accepted),
+                    pp_headers: l(&s.pp_headers),
+                    pp_retransmits: l(&s.pp_retransmits),
+                    toa_inserted: l(&s.toa_inserted),
+                    toa_no_room: l(&s.toa_no_room),
                     drops: Discard::ALL.iter().map(|d| (d.name(), l(&s.drops[*d as usize]))).collect(),
                     ports: w.port_stats(),
                 }
@@ -327,12 +349,13 @@ impl Engine {
         let now = self.now_ns;
         let mut n = 0;
         for (h, flow) in adopted.flows {
+            let (flow, server_first) = crate::proxy_protocol::client_first(flow);
             let lport = flow.reply.dst_port.get();
             let w = usize::from(lport & (self.cfg.workers - 1));
-            match self.workers.get_mut(w).and_then(|wk| wk.adopt(h, &flow, now)) {
+            match self.workers.get_mut(w).and_then(|wk| wk.adopt(h, &flow, server_first, now)) {
                 Some(cookie) => {
                     let _ = self.flows.set_cookie(h, cookie);
-                    self.count_adopted(h, &flow);
+                    self.count_adopted(h, &flow, server_first);
                     n += 1;
                 }
                 None => {

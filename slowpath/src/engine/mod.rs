@@ -234,6 +234,7 @@ impl Engine {
             icmp_echo: cfg.icmp_echo,
             steer_seed: queues.steer_seed()?,
             seeds: flows.seeds(),
+            min_mtu: cfg.ports.iter().map(|p| p.mtu).min().unwrap_or(1500).min(65535) as u16,
         };
         let workers: Vec<Worker> =
             (0..cfg.workers).map(|w| Worker::new(w, wcfg, table.clone(), now_ns)).collect();

@@ -71,6 +71,9 @@ pub struct Conn {
     v6: bool,
     /// A query for the NIC's counters is on the way.
     pub(super) querying: bool,
+    /// Its NIC record is (to be) written server first (PROXY protocol): the record's counters
+    /// count the other way round.
+    pub server_first: bool,
 }
 
 const CLIENT: usize = 0;
@@ -110,6 +113,7 @@ impl Conn {
 
     /// Takes the NIC's counters of its flow.
     pub fn set_nic(&mut self, k: &FlowCounters) {
+        let k = if self.server_first { crate::proxy_protocol::swap_counters(*k) } else { *k };
         self.nic_packets = k.packets;
         self.nic_bytes = k.bytes;
     }
@@ -423,6 +427,7 @@ impl ConnStore {
             forward: n.forward,
             v6: ep.client.is_ipv6(),
             querying: false,
+            server_first: false,
         });
         if let Some(cell) = self.slot_mut(slot) {
             *cell = record;

@@ -8,17 +8,23 @@
 //!
 //! Submodules: `conns` (the connection store: compact records in a slab, one index for both
 //! tuples), `path` (connections: new ones, their packets, expiry), `proxy` (the SYN proxy's
-//! cookies, server-side handshake and held segments), `icmp` (echo, errors quoting a flow,
-//! resets).
+//! cookies, server-side handshake and held segments), `pp` (PROXY protocol v2: the header
+//! toward the server and its retransmission), `toa` (the client's address in a TCP option until the
+//! server is established), `icmp` (echo, errors quoting a flow, resets), `stats` (drop reasons
+//! and counters).
 
 mod conns;
 mod icmp;
 mod limits;
 mod path;
+mod pp;
 mod proxy;
+mod stats;
+mod toa;
 
 pub use conns::Conn;
 use conns::ConnStore;
+pub use stats::{Discard, WorkerStats};
 
 use crate::addr::FastMap;
 use crate::conn::{Endpoints, Offload, OffloadPolicy, State, Timeouts};
@@ -31,7 +37,6 @@ use flow_offload::{Flow, FlowCounters, FlowHashes, Handle};
 use rtl_spec::codes::{FlowCause, PuntReason};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bits of a flow cookie that name the connection's slot; the bits above name the worker.
 pub const COOKIE_SLOT_BITS: u32 = 28;
@@ -74,6 +79,9 @@ pub struct InstallReq {
     /// What the original direction's next hop does: the rewrite (FullNAT, NAT), DR's route or
     /// TUN's tunnel.
     pub action: crate::network::HopAction,
+    /// A PROXY-protocol connection: the header's length. The device side writes the flow
+    /// server first with it as the sequence delta ([`crate::proxy_protocol::server_first`]).
+    pub server_first: Option<u32>,
 }
 
 /// What a worker asks of the device side.
@@ -136,6 +144,8 @@ pub struct WorkerConfig {
     /// The NIC flow table's placement seeds: each connection's tuples are hashed once with
     /// them, and the hashes serve the connection index and the install alike.
     pub seeds: rtl_spec::hash::Seeds,
+    /// The smallest port MTU: a TOA option is inserted only into packets that stay within it.
+    pub min_mtu: u16,
 }
 
 impl Default for WorkerConfig {
@@ -150,136 +160,8 @@ impl Default for WorkerConfig {
             icmp_echo: true,
             steer_seed: 0x5F37_59DF,
             seeds: rtl_spec::hash::Seeds::default(),
+            min_mtu: 1500,
         }
-    }
-}
-
-/// Why a worker dropped a packet. Each has a counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Discard {
-    /// Could not be parsed.
-    Malformed,
-    /// Bad IP or transport checksum.
-    BadChecksum,
-    /// A TCP packet other than a SYN matching no connection (no connection is created).
-    NoConnection,
-    /// To an address the appliance does not serve.
-    NotOurs,
-    /// A new connection to a VIP and port with no service.
-    NoService,
-    /// A new connection when no server is available.
-    NoBackend,
-    /// A new connection over the service's connection limit.
-    OverLimit,
-    /// A SYN over the worker's half-open bound.
-    HalfOpen,
-    /// A SYN from a client address that holds its half-open bound already.
-    HalfOpenSource,
-    /// No local port free (LIP exhaustion).
-    NoPort,
-    /// A fragment (not reassembled).
-    Fragment,
-    /// TTL or hop limit expired.
-    TtlExpired,
-    /// Over the egress MTU.
-    OverMtu,
-    /// ICMP the appliance does not answer or translate.
-    Icmp,
-    /// Another protocol or frame type.
-    Unsupported,
-    /// An ACK to a SYN-proxied service that returns no valid cookie.
-    BadCookie,
-    /// A client's segment of a SYN-proxied connection beyond what is held while the server has
-    /// not answered (the client sends it again).
-    ProxyHeld,
-}
-
-impl Discard {
-    /// Every reason, in counter order.
-    pub const ALL: [Discard; 17] = [
-        Discard::Malformed,
-        Discard::BadChecksum,
-        Discard::NoConnection,
-        Discard::NotOurs,
-        Discard::NoService,
-        Discard::NoBackend,
-        Discard::OverLimit,
-        Discard::HalfOpen,
-        Discard::HalfOpenSource,
-        Discard::NoPort,
-        Discard::Fragment,
-        Discard::TtlExpired,
-        Discard::OverMtu,
-        Discard::Icmp,
-        Discard::Unsupported,
-        Discard::BadCookie,
-        Discard::ProxyHeld,
-    ];
-
-    /// The name metrics and `sluice stats` use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Discard::Malformed => "malformed",
-            Discard::BadChecksum => "bad_checksum",
-            Discard::NoConnection => "no_connection",
-            Discard::NotOurs => "not_ours",
-            Discard::NoService => "no_service",
-            Discard::NoBackend => "no_backend",
-            Discard::OverLimit => "over_limit",
-            Discard::HalfOpen => "half_open",
-            Discard::HalfOpenSource => "half_open_source",
-            Discard::NoPort => "no_port",
-            Discard::Fragment => "fragment",
-            Discard::TtlExpired => "ttl_expired",
-            Discard::OverMtu => "over_mtu",
-            Discard::Icmp => "icmp",
-            Discard::Unsupported => "unsupported",
-            Discard::BadCookie => "bad_cookie",
-            Discard::ProxyHeld => "proxy_held",
-        }
-    }
-}
-
-/// A worker's counters, readable from other threads.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    /// Packets handled.
-    pub packets: AtomicU64,
-    /// Packets forwarded by the host path (rewritten and sent).
-    pub forwarded: AtomicU64,
-    /// Connections created.
-    pub created: AtomicU64,
-    /// Connections expired or removed.
-    pub expired: AtomicU64,
-    /// Connections offloaded to the NIC.
-    pub offloaded: AtomicU64,
-    /// Offloads the full NIC table refused (the connection stayed on the host path).
-    pub offload_full: AtomicU64,
-    /// Connections now.
-    pub current: AtomicU64,
-    /// Half-open connections now.
-    pub half_open: AtomicU64,
-    /// ICMP echo replies sent.
-    pub echo_replies: AtomicU64,
-    /// ICMP errors translated to the other side of a connection.
-    pub icmp_translated: AtomicU64,
-    /// Resets sent for connections removed with a reset.
-    pub resets: AtomicU64,
-    /// SYN-ACKs with a SYN cookie sent (SYN-proxied services).
-    pub syn_cookies: AtomicU64,
-    /// Valid cookies returned, each a proxied connection opened.
-    pub syn_cookies_accepted: AtomicU64,
-    /// Drops, indexed by [`Discard`].
-    pub drops: [AtomicU64; 17],
-}
-
-impl WorkerStats {
-    fn discard(&self, d: Discard) {
-        self.drops[d as usize].fetch_add(1, Ordering::Relaxed);
-    }
-    fn inc(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -309,6 +191,11 @@ pub struct Worker {
     /// Client segments the proxied connections hold, together (at most
     /// [`proxy::HELD_FRAMES_PER_WORKER`]).
     held_frames: usize,
+    /// PROXY-protocol connections' own state, by slot.
+    pps: FastMap<u32, pp::PpConn>,
+    /// TOA connections whose server is not established yet: their client segments carry the
+    /// option and they are not offloaded.
+    toas: crate::addr::FastSet<u32>,
     /// Half-open connections per client address (with `half_open_per_source`).
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
@@ -332,6 +219,8 @@ impl Worker {
             cookies: crate::synproxy::SynCookies::default(),
             proxies: FastMap::default(),
             held_frames: 0,
+            pps: FastMap::default(),
+            toas: crate::addr::FastSet::default(),
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
@@ -579,7 +468,10 @@ impl Worker {
 
     /// Adopts a flow the NIC held from an earlier run of the daemon. Returns the flow's new
     /// cookie, or `None` when it is not one of this worker's (or its service is gone).
-    pub fn adopt(&mut self, handle: Handle, flow: &Flow, now_ns: u64) -> Option<u32> {
+    /// `flow` is as the host thinks of it (client → VIP first); `server_first` says its record
+    /// is written the other way round (a PROXY-protocol connection, see
+    /// [`crate::proxy_protocol::client_first`]).
+    pub fn adopt(&mut self, handle: Handle, flow: &Flow, server_first: bool, now_ns: u64) -> Option<u32> {
         let v6 = flow.ipv6;
         let ep = Endpoints {
             client: crate::addr::src_of(&flow.orig, v6),
@@ -611,8 +503,17 @@ impl Worker {
         if let Some(c) = self.conns.get_mut(slot) {
             c.offload = Offload::Nic(handle);
         }
-        if let Some(delta) = flow.seq_delta {
-            self.proxies.insert(slot, proxy::Proxy::adopted(delta));
+        match (flow.seq_delta, server_first) {
+            (Some(len), true) => {
+                if let Some(c) = self.conns.get_mut(slot) {
+                    c.server_first = true;
+                }
+                self.pps.insert(slot, pp::PpConn::adopted(len));
+            }
+            (Some(delta), false) => {
+                self.proxies.insert(slot, proxy::Proxy::adopted(delta));
+            }
+            (None, _) => {}
         }
         Some(self.cookie(slot))
     }

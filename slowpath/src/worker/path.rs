@@ -1,14 +1,16 @@
 //! The connection path of a worker: a new connection (service, scheduler, LIP and port), the
 //! packets of a known one in either direction (state, counters, the software rewrite, the
-//! offload decision), timeouts and expiry.
+//! PROXY protocol header and shift, the offload decision), timeouts and expiry.
 
 use super::conns::{NewConn, lookup_key};
+use super::pp::{ClientAddress, PP_TIMER, PpConn};
 use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
 use crate::nat;
 use crate::network::HopAction;
 use crate::packet::{L4, Pkt};
+use crate::proxy_protocol::ProxyProtocol;
 use crate::service::{BackendStats, Forward, Proto, ServiceKey, ServiceStats};
 use flow_offload::{Flow, FlowHashes};
 use rtl_spec::hash::KeyHash;
@@ -32,16 +34,23 @@ impl Worker {
         let tag = self.conns.tag(&lookup);
         let flags = pkt.tcp_flags();
         if let Some((slot, dir)) = self.conns.find_hashed(tag, &lookup) {
-            if self.proxies.is_empty() || !self.proxies.contains_key(&slot) {
+            let new_syn = dir == Dir::Orig && flags & (SYN | ACK | RST) == SYN;
+            let proxied = !self.proxies.is_empty() && self.proxies.contains_key(&slot);
+            let pp_reused = new_syn
+                && ((!self.pps.is_empty()
+                    && self.pps.get(&slot).is_some_and(|p| p.is_new_syn(pkt.tcp_seq())))
+                    || self.toa_reused(slot));
+            if !proxied && !pp_reused {
                 self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
                 return out.spent.push(punt.frame);
             }
-            if !(dir == Dir::Orig && flags & (SYN | ACK | RST) == SYN) {
+            if proxied && !new_syn {
                 return self.proxied_packet(slot, dir, punt, pkt, now_ns, out);
             }
-            // A client's new SYN on the tuple of a proxied connection that is closing (its
-            // port reused within TIME_WAIT): the old translation does not apply to the new
-            // connection, which is proven afresh with a cookie like any other.
+            // A client's new SYN on the tuple of a proxied or PROXY-protocol connection that is
+            // closing (its port reused within TIME_WAIT): the old translation does not apply to
+            // the new connection, which starts afresh (proven with a cookie, or with a header
+            // of its own) like any other.
             let generation = self.conns.get(slot).map_or(0, |c| c.generation);
             self.expire(slot, generation, now_ns, out);
         }
@@ -120,6 +129,15 @@ impl Worker {
         out: &mut Out,
     ) {
         if let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) {
+            match (self.services.services[index].config.proxy_protocol, pkt.l4) {
+                (Some(ProxyProtocol::V2), L4::Tcp { seq, .. }) => {
+                    self.pps.insert(slot, PpConn::new(seq, client.is_ipv6()));
+                }
+                (Some(ProxyProtocol::Toa), L4::Tcp { .. }) if client.is_ipv4() => {
+                    self.toas.insert(slot);
+                }
+                _ => {}
+            }
             self.conn_packet(slot, Dir::Orig, punt, pkt, now_ns, out);
         }
     }
@@ -298,7 +316,17 @@ impl Worker {
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
         let proto = c.proto;
-        self.send(slot, dir, (forward, &ep, proto), punt, pkt, (&from, &to, dst), out);
+        let established = c.state == State::Tcp(TcpState::Established);
+        let delta =
+            if self.proxies.is_empty() { None } else { self.proxies.get(&slot).and_then(|p| p.delta) };
+        let (server_first, held_on_host) = self.send(
+            (slot, dir, established, now_ns),
+            (forward, &ep, proto),
+            punt,
+            pkt,
+            (&from, &to, dst),
+            out,
+        );
         let Some(c) = self.conns.get_mut(slot) else { return };
         let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
         // DR's and TUN's flows leave through a next hop of their own (spec 1.3's Route and
@@ -310,36 +338,14 @@ impl Worker {
                 .map(|src| HopAction::Tunnel { src, dst: ep.rs.ip() }),
         };
         if let Some(action) = action.filter(|_| c.offload == Offload::Host)
+            && !held_on_host
             && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
         {
-            let v6 = ep.client.is_ipv6();
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
-            out.installs.push(InstallReq {
-                slot,
-                generation: c.generation,
-                flow: Flow {
-                    orig: from_for(dir, &from, &to, true),
-                    reply: from_for(dir, &from, &to, false),
-                    proto: c.proto.number(),
-                    ipv6: v6,
-                    next_hop_orig: 0,
-                    next_hop_reply: 0,
-                    idle_timeout: idle,
-                    cookie,
-                    host_state: c.state.to_host_state(),
-                    // Filled in by the device side, which allocates one set per server.
-                    counter_set: 0,
-                    seq_delta: if self.proxies.is_empty() {
-                        None
-                    } else {
-                        self.proxies.get(&slot).and_then(|p| p.delta)
-                    },
-                },
-                hashes: c.hashes(),
-                endpoints: ep,
-                action,
-            });
+            let req = install_req(c, (slot, cookie, idle), (dir, &from, &to), (delta, server_first), action);
+            out.installs.push(req);
             c.offload = Offload::Pending;
+            c.server_first = server_first.is_some();
         }
         // A shorter timeout than the one armed (a close) re-arms now; a longer one is found
         // when the armed timer fires.
@@ -359,19 +365,26 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
-        slot: u32,
-        dir: Dir,
+        (slot, dir, established, now_ns): (u32, Dir, bool, u64),
         (forward, ep, proto): (Forward, &Endpoints, Proto),
         punt: &Punt,
         pkt: &Pkt,
         route: (&rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple, std::net::IpAddr),
         out: &mut Out,
-    ) {
+    ) -> (Option<u32>, bool) {
         let mut packet = out.spent.pop().unwrap_or_default();
         packet.clear();
         packet.reserve(punt.frame.len() + 40);
         if !forward.one_way() {
-            return self.rewrite_and_send(slot, dir, punt, pkt, route, packet, out);
+            return self.rewrite_and_send(
+                (slot, dir, established, now_ns),
+                ep,
+                punt,
+                pkt,
+                route,
+                packet,
+                out,
+            );
         }
         let dst = route.2;
         let sent = match (forward, dir) {
@@ -385,23 +398,27 @@ impl Worker {
         } else {
             self.stats.discard(Discard::Unsupported);
         }
+        (None, false)
     }
 
     /// The FullNAT/NAT rewrite of a packet of connection `slot` from `from` to `to`, sent
-    /// toward `dst`.
+    /// toward `dst`, with what the server is told about the client (PROXY protocol v2, TOA).
+    /// Returns the PROXY-protocol header's length when the flow is to be written server first,
+    /// and whether the connection must stay on the host path for now.
     #[allow(clippy::too_many_arguments)]
     fn rewrite_and_send(
         &mut self,
-        slot: u32,
-        dir: Dir,
+        (slot, dir, established, now_ns): (u32, Dir, bool, u64),
+        ep: &Endpoints,
         punt: &Punt,
         pkt: &Pkt,
         (from, to, dst): (&rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple, std::net::IpAddr),
         mut packet: Vec<u8>,
         out: &mut Out,
-    ) {
+    ) -> (Option<u32>, bool) {
         let stats = &*self.stats;
         let ip = pkt.ip().copied();
+        let (mut server_first, mut held_on_host) = (None, false);
         match nat::rewrite_l3(&punt.frame, pkt, from, to, &mut packet) {
             Ok(()) => {
                 // A SYN-proxied connection's sequence translation, as the NIC's `seq_adjust`.
@@ -413,16 +430,37 @@ impl Worker {
                 if let (Some(d), Some(ip)) = (delta, ip) {
                     crate::synproxy::adjust(&mut packet, ip.l4 - pkt.l3, dir == Dir::Reply, d);
                 }
+                if !self.pps.is_empty() || !self.toas.is_empty() {
+                    let mut tell = ClientAddress {
+                        pps: &mut self.pps,
+                        toas: &mut self.toas,
+                        timers: &mut self.timers,
+                        stats,
+                        mtu: self.cfg.min_mtu,
+                    };
+                    (server_first, held_on_host) = tell.apply(
+                        (slot, dir, established),
+                        (&punt.frame, pkt),
+                        ep,
+                        now_ns,
+                        &mut packet,
+                        &mut out.tx,
+                    );
+                }
                 out.tx.push(Tx { dst, packet });
                 WorkerStats::inc(&stats.forwarded);
             }
             Err(nat::RewriteError::TtlExpired) => stats.discard(Discard::TtlExpired),
             Err(nat::RewriteError::NotRewritable) => stats.discard(Discard::Unsupported),
         }
+        (server_first, held_on_host)
     }
 
     /// A connection's timer fired.
     pub(super) fn on_timer(&mut self, slot: u32, timer: u32, now_ns: u64, out: &mut Out) {
+        if timer & PP_TIMER != 0 {
+            return self.pp_timer(slot, timer & !PP_TIMER, now_ns, out);
+        }
         let timeouts = self.cfg.timeouts;
         let Some(c) = self.conns.get_mut(slot) else { return };
         if c.timer != timer {
@@ -455,6 +493,12 @@ impl Worker {
                 self.held_frames -= p.held_count();
             }
         }
+        if !self.pps.is_empty() {
+            self.pps.remove(&slot);
+        }
+        if !self.toas.is_empty() {
+            self.toas.remove(&slot);
+        }
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);
         }
@@ -470,6 +514,40 @@ impl Worker {
         }
         self.stats.current.fetch_sub(1, Ordering::Relaxed);
         WorkerStats::inc(&self.stats.expired);
+    }
+}
+
+/// The install of connection `c` at `slot` (its flow `cookie`, `idle` timeout), from the
+/// tuples of the packet that qualified it (`dir`, `from`, `to`), with a SYN proxy's sequence
+/// delta or a PROXY-protocol header's length (`server_first`).
+fn install_req(
+    c: &super::Conn,
+    (slot, cookie, idle): (u32, u32, u16),
+    (dir, from, to): (Dir, &rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple),
+    (seq_delta, server_first): (Option<u32>, Option<u32>),
+    action: HopAction,
+) -> InstallReq {
+    InstallReq {
+        slot,
+        generation: c.generation,
+        flow: Flow {
+            orig: from_for(dir, from, to, true),
+            reply: from_for(dir, from, to, false),
+            proto: c.proto.number(),
+            ipv6: c.ep().client.is_ipv6(),
+            next_hop_orig: 0,
+            next_hop_reply: 0,
+            idle_timeout: idle,
+            cookie,
+            host_state: c.state.to_host_state(),
+            // Filled in by the device side, which allocates one set per server.
+            counter_set: 0,
+            seq_delta,
+        },
+        hashes: c.hashes(),
+        endpoints: c.ep(),
+        action,
+        server_first,
     }
 }
 
