@@ -19,6 +19,8 @@
 //! - [`addr`]: addresses in the NIC's 16-byte form and the stable hashes;
 //! - [`timer`]: the per-worker timer wheel;
 //! - [`health`]: health checks of real servers (rise and fall);
+//! - [`sync`]: connection sync between cluster nodes: events, the datagram format, standby
+//!   copies;
 //! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -33,6 +35,7 @@ pub mod network;
 pub mod packet;
 pub mod sched;
 pub mod service;
+pub mod sync;
 pub mod synproxy;
 pub mod timer;
 pub mod worker;

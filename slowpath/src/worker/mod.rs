@@ -9,13 +9,14 @@
 //! Submodules: `conns` (the connection store: compact records in a slab, one index for both
 //! tuples), `path` (connections: new ones, their packets, expiry), `proxy` (the SYN proxy's
 //! cookies, server-side handshake and held segments), `icmp` (echo, errors quoting a flow,
-//! resets).
+//! resets), `sync` (events to the peers, standby copies of theirs made active by a packet).
 
 mod conns;
 mod icmp;
 mod limits;
 mod path;
 mod proxy;
+mod sync;
 
 pub use conns::Conn;
 use conns::ConnStore;
@@ -310,6 +311,9 @@ pub struct Worker {
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
+    /// Connection sync: the queue events leave by, the peers' standby copies, the peers' LIPs
+    /// and those whose first copy this worker made active (see `sync`).
+    sync: sync::WorkerSync,
 }
 
 impl Worker {
@@ -332,6 +336,7 @@ impl Worker {
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
+            sync: sync::WorkerSync::default(),
         }
     }
 
@@ -429,6 +434,7 @@ impl Worker {
             self.on_timer(e.key, e.generation, now_ns, out);
         }
         self.expired = expired;
+        self.standby_sweep(now_ns);
         if !self.reset_tuples.is_empty() {
             self.reset_tuples.retain(|_, until| *until > now_ns);
         }
@@ -482,6 +488,7 @@ impl Worker {
             c.deadline_ns = deadline;
             let t = c.timer;
             self.timers.arm(slot, t, deadline);
+            self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);
         } else {
             self.expire(slot, generation, now_ns, out);
         }
