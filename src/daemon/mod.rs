@@ -48,6 +48,8 @@ struct Daemon {
     routing: Option<crate::routing::Announcer>,
     /// `[[probe]]`: end-to-end checks of VIPs.
     probes: Option<probe::Prober>,
+    /// `[sync]`: connection sync with the other nodes.
+    sync: Option<crate::sync::Syncer>,
 }
 
 /// A reload in progress: the file is read and checked on a thread of its own (a file of
@@ -96,6 +98,14 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let setup::Device { mut engine, describe, mut wake_fds } = setup::open(&cfg, &clock)?;
     let (taps, tap_fds) = attach_taps(&cfg, &mut engine);
+    let sync = match &cfg.sync {
+        Some(sc) => {
+            let s = crate::sync::Syncer::start(&cfg, sc)?;
+            engine.set_sync(s.queue(), sc.peer_lips()).context("steering the sync peers' LIPs")?;
+            Some(s)
+        }
+        None => None,
+    };
     // With the model in this loop, an idle loop sleeps on its ports and the host interfaces.
     if !wake_fds.is_empty() {
         wake_fds.extend(tap_fds);
@@ -110,6 +120,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         reload: None,
         routing: crate::routing::Announcer::for_config(&cfg)?,
         probes: probe::Prober::start(&cfg.probes),
+        sync,
         cfg,
         engine,
         describe,
@@ -141,6 +152,13 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
             let _ = reply.send(answer);
         }
         work += d.finish_reload();
+        if let Some(s) = &d.sync {
+            let events = s.drain();
+            if !events.is_empty() {
+                work += 1;
+                d.engine.sync_receive(events, now);
+            }
+        }
         if let Some(h) = &d.health {
             while let Ok(t) = h.events().try_recv() {
                 d.engine.set_health(&t.service, t.backend, t.up);
@@ -251,6 +269,15 @@ impl Daemon {
         if let Some(r) = self.routing.take() {
             r.stop();
         }
+        if let Some(s) = self.sync.take() {
+            s.stop();
+        }
+    }
+
+    /// `[sync]`'s state now.
+    fn sync_status(&self) -> Option<crate::sync::SyncStatus> {
+        let s = self.sync.as_ref()?;
+        Some(s.status(self.engine.standby_count(), self.engine.taken_over()))
     }
 
     fn answer(&mut self, call: Call) -> Answer {
@@ -262,6 +289,9 @@ impl Daemon {
                 let mut text = report::prometheus(&svc, &st);
                 if let Some(r) = &self.routing {
                     text.push_str(&r.metrics());
+                }
+                if let Some(s) = self.sync_status() {
+                    text.push_str(&crate::sync::metrics(&s));
                 }
                 Answer::Metrics(text)
             }
@@ -317,9 +347,14 @@ impl Daemon {
             Request::Flows(f) => Response::ok(report::flows(&mut self.engine, &f)),
             Request::Stats => Response::ok(self.stats()),
             Request::DeviceInfo => Response::ok(self.engine.flows().nic_ref().info()),
-            Request::Cluster => match &self.routing {
-                Some(r) => Response::ok(r.status()),
-                None => Response::invalid("no [routing] in the configuration: this node announces nothing"),
+            Request::Cluster => match (&self.routing, self.sync_status()) {
+                (None, None) => Response::invalid(
+                    "no [routing] and no [sync] in the configuration: this node is not in a cluster",
+                ),
+                (r, sync) => Response::ok(crate::routing::ClusterReply {
+                    sync,
+                    ..r.as_ref().map(|r| r.status()).unwrap_or_default()
+                }),
             },
             // Answered by the main loop once the file is read and checked off this thread.
             Request::Reload => Response::err("a reload is answered when it is applied"),
@@ -508,6 +543,7 @@ impl Daemon {
             ("[[route]]", new.routes == self.cfg.routes),
             ("[control]", new.control == self.cfg.control),
             ("[routing]", new.routing == self.cfg.routing),
+            ("[sync]", new.sync == self.cfg.sync),
         ] {
             if !same {
                 tracing::warn!("{what} changed: that takes a restart (sluice run), the running values stay");

@@ -64,7 +64,7 @@ pub fn wanted(r: &Routing, services: &ServiceTable, datapath_up: bool) -> Vec<An
 }
 
 /// What `sluice cluster` shows (the `data` of its reply, as `--json` prints it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClusterReply {
     /// BIRD's control socket.
     pub bird_socket: String,
@@ -84,6 +84,9 @@ pub struct ClusterReply {
     pub wanted: Vec<Announce>,
     /// BIRD's protocols whose names start with `sluice_` (the sessions, BFD, static routes).
     pub protocols: Vec<Protocol>,
+    /// `[sync]`'s state (`None` without `[sync]`).
+    #[serde(default)]
+    pub sync: Option<crate::sync::SyncStatus>,
 }
 
 /// The thread that tells BIRD, and what it last saw.
