@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// An idle sender's heartbeat period.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A peer silent this long (three heartbeats) is taken for dead: its LIPs are taken over.
+pub const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// How long the threads block at most (so they notice a stop).
 const TICK: Duration = Duration::from_millis(100);
 /// Datagrams waiting for the daemon's loop at most.
@@ -251,6 +253,13 @@ impl Syncer {
             taken_over: taken_over.iter().map(ToString::to_string).collect(),
             peers,
         }
+    }
+
+    /// Each peer's LIPs and whether it is alive (`Some(true)`: a datagram within
+    /// [`DEAD_AFTER`]; `Some(false)`: it sent before and went quiet; `None`: never heard).
+    pub fn liveness(&self) -> Vec<(Vec<IpAddr>, Option<bool>)> {
+        let Ok(ps) = self.peers.lock() else { return Vec::new() };
+        ps.iter().map(|p| (p.lips.clone(), p.last_seen.map(|t| t.elapsed() < DEAD_AFTER))).collect()
     }
 
     /// Stops both threads.

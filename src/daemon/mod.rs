@@ -8,8 +8,10 @@
 //! talk to it over channels.
 //!
 //! Submodules: `setup` (configuration to engine and device), `server` (the listeners),
-//! `report` (replies and Prometheus text), `tap` (the host's interfaces).
+//! `report` (replies and Prometheus text), `tap` (the host's interfaces), `cluster` (`[sync]`
+//! in the loop: received events, peers' liveness).
 
+mod cluster;
 pub mod probe;
 pub mod report;
 pub mod server;
@@ -50,6 +52,9 @@ struct Daemon {
     probes: Option<probe::Prober>,
     /// `[sync]`: connection sync with the other nodes.
     sync: Option<crate::sync::Syncer>,
+    /// `[sync]`: when the peers' liveness was last looked at, and which were taken for dead.
+    sync_checked: Instant,
+    dead_peers: Vec<bool>,
 }
 
 /// A reload in progress: the file is read and checked on a thread of its own (a file of
@@ -121,6 +126,8 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         routing: crate::routing::Announcer::for_config(&cfg)?,
         probes: probe::Prober::start(&cfg.probes),
         sync,
+        sync_checked: Instant::now(),
+        dead_peers: Vec::new(),
         cfg,
         engine,
         describe,
@@ -152,13 +159,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
             let _ = reply.send(answer);
         }
         work += d.finish_reload();
-        if let Some(s) = &d.sync {
-            let events = s.drain();
-            if !events.is_empty() {
-                work += 1;
-                d.engine.sync_receive(events, now);
-            }
-        }
+        work += d.tick_sync(now);
         if let Some(h) = &d.health {
             while let Ok(t) = h.events().try_recv() {
                 d.engine.set_health(&t.service, t.backend, t.up);
@@ -272,12 +273,6 @@ impl Daemon {
         if let Some(s) = self.sync.take() {
             s.stop();
         }
-    }
-
-    /// `[sync]`'s state now.
-    fn sync_status(&self) -> Option<crate::sync::SyncStatus> {
-        let s = self.sync.as_ref()?;
-        Some(s.status(self.engine.standby_count(), self.engine.taken_over()))
     }
 
     fn answer(&mut self, call: Call) -> Answer {

@@ -8,6 +8,10 @@
 //! for the peer's connections now reaches this node: from then on the engine answers for it
 //! and announces it once on every port (a gratuitous ARP, an unsolicited neighbour
 //! advertisement), as keepalived does on a VRRP take-over, so servers' caches move at once.
+//! The daemon also takes a peer's LIPs over when the peer's datagrams stop (its heartbeat
+//! comes every second), since the servers may be the only ones left talking to a dead
+//! peer's connections (a download's client waits in silence), and releases them when the
+//! peer's datagrams come back.
 
 use super::{Engine, EngineError};
 use crate::emit::{self, L2};
@@ -59,6 +63,23 @@ impl Engine {
     /// The peers' LIPs taken over (answered for) so far.
     pub fn taken_over(&self) -> &[IpAddr] {
         &self.taken
+    }
+
+    /// Takes over `lips` (a peer that stopped sending is taken for dead, so its servers' ARP
+    /// requests for its LIPs are answered here and the servers told at once).
+    pub fn take_over_lips(&mut self, lips: &[IpAddr]) {
+        for &lip in lips {
+            if !self.taken.contains(&lip) {
+                tracing::info!(%lip, "a sync peer went quiet: taking over its local address");
+                self.taken.push(lip);
+                self.announce(lip);
+            }
+        }
+    }
+
+    /// Stops answering for `lips` (their peer is back).
+    pub fn release_lips(&mut self, lips: &[IpAddr]) {
+        self.taken.retain(|l| !lips.contains(l));
     }
 
     /// Takes over the peers' LIPs that worker `w` made a standby copy active with.
