@@ -185,7 +185,7 @@ impl Syncer {
             .name("sync-send".into())
             .spawn(move || send_loop(&send_socket, &targets, node, batch, &events, &st, &sp))?;
         let (st, sp, ps) = (stats.clone(), stop.clone(), peers.clone());
-        let receiver = std::thread::Builder::new()
+        let listener = std::thread::Builder::new()
             .name("sync-recv".into())
             .spawn(move || recv_loop(&socket, node, &ps, &received_tx, &st, &sp))?;
         Ok(Syncer {
@@ -196,7 +196,7 @@ impl Syncer {
             peers,
             received,
             stop,
-            threads: vec![sender, receiver],
+            threads: vec![sender, listener],
         })
     }
 
@@ -402,87 +402,42 @@ fn recv_loop(
 /// Prometheus text for `[sync]`.
 pub fn metrics(st: &SyncStatus) -> String {
     let mut s = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(s, "# HELP sluice_sync_{name} {help}\n# TYPE sluice_sync_{name} {kind}");
-        s.push_str(&value);
-    };
-    let one = |name: &str, v: f64| format!("sluice_sync_{name} {v}\n");
-    metric(
-        "sent_total",
-        "counter",
-        "Sync datagrams sent (heartbeats included).",
-        one("sent_total", st.sent as f64),
-    );
-    metric(
-        "sent_records_total",
-        "counter",
-        "Connection events sent.",
-        one("sent_records_total", st.sent_records as f64),
-    );
-    metric(
-        "received_total",
-        "counter",
-        "Good sync datagrams received.",
-        one("received_total", st.received as f64),
-    );
-    metric(
-        "received_records_total",
-        "counter",
-        "Connection events received.",
-        one("received_records_total", st.received_records as f64),
-    );
-    metric(
-        "dropped_total",
-        "counter",
-        "Connection events dropped on a full queue.",
-        one("dropped_total", st.dropped as f64),
-    );
-    metric(
-        "bad_total",
-        "counter",
-        "Sync datagrams refused (malformed, another version, not from a peer).",
-        one("bad_total", st.bad as f64),
-    );
-    metric(
-        "lost_total",
-        "counter",
-        "Peers' sync datagrams lost on the way.",
-        one("lost_total", st.lost as f64),
-    );
-    metric(
-        "queue_depth",
-        "gauge",
-        "Connection events waiting for the sender.",
-        one("queue_depth", st.queue_depth as f64),
-    );
-    metric(
-        "standby_connections",
-        "gauge",
-        "Standby copies of peers' connections.",
-        one("standby_connections", st.standby as f64),
-    );
-    metric(
-        "activated_total",
-        "counter",
-        "Standby connections made active by a packet (failed over here).",
-        one("activated_total", st.activated as f64),
-    );
-    let lag: String = st
-        .peers
-        .iter()
-        .map(|p| {
-            // A peer never heard from has no lag to show: it is absent from the series.
-            p.last_seen_s.map_or(String::new(), |l| {
-                format!("sluice_sync_lag_seconds{{peer=\"{}\"}} {l:.3}\n", p.address)
-            })
-        })
-        .collect();
-    metric(
-        "lag_seconds",
-        "gauge",
-        "Seconds since each peer's last sync datagram (heartbeat every second).",
-        lag,
-    );
+    let series: [(&str, &str, &str, u64); 10] = [
+        ("sent_total", "counter", "Sync datagrams sent (heartbeats included).", st.sent),
+        ("sent_records_total", "counter", "Connection events sent.", st.sent_records),
+        ("received_total", "counter", "Good sync datagrams received.", st.received),
+        ("received_records_total", "counter", "Connection events received.", st.received_records),
+        ("dropped_total", "counter", "Connection events dropped on a full queue.", st.dropped),
+        (
+            "bad_total",
+            "counter",
+            "Sync datagrams refused (malformed, another version, not from a peer).",
+            st.bad,
+        ),
+        ("lost_total", "counter", "Peers' sync datagrams lost on the way.", st.lost),
+        ("queue_depth", "gauge", "Connection events waiting for the sender.", st.queue_depth as u64),
+        ("standby_connections", "gauge", "Standby copies of peers' connections.", st.standby as u64),
+        (
+            "activated_total",
+            "counter",
+            "Standby connections made active by a packet (failed over here).",
+            st.activated,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            s,
+            "# HELP sluice_sync_{name} {help}\n# TYPE sluice_sync_{name} {kind}\nsluice_sync_{name} {value}"
+        );
+    }
+    s.push_str("# HELP sluice_sync_lag_seconds Seconds since each peer's last sync datagram (heartbeat every second).\n");
+    s.push_str("# TYPE sluice_sync_lag_seconds gauge\n");
+    // A peer never heard from has no lag to show: it is absent from the series.
+    for p in &st.peers {
+        if let Some(l) = p.last_seen_s {
+            let _ = writeln!(s, "sluice_sync_lag_seconds{{peer=\"{}\"}} {l:.3}", p.address);
+        }
+    }
     s
 }
 

@@ -35,7 +35,7 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
     let probes = super::probe::probes(&raw.probe)?;
     let sync = super::sync::sync(raw.sync.as_ref(), &ports, &services)?;
     let routing = routing.map(|r| super::Routing {
-        backup_lips: sync.as_ref().map(|s| s.peer_lips()).unwrap_or_default(),
+        backup_lips: sync.as_ref().map(super::SyncConf::peer_lips).unwrap_or_default(),
         ..r
     });
     Ok(Config {

@@ -51,10 +51,7 @@ struct Daemon {
     /// `[[probe]]`: end-to-end checks of VIPs.
     probes: Option<probe::Prober>,
     /// `[sync]`: connection sync with the other nodes.
-    sync: Option<crate::sync::Syncer>,
-    /// `[sync]`: when the peers' liveness was last looked at, and which were taken for dead.
-    sync_checked: Instant,
-    dead_peers: Vec<bool>,
+    sync: Option<cluster::SyncTick>,
 }
 
 /// A reload in progress: the file is read and checked on a thread of its own (a file of
@@ -103,14 +100,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let setup::Device { mut engine, describe, mut wake_fds } = setup::open(&cfg, &clock)?;
     let (taps, tap_fds) = attach_taps(&cfg, &mut engine);
-    let sync = match &cfg.sync {
-        Some(sc) => {
-            let s = crate::sync::Syncer::start(&cfg, sc)?;
-            engine.set_sync(s.queue(), sc.peer_lips()).context("steering the sync peers' LIPs")?;
-            Some(s)
-        }
-        None => None,
-    };
+    let sync = cluster::start_sync(&cfg, &mut engine)?;
     // With the model in this loop, an idle loop sleeps on its ports and the host interfaces.
     if !wake_fds.is_empty() {
         wake_fds.extend(tap_fds);
@@ -126,8 +116,6 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         routing: crate::routing::Announcer::for_config(&cfg)?,
         probes: probe::Prober::start(&cfg.probes),
         sync,
-        sync_checked: Instant::now(),
-        dead_peers: Vec::new(),
         cfg,
         engine,
         describe,
@@ -348,7 +336,7 @@ impl Daemon {
                 ),
                 (r, sync) => Response::ok(crate::routing::ClusterReply {
                     sync,
-                    ..r.as_ref().map(|r| r.status()).unwrap_or_default()
+                    ..r.as_ref().map(crate::routing::Announcer::status).unwrap_or_default()
                 }),
             },
             // Answered by the main loop once the file is read and checked off this thread.

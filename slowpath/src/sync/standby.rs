@@ -12,7 +12,7 @@
 
 use super::SyncEvent;
 use crate::addr::FastMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Time a copy outlives the timeout its owner reported: the owner refreshes a live
 /// connection when its own timer fires, which is at that same deadline.
@@ -95,11 +95,6 @@ impl Standby {
     pub fn take(&mut self, proto: u8, src: SocketAddr, dst: SocketAddr) -> Option<SyncEvent> {
         let i = *self.by_tuple.get(&(proto, src, dst))?;
         self.remove(i)
-    }
-
-    /// Whether a copy's LIP is `a`.
-    pub fn has_lip(&self, a: IpAddr) -> bool {
-        self.copies.iter().flatten().any(|c| c.event.ep.lip.ip() == a)
     }
 
     /// Drops the copies whose deadline passed (at most once a second). Returns how many.

@@ -66,7 +66,7 @@ pub struct Record {
     pub state: u8,
     /// Bit 0: `seq_delta` is set.
     pub flags: u8,
-    /// Zero.
+    /// Zero when written; ignored when read (room for a later version's flags).
     pub reserved: [u8; 3],
     /// The connection's remaining timeout, ms.
     pub timeout_ms: U32,
