@@ -206,3 +206,26 @@ fn sync_peers_lips_are_backup_routes_at_the_lowest_priority() {
         assert!(text.contains(&part), "{text}\n lacks {part:?}");
     }
 }
+
+#[test]
+fn sluice_cluster_shows_sync_with_or_without_routing() {
+    let sync = crate::sync::SyncStatus {
+        node_id: 7,
+        port: 8848,
+        queue_bound: 65536,
+        standby: 3,
+        peers: vec![crate::sync::PeerStatus { address: "10.10.2.252".into(), ..Default::default() }],
+        ..Default::default()
+    };
+    let alone = cli::format(&ClusterReply { sync: Some(sync.clone()), ..ClusterReply::default() });
+    assert!(alone.starts_with("No [routing]: this node announces nothing."), "{alone}");
+    assert!(alone.contains("Sync: node 7 on UDP port 8848, queue 0/65536, 3 standby"), "{alone}");
+    assert!(alone.contains("10.10.2.252") && alone.contains("never"), "{alone}");
+    let both = cli::format(&ClusterReply {
+        bird_socket: "/run/bird/bird.ctl".into(),
+        bird_up: true,
+        sync: Some(sync),
+        ..ClusterReply::default()
+    });
+    assert!(both.starts_with("BIRD up at /run/bird/bird.ctl") && both.contains("Sync: node 7"), "{both}");
+}
