@@ -21,11 +21,16 @@ struct Node {
 
 /// A node whose LIP is `lip`, syncing with a peer whose LIP is `peer_lip`.
 fn node(lip: &str, peer_lip: &str) -> Node {
+    node_of(1, lip, peer_lip)
+}
+
+/// [`node`] with `workers` workers.
+fn node_of(workers: u16, lip: &str, peer_lip: &str) -> Node {
     let services: Vec<ServiceConfig> = services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)])
         .into_iter()
         .map(|s| ServiceConfig { local_addresses: vec![ip(lip)], ..s })
         .collect();
-    let mut rig = rig_with(config(1, services), 1024);
+    let mut rig = rig_with(config(workers, services), 1024);
     let stats = Arc::new(SyncStats::default());
     let (q, events) = SyncQueue::bounded(1024, stats.clone());
     rig.engine.set_sync(q, vec![ip(peer_lip)]).unwrap();
@@ -189,4 +194,54 @@ fn a_live_offloaded_connection_refreshes_its_copies() {
     }
     assert_eq!(b.rig.engine.standby_count(), 1, "refreshed, not expired (120 s later)");
     assert_eq!(b.rig.engine.workers()[0].standby().next().map(|e| e.ep.lip), Some(lip));
+}
+
+#[test]
+fn with_several_workers_a_copy_lands_in_the_worker_both_directions_reach() {
+    // Same worker count on both nodes: each copy goes to the worker that owns its LIP port,
+    // which is the worker the NIC steers its client tuple to; every one activates.
+    let mut a = node_of(4, "10.10.2.1", "10.10.2.2");
+    let mut b = node_of(4, "10.10.2.2", "10.10.2.1");
+    let clients: Vec<String> = (0..16).map(|i| format!("10.10.1.10:{}", 40000 + i)).collect();
+    for c in &clients {
+        let syn = Seg::new(c, VIP).syn().seq(100);
+        let (_, to_server) = a.rig.client_sends(syn.frame(CLIENT_MAC, P0_MAC));
+        let (lip, _) = endpoints(&to_server[0]);
+        let synack = Seg::new(RS, &lip.to_string()).syn().ack(101).seq(7000);
+        a.rig.server_sends(synack.frame(RS1_MAC, P1_MAC));
+        let ack = Seg::new(c, VIP).ack(7001).seq(101);
+        a.rig.client_sends(ack.frame(CLIENT_MAC, P0_MAC));
+    }
+    carry(&a, &mut b);
+    assert_eq!(b.rig.engine.standby_count(), 16);
+    let used: std::collections::BTreeSet<usize> = b
+        .rig
+        .engine
+        .workers()
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.standby_count() > 0)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(used.len() > 1, "the copies spread over the workers: {used:?}");
+    for c in &clients {
+        let req = Seg::new(c, VIP).ack(7001).seq(101).data(b"x");
+        b.rig.client_sends(req.frame(CLIENT_MAC, P0_MAC));
+    }
+    assert_eq!(b.stats.activated.load(Ordering::Relaxed), 16, "every copy was where its packet went");
+    assert_eq!(b.rig.engine.conns(false).len(), 16);
+
+    // Different worker counts: a copy whose two directions would reach different workers is
+    // ignored and counted, never filed where no packet finds it.
+    let mut four = node_of(4, "10.10.2.2", "10.10.2.1");
+    let mut one = node_of(1, "10.10.2.1", "10.10.2.2");
+    for c in &clients {
+        let syn = Seg::new(c, VIP).syn().seq(100);
+        one.rig.client_sends(syn.frame(CLIENT_MAC, P0_MAC));
+    }
+    let sent = carry(&one, &mut four).len() as u64;
+    let ignored = four.stats.ignored.load(Ordering::Relaxed);
+    assert_eq!(sent, 16);
+    assert!(ignored > 0, "some of 16 tuples steer elsewhere than their port's worker");
+    assert_eq!(four.rig.engine.standby_count() as u64 + ignored, sent);
 }
