@@ -11,6 +11,8 @@
 //!   `top`, `service`/`backend` changes, `reload`);
 //! - [`daemon`]: `sluice run`: the device, the slow path, the host interfaces, the control
 //!   socket and the metrics endpoint;
+//! - [`sync`]: connection sync's sockets (`[sync]`): the sender and receiver threads and what
+//!   `sluice cluster` shows of them;
 //! - [`sim`]: `sluice sim`: the software NIC served over vfio-user;
 //! - [`device`], [`flash`], [`fw`]: reading a NIC's identity, flashing it, firmware images and
 //!   their keys;
@@ -35,6 +37,7 @@ pub mod internal;
 pub mod replay;
 pub mod routing;
 pub mod sim;
+pub mod sync;
 pub mod synflood;
 pub mod topo;
 pub mod versus;

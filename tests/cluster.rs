@@ -10,7 +10,10 @@
 //!                   rt-n2 10.10.4.254 ───────── lb0 (p0, sl-p0 10.10.4.1)  lb1 ──┘   └── eth0 10.10.2.12
 //! ```
 //!
-//! VIP 10.99.0.100:80; node N's LIP is 10.10.2.N, its port p1 address 10.10.2.25N. Both nodes
+//! VIP 10.99.0.100:80; node N's LIP is 10.10.2.N, its port p1 address 10.10.2.25N. The nodes
+//! sync their connections to each other over that network (`[sync]`), each announcing the
+//! other's LIP as a backup route; `cluster_support/sync_scenario.rs` kills one in the middle of
+//! downloads and keep-alive connections. Both nodes
 //! are AS 65001, the router AS 65000 with `check link off` (a router behind a switch does not
 //! see a node's link go down: BFD must notice), and the client has `net.core.txrehash = 0`
 //! (else a retried SYN is rehashed onto the other path by chance, hiding the failover time).
@@ -65,13 +68,13 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn build() -> Cluster {
+    fn build(prefix: &str) -> Cluster {
         assert!(topo::is_root(), "needs root (network namespaces)");
         assert!(
             Command::new("bird").arg("--version").output().is_ok(),
             "bird is not installed (apt-get install bird2)"
         );
-        let mut t = Topology::new("slcl").expect("namespaces");
+        let mut t = Topology::new(prefix).expect("namespaces");
         let client = t.namespace("c").unwrap();
         let router = t.namespace("rt").unwrap();
         let sw = t.namespace("sw").unwrap();
@@ -226,10 +229,15 @@ asn = 65001
 [[routing.peer]]
 address = "10.10.{net}.254"
 asn = 65000
+[sync]
+[[sync.peer]]
+address = "10.10.2.25{peer}"
+lips = ["10.10.2.{peer}"]
 "#,
             ctl = self.path(&format!("{name}.sock")).display(),
             net = n + 3,
             id = n + 1,
+            peer = 2 - n,
             sock = sock.display(),
             inc = inc_dir.display(),
         );
@@ -315,7 +323,7 @@ fn established(c: &Cluster, n: usize) -> bool {
 #[test]
 #[ignore = "needs root: network namespaces, veths and BIRD (bird2); scripts/test-all runs it"]
 fn two_nodes_behind_bird_spread_withdraw_and_fail_over() {
-    let mut c = Cluster::build();
+    let mut c = Cluster::build("slcl");
     c.wait_hops("10.99.0.100", 2, Duration::from_secs(30));
     for n in 0..2 {
         assert!(established(&c, n), "node {n}: {}", c.ask(n, "cluster"));
@@ -424,3 +432,6 @@ fn two_nodes_behind_bird_spread_withdraw_and_fail_over() {
     let ok_after = in_ns(&c.client, || (0..20).flat_map(|_| get(Duration::from_secs(1))).count());
     assert_eq!(ok_after, 20);
 }
+
+#[path = "cluster_support/sync_scenario.rs"]
+mod sync_scenario;

@@ -19,6 +19,8 @@
 //! - [`addr`]: addresses in the NIC's 16-byte form and the stable hashes;
 //! - [`timer`]: the per-worker timer wheel;
 //! - [`health`]: health checks of real servers (rise and fall);
+//! - [`sync`]: connection sync between cluster nodes: events, the datagram format, standby
+//!   copies;
 //! - [`synproxy`]: SYN cookies and the sequence translation of SYN-proxied connections;
 //! - [`proxy_protocol`]: the PROXY protocol v2 header, its sequence shift and server-first records;
 //! - [`toa`]: the TCP option that carries the client's address (LVS's TOA).
@@ -37,6 +39,7 @@ pub mod packet;
 pub mod proxy_protocol;
 pub mod sched;
 pub mod service;
+pub mod sync;
 pub mod synproxy;
 pub mod timer;
 pub mod toa;

@@ -90,6 +90,13 @@
 //! | `routing.peer[].asn` | 1..=4294967295 | *required* | Its AS number (= `routing.asn`: iBGP). |
 //! | `routing.peer[].port` | 1..=65535 | 179 | Its BGP port. |
 //! | `routing.peer[].bfd` | bool | `routing.bfd` | BFD on this session. |
+//! | `sync.port` | 1..=65535 | 8848 | `[sync]`: the UDP port connection sync is sent to and received on. |
+//! | `sync.queue` | 1..=16777216 | 65536 | Connection events waiting for the sender at most; more are dropped and counted. |
+//! | `sync.batch_ms` | 1..=1000 | 10 | How long the sender gathers events into one datagram at most. |
+//! | `sync.node_id` | 1..=4294967295 | from the first port address | This node's id in the datagrams. |
+//! | `sync.peers` | list of addresses | [] | Peer nodes without LIPs (shorthand for `[[sync.peer]]` with `address` only). |
+//! | `sync.peer[].address` | IP, not this node's | *required* | A peer node; only its datagrams are taken. Unique. |
+//! | `sync.peer[].lips` | list of IPs, not this node's | [] | The peer's LIPs: announced as backup routes (priority 9, with `[routing]` and `announce_lips`), and taken over on fail-over. |
 
 mod addr;
 mod error;
@@ -98,6 +105,7 @@ mod probe;
 mod raw;
 mod routing;
 mod service;
+mod sync;
 mod validate;
 
 #[cfg(test)]
@@ -110,13 +118,16 @@ mod tests_forward;
 mod tests_routing;
 #[cfg(test)]
 mod tests_services;
+#[cfg(test)]
+mod tests_sync;
 
 pub use addr::{Cidr, Mac};
 pub use error::ConfigError;
 pub use probe::{MAX_PROBES, Probe, kind_name as probe_kind};
-pub use routing::{MAX_PRIORITY, Peer, Routing};
+pub use routing::{BACKUP_PRIORITY, MAX_PRIORITY, Peer, Routing};
 pub use service::{backend_at_run_time, service_at_run_time, weight_at_run_time};
 pub use slowpath::service::Forward;
+pub use sync::{SyncConf, SyncPeer};
 pub use validate::snake_case;
 
 use serde::{Serialize, Serializer};
@@ -164,6 +175,8 @@ pub struct Config {
     pub routing: Option<Routing>,
     /// `[[probe]]`: end-to-end checks of VIPs from this node (see `probe.rs`).
     pub probes: Vec<Probe>,
+    /// `[sync]` (see `sync.rs`); `None`: connections are not synced.
+    pub sync: Option<SyncConf>,
 }
 
 /// `[device]`: which NIC and how the slow path drives it.

@@ -36,6 +36,30 @@ pub struct RawConfig {
     pub routing: Option<RawRouting>,
     #[serde(default)]
     pub probe: Vec<RawProbe>,
+    pub sync: Option<RawSync>,
+}
+
+/// `[sync]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub port: Option<i64>,
+    pub queue: Option<i64>,
+    pub batch_ms: Option<i64>,
+    pub node_id: Option<i64>,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default)]
+    pub peer: Vec<RawSyncPeer>,
+}
+
+/// One `[[sync.peer]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyncPeer {
+    pub address: Option<String>,
+    #[serde(default)]
+    pub lips: Vec<String>,
 }
 
 /// One `[[probe]]`.

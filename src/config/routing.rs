@@ -39,7 +39,14 @@ pub struct Routing {
     pub peers: Vec<Peer>,
     /// Each VIP address with a `priority` other than 0, from the services (one per address).
     pub priorities: Vec<(IpAddr, u8)>,
+    /// The `[sync]` peers' LIPs: announced too (with `announce_lips`), at [`BACKUP_PRIORITY`],
+    /// so when a peer dies its LIPs' routes move here with its synced connections.
+    pub backup_lips: Vec<IpAddr>,
 }
+
+/// The priority of a peer's LIP announced as a backup route: the least preferred, so the
+/// owner's own route (priority 0) wins while it lives.
+pub const BACKUP_PRIORITY: u8 = MAX_PRIORITY;
 
 impl Routing {
     /// The priority of a VIP address (0 unless a service gives one).
@@ -135,6 +142,8 @@ pub(super) fn routing(
         announce_lips: raw.announce_lips.unwrap_or(true),
         peers,
         priorities: priorities.into_iter().map(|(a, p, _)| (a, p)).collect(),
+        // Filled in once `[sync]` is read.
+        backup_lips: Vec::new(),
     }))
 }
 

@@ -33,6 +33,11 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
     let icmp = Icmp { echo: raw.icmp.echo.unwrap_or(Icmp::default().echo) };
     let routing = super::routing::routing(raw.routing.as_ref(), &raw.service, &ports, &routes)?;
     let probes = super::probe::probes(&raw.probe)?;
+    let sync = super::sync::sync(raw.sync.as_ref(), &ports, &services)?;
+    let routing = routing.map(|r| super::Routing {
+        backup_lips: sync.as_ref().map(super::SyncConf::peer_lips).unwrap_or_default(),
+        ..r
+    });
     Ok(Config {
         origin: origin.to_owned(),
         device,
@@ -48,6 +53,7 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
         host,
         routing,
         probes,
+        sync,
     })
 }
 

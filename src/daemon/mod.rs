@@ -8,8 +8,10 @@
 //! talk to it over channels.
 //!
 //! Submodules: `setup` (configuration to engine and device), `server` (the listeners),
-//! `report` (replies and Prometheus text), `tap` (the host's interfaces).
+//! `report` (replies and Prometheus text), `tap` (the host's interfaces), `cluster` (`[sync]`
+//! in the loop: received events, peers' liveness).
 
+mod cluster;
 pub mod probe;
 pub mod report;
 pub mod server;
@@ -48,6 +50,8 @@ struct Daemon {
     routing: Option<crate::routing::Announcer>,
     /// `[[probe]]`: end-to-end checks of VIPs.
     probes: Option<probe::Prober>,
+    /// `[sync]`: connection sync with the other nodes.
+    sync: Option<cluster::SyncTick>,
 }
 
 /// A reload in progress: the file is read and checked on a thread of its own (a file of
@@ -96,6 +100,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let setup::Device { mut engine, describe, mut wake_fds } = setup::open(&cfg, &clock)?;
     let (taps, tap_fds) = attach_taps(&cfg, &mut engine);
+    let sync = cluster::start_sync(&cfg, &mut engine)?;
     // With the model in this loop, an idle loop sleeps on its ports and the host interfaces.
     if !wake_fds.is_empty() {
         wake_fds.extend(tap_fds);
@@ -110,6 +115,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
         reload: None,
         routing: crate::routing::Announcer::for_config(&cfg)?,
         probes: probe::Prober::start(&cfg.probes),
+        sync,
         cfg,
         engine,
         describe,
@@ -141,6 +147,7 @@ fn start(config_path: &Path, cfg: Config) -> anyhow::Result<()> {
             let _ = reply.send(answer);
         }
         work += d.finish_reload();
+        work += d.tick_sync(now);
         if let Some(h) = &d.health {
             while let Ok(t) = h.events().try_recv() {
                 d.engine.set_health(&t.service, t.backend, t.up);
@@ -251,6 +258,9 @@ impl Daemon {
         if let Some(r) = self.routing.take() {
             r.stop();
         }
+        if let Some(s) = self.sync.take() {
+            s.stop();
+        }
     }
 
     fn answer(&mut self, call: Call) -> Answer {
@@ -262,6 +272,9 @@ impl Daemon {
                 let mut text = report::prometheus(&svc, &st);
                 if let Some(r) = &self.routing {
                     text.push_str(&r.metrics());
+                }
+                if let Some(s) = self.sync_status() {
+                    text.push_str(&crate::sync::metrics(&s));
                 }
                 Answer::Metrics(text)
             }
@@ -317,9 +330,14 @@ impl Daemon {
             Request::Flows(f) => Response::ok(report::flows(&mut self.engine, &f)),
             Request::Stats => Response::ok(self.stats()),
             Request::DeviceInfo => Response::ok(self.engine.flows().nic_ref().info()),
-            Request::Cluster => match &self.routing {
-                Some(r) => Response::ok(r.status()),
-                None => Response::invalid("no [routing] in the configuration: this node announces nothing"),
+            Request::Cluster => match (&self.routing, self.sync_status()) {
+                (None, None) => Response::invalid(
+                    "no [routing] and no [sync] in the configuration: this node is not in a cluster",
+                ),
+                (r, sync) => Response::ok(crate::routing::ClusterReply {
+                    sync,
+                    ..r.as_ref().map(crate::routing::Announcer::status).unwrap_or_default()
+                }),
             },
             // Answered by the main loop once the file is read and checked off this thread.
             Request::Reload => Response::err("a reload is answered when it is applied"),
@@ -510,6 +528,7 @@ impl Daemon {
             ("[[route]]", new.routes == self.cfg.routes),
             ("[control]", new.control == self.cfg.control),
             ("[routing]", new.routing == self.cfg.routing),
+            ("[sync]", new.sync == self.cfg.sync),
         ] {
             if !same {
                 tracing::warn!("{what} changed: that takes a restart (sluice run), the running values stay");

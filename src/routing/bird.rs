@@ -133,9 +133,9 @@ pub fn parse_protocols(lines: &[Line]) -> Vec<Protocol> {
 pub struct Announce {
     /// The address (announced as /32 or /128).
     pub address: IpAddr,
-    /// `vip` or `lip`.
+    /// `vip`, `lip`, or `backup` (a sync peer's LIP).
     pub kind: String,
-    /// 0 (most preferred) ..= 9; LIPs are always 0.
+    /// 0 (most preferred) ..= 9; LIPs are always 0, backups 9.
     pub priority: u8,
 }
 

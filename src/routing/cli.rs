@@ -7,6 +7,13 @@ use std::fmt::Write as _;
 /// The table `sluice cluster` prints.
 pub fn format(r: &ClusterReply) -> String {
     let mut s = String::new();
+    if r.bird_socket.is_empty() {
+        s.push_str("No [routing]: this node announces nothing.\n");
+        if let Some(sync) = &r.sync {
+            s.push_str(&crate::sync::format(sync));
+        }
+        return s;
+    }
     let bird = if r.bird_up {
         "up".to_string()
     } else {
@@ -31,6 +38,9 @@ pub fn format(r: &ClusterReply) -> String {
     }
     if all.is_empty() {
         s.push_str("(nothing: no service has a server up, or the NIC is down)\n");
+    }
+    if let Some(sync) = &r.sync {
+        s.push_str(&crate::sync::format(sync));
     }
     s
 }

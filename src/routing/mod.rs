@@ -3,7 +3,8 @@
 //!
 //! A VIP is announced while at least one service on its address has a server up (health
 //! checks, weight aside) and the NIC is up; the services' LIPs while the NIC is up (with
-//! `announce_lips`). The daemon's loop computes that set ([`wanted`]) at most every 50 ms and
+//! `announce_lips`), and the `[sync]` peers' LIPs as backup routes at the lowest priority
+//! (kind `backup`: MED 9 and nine AS-path prepends), so a dead peer's LIPs move here. The daemon's loop computes that set ([`wanted`]) at most every 50 ms and
 //! hands a changed one to the [`Announcer`]'s thread, which writes the include file and asks
 //! BIRD to `configure` (see [`bird`]), so a withdrawal reaches BIRD in tens of milliseconds.
 //! If the daemon dies, even by SIGKILL, its host interfaces go with it and the routers'
@@ -48,11 +49,22 @@ pub fn wanted(r: &Routing, services: &ServiceTable, datapath_up: bool) -> Vec<An
             }
         }
     }
+    if r.announce_lips {
+        // The sync peers' LIPs, least preferred: the router uses them only once the owner's
+        // route is gone, and the connections the owner synced go on here.
+        for lip in &r.backup_lips {
+            set.insert(Announce {
+                address: *lip,
+                kind: "backup".into(),
+                priority: crate::config::BACKUP_PRIORITY,
+            });
+        }
+    }
     set.into_iter().collect()
 }
 
 /// What `sluice cluster` shows (the `data` of its reply, as `--json` prints it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClusterReply {
     /// BIRD's control socket.
     pub bird_socket: String,
@@ -72,6 +84,9 @@ pub struct ClusterReply {
     pub wanted: Vec<Announce>,
     /// BIRD's protocols whose names start with `sluice_` (the sessions, BFD, static routes).
     pub protocols: Vec<Protocol>,
+    /// `[sync]`'s state (`None` without `[sync]`).
+    #[serde(default)]
+    pub sync: Option<crate::sync::SyncStatus>,
 }
 
 /// The thread that tells BIRD, and what it last saw.

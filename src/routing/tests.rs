@@ -24,6 +24,7 @@ fn routing(dir: &Path) -> Routing {
             Peer { address: "10.10.3.253".parse().unwrap(), asn: 65001, port: 1179, bfd: false },
         ],
         priorities: vec![("10.99.0.101".parse().unwrap(), 2)],
+        backup_lips: vec!["10.10.2.2".parse().unwrap()],
     }
 }
 
@@ -183,4 +184,48 @@ fn the_announcer_configures_bird_and_survives_bird_going_away() {
     assert!(a.status().announced.is_empty());
     assert!(!std::fs::read_to_string(&r.include_file).unwrap().contains("10.99.0.100"));
     a.stop();
+}
+
+#[test]
+fn sync_peers_lips_are_backup_routes_at_the_lowest_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = routing(dir.path());
+    let none = slowpath::service::Services::default().snapshot();
+    let w = wanted(&r, &none, true);
+    let backup = Announce { address: "10.10.2.2".parse().unwrap(), kind: "backup".into(), priority: 9 };
+    assert_eq!(w, vec![backup.clone()]);
+    assert!(wanted(&r, &none, false).is_empty(), "nothing while the datapath is down");
+    assert!(wanted(&Routing { announce_lips: false, ..r.clone() }, &none, true).is_empty());
+    let text = bird::include_text(&r, &w);
+    let prepends = " bgp_path.prepend(65001);".repeat(9);
+    for part in [
+        "route 10.10.2.2/32 blackhole;".to_string(),
+        format!("if net ~ [ 10.10.2.2/32 ] then {{ bgp_med = 9;{prepends} }}"),
+        format!("if net ~ [ 10.10.2.2/32 ] then {{ bgp_med = 9; bgp_local_pref = 10;{prepends} }}"),
+    ] {
+        assert!(text.contains(&part), "{text}\n lacks {part:?}");
+    }
+}
+
+#[test]
+fn sluice_cluster_shows_sync_with_or_without_routing() {
+    let sync = crate::sync::SyncStatus {
+        node_id: 7,
+        port: 8848,
+        queue_bound: 65536,
+        standby: 3,
+        peers: vec![crate::sync::PeerStatus { address: "10.10.2.252".into(), ..Default::default() }],
+        ..Default::default()
+    };
+    let alone = cli::format(&ClusterReply { sync: Some(sync.clone()), ..ClusterReply::default() });
+    assert!(alone.starts_with("No [routing]: this node announces nothing."), "{alone}");
+    assert!(alone.contains("Sync: node 7 on UDP port 8848, queue 0/65536, 3 standby"), "{alone}");
+    assert!(alone.contains("10.10.2.252") && alone.contains("never"), "{alone}");
+    let both = cli::format(&ClusterReply {
+        bird_socket: "/run/bird/bird.ctl".into(),
+        bird_up: true,
+        sync: Some(sync),
+        ..ClusterReply::default()
+    });
+    assert!(both.starts_with("BIRD up at /run/bird/bird.ctl") && both.contains("Sync: node 7"), "{both}");
 }

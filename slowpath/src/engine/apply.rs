@@ -13,6 +13,9 @@ impl Engine {
     /// or whose NIC counters say it is idle): those are applied after the answers, so nothing
     /// is left for another pass.
     pub(super) fn apply(&mut self, w: usize, out: &mut Out, now_ns: u64) {
+        if !self.peer_lips.is_empty() {
+            self.take_over(w);
+        }
         for (port, frame) in out.neighbor.drain(..) {
             self.handle_neighbor(port, &frame, now_ns);
             self.queues.recycle(frame);

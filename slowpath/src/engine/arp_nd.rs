@@ -1,5 +1,5 @@
 //! ARP and IPv6 neighbour discovery at the engine: the appliance answers for the VIPs and LIPs
-//! it owns, learns its neighbours from what they send, and leaves its own port addresses to the
+//! it owns (and the peers' LIPs it took over, see `sync`), learns its neighbours from what they send, and leaves its own port addresses to the
 //! host's interface (the kernel answers for them), answering for them itself only when the
 //! port has no host interface.
 
@@ -17,7 +17,7 @@ impl Engine {
     /// Whether the slow path answers for `a` (a VIP or LIP, or a port address of a port with
     /// no host interface).
     fn answers_for(&self, port: u8, a: IpAddr) -> bool {
-        if self.table.is_vip(a) || self.table.is_lip(a) {
+        if self.table.is_vip(a) || self.table.is_lip(a) || self.taken.contains(&a) {
             return true;
         }
         self.net.own_port_address(a) == Some(port)

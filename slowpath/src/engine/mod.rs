@@ -16,13 +16,15 @@
 //!
 //! Submodules: `apply` (an [`Out`] made real), `arp_nd` (answering and learning from ARP and neighbour discovery),
 //! `bank` (one NIC counter set per real server, read in bulk into the servers' counters),
-//! `control` (services at run time, the flow listing, statistics), `pool` (worker threads).
+//! `control` (services at run time, the flow listing, statistics), `pool` (worker threads),
+//! `sync` (connection sync: events to the peers, their standby copies, LIP take-over).
 
 mod apply;
 mod arp_nd;
 mod bank;
 mod control;
 mod pool;
+mod sync;
 
 pub use control::{ConnInfo, EngineStats, HostSide, Location};
 
@@ -199,6 +201,10 @@ pub struct Engine {
     next_check_ns: u64,
     /// The NIC's counter sets, one per real server of each service.
     banks: bank::Banks,
+    /// `[sync]`: the workers' event queue, the peers' LIPs, and those taken over.
+    sync: Option<crate::sync::SyncQueue>,
+    peer_lips: Vec<IpAddr>,
+    taken: Vec<IpAddr>,
 }
 
 impl Engine {
@@ -266,6 +272,9 @@ impl Engine {
             now_ns,
             next_check_ns: now_ns + CHECK_NS,
             banks: bank::Banks::default(),
+            sync: None,
+            peer_lips: Vec::new(),
+            taken: Vec::new(),
         };
         engine.program_steering()?;
         Ok(engine)
@@ -276,6 +285,7 @@ impl Engine {
     fn program_steering(&mut self) -> Result<(), EngineError> {
         self.lips = self.table.lips();
         let mut lips = self.lips.clone();
+        lips.extend(self.peer_lips.iter().filter(|l| !self.lips.contains(l)));
         if lips.len() > 16 {
             tracing::warn!(
                 lips = lips.len(),

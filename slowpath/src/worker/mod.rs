@@ -11,7 +11,7 @@
 //! cookies, server-side handshake and held segments), `pp` (PROXY protocol v2: the header
 //! toward the server and its retransmission), `toa` (the client's address in a TCP option until the
 //! server is established), `icmp` (echo, errors quoting a flow, resets), `stats` (drop reasons
-//! and counters).
+//! and counters), `sync` (events to the peers, standby copies of theirs made active by a packet).
 
 mod conns;
 mod icmp;
@@ -20,6 +20,7 @@ mod path;
 mod pp;
 mod proxy;
 mod stats;
+mod sync;
 mod toa;
 
 pub use conns::Conn;
@@ -200,6 +201,9 @@ pub struct Worker {
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
+    /// Connection sync: the queue events leave by, the peers' standby copies, the peers' LIPs
+    /// and those whose first copy this worker made active (see `sync`).
+    sync: sync::WorkerSync,
 }
 
 impl Worker {
@@ -224,6 +228,7 @@ impl Worker {
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
+            sync: sync::WorkerSync::default(),
         }
     }
 
@@ -321,6 +326,7 @@ impl Worker {
             self.on_timer(e.key, e.generation, now_ns, out);
         }
         self.expired = expired;
+        self.standby_sweep(now_ns);
         if !self.reset_tuples.is_empty() {
             self.reset_tuples.retain(|_, until| *until > now_ns);
         }
@@ -374,6 +380,7 @@ impl Worker {
             c.deadline_ns = deadline;
             let t = c.timer;
             self.timers.arm(slot, t, deadline);
+            self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);
         } else {
             self.expire(slot, generation, now_ns, out);
         }

@@ -54,6 +54,11 @@ impl Worker {
             let generation = self.conns.get(slot).map_or(0, |c| c.generation);
             self.expire(slot, generation, now_ns, out);
         }
+        // A peer's connection that failed over to this node: its standby copy becomes active,
+        // and the packet is one of a known connection.
+        if self.activate(ip.proto, src, dst, now_ns) {
+            return self.transport(punt, pkt, now_ns, out);
+        }
         if !self.reset_tuples.is_empty()
             && self.reset_tuples.contains_key(&TupleKey { proto: ip.proto, src, dst })
         {
@@ -82,7 +87,7 @@ impl Worker {
                 self.new_conn(index, src, hash, &punt, pkt, now_ns, out);
                 out.spent.push(punt.frame);
             }
-            None if self.services.is_lip(ip.dst) => {
+            None if self.services.is_lip(ip.dst) || self.is_peer_lip(ip.dst) => {
                 // A server's packet to a LIP port this worker does not own: the NIC steered it
                 // by hash because it is not in the LIP filter, or the filter is full.
                 let owner = self.owner_of_lport(dport);
@@ -254,6 +259,7 @@ impl Worker {
         let new = NewConn { ep, proto, forward, state, now_ns, deadline_ns, backend_stats, service_stats };
         let slot = self.conns.insert(&new, FlowHashes { orig: orig_hash, reply: reply_hash });
         self.timers.arm(slot, 0, deadline_ns);
+        self.sync_emit(slot, crate::sync::SyncKind::Created, now_ns);
         slot
     }
 
@@ -284,7 +290,8 @@ impl Worker {
             (State::Udp { replied }, _) => State::Udp { replied: replied || dir == Dir::Reply },
             (s, _) => s,
         };
-        if c.state != before {
+        let changed = c.state != before;
+        if changed {
             count_state(backend_stats, before, -1);
             count_state(backend_stats, c.state, 1);
             let was_half = before == State::Tcp(TcpState::SynRecv);
@@ -356,6 +363,7 @@ impl Worker {
             let t = c.timer;
             self.timers.arm(slot, t, deadline);
         }
+        self.sync_changed(changed, slot, now_ns);
     }
 
     /// Sends a packet of connection `slot` toward `dst` as its mode forwards: rewritten from
@@ -470,7 +478,8 @@ impl Worker {
         if deadline > now_ns {
             c.deadline_ns = deadline;
             self.timers.arm(slot, timer, deadline);
-            return;
+            // Alive: the peers' copies get their deadline moved too.
+            return self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);
         }
         // The NIC forwards an offloaded connection without the host seeing it: ask how idle it
         // is before ending it. The answer comes back through `on_counters`.
@@ -502,6 +511,7 @@ impl Worker {
         if let Offload::Nic(h) = c.offload {
             out.removes.push(h);
         }
+        self.sync_ended(&c, now_ns);
         let ep = c.ep();
         if c.forward.uses_lip() {
             self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);

@@ -215,6 +215,7 @@ impl Worker {
             let client = c.ep().client.ip();
             self.half_open_src.leave(client);
         }
+        self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);
     }
 }
 

@@ -1,0 +1,117 @@
+//! Connection sync at the engine: the workers' sync queue and the peers' LIPs set once at
+//! start, each received event handed to the worker that would own the connection, and the
+//! take-over of a peer's LIP once one of its connections became active here.
+//!
+//! A peer's LIP is not answered for (ARP/ND) while the peer lives: on a network both nodes
+//! share, two answers for one address would split the servers' replies. It is taken over
+//! when a packet first makes one of its standby copies active, which is the sign that traffic
+//! for the peer's connections now reaches this node: from then on the engine answers for it
+//! and announces it once on every port (a gratuitous ARP, an unsolicited neighbour
+//! advertisement), as keepalived does on a VRRP take-over, so servers' caches move at once.
+//! The daemon also takes a peer's LIPs over when the peer's datagrams stop (its heartbeat
+//! comes every second), since the servers may be the only ones left talking to a dead
+//! peer's connections (a download's client waits in silence), and releases them when the
+//! peer's datagrams come back.
+
+use super::{Engine, EngineError};
+use crate::emit::{self, L2};
+use crate::sync::{SyncEvent, SyncQueue, SyncStats};
+use rtl_spec::wire::ArpHeader;
+use std::net::{IpAddr, Ipv6Addr};
+
+impl Engine {
+    /// Reports every worker's connection events to `queue`; `peer_lips` are the peers' LIPs
+    /// (replies to them are steered as replies to this node's own).
+    pub fn set_sync(&mut self, queue: SyncQueue, peer_lips: Vec<IpAddr>) -> Result<(), EngineError> {
+        for w in self.workers.iter_mut().chain(self.spares.iter_mut()) {
+            w.set_sync(queue.clone(), peer_lips.clone());
+        }
+        self.sync = Some(queue);
+        self.peer_lips = peer_lips;
+        self.program_steering()
+    }
+
+    /// The peers' events, received: each goes to the worker whose slice holds its LIP port,
+    /// which is also the worker the NIC steers its client tuple to when the nodes run the same
+    /// number of workers. An event that the two would put in different workers (the nodes'
+    /// `workers` differ) is ignored and counted.
+    pub fn sync_receive(&mut self, events: impl IntoIterator<Item = SyncEvent>, now_ns: u64) {
+        let Some(w0) = self.workers.first() else { return };
+        let mut placed = Vec::new();
+        for e in events {
+            let w = w0.owner_of_lport(e.ep.lip.port());
+            if w0.owner_of_client_tuple(e.ep.client, e.ep.vip, e.proto.number()) != w {
+                if let Some(q) = &self.sync {
+                    SyncStats::inc(&q.stats().ignored);
+                }
+                continue;
+            }
+            placed.push((usize::from(w), e));
+        }
+        for (w, e) in placed {
+            if let Some(worker) = self.workers.get_mut(w) {
+                worker.standby_apply(e, now_ns);
+            }
+        }
+    }
+
+    /// Standby copies held by all workers.
+    pub fn standby_count(&self) -> usize {
+        self.workers.iter().map(crate::worker::Worker::standby_count).sum()
+    }
+
+    /// The peers' LIPs taken over (answered for) so far.
+    pub fn taken_over(&self) -> &[IpAddr] {
+        &self.taken
+    }
+
+    /// Takes over `lips` (a peer that stopped sending is taken for dead, so its servers' ARP
+    /// requests for its LIPs are answered here and the servers told at once).
+    pub fn take_over_lips(&mut self, lips: &[IpAddr]) {
+        for &lip in lips {
+            if !self.taken.contains(&lip) {
+                tracing::info!(%lip, "a sync peer went quiet: taking over its local address");
+                self.taken.push(lip);
+                self.announce(lip);
+            }
+        }
+    }
+
+    /// Stops answering for `lips` (their peer is back).
+    pub fn release_lips(&mut self, lips: &[IpAddr]) {
+        self.taken.retain(|l| !lips.contains(l));
+    }
+
+    /// Takes over the peers' LIPs that worker `w` made a standby copy active with.
+    pub(super) fn take_over(&mut self, w: usize) {
+        let Some(worker) = self.workers.get_mut(w) else { return };
+        for lip in worker.take_takeovers() {
+            if self.taken.contains(&lip) {
+                continue;
+            }
+            tracing::info!(%lip, "a peer's connection failed over here: taking over its local address");
+            self.taken.push(lip);
+            self.announce(lip);
+        }
+    }
+
+    /// Announces that `lip` is reached through this node, on every port.
+    fn announce(&mut self, lip: IpAddr) {
+        let ports: Vec<(u8, [u8; 6])> =
+            self.net.ports().iter().enumerate().map(|(n, p)| (n as u8, p.mac)).collect();
+        for (port, mac) in ports {
+            let frame = match lip {
+                IpAddr::V4(a) => {
+                    let l2 = L2 { dst: [0xff; 6], src: mac, vlan: None };
+                    emit::arp(&l2, ArpHeader::REQUEST, mac, a, [0; 6], a)
+                }
+                IpAddr::V6(a) => {
+                    let all = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                    let na = emit::neighbor_advert(a, all, mac, false);
+                    emit::frame(&L2 { dst: emit::multicast_mac(all), src: mac, vlan: None }, &na)
+                }
+            };
+            self.inject(port, &frame);
+        }
+    }
+}
