@@ -41,7 +41,7 @@ struct Burst {
 }
 
 /// Asks the CPU to bring the cache line holding `value` in ahead of its use.
-#[inline(always)]
+#[inline]
 fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -102,13 +102,13 @@ impl Device {
         // Stage two: the record named by the first bucket's matching slot, prefetched; where the
         // first bucket has none, the second bucket is prefetched instead, for stage two-b.
         let mut second = [false; LOOKUP_BATCH];
-        for i in 0..n {
-            if let Stage::Lookup = b.stage[i] {
-                match self.table.candidate_in(b.place[i].bucket_a, b.place[i].sig) {
+        for ((stage, place), needs_second) in b.stage[..n].iter().zip(&b.place[..n]).zip(&mut second) {
+            if let Stage::Lookup = stage {
+                match self.table.candidate_in(place.bucket_a, place.sig) {
                     Some(record) => self.prefetch_record(record),
                     None => {
-                        second[i] = true;
-                        if let Some(bucket) = self.table.buckets.get(b.place[i].bucket_b as usize) {
+                        *needs_second = true;
+                        if let Some(bucket) = self.table.buckets.get(place.bucket_b as usize) {
                             prefetch(bucket);
                         }
                     }
@@ -116,10 +116,8 @@ impl Device {
             }
         }
         // Stage two-b: the same in the second bucket, for the frames that need it.
-        for i in 0..n {
-            if second[i]
-                && let Some(record) = self.table.candidate_in(b.place[i].bucket_b, b.place[i].sig)
-            {
+        for (place, _) in b.place[..n].iter().zip(&second).filter(|(_, needs)| **needs) {
+            if let Some(record) = self.table.candidate_in(place.bucket_b, place.sig) {
                 self.prefetch_record(record);
             }
         }
@@ -145,7 +143,7 @@ impl Device {
     }
 
     /// Both lines of record `record`: the key and rewrite, then the counters.
-    #[inline(always)]
+    #[inline]
     fn prefetch_record(&self, record: u32) {
         if let Some(record) = self.table.records.get(record as usize) {
             prefetch(record);
@@ -154,7 +152,7 @@ impl Device {
     }
 
     /// Stage one for one frame: the receive counters, the port and device checks, the parser.
-    #[inline(always)]
+    #[inline]
     fn admit(&mut self, port: u8, frame: &[u8]) -> (Stage, Parsed) {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += frame.len() as u64;

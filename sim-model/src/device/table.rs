@@ -80,7 +80,7 @@ impl FlowTable {
             .map(|slot| slot.record.get())
     }
 
-    #[inline(always)]
+    #[inline]
     fn matches(&self, slot: IndexSlot, sig: u16, key: &LookupKey) -> Option<(u32, bool)> {
         if !slot.word.valid() || slot.word.sig() != sig {
             return None;

@@ -64,14 +64,14 @@ impl<T: FromZeros> TableMemory<T> {
             advise_huge_pages(start, bytes);
         }
         // A page-aligned address is aligned for any `T` this holds (alignment ≤ 128).
-        debug_assert!((start as usize).is_multiple_of(std::mem::align_of::<T>()));
+        debug_assert_eq!(start as usize % std::mem::align_of::<T>(), 0);
         TableMemory { _map: Some(map), start: start.cast::<T>(), len, _owns: PhantomData }
     }
 }
 
 impl<T> Deref for TableMemory<T> {
     type Target = [T];
-    #[inline(always)]
+    #[inline]
     fn deref(&self) -> &[T] {
         // SAFETY: `start` is aligned for `T` and points at `len` elements inside the mapping this
         // value owns (or is dangling with `len == 0`); the mapping was zero-filled, and `T:
@@ -82,7 +82,7 @@ impl<T> Deref for TableMemory<T> {
 }
 
 impl<T> DerefMut for TableMemory<T> {
-    #[inline(always)]
+    #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`; `&mut self` makes this the only borrow of the elements.
         unsafe { std::slice::from_raw_parts_mut(self.start, self.len) }

@@ -82,7 +82,7 @@ pub fn classify(frame: &[u8]) -> Classified {
 }
 
 /// IPv4 from `rest` (everything after the L2 header, padding included).
-#[inline(always)]
+#[inline]
 fn ipv4(mut parsed: Parsed, l3_offset: usize, rest: &[u8]) -> Classified {
     let Ok((ip, _)) = Ipv4Header::ref_from_prefix(rest) else {
         return Classified::Drop(DropReason::Truncated);
@@ -147,7 +147,7 @@ fn ipv6(mut parsed: Parsed, l3_offset: usize, rest: &[u8]) -> Classified {
 }
 
 /// TCP or UDP (`parsed.proto`) from `l4`, the transport bytes of the IP packet.
-#[inline(always)]
+#[inline]
 fn transport(mut parsed: Parsed, l4_offset: usize, l4: &[u8]) -> Classified {
     if parsed.proto == IPPROTO_TCP {
         let Ok((tcp, _)) = TcpHeader::ref_from_prefix(l4) else {
