@@ -124,6 +124,7 @@ fn start_download(c: &Cluster) -> (Child, std::thread::JoinHandle<Vec<u8>>) {
 #[test]
 #[ignore = "needs root: network namespaces, veths and BIRD (bird2); scripts/test-all runs it"]
 fn kill_9_of_a_node_keeps_every_download_and_keepalive_connection_through_its_peer() {
+    let _alone = super::one_cluster_at_a_time();
     let c = Cluster::build("slcs");
     c.wait_hops("10.99.0.100", 2, Duration::from_secs(30));
     for n in 0..2 {

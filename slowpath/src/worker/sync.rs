@@ -57,6 +57,12 @@ impl Worker {
     /// Reports an event of the connection in `slot` (nothing without `[sync]`).
     pub(super) fn sync_emit(&self, slot: u32, kind: SyncKind, now_ns: u64) {
         let Some(q) = &self.sync.queue else { return };
+        // A PROXY-protocol connection's server side is shifted by its header's length, which a
+        // sync record does not carry: a peer that took it over would forward the stream
+        // unshifted and corrupt it. Not synced, it breaks cleanly on failover instead.
+        if !self.pps.is_empty() && self.pps.contains_key(&slot) {
+            return;
+        }
         let Some(c) = self.conns.get(slot) else { return };
         let timeout = self.cfg.timeouts.of(c.state).as_nanos() as u64;
         let delta = self.proxies.get(&slot).and_then(|p| p.delta);
