@@ -177,6 +177,7 @@ fn control() -> Seeds {
         local_addresses: vec!["10.10.2.1".into()],
         conn_limit: 0,
         synproxy: false,
+        proxy_protocol: None,
     };
     let requests = [
         ("services", Request::Services),
