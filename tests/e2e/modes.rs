@@ -1,5 +1,5 @@
-//! The forwarding modes beside FullNAT with real Linux TCP stacks (`forward = "dr"` and
-//! `"nat"`): curl gets 200 through each, 24 MB go each way byte-identical, and captures on the
+//! The forwarding modes beside FullNAT with real Linux TCP stacks (`forward = "dr"`, `"nat"`
+//! and `"tun"`): curl gets 200 through each, 24 MB go each way byte-identical, and captures on the
 //! wires of the appliance's ports show the replies taking the path the mode promises.
 //!
 //! - DR: the servers are on the appliance's L2 segment (the switch behind `lb1`) and hold the
@@ -14,9 +14,14 @@
 //!   `nat_gateway`); they see the client's own address, and their replies cross `lb1` addressed
 //!   to the client, unchanged, before the appliance sends them on from the VIP.
 //!
-//! TUN is not here: the kernels these tests run on may lack the `ipip` and `ip6_tunnel`
-//! modules (the model's and the slow path's IP-in-IP are checked by the fixture corpus, the
-//! slow path's tests and replay).
+//! - TUN: the appliance sends the client's packet inside IPv4-in-IPv4 from the service's local
+//!   address (10.10.2.1) to the server, over `lb1`. The kernels these tests run on may lack the
+//!   `ipip` and `ip6_tunnel` modules (no `tunl0`), so each server runs a userspace decapsulator
+//!   instead (`tests/e2e/ipip_decap.py`): a raw socket for protocol 4 takes the outer packets
+//!   (so the kernel does not answer them with ICMP protocol unreachable) and the inner packet
+//!   goes into a TUN device `vip0` holding the VIP, where the server's kernel receives it as
+//!   from `tunl0`. Replies take the direct-return path, as DR's. A capture on each server's
+//!   `eth0` shows the tunnel's outer addresses and the client's packet inside, and no ICMP.
 
 use super::harness::{Appliance, Mode, Wire, have, require_root, topo};
 use super::{pattern, sha};
@@ -51,7 +56,7 @@ struct Capture {
 
 impl Capture {
     fn start(dir: &Path, ns: &str, ifname: &str, filter: &str) -> Capture {
-        let file = dir.join(format!("{ifname}.pcap"));
+        let file = dir.join(format!("{ns}-{ifname}.pcap"));
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, "tcpdump", "-i", ifname, "-nn", "-U", "-B", "32768", "-w"])
             .arg(&file)
@@ -223,4 +228,104 @@ fn nat_replies_come_back_through_the_appliance_with_the_client_address() {
         from_servers.iter().find(|l| !l.contains(" > 10.10.1.10."))
     );
     assert!(to_client.len() > 1000, "and left lb0 from the VIP: {}", to_client.len());
+}
+
+/// The userspace decapsulator the TUN test's servers run in place of `tunl0` / `ip6tnl0`.
+const DECAP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ipip_decap.py");
+
+/// Makes server namespace `rs` a TUN real server without the kernel's `ipip` module: a TUN
+/// device `vip0` holding the VIP, reverse-path filtering off (the client's packets come in on
+/// `vip0`, the route back to it leaves by `eth0`), and `ipip_decap.py` feeding `vip0` with what
+/// arrives IPv4-in-IPv4 (started, and waited for until it says it is ready; it dies with the
+/// topology).
+fn tun_server(a: &mut Appliance, rs: &str) {
+    ns(rs, &["ip", "tuntap", "add", "dev", "vip0", "mode", "tun"]);
+    ns(rs, &["ip", "addr", "add", "10.10.1.100/32", "dev", "vip0"]);
+    ns(rs, &["ip", "link", "set", "vip0", "up"]);
+    for key in ["all", "default", "eth0", "vip0"] {
+        ns(rs, &["sysctl", "-q", "-w", &format!("net.ipv4.conf.{key}.rp_filter=0")]);
+    }
+    ns(rs, &["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1"]);
+    ns(rs, &["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_announce=2"]);
+    // The client's segments get a 20-byte outer header on the way: the server advertises an
+    // MSS that leaves room for it within lb1's 1500-byte MTU (the appliance drops what would
+    // not fit, as `over_mtu`), as TUN real servers are set up.
+    let route = [topo::CLIENT_V4, "/32"].concat();
+    ns(rs, &["ip", "route", "change", &route, "via", topo::CLIENT_DIRECT_V4, "advmss", "1440"]);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", rs, "python3", DECAP, "vip0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 ipip_decap.py");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    a.net.topo.adopt(child);
+    assert_eq!(line.trim(), "ready", "ipip_decap.py in {rs} did not start");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, veth pairs and TUN devices, curl, tcpdump and python3 (scripts/test-all runs it)"]
+fn tun_servers_decapsulate_and_answer_the_client_directly() {
+    require_root();
+    assert!(
+        have("curl") && have("tcpdump") && have("python3"),
+        "curl, tcpdump and python3 are needed (scripts/test-all installs them)"
+    );
+    let mut a = Appliance::start_edited(
+        "sl-mtun",
+        2,
+        Mode::InProcess(Wire::AfXdp),
+        ("rr", &[1, 1], None, ""),
+        &|cfg| with_services(&cfg, &service("tun", "local_addresses = [\"10.10.2.1\"]")),
+    );
+    a.net.direct_return().expect("the direct return path");
+    for (n, rs) in a.net.servers.clone().iter().enumerate() {
+        tun_server(&mut a, rs);
+        let name = format!("rs{}", n + 1);
+        let args = ["internal", "http-server", "--listen", "10.10.1.100:80", "--name", &name];
+        a.net.topo.spawn(rs, super::harness::SLUICE, &args, true).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let servers = a.net.servers.clone();
+    // What reaches each server: the tunnel's packets, and any ICMP it sends back or receives.
+    let arrived: Vec<Capture> =
+        servers.iter().map(|rs| Capture::start(&a.dir, rs, "eth0", "ip proto 4 or icmp")).collect();
+    let to_client = Capture::start(&a.dir, &a.net.client, "c0", "tcp and src host 10.10.1.100");
+    let direct = Capture::start(&a.dir, &a.net.client, "c1", "tcp and src host 10.10.1.100");
+    client_address_kept_and_24_mb_each_way(&a);
+    flows_are(&a, "tun");
+    let stats = a.stats();
+    let (through_lb, direct) = (to_client.stop(), direct.stop());
+    let arrived: Vec<Vec<String>> = arrived.into_iter().map(Capture::stop).collect();
+    eprintln!(
+        "TUN: {:?} IP-in-IP packets at the servers, {} server packets on the direct path, {} through the \
+         appliance, {} NIC hits",
+        arrived.iter().map(Vec::len).collect::<Vec<_>>(),
+        direct.len(),
+        through_lb.len(),
+        stats["nic"]["hits"]
+    );
+    for (n, lines) in arrived.iter().enumerate() {
+        // Outer: the service's local address to the server; inner: the client to the VIP.
+        let tunnel = format!(" IP 10.10.2.1 > {}: IP {}.", topo::server_v4(n), topo::CLIENT_V4);
+        assert!(lines.len() > 10, "server {} received the client's packets in the tunnel: {lines:?}", n + 1);
+        assert!(
+            lines.iter().all(|l| l.contains(&tunnel) && l.contains(" > 10.10.1.100.80: ")),
+            "server {}: IPv4-in-IPv4 from 10.10.2.1, the client's packet to the VIP inside, and no ICMP: {:?}",
+            n + 1,
+            lines.iter().find(|l| !(l.contains(&tunnel) && l.contains(" > 10.10.1.100.80: ")))
+        );
+    }
+    assert!(
+        arrived.iter().map(Vec::len).sum::<usize>() > 1000,
+        "the upload crossed the tunnels: {:?}",
+        arrived.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert!(
+        through_lb.is_empty(),
+        "no server packet crossed the appliance: {:?}",
+        &through_lb[..through_lb.len().min(3)]
+    );
+    assert!(direct.len() > 1000, "the replies came over the direct path: {}", direct.len());
 }
