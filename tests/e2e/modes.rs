@@ -317,6 +317,9 @@ fn tun_servers_decapsulate_and_answer_the_client_directly() {
             lines.iter().find(|l| !(l.contains(&tunnel) && l.contains(" > 10.10.1.100.80: ")))
         );
     }
+    // The servers' MSS left room for the outer header: nothing was dropped for the MTU.
+    assert_eq!(stats["punts"]["over_mtu"], 0, "NIC punts over the MTU: {stats}");
+    assert_eq!(stats["slowpath_drops"]["over_mtu"], 0, "host-path drops over the MTU: {stats}");
     assert!(
         arrived.iter().map(Vec::len).sum::<usize>() > 1000,
         "the upload crossed the tunnels: {:?}",
