@@ -55,11 +55,13 @@ fn run_time_checks(req: &Request) {
                 &spec.local_addresses,
                 spec.conn_limit,
                 spec.synproxy,
+                spec.proxy_protocol.as_deref(),
             );
             if let Some(s) = checked("service_add", got) {
                 assert_eq!(Some(s.vip), spec.vip.parse::<SocketAddr>().ok(), "another VIP than asked");
                 assert_eq!(s.conn_limit, spec.conn_limit);
                 assert_eq!(s.synproxy, spec.synproxy);
+                assert_eq!(s.proxy_protocol, spec.proxy_protocol, "another PROXY protocol than asked");
                 assert!(s.backends.is_empty());
             }
         }
