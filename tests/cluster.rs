@@ -253,6 +253,14 @@ lips = ["10.10.2.{peer}"]
         );
         let cfg_path = self.path(&format!("{name}.toml"));
         std::fs::write(&cfg_path, cfg).unwrap();
+        self.spawn_daemon(n);
+    }
+
+    /// Starts node `n`'s daemon on the configuration `start_node` wrote (again, after a kill:
+    /// its BIRD keeps running) and waits until it is ready.
+    fn spawn_daemon(&mut self, n: usize) {
+        let (ns, name) = (self.nodes[n].clone(), format!("n{}", n + 1));
+        let cfg_path = self.path(&format!("{name}.toml"));
         let mut child = Command::new("ip")
             .args(["netns", "exec", &ns, SLUICE, "run", "--config"])
             .arg(&cfg_path)
@@ -261,7 +269,12 @@ lips = ["10.10.2.{peer}"]
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        self.pids.push(child.id());
+        // pids[n] is node n's daemon (nodes start in order; a restart replaces its entry).
+        if n < self.pids.len() {
+            self.pids[n] = child.id();
+        } else {
+            self.pids.push(child.id());
+        }
         let stderr = child.stderr.take().unwrap();
         self.topo.adopt(child);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -444,5 +457,7 @@ fn two_nodes_behind_bird_spread_withdraw_and_fail_over() {
     assert_eq!(ok_after, 20);
 }
 
+#[path = "cluster_support/soak.rs"]
+mod soak;
 #[path = "cluster_support/sync_scenario.rs"]
 mod sync_scenario;
