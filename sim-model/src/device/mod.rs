@@ -133,6 +133,9 @@ pub struct Device {
     ager: AgerState,
     reset_count: u32,
     stalled: bool,
+    /// The receive pipeline's per-burst arrays, kept between bursts so that a burst does not
+    /// initialise 4 KiB of them first (taken while a burst runs).
+    burst: Option<Box<pipeline::Burst>>,
     scratch_frame: Vec<u8>,
     /// The burst every port receives into, reused from round to round.
     rx_burst: RxBurst,
@@ -177,6 +180,7 @@ impl Device {
             ager: AgerState::default(),
             reset_count: 0,
             stalled: false,
+            burst: None,
             scratch_frame: Vec::with_capacity(2048),
             rx_burst: RxBurst::with_capacity(BURST, BURST * 2048),
             tx_pending: 0,

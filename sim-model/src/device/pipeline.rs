@@ -8,7 +8,7 @@
 //! (the fixture corpus goes through this path one frame at a time, and the benchmarks in
 //! bursts). The time is read once per burst: every frame of a burst arrives "now".
 //!
-//! A burst allocates nothing: its stages live in a fixed array on the stack.
+//! A burst allocates nothing: its stages live in fixed arrays the device keeps between bursts.
 
 use super::Device;
 use crate::packet::{Classified, Parsed, classify};
@@ -33,7 +33,7 @@ enum Stage {
 
 /// A burst in flight, kept as arrays (one entry per frame) so that a stage touches only what it
 /// needs: the parse, the key and its placement (the hash, computed once), and the verdict.
-struct Burst {
+pub(super) struct Burst {
     stage: [Stage; LOOKUP_BATCH],
     parsed: [Parsed; LOOKUP_BATCH],
     key: [LookupKey; LOOKUP_BATCH],
@@ -73,13 +73,18 @@ impl Device {
     fn receive_chunk(&mut self, frames: &[(u8, &[u8])]) {
         debug_assert!(frames.len() <= LOOKUP_BATCH);
         let n = frames.len();
-        let no_place = Placement { bucket_a: 0, bucket_b: 0, sig: 0 };
-        let mut b = Burst {
-            stage: [Stage::Dropped; LOOKUP_BATCH],
-            parsed: [Parsed::default(); LOOKUP_BATCH],
-            key: [LookupKey::default(); LOOKUP_BATCH],
-            place: [no_place; LOOKUP_BATCH],
-        };
+        // Every entry below `n` is written in stage one before it is read (`key` and `place`
+        // only for lookups, and only lookups read them), so what a previous burst left is never
+        // seen.
+        let mut b = self.burst.take().unwrap_or_else(|| {
+            let no_place = Placement { bucket_a: 0, bucket_b: 0, sig: 0 };
+            Box::new(Burst {
+                stage: [Stage::Dropped; LOOKUP_BATCH],
+                parsed: [Parsed::default(); LOOKUP_BATCH],
+                key: [LookupKey::default(); LOOKUP_BATCH],
+                place: [no_place; LOOKUP_BATCH],
+            })
+        });
         // Stage one: admit and parse; hash each lookup once and prefetch its first bucket (the
         // host places an entry in its first bucket whenever there is room, so most hits end
         // there, and one line is half the memory traffic of two).
@@ -140,6 +145,7 @@ impl Device {
                 },
             }
         }
+        self.burst = Some(b);
     }
 
     /// Both lines of record `record`: the key and rewrite, then the counters.
