@@ -309,4 +309,4 @@ pub fn adjust(packet: &mut [u8], l4: usize, reply: bool, delta: u32) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

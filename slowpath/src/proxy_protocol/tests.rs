@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::packet::{self, L4};
+use crate::synproxy::tests::{fields, tcp_with_sack as tcp};
 use rtl_spec::formats::FlowTuple;
 
 fn sa(s: &str) -> SocketAddr {
@@ -88,25 +89,6 @@ fn sequence_comparison_wraps() {
     assert_eq!(end, 23);
     assert!(seq_ge(end, isn.wrapping_add(1)));
     assert!(!seq_ge(isn.wrapping_add(1), end));
-}
-
-/// A checksummed IPv4 TCP packet with SACK blocks and a payload.
-fn tcp(seq: u32, ack: u32, blocks: &[(u32, u32)]) -> Vec<u8> {
-    let mut opts = vec![1, 1, 5, (2 + 8 * blocks.len()) as u8];
-    for (l, r) in blocks {
-        opts.extend_from_slice(&l.to_be_bytes());
-        opts.extend_from_slice(&r.to_be_bytes());
-    }
-    let mut seg = synproxy::segment(1000, 80, seq, ack, 0x10, 500, &opts);
-    seg.extend_from_slice(b"payload");
-    crate::emit::ip_packet("10.1.0.1".parse().unwrap(), "10.2.0.7".parse().unwrap(), 6, 64, seg, 16)
-}
-
-fn fields(p: &[u8]) -> (u32, u32, Vec<u32>) {
-    let seg = &p[20..];
-    let word = |at: usize| u32::from_be_bytes(seg[at..at + 4].try_into().unwrap());
-    let hl = usize::from(seg[12] >> 4) * 4;
-    (word(4), word(8), (24..hl).step_by(4).map(word).collect())
 }
 
 #[test]

@@ -67,8 +67,9 @@ fn the_proxy_segments_are_well_formed() {
     assert_eq!((sport, dport, flags, seq, ack, header_len), (80, 40000, 0x12, 0xdead_beef, 100, 28));
 }
 
-/// Builds an IPv4 TCP packet with a SACK option and the given fields, checksummed.
-fn tcp_with_sack(seq: u32, ack: u32, blocks: &[(u32, u32)]) -> Vec<u8> {
+/// Builds an IPv4 TCP packet with a SACK option and the given fields, checksummed (the PROXY
+/// protocol's tests use it too).
+pub(crate) fn tcp_with_sack(seq: u32, ack: u32, blocks: &[(u32, u32)]) -> Vec<u8> {
     let mut opts = vec![1, 1, 5, (2 + 8 * blocks.len()) as u8];
     for (l, r) in blocks {
         opts.extend_from_slice(&l.to_be_bytes());
@@ -79,7 +80,8 @@ fn tcp_with_sack(seq: u32, ack: u32, blocks: &[(u32, u32)]) -> Vec<u8> {
     crate::emit::ip_packet("10.1.0.1".parse().unwrap(), "10.2.0.7".parse().unwrap(), 6, 64, seg, 16)
 }
 
-fn fields(p: &[u8]) -> (u32, u32, Vec<u32>) {
+/// The sequence number, acknowledgement and SACK option words of an IPv4 TCP packet.
+pub(crate) fn fields(p: &[u8]) -> (u32, u32, Vec<u32>) {
     let seg = &p[20..];
     let word = |at: usize| u32::from_be_bytes(seg[at..at + 4].try_into().unwrap());
     let hl = usize::from(seg[12] >> 4) * 4;

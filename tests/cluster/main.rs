@@ -12,7 +12,7 @@
 //!
 //! VIP 10.99.0.100:80; node N's LIP is 10.10.2.N, its port p1 address 10.10.2.25N. The nodes
 //! sync their connections to each other over that network (`[sync]`), each announcing the
-//! other's LIP as a backup route; `cluster_support/sync_scenario.rs` kills one in the middle of
+//! other's LIP as a backup route; `sync_scenario.rs` kills one in the middle of
 //! downloads and keep-alive connections. Both nodes
 //! are AS 65001, the router AS 65000 with `check link off` (a router behind a switch does not
 //! see a node's link go down: BFD must notice), and the client has `net.core.txrehash = 0`
@@ -457,7 +457,5 @@ fn two_nodes_behind_bird_spread_withdraw_and_fail_over() {
     assert_eq!(ok_after, 20);
 }
 
-#[path = "cluster_support/soak.rs"]
 mod soak;
-#[path = "cluster_support/sync_scenario.rs"]
 mod sync_scenario;

@@ -204,5 +204,4 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram, BadDatagram> {
 }
 
 #[cfg(test)]
-#[path = "wire_tests.rs"]
 mod tests;

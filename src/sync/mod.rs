@@ -487,5 +487,4 @@ pub fn format(st: &SyncStatus) -> String {
 }
 
 #[cfg(test)]
-#[path = "sync_tests.rs"]
 mod tests;
