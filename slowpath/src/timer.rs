@@ -7,6 +7,10 @@
 //! timeout it stands for, and the owner ignores an expiry whose generation is stale (a
 //! connection that saw traffic re-arms with a new generation). A clock that jumps (a capture
 //! with a gap, a test that skips an hour) costs one visit of every slot, not one per tick.
+//!
+//! An armed timer is 12 bytes (one per connection, the memory budget counts them): its
+//! deadline is kept as the tick it falls in, counted from the wheel's start in 32 bits and
+//! compared with wrapping arithmetic, which holds for deadlines up to 248 days ahead.
 
 /// Length of a tick, nanoseconds (10 ms).
 pub const TICK_NS: u64 = 10_000_000;
@@ -26,7 +30,8 @@ pub struct Expired {
 struct Entry {
     key: u32,
     generation: u32,
-    deadline: u64,
+    /// The tick the deadline falls in, from the wheel's `epoch` (wrapping).
+    tick: u32,
 }
 
 /// The wheel.
@@ -35,13 +40,16 @@ pub struct TimerWheel {
     slots: Vec<Vec<Entry>>,
     /// The last tick whose slot has been visited (every tick up to it has wholly passed).
     tick: u64,
+    /// The tick the wheel started at: entries count their ticks from it.
+    epoch: u64,
     armed: usize,
 }
 
 impl TimerWheel {
     /// A wheel whose time starts at `now_ns`.
     pub fn new(now_ns: u64) -> Self {
-        TimerWheel { slots: vec![Vec::new(); SLOTS], tick: (now_ns / TICK_NS).saturating_sub(1), armed: 0 }
+        let tick = (now_ns / TICK_NS).saturating_sub(1);
+        TimerWheel { slots: vec![Vec::new(); SLOTS], tick, epoch: tick, armed: 0 }
     }
 
     /// Timers armed and not yet fired (stale ones included).
@@ -58,25 +66,31 @@ impl TimerWheel {
     /// [`Self::advance`].
     pub fn arm(&mut self, key: u32, generation: u32, deadline_ns: u64) {
         let t = (deadline_ns / TICK_NS).max(self.tick + 1);
-        self.slots[(t % SLOTS as u64) as usize].push(Entry { key, generation, deadline: deadline_ns });
+        // Truncated to 32 bits on purpose: compared wrapping (see the module's docs).
+        let tick = t.wrapping_sub(self.epoch) as u32;
+        self.slots[(t % SLOTS as u64) as usize].push(Entry { key, generation, tick });
         self.armed += 1;
     }
 
-    /// Moves time to `now_ns` and appends every timer whose deadline is at or before it, up to
-    /// one tick late: only ticks that have wholly passed are visited, so a timer due later in
-    /// the current tick is found at the next advance, not a turn of the wheel later.
+    /// Moves time to `now_ns` and appends every timer whose deadline is before it, up to one
+    /// tick late: only ticks that have wholly passed are visited (a timer fires once the tick
+    /// its deadline falls in is over, never before its deadline).
     pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Expired>) {
         let Some(done) = (now_ns / TICK_NS).checked_sub(1) else { return };
         if done <= self.tick {
             return;
         }
         let steps = (done - self.tick).min(SLOTS as u64);
+        // Truncated to 32 bits on purpose, as the entries' ticks are.
+        let done_rel = done.wrapping_sub(self.epoch) as u32;
         for i in 1..=steps {
             let slot = ((self.tick + i) % SLOTS as u64) as usize;
             let entries = &mut self.slots[slot];
             let before = entries.len();
             entries.retain(|e| {
-                if e.deadline <= now_ns {
+                // The entry's tick is at most 2^31 ticks from now either way: it has come when
+                // the wrapping distance from it to now is under half the range.
+                if done_rel.wrapping_sub(e.tick) < 1 << 31 {
                     out.push(Expired { key: e.key, generation: e.generation });
                     false
                 } else {
@@ -141,6 +155,27 @@ mod tests {
         let mut out = Vec::new();
         w.advance(100 * S + TICK_NS, &mut out);
         assert_eq!(out, vec![Expired { key: 9, generation: 1 }]);
+    }
+
+    #[test]
+    fn deadlines_across_the_32_bit_tick_wrap_fire_on_time() {
+        let start = 7 * S;
+        let mut w = TimerWheel::new(start);
+        let mut out = Vec::new();
+        // Jump to 10 ticks before the entries' 32-bit tick count wraps (one visit of every
+        // slot, as any jump), then arm across the wrap.
+        let near_wrap = start + ((1u64 << 32) - 10) * TICK_NS;
+        w.advance(near_wrap, &mut out);
+        assert!(out.is_empty());
+        w.arm(1, 0, near_wrap + 30 * TICK_NS);
+        w.arm(2, 0, near_wrap + 5 * TICK_NS);
+        w.advance(near_wrap + 20 * TICK_NS, &mut out);
+        assert_eq!(out, vec![Expired { key: 2, generation: 0 }], "the one due before the wrap, only");
+        out.clear();
+        w.advance(near_wrap + 29 * TICK_NS, &mut out);
+        assert!(out.is_empty(), "after the wrap, not early");
+        w.advance(near_wrap + 32 * TICK_NS, &mut out);
+        assert_eq!(out, vec![Expired { key: 1, generation: 0 }]);
     }
 }
 

@@ -48,15 +48,20 @@ impl Engine {
         if !out.queries.is_empty() {
             let queries: Vec<(u32, u32, Handle)> = out.queries.drain(..).collect();
             let handles: Vec<Handle> = queries.iter().map(|q| q.2).collect();
-            let counters = match self.flows.counters(&handles, false) {
+            // Read and cleared: the connections add what the NIC counted since the last read,
+            // and keep no copy of the NIC's counters.
+            let mut counters = match self.flows.counters(&handles, true) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "querying flow counters failed");
                     Vec::new()
                 }
             };
+            // Many timers fire together (a burst of connections set up together): a sorted
+            // answer is searched, not scanned per query.
+            counters.sort_unstable_by_key(|(h, _)| *h);
             for (slot, generation, h) in queries {
-                let k = counters.iter().find(|(x, _)| *x == h).map(|(_, k)| *k);
+                let k = counters.binary_search_by_key(&h, |(x, _)| *x).ok().map(|i| counters[i].1);
                 self.workers[w].on_counters(slot, generation, k, now_ns, out);
             }
             // The idle connections among them ended: their flows go.

@@ -58,16 +58,17 @@ pub struct ConnInfo {
     pub bytes: [u64; 2],
     /// Milliseconds since its last packet.
     pub idle_ms: u64,
-    /// What the host path alone counted (to add the NIC's counters to on a refresh).
+    /// What the host holds (to add the NIC's uncleared counters to on a refresh).
     pub host: HostSide,
 }
 
-/// A connection's host-path counters and timeout, behind a [`ConnInfo`].
+/// A connection's counters as the host holds them, and its timeout, behind a [`ConnInfo`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostSide {
-    /// Packets the host forwarded (original, reply).
+    /// Packets the host forwarded and the NIC reported up to the last clearing read
+    /// (original, reply); a refresh adds what the NIC counted since.
     pub packets: [u64; 2],
-    /// Bytes the host forwarded.
+    /// Bytes, counted as `packets` are.
     pub bytes: [u64; 2],
     /// When the host last saw a packet, ns.
     pub last_ns: u64,
@@ -233,23 +234,23 @@ impl Engine {
         let timeouts = self.cfg.timeouts;
         let mut out = Vec::new();
         for w in &self.workers {
-            for c in w.conns() {
-                let (location, record) = match c.offload {
+            for (c, route) in w.conns() {
+                let (location, record) = match c.offload() {
                     Offload::Nic(h) => (Location::Nic, Some(h.0)),
                     _ => (Location::Host, None),
                 };
                 let timeout_ns = timeouts.of(c.state).as_nanos() as u64;
                 out.push(ConnInfo {
                     worker: w.id(),
-                    proto: c.proto.as_str(),
+                    proto: route.proto.as_str(),
                     state: c.state.name(),
                     expire_ms: (c.last_ns + timeout_ns).saturating_sub(now) / 1_000_000,
-                    endpoints: c.ep(),
-                    forward: c.forward,
+                    endpoints: c.ep(route),
+                    forward: route.forward,
                     location,
                     record,
-                    packets: c.total_packets(),
-                    bytes: c.total_bytes(),
+                    packets: c.packets,
+                    bytes: c.bytes,
                     idle_ms: now.saturating_sub(c.last_ns) / 1_000_000,
                     host: HostSide {
                         packets: c.packets,

@@ -1,13 +1,18 @@
 //! A worker's connection store: compact records in a slab, found by either tuple through one
 //! open-addressing index, with the tuples' hashes computed once and carried.
 //!
-//! **Records.** A [`Conn`] holds its four endpoints as raw 16-byte addresses and ports (not
-//! `SocketAddr`s, which are 32 bytes each), its counters, its state and timer, and a 32-bit
-//! reference to the server's and service's counters instead of two `Arc`s. Records live in a
-//! slab of fixed pages of [`PAGE`] records (growing by a page, never by doubling and copying a
-//! whole table), indexed by a slot number; a slot's generation grows each time it is reused, so a
-//! stale `(slot, generation)` (an install result or an NIC answer for a connection that ended)
-//! never reaches the connection that took the slot next. No connection allocates on the heap.
+//! **Records.** A [`Conn`] (112 bytes, a test holds it there) keeps only what is its own: the
+//! client's address and port, the LIP port, both tuple hashes, its times, counters, state and
+//! timer. The VIP, the server, the LIP, the protocol, the mode and the server's and service's
+//! counters are the same for every connection to one server through one LIP: they are one
+//! [`Route`] of the store, held once with a count of its users, and the connection names it by
+//! a 32-bit reference. The NIC's counters are read and cleared and added to the connection's
+//! own ([`Conn::add_nic`]), so no copy of them is kept. Records live in a slab of fixed pages of
+//! [`PAGE`] records (growing by a page, never by doubling and copying a whole table), indexed
+//! by a slot number; a slot's generation grows each time it is reused (a free slot's is kept
+//! in the free list), so a stale `(slot, generation)` (an install result or an NIC answer for a
+//! connection that ended) never reaches the connection that took the slot next. No connection
+//! allocates on the heap.
 //!
 //! **Index.** Both tuples of every connection (client → VIP, server → LIP) are in one
 //! linear-probing table of 8-byte cells: the tuple's hash (`KeyHash::a`, the NIC's first
@@ -31,44 +36,41 @@ use rtl_spec::hash::{KeyHash, Seeds};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A connection.
+/// A connection: only what is its own. What it shares with every other connection to the same
+/// server through the same local address (the VIP, the server, the LIP, the protocol, the mode
+/// and the counters) is one [`Route`] of the store, named by a 32-bit reference.
 #[derive(Debug)]
 pub struct Conn {
-    /// Client, VIP, LIP, real server (IPv4 in the first four bytes).
-    addrs: [[u8; 16]; 4],
-    /// Their ports, in the same order.
-    ports: [u16; 4],
+    /// The client's address (IPv4 in the first four bytes).
+    client: [u8; 16],
     /// The hashes of the original (client → VIP) and reply (server → LIP) tuples.
     hashes: FlowHashes,
-    /// Generation of the slot (increases each time the slot is reused).
-    pub generation: u32,
-    /// When it was created, ns.
-    pub created_ns: u64,
+    /// When it was created, in milliseconds of the injected clock, truncated to 32 bits (an
+    /// age is a wrapping difference: exact for 49 days, which is all the offload policy asks).
+    created_ms: u32,
     /// When a packet of it was last seen by the host, ns.
     pub last_ns: u64,
     /// The deadline of its armed timer.
     pub(super) deadline_ns: u64,
-    /// Packets forwarded by the host path (original, reply).
+    /// Packets (original, reply) the host path forwarded, plus those the NIC reported: the
+    /// NIC's counters are read and cleared ([`Conn::add_nic`]), so no copy of them is kept.
     pub packets: [u64; 2],
-    /// Bytes (IP length) forwarded by the host path.
+    /// Bytes (IP length), counted as `packets` are.
     pub bytes: [u64; 2],
-    /// The NIC's packet counters at the last query or event.
-    nic_packets: [u32; 2],
-    /// The NIC's byte counters at the last query or event.
-    nic_bytes: [u64; 2],
+    /// Generation of the slot (increases each time the slot is reused).
+    pub generation: u32,
     /// The generation of its armed timer.
     pub(super) timer: u32,
-    /// Its entry in the store's counter references.
-    stats: u32,
-    /// Where it is forwarded.
-    pub offload: Offload,
+    /// Its route in the store ([`ConnStore::route`]).
+    route: u32,
+    /// The client's port.
+    client_port: u16,
+    /// The local port toward the server (FullNAT; the client's port where no LIP is used).
+    lip_port: u16,
+    /// Where it is forwarded ([`Conn::offload`], packed by [`pack_offload`]).
+    offload: u32,
     /// Protocol state.
     pub state: State,
-    /// TCP or UDP.
-    pub proto: Proto,
-    /// How it is forwarded (its service's mode when it was created).
-    pub forward: Forward,
-    v6: bool,
     /// A query for the NIC's counters is on the way.
     pub(super) querying: bool,
     /// Its NIC record is (to be) written server first (PROXY protocol): the record's counters
@@ -76,34 +78,87 @@ pub struct Conn {
     pub server_first: bool,
 }
 
-const CLIENT: usize = 0;
-const VIP: usize = 1;
-const LIP: usize = 2;
-const RS: usize = 3;
+/// What the connections to one server of one service through one local address share: held
+/// once in the store, with a count of the connections that use it, so that a connection keeps
+/// 4 bytes instead of three addresses, two ports and two `Arc`s. The counters outlive a
+/// configuration reload for as long as one of its connections does.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The virtual service's address and port.
+    pub vip: SocketAddr,
+    /// The real server.
+    pub rs: SocketAddr,
+    /// The local address toward the server.
+    pub lip: std::net::IpAddr,
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// How its connections are forwarded (the service's mode when they were created).
+    pub forward: Forward,
+    /// The server's counters.
+    pub backend_stats: Arc<BackendStats>,
+    /// The service's counters.
+    pub service_stats: Arc<ServiceStats>,
+}
+
+impl Route {
+    /// The service its connections belong to.
+    pub fn service(&self) -> ServiceKey {
+        ServiceKey { vip: self.vip, proto: self.proto }
+    }
+}
+
+/// Milliseconds of a nanosecond time, truncated to 32 bits on purpose (compared wrapping).
+fn ms32(ns: u64) -> u32 {
+    (ns / 1_000_000) as u32
+}
+
+// Where a connection is forwarded, in 4 bytes: a record index (below 2^28, the most an index
+// position can name) or one of the three values at the top of the range.
+const OFFLOAD_HOST: u32 = u32::MAX;
+const OFFLOAD_PENDING: u32 = u32::MAX - 1;
+const OFFLOAD_REFUSED: u32 = u32::MAX - 2;
+
+fn pack_offload(o: Offload) -> u32 {
+    match o {
+        Offload::Host => OFFLOAD_HOST,
+        Offload::Pending => OFFLOAD_PENDING,
+        Offload::Refused => OFFLOAD_REFUSED,
+        Offload::Nic(h) => {
+            debug_assert!(h.0 < OFFLOAD_REFUSED, "record index {} out of range", h.0);
+            h.0
+        }
+    }
+}
 
 impl Conn {
-    fn endpoint(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(from_bytes(&self.addrs[i], self.v6), self.ports[i])
-    }
-
-    /// The four endpoints.
-    pub fn ep(&self) -> Endpoints {
-        Endpoints {
-            client: self.endpoint(CLIENT),
-            vip: self.endpoint(VIP),
-            lip: self.endpoint(LIP),
-            rs: self.endpoint(RS),
+    /// Where it is forwarded.
+    pub fn offload(&self) -> Offload {
+        match self.offload {
+            OFFLOAD_HOST => Offload::Host,
+            OFFLOAD_PENDING => Offload::Pending,
+            OFFLOAD_REFUSED => Offload::Refused,
+            h => Offload::Nic(flow_offload::Handle(h)),
         }
     }
 
-    /// The real server.
-    pub fn rs(&self) -> SocketAddr {
-        self.endpoint(RS)
+    /// Moves it to `o`.
+    pub fn set_offload(&mut self, o: Offload) {
+        self.offload = pack_offload(o);
     }
 
-    /// The service it belongs to.
-    pub fn service(&self) -> ServiceKey {
-        ServiceKey { vip: self.endpoint(VIP), proto: self.proto }
+    /// How long ago (`now_ns`) it was created.
+    pub fn age(&self, now_ns: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(ms32(now_ns).wrapping_sub(self.created_ms)))
+    }
+
+    /// The four endpoints, with the addresses it shares from its `route`.
+    pub fn ep(&self, route: &Route) -> Endpoints {
+        Endpoints {
+            client: SocketAddr::new(from_bytes(&self.client, route.vip.is_ipv6()), self.client_port),
+            vip: route.vip,
+            lip: SocketAddr::new(route.lip, self.lip_port),
+            rs: route.rs,
+        }
     }
 
     /// The tuple hashes computed on its first packet.
@@ -111,32 +166,28 @@ impl Conn {
         self.hashes
     }
 
-    /// Takes the NIC's counters of its flow.
-    pub fn set_nic(&mut self, k: &FlowCounters) {
+    /// Adds what the NIC counted for its flow since the counters were last read and cleared
+    /// (a query with `clear`, or the flow's last event).
+    pub fn add_nic(&mut self, k: &FlowCounters) {
         let k = if self.server_first { crate::proxy_protocol::swap_counters(*k) } else { *k };
-        self.nic_packets = k.packets;
-        self.nic_bytes = k.bytes;
-    }
-
-    /// Packets in both directions, host path and NIC.
-    pub fn total_packets(&self) -> [u64; 2] {
-        [self.packets[0] + u64::from(self.nic_packets[0]), self.packets[1] + u64::from(self.nic_packets[1])]
-    }
-
-    /// Bytes in both directions, host path and NIC.
-    pub fn total_bytes(&self) -> [u64; 2] {
-        [self.bytes[0] + self.nic_bytes[0], self.bytes[1] + self.nic_bytes[1]]
+        for d in 0..2 {
+            self.packets[d] += u64::from(k.packets[d]);
+            self.bytes[d] += k.bytes[d];
+        }
     }
 
     /// Whether its tuple in direction `dir` is `key`.
-    fn holds(&self, dir: Dir, key: &LookupKey) -> bool {
-        let (s, d) = if dir == Dir::Orig { (CLIENT, VIP) } else { (RS, LIP) };
-        key.proto == self.proto.number()
-            && key.family == if self.v6 { 6 } else { 4 }
-            && key.tuple.src_addr == self.addrs[s]
-            && key.tuple.dst_addr == self.addrs[d]
-            && key.tuple.src_port.get() == self.ports[s]
-            && key.tuple.dst_port.get() == self.ports[d]
+    fn holds(&self, route: &Route, dir: Dir, key: &LookupKey) -> bool {
+        let v6 = route.vip.is_ipv6();
+        if key.proto != route.proto.number() || key.family != if v6 { 6 } else { 4 } {
+            return false;
+        }
+        let t = &key.tuple;
+        let (src, sport, dst, dport) = match dir {
+            Dir::Orig => (self.client, self.client_port, to_bytes(route.vip.ip()), route.vip.port()),
+            Dir::Reply => (to_bytes(route.rs.ip()), route.rs.port(), to_bytes(route.lip), self.lip_port),
+        };
+        t.src_addr == src && t.dst_addr == dst && t.src_port.get() == sport && t.dst_port.get() == dport
     }
 }
 
@@ -250,29 +301,67 @@ impl TupleIndex {
     }
 }
 
-/// A server's and its service's counters, and how many connections point at them.
-type StatsRef = (Arc<BackendStats>, Arc<ServiceStats>, u32);
+/// What makes two connections share a [`Route`]: the counters (by identity) and the addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct RouteKey {
+    backend_stats: usize,
+    service_stats: usize,
+    vip: SocketAddr,
+    rs: SocketAddr,
+    lip: std::net::IpAddr,
+    proto: Proto,
+    forward: Forward,
+}
 
-/// The server's and service's counters the connections point at, held once per pair with a
-/// count of the connections that use them: a connection keeps 4 bytes, not two `Arc`s, and the
-/// counters outlive a configuration reload for as long as one of its connections does.
+/// The store's routes, each held once with the number of connections that use it.
 #[derive(Debug, Default)]
-struct StatsRefs {
-    entries: Vec<Option<StatsRef>>,
-    by_ptr: FastMap<(usize, usize), u32>,
+struct Routes {
+    entries: Vec<Option<(Route, u32)>>,
+    by_key: FastMap<RouteKey, u32>,
     free: Vec<u32>,
 }
 
-impl StatsRefs {
-    fn acquire(&mut self, bs: &Arc<BackendStats>, ss: &Arc<ServiceStats>) -> u32 {
-        let key = (Arc::as_ptr(bs) as usize, Arc::as_ptr(ss) as usize);
-        if let Some(&id) = self.by_ptr.get(&key) {
+impl Routes {
+    fn key(r: &Route) -> RouteKey {
+        RouteKey {
+            backend_stats: Arc::as_ptr(&r.backend_stats) as usize,
+            service_stats: Arc::as_ptr(&r.service_stats) as usize,
+            vip: r.vip,
+            rs: r.rs,
+            lip: r.lip,
+            proto: r.proto,
+            forward: r.forward,
+        }
+    }
+
+    /// The reference of the route of a new connection to `ep` (one more user of it).
+    fn acquire(&mut self, n: &NewConn<'_>) -> u32 {
+        let ep = &n.ep;
+        let key = RouteKey {
+            backend_stats: Arc::as_ptr(n.backend_stats) as usize,
+            service_stats: Arc::as_ptr(n.service_stats) as usize,
+            vip: ep.vip,
+            rs: ep.rs,
+            lip: ep.lip.ip(),
+            proto: n.proto,
+            forward: n.forward,
+        };
+        if let Some(&id) = self.by_key.get(&key) {
             if let Some(Some(e)) = self.entries.get_mut(id as usize) {
-                e.2 += 1;
+                e.1 += 1;
                 return id;
             }
         }
-        let entry = Some((bs.clone(), ss.clone(), 1));
+        let route = Route {
+            vip: ep.vip,
+            rs: ep.rs,
+            lip: ep.lip.ip(),
+            proto: n.proto,
+            forward: n.forward,
+            backend_stats: n.backend_stats.clone(),
+            service_stats: n.service_stats.clone(),
+        };
+        let entry = Some((route, 1));
         let id = match self.free.pop() {
             Some(id) => {
                 self.entries[id as usize] = entry;
@@ -283,24 +372,25 @@ impl StatsRefs {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.by_ptr.insert(key, id);
+        self.by_key.insert(key, id);
         id
     }
 
+    /// One user fewer of route `id`; the route is dropped with its last user.
     fn release(&mut self, id: u32) {
         let Some(slot) = self.entries.get_mut(id as usize) else { return };
         let Some(e) = slot.as_mut() else { return };
-        e.2 -= 1;
-        if e.2 == 0 {
-            let key = (Arc::as_ptr(&e.0) as usize, Arc::as_ptr(&e.1) as usize);
-            self.by_ptr.remove(&key);
+        e.1 -= 1;
+        if e.1 == 0 {
+            let key = Self::key(&e.0);
+            self.by_key.remove(&key);
             *slot = None;
             self.free.push(id);
         }
     }
 
-    fn get(&self, id: u32) -> Option<(&Arc<BackendStats>, &Arc<ServiceStats>)> {
-        self.entries.get(id as usize)?.as_ref().map(|(b, s, _)| (b, s))
+    fn get(&self, id: u32) -> Option<&Route> {
+        self.entries.get(id as usize)?.as_ref().map(|(r, _)| r)
     }
 }
 
@@ -324,10 +414,13 @@ pub const PAGE: usize = 1024;
 pub(super) struct ConnStore {
     /// Slot `s` is `pages[s / PAGE][s % PAGE]`.
     pages: Vec<Box<[Option<Conn>]>>,
-    generations: Vec<u32>,
-    free: Vec<u32>,
+    /// Slots handed out so far (the slab's length).
+    slots: u32,
+    /// Free slots with the generation they last had (a slot's generation lives in its record
+    /// while it is used, here while it is free).
+    free: Vec<(u32, u32)>,
     index: TupleIndex,
-    stats: StatsRefs,
+    routes: Routes,
     seeds: Seeds,
 }
 
@@ -336,17 +429,17 @@ impl ConnStore {
     pub(super) fn new(seeds: Seeds) -> Self {
         ConnStore {
             pages: Vec::new(),
-            generations: Vec::new(),
+            slots: 0,
             free: Vec::new(),
             index: TupleIndex::new(),
-            stats: StatsRefs::default(),
+            routes: Routes::default(),
             seeds,
         }
     }
 
     /// Connections now.
     pub(super) fn len(&self) -> usize {
-        self.generations.len() - self.free.len()
+        self.slots as usize - self.free.len()
     }
 
     fn slot(&self, slot: u32) -> Option<&Option<Conn>> {
@@ -381,51 +474,43 @@ impl ConnStore {
 
     /// [`Self::find`] with the key's `KeyHash::a` already computed.
     pub(super) fn find_hashed(&self, tag: u32, key: &LookupKey) -> Option<(u32, Dir)> {
-        self.index.find(tag, |slot, dir| self.get(slot).is_some_and(|c| c.holds(dir, key)))
+        self.index.find(tag, |slot, dir| {
+            self.get(slot).is_some_and(|c| self.routes.get(c.route).is_some_and(|r| c.holds(r, dir, key)))
+        })
     }
 
     /// Files a new connection under both its tuples; returns its slot. `hashes` are the
     /// tuples' ([`Self::key_hash`] of the client → VIP and server → LIP keys).
     pub(super) fn insert(&mut self, n: &NewConn<'_>, hashes: FlowHashes) -> u32 {
-        let slot = match self.free.pop() {
-            Some(s) => s,
+        let (slot, last_generation) = match self.free.pop() {
+            Some(free) => free,
             None => {
-                let s = self.generations.len();
-                if s % PAGE == 0 {
+                let s = self.slots;
+                if s as usize % PAGE == 0 {
                     self.pages.push(std::iter::repeat_with(|| None).take(PAGE).collect());
                 }
-                self.generations.push(0);
-                s as u32
+                self.slots += 1;
+                (s, 0)
             }
         };
-        let generation = self.generations[slot as usize].wrapping_add(1);
-        self.generations[slot as usize] = generation;
+        let generation = last_generation.wrapping_add(1);
         let ep = n.ep;
-        let stats = self.stats.acquire(n.backend_stats, n.service_stats);
+        let route = self.routes.acquire(n);
         let record = Some(Conn {
-            addrs: [
-                to_bytes(ep.client.ip()),
-                to_bytes(ep.vip.ip()),
-                to_bytes(ep.lip.ip()),
-                to_bytes(ep.rs.ip()),
-            ],
-            ports: [ep.client.port(), ep.vip.port(), ep.lip.port(), ep.rs.port()],
+            client: to_bytes(ep.client.ip()),
             hashes,
-            generation,
-            created_ns: n.now_ns,
+            created_ms: ms32(n.now_ns),
             last_ns: n.now_ns,
             deadline_ns: n.deadline_ns,
             packets: [0; 2],
             bytes: [0; 2],
-            nic_packets: [0; 2],
-            nic_bytes: [0; 2],
+            generation,
             timer: 0,
-            stats,
-            offload: Offload::Host,
+            route,
+            client_port: ep.client.port(),
+            lip_port: ep.lip.port(),
+            offload: pack_offload(Offload::Host),
             state: n.state,
-            proto: n.proto,
-            forward: n.forward,
-            v6: ep.client.is_ipv6(),
             querying: false,
             server_first: false,
         });
@@ -437,24 +522,20 @@ impl ConnStore {
         slot
     }
 
-    /// Takes a connection out (slab, index, counter reference) if `generation` is its own.
-    /// Returns it with the counters it pointed at, for the caller's last accounting.
-    pub(super) fn remove(
-        &mut self,
-        slot: u32,
-        generation: u32,
-    ) -> Option<(Conn, Arc<BackendStats>, Arc<ServiceStats>)> {
+    /// Takes a connection out (slab, index, route reference) if `generation` is its own.
+    /// Returns it with its route, for the caller's last accounting.
+    pub(super) fn remove(&mut self, slot: u32, generation: u32) -> Option<(Conn, Route)> {
         let cell = self.slot_mut(slot)?;
         if cell.as_ref().is_none_or(|c| c.generation != generation) {
             return None;
         }
         let c = cell.take()?;
-        self.free.push(slot);
+        self.free.push((slot, c.generation));
         self.index.remove(c.hashes.orig.a, slot << 1);
         self.index.remove(c.hashes.reply.a, (slot << 1) | 1);
-        let (bs, ss) = self.stats.get(c.stats).map(|(b, s)| (b.clone(), s.clone()))?;
-        self.stats.release(c.stats);
-        Some((c, bs, ss))
+        let route = self.routes.get(c.route)?.clone();
+        self.routes.release(c.route);
+        Some((c, route))
     }
 
     /// The connection in `slot`, whatever its generation.
@@ -472,29 +553,44 @@ impl ConnStore {
         self.get_mut(slot).filter(|c| c.generation == generation)
     }
 
-    /// The connection in `slot` with the server's and service's counters it points at.
-    pub(super) fn with_stats(&mut self, slot: u32) -> Option<(&mut Conn, &BackendStats, &ServiceStats)> {
-        let c = self.pages.get_mut(slot as usize / PAGE)?.get_mut(slot as usize % PAGE)?.as_mut()?;
-        let (bs, ss) = self.stats.get(c.stats)?;
-        Some((c, bs, ss))
+    /// The route of connection `c` (a connection of this store).
+    pub(super) fn route(&self, c: &Conn) -> &Route {
+        // Every connection holds a reference to its route, so the route is there.
+        self.routes.get(c.route).expect("a connection's route lives as long as it does")
     }
 
-    /// Every connection with its slot.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+    /// The endpoints of the connection in `slot`, whatever its generation.
+    pub(super) fn ep_of(&self, slot: u32) -> Option<Endpoints> {
+        self.get(slot).map(|c| self.ep(c))
+    }
+
+    /// The endpoints of connection `c` (a connection of this store).
+    pub(super) fn ep(&self, c: &Conn) -> Endpoints {
+        c.ep(self.route(c))
+    }
+
+    /// The connection in `slot` with its route, the connection for change.
+    pub(super) fn with_route(&mut self, slot: u32) -> Option<(&mut Conn, &Route)> {
+        let c = self.pages.get_mut(slot as usize / PAGE)?.get_mut(slot as usize % PAGE)?.as_mut()?;
+        let r = self.routes.get(c.route)?;
+        Some((c, r))
+    }
+
+    /// Every connection with its slot and route.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn, &Route)> {
         self.pages
             .iter()
             .flat_map(|p| p.iter())
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c, self.route(c))))
     }
 
-    /// Heap bytes the store holds now (slab, generations, free list, index), for the memory
+    /// Heap bytes the store holds now (slab, free list, index), for the memory
     /// figures.
     pub(super) fn heap_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Option<Conn>>()
             + self.pages.capacity() * std::mem::size_of::<Box<[Option<Conn>]>>()
-            + self.generations.capacity() * 4
-            + self.free.capacity() * 4
+            + self.free.capacity() * 8
             + self.index.bytes()
     }
 }

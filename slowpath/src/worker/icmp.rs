@@ -73,8 +73,7 @@ impl Worker {
             }
             return self.stats.discard(Discard::Icmp);
         };
-        let Some(c) = self.conns.get(slot) else { return };
-        let ep = c.ep();
+        let Some(ep) = self.conns.ep_of(slot) else { return };
         // `dir` is the direction of the connection the key matched, i.e. the reverse of the
         // quoted packet: Reply means the quoted packet was LIP → RS (we sent it to the server).
         let (inner_from, inner_to, outer_src, outer_dst) = match dir {

@@ -259,9 +259,9 @@ impl Worker {
         self.services = services;
     }
 
-    /// The connections (for `sluice flows`).
-    pub fn conns(&self) -> impl Iterator<Item = &Conn> {
-        self.conns.iter().map(|(_, c)| c)
+    /// The connections with their routes (for `sluice flows`).
+    pub fn conns(&self) -> impl Iterator<Item = (&Conn, &conns::Route)> {
+        self.conns.iter().map(|(_, c, r)| (c, r))
     }
 
     /// Connections now.
@@ -343,11 +343,11 @@ impl Worker {
         };
         match result {
             Ok(h) => {
-                c.offload = Offload::Nic(h);
+                c.set_offload(Offload::Nic(h));
                 WorkerStats::inc(&self.stats.offloaded);
             }
             Err(()) => {
-                c.offload = Offload::Refused;
+                c.set_offload(Offload::Refused);
                 WorkerStats::inc(&self.stats.offload_full);
             }
         }
@@ -370,10 +370,10 @@ impl Worker {
             Some(k) => {
                 let seen = now_ns.saturating_sub(u64::from(k.idle_ms) * 1_000_000);
                 c.last_ns = c.last_ns.max(seen);
-                c.set_nic(&k);
+                c.add_nic(&k);
             }
             // The NIC no longer holds it (reset, eviction): the host path takes over.
-            None => c.offload = Offload::Host,
+            None => c.set_offload(Offload::Host),
         }
         let deadline = c.last_ns + timeouts.of(c.state).as_nanos() as u64;
         if deadline > now_ns {
@@ -398,16 +398,21 @@ impl Worker {
     ) {
         let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
         let Some(c) = self.conns.get_mut(slot) else { return };
-        if c.offload != Offload::Nic(handle) {
+        if c.offload() != Offload::Nic(handle) {
             return;
         }
-        c.set_nic(&counters);
+        // The record's counters since the last clearing read. They are taken when the record
+        // goes (idle: the connection ends now; evicted or deleted: gone from the NIC); a FIN or
+        // RST leaves the record, whose counters the next clearing read will bring.
+        if matches!(cause, FlowCause::Idle | FlowCause::Evicted | FlowCause::Host) {
+            c.add_nic(&counters);
+        }
         match cause {
             FlowCause::Idle => {
                 let generation = c.generation;
                 self.expire(slot, generation, now_ns, out);
             }
-            FlowCause::Evicted => c.offload = Offload::Host,
+            FlowCause::Evicted => c.set_offload(Offload::Host),
             // FIN and RST on a hit are punted too: the state moved with the packet.
             _ => {}
         }
@@ -417,8 +422,8 @@ impl Worker {
     pub fn on_offload_lost(&mut self, cookie: u32, handle: Handle) {
         let slot = cookie & ((1 << COOKIE_SLOT_BITS) - 1);
         if let Some(c) = self.conns.get_mut(slot) {
-            if c.offload == Offload::Nic(handle) {
-                c.offload = Offload::Refused;
+            if c.offload() == Offload::Nic(handle) {
+                c.set_offload(Offload::Refused);
                 WorkerStats::inc(&self.stats.offload_full);
             }
         }
@@ -454,15 +459,16 @@ impl Worker {
         let victims: Vec<(u32, u32)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.service() == *service && rs.is_none_or(|r| c.rs() == r))
-            .map(|(i, c)| (i, c.generation))
+            .filter(|(_, _, r)| r.service() == *service && rs.is_none_or(|rs| r.rs == rs))
+            .map(|(i, c, _)| (i, c.generation))
             .collect();
         for &(slot, generation) in &victims {
             if reset {
-                if let Some(c) = self.conn_mut(slot, generation) {
-                    if c.proto == Proto::Tcp {
+                if let Some(c) = self.conns.get(slot).filter(|c| c.generation == generation) {
+                    let route = self.conns.route(c);
+                    if route.proto == Proto::Tcp {
                         let until = now_ns + 60_000_000_000;
-                        let ep = c.ep();
+                        let ep = c.ep(route);
                         self.reset_tuples.insert(TupleKey { proto: 6, src: ep.client, dst: ep.vip }, until);
                         self.reset_tuples.insert(TupleKey { proto: 6, src: ep.rs, dst: ep.lip }, until);
                     }
@@ -508,7 +514,7 @@ impl Worker {
         let orig = self.conns.key_hash(&conns::lookup_key(flow.proto, ep.client, ep.vip));
         let slot = self.insert_conn(ep, proto, forward, state, now_ns, (&backend.stats, &svc.stats), orig);
         if let Some(c) = self.conns.get_mut(slot) {
-            c.offload = Offload::Nic(handle);
+            c.set_offload(Offload::Nic(handle));
         }
         match (flow.seq_delta, server_first) {
             (Some(len), true) => {

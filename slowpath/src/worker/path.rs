@@ -277,10 +277,11 @@ impl Worker {
         let timeouts = self.cfg.timeouts;
         let cookie = self.cookie(slot);
         let stats = &*self.stats;
-        let Some((c, backend_stats, _)) = self.conns.with_stats(slot) else { return };
+        let Some((c, route)) = self.conns.with_route(slot) else { return };
+        let backend_stats = &*route.backend_stats;
         let flags = pkt.tcp_flags();
         let before = c.state;
-        let forward = c.forward;
+        let forward = route.forward;
         c.state = match (c.state, pkt.l4) {
             // DR, TUN: only the client's packets are seen, and only they move the state.
             (State::Tcp(s), L4::Tcp { .. }) if forward.one_way() => {
@@ -298,10 +299,10 @@ impl Worker {
             let is_half = c.state == State::Tcp(TcpState::SynRecv);
             if was_half && !is_half {
                 stats.half_open.fetch_sub(1, Ordering::Relaxed);
-                self.half_open_src.leave(c.ep().client.ip());
+                self.half_open_src.leave(c.ep(route).client.ip());
             } else if is_half && !was_half {
                 stats.half_open.fetch_add(1, Ordering::Relaxed);
-                self.half_open_src.enter(c.ep().client.ip());
+                self.half_open_src.enter(c.ep(route).client.ip());
             }
         }
         c.last_ns = now_ns;
@@ -317,12 +318,12 @@ impl Worker {
             backend_stats.packets_out.fetch_add(1, Ordering::Relaxed);
             backend_stats.bytes_out.fetch_add(len, Ordering::Relaxed);
         }
-        let ep = c.ep();
+        let ep = c.ep(route);
         let (from, to, dst) = match dir {
             Dir::Orig => (tuple(ep.client, ep.vip), tuple(ep.lip, ep.rs), ep.rs.ip()),
             Dir::Reply => (tuple(ep.rs, ep.lip), tuple(ep.vip, ep.client), ep.client.ip()),
         };
-        let proto = c.proto;
+        let proto = route.proto;
         let established = c.state == State::Tcp(TcpState::Established);
         let delta =
             if self.proxies.is_empty() { None } else { self.proxies.get(&slot).and_then(|p| p.delta) };
@@ -335,23 +336,29 @@ impl Worker {
             out,
         );
         let Some(c) = self.conns.get_mut(slot) else { return };
-        let age = std::time::Duration::from_nanos(now_ns.saturating_sub(c.created_ns));
+        let age = c.age(now_ns);
         // DR's and TUN's flows leave through a next hop of their own (spec 1.3's Route and
         // Tunnel actions); a TUN service without a tunnel source stays on the host path.
         let action = match forward {
             Forward::FullNat | Forward::Nat => Some(HopAction::Rewrite),
             Forward::Dr => Some(HopAction::Route),
-            Forward::Tun => tunnel_source(&self.services, &ep, c.proto)
+            Forward::Tun => tunnel_source(&self.services, &ep, proto)
                 .map(|src| HopAction::Tunnel { src, dst: ep.rs.ip() }),
         };
-        if let Some(action) = action.filter(|_| c.offload == Offload::Host)
+        if let Some(action) = action.filter(|_| c.offload() == Offload::Host)
             && !held_on_host
             && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
         {
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
-            let req = install_req(c, (slot, cookie, idle), (dir, &from, &to), (delta, server_first), action);
+            let req = install_req(
+                (c, &ep, proto),
+                (slot, cookie, idle),
+                (dir, &from, &to),
+                (delta, server_first),
+                action,
+            );
             out.installs.push(req);
-            c.offload = Offload::Pending;
+            c.set_offload(Offload::Pending);
             c.server_first = server_first.is_some();
         }
         // A shorter timeout than the one armed (a close) re-arms now; a longer one is found
@@ -483,7 +490,7 @@ impl Worker {
         }
         // The NIC forwards an offloaded connection without the host seeing it: ask how idle it
         // is before ending it. The answer comes back through `on_counters`.
-        if let Offload::Nic(h) = c.offload {
+        if let Offload::Nic(h) = c.offload() {
             if !c.querying && matches!(c.state, State::Tcp(TcpState::Established) | State::Udp { .. }) {
                 c.querying = true;
                 out.queries.push((slot, c.generation, h));
@@ -496,7 +503,7 @@ impl Worker {
 
     /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
     pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
-        let Some((c, backend_stats, service_stats)) = self.conns.remove(slot, generation) else { return };
+        let Some((c, route)) = self.conns.remove(slot, generation) else { return };
         if !self.proxies.is_empty() {
             if let Some(p) = self.proxies.remove(&slot) {
                 self.held_frames -= p.held_count();
@@ -508,16 +515,16 @@ impl Worker {
         if !self.toas.is_empty() {
             self.toas.remove(&slot);
         }
-        if let Offload::Nic(h) = c.offload {
+        if let Offload::Nic(h) = c.offload() {
             out.removes.push(h);
         }
-        self.sync_ended(&c, now_ns);
-        let ep = c.ep();
-        if c.forward.uses_lip() {
+        self.sync_ended(&c, &route, now_ns);
+        let ep = c.ep(&route);
+        if route.forward.uses_lip() {
             self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);
         }
-        count_state(&backend_stats, c.state, -1);
-        service_stats.current.fetch_sub(1, Ordering::Relaxed);
+        count_state(&route.backend_stats, c.state, -1);
+        route.service_stats.current.fetch_sub(1, Ordering::Relaxed);
         if c.state == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_sub(1, Ordering::Relaxed);
             self.half_open_src.leave(ep.client.ip());
@@ -531,7 +538,7 @@ impl Worker {
 /// tuples of the packet that qualified it (`dir`, `from`, `to`), with a SYN proxy's sequence
 /// delta or a PROXY-protocol header's length (`server_first`).
 fn install_req(
-    c: &super::Conn,
+    (c, ep, proto): (&super::Conn, &crate::conn::Endpoints, crate::service::Proto),
     (slot, cookie, idle): (u32, u32, u16),
     (dir, from, to): (Dir, &rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple),
     (seq_delta, server_first): (Option<u32>, Option<u32>),
@@ -543,8 +550,8 @@ fn install_req(
         flow: Flow {
             orig: from_for(dir, from, to, true),
             reply: from_for(dir, from, to, false),
-            proto: c.proto.number(),
-            ipv6: c.ep().client.is_ipv6(),
+            proto: proto.number(),
+            ipv6: ep.client.is_ipv6(),
             next_hop_orig: 0,
             next_hop_reply: 0,
             idle_timeout: idle,
@@ -555,7 +562,7 @@ fn install_req(
             seq_delta,
         },
         hashes: c.hashes(),
-        endpoints: c.ep(),
+        endpoints: *ep,
         action,
         server_first,
     }

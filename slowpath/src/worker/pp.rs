@@ -199,7 +199,7 @@ impl Worker {
             return;
         }
         let Some(c) = self.conns.get(slot) else { return };
-        let (ep, generation) = (c.ep(), c.generation);
+        let (ep, generation) = (self.conns.ep(c), c.generation);
         if p.sends >= MAX_SENDS {
             self.stats.discard(Discard::ProxyProtocolUnacked);
             let until = now_ns + 60_000_000_000;

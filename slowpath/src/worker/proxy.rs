@@ -96,7 +96,7 @@ impl Worker {
                 let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) else {
                     return out.spent.push(punt.frame);
                 };
-                let Some(ep) = self.conns.get(slot).map(crate::worker::Conn::ep) else { return };
+                let Some(ep) = self.conns.ep_of(slot) else { return };
                 out.tx.push(Tx { dst: ep.rs.ip(), packet: synproxy::syn(ep.lip, ep.rs, client_isn, opts) });
                 let mut proxy = Proxy { cookie, client_isn, delta: None, held: Vec::new() };
                 let payload = (ip.end - ip.l4).saturating_sub(header_len);
@@ -133,7 +133,7 @@ impl Worker {
             return out.spent.push(punt.frame);
         };
         let Some(p) = self.proxies.get_mut(&slot) else { return out.spent.push(punt.frame) };
-        let Some(ep) = self.conns.get(slot).map(crate::worker::Conn::ep) else {
+        let Some(ep) = self.conns.ep_of(slot) else {
             return out.spent.push(punt.frame);
         };
         let syn_ack = flags & (SYN | ACK | RST) == SYN | ACK;
@@ -200,7 +200,8 @@ impl Worker {
 
     /// Moves a proxied connection to ESTABLISHED once both sides' handshakes are complete.
     fn establish(&mut self, slot: u32, now_ns: u64) {
-        let Some((c, backend_stats, _)) = self.conns.with_stats(slot) else { return };
+        let Some((c, route)) = self.conns.with_route(slot) else { return };
+        let backend_stats = &*route.backend_stats;
         let before = c.state;
         let after = State::Tcp(TcpState::Established);
         if before == after {
@@ -212,7 +213,7 @@ impl Worker {
         super::path::count_state(backend_stats, after, 1);
         if before == State::Tcp(TcpState::SynRecv) {
             self.stats.half_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let client = c.ep().client.ip();
+            let client = c.ep(route).client.ip();
             self.half_open_src.leave(client);
         }
         self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);

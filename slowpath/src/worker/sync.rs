@@ -30,12 +30,18 @@ pub(super) struct WorkerSync {
 }
 
 /// The event of connection `c`.
-fn event_of(c: &Conn, kind: SyncKind, timeout_ns: u64, delta: Option<u32>, now_ns: u64) -> SyncEvent {
+fn event_of(
+    (c, route): (&Conn, &super::conns::Route),
+    kind: SyncKind,
+    timeout_ns: u64,
+    delta: Option<u32>,
+    now_ns: u64,
+) -> SyncEvent {
     let remaining = (c.last_ns + timeout_ns).saturating_sub(now_ns) / 1_000_000;
     SyncEvent {
         kind,
-        ep: c.ep(),
-        proto: c.proto,
+        ep: c.ep(route),
+        proto: route.proto,
         state: c.state,
         timeout_ms: remaining.min(u64::from(u32::MAX)) as u32,
         seq_delta: delta,
@@ -66,7 +72,7 @@ impl Worker {
         let Some(c) = self.conns.get(slot) else { return };
         let timeout = self.cfg.timeouts.of(c.state).as_nanos() as u64;
         let delta = self.proxies.get(&slot).and_then(|p| p.delta);
-        q.push(event_of(c, kind, timeout, delta, now_ns));
+        q.push(event_of((c, self.conns.route(c)), kind, timeout, delta, now_ns));
     }
 
     /// Reports a state change of the connection in `slot` if there was one.
@@ -77,9 +83,9 @@ impl Worker {
     }
 
     /// Reports the end of a connection just removed.
-    pub(super) fn sync_ended(&self, c: &Conn, now_ns: u64) {
+    pub(super) fn sync_ended(&self, c: &Conn, route: &super::conns::Route, now_ns: u64) {
         if let Some(q) = &self.sync.queue {
-            q.push(event_of(c, SyncKind::Ended, 0, None, now_ns));
+            q.push(event_of((c, route), SyncKind::Ended, 0, None, now_ns));
         }
     }
 

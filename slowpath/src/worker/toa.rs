@@ -52,7 +52,7 @@ impl Worker {
         let Some(c) = self.conns.get(slot) else { return false };
         let toa = self
             .services
-            .find(&c.service())
+            .find(&self.conns.route(c).service())
             .is_some_and(|(_, s)| s.config.proxy_protocol == Some(ProxyProtocol::Toa));
         toa && !self.toas.contains(&slot)
     }

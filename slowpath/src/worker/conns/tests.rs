@@ -49,8 +49,8 @@ fn both_tuples_find_the_connection_and_its_endpoints_round_trip() {
     assert_eq!(store.find(&lookup_key(17, ep.client, ep.vip)), None, "the protocol is part of the key");
     assert_eq!(store.find(&lookup_key(6, ep.vip, ep.client)), None, "a tuple is directional");
     let c = store.get(slot).unwrap();
-    assert_eq!(c.ep(), ep);
-    assert_eq!(c.service(), ServiceKey { vip: ep.vip, proto: Proto::Tcp });
+    assert_eq!(store.ep(c), ep);
+    assert_eq!(store.route(c).service(), ServiceKey { vip: ep.vip, proto: Proto::Tcp });
     let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
     let ep6 = Endpoints {
         client: v6,
@@ -59,7 +59,10 @@ fn both_tuples_find_the_connection_and_its_endpoints_round_trip() {
         rs: "[fd00::7]:80".parse().unwrap(),
     };
     let s6 = add(&mut store, ep6, &bs, &ss);
-    assert_eq!(store.get(s6).unwrap().ep(), ep6);
+    assert_eq!(store.ep_of(s6), Some(ep6));
+    assert_eq!(store.find(&lookup_key(6, ep6.client, ep6.vip)), Some((s6, Dir::Orig)));
+    let mapped_v4: SocketAddr = "[::ffff:192.0.2.7]:1031".parse().unwrap();
+    assert_eq!(store.find(&lookup_key(6, mapped_v4, "[::ffff:10.0.0.1]:80".parse().unwrap())), None);
     assert_eq!(store.find(&lookup_key(6, ep6.rs, ep6.lip)), Some((s6, Dir::Reply)));
 }
 
@@ -82,21 +85,31 @@ fn a_stale_generation_never_reaches_the_connection_that_reused_the_slot() {
 }
 
 #[test]
-fn counter_references_are_shared_and_released_with_the_last_connection() {
+fn routes_are_shared_and_released_with_the_last_connection() {
     let mut store = ConnStore::new(Seeds::default());
     let (bs, ss) = stats();
     let a = add(&mut store, endpoints(1), &bs, &ss);
     let b = add(&mut store, endpoints(2), &bs, &ss);
-    assert_eq!(store.stats.entries.iter().flatten().count(), 1, "one entry per server and service");
+    assert_eq!(store.routes.entries.iter().flatten().count(), 1, "one route per server, service and LIP");
     assert_eq!(Arc::strong_count(&bs), 2, "the store holds one reference, not one per connection");
+    // Another LIP toward the same server is a route of its own; the counters are shared.
+    let other_lip = Endpoints { lip: "10.1.0.2:7000".parse().unwrap(), ..endpoints(3) };
+    let c = add(&mut store, other_lip, &bs, &ss);
+    assert_eq!(store.routes.entries.iter().flatten().count(), 2);
+    assert_eq!(store.ep_of(c), Some(other_lip));
+    assert_eq!(store.ep_of(a), Some(endpoints(1)), "the first route is unchanged");
+    let gc = store.get(c).unwrap().generation;
+    store.remove(c, gc).unwrap();
     let (ga, gb) = (store.get(a).unwrap().generation, store.get(b).unwrap().generation);
-    let (_, got_bs, _) = store.remove(a, ga).unwrap();
-    assert!(Arc::ptr_eq(&got_bs, &bs));
-    drop(got_bs);
+    let (_, route) = store.remove(a, ga).unwrap();
+    assert!(Arc::ptr_eq(&route.backend_stats, &bs));
+    assert!(Arc::ptr_eq(&route.service_stats, &ss));
+    drop(route);
     assert_eq!(Arc::strong_count(&bs), 2);
     store.remove(b, gb).unwrap();
     assert_eq!(Arc::strong_count(&bs), 1, "released with the last connection");
-    assert_eq!(store.stats.entries.iter().flatten().count(), 0);
+    assert_eq!(store.routes.entries.iter().flatten().count(), 0);
+    assert!(store.routes.by_key.is_empty());
 }
 
 #[derive(Clone, Debug)]
@@ -147,7 +160,7 @@ proptest! {
 #[test]
 fn a_connection_record_stays_compact() {
     let size = std::mem::size_of::<Option<Conn>>();
-    assert!(size <= 200, "a connection record is {size} bytes");
+    assert!(size <= 112, "a connection record is {size} bytes");
     assert_eq!(std::mem::size_of::<Cell>(), 8);
 }
 
@@ -156,4 +169,43 @@ fn a_hash_completed_from_its_tag_is_the_whole_key_hash() {
     let store = ConnStore::new(Seeds { a: 0x1234, b: 0x9876 });
     let key = lookup_key(6, endpoints(3).client, endpoints(3).vip);
     assert_eq!(store.complete_hash(store.tag(&key), &key), store.key_hash(&key));
+}
+
+#[test]
+fn the_nics_cleared_counters_add_up_with_the_host_paths() {
+    let mut store = ConnStore::new(Seeds::default());
+    let (bs, ss) = stats();
+    let slot = add(&mut store, endpoints(4), &bs, &ss);
+    let c = store.get_mut(slot).unwrap();
+    c.packets = [3, 2];
+    c.bytes = [180, 120];
+    let read = |p: [u32; 2], b: [u64; 2]| FlowCounters { packets: p, bytes: b, ..FlowCounters::default() };
+    // Two clearing reads: each brings only what the NIC counted since the one before.
+    c.add_nic(&read([10, 20], [1000, 20_000]));
+    c.add_nic(&read([1, 2], [100, 2000]));
+    assert_eq!(c.packets, [14, 24]);
+    assert_eq!(c.bytes, [1280, 22_120]);
+    // A record written server first counts the other way round.
+    c.server_first = true;
+    c.add_nic(&read([5, 0], [500, 0]));
+    assert_eq!((c.packets, c.bytes), ([14, 29], [1280, 22_620]));
+}
+
+#[test]
+fn offload_and_age_round_trip_through_their_packed_forms() {
+    let mut store = ConnStore::new(Seeds::default());
+    let (bs, ss) = stats();
+    let slot = add(&mut store, endpoints(5), &bs, &ss);
+    let c = store.get_mut(slot).unwrap();
+    assert_eq!(c.offload(), Offload::Host);
+    for o in [Offload::Pending, Offload::Refused, Offload::Nic(flow_offload::Handle(0)), Offload::Host] {
+        c.set_offload(o);
+        assert_eq!(c.offload(), o);
+    }
+    c.set_offload(Offload::Nic(flow_offload::Handle((1 << 28) - 1)));
+    assert_eq!(c.offload(), Offload::Nic(flow_offload::Handle((1 << 28) - 1)));
+    // Created at 0 ns: an age is exact, and stays so across the 32-bit millisecond wrap.
+    assert_eq!(c.age(1_500_000_000), std::time::Duration::from_millis(1500));
+    c.created_ms = u32::MAX - 499;
+    assert_eq!(c.age((u64::from(u32::MAX) + 1 + 500) * 1_000_000), std::time::Duration::from_secs(1));
 }
