@@ -304,9 +304,6 @@ pub struct RampOutcome {
     pub nic_full_at: Option<(u64, f64)>,
 }
 
-/// How long the limit run goes on once the NIC's table is full.
-const AFTER_FULL: Duration = Duration::from_secs(30);
-
 /// The connections of one timed window at `flows` connections.
 fn window_at(flows: u64) -> u64 {
     (flows / 4).clamp(250, 20_000)
@@ -350,16 +347,6 @@ pub fn ramp(plan: &RampPlan, mut progress: impl FnMut(&str)) -> anyhow::Result<R
             if mem::rss() > plan.rss_cap {
                 out.limit = format!("memory cap (RSS over {} GiB)", plan.rss_cap >> 30);
                 break;
-            }
-            if let Some((n, t)) = out.nic_full_at {
-                // The host path alone is slow (see the note): measure it for a while, then stop.
-                if t0.elapsed().as_secs_f64() - t > AFTER_FULL.as_secs_f64() {
-                    out.limit = format!(
-                        "the NIC's table is full (at {n} connections) and the host path then sets up too few per second to go on: stopped {} s later",
-                        AFTER_FULL.as_secs()
-                    );
-                    break;
-                }
             }
             if d.held() >= plan.max_conns {
                 out.limit = format!("connection cap ({})", plan.max_conns);

@@ -65,6 +65,14 @@ pub struct BenchArgs {
     /// Where the scaling plot (and, for a full run, results.json) are written.
     #[arg(long, value_name = "DIR", default_value = "bench")]
     pub out: PathBuf,
+    /// memory: the most connections the limit run sets up (default: 100M for a full run, 300k
+    /// for a quick one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_conns: Option<u64>,
+    /// memory: the resident size, in GiB, at which the limit run stops (default: 16 for a full
+    /// run, 4 for a quick one).
+    #[arg(long, value_name = "GIB", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub rss_cap: Option<u64>,
 }
 
 /// The sizes of a run.
@@ -103,8 +111,8 @@ impl Plan {
                 runs: 5,
                 to_limit: true,
                 rss_cap: 16 * GIB,
-                time_budget: Duration::from_secs(600),
-                max_conns: 60_000_000,
+                time_budget: Duration::from_secs(900),
+                max_conns: 100_000_000,
             },
             bank: (vec![1_000, 1_000_000], 201),
         }
@@ -156,7 +164,13 @@ impl Plan {
 
 /// Runs the benchmark as the arguments say: prints the table (or JSON) and writes the plot.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let plan = if args.quick { Plan::quick() } else { Plan::full() };
+    let mut plan = if args.quick { Plan::quick() } else { Plan::full() };
+    if let Some(n) = args.max_conns {
+        plan.ramp.max_conns = n;
+    }
+    if let Some(g) = args.rss_cap {
+        plan.ramp.rss_cap = g * GIB;
+    }
     // A spinner with the step for a person at a terminal; one line per step otherwise (logs).
     let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let s = indicatif::ProgressBar::new_spinner();

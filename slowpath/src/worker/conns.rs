@@ -1,7 +1,7 @@
 //! A worker's connection store: compact records in a slab, found by either tuple through one
 //! open-addressing index, with the tuples' hashes computed once and carried.
 //!
-//! **Records.** A [`Conn`] (112 bytes, a test holds it there) keeps only what is its own: the
+//! **Records.** A [`Conn`] (104 bytes, a test holds it there) keeps only what is its own: the
 //! client's address and port, the LIP port, both tuple hashes, its times, counters, state and
 //! timer. The VIP, the server, the LIP, the protocol, the mode and the server's and service's
 //! counters are the same for every connection to one server through one LIP: they are one
@@ -48,10 +48,10 @@ pub struct Conn {
     /// When it was created, in milliseconds of the injected clock, truncated to 32 bits (an
     /// age is a wrapping difference: exact for 49 days, which is all the offload policy asks).
     created_ms: u32,
-    /// When a packet of it was last seen by the host, ns.
-    pub last_ns: u64,
-    /// The deadline of its armed timer.
-    pub(super) deadline_ns: u64,
+    /// When it was last seen alive ([`Conn::last_ns`]): milliseconds of the injected clock,
+    /// rounded up and truncated to 32 bits (compared wrapping, so exact for 24 days of idleness,
+    /// far beyond any timeout).
+    last_ms: u32,
     /// Packets (original, reply) the host path forwarded, plus those the NIC reported: the
     /// NIC's counters are read and cleared ([`Conn::add_nic`]), so no copy of them is kept.
     pub packets: [u64; 2],
@@ -59,8 +59,10 @@ pub struct Conn {
     pub bytes: [u64; 2],
     /// Generation of the slot (increases each time the slot is reused).
     pub generation: u32,
-    /// The generation of its armed timer.
-    pub(super) timer: u32,
+    /// Its timer's list in the wheel: previous and next connection ([`wheel`]).
+    timer: [u32; 2],
+    /// The tick its timer's deadline falls in (from the wheel's start), while `armed`.
+    deadline_tick: u32,
     /// Its route in the store ([`ConnStore::route`]).
     route: u32,
     /// The client's port.
@@ -71,12 +73,17 @@ pub struct Conn {
     offload: u32,
     /// Protocol state.
     pub state: State,
-    /// A query for the NIC's counters is on the way.
-    pub(super) querying: bool,
-    /// Its NIC record is (to be) written server first (PROXY protocol): the record's counters
-    /// count the other way round.
-    pub server_first: bool,
+    /// [`QUERYING`], [`ARMED`], [`SERVER_FIRST`].
+    flags: u8,
 }
+
+/// A query for the NIC's counters is on the way.
+const QUERYING: u8 = 1;
+/// Its timer is armed (in a list of the wheel).
+const ARMED: u8 = 2;
+/// Its NIC record is (to be) written server first (PROXY protocol): the record's counters count
+/// the other way round.
+const SERVER_FIRST: u8 = 4;
 
 /// What the connections to one server of one service through one local address share: held
 /// once in the store, with a count of the connections that use it, so that a connection keeps
@@ -110,6 +117,11 @@ impl Route {
 /// Milliseconds of a nanosecond time, truncated to 32 bits on purpose (compared wrapping).
 fn ms32(ns: u64) -> u32 {
     (ns / 1_000_000) as u32
+}
+
+/// [`ms32`] rounded up: a time kept so is never earlier than the time it stands for.
+fn ms32_up(ns: u64) -> u32 {
+    ns.div_ceil(1_000_000) as u32
 }
 
 // Where a connection is forwarded, in 4 bytes: a record index (below 2^28, the most an index
@@ -146,6 +158,55 @@ impl Conn {
         self.offload = pack_offload(o);
     }
 
+    /// When it was last seen alive, as of `now_ns`: never earlier than it was, at most 2 ms
+    /// later (so a timeout from it is never early), and never after `now_ns`.
+    pub fn last_ns(&self, now_ns: u64) -> u64 {
+        let idle_ms = ms32(now_ns).wrapping_sub(self.last_ms);
+        // The same millisecond (or the rounded-up one ahead of now): no idleness.
+        let idle_ms = if idle_ms >= 1 << 31 { 0 } else { u64::from(idle_ms) };
+        now_ns.saturating_sub(idle_ms * 1_000_000)
+    }
+
+    /// It was seen alive at `at_ns` (a packet now, or the NIC's last hit), unless it was seen
+    /// later already (as of `now_ns`).
+    pub fn seen(&mut self, at_ns: u64, now_ns: u64) {
+        if at_ns > self.last_ns(now_ns) {
+            self.last_ms = ms32_up(at_ns);
+        }
+    }
+
+    /// A query for the NIC's counters is on the way.
+    pub(super) fn querying(&self) -> bool {
+        self.flags & QUERYING != 0
+    }
+
+    /// Marks a query for the NIC's counters as on the way, or answered.
+    pub(super) fn set_querying(&mut self, on: bool) {
+        self.set_flag(QUERYING, on);
+    }
+
+    /// Its NIC record is (to be) written server first (PROXY protocol).
+    pub fn server_first(&self) -> bool {
+        self.flags & SERVER_FIRST != 0
+    }
+
+    /// Marks its NIC record as written server first, or not.
+    pub fn set_server_first(&mut self, on: bool) {
+        self.set_flag(SERVER_FIRST, on);
+    }
+
+    fn armed(&self) -> bool {
+        self.flags & ARMED != 0
+    }
+
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
     /// How long ago (`now_ns`) it was created.
     pub fn age(&self, now_ns: u64) -> std::time::Duration {
         std::time::Duration::from_millis(u64::from(ms32(now_ns).wrapping_sub(self.created_ms)))
@@ -169,7 +230,7 @@ impl Conn {
     /// Adds what the NIC counted for its flow since the counters were last read and cleared
     /// (a query with `clear`, or the flow's last event).
     pub fn add_nic(&mut self, k: &FlowCounters) {
-        let k = if self.server_first { crate::proxy_protocol::swap_counters(*k) } else { *k };
+        let k = if self.server_first() { crate::proxy_protocol::swap_counters(*k) } else { *k };
         for d in 0..2 {
             self.packets[d] += u64::from(k.packets[d]);
             self.bytes[d] += k.bytes[d];
@@ -422,12 +483,15 @@ pub(super) struct ConnStore {
     index: TupleIndex,
     routes: Routes,
     seeds: Seeds,
+    /// The connections' timers.
+    wheel: wheel::Wheel,
 }
 
 impl ConnStore {
-    /// An empty store hashing with the NIC table's `seeds`.
-    pub(super) fn new(seeds: Seeds) -> Self {
+    /// An empty store hashing with the NIC table's `seeds`, its timers starting at `now_ns`.
+    pub(super) fn new(seeds: Seeds, now_ns: u64) -> Self {
         ConnStore {
+            wheel: wheel::Wheel::new(now_ns),
             pages: Vec::new(),
             slots: 0,
             free: Vec::new(),
@@ -500,25 +564,25 @@ impl ConnStore {
             client: to_bytes(ep.client.ip()),
             hashes,
             created_ms: ms32(n.now_ns),
-            last_ns: n.now_ns,
-            deadline_ns: n.deadline_ns,
+            last_ms: ms32_up(n.now_ns),
             packets: [0; 2],
             bytes: [0; 2],
             generation,
-            timer: 0,
+            timer: [wheel::NIL; 2],
+            deadline_tick: 0,
             route,
             client_port: ep.client.port(),
             lip_port: ep.lip.port(),
             offload: pack_offload(Offload::Host),
             state: n.state,
-            querying: false,
-            server_first: false,
+            flags: 0,
         });
         if let Some(cell) = self.slot_mut(slot) {
             *cell = record;
         }
         self.index.insert(hashes.orig.a, slot << 1);
         self.index.insert(hashes.reply.a, (slot << 1) | 1);
+        self.arm(slot, n.deadline_ns);
         slot
     }
 
@@ -529,7 +593,8 @@ impl ConnStore {
         if cell.as_ref().is_none_or(|c| c.generation != generation) {
             return None;
         }
-        let c = cell.take()?;
+        self.unlink(slot);
+        let c = self.slot_mut(slot)?.take()?;
         self.free.push((slot, c.generation));
         self.index.remove(c.hashes.orig.a, slot << 1);
         self.index.remove(c.hashes.reply.a, (slot << 1) | 1);
@@ -597,3 +662,4 @@ impl ConnStore {
 
 #[cfg(test)]
 mod tests;
+mod wheel;

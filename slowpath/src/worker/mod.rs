@@ -201,6 +201,8 @@ pub struct Worker {
     half_open_src: limits::HalfOpenBySource,
     stats: Arc<WorkerStats>,
     expired: Vec<Expired>,
+    /// The connections whose timers fired (kept between rounds).
+    due: Vec<(u32, u32)>,
     /// Connection sync: the queue events leave by, the peers' standby copies, the peers' LIPs
     /// and those whose first copy this worker made active (see `sync`).
     sync: sync::WorkerSync,
@@ -215,7 +217,7 @@ impl Worker {
             cfg,
             services,
             schedulers,
-            conns: ConnStore::new(cfg.seeds),
+            conns: ConnStore::new(cfg.seeds, now_ns),
             ports: PortPools::new(id, cfg.workers, cfg.ports),
             timers: TimerWheel::new(now_ns),
             lip_turn: usize::from(id),
@@ -228,6 +230,7 @@ impl Worker {
             half_open_src: limits::HalfOpenBySource::new(cfg.half_open_per_source),
             stats: Arc::new(WorkerStats::default()),
             expired: Vec::new(),
+            due: Vec::new(),
             sync: sync::WorkerSync::default(),
         }
     }
@@ -319,13 +322,21 @@ impl Worker {
     /// Lets time act: expires connections whose timeout passed (or asks the NIC how idle an
     /// offloaded one really is).
     pub fn advance(&mut self, now_ns: u64, out: &mut Out) {
+        // The PROXY-protocol headers' retransmissions.
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
         self.timers.advance(now_ns, &mut expired);
         for e in &expired {
-            self.on_timer(e.key, e.generation, now_ns, out);
+            self.pp_timer(e.key, e.generation & !pp::PP_TIMER, now_ns, out);
         }
         self.expired = expired;
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        self.conns.advance_timers(now_ns, &mut due);
+        for &(slot, generation) in &due {
+            self.on_timer(slot, generation, now_ns, out);
+        }
+        self.due = due;
         self.standby_sweep(now_ns);
         if !self.reset_tuples.is_empty() {
             self.reset_tuples.retain(|_, until| *until > now_ns);
@@ -365,21 +376,19 @@ impl Worker {
     ) {
         let timeouts = self.cfg.timeouts;
         let Some(c) = self.conn_mut(slot, generation) else { return };
-        c.querying = false;
+        c.set_querying(false);
         match counters {
             Some(k) => {
                 let seen = now_ns.saturating_sub(u64::from(k.idle_ms) * 1_000_000);
-                c.last_ns = c.last_ns.max(seen);
+                c.seen(seen, now_ns);
                 c.add_nic(&k);
             }
             // The NIC no longer holds it (reset, eviction): the host path takes over.
             None => c.set_offload(Offload::Host),
         }
-        let deadline = c.last_ns + timeouts.of(c.state).as_nanos() as u64;
+        let deadline = c.last_ns(now_ns) + timeouts.of(c.state).as_nanos() as u64;
         if deadline > now_ns {
-            c.deadline_ns = deadline;
-            let t = c.timer;
-            self.timers.arm(slot, t, deadline);
+            self.conns.arm(slot, deadline);
             self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);
         } else {
             self.expire(slot, generation, now_ns, out);
@@ -519,7 +528,7 @@ impl Worker {
         match (flow.seq_delta, server_first) {
             (Some(len), true) => {
                 if let Some(c) = self.conns.get_mut(slot) {
-                    c.server_first = true;
+                    c.set_server_first(true);
                 }
                 self.pps.insert(slot, pp::PpConn::adopted(len));
             }

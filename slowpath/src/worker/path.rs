@@ -3,7 +3,7 @@
 //! PROXY protocol header and shift, the offload decision), timeouts and expiry.
 
 use super::conns::{NewConn, lookup_key};
-use super::pp::{ClientAddress, PP_TIMER, PpConn};
+use super::pp::{ClientAddress, PpConn};
 use super::{Discard, InstallReq, Out, Punt, TupleKey, Tx, Worker, WorkerStats};
 use crate::addr::tuple;
 use crate::conn::{Dir, Endpoints, Offload, State, TcpState};
@@ -258,7 +258,6 @@ impl Worker {
         let reply_hash = self.conns.key_hash(&lookup_key(proto.number(), ep.rs, ep.lip));
         let new = NewConn { ep, proto, forward, state, now_ns, deadline_ns, backend_stats, service_stats };
         let slot = self.conns.insert(&new, FlowHashes { orig: orig_hash, reply: reply_hash });
-        self.timers.arm(slot, 0, deadline_ns);
         self.sync_emit(slot, crate::sync::SyncKind::Created, now_ns);
         slot
     }
@@ -305,7 +304,7 @@ impl Worker {
                 self.half_open_src.enter(c.ep(route).client.ip());
             }
         }
-        c.last_ns = now_ns;
+        c.seen(now_ns, now_ns);
         let d = usize::from(dir == Dir::Reply);
         let ip = pkt.ip().copied();
         let len = ip.map_or(0, |i| (i.end - pkt.l3) as u64);
@@ -359,16 +358,13 @@ impl Worker {
             );
             out.installs.push(req);
             c.set_offload(Offload::Pending);
-            c.server_first = server_first.is_some();
+            c.set_server_first(server_first.is_some());
         }
         // A shorter timeout than the one armed (a close) re-arms now; a longer one is found
         // when the armed timer fires.
         let deadline = now_ns + timeouts.of(c.state).as_nanos() as u64;
-        if deadline < c.deadline_ns {
-            c.timer = c.timer.wrapping_add(1);
-            c.deadline_ns = deadline;
-            let t = c.timer;
-            self.timers.arm(slot, t, deadline);
+        if self.conns.fires_later_than(slot, deadline) {
+            self.conns.arm(slot, deadline);
         }
         self.sync_changed(changed, slot, now_ns);
     }
@@ -471,28 +467,21 @@ impl Worker {
         (server_first, held_on_host)
     }
 
-    /// A connection's timer fired.
-    pub(super) fn on_timer(&mut self, slot: u32, timer: u32, now_ns: u64, out: &mut Out) {
-        if timer & PP_TIMER != 0 {
-            return self.pp_timer(slot, timer & !PP_TIMER, now_ns, out);
-        }
+    /// A connection's timer fired (it is disarmed).
+    pub(super) fn on_timer(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
         let timeouts = self.cfg.timeouts;
-        let Some(c) = self.conns.get_mut(slot) else { return };
-        if c.timer != timer {
-            return;
-        }
-        let deadline = c.last_ns + timeouts.of(c.state).as_nanos() as u64;
+        let Some(c) = self.conns.current_mut(slot, generation) else { return };
+        let deadline = c.last_ns(now_ns) + timeouts.of(c.state).as_nanos() as u64;
         if deadline > now_ns {
-            c.deadline_ns = deadline;
-            self.timers.arm(slot, timer, deadline);
+            self.conns.arm(slot, deadline);
             // Alive: the peers' copies get their deadline moved too.
             return self.sync_emit(slot, crate::sync::SyncKind::Changed, now_ns);
         }
         // The NIC forwards an offloaded connection without the host seeing it: ask how idle it
         // is before ending it. The answer comes back through `on_counters`.
         if let Offload::Nic(h) = c.offload() {
-            if !c.querying && matches!(c.state, State::Tcp(TcpState::Established) | State::Udp { .. }) {
-                c.querying = true;
+            if !c.querying() && matches!(c.state, State::Tcp(TcpState::Established) | State::Udp { .. }) {
+                c.set_querying(true);
                 out.queries.push((slot, c.generation, h));
                 return;
             }

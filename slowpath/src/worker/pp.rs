@@ -14,8 +14,8 @@ use crate::packet::{L4, Pkt};
 use crate::proxy_protocol::{self as ppv2, FIRST_RTO_NS, MAX_SENDS};
 use crate::timer::TimerWheel;
 
-/// Marks a timer as a header retransmission's. Connection timers count up from 0 by one per
-/// shortened timeout and never reach it.
+/// Marks a timer of the worker's [`TimerWheel`] as a header retransmission's (the connections'
+/// own timers live in their records, not in this wheel; the mark keeps its entries telling).
 pub(super) const PP_TIMER: u32 = 1 << 31;
 
 const SYN: u8 = 0x02;

@@ -208,7 +208,7 @@ impl Worker {
             return;
         }
         c.state = after;
-        c.last_ns = now_ns;
+        c.seen(now_ns, now_ns);
         super::path::count_state(backend_stats, before, -1);
         super::path::count_state(backend_stats, after, 1);
         if before == State::Tcp(TcpState::SynRecv) {

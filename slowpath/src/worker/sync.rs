@@ -37,7 +37,7 @@ fn event_of(
     delta: Option<u32>,
     now_ns: u64,
 ) -> SyncEvent {
-    let remaining = (c.last_ns + timeout_ns).saturating_sub(now_ns) / 1_000_000;
+    let remaining = (c.last_ns(now_ns) + timeout_ns).saturating_sub(now_ns) / 1_000_000;
     SyncEvent {
         kind,
         ep: c.ep(route),

@@ -40,7 +40,7 @@ fn add(store: &mut ConnStore, ep: Endpoints, bs: &Arc<BackendStats>, ss: &Arc<Se
 
 #[test]
 fn both_tuples_find_the_connection_and_its_endpoints_round_trip() {
-    let mut store = ConnStore::new(Seeds { a: 1, b: 2 });
+    let mut store = ConnStore::new(Seeds { a: 1, b: 2 }, 0);
     let (bs, ss) = stats();
     let ep = endpoints(7);
     let slot = add(&mut store, ep, &bs, &ss);
@@ -68,7 +68,7 @@ fn both_tuples_find_the_connection_and_its_endpoints_round_trip() {
 
 #[test]
 fn a_stale_generation_never_reaches_the_connection_that_reused_the_slot() {
-    let mut store = ConnStore::new(Seeds::default());
+    let mut store = ConnStore::new(Seeds::default(), 0);
     let (bs, ss) = stats();
     let first = add(&mut store, endpoints(1), &bs, &ss);
     let old_gen = store.get(first).unwrap().generation;
@@ -86,7 +86,7 @@ fn a_stale_generation_never_reaches_the_connection_that_reused_the_slot() {
 
 #[test]
 fn routes_are_shared_and_released_with_the_last_connection() {
-    let mut store = ConnStore::new(Seeds::default());
+    let mut store = ConnStore::new(Seeds::default(), 0);
     let (bs, ss) = stats();
     let a = add(&mut store, endpoints(1), &bs, &ss);
     let b = add(&mut store, endpoints(2), &bs, &ss);
@@ -160,20 +160,20 @@ proptest! {
 #[test]
 fn a_connection_record_stays_compact() {
     let size = std::mem::size_of::<Option<Conn>>();
-    assert!(size <= 112, "a connection record is {size} bytes");
+    assert!(size <= 104, "a connection record is {size} bytes");
     assert_eq!(std::mem::size_of::<Cell>(), 8);
 }
 
 #[test]
 fn a_hash_completed_from_its_tag_is_the_whole_key_hash() {
-    let store = ConnStore::new(Seeds { a: 0x1234, b: 0x9876 });
+    let store = ConnStore::new(Seeds { a: 0x1234, b: 0x9876 }, 0);
     let key = lookup_key(6, endpoints(3).client, endpoints(3).vip);
     assert_eq!(store.complete_hash(store.tag(&key), &key), store.key_hash(&key));
 }
 
 #[test]
 fn the_nics_cleared_counters_add_up_with_the_host_paths() {
-    let mut store = ConnStore::new(Seeds::default());
+    let mut store = ConnStore::new(Seeds::default(), 0);
     let (bs, ss) = stats();
     let slot = add(&mut store, endpoints(4), &bs, &ss);
     let c = store.get_mut(slot).unwrap();
@@ -186,14 +186,14 @@ fn the_nics_cleared_counters_add_up_with_the_host_paths() {
     assert_eq!(c.packets, [14, 24]);
     assert_eq!(c.bytes, [1280, 22_120]);
     // A record written server first counts the other way round.
-    c.server_first = true;
+    c.set_server_first(true);
     c.add_nic(&read([5, 0], [500, 0]));
     assert_eq!((c.packets, c.bytes), ([14, 29], [1280, 22_620]));
 }
 
 #[test]
 fn offload_and_age_round_trip_through_their_packed_forms() {
-    let mut store = ConnStore::new(Seeds::default());
+    let mut store = ConnStore::new(Seeds::default(), 0);
     let (bs, ss) = stats();
     let slot = add(&mut store, endpoints(5), &bs, &ss);
     let c = store.get_mut(slot).unwrap();
@@ -208,4 +208,118 @@ fn offload_and_age_round_trip_through_their_packed_forms() {
     assert_eq!(c.age(1_500_000_000), std::time::Duration::from_millis(1500));
     c.created_ms = u32::MAX - 499;
     assert_eq!(c.age((u64::from(u32::MAX) + 1 + 500) * 1_000_000), std::time::Duration::from_secs(1));
+}
+
+/// Arms, re-arms (earlier and later) and removes timers in random order against a model of
+/// when each connection is due: every due connection fires once, at most a tick late, never
+/// early, and a removed or re-armed timer never fires for its old deadline.
+mod timers {
+    use super::*;
+    use crate::timer::TICK_NS;
+
+    #[derive(Clone, Debug)]
+    enum T {
+        Add(u16, u64),
+        Rearm(usize, u64),
+        Remove(usize),
+        Advance(u64),
+    }
+
+    proptest! {
+        #[test]
+        fn the_wheel_in_the_records_agrees_with_a_model(ops in prop::collection::vec(
+            prop_oneof![
+                3 => (any::<u16>(), 0u64..50_000).prop_map(|(n, d)| T::Add(n, d)),
+                2 => (any::<usize>(), 0u64..50_000).prop_map(|(i, d)| T::Rearm(i, d)),
+                1 => any::<usize>().prop_map(T::Remove),
+                3 => (0u64..20_000).prop_map(T::Advance),
+            ], 1..300)) {
+            const MS: u64 = 1_000_000;
+            let mut now = 5_000 * MS;
+            let mut store = ConnStore::new(Seeds::default(), now);
+            let (bs, ss) = stats();
+            // slot -> (generation, deadline)
+            let mut model: HashMap<u32, (u32, u64)> = HashMap::new();
+            let mut out = Vec::new();
+            for op in ops {
+                match op {
+                    T::Add(n, d) => {
+                        let ep = endpoints(n);
+                        if store.find(&lookup_key(6, ep.client, ep.vip)).is_some() {
+                            continue;
+                        }
+                        let deadline = now + d * MS;
+                        let hashes = FlowHashes {
+                            orig: store.key_hash(&lookup_key(6, ep.client, ep.vip)),
+                            reply: store.key_hash(&lookup_key(6, ep.rs, ep.lip)),
+                        };
+                        let nc = NewConn {
+                            ep,
+                            proto: Proto::Tcp,
+                            forward: crate::service::Forward::FullNat,
+                            state: State::Tcp(crate::conn::TcpState::SynRecv),
+                            now_ns: now,
+                            deadline_ns: deadline,
+                            backend_stats: &bs,
+                            service_stats: &ss,
+                        };
+                        let slot = store.insert(&nc, hashes);
+                        model.insert(slot, (store.get(slot).unwrap().generation, deadline));
+                    }
+                    T::Rearm(i, d) if !model.is_empty() => {
+                        let slot = *model.keys().nth(i % model.len()).unwrap();
+                        let deadline = now + d * MS;
+                        store.arm(slot, deadline);
+                        model.get_mut(&slot).unwrap().1 = deadline;
+                    }
+                    T::Remove(i) if !model.is_empty() => {
+                        let slot = *model.keys().nth(i % model.len()).unwrap();
+                        let (g, _) = model.remove(&slot).unwrap();
+                        prop_assert!(store.remove(slot, g).is_some());
+                    }
+                    T::Advance(d) => {
+                        now += d * MS;
+                        out.clear();
+                        store.advance_timers(now, &mut out);
+                        for &(slot, g) in &out {
+                            let (mg, deadline) = model.remove(&slot).expect("fired once, for a live connection");
+                            prop_assert_eq!(mg, g);
+                            prop_assert!(deadline < now, "fired early: due {} at {}", deadline, now);
+                            // A fired connection is disarmed; the test ends it as the worker would.
+                            prop_assert!(store.remove(slot, g).is_some());
+                        }
+                        for &(_, deadline) in model.values() {
+                            prop_assert!(deadline + 2 * TICK_NS > now, "late: due {} still armed at {}", deadline, now);
+                        }
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(store.timers_armed(), model.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_last_sighting_in_milliseconds_is_never_early_and_never_ahead_of_now() {
+    const MS: u64 = 1_000_000;
+    let mut store = ConnStore::new(Seeds::default(), 0);
+    let (bs, ss) = stats();
+    let slot = add(&mut store, endpoints(6), &bs, &ss);
+    let c = store.get_mut(slot).unwrap();
+    for (seen, now) in [(5 * MS + 300, 5 * MS + 400), (7 * MS + 1, 90_000 * MS), (9 * MS, 9 * MS)] {
+        c.seen(seen, seen);
+        let last = c.last_ns(now);
+        assert!(last >= seen && last <= now && last < seen + 2 * MS, "seen {seen}, now {now}: {last}");
+    }
+    // An older sighting (the NIC's last hit before the host's packet) changes nothing.
+    let before = c.last_ns(100_000 * MS);
+    c.seen(MS, 100_000 * MS);
+    assert_eq!(c.last_ns(100_000 * MS), before);
+    // Across the 32-bit millisecond wrap (49.7 days of the clock; idleness is always far
+    // shorter, timeouts being at most 7 days).
+    let wrap = (1u64 << 32) * MS;
+    c.last_ms = ms32_up(wrap - 3 * MS);
+    let last = c.last_ns(wrap + 10 * MS);
+    assert!((wrap - 3 * MS..wrap - MS).contains(&last), "{last}");
 }
