@@ -27,9 +27,9 @@
 //! removal finds the index cells with them. Later packets of the connection hash their tuple once
 //! to look it up.
 
-use crate::addr::{FastMap, from_bytes, to_bytes};
+use crate::addr::{from_bytes, to_bytes};
 use crate::conn::{Dir, Endpoints, Offload, State};
-use crate::service::{BackendStats, Forward, Proto, ServiceKey, ServiceStats};
+use crate::service::{BackendStats, Forward, Proto, ServiceStats};
 use flow_offload::{FlowCounters, FlowHashes};
 use rtl_spec::formats::LookupKey;
 use rtl_spec::hash::{KeyHash, Seeds};
@@ -84,35 +84,6 @@ const ARMED: u8 = 2;
 /// Its NIC record is (to be) written server first (PROXY protocol): the record's counters count
 /// the other way round.
 const SERVER_FIRST: u8 = 4;
-
-/// What the connections to one server of one service through one local address share: held
-/// once in the store, with a count of the connections that use it, so that a connection keeps
-/// 4 bytes instead of three addresses, two ports and two `Arc`s. The counters outlive a
-/// configuration reload for as long as one of its connections does.
-#[derive(Clone, Debug)]
-pub struct Route {
-    /// The virtual service's address and port.
-    pub vip: SocketAddr,
-    /// The real server.
-    pub rs: SocketAddr,
-    /// The local address toward the server.
-    pub lip: std::net::IpAddr,
-    /// TCP or UDP.
-    pub proto: Proto,
-    /// How its connections are forwarded (the service's mode when they were created).
-    pub forward: Forward,
-    /// The server's counters.
-    pub backend_stats: Arc<BackendStats>,
-    /// The service's counters.
-    pub service_stats: Arc<ServiceStats>,
-}
-
-impl Route {
-    /// The service its connections belong to.
-    pub fn service(&self) -> ServiceKey {
-        ServiceKey { vip: self.vip, proto: self.proto }
-    }
-}
 
 /// Milliseconds of a nanosecond time, truncated to 32 bits on purpose (compared wrapping).
 fn ms32(ns: u64) -> u32 {
@@ -255,204 +226,6 @@ impl Conn {
 /// The lookup key of a packet's tuple, as the NIC forms it.
 pub fn lookup_key(proto: u8, src: SocketAddr, dst: SocketAddr) -> LookupKey {
     LookupKey::new(crate::addr::tuple(src, dst), proto, src.is_ipv6())
-}
-
-/// A cell of the index: a tuple's hash and `slot << 1 | reply`; empty when `at` is `EMPTY`.
-#[derive(Clone, Copy, Debug)]
-struct Cell {
-    tag: u32,
-    at: u32,
-}
-
-const EMPTY: u32 = u32::MAX;
-const FREE_CELL: Cell = Cell { tag: 0, at: EMPTY };
-
-/// Both tuples of every connection, by hash (linear probing, backward-shift deletion).
-#[derive(Debug)]
-struct TupleIndex {
-    cells: Vec<Cell>,
-    len: usize,
-}
-
-impl TupleIndex {
-    fn new() -> Self {
-        TupleIndex { cells: vec![FREE_CELL; 64], len: 0 }
-    }
-
-    fn mask(&self) -> usize {
-        self.cells.len() - 1
-    }
-
-    /// The first cell of hash `tag` for which `is` says yes.
-    fn find(&self, tag: u32, is: impl Fn(u32, Dir) -> bool) -> Option<(u32, Dir)> {
-        let mask = self.mask();
-        let mut i = tag as usize & mask;
-        loop {
-            let c = self.cells[i];
-            if c.at == EMPTY {
-                return None;
-            }
-            if c.tag == tag {
-                let (slot, dir) = (c.at >> 1, if c.at & 1 == 0 { Dir::Orig } else { Dir::Reply });
-                if is(slot, dir) {
-                    return Some((slot, dir));
-                }
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    fn insert(&mut self, tag: u32, at: u32) {
-        // At most 7/8 full, so every probe ends at an empty cell.
-        if (self.len + 1) * 8 > self.cells.len() * 7 {
-            self.grow();
-        }
-        self.put(Cell { tag, at });
-        self.len += 1;
-    }
-
-    fn put(&mut self, cell: Cell) {
-        let mask = self.mask();
-        let mut i = cell.tag as usize & mask;
-        while self.cells[i].at != EMPTY {
-            i = (i + 1) & mask;
-        }
-        self.cells[i] = cell;
-    }
-
-    fn grow(&mut self) {
-        let doubled = vec![FREE_CELL; self.cells.len() * 2];
-        let old = std::mem::replace(&mut self.cells, doubled);
-        for c in old.into_iter().filter(|c| c.at != EMPTY) {
-            self.put(c);
-        }
-    }
-
-    /// Removes the cell `(tag, at)`; the cells after it that may move back do.
-    fn remove(&mut self, tag: u32, at: u32) -> bool {
-        let mask = self.mask();
-        let mut i = tag as usize & mask;
-        loop {
-            let c = self.cells[i];
-            if c.at == EMPTY {
-                return false;
-            }
-            if c.tag == tag && c.at == at {
-                break;
-            }
-            i = (i + 1) & mask;
-        }
-        let mut j = (i + 1) & mask;
-        while self.cells[j].at != EMPTY {
-            let home = self.cells[j].tag as usize & mask;
-            // The cell at j may fill the hole at i when i lies on its probe path [home, j).
-            if j.wrapping_sub(home) & mask >= j.wrapping_sub(i) & mask {
-                self.cells[i] = self.cells[j];
-                i = j;
-            }
-            j = (j + 1) & mask;
-        }
-        self.cells[i] = FREE_CELL;
-        self.len -= 1;
-        true
-    }
-
-    fn bytes(&self) -> usize {
-        self.cells.capacity() * std::mem::size_of::<Cell>()
-    }
-}
-
-/// What makes two connections share a [`Route`]: the counters (by identity) and the addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct RouteKey {
-    backend_stats: usize,
-    service_stats: usize,
-    vip: SocketAddr,
-    rs: SocketAddr,
-    lip: std::net::IpAddr,
-    proto: Proto,
-    forward: Forward,
-}
-
-/// The store's routes, each held once with the number of connections that use it.
-#[derive(Debug, Default)]
-struct Routes {
-    entries: Vec<Option<(Route, u32)>>,
-    by_key: FastMap<RouteKey, u32>,
-    free: Vec<u32>,
-}
-
-impl Routes {
-    fn key(r: &Route) -> RouteKey {
-        RouteKey {
-            backend_stats: Arc::as_ptr(&r.backend_stats) as usize,
-            service_stats: Arc::as_ptr(&r.service_stats) as usize,
-            vip: r.vip,
-            rs: r.rs,
-            lip: r.lip,
-            proto: r.proto,
-            forward: r.forward,
-        }
-    }
-
-    /// The reference of the route of a new connection to `ep` (one more user of it).
-    fn acquire(&mut self, n: &NewConn<'_>) -> u32 {
-        let ep = &n.ep;
-        let key = RouteKey {
-            backend_stats: Arc::as_ptr(n.backend_stats) as usize,
-            service_stats: Arc::as_ptr(n.service_stats) as usize,
-            vip: ep.vip,
-            rs: ep.rs,
-            lip: ep.lip.ip(),
-            proto: n.proto,
-            forward: n.forward,
-        };
-        if let Some(&id) = self.by_key.get(&key) {
-            if let Some(Some(e)) = self.entries.get_mut(id as usize) {
-                e.1 += 1;
-                return id;
-            }
-        }
-        let route = Route {
-            vip: ep.vip,
-            rs: ep.rs,
-            lip: ep.lip.ip(),
-            proto: n.proto,
-            forward: n.forward,
-            backend_stats: n.backend_stats.clone(),
-            service_stats: n.service_stats.clone(),
-        };
-        let entry = Some((route, 1));
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.entries[id as usize] = entry;
-                id
-            }
-            None => {
-                self.entries.push(entry);
-                (self.entries.len() - 1) as u32
-            }
-        };
-        self.by_key.insert(key, id);
-        id
-    }
-
-    /// One user fewer of route `id`; the route is dropped with its last user.
-    fn release(&mut self, id: u32) {
-        let Some(slot) = self.entries.get_mut(id as usize) else { return };
-        let Some(e) = slot.as_mut() else { return };
-        e.1 -= 1;
-        if e.1 == 0 {
-            let key = Self::key(&e.0);
-            self.by_key.remove(&key);
-            *slot = None;
-            self.free.push(id);
-        }
-    }
-
-    fn get(&self, id: u32) -> Option<&Route> {
-        self.entries.get(id as usize)?.as_ref().map(|(r, _)| r)
-    }
 }
 
 /// What a new connection is.
@@ -660,6 +433,12 @@ impl ConnStore {
     }
 }
 
+mod index;
+mod routes;
 #[cfg(test)]
 mod tests;
 mod wheel;
+
+use index::TupleIndex;
+pub use routes::Route;
+use routes::Routes;

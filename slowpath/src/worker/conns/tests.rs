@@ -2,7 +2,9 @@
 //! forced hash collisions), slot reuse with stale generations, and the shared counter
 //! references.
 
+use super::index::{Cell, TupleIndex};
 use super::*;
+use crate::service::ServiceKey;
 use proptest::prelude::*;
 use std::collections::HashMap;
 
