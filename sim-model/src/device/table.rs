@@ -66,6 +66,11 @@ impl FlowTable {
                 }
             }
         }
+        // An empty stash (the usual case: the host moves keys out of it) is not scanned: a miss,
+        // every new connection's first packets, would otherwise compare every stash entry.
+        if self.stash_used == 0 {
+            return None;
+        }
         self.stash.iter().find_map(|slot| self.matches(*slot, p.sig, key))
     }
 
