@@ -13,11 +13,11 @@
 //! get entries of their own (a tunnel's per server, its outer addresses with it). A neighbour's
 //! new MAC rewrites every entry that leads to it.
 
+use crate::addr::FastMap;
 use crate::emit::L2;
 use crate::emit::{self, BROADCAST};
 use rtl_spec::codes::NextHopAction;
 use rtl_spec::formats::{NextHopCtl, NextHopEntry, NextHopTunnel};
-use crate::addr::FastMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 

@@ -205,6 +205,8 @@ pub struct Engine {
     sync: Option<crate::sync::SyncQueue>,
     peer_lips: Vec<IpAddr>,
     taken: Vec<IpAddr>,
+    /// A resync under way: the worker and slot it goes on from.
+    sync_dump: Option<(usize, u32)>,
 }
 
 impl Engine {
@@ -273,6 +275,7 @@ impl Engine {
             next_check_ns: now_ns + CHECK_NS,
             banks: bank::Banks::default(),
             sync: None,
+            sync_dump: None,
             peer_lips: Vec::new(),
             taken: Vec::new(),
         };
