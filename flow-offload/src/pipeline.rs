@@ -64,13 +64,8 @@ impl FlowTable {
             );
             let refusal = match undo {
                 Undo::Insert { record, seq, cookie } => {
-                    let same = self
-                        .records
-                        .get(record as usize)
-                        .and_then(|r| r.as_ref())
-                        .is_some_and(|i| i.seq == seq);
-                    if same {
-                        let _ = self.take(Handle(record));
+                    if self.records.seq(record) == Some(seq as u32) {
+                        let _ = self.take(Handle(record), Some([cmd.slot_orig, cmd.slot_reply]));
                         self.stats.installs -= 1;
                     }
                     Refusal::Install { handle: Handle(record), cookie, status }

@@ -132,7 +132,7 @@ fn read_record(r: &mut Rig, index: u32) -> FlowRecord {
 /// The replica check: every live flow hits its record in both directions and its record reads
 /// back as the shadow's; every flow in `gone` misses.
 fn check(r: &mut Rig, gone: &[u32]) {
-    let live: Vec<(Handle, Flow)> = r.table.live_records().map(|(h, f)| (h, *f)).collect();
+    let live: Vec<(Handle, Flow)> = r.table.live_records().collect();
     for (h, f) in &live {
         assert_eq!(lookup(r, &f.orig), Some((h.0, false)), "flow {} original direction", f.cookie);
         assert_eq!(lookup(r, &f.reply), Some((h.0, true)), "flow {} reply direction", f.cookie);
