@@ -370,7 +370,8 @@ impl FlowTable {
     /// positions its tuples had (`None` only if the index did not hold one, which the shadow's
     /// invariants rule out). `hint` is where the tuples were placed, if the caller knows
     /// (a refused Insert's slots): a position that still points at the record is taken as it is,
-    /// otherwise the tuple is hashed again and found.
+    /// otherwise the tuple is hashed again and found, or, for a flow installed with hashes that
+    /// are not its tuples', found where its pending Insert put it.
     pub(crate) fn take(
         &mut self,
         h: Handle,
@@ -383,6 +384,14 @@ impl FlowTable {
             *pos = hint.map(|p| p[usize::from(reply)]).filter(|p| self.index.occupant(*p) == Some(me));
             if pos.is_none() {
                 *pos = self.index.find(self.index.hash_of(&flow.key(reply)), |o| o == me);
+            }
+            if pos.is_none() {
+                // Placed with hashes that are not its tuples' (a caller bug the NIC refuses): the
+                // record's Insert is still pending, and its slots say where.
+                *pos = (self.queue.iter().rev().chain(self.in_flight.iter().rev()))
+                    .filter(|(c, _)| c.opcode == u8::from(Opcode::Insert) && c.record.get() == h.0)
+                    .map(|(c, _)| if reply { c.slot_reply } else { c.slot_orig })
+                    .find(|p| self.index.occupant(*p) == Some(me));
             }
             debug_assert!(
                 pos.is_some(),

@@ -3,11 +3,11 @@
 //! the records read back from the NIC are the ones the shadow holds. Also: a full table refuses
 //! without losing anything, and a device reset is repaired from the shadow.
 
-use flow_offload::table::{Flow, FlowEvent, FlowTable, Handle, InstallError};
+use flow_offload::table::{Flow, FlowEvent, FlowHashes, FlowTable, Handle, InstallError, Refusal};
 use host_driver::transport::inprocess::{InProcess, SharedInProcess};
 use host_driver::{Nic, NicConfig};
 use proptest::prelude::*;
-use rtl_spec::codes::{Opcode, PuntReason};
+use rtl_spec::codes::{Opcode, PuntReason, Status};
 use rtl_spec::formats::{FlowCommand, FlowRecord, FlowTuple};
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
@@ -468,4 +468,54 @@ fn after_a_failed_search_a_full_table_refuses_without_searching_until_a_remove()
     assert!(again >= 1, "room made by the removes is used");
     assert!(r.table.commit().unwrap().is_empty());
     check(&mut r, &[]);
+}
+
+/// Hashes that are not the flow's: the shadow places it by them, and the NIC refuses the Insert
+/// (`BadPlacement`).
+fn wrong_hashes(n: u32) -> FlowHashes {
+    let h = |x: u32| rtl_spec::hash::KeyHash { a: x.wrapping_mul(0x9E37_79B9), b: x ^ 0x5555_5555 };
+    FlowHashes { orig: h(2 * n + 1), reply: h(2 * n + 2) }
+}
+
+#[test]
+fn a_refused_install_is_rolled_back_and_leaves_nothing_in_the_shadow() {
+    let mut r = rig(64, 8);
+    r.table.install(flow(1)).unwrap();
+    let h = r.table.install_hashed(flow(2), wrong_hashes(2)).unwrap();
+    assert_eq!(r.table.shadow_positions().len(), 4);
+    let refused = r.table.commit().unwrap();
+    assert_eq!(refused, [Refusal::Install { handle: h, cookie: 2, status: Status::BadPlacement }]);
+    assert_eq!((r.table.get(h), r.table.occupancy(), r.table.stats().installs), (None, 1, 1));
+    assert_eq!(r.table.shadow_positions().len(), 2, "the refused flow's slots are free again");
+    check(&mut r, &[2]);
+}
+
+#[test]
+fn a_refusal_reaped_late_undoes_its_own_install_not_the_one_that_reused_the_record() {
+    let mut r = rig(64, 8);
+    // Installed with wrong hashes and removed before the NIC refuses it: the record (and its
+    // slots, found through the pending Insert) are free again and the next install reuses it.
+    let bad = r.table.install_hashed(flow(1), wrong_hashes(1)).unwrap();
+    r.table.remove(bad, false).unwrap();
+    assert_eq!(r.table.shadow_positions().len(), 0);
+    let good = r.table.install(flow(2)).unwrap();
+    assert_eq!(good, bad, "the record is reused");
+    let refused = r.table.commit().unwrap();
+    assert!(refused.contains(&Refusal::Install { handle: bad, cookie: 1, status: Status::BadPlacement }));
+    // The late refusal left the flow that reused the record alone.
+    assert_eq!(r.table.get(good), Some(flow(2)));
+    assert_eq!(r.table.occupancy(), 1);
+    // Once more with the record reused twice while the first Insert is pending, the second
+    // install also refused and the third accepted.
+    let a = r.table.install_hashed(flow(3), wrong_hashes(3)).unwrap();
+    r.table.remove(a, false).unwrap();
+    let b = r.table.install_hashed(flow(4), wrong_hashes(4)).unwrap();
+    r.table.remove(b, false).unwrap();
+    let c = r.table.install(flow(5)).unwrap();
+    assert_eq!((a, b), (c, c));
+    let refused = r.table.commit().unwrap();
+    let installs = refused.iter().filter(|x| matches!(x, Refusal::Install { .. })).count();
+    assert_eq!(installs, 2);
+    assert_eq!(r.table.get(c), Some(flow(5)));
+    check(&mut r, &[1, 3, 4]);
 }
