@@ -1,11 +1,11 @@
 //! The shadow's flow records, compact: what the host keeps of every record the NIC holds.
 //!
 //! The store is allocated once for the NIC's geometry, so its bytes per record are the host's
-//! cost of every record, used or not. A record is 45 bytes, byte-aligned ([`Compact`]): an IPv4
-//! flow's two tuples inline (4-byte addresses, so 12 bytes a tuple), the cookie, the install's
-//! sequence number (32 bits), the sequence delta, the next hops, the idle timeout, the counter
-//! set (11 bits, as the NIC's record names it) with the flags (live, IPv6, UDP, sequence
-//! adjustment), and the host state. An IPv6 flow's tuples (72 bytes) live in a side slab that
+//! cost of every record, used or not. A record is 41 bytes, byte-aligned ([`Compact`]): an IPv4
+//! flow's two tuples inline (4-byte addresses, so 12 bytes a tuple), the cookie, the sequence
+//! delta, the next hops, the idle timeout, the counter set (11 bits, as the NIC's record names
+//! it) with the flags (live, IPv6, UDP, sequence adjustment, Insert pending), and the host
+//! state. An IPv6 flow's tuples (72 bytes) live in a side slab that
 //! grows with the IPv6 flows installed, its slot named by the record; a freed slot is zeroed and
 //! reused first. The index positions of a record's two tuples are not kept: the index finds them
 //! from the tuples' hashes when a record goes (see [`crate::table::FlowTable`]).
@@ -32,8 +32,10 @@ const LIVE: u16 = 1 << 15;
 const IPV6: u16 = 1 << 14;
 const UDP: u16 = 1 << 13;
 const SEQ_ADJUST: u16 = 1 << 12;
+/// The install's Insert command has not completed yet (see [`Records::settle`]).
+const PENDING: u16 = 1 << 11;
 
-/// One record as the shadow keeps it (see the module doc). Byte-aligned, so 45 bytes.
+/// One record as the shadow keeps it (see the module doc). Byte-aligned, so 41 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Compact {
@@ -43,14 +45,13 @@ pub(crate) struct Compact {
     tuples: [u8; 24],
     /// A live record's cookie; a free one's next free record ([`NONE`] ends the list).
     cookie: U32,
-    /// The low 32 bits of the install's sequence number.
-    seq: U32,
     /// The sequence delta (with [`SEQ_ADJUST`]).
     seq_delta: U32,
     next_hop_orig: U16,
     next_hop_reply: U16,
     idle_timeout: U16,
-    /// [`LIVE`], [`IPV6`], [`UDP`] (else TCP), [`SEQ_ADJUST`]; the counter set in bits 10..0.
+    /// [`LIVE`], [`IPV6`], [`UDP`] (else TCP), [`SEQ_ADJUST`], [`PENDING`]; the counter set in
+    /// bits 10..0.
     ctl: U16,
     host_state: u8,
 }
@@ -59,7 +60,6 @@ impl Compact {
     const FREE: Compact = Compact {
         tuples: [0; 24],
         cookie: U32::ZERO,
-        seq: U32::ZERO,
         seq_delta: U32::ZERO,
         next_hop_orig: U16::ZERO,
         next_hop_reply: U16::ZERO,
@@ -156,9 +156,9 @@ impl Records {
     }
 
     /// Stores `flow` (validated: TCP or UDP, an IPv4 flow's addresses in their first 4 bytes, a
-    /// counter set of at most [`MAX_COUNTER_SET`]) in the record [`Self::next_free`] names, with
-    /// install sequence `seq`; returns the record, or `None` when none is free.
-    pub(crate) fn insert(&mut self, flow: &Flow, seq: u64) -> Option<u32> {
+    /// counter set of at most [`MAX_COUNTER_SET`]) in the record [`Self::next_free`] names, its
+    /// Insert pending; returns the record, or `None` when none is free.
+    pub(crate) fn insert(&mut self, flow: &Flow) -> Option<u32> {
         debug_assert!(flow.proto == 6 || flow.proto == 17);
         debug_assert!(flow.counter_set <= MAX_COUNTER_SET);
         let r = self.next_free()?;
@@ -185,13 +185,13 @@ impl Records {
             pack_v4(&flow.reply, &mut tuples[12..]);
         }
         let flags = LIVE
+            | PENDING
             | if flow.ipv6 { IPV6 } else { 0 }
             | if flow.proto == 17 { UDP } else { 0 }
             | if flow.seq_delta.is_some() { SEQ_ADJUST } else { 0 };
         self.slots[r as usize] = Compact {
             tuples,
             cookie: U32::new(flow.cookie),
-            seq: U32::new(seq as u32),
             seq_delta: U32::new(flow.seq_delta.unwrap_or(0)),
             next_hop_orig: U16::new(flow.next_hop_orig),
             next_hop_reply: U16::new(flow.next_hop_reply),
@@ -254,9 +254,25 @@ impl Records {
         Some(LookupKey::new(if reply { rep } else { orig }, if c.has(UDP) { 17 } else { 6 }, c.has(IPV6)))
     }
 
-    /// The low 32 bits of the sequence number of the install that filled record `r`.
-    pub(crate) fn seq(&self, r: u32) -> Option<u32> {
-        self.live_record(r).map(|c| c.seq.get())
+    /// Whether record `r` is live and the Insert of the install that filled it has not
+    /// completed yet.
+    pub(crate) fn is_pending(&self, r: u32) -> bool {
+        self.live_record(r).is_some_and(|c| c.has(PENDING))
+    }
+
+    /// The Insert of record `r`'s install completed (or was dropped with every other command
+    /// when the device was rewritten): the install is no longer pending.
+    pub(crate) fn settle(&mut self, r: u32) {
+        if let Some(c) = self.live_record_mut(r) {
+            c.ctl = U16::new(c.ctl.get() & !PENDING);
+        }
+    }
+
+    /// [`Self::settle`] for every record.
+    pub(crate) fn settle_all(&mut self) {
+        for c in &mut self.slots[..self.fresh as usize] {
+            c.ctl = U16::new(c.ctl.get() & !PENDING);
+        }
     }
 
     /// Rewrites record `r`'s cookie; returns the flow as it is now.
@@ -348,10 +364,10 @@ mod tests {
     }
 
     #[test]
-    fn a_record_is_45_bytes_and_byte_aligned() {
+    fn a_record_is_41_bytes_and_byte_aligned() {
         // The shadow's bytes per record: this plus two 8-byte index cells. Growing it is a
         // decision, not an accident.
-        assert_eq!(std::mem::size_of::<Compact>(), 45);
+        assert_eq!(std::mem::size_of::<Compact>(), 41);
         assert_eq!(std::mem::align_of::<Compact>(), 1);
     }
 
@@ -363,10 +379,10 @@ mod tests {
         let udp6 = flow_v6(3);
         let tcp6 = Flow { proto: 6, seq_delta: Some(0), host_state: 0xFF, counter_set: 0, ..flow_v6(4) };
         for (i, f) in [tcp4, udp4, udp6, tcp6].iter().enumerate() {
-            let r = store.insert(f, 100 + i as u64).unwrap();
+            let r = store.insert(f).unwrap();
             assert_eq!(r, i as u32, "the lowest free record first");
             assert_eq!(store.flow(r), Some(*f));
-            assert_eq!(store.seq(r), Some(100 + i as u32));
+            assert!(store.is_pending(r));
             assert_eq!(store.key(r, false), Some(f.key(false)));
             assert_eq!(store.key(r, true), Some(f.key(true)));
         }
@@ -385,13 +401,20 @@ mod tests {
             Some(Flow { counter_set: MAX_COUNTER_SET, ..tcp6 })
         );
         assert_eq!(store.set_cookie(5, 1), None, "a free record has nothing to set");
+        // Settling an install changes nothing of its flow.
+        store.settle(1);
+        assert!(!store.is_pending(1) && store.is_pending(0));
+        assert_eq!(store.flow(1), Some(udp4));
+        store.settle_all();
+        assert!((0..4).all(|r| !store.is_pending(r)));
+        assert_eq!(store.iter().map(|(_, f)| f).nth(2), Some(Flow { cookie: 77, ..udp6 }));
     }
 
     #[test]
     fn a_reused_slab_slot_holds_only_the_new_flows_tuples() {
         let mut store = Records::new(4).unwrap();
         let old = flow_v6(1);
-        let r = store.insert(&old, 1).unwrap();
+        let r = store.insert(&old).unwrap();
         assert_eq!(store.remove(r), Some(old));
         assert_eq!(store.v6[0], [FlowTuple::default(); 2], "a freed slot keeps nothing of its flow");
         assert_eq!((store.flow(r), store.key(r, false), store.live()), (None, None, 0));
@@ -399,16 +422,16 @@ mod tests {
         let mut new = flow_v6(2);
         new.orig.src_addr = [0xFE; 16];
         new.reply.dst_addr = [0x11; 16];
-        let r2 = store.insert(&new, 2).unwrap();
+        let r2 = store.insert(&new).unwrap();
         assert_eq!(r2, r, "the freed record first");
         assert_eq!(store.slab_len(), 1, "the freed slab slot is reused");
         assert_eq!(store.flow(r2), Some(new));
         // A v4 flow in the record after it leaves the slab slot free for the next v6 flow.
         store.remove(r2);
         let v4 = flow_v4(3);
-        assert_eq!(store.insert(&v4, 3), Some(r));
+        assert_eq!(store.insert(&v4), Some(r));
         assert_eq!(store.flow(r), Some(v4));
-        let r3 = store.insert(&flow_v6(4), 4).unwrap();
+        let r3 = store.insert(&flow_v6(4)).unwrap();
         assert_eq!((store.slab_len(), store.flow(r3)), (1, Some(flow_v6(4))));
     }
 
@@ -416,15 +439,15 @@ mod tests {
     fn records_are_taken_lowest_first_and_freed_ones_again_last_freed_first() {
         let mut store = Records::new(4).unwrap();
         let f = flow_v4(0);
-        let taken: Vec<u32> = (0..3).map(|_| store.insert(&f, 0).unwrap()).collect();
+        let taken: Vec<u32> = (0..3).map(|_| store.insert(&f).unwrap()).collect();
         assert_eq!(taken, [0, 1, 2]);
         store.remove(1);
         store.remove(0);
         assert_eq!(store.remove(0), None, "freed twice");
         assert_eq!(store.next_free(), Some(0));
-        let again: Vec<u32> = (0..3).map(|_| store.insert(&f, 0).unwrap()).collect();
+        let again: Vec<u32> = (0..3).map(|_| store.insert(&f).unwrap()).collect();
         assert_eq!(again, [0, 1, 3]);
-        assert_eq!((store.next_free(), store.insert(&f, 0), store.live()), (None, None, 4));
+        assert_eq!((store.next_free(), store.insert(&f), store.live()), (None, None, 4));
         assert_eq!(store.iter().map(|(r, _)| r).collect::<Vec<_>>(), [0, 1, 2, 3]);
         assert!(matches!(Records::new(MAX_RECORDS + 1), Err(GeometryError::Records(_))));
     }

@@ -96,6 +96,9 @@ impl FlowTable {
     pub fn reconcile(&mut self) -> Result<(), DriverError> {
         self.queue.clear();
         self.in_flight.clear();
+        // Every pending Insert was dropped: the rewrite below is the records' Insert now.
+        self.orphans.clear();
+        self.records.settle_all();
         let mut cmds = Vec::new();
         for (n, e) in self.next_hops.iter().enumerate() {
             let Some(e) = e else { continue };
@@ -116,7 +119,7 @@ impl FlowTable {
             let mut cmd = FlowCommand {
                 opcode: Opcode::Insert.into(),
                 record: U32::new(record),
-                cookie: u64::from(self.records.seq(record).unwrap_or(0)).into(),
+                cookie: 0.into(),
                 slot_orig: orig_pos.unwrap_or_default(),
                 slot_reply: reply_pos.unwrap_or_default(),
                 ..FlowCommand::default()

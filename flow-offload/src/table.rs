@@ -7,7 +7,7 @@
 //! Commands are queued and go out in batches, one doorbell each, at [`FlowTable::commit`]; a
 //! command the NIC refuses is rolled back on the shadow and reported.
 //!
-//! The shadow is the compact record store (`crate::records`: 45 bytes a record, IPv6 tuples in a
+//! The shadow is the compact record store (`crate::records`: 41 bytes a record, IPv6 tuples in a
 //! side slab) and the index ([`crate::placement`]: 8 bytes a slot). A [`Flow`] is rebuilt from
 //! its record when asked for ([`FlowTable::get`], [`FlowTable::live_records`]). A record does not
 //! keep its two index positions: a remove hashes its tuples again and finds them, and the index
@@ -33,12 +33,10 @@ pub const MAX_MOVES: usize = 8;
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Undo {
     Nothing,
-    /// An install: `seq` is its sequence number, so that a refusal reaped late undoes this
-    /// install only, not a later one that reused the record (the record keeps the low 32 bits:
-    /// it would take 2^32 installs while this one's command is pending to confuse them).
+    /// An install (its record and cookie). A refusal reaped late undoes this install only, not
+    /// a later one that reused the record: see [`FlowTable::orphans`].
     Insert {
         record: u32,
-        seq: u64,
         cookie: u32,
     },
 }
@@ -58,8 +56,15 @@ pub struct FlowTable {
     /// Refusals reaped by [`FlowTable::poll_completions`] and not yet taken.
     pub(crate) refused: Vec<Refusal>,
     pub(crate) max_in_flight: usize,
-    /// Install sequence numbers (see `Undo::Insert`).
+    /// Install sequence numbers, the Insert commands' cookies (the NIC echoes them).
     pub(crate) seq: u64,
+    /// Records taken while the Insert of their install was pending (queued or in flight), with
+    /// how many such Inserts are still to complete. An Insert completing finds its record here
+    /// when its install is gone (the record may hold another install by then): it settles
+    /// nothing and a refusal of it undoes nothing. Otherwise its install is the record's and is
+    /// settled ([`Records::settle`]). Empty but for flows removed within a batch of being
+    /// installed; emptied when the device is rewritten and every pending command dropped.
+    pub(crate) orphans: std::collections::HashMap<u32, u32>,
     /// The device's reset count after its last bring-up (see [`host_driver::Nic::reset_count`]).
     pub(crate) resets: u32,
     /// A cuckoo search failed and nothing was removed since: further installs only try their
@@ -89,6 +94,7 @@ impl FlowTable {
             refused: Vec::new(),
             max_in_flight: nic.command_room() as usize,
             seq: 0,
+            orphans: std::collections::HashMap::new(),
             resets,
             searches_futile: false,
             stats: Stats::default(),
@@ -331,7 +337,7 @@ impl FlowTable {
         let (orig_pos, reply_pos) = (plan.orig.target, plan.reply.target);
         self.seq += 1;
         let seq = self.seq;
-        let stored = self.records.insert(&flow, seq);
+        let stored = self.records.insert(&flow);
         debug_assert_eq!(stored, Some(record));
         self.bank.retain(flow.counter_set);
         let rec = Self::record_of(&flow);
@@ -344,7 +350,7 @@ impl FlowTable {
             ..FlowCommand::default()
         };
         cmd.payload[..128].copy_from_slice(rec.as_bytes());
-        self.queue.push_back((cmd, Undo::Insert { record, seq, cookie: flow.cookie }));
+        self.queue.push_back((cmd, Undo::Insert { record, cookie: flow.cookie }));
         self.stats.installs += 1;
         Ok(Handle(record))
     }
@@ -377,6 +383,9 @@ impl FlowTable {
         h: Handle,
         hint: Option<[IndexPos; 2]>,
     ) -> Result<(Flow, [Option<IndexPos>; 2]), InstallError> {
+        if self.records.is_pending(h.0) {
+            *self.orphans.entry(h.0).or_default() += 1;
+        }
         let flow = self.records.remove(h.0).ok_or_else(|| no_flow(h))?;
         let mut at = [None; 2];
         for (reply, pos) in [false, true].into_iter().zip(&mut at) {

@@ -62,4 +62,12 @@ impl Cell {
                 self.in_b() && self.half == hash.a
             }
     }
+
+    /// The cell's entry in full, its hash from `keys`. A key source that disagrees with the cell
+    /// (an entry placed with hashes that are not its tuple's) makes a plan moving the entry fail
+    /// validation ([`super::ShadowIndex::apply`]: `SlotMismatch`), never a wrong move.
+    pub(super) fn full(self, keys: &impl Fn(u32, bool) -> KeyHash) -> Option<Entry> {
+        let o = self.occupant()?;
+        Some(Entry { hash: keys(o.record, o.reply), record: o.record, reply: o.reply })
+    }
 }

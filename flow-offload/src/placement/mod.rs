@@ -252,7 +252,7 @@ impl ShadowIndex {
     pub fn get(&self, pos: IndexPos, keys: &impl Fn(u32, bool) -> KeyHash) -> Option<Entry> {
         match self.locate(pos)? {
             (true, i) => *self.stash.get(i)?,
-            (false, i) => self.full(*self.slots.get(i)?, pos.index(), keys),
+            (false, i) => self.slots.get(i)?.full(keys),
         }
     }
 
@@ -440,19 +440,6 @@ impl ShadowIndex {
             }
             None => false,
         }
-    }
-
-    /// A bucket cell in full, its hash completed by `keys` (checked against the cell in debug
-    /// builds: a key source that disagrees with the index is a caller bug).
-    fn full(&self, cell: Cell, bucket: u32, keys: &impl Fn(u32, bool) -> KeyHash) -> Option<Entry> {
-        let o = cell.occupant()?;
-        let entry = Entry { hash: keys(o.record, o.reply), record: o.record, reply: o.reply };
-        debug_assert_eq!(
-            Cell::pack(&entry, bucket, self.buckets),
-            cell,
-            "the key source disagrees with the index"
-        );
-        Some(entry)
     }
 
     /// The cell at a bucket position (`None` for the stash or out of range).
