@@ -387,13 +387,18 @@ impl FlowTable {
             *self.orphans.entry(h.0).or_default() += 1;
         }
         let flow = self.records.remove(h.0).ok_or_else(|| no_flow(h))?;
-        let mut at = [None; 2];
+        let mut at = [false, true].map(|reply| {
+            let me = Occupant { record: h.0, reply };
+            hint.map(|p| p[usize::from(reply)]).filter(|p| self.index.occupant(*p) == Some(me))
+        });
+        if at.contains(&None) {
+            let found = self.positions_of(h.0, &flow);
+            for (pos, found) in at.iter_mut().zip(found) {
+                *pos = pos.or(found);
+            }
+        }
         for (reply, pos) in [false, true].into_iter().zip(&mut at) {
             let me = Occupant { record: h.0, reply };
-            *pos = hint.map(|p| p[usize::from(reply)]).filter(|p| self.index.occupant(*p) == Some(me));
-            if pos.is_none() {
-                *pos = self.index.find(self.index.hash_of(&flow.key(reply)), |o| o == me);
-            }
             if pos.is_none() {
                 // Placed with hashes that are not its tuples' (a caller bug the NIC refuses): the
                 // record's Insert is still pending, and its slots say where.
@@ -417,12 +422,14 @@ impl FlowTable {
         Ok((flow, at))
     }
 
-    /// The positions of record `record`'s two tuples (see [`Self::take`]).
+    /// The positions of record `record`'s two tuples, found by hashing them again (the four
+    /// buckets are fetched together, so their cache misses overlap).
     pub(crate) fn positions_of(&self, record: u32, flow: &Flow) -> [Option<IndexPos>; 2] {
-        [false, true].map(|reply| {
-            let me = Occupant { record, reply };
-            self.index.find(self.index.hash_of(&flow.key(reply)), |o| o == me)
-        })
+        let seeds = self.index.seeds();
+        let hashes = [false, true].map(|reply| key_hash_aligned(seeds, flow.key(reply)));
+        self.prefetch(FlowHashes { orig: hashes[0], reply: hashes[1] });
+        [false, true]
+            .map(|reply| self.index.find_occupant(Occupant { record, reply }, hashes[usize::from(reply)]))
     }
 
     /// The full key hash of record `record`'s original (or reply) tuple, hashed again from the
@@ -524,5 +531,15 @@ pub(crate) fn no_flow(h: Handle) -> InstallError {
 /// [`FlowTable::key_hash_of`] over the record store alone (so the index may be borrowed
 /// mutably beside it).
 fn key_hash_in(records: &Records, seeds: Seeds, record: u32, reply: bool) -> KeyHash {
-    records.key(record, reply).map(|k| seeds.key_hash(&k)).unwrap_or_default()
+    records.key(record, reply).map(|k| key_hash_aligned(seeds, k)).unwrap_or_default()
+}
+
+/// A lookup key at an 8-byte boundary: the hash's hardware path then reads it 8 bytes at a
+/// time, with no byte-wise head and tail (the shadow hashes keys again on every remove).
+#[repr(C, align(8))]
+struct AlignedKey(LookupKey);
+
+/// `seeds.key_hash(&key)`, the key aligned first (see [`AlignedKey`]).
+fn key_hash_aligned(seeds: Seeds, key: LookupKey) -> KeyHash {
+    seeds.key_hash(&AlignedKey(key).0)
 }

@@ -297,6 +297,26 @@ impl ShadowIndex {
             .map(|i| stash_pos(i as u32))
     }
 
+    /// Where the entry pointing at `me` is, the key's hash being `hash`, searched as
+    /// [`Self::find`] searches but matched on the record and direction alone (one entry at most
+    /// points at them): for a caller that knows the record, as a remove does.
+    pub fn find_occupant(&self, me: Occupant, hash: KeyHash) -> Option<IndexPos> {
+        let p = self.placement(hash);
+        let spb = self.slots_per_bucket as usize;
+        for b in [p.bucket_a, p.bucket_b] {
+            let first = b as usize * spb;
+            let cells = self.slots.get(first..first + spb).unwrap_or_default();
+            if let Some(s) = cells.iter().position(|c| c.occupant() == Some(me)) {
+                return Some(bucket_pos(b, s as u32));
+            }
+        }
+        if self.stash_used == 0 {
+            return None;
+        }
+        let held = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.occupant() == me);
+        self.stash.iter().position(held).map(|i| stash_pos(i as u32))
+    }
+
     /// Asks the CPU to bring the two home buckets of `hash` into cache: a batch of installs
     /// prefetches every key's buckets before it places the first, so their misses overlap.
     #[inline]

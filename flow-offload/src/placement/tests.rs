@@ -98,6 +98,7 @@ fn check_invariants(ix: &ShadowIndex, ks: &Keys) {
         // The cell agrees with the key source: the entry's own hash finds it there.
         assert_eq!(ix.find(e.hash, |o| o == e.occupant()), Some(pos));
         assert_eq!(ix.find(e.hash, every), Some(pos));
+        assert_eq!(ix.find_occupant(e.occupant(), e.hash), Some(pos));
         assert_eq!(ix.get(pos, &ks.of()), Some(e));
         assert_eq!(ix.occupant(pos), Some(e.occupant()));
         let w = ix.slot_word(pos, &ks.of());
