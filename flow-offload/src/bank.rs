@@ -8,6 +8,7 @@
 //! ([`FlowTable::reconcile`]) allocates every set again before it rewrites the records (their
 //! counts start again from zero: readers accumulate deltas).
 
+use crate::records::MAX_COUNTER_SET;
 use crate::table::{FlowTable, Handle, InstallError, Undo};
 use host_driver::nic::CounterBankBuffer;
 use host_driver::{DriverError, Nic};
@@ -29,14 +30,11 @@ pub(crate) struct BankShadow {
 }
 
 impl BankShadow {
-    /// A bank of `sets` sets (0: the device has none), none allocated.
+    /// A bank of `sets` sets (0: the device has none), none allocated. Only the sets a record
+    /// can name (11 bits, [`MAX_COUNTER_SET`]) are used, whatever the device has.
     pub(crate) fn new(sets: u32) -> Self {
-        BankShadow {
-            allocated: vec![false; sets as usize],
-            refs: vec![0; sets as usize],
-            buf: None,
-            last: Vec::new(),
-        }
+        let sets = sets.min(u32::from(MAX_COUNTER_SET) + 1) as usize;
+        BankShadow { allocated: vec![false; sets], refs: vec![0; sets], buf: None, last: Vec::new() }
     }
 
     /// Whether a flow may name `set`: none (0), or an allocated set.
@@ -127,14 +125,9 @@ impl FlowTable {
         if !self.bank.nameable(set) {
             return Err(InstallError::Invalid(format!("counter set {set} is not allocated")));
         }
-        let inst = self
-            .records
-            .get_mut(h.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
-        let old = inst.flow.counter_set;
-        inst.flow.counter_set = set;
-        let rec = Self::record_of(&inst.flow);
+        let old = self.get(h).ok_or_else(|| crate::table::no_flow(h))?.counter_set;
+        let flow = self.records.set_counter_set(h.0, set).ok_or_else(|| crate::table::no_flow(h))?;
+        let rec = Self::record_of(&flow);
         self.bank.release(old);
         self.bank.retain(set);
         let mut cmd = FlowCommand {

@@ -6,6 +6,8 @@
 //!   breadth-first moves planned make-before-break);
 //! - [`table`]: [`table::FlowTable`], records and next hops, and the API the slow path uses
 //!   (`install`, `remove`, `set_flow_next_hops`, `touch`, `set_next_hop`, the flushes);
+//! - `records`: the shadow's compact flow records (IPv4 tuples inline, IPv6 tuples in a side
+//!   slab, an intrusive free list);
 //! - [`pipeline`]: batches with one doorbell, a bounded number in flight, completions reaped
 //!   asynchronously, refusals rolled back, a hung device reset and rewritten;
 //! - [`sync`]: counters and events back to the host, reconciliation after a reset, adoption of
@@ -16,9 +18,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod bank;
+mod flow;
 pub mod health;
 pub mod pipeline;
 pub mod placement;
+mod records;
 pub mod sync;
 pub mod table;
 

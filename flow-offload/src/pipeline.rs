@@ -52,6 +52,10 @@ impl FlowTable {
         for cpl in got {
             let Some((cmd, undo)) = self.in_flight.pop_front() else { break };
             let status = Status::try_from(cpl.status).unwrap_or(Status::BadOpcode);
+            let own = match undo {
+                Undo::Insert { record, .. } => self.settle_insert(record),
+                Undo::Nothing => false,
+            };
             if status == Status::Ok {
                 continue;
             }
@@ -63,14 +67,9 @@ impl FlowTable {
                 "the NIC refused a command"
             );
             let refusal = match undo {
-                Undo::Insert { record, seq, cookie } => {
-                    let same = self
-                        .records
-                        .get(record as usize)
-                        .and_then(|r| r.as_ref())
-                        .is_some_and(|i| i.seq == seq);
-                    if same {
-                        let _ = self.take(Handle(record));
+                Undo::Insert { record, cookie } => {
+                    if own {
+                        let _ = self.take(Handle(record), Some([cmd.slot_orig, cmd.slot_reply]));
                         self.stats.installs -= 1;
                     }
                     Refusal::Install { handle: Handle(record), cookie, status }
@@ -80,6 +79,22 @@ impl FlowTable {
             self.refused.push(refusal);
         }
         n
+    }
+
+    /// An Insert of `record` completed: whether the record still holds that install (see
+    /// [`FlowTable::orphans`]), which is then settled.
+    fn settle_insert(&mut self, record: u32) -> bool {
+        if !self.orphans.is_empty()
+            && let Some(n) = self.orphans.get_mut(&record)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.orphans.remove(&record);
+            }
+            return false;
+        }
+        self.records.settle(record);
+        true
     }
 
     /// The refusals reaped so far (a [`Refusal::Install`] among them means that flow is not

@@ -65,8 +65,8 @@ impl FlowTable {
                 Ok(EventKind::FlowInfo) => {
                     let h = Handle(e.record.get());
                     let Ok(cause) = FlowCause::try_from(e.cause) else { continue };
-                    if cause == FlowCause::Evicted && self.get(h).is_some() {
-                        let _ = self.take(h);
+                    if cause == FlowCause::Evicted && self.records.is_live(h.0) {
+                        let _ = self.take(h, None);
                         self.stats.removes += 1;
                     }
                     out.push(FlowEvent::Flow {
@@ -96,6 +96,9 @@ impl FlowTable {
     pub fn reconcile(&mut self) -> Result<(), DriverError> {
         self.queue.clear();
         self.in_flight.clear();
+        // Every pending Insert was dropped: the rewrite below is the records' Insert now.
+        self.orphans.clear();
+        self.records.settle_all();
         let mut cmds = Vec::new();
         for (n, e) in self.next_hops.iter().enumerate() {
             let Some(e) = e else { continue };
@@ -111,17 +114,17 @@ impl FlowTable {
         // The reset emptied the bank: every set again (zeroed) before the records naming them.
         self.forget_bank_buffer();
         cmds.extend(self.bank.realloc_commands());
-        for (record, inst) in self.records.iter().enumerate() {
-            let Some(inst) = inst else { continue };
+        for (record, flow) in self.records.iter() {
+            let [orig_pos, reply_pos] = self.positions_of(record, &flow);
             let mut cmd = FlowCommand {
                 opcode: Opcode::Insert.into(),
-                record: U32::new(record as u32),
-                cookie: inst.seq.into(),
-                slot_orig: inst.orig_pos,
-                slot_reply: inst.reply_pos,
+                record: U32::new(record),
+                cookie: 0.into(),
+                slot_orig: orig_pos.unwrap_or_default(),
+                slot_reply: reply_pos.unwrap_or_default(),
                 ..FlowCommand::default()
             };
-            cmd.payload[..128].copy_from_slice(Self::record_of(&inst.flow).as_bytes());
+            cmd.payload[..128].copy_from_slice(Self::record_of(&flow).as_bytes());
             cmds.push(cmd);
         }
         let completions = self.nic.execute(&cmds)?;
@@ -150,7 +153,7 @@ impl FlowTable {
         let mut found = Vec::new();
         let mut skipped = 0u32;
         if live > 0 {
-            let records = table.records.len() as u32;
+            let records = table.records.capacity();
             let region = table.nic.transport().alloc_dma(128 * ADOPT_BATCH).map_err(AdoptError::Device)?;
             let mut start = 0u32;
             while start < records && (found.len() as u32 + skipped) < live {
@@ -202,7 +205,7 @@ impl FlowTable {
         }
         table.commit().map_err(AdoptError::Device)?;
         // A refused reinsert was rolled back by commit; keep only what the NIC holds.
-        flows.retain(|(h, f)| table.get(*h) == Some(f));
+        flows.retain(|(h, f)| table.get(*h) == Some(*f));
         table.stats.adopted = flows.len() as u64;
         table.stats.installs = 0;
         Ok((table, Adopted { flows, skipped }))

@@ -6,12 +6,20 @@
 //! it clears the old one, an insert writes the record with its two slots, a remove clears them.
 //! Commands are queued and go out in batches, one doorbell each, at [`FlowTable::commit`]; a
 //! command the NIC refuses is rolled back on the shadow and reported.
+//!
+//! The shadow is the compact record store (`crate::records`: 41 bytes a record, IPv6 tuples in a
+//! side slab) and the index ([`crate::placement`]: 8 bytes a slot). A [`Flow`] is rebuilt from
+//! its record when asked for ([`FlowTable::get`], [`FlowTable::live_records`]). A record does not
+//! keep its two index positions: a remove hashes its tuples again and finds them, and the index
+//! asks the records for the full hash of an entry it moves ([`FlowTable::key_hash_of`]).
 
-use crate::placement::{Entry, GeometryError, Plan, ShadowIndex};
-use host_driver::{DriverError, Nic};
-use rtl_spec::codes::{ErrorCode, FlowCause, Opcode, Status};
+pub use crate::flow::{Flow, FlowCounters, FlowEvent, FlowHashes, Handle, InstallError, Refusal, Stats};
+use crate::placement::{GeometryError, Occupant, Plan, ShadowIndex};
+use crate::records::Records;
+use host_driver::Nic;
+use rtl_spec::codes::Opcode;
 use rtl_spec::formats::{
-    CommandFlags, DirParams, FlowCommand, FlowRecord, FlowTuple, IndexPos, IndexSlot, LookupKey, ModifyMask,
+    CommandFlags, DirParams, FlowCommand, FlowRecord, IndexPos, IndexSlot, LookupKey, ModifyMask,
     NextHopEntry, RecordCtl,
 };
 use rtl_spec::hash::{KeyHash, Seeds};
@@ -21,182 +29,15 @@ use zerocopy::little_endian::{U16, U32, U64};
 /// Cuckoo moves tried before a key goes to the stash or the table counts as full.
 pub const MAX_MOVES: usize = 8;
 
-/// A connection to offload: both directions as the NIC sees them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flow {
-    /// Client → VIP.
-    pub orig: FlowTuple,
-    /// Real server → LIP.
-    pub reply: FlowTuple,
-    /// 6 (TCP) or 17 (UDP).
-    pub proto: u8,
-    /// IPv6 tuples.
-    pub ipv6: bool,
-    /// Next hop toward the real server.
-    pub next_hop_orig: u16,
-    /// Next hop back toward the client.
-    pub next_hop_reply: u16,
-    /// Idle timeout the NIC's ager applies, seconds (0: never).
-    pub idle_timeout: u16,
-    /// The slow path's handle for the connection, echoed in events.
-    pub cookie: u32,
-    /// Opaque to the NIC: the slow path's own state for the flow, kept in the record so that a
-    /// restarted daemon can adopt the flow ([`FlowTable::adopt`]).
-    pub host_state: u8,
-    /// The counter set the NIC adds the flow's packets and bytes to, besides the record's own
-    /// counters (0: none). Allocated with [`FlowTable::alloc_counter_set`]; one per real server
-    /// of each service, so the bank holds per-server figures.
-    pub counter_set: u16,
-    /// A SYN-proxied flow's sequence translation (record flag `seq_adjust`, field
-    /// `seq_delta`): added to the sequence number of reply packets, subtracted from the
-    /// acknowledgement and SACK blocks of original ones. `None` for every other flow.
-    pub seq_delta: Option<u32>,
-}
-
-impl Flow {
-    /// The lookup key of one direction, as the NIC matches it.
-    pub fn key(&self, reply: bool) -> LookupKey {
-        LookupKey::new(if reply { self.reply } else { self.orig }, self.proto, self.ipv6)
-    }
-}
-
-/// The key hashes of a flow's two tuples, computed once and carried to the install.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowHashes {
-    /// The original tuple's.
-    pub orig: KeyHash,
-    /// The reply tuple's.
-    pub reply: KeyHash,
-}
-
-impl FlowHashes {
-    /// Both tuples of `flow` hashed with `seeds` (the table's, [`FlowTable::seeds`]).
-    pub fn of(flow: &Flow, seeds: Seeds) -> Self {
-        FlowHashes { orig: seeds.key_hash(&flow.key(false)), reply: seeds.key_hash(&flow.key(true)) }
-    }
-}
-
-/// A flow installed in the NIC: its record index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Handle(pub u32);
-
-/// Why a flow was not installed.
-#[derive(Debug)]
-pub enum InstallError {
-    /// No record or no index slot is free: the connection stays on the host's software path.
-    Full,
-    /// The flow is not one the NIC can hold (protocol, addresses, next hop).
-    Invalid(String),
-    /// The device failed.
-    Device(DriverError),
-}
-
-impl std::fmt::Display for InstallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InstallError::Full => write!(f, "the NIC flow table is full"),
-            InstallError::Invalid(m) => write!(f, "the flow cannot be offloaded: {m}"),
-            InstallError::Device(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for InstallError {}
-
-/// What the table counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Flows installed.
-    pub installs: u64,
-    /// Installs refused because the table was full.
-    pub full: u64,
-    /// Flows removed.
-    pub removes: u64,
-    /// Cuckoo moves written.
-    pub moves: u64,
-    /// Commands the NIC refused (and the shadow rolled back).
-    pub command_errors: u64,
-    /// Times the device was lost (stopped answering, reset behind the driver's back, its
-    /// connection gone) and brought back: reset or reconnected, and rewritten from the shadow.
-    /// Only successful recoveries count.
-    pub recoveries: u64,
-    /// Attempts to bring a lost device back that failed (retried with backoff).
-    pub recovery_failures: u64,
-    /// Flows adopted from the NIC's table at start ([`FlowTable::adopt`]).
-    pub adopted: u64,
-}
-
-/// A flow's counters as the NIC keeps them, per direction (original, reply).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowCounters {
-    /// Packets forwarded.
-    pub packets: [u32; 2],
-    /// Bytes (IP length) forwarded.
-    pub bytes: [u64; 2],
-    /// OR of the TCP flags seen.
-    pub tcp_flags: [u8; 2],
-    /// Milliseconds since the last hit.
-    pub idle_ms: u32,
-}
-
-/// What the NIC reports about flows, for the slow path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlowEvent {
-    /// A flow went idle, saw a FIN or RST, was deleted with a report, or was evicted by the
-    /// NIC (then it is already gone from the table).
-    Flow {
-        /// The flow.
-        handle: Handle,
-        /// The slow path's cookie.
-        cookie: u32,
-        /// Why the NIC reported it (idle, FIN, RST, host delete, eviction).
-        cause: FlowCause,
-        /// Its counters at that moment.
-        counters: FlowCounters,
-    },
-    /// The device reported an error (code, detail).
-    DeviceError(Option<ErrorCode>, u32),
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Installed {
-    /// The install's sequence number: a refusal reaped late undoes this install only, not a
-    /// later one that reused the record.
-    pub(crate) seq: u64,
-    pub(crate) flow: Flow,
-    pub(crate) orig_pos: IndexPos,
-    pub(crate) reply_pos: IndexPos,
-}
-
 /// What a queued command undoes on the shadow if the NIC refuses it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Undo {
     Nothing,
-    Insert { record: u32, seq: u64, cookie: u32 },
-}
-
-/// A command the NIC refused, as the table reports it once the shadow is rolled back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// An install: the flow is not offloaded after all (its record was released), and its
-    /// connection belongs on the host's software path.
-    Install {
-        /// The handle the install had returned (no longer the flow's).
-        handle: Handle,
-        /// The slow path's cookie of the flow.
-        cookie: u32,
-        /// Why the NIC refused it.
-        status: Status,
-    },
-    /// Any other command (a remove, a move, a next hop, a touch): nothing for the caller to
-    /// undo, reported for the record.
-    Command {
-        /// The command's opcode (`rtl_spec::codes::Opcode`).
-        opcode: u8,
-        /// The record it named.
+    /// An install (its record and cookie). A refusal reaped late undoes this install only, not
+    /// a later one that reused the record: see [`FlowTable::orphans`].
+    Insert {
         record: u32,
-        /// Why the NIC refused it.
-        status: Status,
+        cookie: u32,
     },
 }
 
@@ -204,8 +45,7 @@ pub enum Refusal {
 pub struct FlowTable {
     pub(crate) nic: Nic,
     pub(crate) index: ShadowIndex,
-    pub(crate) records: Vec<Option<Installed>>,
-    pub(crate) free: Vec<u32>,
+    pub(crate) records: Records,
     pub(crate) next_hops: Vec<Option<NextHopEntry>>,
     /// The outer addresses of each `Tunnel` entry (spec 1.3), beside `next_hops`.
     pub(crate) tunnels: Vec<rtl_spec::formats::NextHopTunnel>,
@@ -216,8 +56,15 @@ pub struct FlowTable {
     /// Refusals reaped by [`FlowTable::poll_completions`] and not yet taken.
     pub(crate) refused: Vec<Refusal>,
     pub(crate) max_in_flight: usize,
-    /// Install sequence numbers (see [`Installed::seq`]).
+    /// Install sequence numbers, the Insert commands' cookies (the NIC echoes them).
     pub(crate) seq: u64,
+    /// Records taken while the Insert of their install was pending (queued or in flight), with
+    /// how many such Inserts are still to complete. An Insert completing finds its record here
+    /// when its install is gone (the record may hold another install by then): it settles
+    /// nothing and a refusal of it undoes nothing. Otherwise its install is the record's and is
+    /// settled ([`Records::settle`]). Empty but for flows removed within a batch of being
+    /// installed; emptied when the device is rewritten and every pending command dropped.
+    pub(crate) orphans: std::collections::HashMap<u32, u32>,
     /// The device's reset count after its last bring-up (see [`host_driver::Nic::reset_count`]).
     pub(crate) resets: u32,
     /// A cuckoo search failed and nothing was removed since: further installs only try their
@@ -239,9 +86,7 @@ impl FlowTable {
         let resets = nic.reset_count();
         Ok(FlowTable {
             index: ShadowIndex::new(g.buckets, g.slots_per_bucket, g.stash, g.seed_a, g.seed_b)?,
-            records: vec![None; g.records as usize],
-            // Popped from the end: low indexes first, which keeps dumps readable.
-            free: (0..g.records).rev().collect(),
+            records: Records::new(g.records)?,
             next_hops: vec![None; g.next_hops as usize],
             tunnels: vec![rtl_spec::formats::NextHopTunnel::default(); g.next_hops as usize],
             queue: std::collections::VecDeque::new(),
@@ -249,6 +94,7 @@ impl FlowTable {
             refused: Vec::new(),
             max_in_flight: nic.command_room() as usize,
             seq: 0,
+            orphans: std::collections::HashMap::new(),
             resets,
             searches_futile: false,
             stats: Stats::default(),
@@ -279,7 +125,7 @@ impl FlowTable {
 
     /// Records the NIC holds (the table's capacity in flows).
     pub fn capacity(&self) -> u32 {
-        self.records.len() as u32
+        self.records.capacity()
     }
 
     /// Next-hop entries the NIC holds.
@@ -289,13 +135,8 @@ impl FlowTable {
 
     /// Rewrites a live flow's cookie (a flow adopted after a restart gets its new owner's).
     pub fn set_cookie(&mut self, h: Handle, cookie: u32) -> Result<(), InstallError> {
-        let inst = self
-            .records
-            .get_mut(h.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
-        inst.flow.cookie = cookie;
-        let rec = Self::record_of(&inst.flow);
+        let flow = self.records.set_cookie(h.0, cookie).ok_or_else(|| no_flow(h))?;
+        let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Modify.into(),
             record: U32::new(h.0),
@@ -319,12 +160,12 @@ impl FlowTable {
 
     /// Live flows.
     pub fn occupancy(&self) -> u32 {
-        self.records.len() as u32 - self.free.len() as u32
+        self.records.live()
     }
 
-    /// The flow behind a handle.
-    pub fn get(&self, h: Handle) -> Option<&Flow> {
-        self.records.get(h.0 as usize)?.as_ref().map(|i| &i.flow)
+    /// The flow behind a handle (rebuilt from its compact record).
+    pub fn get(&self, h: Handle) -> Option<Flow> {
+        self.records.flow(h.0)
     }
 
     /// Writes next-hop entry `n` (one command, whatever the number of flows using it).
@@ -442,14 +283,6 @@ impl FlowTable {
             self.queue.push_back((write, Undo::Nothing));
             self.queue.push_back((clear, Undo::Nothing));
             self.stats.moves += 1;
-            // The shadow keeps each record's own positions current for its Delete.
-            if let Some(Some(inst)) = self.records.get_mut(m.entry.record as usize) {
-                if m.entry.reply {
-                    inst.reply_pos = m.to;
-                } else {
-                    inst.orig_pos = m.to;
-                }
-            }
         }
     }
 
@@ -478,20 +311,13 @@ impl FlowTable {
     /// bug the NIC would refuse (`BadPlacement`); the shadow rolls the install back then.
     pub fn install_hashed(&mut self, flow: Flow, hashes: FlowHashes) -> Result<Handle, InstallError> {
         self.validate(&flow)?;
-        let Some(&record) = self.free.last() else {
+        let Some(record) = self.records.next_free() else {
             self.stats.full += 1;
             return Err(InstallError::Full);
         };
         let (key_o, key_r) = (flow.key(false), flow.key(true));
         let records = &self.records;
-        let holds = |key: LookupKey| {
-            move |e: &Entry| {
-                records
-                    .get(e.record as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|i| i.flow.key(e.reply) == key)
-            }
-        };
+        let holds = |key: LookupKey| move |o: Occupant| records.key(o.record, o.reply) == Some(key);
         if self.index.find(hashes.orig, holds(key_o)).is_some()
             || self.index.find(hashes.reply, holds(key_r)).is_some()
         {
@@ -499,7 +325,9 @@ impl FlowTable {
         }
         // Both keys or neither: a record that does not fit leaves the index as it was.
         let moves = if self.searches_futile { 0 } else { MAX_MOVES };
-        let Some(plan) = self.index.place_record(record, hashes.orig, hashes.reply, moves) else {
+        let seeds = self.index.seeds();
+        let keys = |r: u32, reply: bool| key_hash_in(records, seeds, r, reply);
+        let Some(plan) = self.index.place_record(record, hashes.orig, hashes.reply, moves, &keys) else {
             self.stats.full += 1;
             self.searches_futile = true;
             return Err(InstallError::Full);
@@ -507,10 +335,10 @@ impl FlowTable {
         self.queue_moves(&plan.orig);
         self.queue_moves(&plan.reply);
         let (orig_pos, reply_pos) = (plan.orig.target, plan.reply.target);
-        self.free.pop();
         self.seq += 1;
         let seq = self.seq;
-        self.records[record as usize] = Some(Installed { seq, flow, orig_pos, reply_pos });
+        let stored = self.records.insert(&flow);
+        debug_assert_eq!(stored, Some(record));
         self.bank.retain(flow.counter_set);
         let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
@@ -522,7 +350,7 @@ impl FlowTable {
             ..FlowCommand::default()
         };
         cmd.payload[..128].copy_from_slice(rec.as_bytes());
-        self.queue.push_back((cmd, Undo::Insert { record, seq, cookie: flow.cookie }));
+        self.queue.push_back((cmd, Undo::Insert { record, cookie: flow.cookie }));
         self.stats.installs += 1;
         Ok(Handle(record))
     }
@@ -530,13 +358,13 @@ impl FlowTable {
     /// Removes a flow (its record and both slots). With `report`, the NIC sends its final
     /// counters as a flow-info event (cause HOST).
     pub fn remove(&mut self, h: Handle, report: bool) -> Result<(), InstallError> {
-        let inst = self.take(h)?;
+        let (_, [orig_pos, reply_pos]) = self.take(h, None)?;
         let cmd = FlowCommand {
             opcode: Opcode::Delete.into(),
             flags: CommandFlags::new().with_report(report),
             record: U32::new(h.0),
-            slot_orig: inst.orig_pos,
-            slot_reply: inst.reply_pos,
+            slot_orig: orig_pos.unwrap_or_default(),
+            slot_reply: reply_pos.unwrap_or_default(),
             ..FlowCommand::default()
         };
         self.queue.push_back((cmd, Undo::Nothing));
@@ -544,18 +372,70 @@ impl FlowTable {
         Ok(())
     }
 
-    pub(crate) fn take(&mut self, h: Handle) -> Result<Installed, InstallError> {
-        let inst = self
-            .records
-            .get_mut(h.0 as usize)
-            .and_then(Option::take)
-            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
-        self.index.clear(inst.orig_pos);
-        self.index.clear(inst.reply_pos);
-        self.bank.release(inst.flow.counter_set);
-        self.free.push(h.0);
+    /// Drops a flow from the shadow: its record and both index slots. Returns the flow and the
+    /// positions its tuples had (`None` only if the index did not hold one, which the shadow's
+    /// invariants rule out). `hint` is where the tuples were placed, if the caller knows
+    /// (a refused Insert's slots): a position that still points at the record is taken as it is,
+    /// otherwise the tuple is hashed again and found, or, for a flow installed with hashes that
+    /// are not its tuples', found where its pending Insert put it.
+    pub(crate) fn take(
+        &mut self,
+        h: Handle,
+        hint: Option<[IndexPos; 2]>,
+    ) -> Result<(Flow, [Option<IndexPos>; 2]), InstallError> {
+        if self.records.is_pending(h.0) {
+            *self.orphans.entry(h.0).or_default() += 1;
+        }
+        let flow = self.records.remove(h.0).ok_or_else(|| no_flow(h))?;
+        let mut at = [false, true].map(|reply| {
+            let me = Occupant { record: h.0, reply };
+            hint.map(|p| p[usize::from(reply)]).filter(|p| self.index.occupant(*p) == Some(me))
+        });
+        if at.contains(&None) {
+            let found = self.positions_of(h.0, &flow);
+            for (pos, found) in at.iter_mut().zip(found) {
+                *pos = pos.or(found);
+            }
+        }
+        for (reply, pos) in [false, true].into_iter().zip(&mut at) {
+            let me = Occupant { record: h.0, reply };
+            if pos.is_none() {
+                // Placed with hashes that are not its tuples' (a caller bug the NIC refuses): the
+                // record's Insert is still pending, and its slots say where.
+                *pos = (self.queue.iter().rev().chain(self.in_flight.iter().rev()))
+                    .filter(|(c, _)| c.opcode == u8::from(Opcode::Insert) && c.record.get() == h.0)
+                    .map(|(c, _)| if reply { c.slot_reply } else { c.slot_orig })
+                    .find(|p| self.index.occupant(*p) == Some(me));
+            }
+            debug_assert!(
+                pos.is_some(),
+                "record {} has no {} slot",
+                h.0,
+                if reply { "reply" } else { "original" }
+            );
+            if let Some(p) = *pos {
+                self.index.clear(p);
+            }
+        }
+        self.bank.release(flow.counter_set);
         self.searches_futile = false;
-        Ok(inst)
+        Ok((flow, at))
+    }
+
+    /// The positions of record `record`'s two tuples, found by hashing them again (the four
+    /// buckets are fetched together, so their cache misses overlap).
+    pub(crate) fn positions_of(&self, record: u32, flow: &Flow) -> [Option<IndexPos>; 2] {
+        let seeds = self.index.seeds();
+        let hashes = [false, true].map(|reply| key_hash_aligned(seeds, flow.key(reply)));
+        self.prefetch(FlowHashes { orig: hashes[0], reply: hashes[1] });
+        [false, true]
+            .map(|reply| self.index.find_occupant(Occupant { record, reply }, hashes[usize::from(reply)]))
+    }
+
+    /// The full key hash of record `record`'s original (or reply) tuple, hashed again from the
+    /// record: the index's key source (see [`crate::placement`]). Zero for a free record.
+    pub(crate) fn key_hash_of(&self, record: u32, reply: bool) -> KeyHash {
+        key_hash_in(&self.records, self.index.seeds(), record, reply)
     }
 
     /// Points a flow at other next hops (e.g. a real server's neighbour moved).
@@ -564,14 +444,8 @@ impl FlowTable {
         if usize::from(orig) >= hops || usize::from(reply) >= hops {
             return Err(InstallError::Invalid("next hop beyond the table".into()));
         }
-        let inst = self
-            .records
-            .get_mut(h.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| InstallError::Invalid(format!("no flow at record {}", h.0)))?;
-        inst.flow.next_hop_orig = orig;
-        inst.flow.next_hop_reply = reply;
-        let rec = Self::record_of(&inst.flow);
+        let flow = self.records.set_next_hops(h.0, orig, reply).ok_or_else(|| no_flow(h))?;
+        let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Modify.into(),
             record: U32::new(h.0),
@@ -586,8 +460,8 @@ impl FlowTable {
     /// Marks a flow as just seen (the host forwarded its packets itself), so the NIC's ager
     /// restarts its idle clock.
     pub fn touch(&mut self, h: Handle) -> Result<(), InstallError> {
-        if self.get(h).is_none() {
-            return Err(InstallError::Invalid(format!("no flow at record {}", h.0)));
+        if !self.records.is_live(h.0) {
+            return Err(no_flow(h));
         }
         let cmd =
             FlowCommand { opcode: Opcode::Touch.into(), record: U32::new(h.0), ..FlowCommand::default() };
@@ -599,7 +473,7 @@ impl FlowTable {
     pub fn flush_all(&mut self) {
         let handles: Vec<Handle> = self.live_records().map(|(h, _)| h).collect();
         for h in handles {
-            let _ = self.take(h);
+            let _ = self.take(h, None);
             self.stats.removes += 1;
         }
         self.queue.push_back((
@@ -629,29 +503,43 @@ impl FlowTable {
 
     /// The index slot the shadow says the NIC holds at `pos` (for checks and dumps).
     pub fn shadow_slot(&self, pos: IndexPos) -> IndexSlot {
-        self.index.slot_word(pos)
+        self.index.slot_word(pos, &|r, reply| self.key_hash_of(r, reply))
     }
 
-    /// The shadow's live record indexes.
-    pub fn live_records(&self) -> impl Iterator<Item = (Handle, &Flow)> {
-        self.records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|inst| (Handle(i as u32), &inst.flow)))
+    /// The shadow's live records and their flows (rebuilt), lowest record first.
+    pub fn live_records(&self) -> impl Iterator<Item = (Handle, Flow)> + '_ {
+        self.records.iter().map(|(r, f)| (Handle(r), f))
     }
 
-    /// Every live index position in the shadow with its slot.
+    /// Every live index position in the shadow with its slot: bucket slots in order, then the
+    /// stash.
     pub fn shadow_positions(&self) -> Vec<(IndexPos, IndexSlot)> {
-        self.records
-            .iter()
-            .flatten()
-            .flat_map(|i| [i.orig_pos, i.reply_pos])
-            .map(|p| (p, self.index.slot_word(p)))
-            .collect()
+        self.index.occupants().map(|(p, _)| (p, self.shadow_slot(p))).collect()
     }
 
     /// The record the shadow expects the NIC to hold for `h` (counters aside).
     pub fn expected_record(&self, h: Handle) -> Option<FlowRecord> {
-        self.get(h).map(Self::record_of)
+        self.get(h).map(|f| Self::record_of(&f))
     }
+}
+
+/// The error for a handle whose record is not live.
+pub(crate) fn no_flow(h: Handle) -> InstallError {
+    InstallError::Invalid(format!("no flow at record {}", h.0))
+}
+
+/// [`FlowTable::key_hash_of`] over the record store alone (so the index may be borrowed
+/// mutably beside it).
+fn key_hash_in(records: &Records, seeds: Seeds, record: u32, reply: bool) -> KeyHash {
+    records.key(record, reply).map(|k| key_hash_aligned(seeds, k)).unwrap_or_default()
+}
+
+/// A lookup key at an 8-byte boundary: the hash's hardware path then reads it 8 bytes at a
+/// time, with no byte-wise head and tail (the shadow hashes keys again on every remove).
+#[repr(C, align(8))]
+struct AlignedKey(LookupKey);
+
+/// `seeds.key_hash(&key)`, the key aligned first (see [`AlignedKey`]).
+fn key_hash_aligned(seeds: Seeds, key: LookupKey) -> KeyHash {
+    seeds.key_hash(&AlignedKey(key).0)
 }

@@ -3,11 +3,11 @@
 //! the records read back from the NIC are the ones the shadow holds. Also: a full table refuses
 //! without losing anything, and a device reset is repaired from the shadow.
 
-use flow_offload::table::{Flow, FlowEvent, FlowTable, Handle, InstallError};
+use flow_offload::table::{Flow, FlowEvent, FlowHashes, FlowTable, Handle, InstallError, Refusal};
 use host_driver::transport::inprocess::{InProcess, SharedInProcess};
 use host_driver::{Nic, NicConfig};
 use proptest::prelude::*;
-use rtl_spec::codes::{Opcode, PuntReason};
+use rtl_spec::codes::{Opcode, PuntReason, Status};
 use rtl_spec::formats::{FlowCommand, FlowRecord, FlowTuple};
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
@@ -85,9 +85,17 @@ fn syn(t: &FlowTuple) -> Vec<u8> {
     segment(t).syn().frame([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
 }
 
-/// A TCP segment carrying IPv4 tuple `t` (sequence 1, window 1000).
+/// A TCP segment carrying tuple `t` (sequence 1, window 1000): IPv4 when both addresses end in
+/// 12 zero bytes (as an IPv4 flow's must), IPv6 otherwise.
 fn segment(t: &FlowTuple) -> Seg {
-    let addr = |a: &[u8; 16]| std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&a[..4]).unwrap());
+    let v4 = t.src_addr[4..] == [0; 12] && t.dst_addr[4..] == [0; 12];
+    let addr = |a: &[u8; 16]| -> std::net::IpAddr {
+        if v4 {
+            std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&a[..4]).unwrap()).into()
+        } else {
+            std::net::Ipv6Addr::from(*a).into()
+        }
+    };
     let src = std::net::SocketAddr::from((addr(&t.src_addr), t.src_port.get()));
     let dst = std::net::SocketAddr::from((addr(&t.dst_addr), t.dst_port.get()));
     Seg::between(src, dst).seq(1).window(1000)
@@ -132,7 +140,7 @@ fn read_record(r: &mut Rig, index: u32) -> FlowRecord {
 /// The replica check: every live flow hits its record in both directions and its record reads
 /// back as the shadow's; every flow in `gone` misses.
 fn check(r: &mut Rig, gone: &[u32]) {
-    let live: Vec<(Handle, Flow)> = r.table.live_records().map(|(h, f)| (h, *f)).collect();
+    let live: Vec<(Handle, Flow)> = r.table.live_records().collect();
     for (h, f) in &live {
         assert_eq!(lookup(r, &f.orig), Some((h.0, false)), "flow {} original direction", f.cookie);
         assert_eq!(lookup(r, &f.reply), Some((h.0, true)), "flow {} reply direction", f.cookie);
@@ -467,5 +475,108 @@ fn after_a_failed_search_a_full_table_refuses_without_searching_until_a_remove()
     let again = (20_000..20_100).filter(|k| r.table.install(flow(*k)).is_ok()).count();
     assert!(again >= 1, "room made by the removes is used");
     assert!(r.table.commit().unwrap().is_empty());
+    check(&mut r, &[]);
+}
+
+/// Hashes that are not the flow's: the shadow places it by them, and the NIC refuses the Insert
+/// (`BadPlacement`).
+fn wrong_hashes(n: u32) -> FlowHashes {
+    let h = |x: u32| rtl_spec::hash::KeyHash { a: x.wrapping_mul(0x9E37_79B9), b: x ^ 0x5555_5555 };
+    FlowHashes { orig: h(2 * n + 1), reply: h(2 * n + 2) }
+}
+
+#[test]
+fn a_refused_install_is_rolled_back_and_leaves_nothing_in_the_shadow() {
+    let mut r = rig(64, 8);
+    r.table.install(flow(1)).unwrap();
+    let h = r.table.install_hashed(flow(2), wrong_hashes(2)).unwrap();
+    assert_eq!(r.table.shadow_positions().len(), 4);
+    let refused = r.table.commit().unwrap();
+    assert_eq!(refused, [Refusal::Install { handle: h, cookie: 2, status: Status::BadPlacement }]);
+    assert_eq!((r.table.get(h), r.table.occupancy(), r.table.stats().installs), (None, 1, 1));
+    assert_eq!(r.table.shadow_positions().len(), 2, "the refused flow's slots are free again");
+    check(&mut r, &[2]);
+}
+
+#[test]
+fn a_refusal_reaped_late_undoes_its_own_install_not_the_one_that_reused_the_record() {
+    let mut r = rig(64, 8);
+    // Installed with wrong hashes and removed before the NIC refuses it: the record (and its
+    // slots, found through the pending Insert) are free again and the next install reuses it.
+    let bad = r.table.install_hashed(flow(1), wrong_hashes(1)).unwrap();
+    r.table.remove(bad, false).unwrap();
+    assert_eq!(r.table.shadow_positions().len(), 0);
+    let good = r.table.install(flow(2)).unwrap();
+    assert_eq!(good, bad, "the record is reused");
+    let refused = r.table.commit().unwrap();
+    assert!(refused.contains(&Refusal::Install { handle: bad, cookie: 1, status: Status::BadPlacement }));
+    // The late refusal left the flow that reused the record alone.
+    assert_eq!(r.table.get(good), Some(flow(2)));
+    assert_eq!(r.table.occupancy(), 1);
+    // Once more with the record reused twice while the first Insert is pending, the second
+    // install also refused and the third accepted.
+    let a = r.table.install_hashed(flow(3), wrong_hashes(3)).unwrap();
+    r.table.remove(a, false).unwrap();
+    let b = r.table.install_hashed(flow(4), wrong_hashes(4)).unwrap();
+    r.table.remove(b, false).unwrap();
+    let c = r.table.install(flow(5)).unwrap();
+    assert_eq!((a, b), (c, c));
+    let refused = r.table.commit().unwrap();
+    let installs = refused.iter().filter(|x| matches!(x, Refusal::Install { .. })).count();
+    assert_eq!(installs, 2);
+    assert_eq!(r.table.get(c), Some(flow(5)));
+    check(&mut r, &[1, 3, 4]);
+}
+
+/// Flow `n` over IPv6, shaped as [`flow`]'s (2001:db8::/32 addresses). Distinct for every n.
+fn flow6(n: u32) -> Flow {
+    let addr = |tag: u8, x: u32| {
+        let mut a = [0x20, 0x01, 0x0d, 0xb8, tag, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        a[12..].copy_from_slice(&x.to_be_bytes());
+        a
+    };
+    let f = flow(n);
+    Flow {
+        orig: FlowTuple { src_addr: addr(1, n), dst_addr: addr(2, 100), ..f.orig },
+        reply: FlowTuple { src_addr: addr(3, n % 200), dst_addr: addr(4, 1), ..f.reply },
+        ipv6: true,
+        ..f
+    }
+}
+
+#[test]
+fn ipv6_flows_are_replicated_through_cuckoo_moves_and_reused_records() {
+    // IPv6 tuples live in the shadow's side slab: a cuckoo move of an IPv6 entry hashes its
+    // tuple from there, and a record freed and reused (IPv4 after IPv6, IPv6 after IPv4) holds
+    // only its new flow.
+    let mut r = rig(64, 8);
+    let mut live: Vec<(Handle, Flow)> = Vec::new();
+    for n in 0..61 {
+        let f = if n % 4 == 3 { flow(n) } else { flow6(n) };
+        if let Ok(h) = r.table.install(f) {
+            live.push((h, f));
+        }
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    assert!(r.table.stats().moves > 0, "95% of the bucket slots: cuckoo moves");
+    for (h, f) in &live {
+        assert_eq!(r.table.get(*h), Some(*f));
+    }
+    check(&mut r, &[]);
+    // Every other flow goes; its records are reused by flows of the other family.
+    let gone: Vec<(Handle, Flow)> = live.iter().copied().step_by(2).collect();
+    for (h, _) in &gone {
+        r.table.remove(*h, false).unwrap();
+    }
+    for (i, (_, old)) in gone.iter().enumerate() {
+        let n = 1000 + i as u32;
+        let f = if old.ipv6 { flow(n) } else { flow6(n) };
+        let h = r.table.install(f).unwrap();
+        assert_eq!(r.table.get(h), Some(f));
+    }
+    assert!(r.table.commit().unwrap().is_empty());
+    for (_, old) in &gone {
+        assert_eq!(lookup(&mut r, &old.orig), None, "removed flow {} still hits", old.cookie);
+    }
     check(&mut r, &[]);
 }

@@ -13,7 +13,7 @@
 //!   heap the model allocates for its geometry plus the mappings its records and buckets live
 //!   in, divided by its records; also given from the formats (record 128 B, index slot 8 B, two
 //!   per record).
-//! - The host's shadow (flow-offload's records, free list and shadow index), allocated once
+//! - The host's shadow (flow-offload's compact records and shadow index), allocated once
 //!   for the NIC's geometry: measured as the heap `FlowTable::new` takes, per record.
 //! - The host's connection table (the workers' connections, the tuple map, timers, port
 //!   pools): it grows with the connections; measured as heap growth per connection between the
@@ -96,7 +96,7 @@ pub fn figures(t: &TableBytes, heap_per_conn: f64, ramp_note: &str) -> Vec<Figur
             "host shadow per record",
             t.shadow as f64 / r,
             "B/record",
-            "flow-offload shadow (records, free list, index), allocated for the geometry".into(),
+            "flow-offload shadow (compact records, index), allocated for the geometry".into(),
         ),
         Figure::single(
             "memory",

@@ -21,20 +21,29 @@
 //! per key (the second hash is mixed non-linearly, since CRC-32C alone would pair buckets for
 //! good and no cuckoo chain could form).
 //!
-//! **One hash per key.** An entry keeps the key's [`KeyHash`], not the key: it is computed once
-//! by the caller (the slow path, on the connection's first packet) and every search, move and
-//! slot word reuses it. An entry is 16 bytes, so a bucket of four slots is one cache line. The
-//! index therefore cannot tell two keys with the same hash apart by itself: [`ShadowIndex::find`]
-//! takes the caller's comparison against the record, exactly as the NIC compares the record a
-//! slot points at.
+//! **One hash per key, half of it stored.** An entry's key is hashed once, by the caller (the
+//! slow path, on the connection's first packet), and every search, move and slot word reuses
+//! that [`KeyHash`]. A bucket slot keeps 8 bytes (`cell::Cell`): the record, its direction, which of
+//! the key's two buckets it sits in, and the half of the hash that position does not imply (`b`
+//! in bucket_a, `a` in bucket_b; the other half's bucket bits are the position itself). That is
+//! enough to filter a search, to compute an entry's other bucket for a cuckoo move and to check
+//! a write, so a bucket of four slots is half a cache line and a cuckoo search reads nothing
+//! else. The full hash of an entry (a planned move's, for its slot word) comes from the caller's
+//! key source, `keys(record, reply)`, which hashes the record's tuple again; the stash, a few
+//! entries, keeps whole entries. The index cannot tell two keys whose stored halves agree apart
+//! by itself: [`ShadowIndex::find`] takes the caller's comparison against the record, exactly as
+//! the NIC compares the record a slot points at.
 
 use rtl_spec::codes::Status;
 use rtl_spec::formats::{IndexPos, IndexSlot, LookupKey, SlotWord};
 use rtl_spec::hash::{KeyHash, Placement, Seeds};
 use zerocopy::little_endian::U32;
 
+use cell::Cell;
+use search::SearchScratch;
+
 /// How many bucket slots a cuckoo search may examine, whatever `max_moves` is: the search
-/// costs at most this many hash computations, so a nearly full table never stalls the caller.
+/// reads at most this many slots, so a nearly full table never stalls the caller.
 pub const MAX_SEARCH_SLOTS: usize = 4096;
 
 /// The largest bucket or stash count an [`IndexPos`] can name (its index field is 28 bits).
@@ -43,14 +52,34 @@ pub const MAX_INDEX: u32 = 1 << 28;
 /// The most slots per bucket an [`IndexPos`] can name (its slot field is 3 bits).
 pub const MAX_SLOTS_PER_BUCKET: u32 = 8;
 
-/// What one occupied index slot holds: a tuple's hash and the record it points at.
+/// The most records an index entry can name (records `0..MAX_RECORDS`): a bucket slot keeps the
+/// record in 30 bits, and its all-ones word marks it free.
+pub const MAX_RECORDS: u32 = (1 << 30) - 1;
+
+/// An index entry in full: a tuple's hash and the record it points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The tuple's key hash, kept so a move can compute the entry's other bucket.
+    /// The tuple's key hash: where the entry may live and its signature.
     pub hash: KeyHash,
-    /// Record index.
+    /// Record index (below [`MAX_RECORDS`]).
     pub record: u32,
     /// The slot indexes the record's reply tuple (otherwise its original tuple).
+    pub reply: bool,
+}
+
+impl Entry {
+    /// The record and direction the entry points at.
+    pub fn occupant(&self) -> Occupant {
+        Occupant { record: self.record, reply: self.reply }
+    }
+}
+
+/// What an occupied slot points at: a record and one of its directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Occupant {
+    /// Record index.
+    pub record: u32,
+    /// The record's reply tuple (otherwise its original tuple).
     pub reply: bool,
 }
 
@@ -98,6 +127,8 @@ pub enum GeometryError {
     SlotsPerBucket(u32),
     /// The stash may have at most [`MAX_INDEX`] entries.
     Stash(u32),
+    /// An index entry names at most [`MAX_RECORDS`] records.
+    Records(u32),
     /// The host cannot allocate the shadow of that geometry.
     TooLarge,
 }
@@ -108,35 +139,13 @@ impl core::fmt::Display for GeometryError {
             Self::Buckets(n) => write!(f, "{n} buckets: not a power of two in 2..=2^28"),
             Self::SlotsPerBucket(n) => write!(f, "{n} slots per bucket: not in 1..=8"),
             Self::Stash(n) => write!(f, "{n} stash entries: more than 2^28"),
-            Self::TooLarge => write!(f, "not enough memory for the shadow index"),
+            Self::Records(n) => write!(f, "{n} records: more than 2^30 - 1"),
+            Self::TooLarge => write!(f, "not enough memory for the shadow"),
         }
     }
 }
 
 impl std::error::Error for GeometryError {}
-
-/// One step of a validated state change (see [`ShadowIndex::execute`]).
-#[derive(Clone, Copy)]
-enum Op {
-    /// Occupy a free position.
-    Occupy(IndexPos, Entry),
-    /// Make-before-break move.
-    Move(Move),
-    /// Clear a position that must hold this entry.
-    Clear(IndexPos, Entry),
-}
-
-/// A node of the breadth-first cuckoo search: an occupied bucket slot whose entry could move.
-#[derive(Clone, Copy, Debug)]
-struct Node {
-    pos: IndexPos,
-    /// Index of the node whose slot this node's entry would vacate for, or `NO_PARENT`.
-    parent: usize,
-    /// Moves needed if this node's entry is moved (1 for the key's own buckets).
-    depth: usize,
-}
-
-const NO_PARENT: usize = usize::MAX;
 
 /// The host's copy of the NIC's cuckoo index.
 #[derive(Clone, Debug)]
@@ -145,20 +154,14 @@ pub struct ShadowIndex {
     slots_per_bucket: u32,
     seeds: Seeds,
     /// Bucket slots, `bucket × slots_per_bucket + slot`.
-    slots: Vec<Option<Entry>>,
+    slots: Vec<Cell>,
+    /// Whole entries: the stash is small, and its positions imply nothing about the hash.
     stash: Vec<Option<Entry>>,
     used: u32,
     stash_used: u32,
     /// The cuckoo search's working memory, kept between searches so that an install into a
     /// busy table allocates nothing.
     search: std::cell::RefCell<SearchScratch>,
-}
-
-/// What a breadth-first cuckoo search needs: its queue of nodes and the buckets it visited.
-#[derive(Clone, Debug, Default)]
-struct SearchScratch {
-    nodes: Vec<Node>,
-    visited: std::collections::HashSet<u32>,
 }
 
 impl ShadowIndex {
@@ -186,7 +189,7 @@ impl ShadowIndex {
         if slots.try_reserve_exact(n).is_err() || stash_cells.try_reserve_exact(stash as usize).is_err() {
             return Err(GeometryError::TooLarge);
         }
-        slots.resize(n, None);
+        slots.resize(n, Cell::FREE);
         stash_cells.resize(stash as usize, None);
         Ok(Self {
             buckets,
@@ -236,43 +239,82 @@ impl ShadowIndex {
         self.buckets * self.slots_per_bucket
     }
 
-    /// The entry at `pos`, if `pos` is in range and occupied.
-    pub fn get(&self, pos: IndexPos) -> Option<&Entry> {
-        self.cell(pos)?.as_ref()
+    /// What `pos` points at, if `pos` is in range and occupied.
+    pub fn occupant(&self, pos: IndexPos) -> Option<Occupant> {
+        match self.locate(pos)? {
+            (true, i) => self.stash.get(i)?.as_ref().map(Entry::occupant),
+            (false, i) => self.slots.get(i)?.occupant(),
+        }
     }
 
-    /// Every occupied position with its entry: bucket slots in order, then the stash.
-    pub fn entries(&self) -> impl Iterator<Item = (IndexPos, &Entry)> + '_ {
+    /// The entry at `pos` in full, if `pos` is in range and occupied; `keys(record, reply)` is
+    /// the hash of that record's tuple (the caller owns the records, see the module doc).
+    pub fn get(&self, pos: IndexPos, keys: &impl Fn(u32, bool) -> KeyHash) -> Option<Entry> {
+        match self.locate(pos)? {
+            (true, i) => *self.stash.get(i)?,
+            (false, i) => self.slots.get(i)?.full(keys),
+        }
+    }
+
+    /// Every occupied position with what it points at: bucket slots in order, then the stash.
+    pub fn occupants(&self) -> impl Iterator<Item = (IndexPos, Occupant)> + '_ {
         let spb = self.slots_per_bucket as usize;
-        let in_buckets = self.slots.iter().enumerate().filter_map(move |(i, e)| {
-            let pos = bucket_pos((i / spb) as u32, (i % spb) as u32);
-            e.as_ref().map(|e| (pos, e))
+        let in_buckets = self.slots.iter().enumerate().filter_map(move |(i, c)| {
+            c.occupant().map(|o| (bucket_pos((i / spb) as u32, (i % spb) as u32), o))
         });
-        let in_stash =
-            (self.stash.iter().enumerate()).filter_map(|(i, e)| e.as_ref().map(|e| (stash_pos(i as u32), e)));
+        let in_stash = (self.stash.iter().enumerate())
+            .filter_map(|(i, e)| e.as_ref().map(|e| (stash_pos(i as u32), e.occupant())));
         in_buckets.chain(in_stash)
     }
 
+    /// Every occupied position with its entry in full (see [`Self::get`]), in the order of
+    /// [`Self::occupants`].
+    pub fn entries<'a, K: Fn(u32, bool) -> KeyHash>(
+        &'a self,
+        keys: &'a K,
+    ) -> impl Iterator<Item = (IndexPos, Entry)> + 'a {
+        self.occupants().filter_map(move |(pos, _)| self.get(pos, keys).map(|e| (pos, e)))
+    }
+
     /// Where the key of `hash` is, searched as the NIC searches: bucket_a's slots, bucket_b's,
-    /// the stash. An entry matches when its hash is `hash` and `is_key` says its record holds
-    /// the key in the entry's direction (the caller owns the records).
-    pub fn find(&self, hash: KeyHash, is_key: impl Fn(&Entry) -> bool) -> Option<IndexPos> {
+    /// the stash. An entry matches when its stored hash agrees with `hash` and `is_key` says its
+    /// record holds the key in the entry's direction (the caller owns the records).
+    pub fn find(&self, hash: KeyHash, is_key: impl Fn(Occupant) -> bool) -> Option<IndexPos> {
         let p = self.placement(hash);
         let spb = self.slots_per_bucket as usize;
         for b in [p.bucket_a, p.bucket_b] {
             let first = b as usize * spb;
             let bucket = self.slots.get(first..first + spb).unwrap_or_default();
-            if let Some(s) =
-                bucket.iter().position(|e| e.as_ref().is_some_and(|e| e.hash == hash && is_key(e)))
-            {
+            let hit = bucket.iter().position(|c| c.may_be(hash, &p, b) && c.occupant().is_some_and(&is_key));
+            if let Some(s) = hit {
                 return Some(bucket_pos(b, s as u32));
             }
         }
         if self.stash_used == 0 {
             return None;
         }
-        (self.stash.iter().position(|e| e.as_ref().is_some_and(|e| e.hash == hash && is_key(e))))
+        (self.stash.iter().position(|e| e.as_ref().is_some_and(|e| e.hash == hash && is_key(e.occupant()))))
             .map(|i| stash_pos(i as u32))
+    }
+
+    /// Where the entry pointing at `me` is, the key's hash being `hash`, searched as
+    /// [`Self::find`] searches but matched on the record and direction alone (one entry at most
+    /// points at them): for a caller that knows the record, as a remove does.
+    pub fn find_occupant(&self, me: Occupant, hash: KeyHash) -> Option<IndexPos> {
+        let p = self.placement(hash);
+        let spb = self.slots_per_bucket as usize;
+        for b in [p.bucket_a, p.bucket_b] {
+            let first = b as usize * spb;
+            let cells = self.slots.get(first..first + spb).unwrap_or_default();
+            if let Some(s) = cells.iter().position(|c| c.occupant() == Some(me)) {
+                return Some(bucket_pos(b, s as u32));
+            }
+        }
+        if self.stash_used == 0 {
+            return None;
+        }
+        let held = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.occupant() == me);
+        self.stash.iter().position(held).map(|i| stash_pos(i as u32))
     }
 
     /// Asks the CPU to bring the two home buckets of `hash` into cache: a batch of installs
@@ -297,65 +339,54 @@ impl ShadowIndex {
         }
     }
 
-    /// The slot the NIC must hold at `pos`: [`Self::word_of`] its entry, or an invalid (zero)
-    /// slot when `pos` is free or out of range.
-    pub fn slot_word(&self, pos: IndexPos) -> IndexSlot {
-        self.get(pos).map(|e| self.word_of(e)).unwrap_or_default()
+    /// The slot the NIC must hold at `pos`: [`Self::word_of`] its entry (see [`Self::get`]), or
+    /// an invalid (zero) slot when `pos` is free or out of range.
+    pub fn slot_word(&self, pos: IndexPos, keys: &impl Fn(u32, bool) -> KeyHash) -> IndexSlot {
+        self.get(pos, keys).map(|e| self.word_of(&e)).unwrap_or_default()
     }
 
     /// Puts `entry` at the free position `pos`, checked as the NIC checks an `IndexWrite`:
     /// `SlotOutOfRange`, `SlotLive`, or `BadPlacement` (a bucket slot outside the key's two
-    /// buckets). It does not refuse a key that is already placed, because a make-before-break
-    /// move places one twice for a moment; [`Self::plan`] never plans a key twice.
+    /// buckets); `RecordOutOfRange` for a record an entry cannot name ([`MAX_RECORDS`]). It does
+    /// not refuse a key that is already placed, because a make-before-break move places one twice
+    /// for a moment; [`Self::plan`] never plans a key twice.
     pub fn occupy(&mut self, pos: IndexPos, entry: Entry) -> Result<(), Status> {
-        self.check_occupy(pos, &entry, self.get(pos).is_some())?;
+        self.check_occupy(pos, &entry, self.occupant(pos).is_some())?;
         self.put(pos, Some(entry));
         Ok(())
     }
 
-    /// Frees `pos` and returns what it held (`None` if it was free or out of range).
-    pub fn clear(&mut self, pos: IndexPos) -> Option<Entry> {
-        let old = self.get(pos).copied()?;
+    /// Frees `pos` and returns what it pointed at (`None` if it was free or out of range).
+    pub fn clear(&mut self, pos: IndexPos) -> Option<Occupant> {
+        let old = self.occupant(pos)?;
         self.put(pos, None);
         Some(old)
     }
 
     /// Removes the key of `hash` wherever it is (see [`Self::find`]); returns its position and
-    /// entry.
-    pub fn remove(&mut self, hash: KeyHash, is_key: impl Fn(&Entry) -> bool) -> Option<(IndexPos, Entry)> {
+    /// what it pointed at.
+    pub fn remove(
+        &mut self,
+        hash: KeyHash,
+        is_key: impl Fn(Occupant) -> bool,
+    ) -> Option<(IndexPos, Occupant)> {
         let pos = self.find(hash, is_key)?;
-        self.clear(pos).map(|e| (pos, e))
+        self.clear(pos).map(|o| (pos, o))
     }
 
     /// Where a new key of `hash` goes: a free slot of bucket_a, else of bucket_b, else the
     /// shortest cuckoo chain of at most `max_moves` moves found breadth-first (bounded by
     /// [`MAX_SEARCH_SLOTS`]), else a free stash entry. `None` when there is no room for it: the
     /// flow stays on the host's software path. The caller has checked with [`Self::find`] that
-    /// the key is not placed already (the index holds hashes, not keys).
-    pub fn plan(&self, hash: KeyHash, max_moves: usize) -> Option<Plan> {
-        self.plan_pinned(hash, max_moves, None)
-    }
-
-    /// Applies `plan`'s moves in order and puts `entry` at its target. The whole plan is
-    /// validated first against the current state, and nothing changes on an error:
-    /// `SlotMismatch` (a move's `from` does not hold its entry), `SlotLive`, `BadPlacement`,
-    /// `SlotOutOfRange`, as [`Self::occupy`]; `BadPlacement` also when `entry` (its hash,
-    /// record and direction) is already placed.
-    pub fn apply(&mut self, plan: &Plan, entry: Entry) -> Result<(), Status> {
-        if self.find(entry.hash, |e| *e == entry).is_some() {
-            return Err(Status::BadPlacement);
-        }
-        let ops = plan.moves.iter().map(|m| Op::Move(*m)).chain([Op::Occupy(plan.target, entry)]);
-        self.execute(&ops.collect::<Vec<_>>())
-    }
-
-    /// Reverses an applied `plan` exactly: clears its target (which must hold `entry`), then
-    /// moves every moved entry back, last move first (still make-before-break). Validated as
-    /// [`Self::apply`] is; nothing changes on an error.
-    pub fn undo(&mut self, plan: &Plan, entry: Entry) -> Result<(), Status> {
-        let back = plan.moves.iter().rev().map(|m| Op::Move(Move { entry: m.entry, from: m.to, to: m.from }));
-        let ops: Vec<Op> = [Op::Clear(plan.target, entry)].into_iter().chain(back).collect();
-        self.execute(&ops)
+    /// the key is not placed already (the index holds hashes, not keys). `keys` gives the full
+    /// hash of each entry the chain moves (see [`Self::get`]).
+    pub fn plan(
+        &self,
+        hash: KeyHash,
+        max_moves: usize,
+        keys: &impl Fn(u32, bool) -> KeyHash,
+    ) -> Option<Plan> {
+        self.plan_pinned(hash, max_moves, None, keys)
     }
 
     /// Places both tuples of `record` (a new flow needs two slots, taken by one `Insert`): plans
@@ -364,25 +395,32 @@ impl ShadowIndex {
     /// original's plan is undone (see [`Self::undo`]) and the index is exactly as before: the
     /// caller issues nothing. A caller that plans the two keys itself with [`Self::plan`] and
     /// [`Self::apply`] undoes a half-placed record the same way, or by [`Self::clear`] of the
-    /// first target when the first plan had no moves.
+    /// first target when the first plan had no moves. `keys` answers for the records already
+    /// placed; `record`'s own hashes are `orig` and `reply`.
     pub fn place_record(
         &mut self,
         record: u32,
         orig: KeyHash,
         reply: KeyHash,
         max_moves: usize,
+        keys: &impl Fn(u32, bool) -> KeyHash,
     ) -> Option<RecordPlan> {
         // Two equal hashes are one key twice (the caller refuses that) or a 64-bit collision:
         // either way the NIC could not tell the directions apart, so the flow stays on the host.
-        if orig == reply {
+        if orig == reply || record >= MAX_RECORDS {
             return None;
         }
+        let keys = |r: u32, dir: bool| match (r == record, dir) {
+            (true, false) => orig,
+            (true, true) => reply,
+            (false, _) => keys(r, dir),
+        };
         let e_orig = Entry { hash: orig, record, reply: false };
         let e_reply = Entry { hash: reply, record, reply: true };
-        let first = self.plan(orig, max_moves)?;
+        let first = self.plan(orig, max_moves, &keys)?;
         self.apply(&first, e_orig).ok()?;
         let second = self
-            .plan_pinned(reply, max_moves, Some(first.target))
+            .plan_pinned(reply, max_moves, Some(first.target), &keys)
             .and_then(|p| self.apply(&p, e_reply).is_ok().then_some(p));
         if let Some(second) = second {
             return Some(RecordPlan { orig: first, reply: second });
@@ -393,131 +431,13 @@ impl ShadowIndex {
         None
     }
 
-    /// [`Self::plan`] with one occupied position whose entry must not move.
-    fn plan_pinned(&self, hash: KeyHash, max_moves: usize, pinned: Option<IndexPos>) -> Option<Plan> {
-        let p = self.placement(hash);
-        let home = [p.bucket_a, p.bucket_b];
-        if let Some(target) = home.iter().find_map(|b| self.free_slot(*b)) {
-            return Some(Plan { target, moves: Vec::new() });
-        }
-        if let Some(plan) = self.cuckoo_search(home, max_moves, pinned) {
-            return Some(plan);
-        }
-        let free = self.stash.iter().position(Option::is_none)?;
-        Some(Plan { target: stash_pos(free as u32), moves: Vec::new() })
-    }
-
-    /// Breadth-first search from the (full) home buckets for the shortest chain of moves that
-    /// ends in a free slot. Each occupied slot's entry may go to its *other* bucket; a bucket is
-    /// expanded once, so a chain never passes through the same bucket twice and its slots are
-    /// distinct.
-    fn cuckoo_search(&self, home: [u32; 2], max_moves: usize, pinned: Option<IndexPos>) -> Option<Plan> {
-        if max_moves == 0 {
-            return None;
-        }
-        // A hash set: the search may expand hundreds of buckets, and a linear `contains` made a
-        // failing search quadratic (milliseconds per install into a full table).
-        let mut scratch = self.search.borrow_mut();
-        let SearchScratch { nodes, visited } = &mut *scratch;
-        visited.clear();
-        visited.extend(home);
-        nodes.clear();
-        for b in home {
-            nodes.extend((0..self.slots_per_bucket).map(|s| Node {
-                pos: bucket_pos(b, s),
-                parent: NO_PARENT,
-                depth: 1,
-            }));
-        }
-        let mut head = 0;
-        while let Some(node) = nodes.get(head).copied() {
-            let at = head;
-            head += 1;
-            if Some(node.pos) == pinned {
-                continue;
-            }
-            let Some(entry) = self.get(node.pos) else { continue };
-            let p = self.placement(entry.hash);
-            let alt = if node.pos.index() == p.bucket_a { p.bucket_b } else { p.bucket_a };
-            if !visited.insert(alt) {
-                continue;
-            }
-            if let Some(free) = self.free_slot(alt) {
-                return Some(self.chain(nodes, at, free));
-            }
-            let room = nodes.len() + self.slots_per_bucket as usize <= MAX_SEARCH_SLOTS;
-            if node.depth < max_moves && room {
-                let next = (0..self.slots_per_bucket).map(|s| Node {
-                    pos: bucket_pos(alt, s),
-                    parent: at,
-                    depth: node.depth + 1,
-                });
-                nodes.extend(next);
-            }
-        }
-        None
-    }
-
-    /// The plan for the chain ending at node `last`, whose entry moves to `free`: walking the
-    /// parents back to the root yields the moves last hop first, which is the execution order.
-    fn chain(&self, nodes: &[Node], last: usize, free: IndexPos) -> Plan {
-        let mut moves = Vec::with_capacity(nodes[last].depth);
-        let mut to = free;
-        let mut at = last;
-        loop {
-            let node = nodes[at];
-            if let Some(entry) = self.get(node.pos) {
-                moves.push(Move { entry: *entry, from: node.pos, to });
-            }
-            to = node.pos;
-            if node.parent == NO_PARENT {
-                return Plan { target: node.pos, moves };
-            }
-            at = node.parent;
-        }
-    }
-
-    /// Validates every op against the state as it will be when the op runs (earlier ops
-    /// included), then runs them all; on an error nothing has changed.
-    fn execute(&mut self, ops: &[Op]) -> Result<(), Status> {
-        // Positions the ops have written so far, newest last, over the current state.
-        let mut overlay: Vec<(IndexPos, Option<Entry>)> = Vec::new();
-        let look = |overlay: &[(IndexPos, Option<Entry>)], pos: IndexPos| {
-            overlay.iter().rev().find(|(p, _)| *p == pos).map_or_else(|| self.get(pos).copied(), |(_, e)| *e)
-        };
-        for op in ops {
-            match *op {
-                Op::Occupy(pos, entry) => {
-                    self.check_occupy(pos, &entry, look(&overlay, pos).is_some())?;
-                    overlay.push((pos, Some(entry)));
-                }
-                Op::Move(m) => {
-                    if look(&overlay, m.from) != Some(m.entry) {
-                        return Err(Status::SlotMismatch);
-                    }
-                    self.check_occupy(m.to, &m.entry, look(&overlay, m.to).is_some())?;
-                    overlay.push((m.to, Some(m.entry)));
-                    overlay.push((m.from, None));
-                }
-                Op::Clear(pos, entry) => {
-                    if look(&overlay, pos) != Some(entry) {
-                        return Err(Status::SlotMismatch);
-                    }
-                    overlay.push((pos, None));
-                }
-            }
-        }
-        // Every write was validated in order, so replaying them gives the same end state.
-        for (pos, entry) in overlay {
-            self.put(pos, entry);
-        }
-        Ok(())
-    }
-
     /// The NIC's checks for writing `entry` at `pos`.
     fn check_occupy(&self, pos: IndexPos, entry: &Entry, live: bool) -> Result<(), Status> {
-        if self.cell(pos).is_none() {
+        if self.locate(pos).is_none() {
             return Err(Status::SlotOutOfRange);
+        }
+        if entry.record >= MAX_RECORDS {
+            return Err(Status::RecordOutOfRange);
         }
         if live {
             return Err(Status::SlotLive);
@@ -531,9 +451,31 @@ impl ShadowIndex {
         Ok(())
     }
 
+    /// Whether `pos` holds `entry` (in a bucket: as far as its cell tells).
+    fn holds(&self, pos: IndexPos, entry: &Entry) -> bool {
+        match self.locate(pos) {
+            Some((true, i)) => self.stash.get(i).is_some_and(|e| e.as_ref() == Some(entry)),
+            Some((false, i)) => {
+                self.slots.get(i).is_some_and(|c| *c == Cell::pack(entry, pos.index(), self.buckets))
+            }
+            None => false,
+        }
+    }
+
+    /// The cell at a bucket position (`None` for the stash or out of range).
+    fn bucket_cell(&self, pos: IndexPos) -> Option<Cell> {
+        match self.locate(pos)? {
+            (false, i) => self.slots.get(i).copied(),
+            (true, _) => None,
+        }
+    }
+
     /// The first free slot of bucket `b`.
     fn free_slot(&self, b: u32) -> Option<IndexPos> {
-        (0..self.slots_per_bucket).map(|s| bucket_pos(b, s)).find(|pos| matches!(self.cell(*pos), Some(None)))
+        let spb = self.slots_per_bucket as usize;
+        let first = b as usize * spb;
+        let bucket = self.slots.get(first..first + spb)?;
+        bucket.iter().position(|c| c.is_free()).map(|s| bucket_pos(b, s as u32))
     }
 
     /// Index into `slots` or `stash` for an in-range position.
@@ -548,21 +490,18 @@ impl ShadowIndex {
         }
     }
 
-    fn cell(&self, pos: IndexPos) -> Option<&Option<Entry>> {
-        match self.locate(pos)? {
-            (true, i) => self.stash.get(i),
-            (false, i) => self.slots.get(i),
-        }
-    }
-
-    /// Writes a cell, keeping the counters. Out-of-range positions are ignored.
+    /// Writes a position, keeping the counters. Out-of-range positions are ignored.
     fn put(&mut self, pos: IndexPos, value: Option<Entry>) {
         let Some((in_stash, i)) = self.locate(pos) else { return };
-        let cell = if in_stash { self.stash.get_mut(i) } else { self.slots.get_mut(i) };
-        let Some(cell) = cell else { return };
-        let (was, now) = (cell.is_some(), value.is_some());
-        *cell = value;
-        match (was, now) {
+        let was = if in_stash {
+            let Some(cell) = self.stash.get_mut(i) else { return };
+            std::mem::replace(cell, value).is_some()
+        } else {
+            let packed = value.map_or(Cell::FREE, |e| Cell::pack(&e, pos.index(), self.buckets));
+            let Some(cell) = self.slots.get_mut(i) else { return };
+            !std::mem::replace(cell, packed).is_free()
+        };
+        match (was, value.is_some()) {
             (false, true) => {
                 self.used += 1;
                 self.stash_used += u32::from(in_stash);
@@ -601,6 +540,10 @@ fn bucket_pos(bucket: u32, slot: u32) -> IndexPos {
 fn stash_pos(i: u32) -> IndexPos {
     IndexPos::new().with_index(i).with_stash(true)
 }
+
+mod apply;
+mod cell;
+mod search;
 
 #[cfg(test)]
 mod tests;
