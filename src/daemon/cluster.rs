@@ -56,7 +56,7 @@ impl Daemon {
         for (i, (lips, alive)) in live.iter().enumerate() {
             match (alive, t.dead[i]) {
                 (Some(false), false) => {
-                    tracing::warn!(lips = ?lips, "a sync peer sent nothing for three heartbeats (750 ms): taking its LIPs over");
+                    tracing::warn!(lips = ?lips, "a sync peer sent nothing for 3 s: taking its LIPs over");
                     self.engine.take_over_lips(lips);
                     t.dead[i] = true;
                 }

@@ -6,7 +6,7 @@
 //!
 //! **Sender.** One UDP socket bound to `[sync] port` (so peers see datagrams from the port they
 //! send to). Events wait at most `batch_ms` for company, a datagram carries up to 15; an idle
-//! node sends an empty datagram every [`HEARTBEAT`] (250 ms), so a peer's "last seen" says the node lives
+//! node sends an empty datagram every second, so a peer's "last seen" says the node lives
 //! even when no connection changes. Unicast to each peer; no multicast.
 //!
 //! **Receiver.** Datagrams are taken only from a configured peer's address, and refused whole
@@ -30,15 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An idle sender's heartbeat period.
-///
-/// Short because a dead peer's LIPs are taken over only once it is taken for dead (or once a
-/// client's packet reaches a copy): a client that waits in silence for a response the dead node
-/// held gets it only when the server's retransmission reaches this node, and Linux retransmits
-/// at about 0.2, 0.6 and 1.4 s, inside a client's usual 2 s timeout only if the take-over
-/// comes first.
-pub const HEARTBEAT: Duration = Duration::from_millis(250);
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A peer silent this long (three heartbeats) is taken for dead: its LIPs are taken over.
-pub const DEAD_AFTER: Duration = Duration::from_millis(750);
+pub const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// How long the threads block at most (so they notice a stop).
 const TICK: Duration = Duration::from_millis(100);
 /// Datagrams waiting for the daemon's loop at most.
@@ -53,7 +47,7 @@ pub struct PeerStatus {
     pub lips: Vec<String>,
     /// Its node id, once a datagram came.
     pub node_id: Option<u32>,
-    /// Seconds since its last datagram (`None`: none yet). With its heartbeat every 250 ms,
+    /// Seconds since its last datagram (`None`: none yet). With its heartbeat every second,
     /// more than a few seconds means it is gone or unreachable: this is the sync lag.
     pub last_seen_s: Option<f64>,
     /// Datagrams received from it.
@@ -468,7 +462,7 @@ pub fn metrics(st: &SyncStatus) -> String {
             "# HELP sluice_sync_{name} {help}\n# TYPE sluice_sync_{name} {kind}\nsluice_sync_{name} {value}"
         );
     }
-    s.push_str("# HELP sluice_sync_lag_seconds Seconds since each peer's last sync datagram (heartbeat every 250 ms).\n");
+    s.push_str("# HELP sluice_sync_lag_seconds Seconds since each peer's last sync datagram (heartbeat every second).\n");
     s.push_str("# TYPE sluice_sync_lag_seconds gauge\n");
     // A peer never heard from has no lag to show: it is absent from the series.
     for p in &st.peers {

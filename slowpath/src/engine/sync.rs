@@ -9,7 +9,7 @@
 //! and announces it once on every port (a gratuitous ARP, an unsolicited neighbour
 //! advertisement), as keepalived does on a VRRP take-over, so servers' caches move at once.
 //! The daemon also takes a peer's LIPs over when the peer's datagrams stop (its heartbeat
-//! comes every 250 ms), since the servers may be the only ones left talking to a dead
+//! comes every second), since the servers may be the only ones left talking to a dead
 //! peer's connections (a download's client waits in silence), and releases them when the
 //! peer's datagrams come back.
 
