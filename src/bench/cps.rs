@@ -207,10 +207,10 @@ fn write_seg(
     rig::write_seg(&s, out);
 }
 
-/// The topology of every cps run: 64 servers and 16 LIPs (66M ports), so neither the port
-/// pools nor the 120 s quarantine limit a run.
+/// The topology of every cps run: 64 servers and 32 LIPs (132M ports), so neither the port
+/// pools, the 120 s quarantine nor the memory run's 100M connections are limited by ports.
 pub fn topology(workers: u16) -> Topology {
-    Topology { workers, servers: 64, lips: 16, scheduler: SchedulerKind::Rr }
+    Topology { workers, servers: 64, lips: 32, scheduler: SchedulerKind::Rr }
 }
 
 /// How a cps measurement runs.
