@@ -31,14 +31,20 @@ use sim_model::device::ModelConfig;
 use sim_model::flash::Flash;
 use sluice::fw::image;
 use sluice::fw::keys::{TrustedKeys, key_id};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use zerocopy::IntoBytes;
 
-fn trusted(key: &SigningKey) -> TrustedKeys {
-    let mut t = TrustedKeys { dir: "/fuzz/keys".into(), ..TrustedKeys::default() };
-    let vk = key.verifying_key();
-    t.keys.insert(key_id(&vk), (vk, "/fuzz/keys/fuzz.pub".into()));
-    t
+/// The signing key and the host's trusted keys holding it, made once: deriving the public key
+/// is a scalar multiplication, as dear as a signature.
+fn keys() -> &'static (SigningKey, TrustedKeys) {
+    static KEYS: OnceLock<(SigningKey, TrustedKeys)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let key = SigningKey::from_bytes(&[0x5e; 32]);
+        let mut t = TrustedKeys { dir: "/fuzz/keys".into(), ..TrustedKeys::default() };
+        let vk = key.verifying_key();
+        t.keys.insert(key_id(&vk), (vk, "/fuzz/keys/fuzz.pub".into()));
+        (key, t)
+    })
 }
 
 /// The image with the fix-ups the mode byte asks for.
@@ -79,12 +85,11 @@ fn check_report(r: &image::Report) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let key = SigningKey::from_bytes(&[0x5e; 32]);
-    let keys = trusted(&key);
+    let (key, keys) = keys();
     let (mode, rest) = data.split_first().map_or((0, &[][..]), |(m, r)| (*m, r));
-    let bytes = fixed(mode, rest, &key);
+    let bytes = fixed(mode, rest, key);
 
-    let report = image::verify(&bytes, &keys, FLASH_SLOT_SIZE);
+    let report = image::verify(&bytes, keys, FLASH_SLOT_SIZE);
     check_report(&report);
     let nic = sim_model::flash::check(&bytes);
     if report.verified() {
@@ -99,14 +104,15 @@ fuzz_target!(|data: &[u8]| {
     let clock = Arc::new(ManualClock::new(1_000_000_000));
     let mut t = InProcess::with_flash(flash, factory.clone(), clock).expect("the factory image boots");
     let status = |t: &mut InProcess| FlashController::open(t).expect("flash controller").status();
-    let before = status(&mut t);
-    assert_eq!((before.active, before.booted, before.image_build_id), (0, Some(0), 0xfac7));
-
-    let result = {
+    // One controller for the status before, the install and the status after, as `sluice
+    // flash` opens one.
+    let (before, result, after) = {
         let mut fc = FlashController::open(&mut t).expect("flash controller");
-        sluice::flash::install(&mut fc, 1, &bytes, &keys, false)
+        let before = fc.status();
+        let result = sluice::flash::install(&mut fc, 1, &bytes, keys, false);
+        (before, result, fc.status())
     };
-    let after = status(&mut t);
+    assert_eq!((before.active, before.booted, before.image_build_id), (0, Some(0), 0xfac7));
     let flash = t.device().flash();
     match &result {
         Err(e) => {

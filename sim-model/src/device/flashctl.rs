@@ -10,7 +10,7 @@ use super::Device;
 use crate::device::ModelConfig;
 use crate::flash::{self as nvm, Flash, FlashState, SLOTS};
 use rtl_spec::codes::{EventKind, FlashEvent, FlashOp, FlashResult};
-use rtl_spec::formats::{Event, FLASH_BOOT_LIMIT, FLASH_SLOT_SIZE, IMAGE_HEADER_SIZE};
+use rtl_spec::formats::{Event, FLASH_BOOT_LIMIT, FLASH_SLOT_SIZE, IMAGE_HEADER_SIZE, IMAGE_MAX_PAYLOAD};
 use rtl_spec::regs::{FLASH_CONFIRM_KEY, flash, ring_id};
 use zerocopy::little_endian::{U32, U64};
 
@@ -66,15 +66,18 @@ impl FlashCtl {
         }
     }
 
-    fn slot_bytes(&self, slot: usize) -> Vec<u8> {
-        // Enough for the header; the payload length comes from it (bounded by the slot).
-        let head = self.store.slot_prefix(slot, IMAGE_HEADER_SIZE);
-        let len = rtl_spec::image::header_of(&head).map_or(0, |h| h.payload_len.get() as usize);
-        self.store.slot_prefix(slot, IMAGE_HEADER_SIZE.saturating_add(len))
-    }
-
+    /// The boot checks of slot `slot`, with the result of `nvm::check` on the whole slot. The
+    /// payload is read only for a header that passes its own checks and whose length could fit
+    /// (a longer one fails on the header alone): the length field of an erased slot is all ones,
+    /// and reading header and payload as it says copied the whole 4 MiB slot for every check of
+    /// an erased slot (every `BOOT_STATUS` read after a write) only to find the header erased.
     fn check(&self, slot: usize) -> Result<nvm::BootImage, nvm::ImageFault> {
-        nvm::check(&self.slot_bytes(slot))
+        let head = self.store.slot_prefix(slot, IMAGE_HEADER_SIZE);
+        let len = nvm::check_header(&head)?.payload_len.get();
+        if len > IMAGE_MAX_PAYLOAD {
+            return nvm::check(&head);
+        }
+        nvm::check(&self.store.slot_prefix(slot, IMAGE_HEADER_SIZE + len as usize))
     }
 
     fn write_state(&mut self, state: FlashState) {
@@ -362,6 +365,51 @@ impl Device {
                 f.write_state(state);
                 (FlashResult::Ok, 0)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtl_spec::codes::ImageCheck;
+    use rtl_spec::formats::ImageHeader;
+    use zerocopy::IntoBytes;
+
+    /// The controller's check of a slot, which reads the payload only past the header's checks,
+    /// gives what the boot checks give on the whole 4 MiB slot, whatever stops them.
+    #[test]
+    fn a_slot_check_reads_the_payload_only_when_needed_and_agrees_with_the_whole_slots() {
+        let cfg = ModelConfig::small(16);
+        let good = nvm::factory_image(&cfg);
+        let payload = &good[IMAGE_HEADER_SIZE..];
+        let edited = |edit: &dyn Fn(&mut ImageHeader)| {
+            let mut h = rtl_spec::image::header_of(&good).unwrap();
+            edit(&mut h);
+            [h.as_bytes(), payload].concat()
+        };
+        let cases: Vec<(Vec<u8>, Option<ImageCheck>)> = vec![
+            (Vec::new(), Some(ImageCheck::Header)), // erased
+            (good.clone(), None),
+            (edited(&|h| h.magic = *b"NOTSLUIC"), Some(ImageCheck::Header)),
+            (edited(&|h| h.format_version = 2.into()), Some(ImageCheck::Header)),
+            (edited(&|h| h.payload_len = u32::MAX.into()), Some(ImageCheck::Truncated)),
+            (edited(&|h| h.payload_len = (IMAGE_MAX_PAYLOAD + 1).into()), Some(ImageCheck::Truncated)),
+            (edited(&|h| h.payload_len = IMAGE_MAX_PAYLOAD.into()), Some(ImageCheck::Crc32)),
+            (good[..IMAGE_HEADER_SIZE + 3].to_vec(), Some(ImageCheck::Crc32)), // cut: the rest erased
+            (edited(&|h| h.build_id = 7.into()), Some(ImageCheck::Sha256)),
+        ];
+        for (n, (image, want)) in cases.into_iter().enumerate() {
+            let mut store = Flash::blank();
+            if !image.is_empty() {
+                store.program(1, 0, &image).unwrap();
+            }
+            let mut whole = vec![0u8; FLASH_SLOT_SIZE as usize];
+            store.read(1, 0, &mut whole);
+            let ctl = FlashCtl::new(store, cfg.clone());
+            let got = ctl.check(1).map(|b| b.config);
+            assert_eq!(got, nvm::check(&whole).map(|b| b.config), "case {n}");
+            assert_eq!(got.err().map(|f| f.check), want, "case {n}");
         }
     }
 }

@@ -43,13 +43,7 @@ fn fault(check: ImageCheck, reason: impl Into<String>) -> ImageFault {
 /// Runs the NIC's boot checks on `slot` (the slot's bytes from offset 0; may be longer than the
 /// image) and loads its payload.
 pub fn check(slot: &[u8]) -> Result<BootImage, ImageFault> {
-    let header = header_of(slot).ok_or_else(|| fault(ImageCheck::Truncated, "shorter than a header"))?;
-    if header.magic == [0xFF; 8] {
-        return Err(fault(ImageCheck::Header, "the slot is erased"));
-    }
-    if let Some(p) = header.header_problem() {
-        return Err(fault(ImageCheck::Header, p));
-    }
+    let header = check_header(slot)?;
     let len = header.payload_len.get();
     let end = IMAGE_HEADER_SIZE + len as usize;
     if len > IMAGE_MAX_PAYLOAD || end > slot.len() {
@@ -68,6 +62,21 @@ pub fn check(slot: &[u8]) -> Result<BootImage, ImageFault> {
     }
     let config = load_payload(&header, payload).map_err(|e| fault(ImageCheck::Payload, e))?;
     Ok(BootImage { header, config })
+}
+
+/// The first of [`check`]'s checks, those of the header alone (`bytes` from the slot's offset 0,
+/// at least [`IMAGE_HEADER_SIZE`] of them to get past the first): the header if they pass, else
+/// the fault `check` gives for any bytes that start with the same header. Lets the flash
+/// controller read a payload only for a header that gets that far.
+pub fn check_header(bytes: &[u8]) -> Result<ImageHeader, ImageFault> {
+    let header = header_of(bytes).ok_or_else(|| fault(ImageCheck::Truncated, "shorter than a header"))?;
+    if header.magic == [0xFF; 8] {
+        return Err(fault(ImageCheck::Header, "the slot is erased"));
+    }
+    if let Some(p) = header.header_problem() {
+        return Err(fault(ImageCheck::Header, p));
+    }
+    Ok(header)
 }
 
 /// Loads a payload: for the model, a model configuration that agrees with the header.

@@ -7,5 +7,5 @@
 mod image;
 mod store;
 
-pub use image::{BootImage, ImageFault, check, factory_image};
+pub use image::{BootImage, ImageFault, check, check_header, factory_image};
 pub use store::{FLASH_FILE_SIZE, Flash, FlashState, PowerCutHook, SLOTS};

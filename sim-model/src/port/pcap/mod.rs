@@ -4,8 +4,10 @@
 //! (writes classic pcap, Ethernet, micro- or nanosecond timestamps) and [`PcapPort`], which puts
 //! an optional source and an optional sink behind the [`Port`] trait for `sluice replay`.
 //!
-//! Reading goes through `pcap-file`'s readers; every parse error, including a file that ends in
-//! the middle of a record, becomes an `io::Error` naming the file and the record, never a panic.
+//! Reading goes through `pcap-file`'s parsers, over the file buffered by [`input::Input`] (not
+//! pcap-file's readers, which zero a fixed 8 MB buffer per file); every parse error, including a
+//! file that ends in the middle of a record, becomes an `io::Error` naming the file and the
+//! record, never a panic.
 //! Writing is done here rather than with `pcap_file::pcap::PcapWriter`, because that writer does
 //! not give access to its inner writer, so it could not be flushed without being consumed.
 
@@ -13,12 +15,15 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcap::{PcapHeader, PcapReader};
+use pcap_file::pcap::{PcapHeader, PcapParser, RawPcapPacket};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
+use self::input::Input;
 use super::{Port, RxBurst, RxFrame};
+
+mod input;
 
 /// The snapshot length written in output headers: tcpdump's default, far above any MTU, so
 /// frames are never cut.
@@ -41,9 +46,39 @@ struct NgInterface {
     snaplen: u32,
 }
 
+/// The file and the parser of its format: what pcap-file's `PcapReader` and `PcapNgReader` do,
+/// over [`Input`]'s buffer.
 enum Reader {
-    Pcap(PcapReader<File>),
-    PcapNg { reader: PcapNgReader<File>, interfaces: Vec<NgInterface> },
+    Pcap { parser: PcapParser, input: Input },
+    PcapNg { parser: PcapNgParser, input: Input, interfaces: Vec<NgInterface> },
+}
+
+impl Reader {
+    /// The next classic-pcap record, `None` at the end of the file.
+    fn next_raw_packet(
+        parser: &PcapParser,
+        input: &mut Input,
+    ) -> Option<Result<RawPcapPacket<'static>, PcapError>> {
+        match input.has_data_left() {
+            Ok(true) => Some(input.parse_with(|src| {
+                parser.next_raw_packet(src).map(|(rest, packet)| (rest, packet.into_owned()))
+            })),
+            Ok(false) => None,
+            Err(e) => Some(Err(PcapError::IoError(e))),
+        }
+    }
+
+    /// The next pcapng block, `None` at the end of the file.
+    fn next_block(parser: &mut PcapNgParser, input: &mut Input) -> Option<Result<Block<'static>, PcapError>> {
+        match input.has_data_left() {
+            Ok(true) => Some(
+                input
+                    .parse_with(|src| parser.next_block(src).map(|(rest, block)| (rest, block.into_owned()))),
+            ),
+            Ok(false) => None,
+            Err(e) => Some(Err(PcapError::IoError(e))),
+        }
+    }
 }
 
 /// Frames read from a classic pcap or pcapng capture of Ethernet frames, with their timestamps.
@@ -61,7 +96,7 @@ pub struct PcapSource {
 
 impl std::fmt::Debug for PcapSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let format = if matches!(self.reader, Reader::Pcap(_)) { "pcap" } else { "pcapng" };
+        let format = if matches!(self.reader, Reader::Pcap { .. }) { "pcap" } else { "pcapng" };
         f.debug_struct("PcapSource")
             .field("path", &self.path)
             .field("format", &format)
@@ -102,22 +137,27 @@ impl PcapSource {
         file.rewind().map_err(ctx)?;
         let magic = u32::from_be_bytes(magic);
         let mut source = if PCAP_MAGICS.contains(&magic) {
-            let reader = PcapReader::new(file).map_err(|e| pcap_error(&path, e, "the file header"))?;
-            let link = reader.header().datalink;
+            let mut input = Input::new(file);
+            let parser =
+                input.parse_with(PcapParser::new).map_err(|e| pcap_error(&path, e, "the file header"))?;
+            let link = parser.header().datalink;
             if link != DataLink::ETHERNET {
                 return Err(not_ethernet(&path, link));
             }
             Self {
                 path,
-                reader: Reader::Pcap(reader),
+                reader: Reader::Pcap { parser, input },
                 pending: None,
                 records: 0,
                 truncated: 0,
                 odd_timestamps: 0,
             }
         } else if magic == PCAPNG_MAGIC {
-            let reader = PcapNgReader::new(file).map_err(|e| pcap_error(&path, e, "the section header"))?;
-            let reader = Reader::PcapNg { reader, interfaces: Vec::new() };
+            let mut input = Input::new(file);
+            let parser = input
+                .parse_with(PcapNgParser::new)
+                .map_err(|e| pcap_error(&path, e, "the section header"))?;
+            let reader = Reader::PcapNg { parser, input, interfaces: Vec::new() };
             Self { path, reader, pending: None, records: 1, truncated: 0, odd_timestamps: 0 }
         } else {
             return Err(invalid(&path, format_args!("not a pcap or pcapng file (magic {magic:#010x})")));
@@ -170,12 +210,12 @@ impl PcapSource {
     /// The next frame and whether the capture cut it short.
     fn read_record(&mut self) -> io::Result<Option<(RxFrame, bool)>> {
         match &mut self.reader {
-            Reader::Pcap(reader) => {
+            Reader::Pcap { parser, input } => {
                 // Raw records, checked here: pcap-file's own check refuses an original length
                 // above the snapshot length, which is exactly what a capture taken with a small
                 // snapshot length (`tcpdump -s 96`) contains.
-                let nanosecond = reader.header().ts_resolution == TsResolution::NanoSecond;
-                let Some(packet) = reader.next_raw_packet() else { return Ok(None) };
+                let nanosecond = parser.header().ts_resolution == TsResolution::NanoSecond;
+                let Some(packet) = Reader::next_raw_packet(parser, input) else { return Ok(None) };
                 self.records += 1;
                 let record = self.records;
                 let packet =
@@ -198,8 +238,8 @@ impl PcapSource {
                 let ts = u64::from(packet.ts_sec) * NS_PER_SEC + frac_ns;
                 Ok(Some((RxFrame { data: packet.data.into_owned(), timestamp_ns: Some(ts) }, truncated)))
             }
-            Reader::PcapNg { reader, interfaces } => loop {
-                let Some(block) = reader.next_block() else { return Ok(None) };
+            Reader::PcapNg { parser, input, interfaces } => loop {
+                let Some(block) = Reader::next_block(parser, input) else { return Ok(None) };
                 self.records += 1;
                 let record = self.records;
                 let block = block.map_err(|e| pcap_error(&self.path, e, format_args!("block {record}")))?;

@@ -385,3 +385,142 @@ proptest! {
         read_bytes(&dir.path().join("c"), &bytes);
     }
 }
+
+/// Frame sizes that cross the edges of the 64 KiB buffer `Input` starts with, and outgrow it
+/// (twice, for the largest), between small ones.
+const BUFFER_SIZES: [usize; 9] = [60, 1514, 70_000, 60, 9000, 200_000, 1514, 65_536, 61];
+
+/// What pcap-file's own reader (and its fixed 8 MB buffer) reads from a classic capture: the
+/// frames up to the first error, and whether there was one.
+fn pcap_file_frames(path: &Path) -> (Vec<Vec<u8>>, bool) {
+    let Ok(mut reader) = pcap_file::pcap::PcapReader::new(File::open(path).unwrap()) else {
+        return (Vec::new(), true);
+    };
+    let mut frames = Vec::new();
+    while let Some(packet) = reader.next_raw_packet() {
+        match packet {
+            Ok(p) => frames.push(p.data.into_owned()),
+            Err(_) => return (frames, true),
+        }
+    }
+    (frames, false)
+}
+
+#[test]
+fn records_larger_than_the_buffer_or_across_its_edge_read_as_pcap_files_reader_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.pcap");
+    let frames: Vec<(Vec<u8>, u64)> =
+        BUFFER_SIZES.iter().enumerate().map(|(i, &len)| (vec![i as u8; len], T0 + i as u64)).collect();
+    write_pcap(&path, &frames, true);
+    let got = read_all(&mut PcapSource::open(&path).unwrap()).unwrap();
+    let want: Vec<RxFrame> =
+        frames.iter().map(|(d, ts)| RxFrame { data: d.clone(), timestamp_ns: Some(*ts) }).collect();
+    assert!(got == want, "frames differ from what was written");
+    assert_eq!(pcap_file_frames(&path), (got.into_iter().map(|f| f.data).collect(), false));
+
+    // Cut in the middle of the 200,000-byte record (the 6th): five frames, then "truncated".
+    let full = std::fs::read(&path).unwrap();
+    let start: usize = 24 + BUFFER_SIZES[..5].iter().map(|len| 16 + len).sum::<usize>();
+    std::fs::write(&path, &full[..start + 16 + 150_000]).unwrap();
+    let mut source = PcapSource::open(&path).unwrap();
+    for want in &frames[..5] {
+        assert_eq!(source.next_frame().unwrap().unwrap().data, want.0);
+    }
+    let err = source.next_frame().unwrap_err().to_string();
+    assert!(err.contains("record 6") && err.contains("truncated"), "{err}");
+    assert!(pcap_file_frames(&path).1, "pcap-file's reader fails there too");
+
+    // pcapng: the same frames as enhanced packets.
+    let path = dir.path().join("big.pcapng");
+    let mut writer = PcapNgWriter::new(File::create(&path).unwrap()).unwrap();
+    writer
+        .write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        })
+        .unwrap();
+    for (data, _) in &frames {
+        writer
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_nanos(1),
+                original_len: data.len() as u32,
+                data: Cow::Borrowed(data),
+                options: vec![],
+            })
+            .unwrap();
+    }
+    drop(writer);
+    let got = read_all(&mut PcapSource::open(&path).unwrap()).unwrap();
+    assert!(got.iter().map(|f| &f.data).eq(frames.iter().map(|f| &f.0)), "pcapng frames differ");
+}
+
+#[test]
+fn a_record_beyond_pcap_files_8_mb_is_still_a_capture_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.pcap");
+    write_pcap(&path, &[(frame(1, 8), T0)], false);
+    // A second record claiming 8 MB, with all its bytes there: more than the buffer's limit.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = input::MAX_CAPACITY as u32;
+    for value in [1, 0, len, len] {
+        bytes.extend_from_slice(&u32::to_le_bytes(value));
+    }
+    bytes.resize(bytes.len() + input::MAX_CAPACITY, 0xab);
+    std::fs::write(&path, &bytes).unwrap();
+    let mut source = PcapSource::open(&path).unwrap();
+    assert!(source.next_frame().unwrap().is_some());
+    let err = source.next_frame().unwrap_err().to_string();
+    assert!(err.contains("record 2") && err.contains("truncated"), "{err}");
+    assert_eq!(pcap_file_frames(&path), (vec![frame(1, 8)], true), "pcap-file's reader agrees");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    /// A corrupt classic capture gives the frames pcap-file's own reader gives, and an error
+    /// where it gives one.
+    #[test]
+    fn corrupt_captures_read_as_pcap_files_reader_reads_them(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.pcap");
+        let frames: Vec<(Vec<u8>, u64)> =
+            BUFFER_SIZES.iter().enumerate().map(|(i, &len)| (vec![i as u8; len], T0)).collect();
+        write_pcap(&path, &frames, false);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Edits in the headers (the first 24 bytes and each record's 16), where they matter.
+        let mut headers = Vec::with_capacity(1 + BUFFER_SIZES.len());
+        headers.push(0..24);
+        let mut at = 24;
+        for len in BUFFER_SIZES {
+            headers.push(at..at + 16);
+            at += 16 + len;
+        }
+        for (i, value) in edits {
+            let h = &headers[i.index(headers.len())];
+            bytes[h.start + i.index(h.len())] = value;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        std::fs::write(&path, &bytes).unwrap();
+        let (want, failed) = pcap_file_frames(&path);
+        let mut got = Vec::new();
+        let mut error = false;
+        if let Ok(mut source) = PcapSource::open(&path) {
+            loop {
+                match source.next_frame() {
+                    Ok(Some(f)) => got.push(f.data),
+                    Ok(None) => break,
+                    Err(_) => { error = true; break; }
+                }
+            }
+        } else {
+            error = true;
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(error, failed);
+    }
+}
