@@ -2,18 +2,13 @@
 //! addresses, names, references between sections. The first problem found is the error.
 
 use super::error::{Problem, Quoted};
-use super::raw::{
-    RawConfig, RawControl, RawDevice, RawHost, RawLimits, RawNeighbor, RawOffload, RawPort, RawRoute,
-    RawTimeouts,
-};
+use super::raw::{RawConfig, RawControl, RawDevice, RawHost, RawNeighbor, RawPort, RawRoute};
 use super::{
-    Cidr, Config, Control, Device, Host, Icmp, Limits, MAX_PORTS, Mac, Neighbor, Offload, Port, PortKind,
-    Route, TcpOffloadAfter, Timeouts, Transport, UdpOffloadAfter,
+    Cidr, Config, Control, Device, Host, Icmp, MAX_PORTS, Mac, Neighbor, Port, PortKind, Route, Transport,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Linux's longest interface name (IFNAMSIZ less the terminating NUL).
 const IFNAME_MAX: usize = 15;
@@ -27,9 +22,9 @@ pub(super) fn validate(raw: &RawConfig, origin: &str) -> Result<Config, Problem>
     let routes = routes(&raw.route, &ports)?;
     let neighbors = neighbors(&raw.neighbor, &ports)?;
     let services = super::service::services(&raw.service, &ports, &routes)?;
-    let timeouts = timeouts(&raw.timeouts)?;
-    let offload = offload(&raw.offload)?;
-    let limits = limits(&raw.limits, device.workers)?;
+    let timeouts = super::tuning::timeouts(&raw.timeouts)?;
+    let offload = super::tuning::offload(&raw.offload)?;
+    let limits = super::tuning::limits(&raw.limits, device.workers)?;
     let icmp = Icmp { echo: raw.icmp.echo.unwrap_or(Icmp::default().echo) };
     let routing = super::routing::routing(raw.routing.as_ref(), &raw.service, &ports, &routes)?;
     let probes = super::probe::probes(&raw.probe)?;
@@ -535,100 +530,6 @@ fn neighbors(raw: &[RawNeighbor], ports: &[Port]) -> Result<Vec<Neighbor>, Probl
         out.push(Neighbor { address, mac, port: port.map(|p| ports[p].name.clone()) });
     }
     Ok(out)
-}
-
-fn seconds(path: &str, v: Option<i64>, default: Duration) -> Result<Duration, Problem> {
-    Ok(Duration::from_secs(int(path, v, default.as_secs(), 1..=604_800, " seconds")?))
-}
-
-fn timeouts(raw: &RawTimeouts) -> Result<Timeouts, Problem> {
-    let d = Timeouts::default();
-    let t = Timeouts {
-        tcp_established: seconds("timeouts.tcp_established", raw.tcp_established, d.tcp_established)?,
-        tcp_syn_recv: seconds("timeouts.tcp_syn_recv", raw.tcp_syn_recv, d.tcp_syn_recv)?,
-        tcp_fin_wait: seconds("timeouts.tcp_fin_wait", raw.tcp_fin_wait, d.tcp_fin_wait)?,
-        tcp_close_wait: seconds("timeouts.tcp_close_wait", raw.tcp_close_wait, d.tcp_close_wait)?,
-        tcp_time_wait: seconds("timeouts.tcp_time_wait", raw.tcp_time_wait, d.tcp_time_wait)?,
-        tcp_last_ack: seconds("timeouts.tcp_last_ack", raw.tcp_last_ack, d.tcp_last_ack)?,
-        tcp_close: seconds("timeouts.tcp_close", raw.tcp_close, d.tcp_close)?,
-        udp: seconds("timeouts.udp", raw.udp, d.udp)?,
-        quarantine: seconds("timeouts.quarantine", raw.quarantine, d.quarantine)?,
-    };
-    let floor = (2 * t.tcp_time_wait.as_secs()).max(60);
-    if t.quarantine.as_secs() < floor {
-        let why = format!(
-            "at least {floor} seconds (the larger of 60 and 2 × timeouts.tcp_time_wait = {}): a \
-             (LIP, lport, real server) tuple reused sooner can meet the real server's TIME_WAIT",
-            2 * t.tcp_time_wait.as_secs()
-        );
-        return Err(Problem::value("timeouts.quarantine", &t.quarantine.as_secs(), &why));
-    }
-    Ok(t)
-}
-
-fn offload(raw: &RawOffload) -> Result<Offload, Problem> {
-    let tcp_after = match choice(
-        "offload.tcp_after",
-        raw.tcp_after.as_deref(),
-        "handshake",
-        &["handshake", "first_packet"],
-    )? {
-        "handshake" => TcpOffloadAfter::Handshake,
-        _ => TcpOffloadAfter::FirstPacket,
-    };
-    let udp_after =
-        match choice("offload.udp_after", raw.udp_after.as_deref(), "reply", &["reply", "first_packet"])? {
-            "reply" => UdpOffloadAfter::Reply,
-            _ => UdpOffloadAfter::FirstPacket,
-        };
-    Ok(Offload {
-        enabled: raw.enabled.unwrap_or(true),
-        tcp_after,
-        udp_after,
-        min_packets: int("offload.min_packets", raw.min_packets, 0, 0..=i64::from(u32::MAX), "")?,
-        min_age: Duration::from_millis(int("offload.min_age_ms", raw.min_age_ms, 0, 0..=3_600_000, " ms")?),
-    })
-}
-
-fn limits(raw: &RawLimits, workers: usize) -> Result<Limits, Problem> {
-    let d = Limits::default();
-    let half_open_per_worker = int(
-        "limits.half_open_per_worker",
-        raw.half_open_per_worker,
-        d.half_open_per_worker,
-        1..=i64::from(u32::MAX),
-        "",
-    )?;
-    let half_open_per_source = int(
-        "limits.half_open_per_source",
-        raw.half_open_per_source,
-        d.half_open_per_source,
-        0..=i64::from(u32::MAX),
-        " (0: no per-source limit)",
-    )?;
-    let lport_min: u16 = int("limits.lport_min", raw.lport_min, d.lport_min, 1..=65535, "")?;
-    let lport_max: u16 = int("limits.lport_max", raw.lport_max, d.lport_max, 1..=65535, "")?;
-    if lport_min >= lport_max {
-        let why = format!("a port above limits.lport_min ({lport_min})");
-        return Err(Problem::value("limits.lport_max", &lport_max, &why));
-    }
-    if usize::from(lport_max - lport_min) + 1 < workers {
-        let why = format!("a range of at least device.workers ({workers}) ports: each worker owns a slice");
-        return Err(Problem::value("limits.lport_max", &lport_max, &why));
-    }
-    let mut punt_share = std::collections::BTreeMap::new();
-    let names: Vec<String> =
-        rtl_spec::codes::PuntReason::SPEC.values.iter().map(|v| snake_case(v.name)).collect();
-    for (reason, &percent) in raw.punt_share.iter().flatten() {
-        let path = format!("limits.punt_share.{reason}");
-        if !names.contains(reason) {
-            let why = format!("not a punt reason (expected one of: {})", names.join(", "));
-            return Err(Problem::key(&path, &why));
-        }
-        let p: u8 = int(&path, Some(percent), 100, 1..=100, " percent of an exception ring")?;
-        punt_share.insert(reason.clone(), p);
-    }
-    Ok(Limits { half_open_per_worker, half_open_per_source, punt_share, lport_min, lport_max })
 }
 
 /// `CamelCase` as `snake_case` (the contract's code names as metrics and `sluice stats` print them).
