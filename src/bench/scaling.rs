@@ -27,7 +27,7 @@ pub fn points(ramp: Option<&RampOutcome>, fast: &[fastpath::Point], flows: &[u64
 
 /// The memory figures and the limit run.
 pub fn memory_figures(t: &TableBytes, r: &RampOutcome, plan: &RampPlan) -> Vec<Figure> {
-    let ports = super::cps::topology(1).port_capacity();
+    let ports = super::cps::ramp_topology().port_capacity();
     let span = format!("heap after {} connections less the heap before the first, per connection", r.held);
     let mut out = memory::figures(t, r.heap_per_conn, &span);
     let projected = out.pop();

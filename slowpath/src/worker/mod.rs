@@ -445,6 +445,10 @@ impl Worker {
     /// Which worker owns a client-side tuple: the NIC's symmetric steering hash through the
     /// redirection table the engine programs (entry `n` → worker `n % workers`).
     pub fn owner_of_client_tuple(&self, src: SocketAddr, dst: SocketAddr, proto: u8) -> u16 {
+        // One worker owns everything: no hash (every new connection's SYN asks).
+        if self.cfg.workers == 1 {
+            return 0;
+        }
         let t = crate::addr::tuple(src, dst);
         let h = rtl_spec::hash::steering_hash(self.cfg.steer_seed, &t, proto, src.is_ipv6());
         ((h & 63) % u32::from(self.cfg.workers)) as u16
