@@ -109,6 +109,15 @@ fn a_standby_copy_becomes_active_on_the_clients_next_packet_and_is_offloaded() {
         "B announces A's LIP on the servers' side when it takes a connection of it over"
     );
     assert_eq!(b.rig.engine.taken_over(), [ip("10.10.2.1")]);
+    // The announcement is made twice more, past Linux's 1 s ARP locktime, then no more.
+    let mut repeats = 0;
+    for _ in 0..6 {
+        b.rig.advance(700_000_000);
+        repeats += b.rig.p1.take_tx().iter().filter(|f| is_arp_announcing(f, [10, 10, 2, 1])).count();
+        // (and on the clients' side, as every announcement)
+        assert!(b.rig.p0.take_tx().iter().all(|f| is_arp_announcing(f, [10, 10, 2, 1])));
+    }
+    assert_eq!(repeats, 2, "two repeated announcements of the taken-over LIP");
     assert_eq!(b.rig.engine.standby_count(), 0);
     assert_eq!(b.stats.activated.load(Ordering::Relaxed), 1);
     let conns = b.rig.engine.conns(false);

@@ -207,6 +207,8 @@ pub struct Engine {
     taken: Vec<IpAddr>,
     /// A resync under way: the worker and slot it goes on from.
     sync_dump: Option<(usize, u32)>,
+    /// Peers' LIPs taken over whose announcement is repeated: when next, and how many more.
+    reannounce: Vec<(IpAddr, u64, u8)>,
 }
 
 impl Engine {
@@ -276,6 +278,7 @@ impl Engine {
             banks: bank::Banks::default(),
             sync: None,
             sync_dump: None,
+            reannounce: Vec::new(),
             peer_lips: Vec::new(),
             taken: Vec::new(),
         };
@@ -369,6 +372,9 @@ impl Engine {
             match self.flows.check_device() {
                 DeviceCheck::Recovered => work += 1,
                 DeviceCheck::Up | DeviceCheck::Faulted => {}
+            }
+            if !self.reannounce.is_empty() {
+                self.repeat_announcements(now_ns);
             }
         }
         // After a recovery (here or in a commit) the rings are new: take them, and program

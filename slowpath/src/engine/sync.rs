@@ -8,6 +8,10 @@
 //! for the peer's connections now reaches this node: from then on the engine answers for it
 //! and announces it once on every port (a gratuitous ARP, an unsolicited neighbour
 //! advertisement), as keepalived does on a VRRP take-over, so servers' caches move at once.
+//! The announcement is repeated twice, 1.2 s apart ([`REANNOUNCE_NS`]): Linux ignores an ARP
+//! that would change an entry updated less than `locktime` (1 s) before, and a server that
+//! talked to the dead peer a moment ago has just updated its entry for the LIP, so the first
+//! announcement may be lost on it.
 //! The daemon also takes a peer's LIPs over when the peer's datagrams stop (its heartbeat
 //! comes every second), since the servers may be the only ones left talking to a dead
 //! peer's connections (a download's client waits in silence), and releases them when the
@@ -18,6 +22,11 @@ use crate::emit::{self, L2};
 use crate::sync::{SyncEvent, SyncQueue, SyncStats};
 use rtl_spec::wire::ArpHeader;
 use std::net::{IpAddr, Ipv6Addr};
+
+/// The time between a taken-over LIP's announcements (beyond Linux's default `locktime` of 1 s).
+pub const REANNOUNCE_NS: u64 = 1_200_000_000;
+/// How many times an announcement is repeated after the first.
+const REANNOUNCE_TIMES: u8 = 2;
 
 impl Engine {
     /// Reports every worker's connection events to `queue`; `peer_lips` are the peers' LIPs
@@ -103,6 +112,7 @@ impl Engine {
                 tracing::info!(%lip, "a sync peer went quiet: taking over its local address");
                 self.taken.push(lip);
                 self.announce(lip);
+                self.reannounce.push((lip, self.now_ns + REANNOUNCE_NS, REANNOUNCE_TIMES));
             }
         }
     }
@@ -110,6 +120,23 @@ impl Engine {
     /// Stops answering for `lips` (their peer is back).
     pub fn release_lips(&mut self, lips: &[IpAddr]) {
         self.taken.retain(|l| !lips.contains(l));
+        self.reannounce.retain(|(l, _, _)| !lips.contains(l));
+    }
+
+    /// Repeats the announcements of taken-over LIPs that are due at `now_ns`.
+    pub(super) fn repeat_announcements(&mut self, now_ns: u64) {
+        let mut due = Vec::new();
+        for (lip, at, left) in &mut self.reannounce {
+            if *at <= now_ns {
+                due.push(*lip);
+                *left -= 1;
+                *at = now_ns + REANNOUNCE_NS;
+            }
+        }
+        self.reannounce.retain(|(_, _, left)| *left > 0);
+        for lip in due {
+            self.announce(lip);
+        }
     }
 
     /// Takes over the peers' LIPs that worker `w` made a standby copy active with.
@@ -122,6 +149,7 @@ impl Engine {
             tracing::info!(%lip, "a peer's connection failed over here: taking over its local address");
             self.taken.push(lip);
             self.announce(lip);
+            self.reannounce.push((lip, self.now_ns + REANNOUNCE_NS, REANNOUNCE_TIMES));
         }
     }
 
