@@ -33,20 +33,15 @@ pub(super) fn start_sync(
 }
 
 impl Daemon {
-    /// `[sync]`: hands the peers' events to the engine, reports every connection again to a
-    /// peer that came up (a resync, paced by the queue); every 100 ms, takes over the LIPs of a
-    /// peer that went quiet and gives back those of one that came back.
+    /// `[sync]`: hands the peers' events to the engine; every 100 ms, takes over the LIPs of
+    /// a peer that went quiet and gives back those of one that came back.
     pub(super) fn tick_sync(&mut self, now_ns: u64) -> usize {
         let Some(t) = &mut self.sync else { return 0 };
         let events = t.syncer.drain();
-        let mut work = usize::from(!events.is_empty());
+        let work = usize::from(!events.is_empty());
         if work > 0 {
             self.engine.sync_receive(events, now_ns);
         }
-        if t.syncer.take_resync() {
-            self.engine.request_sync_dump();
-        }
-        work += self.engine.continue_sync_dump(now_ns);
         if t.checked.elapsed() < Duration::from_millis(100) {
             return work;
         }

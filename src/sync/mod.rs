@@ -13,11 +13,6 @@
 //! when malformed or of another version (counted as `bad`, never a panic); a gap in a peer's
 //! sequence numbers counts the datagrams lost. Good events go to the daemon's loop through a
 //! bounded channel (a full one drops and counts, like the workers' queue).
-//!
-//! **Resync.** A peer heard for the first time, again after [`DEAD_AFTER`] of silence, or
-//! restarted (its sequence numbers went back) has no copy of this node's connections: the
-//! receiver flags it, and the daemon's loop has the engine report every active connection
-//! again (`slowpath::sync`'s "Resync").
 
 use crate::config::{Config, SyncConf};
 use serde::{Deserialize, Serialize};
@@ -91,9 +86,6 @@ pub struct SyncStatus {
     pub standby: usize,
     /// Standby copies made active by a packet (connections failed over here).
     pub activated: u64,
-    /// Full resyncs sent to a peer that came up or back.
-    #[serde(default)]
-    pub resyncs: u64,
     /// Standby copies that aged out.
     pub standby_expired: u64,
     /// Events ignored (the connection is active here, or its service or server is not).
@@ -123,8 +115,6 @@ pub struct Syncer {
     stats: Arc<SyncStats>,
     peers: Arc<Mutex<Vec<Peer>>>,
     received: crossbeam_channel::Receiver<Vec<SyncEvent>>,
-    /// A peer came up or back since the daemon's loop last looked.
-    resync: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -194,11 +184,10 @@ impl Syncer {
         let sender = std::thread::Builder::new()
             .name("sync-send".into())
             .spawn(move || send_loop(&send_socket, &targets, node, batch, &events, &st, &sp))?;
-        let resync = Arc::new(AtomicBool::new(false));
-        let (st, sp, ps, rs) = (stats.clone(), stop.clone(), peers.clone(), resync.clone());
+        let (st, sp, ps) = (stats.clone(), stop.clone(), peers.clone());
         let listener = std::thread::Builder::new()
             .name("sync-recv".into())
-            .spawn(move || recv_loop(&socket, node, &ps, (&received_tx, &rs), &st, &sp))?;
+            .spawn(move || recv_loop(&socket, node, &ps, &received_tx, &st, &sp))?;
         Ok(Syncer {
             conf: conf.clone(),
             node_id: node,
@@ -206,7 +195,6 @@ impl Syncer {
             stats,
             peers,
             received,
-            resync,
             stop,
             threads: vec![sender, listener],
         })
@@ -215,11 +203,6 @@ impl Syncer {
     /// The workers' end of the event queue.
     pub fn queue(&self) -> SyncQueue {
         self.queue.clone()
-    }
-
-    /// Whether a peer came up or back since the last call (it needs a resync).
-    pub fn take_resync(&self) -> bool {
-        self.resync.swap(false, Ordering::Relaxed)
     }
 
     /// The events received since the last call.
@@ -265,7 +248,6 @@ impl Syncer {
             lost: c(&s.lost),
             standby,
             activated: c(&s.activated),
-            resyncs: c(&s.resyncs),
             standby_expired: c(&s.standby_expired),
             ignored: c(&s.ignored),
             taken_over: taken_over.iter().map(ToString::to_string).collect(),
@@ -357,7 +339,7 @@ fn recv_loop(
     socket: &UdpSocket,
     node: u32,
     peers: &Mutex<Vec<Peer>>,
-    (out, resync): (&crossbeam_channel::Sender<Vec<SyncEvent>>, &AtomicBool),
+    out: &crossbeam_channel::Sender<Vec<SyncEvent>>,
     stats: &SyncStats,
     stop: &AtomicBool,
 ) {
@@ -391,10 +373,6 @@ fn recv_loop(
                 continue;
             }
         };
-        if peer_came_up(peer, d.node, d.seq) {
-            tracing::info!(%from, node = d.node, "a sync peer came up: reporting every connection to it again");
-            resync.store(true, Ordering::Relaxed);
-        }
         if let Some(last) = peer.last_seq.filter(|_| peer.node_id == Some(d.node)) {
             // A restarted peer starts again from 0: no gap is counted for that.
             let gap = d.seq.wrapping_sub(last).wrapping_sub(1);
@@ -421,19 +399,10 @@ fn recv_loop(
     }
 }
 
-/// Whether a datagram from `node` with sequence number `seq` shows that the peer came up
-/// without this node's connections: heard for the first time, another node at its address,
-/// back after [`DEAD_AFTER`] of silence, or restarted (its sequence numbers went back).
-fn peer_came_up(peer: &Peer, node: u32, seq: u32) -> bool {
-    peer.node_id != Some(node)
-        || peer.last_seen.is_none_or(|t| t.elapsed() >= DEAD_AFTER)
-        || peer.last_seq.is_some_and(|last| seq < last)
-}
-
 /// Prometheus text for `[sync]`.
 pub fn metrics(st: &SyncStatus) -> String {
     let mut s = String::new();
-    let series: [(&str, &str, &str, u64); 11] = [
+    let series: [(&str, &str, &str, u64); 10] = [
         ("sent_total", "counter", "Sync datagrams sent (heartbeats included).", st.sent),
         ("sent_records_total", "counter", "Connection events sent.", st.sent_records),
         ("received_total", "counter", "Good sync datagrams received.", st.received),
@@ -454,7 +423,6 @@ pub fn metrics(st: &SyncStatus) -> String {
             "Standby connections made active by a packet (failed over here).",
             st.activated,
         ),
-        ("resyncs_total", "counter", "Full resyncs sent to a peer that came up or back.", st.resyncs),
     ];
     for (name, kind, help, value) in series {
         let _ = writeln!(
@@ -489,7 +457,7 @@ pub fn format(st: &SyncStatus) -> String {
     );
     let _ = writeln!(
         s,
-        "  sent {} datagrams ({} events), received {} ({} events), dropped {}, bad {}, lost {}, send errors {}, resyncs {}",
+        "  sent {} datagrams ({} events), received {} ({} events), dropped {}, bad {}, lost {}, send errors {}",
         st.sent,
         st.sent_records,
         st.received,
@@ -497,8 +465,7 @@ pub fn format(st: &SyncStatus) -> String {
         st.dropped,
         st.bad,
         st.lost,
-        st.send_errors,
-        st.resyncs
+        st.send_errors
     );
     let _ = writeln!(s, "\nPeer                 Node        Last seen  Datagrams   Events     Lost  LIPs");
     for p in &st.peers {

@@ -205,8 +205,6 @@ pub struct Engine {
     sync: Option<crate::sync::SyncQueue>,
     peer_lips: Vec<IpAddr>,
     taken: Vec<IpAddr>,
-    /// A resync under way: the worker and slot it goes on from.
-    sync_dump: Option<(usize, u32)>,
     /// Peers' LIPs taken over whose announcement is repeated: when next, and how many more.
     reannounce: Vec<(IpAddr, u64, u8)>,
 }
@@ -277,7 +275,6 @@ impl Engine {
             next_check_ns: now_ns + CHECK_NS,
             banks: bank::Banks::default(),
             sync: None,
-            sync_dump: None,
             reannounce: Vec::new(),
             peer_lips: Vec::new(),
             taken: Vec::new(),

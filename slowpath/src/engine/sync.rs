@@ -64,36 +64,6 @@ impl Engine {
         }
     }
 
-    /// Starts reporting every active connection again (over again, if a dump was under way):
-    /// a peer came up with no copy of them. [`Self::continue_sync_dump`] does the work.
-    pub fn request_sync_dump(&mut self) {
-        if let Some(q) = &self.sync {
-            SyncStats::inc(&q.stats().resyncs);
-            self.sync_dump = Some((0, 0));
-        }
-    }
-
-    /// Goes on with a requested dump: as many connections as half the sync queue's room (the
-    /// other half is kept for what the datapath reports meanwhile). Returns how many were
-    /// reported.
-    pub fn continue_sync_dump(&mut self, now_ns: u64) -> usize {
-        let (Some((mut w, mut slot)), Some(q)) = (self.sync_dump, &self.sync) else { return 0 };
-        let mut left = q.room() / 2;
-        let mut reported = 0;
-        while left > 0 {
-            let Some(worker) = self.workers.get(w) else { break };
-            let (sent, next) = worker.sync_dump(slot, left, now_ns);
-            reported += sent;
-            left -= sent;
-            match next {
-                Some(next) => slot = next,
-                None => (w, slot) = (w + 1, 0),
-            }
-        }
-        self.sync_dump = (w < self.workers.len()).then_some((w, slot));
-        reported
-    }
-
     /// Standby copies held by all workers.
     pub fn standby_count(&self) -> usize {
         self.workers.iter().map(crate::worker::Worker::standby_count).sum()
