@@ -23,6 +23,17 @@ fn endpoints(n: u16) -> Endpoints {
 }
 
 fn add(store: &mut ConnStore, ep: Endpoints, bs: &Arc<BackendStats>, ss: &Arc<ServiceStats>) -> u32 {
+    add_at(store, ep, (bs, ss), 0, 1)
+}
+
+/// [`add`] at `now_ns`, its timer armed for `deadline_ns`.
+fn add_at(
+    store: &mut ConnStore,
+    ep: Endpoints,
+    (bs, ss): (&Arc<BackendStats>, &Arc<ServiceStats>),
+    now_ns: u64,
+    deadline_ns: u64,
+) -> u32 {
     let hashes = FlowHashes {
         orig: store.key_hash(&lookup_key(6, ep.client, ep.vip)),
         reply: store.key_hash(&lookup_key(6, ep.rs, ep.lip)),
@@ -32,8 +43,8 @@ fn add(store: &mut ConnStore, ep: Endpoints, bs: &Arc<BackendStats>, ss: &Arc<Se
         proto: Proto::Tcp,
         forward: crate::service::Forward::FullNat,
         state: State::Tcp(crate::conn::TcpState::SynRecv),
-        now_ns: 0,
-        deadline_ns: 1,
+        now_ns,
+        deadline_ns,
         backend_stats: bs,
         service_stats: ss,
     };
@@ -251,21 +262,7 @@ mod timers {
                             continue;
                         }
                         let deadline = now + d * MS;
-                        let hashes = FlowHashes {
-                            orig: store.key_hash(&lookup_key(6, ep.client, ep.vip)),
-                            reply: store.key_hash(&lookup_key(6, ep.rs, ep.lip)),
-                        };
-                        let nc = NewConn {
-                            ep,
-                            proto: Proto::Tcp,
-                            forward: crate::service::Forward::FullNat,
-                            state: State::Tcp(crate::conn::TcpState::SynRecv),
-                            now_ns: now,
-                            deadline_ns: deadline,
-                            backend_stats: &bs,
-                            service_stats: &ss,
-                        };
-                        let slot = store.insert(&nc, hashes);
+                        let slot = add_at(&mut store, ep, (&bs, &ss), now, deadline);
                         model.insert(slot, (store.get(slot).unwrap().generation, deadline));
                     }
                     T::Rearm(i, d) if !model.is_empty() => {
