@@ -206,7 +206,7 @@ pub fn seq_ge(a: u32, b: u32) -> bool {
 /// number and SACK edges of a server's; TCP checksum recomputed. `l4` is the TCP header's offset
 /// in `packet`. The same arithmetic as the SYN proxy's, the other way round.
 pub fn shift(packet: &mut [u8], l4: usize, from_client: bool, len: u32) {
-    synproxy::adjust(packet, l4, from_client, len);
+    synproxy::adjust(packet, l4, from_client, synproxy::Translation { seq: len, ts: 0 });
 }
 
 /// The flow of a PROXY-protocol connection as the NIC must hold it: the server → LIP tuple as

@@ -241,6 +241,7 @@ pub fn engine_config(t: Topology) -> EngineConfig {
             local_addresses: (0..t.lips).map(|n| IpAddr::V4(lip_addr(n))).collect(),
             conn_limit: 0,
             synproxy: false,
+            synproxy_offer: slowpath::synproxy::Offer::default(),
             proxy_protocol: None,
             health: None,
             backends: (0..t.servers)

@@ -374,6 +374,11 @@ fn slowpath_rows(sp: &crate::control::proto::SlowpathStats) -> Vec<(&'static str
         ("half-open now", n(sp.half_open), none()),
         ("SYN cookies sent", n(sp.syn_cookies), format!("({} returned valid)", n(sp.syn_cookies_accepted))),
         (
+            "SYN proxy mismatches",
+            n(sp.synproxy_mismatch),
+            "(servers' window scale or timestamps not as promised)".into(),
+        ),
+        (
             "PROXY headers sent",
             n(sp.proxy_protocol_headers),
             format!("({} sent again)", n(sp.proxy_protocol_retransmits)),

@@ -46,6 +46,8 @@
 //! | `service[].local_addresses` | list of IP addresses | *required* for `fullnat` (the LIPs) and `tun` (the tunnel's source, the first of the VIP's family); refused for `nat` and `dr` | FullNAT's LIPs: at least one of each backend's family; not a VIP, not a port address. Services may share them. |
 //! | `service[].conn_limit` | 0..=4294967295 | 0 | Connections at most; 0 = no limit. |
 //! | `service[].synproxy` | `true`, `false` | `false` | SYN proxy: SYNs are answered with SYN cookies and the server is opened only for a client whose ACK returns one (TCP only). |
+//! | `service[].synproxy_wscale` | 0..=14 | 7 | With `synproxy`: the window scale the real servers use (Linux picks 7 with its default buffers; `ss -ti` on a server shows `wscale:<client>,<server>`). The proxy tells clients this one before any server has answered; a server that answers otherwise is counted in `synproxy_mismatch`. Only with `synproxy = true`. |
+//! | `service[].synproxy_timestamps` | `true`, `false` | `true` | With `synproxy`: offer TCP timestamps to clients that ask, translated to the server's clock on every packet (by the NIC's `ts_delta` once offloaded). Window scaling needs them (the client's scale is kept in the cookie's timestamp): `false` also turns window scaling off. Only with `synproxy = true`. |
 //! | `service[].proxy_protocol` | `"v2"`, `"toa"` | none | The client's address and port for the servers: a PROXY protocol v2 header at the start of the server-side stream, or LVS's TOA TCP option (IPv4 only) (TCP only; not with `synproxy`). |
 //! | `service[].health` | inline table | none | Health check; without it a backend is always up. |
 //! | `service[].health.kind` | `"tcp"`, `"http"` | *required* | Connect, or `GET path` and compare the status. |
@@ -121,6 +123,8 @@ mod tests_routing;
 mod tests_services;
 #[cfg(test)]
 mod tests_sync;
+#[cfg(test)]
+mod tests_synproxy;
 
 pub use addr::{Cidr, Mac};
 pub use error::ConfigError;
@@ -346,6 +350,12 @@ pub struct Service {
     /// `synproxy`: answer SYNs with SYN cookies, open toward the server only for clients
     /// that prove their address (default false; TCP only).
     pub synproxy: bool,
+    /// `synproxy_wscale`: the window scale the servers use, which the SYN proxy tells clients
+    /// (0..=14, default 7; only with `synproxy`).
+    pub synproxy_wscale: u8,
+    /// `synproxy_timestamps`: the SYN proxy offers TCP timestamps, and with them window
+    /// scaling, to clients that ask (default true; only with `synproxy`).
+    pub synproxy_timestamps: bool,
     /// `proxy_protocol`: one of [`PROXY_PROTOCOLS`] (`"v2"`: a PROXY protocol v2 header at the
     /// start of the server-side stream; `"toa"`: LVS's TCP option 254, IPv4 only); `None`
     /// (default): nothing. TCP, FullNAT, not with `synproxy`.

@@ -136,6 +136,8 @@ pub struct RawService {
     pub local_addresses: Option<Vec<String>>,
     pub conn_limit: Option<i64>,
     pub synproxy: Option<bool>,
+    pub synproxy_wscale: Option<i64>,
+    pub synproxy_timestamps: Option<bool>,
     pub proxy_protocol: Option<String>,
     pub health: Option<RawHealth>,
     #[serde(default)]

@@ -217,6 +217,7 @@ fn service(
     if synproxy {
         forward::synproxy(&at, forward)?;
     }
+    let (synproxy_wscale, synproxy_timestamps) = synproxy_options(&at, r, synproxy)?;
     let path = format!("{at}.proxy_protocol");
     let proxy_protocol = match r.proxy_protocol.as_deref() {
         None => None,
@@ -256,10 +257,31 @@ fn service(
         local_addresses,
         conn_limit,
         synproxy,
+        synproxy_wscale,
+        synproxy_timestamps,
         proxy_protocol,
         health,
         backends,
     })
+}
+
+/// `synproxy_wscale` and `synproxy_timestamps`: in range, and set only on a SYN-proxied
+/// service (elsewhere they would say something that does not happen).
+fn synproxy_options(at: &str, r: &RawService, synproxy: bool) -> Result<(u8, bool), Problem> {
+    let wscale_path = format!("{at}.synproxy_wscale");
+    for (path, set) in [
+        (&wscale_path, r.synproxy_wscale.is_some()),
+        (&format!("{at}.synproxy_timestamps"), r.synproxy_timestamps.is_some()),
+    ] {
+        if set && !synproxy {
+            return Err(Problem::raw(
+                path,
+                format!("{path} is set but {at}.synproxy is not true: it only applies to the SYN proxy"),
+            ));
+        }
+    }
+    let wscale = int(&wscale_path, r.synproxy_wscale, 7, 0..=14, " (the servers' TCP window scale)")?;
+    Ok((wscale, r.synproxy_timestamps.unwrap_or(true)))
 }
 
 /// Whether PROXY protocol `value` (`setting`, as the message names it) fits the
@@ -478,6 +500,8 @@ pub fn service_at_run_time(
         local_addresses,
         conn_limit,
         synproxy,
+        synproxy_wscale: 7,
+        synproxy_timestamps: true,
         proxy_protocol: proxy_protocol.map(str::to_owned),
         health: None,
         backends: Vec::new(),

@@ -103,6 +103,8 @@ fn issue_example_parses_to_typed_values() {
             local_addresses: vec![ip("10.10.2.1")],
             conn_limit: 0,
             synproxy: false,
+            synproxy_wscale: 7,
+            synproxy_timestamps: true,
             proxy_protocol: None,
             health: Some(health),
             backends: vec![Backend { address: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
@@ -180,7 +182,11 @@ fn example_parses_with_the_values_it_shows() {
     assert_eq!(cfg.routes[1].port, "p0", "::/0 via fd00:1::fe resolves to p0");
     assert_eq!(cfg.neighbors[0].port.as_deref(), Some("p1"));
     let names: Vec<String> = cfg.services.iter().map(Service::name).collect();
-    assert_eq!(names, ["10.10.1.100:80/tcp", "10.10.1.100:53/udp", "[fd00:1::100]:80/tcp"]);
+    assert_eq!(
+        names,
+        ["10.10.1.100:80/tcp", "10.10.1.100:53/udp", "[fd00:1::100]:80/tcp", "10.10.1.100:443/tcp"]
+    );
+    assert!(cfg.services[3].synproxy && cfg.services[3].synproxy_timestamps);
     assert_eq!(cfg.services[2].local_addresses, vec![ip("fd00:2::1")]);
     assert_eq!(cfg.services[2].proxy_protocol.as_deref(), Some("v2"));
     assert_eq!(cfg.services[0].proxy_protocol, None, "none by default");
@@ -226,6 +232,8 @@ const ALL_KEYS: &[&str] = &[
     "service.local_addresses",
     "service.conn_limit",
     "service.synproxy",
+    "service.synproxy_wscale",
+    "service.synproxy_timestamps",
     "service.proxy_protocol",
     "service.health.kind",
     "service.health.interval_ms",

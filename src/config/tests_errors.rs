@@ -4,7 +4,7 @@
 use super::*;
 
 /// A good configuration the tests below break one key at a time.
-const BASE: &str = r#"[device]
+pub(super) const BASE: &str = r#"[device]
 workers = 2
 
 [control]
@@ -37,7 +37,7 @@ tcp_time_wait = 7
 "#;
 
 /// BASE with `from` (which must be in it) replaced by `to`.
-fn base_with(from: &str, to: &str) -> String {
+pub(super) fn base_with(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "{from:?} is not in BASE");
     BASE.replacen(from, to, 1)
 }
@@ -48,7 +48,7 @@ fn line_with(text: &str, needle: &str) -> usize {
 }
 
 /// Parses `text` expecting an error whose message is one line holding every one of `parts`.
-fn bad(text: &str, parts: &[&str]) -> ConfigError {
+pub(super) fn bad(text: &str, parts: &[&str]) -> ConfigError {
     let err = match parse(text, "sluice.toml") {
         Ok(cfg) => panic!("should fail ({parts:?}) but parsed: {cfg:?}"),
         Err(e) => e,
@@ -63,7 +63,7 @@ fn bad(text: &str, parts: &[&str]) -> ConfigError {
 }
 
 /// As [`bad`], and the message is on the line of `text` holding `at`.
-fn bad_at(text: &str, at: &str, parts: &[&str]) -> ConfigError {
+pub(super) fn bad_at(text: &str, at: &str, parts: &[&str]) -> ConfigError {
     let err = bad(text, parts);
     let line = line_with(text, at);
     assert_eq!(err.line(), Some(line), "{err}: expected line {line}");
@@ -573,25 +573,6 @@ fn keys_with_odd_names_stay_on_one_line() {
     assert_eq!(e.line(), Some(1));
     let e = ConfigError::new("odd\nname.toml", Some(1), error::Problem::raw("", "x".into()));
     assert_eq!(e.to_string(), "odd\\nname.toml line 1: x");
-}
-
-#[test]
-fn a_syn_proxy_is_for_tcp_services_only() {
-    let udp = base_with(
-        "local_addresses = [\"10.10.2.1\"]",
-        "protocol = \"udp\"\nsynproxy = true\nlocal_addresses = [\"10.10.2.1\"]",
-    );
-    bad(&udp, &["service[0].synproxy = true on 10.10.1.100:80/udp: only TCP services have a SYN proxy"]);
-    let tcp =
-        base_with("local_addresses = [\"10.10.2.1\"]", "synproxy = true\nlocal_addresses = [\"10.10.2.1\"]");
-    assert!(parse(&tcp, "sluice.toml").unwrap().services[0].synproxy);
-    bad(
-        &base_with(
-            "local_addresses = [\"10.10.2.1\"]",
-            "synproxy = \"yes\"\nlocal_addresses = [\"10.10.2.1\"]",
-        ),
-        &["synproxy"],
-    );
 }
 
 #[test]

@@ -474,6 +474,10 @@ pub struct SlowpathStats {
     /// Cookies returned valid: proxied connections opened.
     #[serde(default)]
     pub syn_cookies_accepted: u64,
+    /// Proxied connections whose server's options (window scale, timestamps) differed from
+    /// what the client was promised.
+    #[serde(default)]
+    pub synproxy_mismatch: u64,
     /// PROXY protocol headers sent to servers (one per connection of a `proxy_protocol`
     /// service).
     #[serde(default)]

@@ -160,6 +160,7 @@ pub fn stats(engine: &Engine, st: &EngineStats, describe: &str, uptime_s: u64, r
         sp.half_open += w.half_open;
         sp.syn_cookies += w.syn_cookies;
         sp.syn_cookies_accepted += w.syn_cookies_accepted;
+        sp.synproxy_mismatch += w.synproxy_mismatch;
         sp.proxy_protocol_headers += w.pp_headers;
         sp.proxy_protocol_retransmits += w.pp_retransmits;
         sp.toa_inserted += w.toa_inserted;
@@ -367,7 +368,7 @@ fn backend_metrics(o: &mut String, svc: &ServicesReply) {
 }
 
 fn scalar_metrics(o: &mut String, st: &StatsReply) {
-    let scalars: [(&str, &str, &str, String); 17] = [
+    let scalars: [(&str, &str, &str, String); 18] = [
         ("flow_table_occupancy", "gauge", "Flows in the NIC's table.", st.table.occupancy.to_string()),
         (
             "synproxy_cookies_total",
@@ -380,6 +381,14 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
             "counter",
             "SYN cookies returned valid: proxied connections opened.",
             st.slowpath.syn_cookies_accepted.to_string(),
+        ),
+        (
+            "synproxy_mismatch_total",
+            "counter",
+            "Proxied connections whose server answered with other TCP options (window scale, \
+             timestamps) than the SYN proxy promised the client: synproxy_wscale differs from \
+             the servers'.",
+            st.slowpath.synproxy_mismatch.to_string(),
         ),
         (
             "flow_table_capacity",

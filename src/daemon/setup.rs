@@ -49,6 +49,10 @@ pub fn service(s: &crate::config::Service) -> ServiceConfig {
         local_addresses: s.local_addresses.clone(),
         conn_limit: s.conn_limit,
         synproxy: s.synproxy,
+        synproxy_offer: slowpath::synproxy::Offer {
+            timestamps: s.synproxy_timestamps,
+            wscale: s.synproxy_wscale,
+        },
         proxy_protocol: match s.proxy_protocol.as_deref() {
             Some("v2") => Some(slowpath::proxy_protocol::ProxyProtocol::V2),
             Some("toa") => Some(slowpath::proxy_protocol::ProxyProtocol::Toa),

@@ -19,6 +19,7 @@ fn event(n: u16) -> SyncEvent {
         state: State::Tcp(TcpState::Established),
         timeout_ms: 90_000,
         seq_delta: None,
+        ts_delta: 0,
     }
 }
 

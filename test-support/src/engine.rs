@@ -79,6 +79,7 @@ pub fn services(scheduler: SchedulerKind, backends: &[(&str, u32)]) -> Vec<Servi
         local_addresses: vec![ip("10.10.2.1")],
         conn_limit: 0,
         synproxy: false,
+        synproxy_offer: slowpath::synproxy::Offer::default(),
         proxy_protocol: None,
         health: None,
         backends: v4.clone(),

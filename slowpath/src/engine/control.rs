@@ -108,6 +108,8 @@ pub struct WorkerSnapshot {
     pub syn_cookies: u64,
     /// Valid SYN cookies returned (proxied connections opened).
     pub syn_cookies_accepted: u64,
+    /// Proxied connections whose server's options differed from the client's promise.
+    pub synproxy_mismatch: u64,
     /// PROXY protocol headers sent to servers.
     pub pp_headers: u64,
     /// PROXY protocol headers sent again.
@@ -320,6 +322,7 @@ impl Engine {
                     resets: l(&s.resets),
                     syn_cookies: l(&s.syn_cookies),
                     syn_cookies_accepted: l(&s.syn_cookies_accepted),
+                    synproxy_mismatch: l(&s.synproxy_mismatch),
                     pp_headers: l(&s.pp_headers),
                     pp_retransmits: l(&s.pp_retransmits),
                     toa_inserted: l(&s.toa_inserted),

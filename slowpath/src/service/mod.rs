@@ -80,6 +80,8 @@ pub struct ServiceConfig {
     /// Answer SYNs with SYN cookies and open toward the server only once the client has
     /// proven its address (TCP only; see [`crate::synproxy`]).
     pub synproxy: bool,
+    /// What the SYN proxy promises clients for the servers: timestamps, window scale.
+    pub synproxy_offer: crate::synproxy::Offer,
     /// Tell the servers the client's address: a PROXY protocol v2 header at the start of the
     /// server-side stream (TCP, not with `synproxy`; see [`crate::proxy_protocol`]).
     pub proxy_protocol: Option<crate::proxy_protocol::ProxyProtocol>,
@@ -490,6 +492,7 @@ mod tests {
             local_addresses: vec!["10.10.2.1".parse().unwrap()],
             conn_limit: 0,
             synproxy: false,
+            synproxy_offer: crate::synproxy::Offer::default(),
             proxy_protocol: None,
             health: None,
             backends: vec![BackendConfig { addr: "10.10.2.11:80".parse().unwrap(), weight: 1 }],

@@ -59,6 +59,8 @@ pub struct SyncEvent {
     pub timeout_ms: u32,
     /// A SYN-proxied connection's sequence delta (the NIC's `seq_delta`).
     pub seq_delta: Option<u32>,
+    /// Its timestamp delta (the NIC's `ts_delta`; 0: none).
+    pub ts_delta: u32,
 }
 
 /// Sync's counters, shared by the workers, the sender and the receiver.
@@ -152,6 +154,7 @@ mod tests {
             state: State::Tcp(TcpState::Established),
             timeout_ms: 90_000,
             seq_delta: None,
+            ts_delta: 0,
         }
     }
 

@@ -536,8 +536,10 @@ impl Worker {
                 }
                 self.pps.insert(slot, pp::PpConn::adopted(len));
             }
-            (Some(delta), false) => {
-                self.proxies.insert(slot, proxy::Proxy::adopted(delta));
+            (Some(seq), false) => {
+                // The NIC's `ts_delta` comes back with the record once flow-offload reads it.
+                let translation = crate::synproxy::Translation { seq, ts: 0 };
+                self.proxies.insert(slot, proxy::Proxy::adopted(translation));
             }
             (None, _) => {}
         }

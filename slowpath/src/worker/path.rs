@@ -525,12 +525,12 @@ impl Worker {
 
 /// The install of connection `c` at `slot` (its flow `cookie`, `idle` timeout), from the
 /// tuples of the packet that qualified it (`dir`, `from`, `to`), with a SYN proxy's sequence
-/// delta or a PROXY-protocol header's length (`server_first`).
+/// translation or a PROXY-protocol header's length (`server_first`).
 fn install_req(
     (c, ep, proto): (&super::Conn, &crate::conn::Endpoints, crate::service::Proto),
     (slot, cookie, idle): (u32, u32, u16),
     (dir, from, to): (Dir, &rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple),
-    (seq_delta, server_first): (Option<u32>, Option<u32>),
+    (translation, server_first): (Option<crate::synproxy::Translation>, Option<u32>),
     action: HopAction,
 ) -> InstallReq {
     InstallReq {
@@ -548,7 +548,7 @@ fn install_req(
             host_state: c.state.to_host_state(),
             // Filled in by the device side, which allocates one set per server.
             counter_set: 0,
-            seq_delta,
+            seq_delta: translation.map(|t| t.seq),
         },
         hashes: c.hashes(),
         endpoints: *ep,

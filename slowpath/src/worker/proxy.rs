@@ -9,16 +9,18 @@
 //! 2. client ACK with a valid cookie → a connection (scheduled, LIP port, SYN_RECV) and a SYN to
 //!    the server with the client's ISN; data the client sends meanwhile is held (at most
 //!    [`HELD_FRAMES`] segments, more are dropped and counted: the client sends them again);
-//! 3. server SYN-ACK → the translation `C - S` is fixed, an ACK completes the server side, the
-//!    connection is ESTABLISHED and the held segments go through;
+//! 3. server SYN-ACK → the translation (`C - S`, and `Tp - Ts` with timestamps) is fixed, an
+//!    ACK completes the server side, the connection is ESTABLISHED and the held segments go
+//!    through; a server whose options differ from what the client was promised is counted
+//!    (`synproxy_mismatch`);
 //! 4. from then on it is an ordinary connection whose packets are translated on the host path
-//!    and, once offloaded, by the NIC (`seq_delta` in the record).
+//!    and, once offloaded, by the NIC (`seq_delta` and `ts_delta` of the record).
 
 use super::{Discard, Out, Punt, Tx, Worker, WorkerStats};
 use crate::conn::Dir;
 use crate::conn::{State, TcpState};
 use crate::packet::{self, L4, Pkt};
-use crate::synproxy::{self, SynOptions};
+use crate::synproxy::{self, Stamps, SynOptions, Translation};
 use rtl_spec::hash::KeyHash;
 use std::net::SocketAddr;
 
@@ -40,16 +42,29 @@ pub(super) struct Proxy {
     cookie: u32,
     /// The client's ISN, which is also the proxy's ISN toward the server.
     client_isn: u32,
-    /// `C - S` once the server has answered: the NIC's `seq_delta`.
-    pub(super) delta: Option<u32>,
+    /// The translation once the server has answered: the NIC's `seq_delta` and `ts_delta`.
+    pub(super) delta: Option<Translation>,
+    /// With timestamps: the client's TSval of its ACK (our segments to the server carry it)
+    /// and our TSval `Tp` that it echoed.
+    ts: Option<(u32, u32)>,
+    /// The window scale the client was told the server uses, when it was told one.
+    promised_wscale: Option<u8>,
     /// The client's segments that came before the server's answer (frames as punted).
     held: Vec<Vec<u8>>,
 }
 
 impl Proxy {
-    /// A proxied flow adopted from the NIC after a restart: its translation is in the record.
-    pub(super) fn adopted(delta: u32) -> Self {
-        Proxy { cookie: 0, client_isn: 0, delta: Some(delta), held: Vec::new() }
+    /// A proxied flow adopted from the NIC after a restart (or from a peer's sync): its
+    /// translation is in the record.
+    pub(super) fn adopted(delta: Translation) -> Self {
+        Proxy {
+            cookie: 0,
+            client_isn: 0,
+            delta: Some(delta),
+            ts: None,
+            promised_wscale: None,
+            held: Vec::new(),
+        }
     }
 
     /// Segments it holds.
@@ -80,8 +95,19 @@ impl Worker {
             SYN => {
                 let options = punt.frame.get(ip.l4 + 20..ip.l4 + header_len).unwrap_or_default();
                 let opts = SynOptions::of_syn(options);
+                let stamps = Stamps::of(options);
+                let offer = self.services.services[index].config.synproxy_offer;
+                // Timestamps and window scaling only to a client that asked for them; its own
+                // window scale rides in our TSval (see `synproxy`).
+                let (ts, wscale) = match stamps.ts {
+                    Some((client_val, _)) if offer.timestamps => {
+                        let ours = synproxy::our_tsval(now_ns, stamps.wscale);
+                        (Some((ours, client_val)), stamps.wscale.map(|_| offer.wscale))
+                    }
+                    _ => (None, None),
+                };
                 let cookie = self.cookies.make(client, vip, seq, opts, now_ns);
-                let packet = synproxy::syn_ack(vip, client, cookie, seq, opts);
+                let packet = synproxy::syn_ack(vip, client, cookie, seq, &opts.encode_with(ts, wscale));
                 out.tx.push(Tx { dst: client.ip(), packet });
                 WorkerStats::inc(&self.stats.syn_cookies);
             }
@@ -97,8 +123,19 @@ impl Worker {
                     return out.spent.push(punt.frame);
                 };
                 let Some(ep) = self.conns.ep_of(slot) else { return };
-                out.tx.push(Tx { dst: ep.rs.ip(), packet: synproxy::syn(ep.lip, ep.rs, client_isn, opts) });
-                let mut proxy = Proxy { cookie, client_isn, delta: None, held: Vec::new() };
+                // The client's ACK echoes our TSval when the SYN-ACK offered timestamps.
+                let options = punt.frame.get(ip.l4 + 20..ip.l4 + header_len).unwrap_or_default();
+                let offer = self.services.services[index].config.synproxy_offer;
+                let ts = Stamps::of(options).ts.filter(|_| offer.timestamps);
+                let client_wscale = ts.and_then(|(_, echoed)| synproxy::client_wscale(echoed));
+                let syn_options = opts.encode_with(ts.map(|(val, _)| (val, 0)), client_wscale);
+                out.tx.push(Tx {
+                    dst: ep.rs.ip(),
+                    packet: synproxy::syn(ep.lip, ep.rs, client_isn, &syn_options),
+                });
+                let promised_wscale = client_wscale.map(|_| offer.wscale);
+                let mut proxy =
+                    Proxy { cookie, client_isn, delta: None, ts, promised_wscale, held: Vec::new() };
                 let payload = (ip.end - ip.l4).saturating_sub(header_len);
                 if !synproxy::carries_data(payload, flags) {
                     out.spent.push(punt.frame);
@@ -139,12 +176,25 @@ impl Worker {
         let syn_ack = flags & (SYN | ACK | RST) == SYN | ACK;
         match (p.delta, dir) {
             (None, Dir::Reply) if syn_ack && ack == p.client_isn.wrapping_add(1) => {
-                let delta = p.cookie.wrapping_sub(seq);
-                p.delta = Some(delta);
+                let options = punt.frame.get(ip.l4 + 20..ip.l4 + header_len).unwrap_or_default();
+                let server = Stamps::of(options);
+                let ts = match (p.ts, server.ts) {
+                    (Some((_, ours)), Some((server_val, _))) => ours.wrapping_sub(server_val),
+                    _ => 0,
+                };
+                if (p.ts.is_some() && server.ts.is_none())
+                    || (p.promised_wscale.is_some() && server.wscale != p.promised_wscale)
+                {
+                    WorkerStats::inc(&self.stats.synproxy_mismatch);
+                }
+                p.delta = Some(Translation { seq: p.cookie.wrapping_sub(seq), ts });
                 let held = std::mem::take(&mut p.held);
                 self.held_frames -= held.len();
                 let (isn, server_isn) = (p.client_isn, seq);
-                let packet = synproxy::ack(ep.lip, ep.rs, isn.wrapping_add(1), server_isn.wrapping_add(1));
+                let ts =
+                    p.ts.zip(server.ts).map(|((client_val, _), (server_val, _))| (client_val, server_val));
+                let packet =
+                    synproxy::ack(ep.lip, ep.rs, isn.wrapping_add(1), server_isn.wrapping_add(1), ts);
                 out.tx.push(Tx { dst: ep.rs.ip(), packet });
                 self.establish(slot, now_ns);
                 let meta = punt_meta(&punt);
@@ -184,7 +234,10 @@ impl Worker {
             (Some(_), Dir::Reply) if syn_ack => {
                 // The server sent its SYN-ACK again: our ACK was lost.
                 let isn = p.client_isn;
-                let packet = synproxy::ack(ep.lip, ep.rs, isn.wrapping_add(1), seq.wrapping_add(1));
+                let options = punt.frame.get(ip.l4 + 20..ip.l4 + header_len).unwrap_or_default();
+                let server = Stamps::of(options).ts;
+                let ts = p.ts.zip(server).map(|((client_val, _), (server_val, _))| (client_val, server_val));
+                let packet = synproxy::ack(ep.lip, ep.rs, isn.wrapping_add(1), seq.wrapping_add(1), ts);
                 out.tx.push(Tx { dst: ep.rs.ip(), packet });
                 out.spent.push(punt.frame);
             }

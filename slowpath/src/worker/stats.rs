@@ -124,6 +124,9 @@ pub struct WorkerStats {
     pub syn_cookies: AtomicU64,
     /// Valid cookies returned, each a proxied connection opened.
     pub syn_cookies_accepted: AtomicU64,
+    /// Proxied connections whose server answered with other options than the client was
+    /// promised (another window scale, no window scaling, no timestamps).
+    pub synproxy_mismatch: AtomicU64,
     /// PROXY protocol v2 headers sent to servers (one per connection).
     pub pp_headers: AtomicU64,
     /// PROXY protocol v2 headers sent again (the server had not acknowledged them in time).

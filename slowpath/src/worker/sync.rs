@@ -34,7 +34,7 @@ fn event_of(
     (c, route): (&Conn, &super::conns::Route),
     kind: SyncKind,
     timeout_ns: u64,
-    delta: Option<u32>,
+    delta: Option<crate::synproxy::Translation>,
     now_ns: u64,
 ) -> SyncEvent {
     let remaining = (c.last_ns(now_ns) + timeout_ns).saturating_sub(now_ns) / 1_000_000;
@@ -44,7 +44,8 @@ fn event_of(
         proto: route.proto,
         state: c.state,
         timeout_ms: remaining.min(u64::from(u32::MAX)) as u32,
-        seq_delta: delta,
+        seq_delta: delta.map(|t| t.seq),
+        ts_delta: delta.map_or(0, |t| t.ts),
     }
 }
 
@@ -165,8 +166,9 @@ impl Worker {
         let orig = self.conns.key_hash(&lookup_key(proto, e.ep.client, e.ep.vip));
         let stats = (&backend.stats, &svc.stats);
         let slot = self.insert_conn(e.ep, e.proto, forward, e.state, now_ns, stats, orig);
-        if let Some(delta) = e.seq_delta {
-            self.proxies.insert(slot, proxy::Proxy::adopted(delta));
+        if let Some(seq) = e.seq_delta {
+            let translation = crate::synproxy::Translation { seq, ts: e.ts_delta };
+            self.proxies.insert(slot, proxy::Proxy::adopted(translation));
         }
         if let Some(q) = &self.sync.queue {
             SyncStats::inc(&q.stats().activated);

@@ -3,10 +3,10 @@
 //! never a panic.
 //!
 //! ```text
-//! header (16 bytes)                          record (88 bytes)
+//! header (16 bytes)                          record (92 bytes)
 //!  0  magic "SLSY"                            0  kind (1 created, 2 changed, 3 ended)
-//!  4  version (1)                             1  protocol (6, 17)
-//!  5  record size (88)                        2  family (4, 6)
+//!  4  version (2)                             1  protocol (6, 17)
+//!  5  record size (92)                        2  family (4, 6)
 //!  6  record count                            3  state (the NIC record's host_state byte)
 //!  8  node id of the sender                   4  flags (bit 0: seq_delta is set)
 //! 12  sequence number of the datagram          5  reserved (3 bytes, zero)
@@ -14,10 +14,14 @@
 //!                                            12  seq_delta (SYN-proxied flows)
 //!                                            16  client, VIP, LIP, server addresses (16 bytes each)
 //!                                            80  their ports (2 bytes each)
+//!                                            88  ts_delta (SYN-proxied flows with
+//!                                                timestamps; 0: none)
 //! ```
 //!
 //! A record carries the record size in the header so a later version may append fields that an
-//! older reader refuses cleanly (a different size is a different version).
+//! older reader refuses cleanly (a different size is a different version). Version 2 appended
+//! `ts_delta`; version 1's datagrams (88-byte records) are still read, as records whose
+//! `ts_delta` is 0, so a cluster can be upgraded one node at a time.
 
 use super::{SyncEvent, SyncKind};
 use crate::addr::{from_bytes, to_bytes};
@@ -29,9 +33,11 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// "SLSY".
 pub const MAGIC: u32 = 0x534C_5359;
-/// The format this code writes and reads.
-pub const VERSION: u8 = 1;
-/// Records per datagram at most: 16 + 15 × 88 = 1336 bytes, inside any path's MTU.
+/// The format this code writes (and the newest it reads).
+pub const VERSION: u8 = 2;
+/// Version 1's record size (its records are version 2's without `ts_delta`).
+const RECORD_LEN_V1: usize = 88;
+/// Records per datagram at most: 16 + 15 × 92 = 1396 bytes, inside any path's MTU.
 pub const MAX_RECORDS: usize = 15;
 
 /// The datagram header.
@@ -76,6 +82,8 @@ pub struct Record {
     pub addrs: [[u8; 16]; 4],
     /// Their ports.
     pub ports: [U16; 4],
+    /// The SYN proxy's timestamp delta (version 2).
+    pub ts_delta: U32,
 }
 
 /// The size of a header.
@@ -138,6 +146,7 @@ impl Record {
                 to_bytes(ep.rs.ip()),
             ],
             ports: [ep.client.port(), ep.vip.port(), ep.lip.port(), ep.rs.port()].map(U16::new),
+            ts_delta: U32::new(e.ts_delta),
         }
     }
 
@@ -162,6 +171,7 @@ impl Record {
             state,
             timeout_ms: self.timeout_ms.get(),
             seq_delta: (self.flags & 1 != 0).then(|| self.seq_delta.get()),
+            ts_delta: self.ts_delta.get(),
         })
     }
 }
@@ -191,15 +201,23 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram, BadDatagram> {
     if h.magic.get() != MAGIC {
         return Err(BadDatagram::Magic);
     }
-    if h.version != VERSION || usize::from(h.record_size) != RECORD_LEN {
-        return Err(BadDatagram::Version);
+    let size = usize::from(h.record_size);
+    match (h.version, size) {
+        (VERSION, RECORD_LEN) | (1, RECORD_LEN_V1) => {}
+        _ => return Err(BadDatagram::Version),
     }
     let count = usize::from(h.count.get());
-    if count > MAX_RECORDS || rest.len() != count * RECORD_LEN {
+    if count > MAX_RECORDS || rest.len() != count * size {
         return Err(BadDatagram::Length);
     }
-    let records = <[Record]>::ref_from_bytes(rest).map_err(|_| BadDatagram::Length)?;
-    let events = records.iter().map(Record::event).collect::<Option<Vec<_>>>().ok_or(BadDatagram::Record)?;
+    // A version 1 record is a prefix of a version 2 one: the fields it lacks read as zero.
+    let record = |bytes: &[u8]| {
+        let mut full = [0u8; RECORD_LEN];
+        full[..bytes.len()].copy_from_slice(bytes);
+        Record::read_from_bytes(&full).ok().and_then(|r| r.event())
+    };
+    let events =
+        rest.chunks_exact(size).map(record).collect::<Option<Vec<_>>>().ok_or(BadDatagram::Record)?;
     Ok(Datagram { node: h.node.get(), seq: h.seq.get(), events })
 }
 
