@@ -28,9 +28,11 @@
 //! when the client's SYN carried them and the service allows (`synproxy_timestamps`, default
 //! on), timestamps and window scaling. The servers' values cannot be known before a server
 //! answers, so they are the service's: the window scale offered to the client is
-//! `synproxy_wscale` (default 7, what Linux picks with its default buffers), which must be the
-//! servers' own (as for LVS's, DPVS's and netfilter's SYN proxies). A server whose SYN-ACK
-//! differs (another scale, no scaling, no timestamps) is counted in `synproxy_mismatch`: its
+//! `synproxy_wscale` (default 7: Linux picks 7 with 6 MiB of `tcp_rmem`, 10 with the 32 MiB
+//! of recent kernels), which must be the
+//! servers' own or below it (as for LVS's, DPVS's and netfilter's SYN proxies). A server with a
+//! larger scale is safe: the client reads the server's windows as smaller than they are. One
+//! with a smaller scale, no scaling or no timestamps is counted in `synproxy_mismatch`: its
 //! connection goes on, but a client told a larger scale than the server's may overrun the
 //! server's window and lose segments to it.
 //!

@@ -376,7 +376,7 @@ fn slowpath_rows(sp: &crate::control::proto::SlowpathStats) -> Vec<(&'static str
         (
             "SYN proxy mismatches",
             n(sp.synproxy_mismatch),
-            "(servers' window scale or timestamps not as promised)".into(),
+            "(servers without the promised timestamps or window scale)".into(),
         ),
         (
             "PROXY headers sent",

@@ -385,9 +385,9 @@ fn scalar_metrics(o: &mut String, st: &StatsReply) {
         (
             "synproxy_mismatch_total",
             "counter",
-            "Proxied connections whose server answered with other TCP options (window scale, \
-             timestamps) than the SYN proxy promised the client: synproxy_wscale differs from \
-             the servers'.",
+            "Proxied connections whose server answered without the timestamps or the window \
+             scale the SYN proxy promised the client, or with a smaller scale: synproxy_wscale \
+             is above the servers'.",
             st.slowpath.synproxy_mismatch.to_string(),
         ),
         (

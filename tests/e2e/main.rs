@@ -504,6 +504,28 @@ fn a_syn_flood_at_a_synproxy_vip_leaves_real_connections_whole() {
     let out = a.client(&["curl", "-sS", "--max-time", "60", &format!("http://10.10.1.100/bytes/{mb}")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(sha(&out.stdout), sha(&pattern(mb)), "download through the SYN proxy byte-identical");
+    // Linux clients and servers both ask for timestamps and window scaling: the proxy offers
+    // them (the servers' scale is Linux's default 7, `synproxy_wscale`'s default), the client
+    // takes them (its own segments then carry timestamps), its PAWS check drops nothing (the
+    // servers' TSvals are translated into the proxy's clock), and the servers answered as
+    // promised.
+    let dump =
+        a.client_spawn(&["timeout", "10", "tcpdump", "-i", "any", "-nn", "-v", "-c", "6", "tcp port 80"]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let url = format!("http://10.10.1.100/bytes/{mb}");
+    let out = a.client(&["curl", "-sS", "--max-time", "60", &url]);
+    assert_eq!(sha(&out.stdout), sha(&pattern(mb)), "a second download, byte-identical");
+    let dump = String::from_utf8_lossy(&dump.wait_with_output().unwrap().stdout).to_string();
+    let syn_ack = dump.lines().find(|l| l.contains("Flags [S.]")).unwrap_or_default();
+    assert!(syn_ack.contains("TS val") && syn_ack.contains("wscale 7"), "the proxy's SYN-ACK: {dump}");
+    let client_ack = dump.lines().find(|l| l.contains("> 10.10.1.100.80: Flags [.]")).unwrap_or_default();
+    assert!(client_ack.contains("TS val"), "the client took timestamps: {dump}");
+    let paws = a.client(&["nstat", "-az", "TcpExtPAWSEstab"]);
+    let paws = String::from_utf8_lossy(&paws.stdout).to_string();
+    let dropped = paws.lines().find_map(|l| l.strip_prefix("TcpExtPAWSEstab")).map(str::trim);
+    assert_eq!(dropped.and_then(|v| v.split_whitespace().next()), Some("0"), "PAWS dropped nothing: {paws}");
+    let mismatched = a.stats()["slowpath"]["synproxy_mismatch"].as_u64();
+    assert_eq!(mismatched, Some(0), "the servers answered with the promised options");
     let before = a.stats();
     let rss_before = daemon_rss_kb(&a);
 

@@ -11,8 +11,8 @@
 //!    [`HELD_FRAMES`] segments, more are dropped and counted: the client sends them again);
 //! 3. server SYN-ACK → the translation (`C - S`, and `Tp - Ts` with timestamps) is fixed, an
 //!    ACK completes the server side, the connection is ESTABLISHED and the held segments go
-//!    through; a server whose options differ from what the client was promised is counted
-//!    (`synproxy_mismatch`);
+//!    through; a server that breaks what the client was promised (no timestamps, no window
+//!    scaling or a smaller scale) is counted (`synproxy_mismatch`);
 //! 4. from then on it is an ordinary connection whose packets are translated on the host path
 //!    and, once offloaded, by the NIC (`seq_delta` and `ts_delta` of the record).
 
@@ -182,9 +182,11 @@ impl Worker {
                     (Some((_, ours)), Some((server_val, _))) => ours.wrapping_sub(server_val),
                     _ => 0,
                 };
-                if (p.ts.is_some() && server.ts.is_none())
-                    || (p.promised_wscale.is_some() && server.wscale != p.promised_wscale)
-                {
+                // A server with a larger scale than promised is safe (the client then sees smaller
+                // windows than the server offers); a smaller one, or none, is not.
+                let short =
+                    p.promised_wscale.is_some_and(|promised| server.wscale.is_none_or(|s| s < promised));
+                if (p.ts.is_some() && server.ts.is_none()) || short {
                     WorkerStats::inc(&self.stats.synproxy_mismatch);
                 }
                 p.delta = Some(Translation { seq: p.cookie.wrapping_sub(seq), ts });

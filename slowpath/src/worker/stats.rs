@@ -124,8 +124,8 @@ pub struct WorkerStats {
     pub syn_cookies: AtomicU64,
     /// Valid cookies returned, each a proxied connection opened.
     pub syn_cookies_accepted: AtomicU64,
-    /// Proxied connections whose server answered with other options than the client was
-    /// promised (another window scale, no window scaling, no timestamps).
+    /// Proxied connections whose server broke what the client was promised: no timestamps, no
+    /// window scaling, or a smaller window scale.
     pub synproxy_mismatch: AtomicU64,
     /// PROXY protocol v2 headers sent to servers (one per connection).
     pub pp_headers: AtomicU64,
