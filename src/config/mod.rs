@@ -114,6 +114,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_edits;
+#[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
 mod tests_forward;
