@@ -26,13 +26,18 @@ fn node(lip: &str, peer_lip: &str) -> Node {
 
 /// [`node`] with `workers` workers.
 fn node_of(workers: u16, lip: &str, peer_lip: &str) -> Node {
+    node_with_queue(workers, lip, peer_lip, 1024)
+}
+
+/// [`node_of`] with a sync queue of `bound` events.
+fn node_with_queue(workers: u16, lip: &str, peer_lip: &str, bound: usize) -> Node {
     let services: Vec<ServiceConfig> = services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)])
         .into_iter()
         .map(|s| ServiceConfig { local_addresses: vec![ip(lip)], ..s })
         .collect();
     let mut rig = rig_with(config(workers, services), 1024);
     let stats = Arc::new(SyncStats::default());
-    let (q, events) = SyncQueue::bounded(1024, stats.clone());
+    let (q, events) = SyncQueue::bounded(bound, stats.clone());
     rig.engine.set_sync(q, vec![ip(peer_lip)]).unwrap();
     Node { rig, events, stats }
 }
@@ -154,6 +159,51 @@ fn the_servers_packet_can_be_the_first_and_arp_for_the_peers_lip_is_answered_onl
     assert!(who_has(&mut b.rig), "taken over: B answers for A's LIP");
 }
 
+/// The router moved a flow of a live peer here (the peer came back into ECMP, or its BGP
+/// session flapped): the copy forwards it, but the peer's LIP stays the peer's, so the servers'
+/// replies to its other connections keep going to it. Only when the daemon says the peer went
+/// quiet is the LIP taken over.
+#[test]
+fn a_live_peers_connection_is_forwarded_here_without_taking_its_lip() {
+    let mut a = node("10.10.2.1", "10.10.2.2");
+    let mut b = node("10.10.2.2", "10.10.2.1");
+    let lip = establish(&mut a);
+    carry(&a, &mut b);
+    b.rig.engine.set_live_peer_lips(vec![ip("10.10.2.1")]);
+    let req = Seg::new(CLIENT, VIP).ack(7001).seq(101).data(b"a rehashed segment");
+    let (_, to_server) = b.rig.client_sends(req.frame(CLIENT_MAC, P0_MAC));
+    let forwarded: Vec<_> = to_server.iter().filter(|f| f[12..14] == [8, 0]).collect();
+    assert_eq!(forwarded, vec![&req.rewritten(lip, sa(RS)).frame(P1_MAC, RS1_MAC)], "A's tuple");
+    assert!(!to_server.iter().any(|f| is_arp_announcing(f, [10, 10, 2, 1])), "A's LIP not announced");
+    assert!(b.rig.engine.taken_over().is_empty());
+    assert_eq!(b.rig.engine.deferred_takeovers(), [ip("10.10.2.1")]);
+    assert_eq!(b.rig.engine.conns(false).len(), 1, "the copy is active here");
+    // Still alive: nothing changes.
+    b.rig.engine.set_live_peer_lips(vec![ip("10.10.2.1")]);
+    assert!(b.rig.engine.taken_over().is_empty());
+    // A went quiet: its LIP is taken over and announced.
+    b.rig.engine.set_live_peer_lips(vec![]);
+    assert_eq!(b.rig.engine.taken_over(), [ip("10.10.2.1")]);
+    assert!(b.rig.engine.deferred_takeovers().is_empty());
+    b.rig.advance(1_000);
+    assert!(b.rig.p1.take_tx().iter().any(|f| is_arp_announcing(f, [10, 10, 2, 1])), "announced");
+}
+
+/// A node that (re)starts announces its own LIPs, now and twice more past Linux's ARP locktime:
+/// a peer that took them over while it was down pointed the servers' caches at itself.
+#[test]
+fn a_node_announces_its_own_lips_when_it_starts() {
+    let mut a = node("10.10.2.1", "10.10.2.2");
+    a.rig.p1.take_tx();
+    a.rig.engine.announce_own_lips();
+    let mut seen = 0;
+    for _ in 0..6 {
+        a.rig.advance(700_000_000);
+        seen += a.rig.p1.take_tx().iter().filter(|f| is_arp_announcing(f, [10, 10, 2, 1])).count();
+    }
+    assert_eq!(seen, 3, "announced, then twice more");
+}
+
 #[test]
 fn copies_age_out_with_their_timeout_and_ended_removes_them() {
     let mut a = node("10.10.2.1", "10.10.2.2");
@@ -253,4 +303,54 @@ fn with_several_workers_a_copy_lands_in_the_worker_both_directions_reach() {
     assert_eq!(sent, 16);
     assert!(ignored > 0, "some of 16 tuples steer elsewhere than their port's worker");
     assert_eq!(four.rig.engine.standby_count() as u64 + ignored, sent);
+}
+
+#[test]
+fn a_peer_that_comes_up_gets_every_connection_again_paced_by_the_queue() {
+    // Node A's queue holds 32 events: a resync of 40 connections takes several rounds.
+    let mut a = node_with_queue(1, "10.10.2.1", "10.10.2.2", 32);
+    let mut b = node("10.10.2.2", "10.10.2.1");
+    let mut lips = Vec::new();
+    for n in 0..40u16 {
+        let client = format!("10.10.1.10:{}", 41000 + n);
+        let syn = Seg::new(&client, VIP).syn().seq(100);
+        let (_, to_server) = a.rig.client_sends(syn.frame(CLIENT_MAC, P0_MAC));
+        let (lip, _) = endpoints(&to_server[0]);
+        let synack = Seg::new(RS, &lip.to_string()).syn().ack(101).seq(7000);
+        a.rig.server_sends(synack.frame(RS1_MAC, P1_MAC));
+        a.rig.client_sends(Seg::new(&client, VIP).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+        lips.push((client, lip));
+        // B is down: what A reported meanwhile is lost.
+        let _ = a.events.try_iter().count();
+    }
+    assert_eq!(b.rig.engine.standby_count(), 0);
+    // B comes up: A reports its 40 connections again, 16 a round (half the queue's room).
+    a.rig.engine.request_sync_dump();
+    let mut rounds = 0;
+    loop {
+        let now = a.rig.now();
+        let n = a.rig.engine.continue_sync_dump(now);
+        if n == 0 {
+            break;
+        }
+        assert!(n <= 16, "a round of {n}: more than half the queue");
+        let carried = carry(&a, &mut b);
+        assert!(carried.iter().all(|e| e.kind == SyncKind::Changed && e.state.name() == "ESTABLISHED"));
+        rounds += 1;
+    }
+    assert_eq!(rounds, 3, "40 connections in rounds of 16");
+    assert_eq!(b.stats.dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(a.stats.resyncs.load(Ordering::Relaxed), 1);
+    assert_eq!(b.rig.engine.standby_count(), 40, "B holds a copy of every connection");
+    // A client's packet reaching B now continues its connection there, with A's LIP and port.
+    let (client, lip) = &lips[17];
+    let data = Seg::new(client, VIP).ack(7001).seq(101).data(b"GET / HTTP/1.1\r\n\r\n");
+    let (_, to_server) = b.rig.client_sends(data.frame(CLIENT_MAC, P0_MAC));
+    let forwarded: Vec<_> = to_server.iter().filter(|f| f[12..14] == [8, 0]).collect();
+    assert_eq!(
+        forwarded,
+        vec![&data.rewritten(*lip, sa(RS)).frame(P1_MAC, RS1_MAC)],
+        "A's tuple, byte for byte"
+    );
+    assert_eq!(b.stats.activated.load(Ordering::Relaxed), 1);
 }

@@ -13,6 +13,11 @@
 //! when malformed or of another version (counted as `bad`, never a panic); a gap in a peer's
 //! sequence numbers counts the datagrams lost. Good events go to the daemon's loop through a
 //! bounded channel (a full one drops and counts, like the workers' queue).
+//!
+//! **Resync.** A peer heard for the first time, again after [`DEAD_AFTER`] of silence, or
+//! restarted (its sequence numbers went back) has no copy of this node's connections: the
+//! receiver flags it, and the daemon's loop has the engine report every active connection
+//! again (`slowpath::sync`'s "Resync").
 
 use crate::config::{Config, SyncConf};
 use serde::{Deserialize, Serialize};
@@ -24,9 +29,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// An idle sender's heartbeat period.
-const HEARTBEAT: Duration = Duration::from_secs(1);
-/// A peer silent this long (three heartbeats) is taken for dead: its LIPs are taken over.
+/// An idle sender's heartbeat period: short, so that a few missing ones tell a dead peer from
+/// a live one while its clients' connections are failing over (16 bytes, ten times a second).
+const HEARTBEAT: Duration = Duration::from_millis(100);
+/// A peer heard within this (three heartbeats) is alive: a standby copy of one of its
+/// connections made active here does not take its LIPs over (the router moved a flow, the
+/// peer still answers for its servers). Silent longer, it does.
+pub const QUIET_AFTER: Duration = Duration::from_millis(300);
+/// A peer silent this long is taken for dead even if none of its connections came here: its
+/// LIPs are taken over (its servers may be the only ones still talking to it).
 pub const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// How long the threads block at most (so they notice a stop).
 const TICK: Duration = Duration::from_millis(100);
@@ -86,6 +97,9 @@ pub struct SyncStatus {
     pub standby: usize,
     /// Standby copies made active by a packet (connections failed over here).
     pub activated: u64,
+    /// Full resyncs sent to a peer that came up or back.
+    #[serde(default)]
+    pub resyncs: u64,
     /// Standby copies that aged out.
     pub standby_expired: u64,
     /// Events ignored (the connection is active here, or its service or server is not).
@@ -115,6 +129,8 @@ pub struct Syncer {
     stats: Arc<SyncStats>,
     peers: Arc<Mutex<Vec<Peer>>>,
     received: crossbeam_channel::Receiver<Vec<SyncEvent>>,
+    /// A peer came up or back since the daemon's loop last looked.
+    resync: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -184,10 +200,11 @@ impl Syncer {
         let sender = std::thread::Builder::new()
             .name("sync-send".into())
             .spawn(move || send_loop(&send_socket, &targets, node, batch, &events, &st, &sp))?;
-        let (st, sp, ps) = (stats.clone(), stop.clone(), peers.clone());
+        let resync = Arc::new(AtomicBool::new(false));
+        let (st, sp, ps, rs) = (stats.clone(), stop.clone(), peers.clone(), resync.clone());
         let listener = std::thread::Builder::new()
             .name("sync-recv".into())
-            .spawn(move || recv_loop(&socket, node, &ps, &received_tx, &st, &sp))?;
+            .spawn(move || recv_loop(&socket, node, &ps, (&received_tx, &rs), &st, &sp))?;
         Ok(Syncer {
             conf: conf.clone(),
             node_id: node,
@@ -195,6 +212,7 @@ impl Syncer {
             stats,
             peers,
             received,
+            resync,
             stop,
             threads: vec![sender, listener],
         })
@@ -203,6 +221,11 @@ impl Syncer {
     /// The workers' end of the event queue.
     pub fn queue(&self) -> SyncQueue {
         self.queue.clone()
+    }
+
+    /// Whether a peer came up or back since the last call (it needs a resync).
+    pub fn take_resync(&self) -> bool {
+        self.resync.swap(false, Ordering::Relaxed)
     }
 
     /// The events received since the last call.
@@ -248,6 +271,7 @@ impl Syncer {
             lost: c(&s.lost),
             standby,
             activated: c(&s.activated),
+            resyncs: c(&s.resyncs),
             standby_expired: c(&s.standby_expired),
             ignored: c(&s.ignored),
             taken_over: taken_over.iter().map(ToString::to_string).collect(),
@@ -255,11 +279,10 @@ impl Syncer {
         }
     }
 
-    /// Each peer's LIPs and whether it is alive (`Some(true)`: a datagram within
-    /// [`DEAD_AFTER`]; `Some(false)`: it sent before and went quiet; `None`: never heard).
-    pub fn liveness(&self) -> Vec<(Vec<IpAddr>, Option<bool>)> {
+    /// Each peer's LIPs and how long ago it was last heard (`None`: never).
+    pub fn liveness(&self) -> Vec<(Vec<IpAddr>, Option<Duration>)> {
         let Ok(ps) = self.peers.lock() else { return Vec::new() };
-        ps.iter().map(|p| (p.lips.clone(), p.last_seen.map(|t| t.elapsed() < DEAD_AFTER))).collect()
+        ps.iter().map(|p| (p.lips.clone(), p.last_seen.map(|t| t.elapsed()))).collect()
     }
 
     /// Stops both threads.
@@ -339,7 +362,7 @@ fn recv_loop(
     socket: &UdpSocket,
     node: u32,
     peers: &Mutex<Vec<Peer>>,
-    out: &crossbeam_channel::Sender<Vec<SyncEvent>>,
+    (out, resync): (&crossbeam_channel::Sender<Vec<SyncEvent>>, &AtomicBool),
     stats: &SyncStats,
     stop: &AtomicBool,
 ) {
@@ -373,6 +396,10 @@ fn recv_loop(
                 continue;
             }
         };
+        if peer_came_up(peer, d.node, d.seq) {
+            tracing::info!(%from, node = d.node, "a sync peer came up: reporting every connection to it again");
+            resync.store(true, Ordering::Relaxed);
+        }
         if let Some(last) = peer.last_seq.filter(|_| peer.node_id == Some(d.node)) {
             // A restarted peer starts again from 0: no gap is counted for that.
             let gap = d.seq.wrapping_sub(last).wrapping_sub(1);
@@ -399,10 +426,19 @@ fn recv_loop(
     }
 }
 
+/// Whether a datagram from `node` with sequence number `seq` shows that the peer came up
+/// without this node's connections: heard for the first time, another node at its address,
+/// back after [`DEAD_AFTER`] of silence, or restarted (its sequence numbers went back).
+fn peer_came_up(peer: &Peer, node: u32, seq: u32) -> bool {
+    peer.node_id != Some(node)
+        || peer.last_seen.is_none_or(|t| t.elapsed() >= DEAD_AFTER)
+        || peer.last_seq.is_some_and(|last| seq < last)
+}
+
 /// Prometheus text for `[sync]`.
 pub fn metrics(st: &SyncStatus) -> String {
     let mut s = String::new();
-    let series: [(&str, &str, &str, u64); 10] = [
+    let series: [(&str, &str, &str, u64); 11] = [
         ("sent_total", "counter", "Sync datagrams sent (heartbeats included).", st.sent),
         ("sent_records_total", "counter", "Connection events sent.", st.sent_records),
         ("received_total", "counter", "Good sync datagrams received.", st.received),
@@ -423,6 +459,7 @@ pub fn metrics(st: &SyncStatus) -> String {
             "Standby connections made active by a packet (failed over here).",
             st.activated,
         ),
+        ("resyncs_total", "counter", "Full resyncs sent to a peer that came up or back.", st.resyncs),
     ];
     for (name, kind, help, value) in series {
         let _ = writeln!(
@@ -457,7 +494,7 @@ pub fn format(st: &SyncStatus) -> String {
     );
     let _ = writeln!(
         s,
-        "  sent {} datagrams ({} events), received {} ({} events), dropped {}, bad {}, lost {}, send errors {}",
+        "  sent {} datagrams ({} events), received {} ({} events), dropped {}, bad {}, lost {}, send errors {}, resyncs {}",
         st.sent,
         st.sent_records,
         st.received,
@@ -465,7 +502,8 @@ pub fn format(st: &SyncStatus) -> String {
         st.dropped,
         st.bad,
         st.lost,
-        st.send_errors
+        st.send_errors,
+        st.resyncs
     );
     let _ = writeln!(s, "\nPeer                 Node        Last seen  Datagrams   Events     Lost  LIPs");
     for p in &st.peers {

@@ -28,6 +28,7 @@ struct Ends {
     stats: Arc<SyncStats>,
     peers: Arc<Mutex<Vec<Peer>>>,
     received: crossbeam_channel::Receiver<Vec<SyncEvent>>,
+    resync: Arc<AtomicBool>,
     to_receiver: SocketAddr,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -61,9 +62,10 @@ fn ends(bound: usize, sender: bool) -> Ends {
             send_loop(&tx_socket, &[to_receiver], 1, Duration::from_millis(5), &events, &st, &sp);
         }));
     }
-    let (st, sp, ps) = (stats.clone(), stop.clone(), peers.clone());
-    threads.push(std::thread::spawn(move || recv_loop(&rx_socket, 2, &ps, &out, &st, &sp)));
-    Ends { queue, stats, peers, received, to_receiver, stop, threads }
+    let resync = Arc::new(AtomicBool::new(false));
+    let (st, sp, ps, rs) = (stats.clone(), stop.clone(), peers.clone(), resync.clone());
+    threads.push(std::thread::spawn(move || recv_loop(&rx_socket, 2, &ps, (&out, &rs), &st, &sp)));
+    Ends { queue, stats, peers, received, resync, to_receiver, stop, threads }
 }
 
 impl Ends {
@@ -183,4 +185,37 @@ fn status_metrics_and_text_name_every_counter() {
         text.contains("10.10.2.252") && text.contains("0.2 s ago") && text.contains("10.10.2.2"),
         "{text}"
     );
+}
+
+#[test]
+fn a_peer_that_comes_up_or_restarts_asks_for_a_resync_and_one_that_goes_on_does_not() {
+    let e = ends(16, false);
+    let from_peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |node: u32, seq: u32| {
+        let mut d = Vec::new();
+        wire::encode(node, seq, &[event(seq as u16)], &mut d);
+        from_peer.send_to(&d, e.to_receiver).unwrap();
+        assert_eq!(e.take(1).len(), 1, "datagram {seq} arrived");
+    };
+    let resync = || e.resync.swap(false, Ordering::Relaxed);
+    send(9, 0);
+    assert!(resync(), "heard for the first time: it has no copies");
+    for seq in 1..5 {
+        send(9, seq);
+        assert!(!resync(), "the same run of datagrams ({seq})");
+    }
+    send(9, 0);
+    assert!(resync(), "its sequence went back: restarted");
+    send(9, 1);
+    assert!(!resync());
+    send(11, 2);
+    assert!(resync(), "another node at the peer's address");
+    // Back after a silence of DEAD_AFTER (its last sighting moved back in time).
+    {
+        let mut p = e.peers.lock().unwrap();
+        p[0].last_seen = Instant::now().checked_sub(DEAD_AFTER + Duration::from_millis(10));
+    }
+    send(11, 3);
+    assert!(resync(), "back after a silence");
+    e.finish();
 }

@@ -205,6 +205,12 @@ pub struct Engine {
     sync: Option<crate::sync::SyncQueue>,
     peer_lips: Vec<IpAddr>,
     taken: Vec<IpAddr>,
+    /// Peers' LIPs of peers alive now (the daemon's word): not taken over on an activation.
+    live_peer_lips: Vec<IpAddr>,
+    /// Peers' LIPs whose copies were made active while their peer lived.
+    deferred: Vec<IpAddr>,
+    /// A resync under way: the worker and slot it goes on from.
+    sync_dump: Option<(usize, u32)>,
     /// Peers' LIPs taken over whose announcement is repeated: when next, and how many more.
     reannounce: Vec<(IpAddr, u64, u8)>,
 }
@@ -275,9 +281,12 @@ impl Engine {
             next_check_ns: now_ns + CHECK_NS,
             banks: bank::Banks::default(),
             sync: None,
+            sync_dump: None,
             reannounce: Vec::new(),
             peer_lips: Vec::new(),
             taken: Vec::new(),
+            live_peer_lips: Vec::new(),
+            deferred: Vec::new(),
         };
         engine.program_steering()?;
         Ok(engine)

@@ -4,7 +4,13 @@
 //! (`standby`).
 //!
 //! The datapath never waits for sync: a worker puts an event on the queue with `try_send`, and
-//! a full queue drops the event and counts it ([`SyncStats::dropped`]). A lost event costs at
+//! a full queue drops the event and counts it ([`SyncStats::dropped`]).
+//!
+//! **Resync.** A peer that comes up (first start, or a restart: its datagrams' sequence starts
+//! again) holds no copy of this node's connections, and ECMP sends it some of their packets
+//! as soon as its routes are back. So every active connection is reported again, as a
+//! `Changed` event, paced by the queue's room so the dump never drops what the datapath
+//! reports meanwhile ([`crate::engine::Engine::request_sync_dump`]). A lost event costs at
 //! most one connection's fail-over: the next event of the same connection (a state change, or
 //! the refresh a live connection sends each time its timer finds it alive) carries the whole
 //! record again, never a difference.
@@ -91,6 +97,9 @@ pub struct SyncStats {
     /// Received events for a connection this node holds active, or whose service or server
     /// this node does not have: ignored.
     pub ignored: AtomicU64,
+    /// Full resyncs sent: every active connection reported again because a peer came up (or
+    /// back after a restart) with no copy of them.
+    pub resyncs: AtomicU64,
 }
 
 impl SyncStats {
@@ -128,6 +137,11 @@ impl SyncQueue {
     /// Events waiting now.
     pub fn depth(&self) -> usize {
         self.tx.len()
+    }
+
+    /// Events the queue takes now before it is full.
+    pub fn room(&self) -> usize {
+        self.tx.capacity().unwrap_or(usize::MAX).saturating_sub(self.tx.len())
     }
 
     /// The counters.

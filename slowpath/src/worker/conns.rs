@@ -416,11 +416,19 @@ impl ConnStore {
 
     /// Every connection with its slot and route.
     pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn, &Route)> {
+        self.iter_from(0)
+    }
+
+    /// Every connection in slot `from` or after, with its slot and route.
+    pub(super) fn iter_from(&self, from: u32) -> impl Iterator<Item = (u32, &Conn, &Route)> {
+        let from = from as usize;
         self.pages
             .iter()
+            .skip(from / PAGE)
             .flat_map(|p| p.iter())
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c, self.route(c))))
+            .skip(from % PAGE)
+            .filter_map(move |(i, c)| c.as_ref().map(|c| ((from / PAGE * PAGE + i) as u32, c, self.route(c))))
     }
 
     /// Heap bytes the store holds now (slab, free list, index), for the memory

@@ -76,6 +76,24 @@ impl Worker {
         q.push(event_of((c, self.conns.route(c)), kind, timeout, delta, now_ns));
     }
 
+    /// Reports again the connections from `slot` on, at most `max` of them: a resync for a
+    /// peer that came up. Returns how many it reported and the slot to go on from (`None`:
+    /// this worker's connections are all done).
+    pub fn sync_dump(&self, slot: u32, max: usize, now_ns: u64) -> (usize, Option<u32>) {
+        if self.sync.queue.is_none() {
+            return (0, None);
+        }
+        let mut sent = 0;
+        for (s, _, _) in self.conns.iter_from(slot) {
+            if sent == max {
+                return (sent, Some(s));
+            }
+            self.sync_emit(s, SyncKind::Changed, now_ns);
+            sent += 1;
+        }
+        (sent, None)
+    }
+
     /// Reports a state change of the connection in `slot` if there was one.
     pub(super) fn sync_changed(&self, changed: bool, slot: u32, now_ns: u64) {
         if changed {
