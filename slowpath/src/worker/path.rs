@@ -549,6 +549,7 @@ fn install_req(
             // Filled in by the device side, which allocates one set per server.
             counter_set: 0,
             seq_delta,
+            ts_delta: 0,
         },
         hashes: c.hashes(),
         endpoints: *ep,
