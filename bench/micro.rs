@@ -168,6 +168,7 @@ fn model_hit(c: &mut Criterion) {
         host_state: 2,
         counter_set: 0,
         seq_delta: None,
+        ts_delta: 0,
     };
     table.install(flow).unwrap();
     assert!(table.commit().unwrap().is_empty());

@@ -37,6 +37,13 @@ pub struct Flow {
     /// `seq_delta`): added to the sequence number of reply packets, subtracted from the
     /// acknowledgement and SACK blocks of original ones. `None` for every other flow.
     pub seq_delta: Option<u32>,
+    /// A SYN-proxied flow's TCP timestamp translation (spec 1.4, the record's `ts_delta` in the
+    /// NIC's record extension memory): `Tp − Ts`, the proxy's TSval minus the server's, added
+    /// to TSval of reply packets and subtracted from TSecr of original ones. Meaningful only
+    /// with `seq_delta: Some(_)` (the NIC applies it only to a `seq_adjust` record); 0 means no
+    /// timestamp translation, and is what every other flow carries. A non-zero value needs a
+    /// device with capability `TS_ADJUST`.
+    pub ts_delta: u32,
 }
 
 impl Flow {

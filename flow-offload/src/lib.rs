@@ -7,7 +7,7 @@
 //! - [`table`]: [`table::FlowTable`], records and next hops, and the API the slow path uses
 //!   (`install`, `remove`, `set_flow_next_hops`, `touch`, `set_next_hop`, the flushes);
 //! - `records`: the shadow's compact flow records (IPv4 tuples inline, IPv6 tuples in a side
-//!   slab, an intrusive free list);
+//!   slab, SYN-proxied flows' timestamp deltas in a sparse map, an intrusive free list);
 //! - [`pipeline`]: batches with one doorbell, a bounded number in flight, completions reaped
 //!   asynchronously, refusals rolled back, a hung device reset and rewritten;
 //! - [`sync`]: counters and events back to the host, reconciliation after a reset, adoption of

@@ -7,8 +7,11 @@
 //! it) with the flags (live, IPv6, UDP, sequence adjustment, Insert pending), and the host
 //! state. An IPv6 flow's tuples (72 bytes) live in a side slab that
 //! grows with the IPv6 flows installed, its slot named by the record; a freed slot is zeroed and
-//! reused first. The index positions of a record's two tuples are not kept: the index finds them
-//! from the tuples' hashes when a record goes (see [`crate::table::FlowTable`]).
+//! reused first. A SYN-proxied flow's timestamp delta (spec 1.4, [`Flow::ts_delta`]) lives in a
+//! sparse side map keyed by record, holding only the non-zero ones: few flows are proxied with
+//! timestamps, so the other records pay nothing for it. The index positions of a record's two
+//! tuples are not kept: the index finds them from the tuples' hashes when a record goes (see
+//! [`crate::table::FlowTable`]).
 //!
 //! A free record is one whose live flag is clear (no `Option` tag); freed records form a LIFO
 //! list threaded through their cookie fields, and records never used yet are the ones from
@@ -102,6 +105,8 @@ pub(crate) struct Records {
     v6: Vec<[FlowTuple; 2]>,
     /// Free slab slots.
     v6_free: Vec<u32>,
+    /// The non-zero timestamp deltas, by record (removed when the record is freed).
+    ts: std::collections::HashMap<u32, u32>,
     /// The last record freed (the head of the free list), or [`NONE`].
     free_head: u32,
     /// Records from here up were never used (and are free).
@@ -119,7 +124,15 @@ impl Records {
         let mut slots = Vec::new();
         slots.try_reserve_exact(n as usize).map_err(|_| GeometryError::TooLarge)?;
         slots.resize(n as usize, Compact::FREE);
-        Ok(Records { slots, v6: Vec::new(), v6_free: Vec::new(), free_head: NONE, fresh: 0, live: 0 })
+        Ok(Records {
+            slots,
+            v6: Vec::new(),
+            v6_free: Vec::new(),
+            ts: std::collections::HashMap::new(),
+            free_head: NONE,
+            fresh: 0,
+            live: 0,
+        })
     }
 
     /// Records in all.
@@ -199,6 +212,10 @@ impl Records {
             ctl: U16::new(flags | (flow.counter_set & MAX_COUNTER_SET)),
             host_state: flow.host_state,
         };
+        // A record is freed before it is taken again, so no old delta is left to overwrite.
+        if flow.ts_delta != 0 {
+            self.ts.insert(r, flow.ts_delta);
+        }
         self.live += 1;
         Some(r)
     }
@@ -214,6 +231,7 @@ impl Records {
             self.v6_free.push(slot as u32);
         }
         *c = Compact { cookie: U32::new(self.free_head), ..Compact::FREE };
+        self.ts.remove(&r);
         self.free_head = r;
         self.live -= 1;
         Some(flow)
@@ -235,6 +253,7 @@ impl Records {
             host_state: c.host_state,
             counter_set: c.ctl.get() & MAX_COUNTER_SET,
             seq_delta: c.has(SEQ_ADJUST).then(|| c.seq_delta.get()),
+            ts_delta: self.ts.get(&r).copied().unwrap_or(0),
         })
     }
 
@@ -338,6 +357,7 @@ mod tests {
             host_state: 0xA5,
             counter_set: MAX_COUNTER_SET,
             seq_delta: Some(0x8000_0001),
+            ts_delta: 0xFFFF_FFF0 | u32::from(n),
         }
     }
 
@@ -360,6 +380,7 @@ mod tests {
             host_state: 0,
             counter_set: 5,
             seq_delta: None,
+            ts_delta: 0,
         }
     }
 
@@ -375,9 +396,17 @@ mod tests {
     fn v4_and_v6_flows_round_trip_every_field() {
         let mut store = Records::new(8).unwrap();
         let tcp4 = flow_v4(1);
-        let udp4 = Flow { proto: 17, seq_delta: None, counter_set: 0, host_state: 0, ..flow_v4(2) };
+        let udp4 =
+            Flow { proto: 17, seq_delta: None, ts_delta: 0, counter_set: 0, host_state: 0, ..flow_v4(2) };
         let udp6 = flow_v6(3);
-        let tcp6 = Flow { proto: 6, seq_delta: Some(0), host_state: 0xFF, counter_set: 0, ..flow_v6(4) };
+        let tcp6 = Flow {
+            proto: 6,
+            seq_delta: Some(0),
+            ts_delta: 1,
+            host_state: 0xFF,
+            counter_set: 0,
+            ..flow_v6(4)
+        };
         for (i, f) in [tcp4, udp4, udp6, tcp6].iter().enumerate() {
             let r = store.insert(f).unwrap();
             assert_eq!(r, i as u32, "the lowest free record first");
@@ -408,6 +437,26 @@ mod tests {
         store.settle_all();
         assert!((0..4).all(|r| !store.is_pending(r)));
         assert_eq!(store.iter().map(|(_, f)| f).nth(2), Some(Flow { cookie: 77, ..udp6 }));
+    }
+
+    #[test]
+    fn timestamp_deltas_live_in_the_side_map_only_while_their_record_does() {
+        let mut store = Records::new(4).unwrap();
+        let proxied = flow_v4(1);
+        let plain = Flow { seq_delta: None, ts_delta: 0, ..flow_v4(2) };
+        let r = store.insert(&proxied).unwrap();
+        let p = store.insert(&plain).unwrap();
+        assert_eq!(store.ts.len(), 1, "only a non-zero delta takes an entry");
+        assert_eq!((store.flow(r).unwrap().ts_delta, store.flow(p).unwrap().ts_delta), (proxied.ts_delta, 0));
+        // The setters keep it.
+        assert_eq!(store.set_cookie(r, 5).map(|f| f.ts_delta), Some(proxied.ts_delta));
+        assert_eq!(store.remove(r), Some(Flow { cookie: 5, ..proxied }));
+        assert!(store.ts.is_empty(), "freed with its record");
+        // The record taken again by a flow without timestamps inherits nothing.
+        let again = Flow { seq_delta: Some(3), ts_delta: 0, ..flow_v4(3) };
+        assert_eq!(store.insert(&again), Some(r));
+        assert_eq!(store.flow(r), Some(again));
+        assert!(store.ts.is_empty());
     }
 
     #[test]

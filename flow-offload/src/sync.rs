@@ -2,7 +2,8 @@
 //! pulled in bulk, the NIC's flow events handed back as [`FlowEvent`]s, and the three ways the
 //! replica is rebuilt: after a device reset the shadow is rewritten into the NIC
 //! ([`FlowTable::reconcile`], called by the recovery in [`crate::health`]); after a daemon restart the NIC's
-//! table is read back and what is consistent is adopted ([`FlowTable::adopt`]).
+//! table is read back (each record with its `ts_delta`, which the Read's completion carries) and
+//! what is consistent is adopted ([`FlowTable::adopt`]).
 
 use crate::table::{Flow, FlowCounters, FlowEvent, FlowTable, Handle, InstallError, Undo};
 use host_driver::{DriverError, Nic};
@@ -124,7 +125,7 @@ impl FlowTable {
                 slot_reply: reply_pos.unwrap_or_default(),
                 ..FlowCommand::default()
             };
-            cmd.payload[..128].copy_from_slice(Self::record_of(&flow).as_bytes());
+            Self::write_payload(&flow, &mut cmd);
             cmds.push(cmd);
         }
         let completions = self.nic.execute(&cmds)?;
@@ -166,15 +167,16 @@ impl FlowTable {
                         ..FlowCommand::default()
                     })
                     .collect();
-                table.nic.execute(&cmds).map_err(AdoptError::Device)?;
-                for i in 0..n as usize {
+                let completions = table.nic.execute(&cmds).map_err(AdoptError::Device)?;
+                for (i, cpl) in completions.iter().enumerate().take(n as usize) {
                     let mut b = [0u8; 128];
                     region.read(128 * i, &mut b);
                     let Ok(rec) = FlowRecord::read_from_bytes(&b) else { continue };
-                    if !rec.ctl.valid() {
+                    if !rec.ctl.valid() || cpl.status != Status::Ok as u8 {
                         continue;
                     }
-                    let flow = flow_of(&rec);
+                    // The extension word is not in the record's copy: the completion carries it.
+                    let flow = flow_of(&rec, cpl.ts_delta.get());
                     match table.validate(&flow) {
                         Ok(()) => found.push(flow),
                         Err(e) => {
@@ -241,8 +243,8 @@ impl std::fmt::Display for AdoptError {
 
 impl std::error::Error for AdoptError {}
 
-/// The flow a record describes.
-fn flow_of(rec: &FlowRecord) -> Flow {
+/// The flow a record and its extension word's `ts_delta` describe.
+fn flow_of(rec: &FlowRecord, ts_delta: u32) -> Flow {
     Flow {
         orig: rec.orig,
         reply: rec.reply,
@@ -258,5 +260,6 @@ fn flow_of(rec: &FlowRecord) -> Flow {
         // (the slow path's engine gives it its server's set, `set_flow_counter_set`).
         counter_set: 0,
         seq_delta: rec.ctl.seq_adjust().then(|| rec.seq_delta.get()),
+        ts_delta,
     }
 }

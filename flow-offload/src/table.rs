@@ -7,8 +7,8 @@
 //! Commands are queued and go out in batches, one doorbell each, at [`FlowTable::commit`]; a
 //! command the NIC refuses is rolled back on the shadow and reported.
 //!
-//! The shadow is the compact record store (`crate::records`: 41 bytes a record, IPv6 tuples in a
-//! side slab) and the index ([`crate::placement`]: 8 bytes a slot). A [`Flow`] is rebuilt from
+//! The shadow is the compact record store (`crate::records`: 41 bytes a record, IPv6 tuples and
+//! timestamp deltas in side stores) and the index ([`crate::placement`]: 8 bytes a slot). A [`Flow`] is rebuilt from
 //! its record when asked for ([`FlowTable::get`], [`FlowTable::live_records`]). A record does not
 //! keep its two index positions: a remove hashes its tuples again and finds them, and the index
 //! asks the records for the full hash of an entry it moves ([`FlowTable::key_hash_of`]).
@@ -20,7 +20,7 @@ use host_driver::Nic;
 use rtl_spec::codes::Opcode;
 use rtl_spec::formats::{
     CommandFlags, DirParams, FlowCommand, FlowRecord, IndexPos, IndexSlot, LookupKey, ModifyMask,
-    NextHopEntry, RecordCtl,
+    NextHopEntry, RecordCtl, RecordExt,
 };
 use rtl_spec::hash::{KeyHash, Seeds};
 use zerocopy::IntoBytes;
@@ -136,14 +136,13 @@ impl FlowTable {
     /// Rewrites a live flow's cookie (a flow adopted after a restart gets its new owner's).
     pub fn set_cookie(&mut self, h: Handle, cookie: u32) -> Result<(), InstallError> {
         let flow = self.records.set_cookie(h.0, cookie).ok_or_else(|| no_flow(h))?;
-        let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Modify.into(),
             record: U32::new(h.0),
             arg: ModifyMask::new().with_cookie(true).into_bits(),
             ..FlowCommand::default()
         };
-        cmd.payload[..128].copy_from_slice(rec.as_bytes());
+        Self::write_payload(&flow, &mut cmd);
         self.queue.push_back((cmd, Undo::Nothing));
         Ok(())
     }
@@ -206,6 +205,15 @@ impl FlowTable {
         Ok(())
     }
 
+    /// The payload of an Insert or Modify of `flow`: its record, then (spec 1.4) its extension
+    /// word at bytes 128..132. An Insert always writes the word, so a reused record never keeps
+    /// another flow's delta; a Modify applies only what its mask names.
+    pub(crate) fn write_payload(flow: &Flow, cmd: &mut FlowCommand) {
+        let ext = RecordExt { ts_delta: U32::new(flow.ts_delta) };
+        cmd.payload[..128].copy_from_slice(Self::record_of(flow).as_bytes());
+        cmd.payload[128..132].copy_from_slice(ext.as_bytes());
+    }
+
     pub(crate) fn record_of(flow: &Flow) -> FlowRecord {
         let (o3, o4) = rtl_spec::checksum::direction_deltas(&flow.orig, &flow.reply.reversed(), flow.ipv6);
         let (r3, r4) = rtl_spec::checksum::direction_deltas(&flow.reply, &flow.orig.reversed(), flow.ipv6);
@@ -253,6 +261,11 @@ impl FlowTable {
         if flow.seq_delta.is_some() && !self.nic.info().capability_names.iter().any(|c| c == "SEQ_ADJUST") {
             return Err(InstallError::Invalid(
                 "the device cannot translate sequence numbers (no SEQ_ADJUST)".into(),
+            ));
+        }
+        if flow.ts_delta != 0 && !self.nic.info().capability_names.iter().any(|c| c == "TS_ADJUST") {
+            return Err(InstallError::Invalid(
+                "the device cannot translate TCP timestamps (no TS_ADJUST)".into(),
             ));
         }
         if flow.key(false) == flow.key(true) {
@@ -340,7 +353,6 @@ impl FlowTable {
         let stored = self.records.insert(&flow);
         debug_assert_eq!(stored, Some(record));
         self.bank.retain(flow.counter_set);
-        let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Insert.into(),
             record: U32::new(record),
@@ -349,7 +361,7 @@ impl FlowTable {
             slot_reply: reply_pos,
             ..FlowCommand::default()
         };
-        cmd.payload[..128].copy_from_slice(rec.as_bytes());
+        Self::write_payload(&flow, &mut cmd);
         self.queue.push_back((cmd, Undo::Insert { record, cookie: flow.cookie }));
         self.stats.installs += 1;
         Ok(Handle(record))
@@ -445,14 +457,13 @@ impl FlowTable {
             return Err(InstallError::Invalid("next hop beyond the table".into()));
         }
         let flow = self.records.set_next_hops(h.0, orig, reply).ok_or_else(|| no_flow(h))?;
-        let rec = Self::record_of(&flow);
         let mut cmd = FlowCommand {
             opcode: Opcode::Modify.into(),
             record: U32::new(h.0),
             arg: ModifyMask::new().with_next_hops(true).into_bits(),
             ..FlowCommand::default()
         };
-        cmd.payload[..128].copy_from_slice(rec.as_bytes());
+        Self::write_payload(&flow, &mut cmd);
         self.queue.push_back((cmd, Undo::Nothing));
         Ok(())
     }
@@ -520,6 +531,11 @@ impl FlowTable {
     /// The record the shadow expects the NIC to hold for `h` (counters aside).
     pub fn expected_record(&self, h: Handle) -> Option<FlowRecord> {
         self.get(h).map(|f| Self::record_of(&f))
+    }
+
+    /// The extension word the shadow expects the NIC to hold for `h` (spec 1.4).
+    pub fn expected_ext(&self, h: Handle) -> Option<RecordExt> {
+        self.get(h).map(|f| RecordExt { ts_delta: U32::new(f.ts_delta) })
     }
 }
 

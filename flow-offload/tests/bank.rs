@@ -49,6 +49,7 @@ fn flow(n: u16, set: u16) -> Flow {
         host_state: 0,
         counter_set: set,
         seq_delta: None,
+        ts_delta: 0,
     }
 }
 

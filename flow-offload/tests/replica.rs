@@ -53,7 +53,8 @@ fn v4(a: u32) -> [u8; 16] {
 }
 
 /// Flow `n`: client 192.0.x.y:(1024+n) → VIP 10.10.1.100:80; RS 10.10.2.(n%200):8080 → LIP
-/// 10.10.3.1:(2048+n). Distinct for every n.
+/// 10.10.3.1:(2048+n). Distinct for every n. Every third is SYN-proxied (a sequence delta),
+/// and every other one of those has timestamps (a timestamp delta, spec 1.4).
 fn flow(n: u32) -> Flow {
     Flow {
         orig: FlowTuple {
@@ -76,7 +77,8 @@ fn flow(n: u32) -> Flow {
         cookie: n,
         host_state: (n % 7) as u8,
         counter_set: 0,
-        seq_delta: None,
+        seq_delta: (n % 3 == 0).then(|| n.wrapping_mul(0x0101_0101)),
+        ts_delta: if n % 6 == 0 { n.wrapping_mul(0x9E37_79B9) | 1 } else { 0 },
     }
 }
 
@@ -121,7 +123,8 @@ fn lookup(r: &mut Rig, t: &FlowTuple) -> Option<(u32, bool)> {
     }
 }
 
-fn read_record(r: &mut Rig, index: u32) -> FlowRecord {
+/// Record `index` as the NIC holds it, and its `ts_delta` (the Read's completion carries it).
+fn read_record(r: &mut Rig, index: u32) -> (FlowRecord, u32) {
     let nic = r.table.nic();
     let region = nic.transport().alloc_dma(4096).unwrap();
     let cmd = FlowCommand {
@@ -130,11 +133,12 @@ fn read_record(r: &mut Rig, index: u32) -> FlowRecord {
         dma_addr: region.iova().into(),
         ..FlowCommand::default()
     };
-    assert_eq!(nic.execute(&[cmd]).unwrap()[0].status, 0);
+    let cpl = nic.execute(&[cmd]).unwrap()[0];
+    assert_eq!(cpl.status, 0);
     let mut b = [0u8; 128];
     region.read(0, &mut b);
     nic.transport().free_dma(&region).unwrap();
-    FlowRecord::read_from_bytes(&b).unwrap()
+    (FlowRecord::read_from_bytes(&b).unwrap(), cpl.ts_delta.get())
 }
 
 /// The replica check: every live flow hits its record in both directions and its record reads
@@ -144,12 +148,13 @@ fn check(r: &mut Rig, gone: &[u32]) {
     for (h, f) in &live {
         assert_eq!(lookup(r, &f.orig), Some((h.0, false)), "flow {} original direction", f.cookie);
         assert_eq!(lookup(r, &f.reply), Some((h.0, true)), "flow {} reply direction", f.cookie);
-        let mut nic_rec = read_record(r, h.0);
+        let (mut nic_rec, ts_delta) = read_record(r, h.0);
         let want = r.table.expected_record(*h).unwrap();
         nic_rec.last_seen = want.last_seen;
         nic_rec.tcp_flags_orig = 0;
         nic_rec.tcp_flags_reply = 0;
         assert_eq!(nic_rec, want, "record {}", h.0);
+        assert_eq!(ts_delta, r.table.expected_ext(*h).unwrap().ts_delta.get(), "record {} ts_delta", h.0);
     }
     for n in gone {
         if !live.iter().any(|(_, f)| f.cookie == *n) {
@@ -356,6 +361,13 @@ fn a_restarted_daemon_adopts_the_flows_the_nic_holds() {
     cookies.sort_unstable();
     assert_eq!(cookies, (0..50).collect::<Vec<_>>());
     assert!(adopted.flows.iter().all(|(_, f)| f.host_state == (f.cookie % 7) as u8), "host state kept");
+    assert!(
+        adopted
+            .flows
+            .iter()
+            .all(|(_, f)| (f.seq_delta, f.ts_delta) == (flow(f.cookie).seq_delta, flow(f.cookie).ts_delta)),
+        "sequence and timestamp deltas kept"
+    );
     let mut r = Rig { table, wire, clock, model };
     assert_eq!(r.table.stats().adopted, 50);
     check(&mut r, &[]);

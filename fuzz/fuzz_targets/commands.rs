@@ -12,7 +12,7 @@
 //!   next hops) is byte-for-byte what it was;
 //! - after every command, `OCCUPANCY` is the number of valid records, each valid record is
 //!   one an Insert could have written (known protocol, reserved bits clear, two different
-//!   keys, next hops in range), and every invalid record is all zeroes.
+//!   keys, next hops in range), and every invalid record is all zeroes with no timestamp delta.
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -32,6 +32,7 @@ const MAX_COMMANDS: usize = 64;
 fn snapshot(t: &TableImage<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(t.records.as_bytes());
+    out.extend_from_slice(t.ext.as_bytes());
     out.extend_from_slice(t.buckets.as_bytes());
     out.extend_from_slice(t.stash.as_bytes());
     out.extend_from_slice(t.next_hops.as_bytes());
@@ -46,7 +47,7 @@ fn check_table(nic: &mut Nic) {
     let sets = nic.dev.read32(next_hop::BASE + next_hop::COUNTER_SETS);
     let t = nic.dev.table_image();
     let mut live = 0;
-    for rec in t.records {
+    for (rec, ext) in t.records.iter().zip(t.ext) {
         if rec.ctl.valid() {
             live += 1;
             assert!(FlowProto::try_from(rec.ctl.proto()).is_ok(), "{rec:?}");
@@ -56,6 +57,7 @@ fn check_table(nic: &mut Nic) {
             assert!((rec.dir_reply.next_hop.get() as usize) < t.next_hops.len());
         } else {
             assert_eq!(*rec, FlowRecord::default(), "an invalid record is all zeroes");
+            assert_eq!(ext.ts_delta.get(), 0, "a free record keeps no timestamp delta (spec 1.4)");
         }
     }
     assert_eq!(occupancy, live, "OCCUPANCY counts the valid records");

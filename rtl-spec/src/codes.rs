@@ -37,20 +37,23 @@ hw_enum! {
     /// What a flow command asks the NIC to do.
     pub enum Opcode: u8 {
         /// Write the record at `record` and, in the same step, the two index slots named by
-        /// `slot_orig` and `slot_reply`. The record must be free and the slots empty.
+        /// `slot_orig` and `slot_reply`. The record must be free and the slots empty. Since 1.4
+        /// the record's extension word ([`crate::formats::RecordExt`], payload bytes 128..132)
+        /// is written with it, always, zero included.
         Insert = 1,
-        /// Clear the record at `record` and the two index slots named; the slots must point at
-        /// the record. With `REPORT` the final counters come back in a flow-info event (cause HOST).
+        /// Clear the record at `record` (and, since 1.4, its extension word) and the two index
+        /// slots named; the slots must point at the record. With `REPORT` the final counters come back in a flow-info event (cause HOST).
         Delete = 2,
         /// Rewrite the mutable parts of a live record chosen by the `arg` mask (see
         /// [`crate::formats::ModifyMask`]); tuples and counters are kept.
         Modify = 3,
-        /// Return a live record's counters, TCP flags and idle time in the completion.
-        /// With `CLEAR` the counters are zeroed after being read.
+        /// Return a live record's counters, TCP flags and idle time in the completion, and
+        /// (since 1.4) its `ts_delta`. With `CLEAR` the counters are zeroed after being read.
         Query = 4,
         /// Set a live record's last-seen time to now.
         Touch = 5,
-        /// Clear every record and every index slot (the table is empty afterwards).
+        /// Clear every record, every index slot and (since 1.4) every record's extension word
+        /// (the table is empty afterwards).
         Flush = 6,
         /// Write next-hop entry `arg` from the payload (a [`crate::formats::NextHopEntry`]; for a
         /// `Tunnel` entry, its [`crate::formats::NextHopTunnel`] follows at bytes 16..48).
@@ -58,7 +61,8 @@ hw_enum! {
         /// Write one index slot (bucket slot or stash entry) `slot_orig` from the payload. Used for
         /// cuckoo moves: the new slot is written before the old one is cleared.
         IndexWrite = 8,
-        /// Copy the record at `record` (live or not) to host memory at `dma_addr`.
+        /// Copy the record at `record` (live or not) to host memory at `dma_addr`; since 1.4 the
+        /// completion carries the record's `ts_delta` (its extension word is not in the copy).
         Read = 9,
         /// Do nothing but complete: a fence and a liveness probe.
         Nop = 10,
@@ -108,7 +112,9 @@ hw_enum! {
         /// A next-hop index (in a record, or the entry of NextHopSet) is not below the next-hop
         /// table's size.
         NextHopOutOfRange = 11,
-        /// An argument (flag, mask, flush scope) has bits this version does not define.
+        /// An argument (flag, mask, flush scope) has bits this version does not define, or (since
+        /// 1.4) an Insert or Modify carries a non-zero `ts_delta` to a device without
+        /// `TS_ADJUST`.
         BadArgument = 12,
         /// A DMA read or write for the command failed.
         DmaError = 13,

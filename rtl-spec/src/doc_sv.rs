@@ -200,7 +200,7 @@ fn datapath_section(s: &mut String) {
     for (name, v) in u16s {
         bits_param(s, "", name, 16, u64::from(v));
     }
-    let u8s: [(&str, u8); 13] = [
+    let u8s: [(&str, u8); 15] = [
         ("IPPROTO_ICMP", wire::IPPROTO_ICMP),
         ("IPPROTO_TCP", wire::IPPROTO_TCP),
         ("IPPROTO_UDP", wire::IPPROTO_UDP),
@@ -214,6 +214,8 @@ fn datapath_section(s: &mut String) {
         ("TCP_OPT_EOL", wire::TCP_OPT_EOL),
         ("TCP_OPT_NOP", wire::TCP_OPT_NOP),
         ("TCP_OPT_SACK", wire::TCP_OPT_SACK),
+        ("TCP_OPT_TIMESTAMP", wire::TCP_OPT_TIMESTAMP),
+        ("TCP_OPT_TIMESTAMP_LEN", wire::TCP_OPT_TIMESTAMP_LEN),
     ];
     for (name, v) in u8s {
         bits_param(s, "", name, 8, u64::from(v));

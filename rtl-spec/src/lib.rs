@@ -58,8 +58,11 @@ pub const SPEC_MAJOR: u16 = 1;
 /// and `BANK_READS` registers (block version 1.1). 1.3 added the forwarding actions of a next hop
 /// for LVS's DR and TUN modes: `NextHopCtl.action` (in bits that were reserved),
 /// the `NextHopAction` codes, the `NextHopTunnel` format (the second half of the `NextHopSet`
-/// payload) and the `TUNNEL` capability.
-pub const SPEC_MINOR: u16 = 3;
+/// payload) and the `TUNNEL` capability. 1.4 added TCP timestamp translation for SYN-proxied
+/// flows: the record extension memory and its `RecordExt` format (`ts_delta`), carried at payload
+/// bytes 128..132 of Insert and Modify, the `ts_delta` Modify bit, the completion's `ts_delta`
+/// (Read and Query, in bytes that were reserved) and the `TS_ADJUST` capability.
+pub const SPEC_MINOR: u16 = 4;
 /// The version as the identity block's `SPEC_VERSION` register holds it.
 pub const SPEC_VERSION: u32 = ((SPEC_MAJOR as u32) << 16) | SPEC_MINOR as u32;
 /// The identity block's `MAGIC` value.

@@ -59,6 +59,10 @@ pub const TCP_OPT_EOL: u8 = 0;
 pub const TCP_OPT_NOP: u8 = 1;
 /// TCP option kind: selective acknowledgement blocks (RFC 2018).
 pub const TCP_OPT_SACK: u8 = 5;
+/// TCP option kind: timestamps (RFC 7323): kind, length, TSval, TSecr.
+pub const TCP_OPT_TIMESTAMP: u8 = 8;
+/// The length of a well-formed timestamp option (kind and length bytes included).
+pub const TCP_OPT_TIMESTAMP_LEN: u8 = 10;
 
 /// Ethernet II header: 14 bytes.
 #[repr(C)]

@@ -1,5 +1,5 @@
-// The action stage: joins each packet's metadata, lookup result and SACK edges, and decides,
-// in the order of the model's Device::receive and Device::hit:
+// The action stage: joins each packet's metadata, lookup result and option walk (SACK edges,
+// timestamp options), and decides, in the order of the model's Device::receive and Device::hit:
 //   ingress port down, datapath disabled, the parser's drop or punt; on a lookup: miss, or a
 //   hit (TCP flags OR and last_seen always; FIN/RST: teardown, flow event, punt unless
 //   PUNT.HIT_ACTION forwards; SYN; TTL <= 1; next hop not valid; over the egress MTU; egress
@@ -22,7 +22,7 @@ module sl_action
   input  logic                    res_valid,
   input  result_t                 res,
   input  logic                    sack_valid,
-  input  logic [OPT_BYTES-1:0]    sack,
+  input  logic [2*OPT_BYTES-1:0]  sack,       // {timestamp option starts, SACK edges}
   output logic                    pop,
   // The next-hop table's write port (the command engine's, the testbench's here).
   input  logic                    nh_we,
@@ -57,7 +57,7 @@ module sl_action
   logic a1_valid;
   meta_t a1_m;
   result_t a1_r;
-  logic [OPT_BYTES-1:0] a1_sack;
+  logic [2*OPT_BYTES-1:0] a1_sack;
 
   assign pop = meta_valid && res_valid && sack_valid && act_room;
 
@@ -167,7 +167,7 @@ module sl_action
   logic a2_valid;
   meta_t a2_m;
   result_t a2_r;
-  logic [OPT_BYTES-1:0] a2_sack;
+  logic [2*OPT_BYTES-1:0] a2_sack;
   logic [NHB-1:0] a2_nh;
   logic [1:0] a2_kind;
   logic [7:0] a2_reason;
@@ -206,7 +206,7 @@ module sl_action
 
   // ---- A2 ----
   sl_rewrite u_rewrite (
-    .m(a2_m), .r(a2_r), .nh(a2_nh), .edges(a2_sack),
+    .m(a2_m), .r(a2_r), .nh(a2_nh), .edges(a2_sack[OPT_BYTES-1:0]), .ts(a2_sack[2*OPT_BYTES-1:OPT_BYTES]),
     .edit_val(act.edit_val), .edit_mask(act.edit_mask), .l2(act.l2), .l2_len(act.l2_len),
     .out_len(out_len));
 

@@ -1,11 +1,11 @@
 // The Sluice NIC's fast path: a 512-bit receive stream in; a transmit stream, a punt stream
 // (frames and exception descriptors for the exception DMA writer), drops, flow events, record
-// write-backs and counters out; the flow table's records and index buckets in an external
-// memory with a fixed read latency. See rtl/README.md for the pipeline.
+// write-backs and counters out; the flow table's records (with their extension words, spec
+// 1.4) and index buckets in an external memory with a fixed read latency. See rtl/README.md for the pipeline.
 //
 //   ingress ─► parse ─► hash ─┬─► lookup (index read, candidates, record read, compare) ─┐
 //      │                      ├─► metadata FIFO ────────────────────────────────────────┼─► action ─► emit ─► tx / punt / drop
-//      │                      └─► SACK walker ─► SACK FIFO ─────────────────────────────┘     ▲
+//      │                      └─► option walker ─► SACK FIFO ───────────────────────────┘     ▲
 //      └─► packet buffer (every beat) ───────────────────────────────────────────────────────┘
 //
 // Synthesizable; the only behavioural part of the testbench is the table memory (rtl/tb).
@@ -72,6 +72,7 @@ module sl_fastpath
   input  logic                   rec_rsp_valid,
   input  logic                   rec_rsp_tag,
   input  logic [8*FLOW_RECORD_BYTES-1:0] rec_rsp_data,
+  input  logic [8*RECORD_EXT_BYTES-1:0] rec_rsp_ext,   // the record extension memory (spec 1.4)
   output logic                   upd_valid,
   output logic [31:0]            upd_record,
   output logic                   upd_reply,
@@ -137,13 +138,14 @@ module sl_fastpath
     .out_steer_key(p_skey), .out_dst(p_dst));
 
   logic sk_valid, sack_valid, sack_pop;
-  logic [OPT_BYTES-1:0] sk_edges, sack_head;
+  logic [OPT_BYTES-1:0] sk_edges, sk_ts;
+  logic [2*OPT_BYTES-1:0] sack_head;   // {timestamp option starts, SACK edges}
   sl_sack u_sack (
     .clk, .rst, .in_valid(p_valid), .in_opts(p_meta.opts), .in_len(p_meta.opt_len),
-    .out_valid(sk_valid), .out_edges(sk_edges));
-  sl_fifo #(.W(OPT_BYTES), .DEPTH(BUF_DEPTH)) u_sack_fifo (
-    .clk, .rst, .push(sk_valid), .din(sk_edges), .pop(sack_pop), .valid(sack_valid), .dout(sack_head),
-    .level(sack_level));
+    .out_valid(sk_valid), .out_edges(sk_edges), .out_ts(sk_ts));
+  sl_fifo #(.W(2 * OPT_BYTES), .DEPTH(BUF_DEPTH)) u_sack_fifo (
+    .clk, .rst, .push(sk_valid), .din({sk_ts, sk_edges}), .pop(sack_pop), .valid(sack_valid),
+    .dout(sack_head), .level(sack_level));
 
   logic h_meta_valid, h_lk_valid, h_lk_lookup;
   meta_t h_meta;
@@ -179,7 +181,7 @@ module sl_fastpath
     .clk, .rst, .records(status.records), .stash,
     .lk_valid, .lk_pop, .lk_lookup, .lk_key, .lk_bucket_a(lk_a), .lk_bucket_b(lk_b), .lk_sig,
     .idx_req_valid, .idx_req_a, .idx_req_b, .idx_rsp_valid, .idx_rsp_a, .idx_rsp_b,
-    .rec_req_valid, .rec_req_index, .rec_req_tag, .rec_rsp_valid, .rec_rsp_tag, .rec_rsp_data,
+    .rec_req_valid, .rec_req_index, .rec_req_tag, .rec_rsp_valid, .rec_rsp_tag, .rec_rsp_data, .rec_rsp_ext,
     .res_room(res_level < (SMALL - 4)), .res_push, .res(res_in));
   sl_fifo #(.W($bits(res_in)), .DEPTH(SMALL), .RAM(1'b0)) u_res (
     .clk, .rst, .push(res_push), .din(res_in), .pop(sack_pop), .valid(res_valid), .dout(res_head),

@@ -7,7 +7,8 @@
 //       ... index read latency: responses queue in the index response FIFO
 //   L2  candidates: valid slots of A, B (in slot order) and the stash whose signature is the
 //       key's and whose record is in range; read the first one's record     ctx2 FIFO
-//       ... record read latency: responses queue in the record response FIFO
+//       ... record read latency: responses (the record and, read beside it at the same index,
+//       its extension word) queue in the record response FIFO
 //   L3  compare the record with the key; on a match, a hit. A signature that matched another
 //       key's record (1 lookup in ~10^4 at full load) re-reads the next candidate on the
 //       same port with tag 1 and holds L3 until it returns: rare, and in order.
@@ -47,6 +48,8 @@ module sl_lookup
   input  logic                    rec_rsp_valid,
   input  logic                    rec_rsp_tag,
   input  logic [8*FLOW_RECORD_BYTES-1:0] rec_rsp_data,
+  // The record's extension word (spec 1.4), read beside it at the same index.
+  input  logic [8*RECORD_EXT_BYTES-1:0] rec_rsp_ext,
   // Results, in request order.
   input  logic                    res_room,
   output logic                    res_push,
@@ -54,6 +57,7 @@ module sl_lookup
 );
   localparam int unsigned IB = 8 * INDEX_BUCKET_BYTES;
   localparam int unsigned RB = 8 * FLOW_RECORD_BYTES;
+  localparam int unsigned EB = 8 * RECORD_EXT_BYTES;
   typedef logic [$clog2(DEPTH+3):0] lvl_t;
 
   // A candidate: a record index and the direction its slot names.
@@ -126,6 +130,7 @@ module sl_lookup
   lvl_t ctx2_level;
   logic rec_fifo_valid;
   logic [RB-1:0] rec_fifo_head;
+  logic [EB-1:0] ext_fifo_head;
   lvl_t rec_fifo_level;
 
   always_comb begin
@@ -163,9 +168,9 @@ module sl_lookup
   sl_fifo #(.W($bits(ctx2_in)), .DEPTH(DEPTH)) u_ctx2 (
     .clk, .rst, .push(ctx1_pop), .din(ctx2_in), .pop(ctx2_pop),
     .valid(ctx2_valid), .dout(ctx2_head), .level(ctx2_level));
-  sl_fifo #(.W(RB), .DEPTH(DEPTH)) u_rec_rsp (
-    .clk, .rst, .push(rec_rsp_valid && !rec_rsp_tag), .din(rec_rsp_data), .pop(rec_pop),
-    .valid(rec_fifo_valid), .dout(rec_fifo_head), .level(rec_fifo_level));
+  sl_fifo #(.W(EB + RB), .DEPTH(DEPTH)) u_rec_rsp (
+    .clk, .rst, .push(rec_rsp_valid && !rec_rsp_tag), .din({rec_rsp_ext, rec_rsp_data}), .pop(rec_pop),
+    .valid(rec_fifo_valid), .dout({ext_fifo_head, rec_fifo_head}), .level(rec_fifo_level));
 
   // ---- L3 ----
   typedef enum logic [1:0] { S_HEAD, S_ISSUE, S_WAIT } state_t;
@@ -175,6 +180,7 @@ module sl_lookup
   logic [NCAND-1:0] next_rest;
   logic retry_valid;
   logic [RB-1:0] retry_data;
+  logic [EB-1:0] retry_ext;
 
   // The record `r` holds the key in direction `reply`.
   function automatic logic key_matches(input logic [RB-1:0] r, input logic [8*KEY_BYTES-1:0] k, input logic reply);
@@ -189,7 +195,8 @@ module sl_lookup
   endfunction
 
   // A result_t, field by field in its declaration order.
-  function automatic result_t hit_result(input logic [RB-1:0] r, input logic [31:0] record, input logic reply);
+  function automatic result_t hit_result(input logic [RB-1:0] r, input logic [EB-1:0] ext, input logic [31:0] record,
+                                        input logic reply);
     logic [31:0] ctl;
     ctl = r[8*FLOW_RECORD_CTL_VALID_OFFSET +: 32];
     hit_result = {
@@ -197,6 +204,7 @@ module sl_lookup
       r[8*FLOW_RECORD_COOKIE_OFFSET +: 32],
       ctl[FLOW_RECORD_CTL_SEQ_ADJUST_LSB],
       r[8*FLOW_RECORD_SEQ_DELTA_OFFSET +: 32],
+      ext[8*RECORD_EXT_TS_DELTA_OFFSET +: 32],
       reply ? r[8*FLOW_RECORD_ORIG_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES]
             : r[8*FLOW_RECORD_REPLY_SRC_ADDR_OFFSET +: 8*FLOW_TUPLE_BYTES],
       reply ? r[8*FLOW_RECORD_DIR_REPLY_NEXT_HOP_OFFSET +: 16] : r[8*FLOW_RECORD_DIR_ORIG_NEXT_HOP_OFFSET +: 16],
@@ -220,8 +228,8 @@ module sl_lookup
 
   logic head_ready, head_match, retry_match;
   result_t head_res, retry_res;
-  assign head_res = hit_result(rec_fifo_head, ctx2_head.cand.record, ctx2_head.cand.reply);
-  assign retry_res = hit_result(retry_data, retry_cand.record, retry_cand.reply);
+  assign head_res = hit_result(rec_fifo_head, ext_fifo_head, ctx2_head.cand.record, ctx2_head.cand.reply);
+  assign retry_res = hit_result(retry_data, retry_ext, retry_cand.record, retry_cand.reply);
   assign head_ready = ctx2_valid && (!ctx2_head.read || rec_fifo_valid) && res_room;
   assign head_match = ctx2_head.read && key_matches(rec_fifo_head, ctx2_head.key, ctx2_head.cand.reply);
   assign retry_match = key_matches(retry_data, ctx2_head.key, retry_cand.reply);
@@ -280,6 +288,7 @@ module sl_lookup
       if (rec_rsp_valid && rec_rsp_tag) begin
         retry_valid <= 1'b1;
         retry_data <= rec_rsp_data;
+        retry_ext <= rec_rsp_ext;
       end
       case (state)
         S_HEAD: if (head_ready && ctx2_head.read && !head_match && ctx2_head.rest != '0) begin

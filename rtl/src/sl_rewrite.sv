@@ -2,9 +2,11 @@
 // header (the model's build_hit_output, bit for bit): source := the other tuple's destination,
 // destination := its source, TTL or hop limit - 1, the IPv4 header checksum and the TCP/UDP
 // checksum updated from the record's RFC 1624 deltas (never recomputed from the payload), and
-// with `seq_adjust` the sequence number (reply) or the acknowledgement number and every SACK
-// edge (original) translated, each change folded into the TCP checksum. Combinational; the
-// action stage registers around it.
+// with `seq_adjust` the sequence number and every timestamp option's TSval (reply) or the
+// acknowledgement number, every SACK edge and every timestamp option's TSecr (original)
+// translated, each change folded into the TCP checksum. A `ts_delta` of 0 touches no timestamp
+// option (not even the checksum's 0xFFFF/0x0000 representation). Combinational; the action
+// stage registers around it.
 //
 // Edits are built where the fields sit in an untagged IPv4 frame (IP at 14, TCP/UDP at 34) and
 // then moved: 20 bytes on for IPv6's longer header, 4 more for an input 802.1Q tag.
@@ -15,7 +17,8 @@ module sl_rewrite
   input  meta_t                         m,
   input  result_t                       r,
   input  logic [8*NEXT_HOP_ENTRY_BYTES-1:0] nh,
-  input  logic [OPT_BYTES-1:0]          edges,
+  input  logic [OPT_BYTES-1:0]          edges,      // SACK edges start here (sl_sack)
+  input  logic [OPT_BYTES-1:0]          ts,         // timestamp options start here (sl_sack)
   output logic [8*WIN_BYTES-1:0]        edit_val,   // new bytes, in input frame positions
   output logic [WIN_BYTES-1:0]          edit_mask,  // which bytes are new
   output logic [8*18-1:0]               l2,         // the new L2 header
@@ -58,11 +61,17 @@ module sl_rewrite
     logic [15:0] csum;
     logic [127:0] tmp;
     logic [24*64-1:0] terms;   // per option position, then the tree's partial sums
+    logic [OPT_BYTES-1:0] tsval, tsecr;   // where a translated TSval or TSecr starts
+    logic ts_on;
     v3 = '0; m3 = '0; v4 = '0; m4 = '0;
     sum = '0; v = '0; tmp = '0; terms = '0; csum = '0; old_edge = '0; new_edge = '0;
     seq_new = m.seq + r.seq_delta;
     ack_new = m.ack - r.seq_delta;
     d = r.seq_delta;
+    // TSval is at option bytes 2..6, TSecr at 6..10; only a non-zero delta changes either.
+    ts_on = r.seq_adjust && r.ts_delta != 32'd0;
+    tsval = (ts_on && r.reply) ? ts << 2 : '0;
+    tsecr = (ts_on && !r.reply) ? ts << 6 : '0;
     // L3.
     if (m.ipv6) begin
       `SL_PUT(v3, m3, IP + IP6_HOP, 1, {120'd0, m.ttl - 8'd1});
@@ -93,12 +102,18 @@ module sl_rewrite
       if (r.seq_adjust && !r.reply) begin
         sum = sum + {6'd0, field_delta32(m.ack, ack_new)};
         `SL_PUT(v4, m4, L4 + TCPH_ACK, 4, net32(ack_new));
-        // Each edge's words are summed in a tree, not a chain: 37 positions deep otherwise.
+      end
+      if (r.seq_adjust) begin
+        // The 32-bit option fields to translate (SACK edges and TSecr in the original
+        // direction, TSval in the reply one: the options they sit in never overlap), each
+        // field's words summed in a tree, not a chain: 37 positions deep otherwise.
         terms = '0;
         for (int p = 0; p + 4 <= OPT_BYTES; p++) begin
-          if (edges[p]) begin
+          if ((edges[p] && !r.reply) || tsval[p] || tsecr[p]) begin
             old_edge = {m.opts[8*p +: 8], m.opts[8*(p+1) +: 8], m.opts[8*(p+2) +: 8], m.opts[8*(p+3) +: 8]};
-            new_edge = old_edge - d;
+            if (tsval[p]) new_edge = old_edge + r.ts_delta;
+            else if (tsecr[p]) new_edge = old_edge - r.ts_delta;
+            else new_edge = old_edge - d;
             terms[24*p +: 24] = {6'd0, field_delta32(old_edge, new_edge)};
             `SL_PUT(v4, m4, L4 + TCPH_LEN + p, 4, net32(new_edge));
           end

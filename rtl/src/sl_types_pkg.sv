@@ -70,6 +70,7 @@ package sl_types_pkg;
     logic [31:0]  cookie;
     logic         seq_adjust;
     logic [31:0]  seq_delta;
+    logic [31:0]  ts_delta;    // the record extension memory's word (spec 1.4)
     logic [8*FLOW_TUPLE_BYTES-1:0] other; // the other direction's tuple
     logic [15:0]  next_hop;
     logic [15:0]  l3_delta;

@@ -1,7 +1,9 @@
 // The flow table's memory, behavioural (testbench only): records at `record index` and index
 // buckets at `bucket number`, in the layouts of sluice_spec_pkg, behind two index read ports and
 // one record read port that answer exactly `lat` cycles after each request, in order (a DRAM or
-// HBM controller with its queues, reduced to its latency), and an update port that applies a
+// HBM controller with its queues, reduced to its latency); the record read port also returns
+// the record's extension word (spec 1.4, `RecordExt`) from the record extension memory, a RAM
+// of its own read at the same index in the same cycle; and an update port that applies a
 // hit's write-back atomically: TCP flags OR, last_seen, teardown, and with `count` one more
 // packet and `bytes` more bytes in the direction's counters (a memory-side read-modify-write
 // unit, so back-to-back hits on one flow never lose an update). Loaded and read back by the
@@ -23,6 +25,9 @@ module sl_flowmem
   input  logic        ld_bkt_we,
   input  logic [31:0] ld_bkt_index,
   input  logic [8*INDEX_BUCKET_BYTES-1:0] ld_bkt_data,
+  input  logic        ld_ext_we,
+  input  logic [31:0] ld_ext_index,
+  input  logic [8*RECORD_EXT_BYTES-1:0] ld_ext_data,
   input  logic [31:0] dbg_rec_index,
   output logic [8*FLOW_RECORD_BYTES-1:0] dbg_rec_data,
   input  logic        idx_req_valid,
@@ -37,6 +42,7 @@ module sl_flowmem
   output logic        rec_rsp_valid,
   output logic        rec_rsp_tag,
   output logic [8*FLOW_RECORD_BYTES-1:0] rec_rsp_data,
+  output logic [8*RECORD_EXT_BYTES-1:0] rec_rsp_ext,
   input  logic        upd_valid,
   input  logic [31:0] upd_record,
   input  logic        upd_reply,
@@ -46,18 +52,23 @@ module sl_flowmem
   input  logic        upd_count,
   input  logic [15:0] upd_bytes
 );
-  localparam int unsigned RB = 8 * FLOW_RECORD_BYTES, IB = 8 * INDEX_BUCKET_BYTES;
+  localparam int unsigned RB = 8 * FLOW_RECORD_BYTES, IB = 8 * INDEX_BUCKET_BYTES, EB = 8 * RECORD_EXT_BYTES;
   logic [RB-1:0] recs [RECORDS];
+  logic [EB-1:0] exts [RECORDS];
   logic [IB-1:0] bkts [BUCKETS];
 
   logic [IB-1:0] ia [RING], ib [RING];
   logic iv [RING];
   logic [RB-1:0] rd [RING];
+  logic [EB-1:0] re [RING];
   logic rv [RING], rt [RING];
   int unsigned now;
 
   function automatic logic [RB-1:0] rec_at(input logic [31:0] i);
     return i < RECORDS ? recs[i] : '0;
+  endfunction
+  function automatic logic [EB-1:0] ext_at(input logic [31:0] i);
+    return i < RECORDS ? exts[i] : '0;
   endfunction
   function automatic logic [IB-1:0] bkt_at(input logic [31:0] i);
     return i < BUCKETS ? bkts[i] : '0;
@@ -79,6 +90,7 @@ module sl_flowmem
     rec_rsp_valid <= rv[slot];
     rec_rsp_tag <= rt[slot];
     rec_rsp_data <= rd[slot];
+    rec_rsp_ext <= re[slot];
     iv[slot] = 1'b0;
     rv[slot] = 1'b0;
     // A response stored now in slot now + lat - 1 is read out then and presented one register
@@ -92,6 +104,7 @@ module sl_flowmem
       rv[at] = 1'b1;
       rt[at] = rec_req_tag;
       rd[at] = rec_at(rec_req_index);
+      re[at] = ext_at(rec_req_index);
     end
     now <= now + 1;
     if (upd_valid && upd_record < RECORDS) begin
@@ -121,8 +134,9 @@ module sl_flowmem
     end
     if (ld_rec_we && ld_rec_index < RECORDS) recs[ld_rec_index] = ld_rec_data;
     if (ld_bkt_we && ld_bkt_index < BUCKETS) bkts[ld_bkt_index] = ld_bkt_data;
+    if (ld_ext_we && ld_ext_index < RECORDS) exts[ld_ext_index] = ld_ext_data;
     if (clear) begin
-      for (int i = 0; i < RECORDS; i++) recs[i] = '0;
+      for (int i = 0; i < RECORDS; i++) begin recs[i] = '0; exts[i] = '0; end
       for (int i = 0; i < BUCKETS; i++) bkts[i] = '0;
       for (int i = 0; i < RING; i++) begin iv[i] = 1'b0; rv[i] = 1'b0; end
     end

@@ -4,7 +4,8 @@
 //   tb_main --cases DIR/cases.txt [--lat N]     every datapath case, byte for byte
 //   tb_main --stream DIR/stream.txt --lat N     back-to-back 64-byte frames: packets per cycle
 //
-// For each case: reset, load the registers, status, stash, next hops, records and buckets the
+// For each case: reset, load the registers, status, stash, next hops, records, their extension
+// words and buckets the
 // export gives, send the frame, run until the pipeline is idle, and compare with what the model
 // did: frames sent (port and bytes), punts (exception descriptor and bytes), drops (reason),
 // flow events, every counter's delta, and every record of the table afterwards. The file format
@@ -52,7 +53,7 @@ struct Case {
   uint64_t now_ns = 0;
   uint32_t link = 0, full = 0;
   std::vector<std::pair<uint32_t, uint32_t>> regs;
-  std::vector<std::pair<uint32_t, Bytes>> recs, bkts, stash_e, nhs;
+  std::vector<std::pair<uint32_t, Bytes>> recs, exts, bkts, stash_e, nhs;
   std::vector<Frame> in, tx, punts;
   std::vector<int> drops;
   std::vector<Event> events;
@@ -114,10 +115,11 @@ bool load(const std::string& path, std::vector<Case>& out) {
       } else if (tag == "reg") {
         need(2);
         c.regs.push_back({(uint32_t)num(t[0]), (uint32_t)num(t[1])});
-      } else if (tag == "rec" || tag == "bkt" || tag == "stash" || tag == "nh" || tag == "after") {
+      } else if (tag == "rec" || tag == "ext" || tag == "bkt" || tag == "stash" || tag == "nh" || tag == "after") {
         need(2);
         auto e = std::make_pair((uint32_t)num(t[0]), unhex(t[1]));
         if (tag == "rec") c.recs.push_back(e);
+        else if (tag == "ext") c.exts.push_back(e);
         else if (tag == "bkt") c.bkts.push_back(e);
         else if (tag == "stash") c.stash_e.push_back(e);
         else if (tag == "nh") c.nhs.push_back(e);
@@ -248,6 +250,14 @@ class Bench {
       tick();
     }
     top_->ld_rec_we = 0;
+    // The record extension memory (spec 1.4): one little-endian 32-bit word per record.
+    for (auto& e : c.exts) {
+      uint32_t w = 0;
+      for (size_t j = 0; j < e.second.size() && j < 4; j++) w |= static_cast<uint32_t>(e.second[j]) << (8 * j);
+      top_->ld_ext_we = 1; top_->ld_ext_index = e.first; top_->ld_ext_data = w;
+      tick();
+    }
+    top_->ld_ext_we = 0;
     for (auto& e : c.bkts) {
       top_->ld_bkt_we = 1; top_->ld_bkt_index = e.first; put(top_->ld_bkt_data, e.second);
       tick();

@@ -14,6 +14,9 @@ module tb_top
   input  logic                   ld_bkt_we,
   input  logic [31:0]            ld_bkt_index,
   input  logic [8*INDEX_BUCKET_BYTES-1:0] ld_bkt_data,
+  input  logic                   ld_ext_we,
+  input  logic [31:0]            ld_ext_index,
+  input  logic [8*RECORD_EXT_BYTES-1:0] ld_ext_data,
   input  logic [31:0]            dbg_rec_index,
   output logic [8*FLOW_RECORD_BYTES-1:0] dbg_rec_data,
   input  logic                   in_valid,
@@ -71,6 +74,7 @@ module tb_top
   logic [31:0] idx_req_a, idx_req_b, rec_req_index;
   logic [8*INDEX_BUCKET_BYTES-1:0] idx_rsp_a, idx_rsp_b;
   logic [8*FLOW_RECORD_BYTES-1:0] rec_rsp_data;
+  logic [8*RECORD_EXT_BYTES-1:0] rec_rsp_ext;
   logic upd_valid, upd_reply, upd_teardown, upd_count;
   logic [31:0] upd_record, upd_last_seen;
   logic [7:0] upd_flags;
@@ -86,14 +90,16 @@ module tb_top
     .tbl_we, .tbl_sel, .tbl_addr, .tbl_wdata,
     .idx_req_valid, .idx_req_a, .idx_req_b, .idx_rsp_valid, .idx_rsp_a, .idx_rsp_b,
     .rec_req_valid, .rec_req_index, .rec_req_tag, .rec_rsp_valid, .rec_rsp_tag, .rec_rsp_data,
+    .rec_rsp_ext,
     .upd_valid, .upd_record, .upd_reply, .upd_flags, .upd_last_seen, .upd_teardown, .upd_count,
     .upd_bytes, .idle);
 
   sl_flowmem u_mem (
     .clk, .lat, .clear(mem_clear), .ld_rec_we, .ld_rec_index, .ld_rec_data, .ld_bkt_we, .ld_bkt_index,
-    .ld_bkt_data, .dbg_rec_index, .dbg_rec_data,
+    .ld_bkt_data, .ld_ext_we, .ld_ext_index, .ld_ext_data, .dbg_rec_index, .dbg_rec_data,
     .idx_req_valid, .idx_req_a, .idx_req_b, .idx_rsp_valid, .idx_rsp_a, .idx_rsp_b,
-    .rec_req_valid, .rec_req_index, .rec_req_tag, .rec_rsp_valid, .rec_rsp_tag, .rec_rsp_data,
+.rec_req_valid, .rec_req_index, .rec_req_tag, .rec_rsp_valid, .rec_rsp_tag, .rec_rsp_data,
+    .rec_rsp_ext,
     .upd_valid, .upd_record, .upd_reply, .upd_flags, .upd_last_seen, .upd_teardown, .upd_count,
     .upd_bytes);
 endmodule

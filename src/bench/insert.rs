@@ -51,6 +51,7 @@ pub fn flow(n: u32) -> Flow {
         host_state: 2,
         counter_set: 0,
         seq_delta: None,
+        ts_delta: 0,
     }
 }
 

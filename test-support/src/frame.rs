@@ -13,6 +13,9 @@ use etherparse::{
 use rtl_spec::formats::NextHopEntry;
 use std::net::{IpAddr, SocketAddr};
 
+/// The option type of [`Pkt::tcp_options`], for crates that do not depend on etherparse.
+pub use etherparse::TcpOptionElement as TcpOption;
+
 /// TCP flag FIN.
 pub const FIN: u8 = 1;
 /// TCP flag SYN.

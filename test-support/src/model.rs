@@ -68,6 +68,16 @@ impl ModelHost {
 
     /// The same with rings of `2^log2` entries.
     pub fn with_ring_log2(cfg: ModelConfig, queues: u32, log2: u32) -> ModelHost {
+        ModelHost::with_image(cfg, queues, log2, None)
+    }
+
+    /// A device of `cfg` that booted an image declaring only the capabilities `caps` (a card
+    /// whose image lacks some of what the model implements), brought up as [`Self::new`] does.
+    pub fn with_caps(cfg: ModelConfig, queues: u32, caps: u64) -> ModelHost {
+        ModelHost::with_image(cfg, queues, LOG2, Some(caps))
+    }
+
+    fn with_image(cfg: ModelConfig, queues: u32, log2: u32, caps: Option<u64>) -> ModelHost {
         let mem = Arc::new(RegionMemory::new());
         let clock = Arc::new(ManualClock::new(1_000_000_000));
         for (base, len) in [(CMD, 256u64), (CPL, 64), (INJ, 32), (EVT, 64)] {
@@ -78,7 +88,22 @@ impl ModelHost {
             assert!(mem.map(exc(q), 32 << log2));
             assert!(mem.map(exc_buf(q), 2048 << log2));
         }
-        let mut dev = Device::new(cfg, mem.clone(), clock.clone()).expect("valid config");
+        let mut dev = match caps {
+            None => Device::new(cfg, mem.clone(), clock.clone()),
+            Some(caps) => {
+                let payload = cfg.to_toml();
+                let header =
+                    rtl_spec::image::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, caps, payload.as_bytes());
+                let image = [header.as_bytes(), payload.as_bytes()].concat();
+                Device::with_flash(
+                    sim_model::flash::Flash::with_image(&image),
+                    cfg,
+                    mem.clone(),
+                    clock.clone(),
+                )
+            }
+        }
+        .expect("valid config");
         let nports = dev.read32(ports::BASE + ports::COUNT);
         let mut handles = Vec::new();
         for n in 0..nports {
@@ -258,8 +283,13 @@ impl ModelHost {
 
     /// Inserts `rec` at `index` where [`Self::place`] puts it, and remembers where.
     pub fn insert(&mut self, index: u32, rec: &FlowRecord) -> Completion {
+        self.insert_ext(index, rec, 0)
+    }
+
+    /// [`Self::insert`] with the record's `ts_delta` (spec 1.4) after it in the payload.
+    pub fn insert_ext(&mut self, index: u32, rec: &FlowRecord, ts_delta: u32) -> Completion {
         let (o, r) = self.place(rec);
-        let c = self.command(insert_cmd(index, rec, o, r));
+        let c = self.command(with_ts_delta(insert_cmd(index, rec, o, r), ts_delta));
         if c.status == Status::Ok as u8 {
             self.placed.push((index, o, r));
         }
@@ -395,6 +425,15 @@ pub fn insert_cmd(index: u32, rec: &FlowRecord, o: IndexPos, r: IndexPos) -> Flo
         ..FlowCommand::default()
     };
     cmd.payload[..128].copy_from_slice(rec.as_bytes());
+    cmd
+}
+
+/// `cmd` (an Insert or Modify) carrying the record extension word `ts_delta` at payload bytes
+/// 128..132 (spec 1.4, `RecordExt`).
+#[must_use]
+pub fn with_ts_delta(mut cmd: FlowCommand, ts_delta: u32) -> FlowCommand {
+    let ext = rtl_spec::formats::RecordExt { ts_delta: U32::new(ts_delta) };
+    cmd.payload[128..132].copy_from_slice(ext.as_bytes());
     cmd
 }
 

@@ -73,7 +73,8 @@ hw_bits! {
         /// Set by the NIC when a FIN or RST hits the record. The record keeps forwarding packets
         /// without those flags; the host removes it when its connection closes.
         teardown: bool = 1,
-        /// Apply `seq_delta` (SYN-proxied flows). Needs capability `SEQ_ADJUST`.
+        /// Apply `seq_delta` (SYN-proxied flows), and (since 1.4) the record's `ts_delta` from
+        /// the record extension memory ([`RecordExt`]). Needs capability `SEQ_ADJUST`.
         seq_adjust: bool = 1,
         /// Bits 10..8 of `counter_set` (since 1.2; zero before). Read and written through
         /// [`RecordCtl::counter_set`].
@@ -133,7 +134,8 @@ hw_format! {
         pub dir_reply: DirParams,
         /// With `seq_adjust`: added to the sequence number of reply packets, and subtracted from
         /// the acknowledgement number and the SACK block edges of original packets, with the TCP
-        /// checksum fixed up incrementally.
+        /// checksum fixed up incrementally. The timestamp translation that goes with it (since
+        /// 1.4) is the record's `ts_delta`, in the record extension memory ([`RecordExt`]).
         pub seq_delta: U32,
         /// Packets hit in the original direction.
         pub packets_orig: U32,
@@ -143,6 +145,27 @@ hw_format! {
         pub bytes_orig: U64,
         /// Bytes (IP length) hit in the reply direction.
         pub bytes_reply: U64,
+    }
+}
+
+hw_format! {
+    /// A record's extension word (since 1.4): what a record needs beyond its 128 bytes, kept in
+    /// the NIC's record extension memory, a RAM of its own beside the record table, one entry
+    /// per record at `record index × 4`. Zero at reset and after Flush; written by every Insert
+    /// (so a reused record index never inherits an old value) and by a Modify with
+    /// [`crate::formats::ModifyMask`] `ts_delta`; zeroed by Delete and by the ager's own
+    /// deletion. Carried at payload bytes 128..132 of Insert and Modify, right after the record;
+    /// reported in the [`crate::formats::Completion`] of Read and Query.
+    pub struct RecordExt (4 bytes) {
+        /// TCP timestamp translation of a SYN-proxied flow (`ts_delta = Tp − Ts`, the proxy's
+        /// TSval minus the server's). Applied on every hit of a TCP record with `seq_adjust`
+        /// whose packet carries a well-formed timestamp option (kind 8, length 10, found by the
+        /// option walk that finds SACK blocks): added to TSval of reply packets, subtracted from
+        /// TSecr of original packets, each change folded into the TCP checksum incrementally as
+        /// `seq_delta`'s are. 0 changes nothing (the option and the checksum are left as they
+        /// are). A device without capability `TS_ADJUST` refuses a non-zero value
+        /// (`BadArgument`) and holds 0.
+        pub ts_delta: U32,
     }
 }
 

@@ -24,6 +24,7 @@ pub const ALL_FORMATS: &[FormatSpec] = {
     use crate::meta::Format;
     &[
         FlowRecord::SPEC,
+        RecordExt::SPEC,
         FlowTuple::SPEC,
         DirParams::SPEC,
         LookupKey::SPEC,

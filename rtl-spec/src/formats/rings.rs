@@ -28,7 +28,8 @@ hw_bits! {
 
 hw_format! {
     /// A flow command (host → NIC), 256 bytes. The payload depends on the opcode: a
-    /// [`crate::formats::FlowRecord`] for Insert and Modify, a [`crate::formats::NextHopEntry`] for
+    /// [`crate::formats::FlowRecord`] for Insert and Modify, followed at bytes 128..132 by the
+    /// record's [`crate::formats::RecordExt`] (since 1.4; zero from an older host), a [`crate::formats::NextHopEntry`] for
     /// NextHopSet (followed by a [`crate::formats::NextHopTunnel`] for a `Tunnel` entry), an
     /// [`crate::formats::IndexSlot`] for IndexWrite; zero otherwise (the counter
     /// set commands take none).
@@ -81,8 +82,12 @@ hw_bits! {
         /// The record's counter set (since 1.2): the flow's packets and bytes from now on go to
         /// the new set (a flow moved to another server). The new set must be allocated.
         counter_set: bool = 1,
+        /// The record's `ts_delta` (since 1.4), from the [`crate::formats::RecordExt`] at payload
+        /// bytes 128..132. A non-zero value on a device without `TS_ADJUST` is refused
+        /// (`BadArgument`).
+        ts_delta: bool = 1,
         /// Zero; a command with any of these set completes with `BadArgument`.
-        reserved: u32 = 25,
+        reserved: u32 = 24,
     }
 }
 
@@ -129,8 +134,12 @@ hw_format! {
         pub reserved0: U16,
         /// The command ring index (free-running) of the command this completes.
         pub index: U32,
+        /// Read and Query (since 1.4): the record's `ts_delta` from the record extension memory
+        /// ([`crate::formats::RecordExt`]), so a restarted host can adopt the flow whole. Zero
+        /// for other commands.
+        pub ts_delta: U32,
         /// Zero.
-        pub reserved1: [u8; 12],
+        pub reserved1: [u8; 8],
     }
 }
 

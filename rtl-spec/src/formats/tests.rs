@@ -10,6 +10,7 @@ use zerocopy::{FromBytes, IntoBytes};
 fn sizes_are_the_published_ones() {
     let expected: &[(&str, usize)] = &[
         ("FlowRecord", 128),
+        ("RecordExt", 4),
         ("FlowTuple", 36),
         ("DirParams", 6),
         ("LookupKey", 40),
@@ -168,6 +169,9 @@ fn command_and_completion_layouts() {
     assert_eq!(FlowCommand::read_from_bytes(b).unwrap(), cmd);
     let rec = FlowRecord::read_from_prefix(&cmd.payload).unwrap().0;
     assert_eq!(rec, sample_record());
+    // Since 1.4 the record's extension word follows it in the payload.
+    cmd.payload[128..132].copy_from_slice(RecordExt { ts_delta: U32::new(0x0102_0304) }.as_bytes());
+    assert_eq!(&cmd.as_bytes()[0x40 + 128..0x40 + 132], &[4, 3, 2, 1]);
 
     let cpl = Completion {
         opcode: 4,
@@ -177,12 +181,15 @@ fn command_and_completion_layouts() {
         cookie: U64::new(7),
         idle_ms: U32::new(1500),
         index: U32::new(0xffff_ffff),
+        ts_delta: U32::new(0x8765_4321),
         ..Completion::default()
     };
     let b = cpl.as_bytes();
     assert_eq!(&b[0..4], &[4, 5, 1, 0]);
     assert_eq!(&b[0x28..0x2c], &1500u32.to_le_bytes());
     assert_eq!(&b[0x30..0x34], &[0xff; 4]);
+    assert_eq!(&b[0x34..0x38], &[0x21, 0x43, 0x65, 0x87], "ts_delta (1.4) in bytes that were reserved");
+    assert_eq!(&b[0x38..0x40], &[0; 8]);
     assert_eq!(Completion::read_from_bytes(b).unwrap(), cpl);
 }
 
@@ -311,6 +318,14 @@ fn the_check_lists_start_with_the_header_and_differ_where_the_spec_says() {
     assert_eq!(HOST_CHECKS[0], ImageCheck::Header);
     assert!(!NIC_BOOT_CHECKS.contains(&ImageCheck::Signature), "the NIC holds no keys");
     assert!(HOST_CHECKS.contains(&ImageCheck::Signature));
+}
+
+#[test]
+fn ts_delta_takes_the_first_modify_bit_after_counter_set() {
+    let mask = ModifyMask::new().with_ts_delta(true);
+    assert_eq!(mask.into_bits().get(), 1 << 7);
+    assert_eq!(ModifyMask::new().with_counter_set(true).into_bits().get(), 1 << 6);
+    assert_eq!(ModifyMask::from_bits(U32::new(1 << 8)).reserved(), 1, "bit 8 up stays reserved");
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! Flow-command processing: the command ring, validation of every command, execution and the
 //! completion. A command is validated completely before anything is written, so one that fails
-//! leaves the table exactly as it was.
+//! leaves the table exactly as it was. Insert and Modify carry a record's extension word (spec
+//! 1.4, [`RecordExt`]) after the record; Read and Query report its `ts_delta`.
 
 use super::Device;
 use super::table::points_at;
 use rtl_spec::codes::{FlowCause, FlowProto, NextHopAction, Opcode, Status};
 use rtl_spec::formats::{
     Completion, CompletionFlags, FlowCommand, FlowRecord, IndexPos, IndexSlot, ModifyMask, NextHopEntry,
-    NextHopTunnel, SlotWord,
+    NextHopTunnel, RecordExt, SlotWord,
 };
 use rtl_spec::regs::{control, identity, ring_id};
 use zerocopy::little_endian::{U32, U64};
@@ -125,7 +126,9 @@ impl Device {
                     );
                     return Err(Status::DmaError);
                 }
-                Ok(Outcome::default())
+                let completion =
+                    Completion { ts_delta: U32::new(self.table.ts_delta(index)), ..Completion::default() };
+                Ok(Outcome { completion, event: None })
             }
             Opcode::Nop => Ok(Outcome::default()),
             Opcode::CounterSetAlloc => self.cmd_set_alloc(cmd).map(|()| Outcome::default()),
@@ -146,6 +149,22 @@ impl Device {
 
     fn payload_record(cmd: &FlowCommand) -> FlowRecord {
         FlowRecord::read_from_prefix(&cmd.payload).map(|(r, _)| r).unwrap_or_default()
+    }
+
+    /// The record's extension word after it in the payload (bytes 128..132, spec 1.4), refused
+    /// (`BadArgument`) when it asks for a translation this device does not have.
+    fn payload_ext(&self, cmd: &FlowCommand) -> Result<RecordExt, Status> {
+        let at = size_of::<FlowRecord>();
+        let ext = cmd
+            .payload
+            .get(at..)
+            .and_then(|b| RecordExt::read_from_prefix(b).ok())
+            .map(|(e, _)| e)
+            .unwrap_or_default();
+        if ext.ts_delta.get() != 0 && identity::CAPS::TS_ADJUST.get(self.flash.caps) == 0 {
+            return Err(Status::BadArgument);
+        }
+        Ok(ext)
     }
 
     /// Checks a record an Insert carries.
@@ -182,6 +201,7 @@ impl Device {
             return Err(Status::RecordLive);
         }
         let mut rec = Self::payload_record(cmd);
+        let ext = self.payload_ext(cmd)?;
         self.validate_record(&rec)?;
         let (pos_o, pos_r) = (cmd.slot_orig, cmd.slot_reply);
         if !self.table.pos_in_range(pos_o) || !self.table.pos_in_range(pos_r) {
@@ -202,6 +222,8 @@ impl Device {
         rec.ctl.set_teardown(false);
         self.bank.retain(rec.ctl.counter_set());
         self.table.records[index] = rec;
+        // Always, zero included: a reused record index never keeps an old delta.
+        self.table.set_ext(index, ext.ts_delta.get());
         self.table.idle_reported.clear(index);
         self.table.occupancy += 1;
         for (pos, key, reply) in [(pos_o, key_o, false), (pos_r, key_r, true)] {
@@ -231,6 +253,7 @@ impl Device {
         self.table.set_slot(pos_r, IndexSlot::default());
         self.bank.release(self.table.records[index].ctl.counter_set());
         self.table.records[index] = FlowRecord::default();
+        self.table.set_ext(index, 0);
         self.table.idle_reported.clear(index);
         self.table.occupancy -= 1;
         self.table_counters.deletes += 1;
@@ -244,6 +267,7 @@ impl Device {
             return Err(Status::BadArgument);
         }
         let new = Self::payload_record(cmd);
+        let ext = if mask.ts_delta() { Some(self.payload_ext(cmd)?) } else { None };
         if mask.next_hops() {
             self.check_next_hops(&new)?;
         }
@@ -280,6 +304,9 @@ impl Device {
         if mask.clear_teardown() {
             rec.ctl.set_teardown(false);
         }
+        if let Some(ext) = ext {
+            self.table.set_ext(index, ext.ts_delta.get());
+        }
         Ok(Outcome::default())
     }
 
@@ -295,6 +322,7 @@ impl Device {
             idle_ms: U32::new(self.idle_ms(rec.last_seen.get())),
             tcp_flags_orig: rec.tcp_flags_orig,
             tcp_flags_reply: rec.tcp_flags_reply,
+            ts_delta: U32::new(self.table.ts_delta(index)),
             ..Completion::default()
         };
         if cmd.flags.clear() {

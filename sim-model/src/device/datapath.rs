@@ -66,10 +66,17 @@ impl Device {
         let rec = &self.table.records[index];
         let dir = *rec.dir(reply);
         let new_tuple = rec.tuple(!reply).reversed();
-        let seq = match (rec.ctl.seq_adjust(), reply) {
-            (false, _) => SeqAdjust::None,
-            (true, true) => SeqAdjust::AddToSeq(rec.seq_delta.get()),
-            (true, false) => SeqAdjust::SubFromAckAndSack(rec.seq_delta.get()),
+        // The extension memory (spec 1.4) is read for a `seq_adjust` record only: every other
+        // hit costs what it did.
+        let seq = if rec.ctl.seq_adjust() {
+            let (seq_delta, ts_delta) = (rec.seq_delta.get(), self.table.ts_delta(index));
+            if reply {
+                SeqAdjust::Reply { seq_delta, ts_delta }
+            } else {
+                SeqAdjust::Original { seq_delta, ts_delta }
+            }
+        } else {
+            SeqAdjust::None
         };
         let nh = self.next_hops.get(dir.next_hop.get() as usize).copied().unwrap_or_default();
         let egress = nh.ctl.port() as usize;

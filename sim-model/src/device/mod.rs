@@ -32,7 +32,7 @@ use crate::flash::Flash;
 use crate::mem::DmaMemory;
 use crate::port::{BURST, Port, RxBurst};
 use rtl_spec::codes::{DropReason, PuntReason};
-use rtl_spec::formats::{FlowRecord, IndexBucket, IndexSlot, NextHopEntry, NextHopTunnel};
+use rtl_spec::formats::{FlowRecord, IndexBucket, IndexSlot, NextHopEntry, NextHopTunnel, RecordExt};
 use rtl_spec::regs::ring_id;
 use std::sync::Arc;
 use zerocopy::FromZeros;
@@ -104,6 +104,8 @@ pub(crate) struct TableCounters {
 pub struct TableImage<'a> {
     /// Flow records, by record index.
     pub records: &'a [FlowRecord],
+    /// The record extension memory (spec 1.4), by record index.
+    pub ext: &'a [RecordExt],
     /// Index buckets, by bucket number.
     pub buckets: &'a [IndexBucket],
     /// Stash entries.
@@ -216,6 +218,7 @@ impl Device {
     pub fn table_image(&self) -> TableImage<'_> {
         TableImage {
             records: &self.table.records,
+            ext: &self.table.ext,
             buckets: &self.table.buckets,
             stash: &self.table.stash,
             next_hops: &self.next_hops,
@@ -224,7 +227,7 @@ impl Device {
 
     /// Bytes of the flow table's records and index buckets, which live in mappings of their own
     /// (see `table_memory`), not on the heap: what the card's table memory holds for this
-    /// geometry. (The stash is on the heap.)
+    /// geometry. (The stash and the record extension memory are on the heap.)
     pub fn table_mapped_bytes(&self) -> u64 {
         (std::mem::size_of_val(&*self.table.records) + std::mem::size_of_val(&*self.table.buckets)) as u64
     }

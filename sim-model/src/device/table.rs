@@ -1,14 +1,20 @@
-//! The flow table as the NIC holds it: records, index buckets and the stash, and the lookup
-//! that the datapath runs for every TCP and UDP packet.
+//! The flow table as the NIC holds it: records, the record extension memory (spec 1.4), index
+//! buckets and the stash, and the lookup that the datapath runs for every TCP and UDP packet.
 
 use super::table_memory::TableMemory;
-use rtl_spec::formats::{FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey};
+use rtl_spec::formats::{FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey, RecordExt};
 use rtl_spec::hash::Placement;
 use zerocopy::FromZeros;
 
 /// The table memory.
 pub struct FlowTable {
     pub records: TableMemory<FlowRecord>,
+    /// The record extension memory (spec 1.4): one [`RecordExt`] per record, by record index, as
+    /// a card keeps it in a RAM of its own beside the record table. Zero-filled and lazily
+    /// committed like the records, and written only where a word is or becomes non-zero
+    /// ([`Self::set_ext`]), so a table of flows without a timestamp translation never touches
+    /// it: the hit path reads it only for a `seq_adjust` record.
+    pub ext: Vec<RecordExt>,
     pub buckets: TableMemory<IndexBucket>,
     pub stash: Vec<IndexSlot>,
     pub seed_a: u32,
@@ -31,11 +37,19 @@ impl FlowTable {
         // Line-aligned, on huge pages, lazy: see `table_memory`. The lookup touches a random
         // bucket and record per packet: with 4 KiB pages each is also a TLB miss, which on
         // hardware the table's SRAM/HBM does not have.
-        let records = TableMemory::zeroed(records as usize);
+        let mut records = TableMemory::zeroed(records as usize);
+        // Zeroed allocation: calloc's pages, mapped on first write.
+        let ext = RecordExt::new_vec_zeroed(records.len()).unwrap_or_default();
+        if ext.len() != records.len() {
+            // No memory for the extension: no table, as when the records cannot be mapped,
+            // rather than records without their extension words.
+            records = TableMemory::zeroed(0);
+        }
         let buckets = TableMemory::zeroed(buckets as usize);
         let idle_reported = IdleBits::new(records.len());
         FlowTable {
             records,
+            ext,
             buckets,
             stash: IndexSlot::new_vec_zeroed(stash as usize).unwrap_or_default(),
             seed_a: seed_reset(0x28),
@@ -184,6 +198,23 @@ impl FlowTable {
             }
             *rec = FlowRecord::default();
             self.idle_reported.clear(record as usize);
+            self.set_ext(record as usize, 0);
+        }
+    }
+
+    /// Record `index`'s `ts_delta` (0 for an index out of range).
+    #[inline]
+    pub fn ts_delta(&self, index: usize) -> u32 {
+        self.ext.get(index).map_or(0, |e| e.ts_delta.get())
+    }
+
+    /// Writes record `index`'s `ts_delta`, only when the old or the new value is non-zero: a
+    /// zero written over a zero would commit a page of the lazily allocated memory for nothing.
+    pub fn set_ext(&mut self, index: usize, ts_delta: u32) {
+        if let Some(e) = self.ext.get_mut(index)
+            && (ts_delta != 0 || e.ts_delta.get() != 0)
+        {
+            e.ts_delta.set(ts_delta);
         }
     }
 }
@@ -234,7 +265,28 @@ fn seed_reset(offset: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::IdleBits;
+    use super::{FlowTable, IdleBits};
+    use rtl_spec::formats::FlowRecord;
+
+    #[test]
+    fn the_extension_memory_follows_the_records_and_a_freed_record_keeps_no_delta() {
+        let mut t = FlowTable::new(64, 32, 4);
+        assert_eq!(t.ext.len(), t.records.len());
+        assert!((0..64).all(|i| t.ts_delta(i) == 0));
+        t.set_ext(5, 0xFFFF_FFFF);
+        t.set_ext(6, 0);
+        t.set_ext(64, 7); // out of range: ignored
+        assert_eq!((t.ts_delta(5), t.ts_delta(6), t.ts_delta(64)), (0xFFFF_FFFF, 0, 0));
+        t.set_ext(5, 0x10);
+        assert_eq!(t.ts_delta(5), 0x10, "a new value replaces the old one");
+        // The ager's own deletion clears the word with the record.
+        t.records[5] = FlowRecord::default();
+        t.remove_record(5);
+        assert_eq!(t.ts_delta(5), 0);
+        t.set_ext(9, 3);
+        t.set_ext(9, 0);
+        assert_eq!(t.ts_delta(9), 0, "zero written over a value");
+    }
 
     #[test]
     fn idle_bits_set_get_clear_and_ignore_out_of_range() {

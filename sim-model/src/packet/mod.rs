@@ -6,6 +6,7 @@
 //!   drop with the reasons of `rtl_spec::codes`;
 //! - [`rewrite`]: [`build_hit_output`], the FullNAT rewrite of a flow-table hit, with RFC 1624
 //!   incremental checksums and the SYN-proxy sequence translation;
+//! - [`tcp_options`]: the option walk of that translation (SACK edges, timestamps);
 //! - [`encap`]: the hit actions that keep the IP packet as it arrived, `Route` (DR) and
 //!   `Tunnel` (TUN, IP-in-IP).
 //!
@@ -19,6 +20,7 @@ pub use rtl_spec::wire as headers;
 pub mod encap;
 pub mod parse;
 pub mod rewrite;
+pub mod tcp_options;
 
 pub use encap::{build_route_output, build_tunnel_output, tunnel_overhead};
 pub use parse::{Classified, Parsed, classify};
@@ -46,6 +48,8 @@ pub(crate) mod fixtures {
         pub(crate) seq: u32,
         pub(crate) ack: u32,
         pub(crate) sack: Vec<(u32, u32)>,
+        /// A timestamp option (TSval, TSecr).
+        pub(crate) ts: Option<(u32, u32)>,
         pub(crate) payload: Vec<u8>,
     }
 
@@ -72,6 +76,7 @@ pub(crate) mod fixtures {
             seq: 0x1000_0000,
             ack: 0x2000_0000,
             sack: vec![],
+            ts: None,
             payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
         }
     }
@@ -91,14 +96,22 @@ pub(crate) mod fixtures {
         let mut p = Pkt::ip(addr(&s.tuple.src_addr), addr(&s.tuple.dst_addr), s.ttl, l4, &s.payload)
             .l2([0x02, 0, 0, 0, 0, 0xC1], [0x02, 0, 0, 0, 0, 0xF0])
             .with(|p| p.vlan = s.vlan);
+        if let Some((val, ecr)) = s.ts {
+            p.tcp_options.extend([
+                TcpOptionElement::Noop,
+                TcpOptionElement::Noop,
+                TcpOptionElement::Timestamp(val, ecr),
+            ]);
+        }
         if let Some((&first, rest)) = s.sack.split_first() {
             let mut more = [None; 3];
             for (slot, &block) in more.iter_mut().zip(rest) {
                 *slot = Some(block);
             }
-            let ts = TcpOptionElement::Timestamp(0x0102_0304, 0x0506_0708);
-            let sack = TcpOptionElement::SelectiveAcknowledgement(first, more);
-            p.tcp_options = vec![TcpOptionElement::Noop, TcpOptionElement::Noop, ts, sack];
+            if s.ts.is_none() {
+                p.tcp_options.extend([TcpOptionElement::Noop, TcpOptionElement::Noop]);
+            }
+            p.tcp_options.push(TcpOptionElement::SelectiveAcknowledgement(first, more));
         }
         p.build()
     }
@@ -121,6 +134,7 @@ pub(crate) mod fixtures {
         pub(crate) seq: u32,
         pub(crate) ack: u32,
         pub(crate) sack: Vec<(u32, u32)>,
+        pub(crate) ts: Option<(u32, u32)>,
         pub(crate) payload: Vec<u8>,
     }
 
@@ -142,7 +156,8 @@ pub(crate) mod fixtures {
         let (src, dst) = (tuple_addrs.src_addr, tuple_addrs.dst_addr);
         let v6 = matches!(sp.net, Some(NetSlice::Ipv6(_)));
         let v4 = |a: [u8; 16]| [a[0], a[1], a[2], a[3]];
-        let mut seen = Seen { vlan, tuple: tuple_addrs, ttl, seq: 0, ack: 0, sack: vec![], payload: vec![] };
+        let mut seen =
+            Seen { vlan, tuple: tuple_addrs, ttl, seq: 0, ack: 0, sack: vec![], ts: None, payload: vec![] };
         match sp.transport.expect("TCP or UDP") {
             TransportSlice::Tcp(t) => {
                 let want =
@@ -152,9 +167,13 @@ pub(crate) mod fixtures {
                 seen.tuple.dst_port = t.destination_port().into();
                 (seen.seq, seen.ack) = (t.sequence_number(), t.acknowledgment_number());
                 for option in t.options_iterator() {
-                    if let TcpOptionElement::SelectiveAcknowledgement(first, more) = option.unwrap() {
-                        seen.sack.push(first);
-                        seen.sack.extend(more.iter().flatten());
+                    match option.unwrap() {
+                        TcpOptionElement::SelectiveAcknowledgement(first, more) => {
+                            seen.sack.push(first);
+                            seen.sack.extend(more.iter().flatten());
+                        }
+                        TcpOptionElement::Timestamp(val, ecr) => seen.ts = Some((val, ecr)),
+                        _ => {}
                     }
                 }
                 seen.payload = t.payload().to_vec();
@@ -187,6 +206,7 @@ pub(crate) mod fixtures {
             seq: if s.tcp { s.seq } else { 0 },
             ack: if s.tcp { s.ack } else { 0 },
             sack: s.sack.clone(),
+            ts: s.ts,
             payload: s.payload.clone(),
         }
     }
@@ -204,10 +224,13 @@ pub(crate) mod fixtures {
                 proptest::option::of(0u16..4096),
                 2u8..=255,
                 (any::<u32>(), any::<u32>()),
-                proptest::collection::vec((any::<u32>(), any::<u32>()), 0..=3),
+                (
+                    proptest::collection::vec((any::<u32>(), any::<u32>()), 0..=3),
+                    proptest::option::of((any::<u32>(), any::<u32>())),
+                ),
                 proptest::collection::vec(any::<u8>(), 0..80),
             )
-                .prop_map(move |(tuple, vlan, ttl, (seq, ack), sack, payload)| Spec {
+                .prop_map(move |(tuple, vlan, ttl, (seq, ack), (sack, ts), payload)| Spec {
                     ipv6,
                     tcp,
                     vlan,
@@ -216,6 +239,7 @@ pub(crate) mod fixtures {
                     seq,
                     ack,
                     sack: if tcp { sack } else { vec![] },
+                    ts: if tcp { ts } else { None },
                     payload,
                 })
         })

@@ -10,25 +10,38 @@
 
 use super::headers::{
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, EthernetHeader, IPPROTO_TCP, IPPROTO_UDP, Ipv4Header,
-    Ipv6Header, TCP_OPT_EOL, TCP_OPT_NOP, TCP_OPT_SACK, TcpHeader, UdpHeader, VlanTag,
+    Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 use super::parse::Parsed;
-use rtl_spec::checksum::{TTL_DECREMENT_DELTA, apply, delta};
+use super::tcp_options::{OptionEdit, adjust_options, update};
+use rtl_spec::checksum::{TTL_DECREMENT_DELTA, apply};
 use rtl_spec::formats::{DirParams, FlowTuple, NextHopEntry};
-use zerocopy::network_endian::U32;
 use zerocopy::{FromBytes, IntoBytes};
 
-/// The TCP sequence-space translation of a SYN-proxied flow (record flag `seq_adjust`).
+/// The TCP sequence-space and timestamp translation of a SYN-proxied flow (record flag
+/// `seq_adjust`, fields `seq_delta` and, since spec 1.4, the extension word's `ts_delta`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeqAdjust {
     /// No translation.
     None,
-    /// Add to the sequence number (reply direction: the server's sequence space becomes the one
-    /// the proxy announced to the client).
-    AddToSeq(u32),
-    /// Subtract from the acknowledgement number and from every SACK block edge (original
-    /// direction: both acknowledge the reply direction's data, in the proxy's sequence space).
-    SubFromAckAndSack(u32),
+    /// Reply direction: `seq_delta` added to the sequence number (the server's sequence space
+    /// becomes the one the proxy announced to the client) and `ts_delta` to the TSval of the
+    /// timestamp option (the server's clock becomes the proxy's).
+    Reply {
+        /// Added to the sequence number.
+        seq_delta: u32,
+        /// Added to TSval (0: the option is left alone).
+        ts_delta: u32,
+    },
+    /// Original direction: `seq_delta` subtracted from the acknowledgement number and from every
+    /// SACK block edge (both acknowledge the reply direction's data, in the proxy's sequence
+    /// space), `ts_delta` from the TSecr of the timestamp option (it echoes the proxy's clock).
+    Original {
+        /// Subtracted from the acknowledgement number and the SACK edges.
+        seq_delta: u32,
+        /// Subtracted from TSecr (0: the option is left alone).
+        ts_delta: u32,
+    },
 }
 
 /// Builds the frame a flow-table hit sends, into `out` (cleared first), and returns `true`.
@@ -41,10 +54,13 @@ pub enum SeqAdjust {
 /// - IPv4 header checksum := `apply(apply(old, dir.l3_delta), TTL_DECREMENT_DELTA)`.
 /// - TCP/UDP checksum := `apply(old, dir.l4_delta)`, except that a UDP-over-IPv4 checksum of 0
 ///   (none) stays 0 and a UDP result of 0 is sent as `0xFFFF`.
-/// - `seq` (TCP only; ignored for UDP): `AddToSeq(d)` adds `d` to the sequence number,
-///   `SubFromAckAndSack(d)` subtracts it from the acknowledgement number and from both edges of
-///   every block of a well-formed SACK option (kind 5, length 2 + 8n); each 32-bit change is
-///   folded into the TCP checksum incrementally. Malformed options are left as they are.
+/// - `seq` (TCP only; ignored for UDP): `Reply` adds `seq_delta` to the sequence number and
+///   `ts_delta` to the TSval of every well-formed timestamp option (kind 8, length 10);
+///   `Original` subtracts `seq_delta` from the acknowledgement number and from both edges of
+///   every block of a well-formed SACK option (kind 5, length 2 + 8n), and `ts_delta` from the
+///   TSecr of every well-formed timestamp option; each 32-bit change is folded into the TCP
+///   checksum incrementally. Malformed options are left as they are (see
+///   [`super::tcp_options`]), and a `ts_delta` of 0 changes nothing.
 ///
 /// `p` must be what [`super::classify`] returned as `Lookup` for `frame`, and `dir` must hold the
 /// deltas from `p.tuple` to `new_tuple` (see [`rtl_spec::checksum::direction_deltas`]): the
@@ -122,13 +138,21 @@ fn build(
         tcp.src_port = new_tuple.src_port;
         tcp.dst_port = new_tuple.dst_port;
         let mut csum = apply(tcp.checksum.get(), dir.l4_delta.get());
+        let options_len = tcp.header_len().checked_sub(size_of::<TcpHeader>());
         match seq {
             SeqAdjust::None => {}
-            SeqAdjust::AddToSeq(d) => csum = update(&mut tcp.seq, |v| v.wrapping_add(d), csum),
-            SeqAdjust::SubFromAckAndSack(d) => {
-                csum = update(&mut tcp.ack, |v| v.wrapping_sub(d), csum);
-                let options_len = tcp.header_len().checked_sub(size_of::<TcpHeader>())?;
-                csum = adjust_sack(options_and_payload.get_mut(..options_len)?, d, csum);
+            SeqAdjust::Reply { seq_delta, ts_delta } => {
+                csum = update(&mut tcp.seq, |v| v.wrapping_add(seq_delta), csum);
+                // The walk is for the timestamp option alone here: without one to change, none.
+                if ts_delta != 0 {
+                    let options = options_and_payload.get_mut(..options_len?)?;
+                    csum = adjust_options(options, OptionEdit::Reply { ts_delta }, csum);
+                }
+            }
+            SeqAdjust::Original { seq_delta, ts_delta } => {
+                csum = update(&mut tcp.ack, |v| v.wrapping_sub(seq_delta), csum);
+                let options = options_and_payload.get_mut(..options_len?)?;
+                csum = adjust_options(options, OptionEdit::Original { seq_delta, ts_delta }, csum);
             }
         }
         tcp.checksum.set(csum);
@@ -156,42 +180,6 @@ fn build(
 fn ipv4_addr(addr: &[u8; 16]) -> [u8; 4] {
     let [a, b, c, d, ..] = *addr;
     [a, b, c, d]
-}
-
-/// Replaces a 32-bit field by `f(field)` and returns `csum` updated for the change.
-fn update(field: &mut U32, f: impl FnOnce(u32) -> u32, csum: u16) -> u16 {
-    let old = *field;
-    field.set(f(old.get()));
-    apply(csum, delta(old.as_bytes(), field.as_bytes()))
-}
-
-/// Subtracts `sub` from both edges of every block of each well-formed SACK option in `options`
-/// and returns `csum` updated for the changes. The walk stops at end-of-list or at an option
-/// whose length is impossible, as a receiver would; everything after that is left alone.
-fn adjust_sack(options: &mut [u8], sub: u32, mut csum: u16) -> u16 {
-    let mut at = 0;
-    while let Some(&kind) = options.get(at) {
-        match kind {
-            TCP_OPT_EOL => break,
-            TCP_OPT_NOP => {
-                at += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let Some(len) = options.get(at + 1).map(|&l| usize::from(l)) else { break };
-        let Some(option) = options.get_mut(at..at + len).filter(|_| len >= 2) else { break };
-        if kind == TCP_OPT_SACK && (len - 2) % 8 == 0 {
-            // Blocks of (left edge, right edge) follow kind and length.
-            for edge in option.get_mut(2..).unwrap_or_default().chunks_exact_mut(4) {
-                if let Ok(edge) = U32::mut_from_bytes(edge) {
-                    csum = update(edge, |v| v.wrapping_sub(sub), csum);
-                }
-            }
-        }
-        at += len;
-    }
-    csum
 }
 
 #[cfg(test)]
@@ -336,40 +324,76 @@ mod tests {
             s.seq = 0xFFFF_FFF0;
             s.ack = 0x0000_0010;
             s.sack = vec![(0x0000_0100, 0x0000_0200), (0xFFFF_FF00, 0x0000_0008)];
+            s.ts = Some((0x0102_0304, 0x0506_0708));
             let to = if ipv6 { tuple(&[1; 16], 1, &[2; 16], 2) } else { to };
             let nh = next_hop(None);
-            let out = rewrite(&frame(&s), &to, SeqAdjust::AddToSeq(0x20), &nh);
+            let out = rewrite(&frame(&s), &to, SeqAdjust::Reply { seq_delta: 0x20, ts_delta: 0 }, &nh);
             let want = Seen { seq: 0x10, ..expected(&s, &to, &nh) };
-            assert_eq!(check(&out), want, "seq wraps, ack and SACK untouched");
+            assert_eq!(check(&out), want, "seq wraps, ack, SACK and timestamps untouched");
 
-            let out = rewrite(&frame(&s), &to, SeqAdjust::SubFromAckAndSack(0x20), &nh);
+            let out = rewrite(&frame(&s), &to, SeqAdjust::Original { seq_delta: 0x20, ts_delta: 0 }, &nh);
             let sack = vec![(0xE0, 0x1E0), (0xFFFF_FEE0, 0xFFFF_FFE8)];
             let want = Seen { ack: 0xFFFF_FFF0, sack, ..expected(&s, &to, &nh) };
             assert_eq!(check(&out), want, "ack and every SACK edge, seq untouched");
-            // The timestamp option between them is left alone.
+            // With a zero ts_delta the timestamp option between them is left alone.
             assert!(out.windows(8).any(|w| w == [1, 2, 3, 4, 5, 6, 7, 8]));
         }
         // UDP has no sequence space: the adjust is ignored.
         let s = spec(false, false, None);
-        let out = rewrite(&frame(&s), &to, SeqAdjust::SubFromAckAndSack(5), &next_hop(None));
+        let out =
+            rewrite(&frame(&s), &to, SeqAdjust::Original { seq_delta: 5, ts_delta: 5 }, &next_hop(None));
         assert_eq!(check(&out), expected(&s, &to, &next_hop(None)));
     }
 
     #[test]
-    fn malformed_sack_options_are_left_alone() {
-        // NOP, a SACK whose length is not 2 + 8n, then a SACK running past the options.
-        let mut options = [1, 5, 6, 0, 0, 0, 9, 5, 10, 0, 0, 0];
-        let csum = adjust_sack(&mut options, 1, 0x1234);
-        assert_eq!((options, csum), ([1, 5, 6, 0, 0, 0, 9, 5, 10, 0, 0, 0], 0x1234));
-        // Zero length stops the walk instead of looping.
-        let mut options = [5, 0, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2];
-        assert_eq!(adjust_sack(&mut options, 1, 0x1234), 0x1234);
-        // End of list hides what follows.
-        let mut options = [0, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 0];
-        assert_eq!(adjust_sack(&mut options, 1, 0x1234), 0x1234);
-        let mut options = [1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2];
-        adjust_sack(&mut options, 1, 0x1234);
-        assert_eq!(options, [1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 1]);
+    fn timestamps_are_translated_with_wrap_and_every_checksum_stays_valid() {
+        let nh = next_hop(Some(9));
+        for ipv6 in [false, true] {
+            let mut s = spec(ipv6, true, None);
+            s.ts = Some((0xFFFF_FF00, 0x0000_0010));
+            s.sack = vec![(0x100, 0x200)];
+            let to = if ipv6 {
+                tuple(&[3; 16], 3, &[4; 16], 4)
+            } else {
+                tuple(&[10, 0, 0, 3], 3, &[10, 0, 0, 4], 4)
+            };
+            // Reply: TSval += ts_delta (wrapping), TSecr as it was.
+            let out = rewrite(&frame(&s), &to, SeqAdjust::Reply { seq_delta: 1, ts_delta: 0x200 }, &nh);
+            let want = Seen { seq: s.seq + 1, ts: Some((0x100, 0x10)), ..expected(&s, &to, &nh) };
+            assert_eq!(check(&out), want, "ipv6 {ipv6}");
+            // Original: TSecr -= ts_delta (wrapping), TSval as it was; ack and SACK by seq_delta.
+            let out = rewrite(&frame(&s), &to, SeqAdjust::Original { seq_delta: 1, ts_delta: 0x20 }, &nh);
+            let want = Seen {
+                ack: s.ack - 1,
+                sack: vec![(0xFF, 0x1FF)],
+                ts: Some((0xFFFF_FF00, 0xFFFF_FFF0)),
+                ..expected(&s, &to, &nh)
+            };
+            assert_eq!(check(&out), want, "ipv6 {ipv6}");
+        }
+    }
+
+    #[test]
+    fn a_segment_without_a_timestamp_option_and_a_zero_ts_delta_are_left_as_they_were() {
+        let to = tuple(&[10, 0, 0, 3], 3, &[10, 0, 0, 4], 4);
+        let nh = next_hop(None);
+        let plain = spec(false, true, None);
+        for seq in [
+            SeqAdjust::Reply { seq_delta: 0, ts_delta: 77 },
+            SeqAdjust::Original { seq_delta: 0, ts_delta: 77 },
+        ] {
+            let with = rewrite(&frame(&plain), &to, seq, &nh);
+            assert_eq!(check(&with), expected(&plain, &to, &nh), "{seq:?}: no option to change");
+        }
+        let mut s = plain;
+        s.ts = Some((5, 6));
+        for zero in [
+            SeqAdjust::Reply { seq_delta: 3, ts_delta: 0 },
+            SeqAdjust::Original { seq_delta: 3, ts_delta: 0 },
+        ] {
+            let out = rewrite(&frame(&s), &to, zero, &nh);
+            assert_eq!(check(&out).ts, Some((5, 6)), "{zero:?}");
+        }
     }
 
     #[test]
@@ -388,16 +412,19 @@ mod tests {
         ];
         for q in bad {
             let mut out = vec![1, 2, 3];
-            assert!(!build_hit_output(&input, &q, &to, &dir, SeqAdjust::AddToSeq(1), &nh, &mut out), "{q:?}");
+            let seq = SeqAdjust::Reply { seq_delta: 1, ts_delta: 1 };
+            assert!(!build_hit_output(&input, &q, &to, &dir, seq, &nh, &mut out), "{q:?}");
             assert!(out.is_empty());
         }
     }
 
     fn any_seq() -> impl Strategy<Value = SeqAdjust> {
+        let ts = prop_oneof![Just(0u32), any::<u32>()];
         prop_oneof![
             Just(SeqAdjust::None),
-            any::<u32>().prop_map(SeqAdjust::AddToSeq),
-            any::<u32>().prop_map(SeqAdjust::SubFromAckAndSack),
+            (any::<u32>(), ts.clone())
+                .prop_map(|(seq_delta, ts_delta)| SeqAdjust::Reply { seq_delta, ts_delta }),
+            (any::<u32>(), ts).prop_map(|(seq_delta, ts_delta)| SeqAdjust::Original { seq_delta, ts_delta }),
         ]
     }
 
@@ -414,10 +441,14 @@ mod tests {
             if s.tcp {
                 match seq {
                     SeqAdjust::None => {}
-                    SeqAdjust::AddToSeq(d) => want.seq = s.seq.wrapping_add(d),
-                    SeqAdjust::SubFromAckAndSack(d) => {
+                    SeqAdjust::Reply { seq_delta, ts_delta } => {
+                        want.seq = s.seq.wrapping_add(seq_delta);
+                        want.ts = s.ts.map(|(val, ecr)| (val.wrapping_add(ts_delta), ecr));
+                    }
+                    SeqAdjust::Original { seq_delta: d, ts_delta } => {
                         want.ack = s.ack.wrapping_sub(d);
                         want.sack = s.sack.iter().map(|&(l, r)| (l.wrapping_sub(d), r.wrapping_sub(d))).collect();
+                        want.ts = s.ts.map(|(val, ecr)| (val, ecr.wrapping_sub(ts_delta)));
                     }
                 }
             }

@@ -137,6 +137,7 @@ fn a_server_first_flow_round_trips_and_its_counters_read_back_the_host_way() {
         host_state: 2,
         counter_set: 9,
         seq_delta: None,
+        ts_delta: 0,
     };
     let hashes = FlowHashes {
         orig: rtl_spec::hash::Seeds::default().key_hash(&flow.key(false)),

@@ -537,8 +537,7 @@ impl Worker {
                 self.pps.insert(slot, pp::PpConn::adopted(len));
             }
             (Some(seq), false) => {
-                // The NIC's `ts_delta` comes back with the record once flow-offload reads it.
-                let translation = crate::synproxy::Translation { seq, ts: 0 };
+                let translation = crate::synproxy::Translation { seq, ts: flow.ts_delta };
                 self.proxies.insert(slot, proxy::Proxy::adopted(translation));
             }
             (None, _) => {}

@@ -549,6 +549,7 @@ fn install_req(
             // Filled in by the device side, which allocates one set per server.
             counter_set: 0,
             seq_delta: translation.map(|t| t.seq),
+            ts_delta: translation.map_or(0, |t| t.ts),
         },
         hashes: c.hashes(),
         endpoints: *ep,
