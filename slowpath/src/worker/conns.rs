@@ -52,11 +52,10 @@ pub struct Conn {
     /// rounded up and truncated to 32 bits (compared wrapping, so exact for 24 days of idleness,
     /// far beyond any timeout).
     last_ms: u32,
-    /// Packets (original, reply) the host path forwarded, plus those the NIC reported: the
-    /// NIC's counters are read and cleared ([`Conn::add_nic`]), so no copy of them is kept.
-    pub packets: [u64; 2],
-    /// Bytes (IP length), counted as `packets` are.
-    pub bytes: [u64; 2],
+    /// Packets and bytes (IP length) of each direction the host path forwarded, plus those
+    /// the NIC reported: the NIC's counters are read and cleared ([`Conn::add_nic`]), so no
+    /// copy of them is kept. Packed ([`counts`]: 40-bit packets, 56-bit bytes).
+    counts: Counts,
     /// Generation of the slot (increases each time the slot is reused).
     pub generation: u32,
     /// Its timer's list in the wheel: previous and next connection ([`wheel`]).
@@ -198,13 +197,28 @@ impl Conn {
         self.hashes
     }
 
+    /// Packets (original, reply) the host path forwarded plus those the NIC reported; a
+    /// direction's count stays at [`counts::MAX_PACKETS`] once it gets there.
+    pub fn packets(&self) -> [u64; 2] {
+        [self.counts.packets(0), self.counts.packets(1)]
+    }
+
+    /// Bytes (IP length), counted as [`Self::packets`] are (at most [`counts::MAX_BYTES`]).
+    pub fn bytes(&self) -> [u64; 2] {
+        [self.counts.bytes(0), self.counts.bytes(1)]
+    }
+
+    /// Counts a packet of `len` bytes the host path forwarded in direction `dir`.
+    pub fn count(&mut self, dir: Dir, len: u64) {
+        self.counts.add(usize::from(dir == Dir::Reply), 1, len);
+    }
+
     /// Adds what the NIC counted for its flow since the counters were last read and cleared
     /// (a query with `clear`, or the flow's last event).
     pub fn add_nic(&mut self, k: &FlowCounters) {
         let k = if self.server_first() { crate::proxy_protocol::swap_counters(*k) } else { *k };
         for d in 0..2 {
-            self.packets[d] += u64::from(k.packets[d]);
-            self.bytes[d] += k.bytes[d];
+            self.counts.add(d, u64::from(k.packets[d]), k.bytes[d]);
         }
     }
 
@@ -338,8 +352,7 @@ impl ConnStore {
             hashes,
             created_ms: ms32(n.now_ns),
             last_ms: ms32_up(n.now_ns),
-            packets: [0; 2],
-            bytes: [0; 2],
+            counts: Counts::default(),
             generation,
             timer: [wheel::NIL; 2],
             deadline_tick: 0,
@@ -433,12 +446,14 @@ impl ConnStore {
     }
 }
 
+mod counts;
 mod index;
 mod routes;
 #[cfg(test)]
 mod tests;
 mod wheel;
 
+use counts::Counts;
 use index::TupleIndex;
 pub use routes::Route;
 use routes::Routes;

@@ -305,11 +305,9 @@ impl Worker {
             }
         }
         c.seen(now_ns, now_ns);
-        let d = usize::from(dir == Dir::Reply);
         let ip = pkt.ip().copied();
         let len = ip.map_or(0, |i| (i.end - pkt.l3) as u64);
-        c.packets[d] += 1;
-        c.bytes[d] += len;
+        c.count(dir, len);
         if dir == Dir::Orig {
             backend_stats.packets_in.fetch_add(1, Ordering::Relaxed);
             backend_stats.bytes_in.fetch_add(len, Ordering::Relaxed);
@@ -346,7 +344,7 @@ impl Worker {
         };
         if let Some(action) = action.filter(|_| c.offload() == Offload::Host)
             && !held_on_host
-            && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
+            && policy.qualifies(c.state, age, c.packets()[0] + c.packets()[1])
         {
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
             let req = install_req(

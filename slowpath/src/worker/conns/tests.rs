@@ -190,18 +190,26 @@ fn the_nics_cleared_counters_add_up_with_the_host_paths() {
     let (bs, ss) = stats();
     let slot = add(&mut store, endpoints(4), &bs, &ss);
     let c = store.get_mut(slot).unwrap();
-    c.packets = [3, 2];
-    c.bytes = [180, 120];
+    for (dir, len) in [(Dir::Orig, 60), (Dir::Reply, 60), (Dir::Orig, 60), (Dir::Reply, 60), (Dir::Orig, 60)]
+    {
+        c.count(dir, len);
+    }
+    assert_eq!((c.packets(), c.bytes()), ([3, 2], [180, 120]));
     let read = |p: [u32; 2], b: [u64; 2]| FlowCounters { packets: p, bytes: b, ..FlowCounters::default() };
     // Two clearing reads: each brings only what the NIC counted since the one before.
     c.add_nic(&read([10, 20], [1000, 20_000]));
     c.add_nic(&read([1, 2], [100, 2000]));
-    assert_eq!(c.packets, [14, 24]);
-    assert_eq!(c.bytes, [1280, 22_120]);
+    assert_eq!(c.packets(), [14, 24]);
+    assert_eq!(c.bytes(), [1280, 22_120]);
     // A record written server first counts the other way round.
     c.set_server_first(true);
     c.add_nic(&read([5, 0], [500, 0]));
-    assert_eq!((c.packets, c.bytes), ([14, 29], [1280, 22_620]));
+    assert_eq!((c.packets(), c.bytes()), ([14, 29], [1280, 22_620]));
+    // The NIC's counts of a long flow: a direction stays at its greatest count, the other
+    // keeps counting.
+    c.set_server_first(false);
+    c.add_nic(&read([u32::MAX, 1], [u64::MAX, 40]));
+    assert_eq!((c.packets(), c.bytes()), ([14 + u64::from(u32::MAX), 30], [counts::MAX_BYTES, 22_660]));
 }
 
 #[test]
