@@ -21,18 +21,20 @@
 //! following cells back (no tombstones), so lookups stay short however many connections come
 //! and go.
 //!
-//! **One hash per connection.** On the first packet the worker hashes both tuples with the NIC
-//! table's seeds ([`rtl_spec::hash::Seeds`]); the record keeps both [`KeyHash`]es, the index uses
-//! them, the install hands them to flow-offload's shadow index (which places with them), and the
-//! removal finds the index cells with them. Later packets of the connection hash their tuple once
-//! to look it up.
+//! **Hashes are not kept.** Every packet that reaches the host hashes its tuple once with the
+//! NIC table's first seed ([`rtl_spec::hash::Seeds`]; `KeyHash::a`, [`ConnStore::tag`]) to look
+//! it up; a new connection is filed under that hash and its reply tuple's. The record keeps
+//! neither: the install hashes both tuples whole ([`flow_hashes`], for flow-offload's shadow
+//! index, which places with them), and the removal hashes them again to find the index cells.
+//! Two or four CRC-32C passes over 40 bytes when a connection is installed or ends cost less
+//! than 16 bytes in every record.
 
 use crate::addr::{from_bytes, to_bytes};
 use crate::conn::{Dir, Endpoints, Offload, State};
 use crate::service::{BackendStats, Forward, Proto, ServiceStats};
 use flow_offload::{FlowCounters, FlowHashes};
 use rtl_spec::formats::LookupKey;
-use rtl_spec::hash::{KeyHash, Seeds};
+use rtl_spec::hash::Seeds;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -43,8 +45,6 @@ use std::sync::Arc;
 pub struct Conn {
     /// The client's address (IPv4 in the first four bytes).
     client: [u8; 16],
-    /// The hashes of the original (client → VIP) and reply (server → LIP) tuples.
-    hashes: FlowHashes,
     /// When it was created, in milliseconds of the injected clock, truncated to 32 bits (an
     /// age is a wrapping difference: exact for 49 days, which is all the offload policy asks).
     created_ms: u32,
@@ -192,11 +192,6 @@ impl Conn {
         }
     }
 
-    /// The tuple hashes computed on its first packet.
-    pub fn hashes(&self) -> FlowHashes {
-        self.hashes
-    }
-
     /// Packets (original, reply) the host path forwarded plus those the NIC reported; a
     /// direction's count stays at [`counts::MAX_PACKETS`] once it gets there.
     pub fn packets(&self) -> [u64; 2] {
@@ -240,6 +235,18 @@ impl Conn {
 /// The lookup key of a packet's tuple, as the NIC forms it.
 pub fn lookup_key(proto: u8, src: SocketAddr, dst: SocketAddr) -> LookupKey {
     LookupKey::new(crate::addr::tuple(src, dst), proto, src.is_ipv6())
+}
+
+/// The lookup keys of a connection's tuples: original (client → VIP) and reply (server → LIP).
+fn keys(ep: &Endpoints, proto: Proto) -> [LookupKey; 2] {
+    [lookup_key(proto.number(), ep.client, ep.vip), lookup_key(proto.number(), ep.rs, ep.lip)]
+}
+
+/// The whole hashes of a connection's tuples with the NIC table's `seeds`, for its install
+/// (the shadow places the flow with them): the same keys the store files it under.
+pub(super) fn flow_hashes(seeds: Seeds, ep: &Endpoints, proto: Proto) -> FlowHashes {
+    let [orig, reply] = keys(ep, proto);
+    FlowHashes { orig: seeds.key_hash(&orig), reply: seeds.key_hash(&reply) }
 }
 
 /// What a new connection is.
@@ -301,9 +308,9 @@ impl ConnStore {
         self.pages.get_mut(slot as usize / PAGE)?.get_mut(slot as usize % PAGE)
     }
 
-    /// The hash of a tuple's key (what the index and the NIC's first bucket use).
-    pub(super) fn key_hash(&self, key: &LookupKey) -> KeyHash {
-        self.seeds.key_hash(key)
+    /// The NIC table's seeds, which the store hashes with.
+    pub(super) fn seeds(&self) -> Seeds {
+        self.seeds
     }
 
     /// The connection and direction a packet's tuple belongs to.
@@ -311,16 +318,10 @@ impl ConnStore {
         self.find_hashed(self.tag(key), key)
     }
 
-    /// The first half of a key's hash (`KeyHash::a`): all a lookup needs.
+    /// The first half of a key's hash (`KeyHash::a`, the NIC's first bucket hash): all the
+    /// index needs.
     pub(super) fn tag(&self, key: &LookupKey) -> u32 {
         rtl_spec::hash::hash(self.seeds.a, zerocopy::IntoBytes::as_bytes(key))
-    }
-
-    /// The whole hash of a key whose `tag` is known (a new connection's first packet).
-    pub(super) fn complete_hash(&self, tag: u32, key: &LookupKey) -> KeyHash {
-        let b =
-            rtl_spec::hash::fmix32(rtl_spec::hash::hash(self.seeds.b, zerocopy::IntoBytes::as_bytes(key)));
-        KeyHash { a: tag, b }
     }
 
     /// [`Self::find`] with the key's `KeyHash::a` already computed.
@@ -330,9 +331,10 @@ impl ConnStore {
         })
     }
 
-    /// Files a new connection under both its tuples; returns its slot. `hashes` are the
-    /// tuples' ([`Self::key_hash`] of the client → VIP and server → LIP keys).
-    pub(super) fn insert(&mut self, n: &NewConn<'_>, hashes: FlowHashes) -> u32 {
+    /// Files a new connection under both its tuples; returns its slot. `orig_tag` is the
+    /// [`Self::tag`] of its client → VIP key (computed for the lookup that missed); the
+    /// server → LIP key is hashed here.
+    pub(super) fn insert(&mut self, n: &NewConn<'_>, orig_tag: u32) -> u32 {
         let (slot, last_generation) = match self.free.pop() {
             Some(free) => free,
             None => {
@@ -346,10 +348,10 @@ impl ConnStore {
         };
         let generation = last_generation.wrapping_add(1);
         let ep = n.ep;
+        let reply_tag = self.tag(&keys(&ep, n.proto)[1]);
         let route = self.routes.acquire(n);
         let record = Some(Conn {
             client: to_bytes(ep.client.ip()),
-            hashes,
             created_ms: ms32(n.now_ns),
             last_ms: ms32_up(n.now_ns),
             counts: Counts::default(),
@@ -366,8 +368,8 @@ impl ConnStore {
         if let Some(cell) = self.slot_mut(slot) {
             *cell = record;
         }
-        self.index.insert(hashes.orig.a, slot << 1);
-        self.index.insert(hashes.reply.a, (slot << 1) | 1);
+        self.index.insert(orig_tag, slot << 1);
+        self.index.insert(reply_tag, (slot << 1) | 1);
         self.arm(slot, n.deadline_ns);
         slot
     }
@@ -382,10 +384,14 @@ impl ConnStore {
         self.unlink(slot);
         let c = self.slot_mut(slot)?.take()?;
         self.free.push((slot, c.generation));
-        self.index.remove(c.hashes.orig.a, slot << 1);
-        self.index.remove(c.hashes.reply.a, (slot << 1) | 1);
         let route = self.routes.get(c.route)?.clone();
         self.routes.release(c.route);
+        // The tuples are hashed again rather than their hashes kept in every record: the same
+        // keys as at the insert, so the same cells.
+        let [orig, reply] = keys(&c.ep(&route), route.proto);
+        let orig_found = self.index.remove(self.tag(&orig), slot << 1);
+        let reply_found = self.index.remove(self.tag(&reply), (slot << 1) | 1);
+        debug_assert!(orig_found && reply_found, "connection {slot} not in the index under its tuples");
         Some((c, route))
     }
 

@@ -162,7 +162,7 @@ impl Worker {
                 self.sync.takeovers.push(lip);
             }
         }
-        let orig = self.conns.key_hash(&lookup_key(proto, e.ep.client, e.ep.vip));
+        let orig = self.conns.tag(&lookup_key(proto, e.ep.client, e.ep.vip));
         let stats = (&backend.stats, &svc.stats);
         let slot = self.insert_conn(e.ep, e.proto, forward, e.state, now_ns, stats, orig);
         if let Some(delta) = e.seq_delta {

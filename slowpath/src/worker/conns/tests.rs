@@ -34,10 +34,7 @@ fn add_at(
     now_ns: u64,
     deadline_ns: u64,
 ) -> u32 {
-    let hashes = FlowHashes {
-        orig: store.key_hash(&lookup_key(6, ep.client, ep.vip)),
-        reply: store.key_hash(&lookup_key(6, ep.rs, ep.lip)),
-    };
+    let orig_tag = store.tag(&lookup_key(6, ep.client, ep.vip));
     let n = NewConn {
         ep,
         proto: Proto::Tcp,
@@ -48,7 +45,7 @@ fn add_at(
         backend_stats: bs,
         service_stats: ss,
     };
-    store.insert(&n, hashes)
+    store.insert(&n, orig_tag)
 }
 
 #[test]
@@ -178,10 +175,54 @@ fn a_connection_record_stays_compact() {
 }
 
 #[test]
-fn a_hash_completed_from_its_tag_is_the_whole_key_hash() {
-    let store = ConnStore::new(Seeds { a: 0x1234, b: 0x9876 }, 0);
-    let key = lookup_key(6, endpoints(3).client, endpoints(3).vip);
-    assert_eq!(store.complete_hash(store.tag(&key), &key), store.key_hash(&key));
+fn the_installs_hashes_are_the_nics_and_the_index_files_under_their_first_halves() {
+    let seeds = Seeds { a: 0x1234, b: 0x9876 };
+    let mut store = ConnStore::new(seeds, 0);
+    let (bs, ss) = stats();
+    let ep = endpoints(3);
+    let slot = add(&mut store, ep, &bs, &ss);
+    let (orig, reply) = (lookup_key(6, ep.client, ep.vip), lookup_key(6, ep.rs, ep.lip));
+    let h = flow_hashes(store.seeds(), &store.ep_of(slot).unwrap(), Proto::Tcp);
+    assert_eq!(h, FlowHashes { orig: seeds.key_hash(&orig), reply: seeds.key_hash(&reply) });
+    assert_eq!((store.tag(&orig), store.tag(&reply)), (h.orig.a, h.reply.a));
+    let only = |tag: u32| store.index.find(tag, |s, _| s == slot);
+    assert_eq!((only(h.orig.a), only(h.reply.a)), (Some((slot, Dir::Orig)), Some((slot, Dir::Reply))));
+}
+
+/// The index cells of a removed connection are found again from its tuples (their hashes
+/// are not kept): every removal, of every family and mode, leaves the index as it was.
+#[test]
+fn a_removal_hashes_its_tuples_again_and_takes_both_cells_out() {
+    let mut store = ConnStore::new(Seeds { a: 7, b: 9 }, 0);
+    let (bs, ss) = stats();
+    let v6 = Endpoints {
+        client: "[2001:db8::1]:443".parse().unwrap(),
+        vip: "[2001:db8::80]:80".parse().unwrap(),
+        lip: "[fd00::1]:6000".parse().unwrap(),
+        rs: "[fd00::7]:80".parse().unwrap(),
+    };
+    // NAT, DR, TUN: the client stands where the LIP would.
+    let nat = Endpoints { lip: endpoints(60).client, ..endpoints(60) };
+    let mut live = Vec::new();
+    for (i, ep) in (0..50).map(endpoints).chain([v6, nat]).enumerate() {
+        live.push((add(&mut store, ep, &bs, &ss), ep));
+        if i % 3 == 2 {
+            let (slot, _) = live.remove(i % live.len());
+            let g = store.get(slot).unwrap().generation;
+            assert!(store.remove(slot, g).is_some());
+        }
+        assert_eq!(store.index.len, 2 * live.len());
+    }
+    for (slot, ep) in &live {
+        assert_eq!(store.find(&lookup_key(6, ep.client, ep.vip)), Some((*slot, Dir::Orig)));
+        assert_eq!(store.find(&lookup_key(6, ep.rs, ep.lip)), Some((*slot, Dir::Reply)));
+    }
+    for (slot, _) in live {
+        let g = store.get(slot).unwrap().generation;
+        assert!(store.remove(slot, g).is_some());
+    }
+    assert_eq!(store.index.len, 0);
+    assert!(store.index.cells.iter().all(|c| c.is_free()));
 }
 
 #[test]
