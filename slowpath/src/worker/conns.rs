@@ -1,18 +1,20 @@
 //! A worker's connection store: compact records in a slab, found by either tuple through one
-//! open-addressing index, with the tuples' hashes computed once and carried.
+//! open-addressing index of the tuples' hashes.
 //!
-//! **Records.** A [`Conn`] (104 bytes, a test holds it there) keeps only what is its own: the
-//! client's address and port, the LIP port, both tuple hashes, its times, counters, state and
-//! timer. The VIP, the server, the LIP, the protocol, the mode and the server's and service's
-//! counters are the same for every connection to one server through one LIP: they are one
-//! [`Route`] of the store, held once with a count of its users, and the connection names it by
-//! a 32-bit reference. The NIC's counters are read and cleared and added to the connection's
-//! own ([`Conn::add_nic`]), so no copy of them is kept. Records live in a slab of fixed pages of
-//! [`PAGE`] records (growing by a page, never by doubling and copying a whole table), indexed
-//! by a slot number; a slot's generation grows each time it is reused (a free slot's is kept
-//! in the free list), so a stale `(slot, generation)` (an install result or an NIC answer for a
-//! connection that ended) never reaches the connection that took the slot next. No connection
-//! allocates on the heap.
+//! **Records.** A [`Conn`] (68 bytes, a test holds it there) keeps only what is its own: the
+//! client's address and port, the LIP port, its times, counters ([`counts`]: 40-bit packets and
+//! 56-bit bytes per direction), state and timer. An IPv4 client's address is in the record (4
+//! bytes); an IPv6 client's is in a side slab of 16-byte slots ([`clients`]) named by the
+//! record, taken with the connection and zeroed when it ends. The VIP, the server, the LIP, the
+//! protocol, the mode and the server's and service's counters are the same for every
+//! connection to one server through one LIP: they are one [`Route`] of the store, held once
+//! with a count of its users, and the connection names it by a 32-bit reference. The NIC's
+//! counters are read and cleared and added to the connection's own ([`Conn::add_nic`]), so no
+//! copy of them is kept. Records live in a slab of fixed pages of [`PAGE`] records (growing by
+//! a page, never by doubling and copying a whole table), indexed by a slot number; a slot's
+//! generation grows each time it is reused (a free slot's is kept in the free list), so a stale
+//! `(slot, generation)` (an install result or an NIC answer for a connection that ended) never
+//! reaches the connection that took the slot next. No connection allocates on the heap.
 //!
 //! **Index.** Both tuples of every connection (client → VIP, server → LIP) are in one
 //! linear-probing table of 8-byte cells: the tuple's hash (`KeyHash::a`, the NIC's first
@@ -43,8 +45,10 @@ use std::sync::Arc;
 /// and the counters) is one [`Route`] of the store, named by a 32-bit reference.
 #[derive(Debug)]
 pub struct Conn {
-    /// The client's address (IPv4 in the first four bytes).
-    client: [u8; 16],
+    /// The client's address: an IPv4 client's (`u32::from_be_bytes` of its octets), or the
+    /// slot of an IPv6 client's in the store's side slab ([`clients`]). Which one is its
+    /// route's family (the VIP's).
+    client: u32,
     /// When it was created, in milliseconds of the injected clock, truncated to 32 bits (an
     /// age is a wrapping difference: exact for 49 days, which is all the offload policy asks).
     created_ms: u32,
@@ -182,13 +186,26 @@ impl Conn {
         std::time::Duration::from_millis(u64::from(ms32(now_ns).wrapping_sub(self.created_ms)))
     }
 
-    /// The four endpoints, with the addresses it shares from its `route`.
-    pub fn ep(&self, route: &Route) -> Endpoints {
+    /// The four endpoints, with the addresses it shares from its `route` (and an IPv6
+    /// client's address from the store's side slab).
+    pub fn ep(&self, route: RouteRef<'_>) -> Endpoints {
+        let v6 = route.vip.is_ipv6();
         Endpoints {
-            client: SocketAddr::new(from_bytes(&self.client, route.vip.is_ipv6()), self.client_port),
+            client: SocketAddr::new(from_bytes(&self.client_bytes(route), v6), self.client_port),
             vip: route.vip,
             lip: SocketAddr::new(route.lip, self.lip_port),
             rs: route.rs,
+        }
+    }
+
+    /// The client's address in the 16-byte form of a tuple.
+    fn client_bytes(&self, route: RouteRef<'_>) -> [u8; 16] {
+        if route.vip.is_ipv6() {
+            route.clients.get(self.client)
+        } else {
+            let mut b = [0; 16];
+            b[..4].copy_from_slice(&self.client.to_be_bytes());
+            b
         }
     }
 
@@ -218,14 +235,16 @@ impl Conn {
     }
 
     /// Whether its tuple in direction `dir` is `key`.
-    fn holds(&self, route: &Route, dir: Dir, key: &LookupKey) -> bool {
+    fn holds(&self, route: RouteRef<'_>, dir: Dir, key: &LookupKey) -> bool {
         let v6 = route.vip.is_ipv6();
         if key.proto != route.proto.number() || key.family != if v6 { 6 } else { 4 } {
             return false;
         }
         let t = &key.tuple;
         let (src, sport, dst, dport) = match dir {
-            Dir::Orig => (self.client, self.client_port, to_bytes(route.vip.ip()), route.vip.port()),
+            Dir::Orig => {
+                (self.client_bytes(route), self.client_port, to_bytes(route.vip.ip()), route.vip.port())
+            }
             Dir::Reply => (to_bytes(route.rs.ip()), route.rs.port(), to_bytes(route.lip), self.lip_port),
         };
         t.src_addr == src && t.dst_addr == dst && t.src_port.get() == sport && t.dst_port.get() == dport
@@ -276,6 +295,8 @@ pub(super) struct ConnStore {
     free: Vec<(u32, u32)>,
     index: TupleIndex,
     routes: Routes,
+    /// The IPv6 connections' client addresses.
+    clients: V6Clients,
     seeds: Seeds,
     /// The connections' timers.
     wheel: wheel::Wheel,
@@ -291,6 +312,7 @@ impl ConnStore {
             free: Vec::new(),
             index: TupleIndex::new(),
             routes: Routes::default(),
+            clients: V6Clients::default(),
             seeds,
         }
     }
@@ -327,7 +349,7 @@ impl ConnStore {
     /// [`Self::find`] with the key's `KeyHash::a` already computed.
     pub(super) fn find_hashed(&self, tag: u32, key: &LookupKey) -> Option<(u32, Dir)> {
         self.index.find(tag, |slot, dir| {
-            self.get(slot).is_some_and(|c| self.routes.get(c.route).is_some_and(|r| c.holds(r, dir, key)))
+            self.get(slot).is_some_and(|c| self.route_ref(c.route).is_some_and(|r| c.holds(r, dir, key)))
         })
     }
 
@@ -350,8 +372,15 @@ impl ConnStore {
         let ep = n.ep;
         let reply_tag = self.tag(&keys(&ep, n.proto)[1]);
         let route = self.routes.acquire(n);
+        // The route's family decides how the address is kept, as it decides how it is read.
+        let client = to_bytes(ep.client.ip());
+        let client = if ep.vip.is_ipv6() {
+            self.clients.put(client)
+        } else {
+            u32::from_be_bytes([client[0], client[1], client[2], client[3]])
+        };
         let record = Some(Conn {
-            client: to_bytes(ep.client.ip()),
+            client,
             created_ms: ms32(n.now_ns),
             last_ms: ms32_up(n.now_ns),
             counts: Counts::default(),
@@ -374,9 +403,10 @@ impl ConnStore {
         slot
     }
 
-    /// Takes a connection out (slab, index, route reference) if `generation` is its own.
-    /// Returns it with its route, for the caller's last accounting.
-    pub(super) fn remove(&mut self, slot: u32, generation: u32) -> Option<(Conn, Route)> {
+    /// Takes a connection out (slab, index, route reference, IPv6 client address) if
+    /// `generation` is its own. Returns it with its route and endpoints, for the caller's last
+    /// accounting.
+    pub(super) fn remove(&mut self, slot: u32, generation: u32) -> Option<(Conn, Route, Endpoints)> {
         let cell = self.slot_mut(slot)?;
         if cell.as_ref().is_none_or(|c| c.generation != generation) {
             return None;
@@ -384,15 +414,19 @@ impl ConnStore {
         self.unlink(slot);
         let c = self.slot_mut(slot)?.take()?;
         self.free.push((slot, c.generation));
+        let ep = c.ep(self.route_ref(c.route)?);
         let route = self.routes.get(c.route)?.clone();
         self.routes.release(c.route);
+        if route.vip.is_ipv6() {
+            self.clients.release(c.client);
+        }
         // The tuples are hashed again rather than their hashes kept in every record: the same
         // keys as at the insert, so the same cells.
-        let [orig, reply] = keys(&c.ep(&route), route.proto);
+        let [orig, reply] = keys(&ep, route.proto);
         let orig_found = self.index.remove(self.tag(&orig), slot << 1);
         let reply_found = self.index.remove(self.tag(&reply), (slot << 1) | 1);
         debug_assert!(orig_found && reply_found, "connection {slot} not in the index under its tuples");
-        Some((c, route))
+        Some((c, route, ep))
     }
 
     /// The connection in `slot`, whatever its generation.
@@ -411,9 +445,13 @@ impl ConnStore {
     }
 
     /// The route of connection `c` (a connection of this store).
-    pub(super) fn route(&self, c: &Conn) -> &Route {
+    pub(super) fn route(&self, c: &Conn) -> RouteRef<'_> {
         // Every connection holds a reference to its route, so the route is there.
-        self.routes.get(c.route).expect("a connection's route lives as long as it does")
+        self.route_ref(c.route).expect("a connection's route lives as long as it does")
+    }
+
+    fn route_ref(&self, id: u32) -> Option<RouteRef<'_>> {
+        Some(RouteRef { route: self.routes.get(id)?, clients: &self.clients })
     }
 
     /// The endpoints of the connection in `slot`, whatever its generation.
@@ -427,14 +465,14 @@ impl ConnStore {
     }
 
     /// The connection in `slot` with its route, the connection for change.
-    pub(super) fn with_route(&mut self, slot: u32) -> Option<(&mut Conn, &Route)> {
+    pub(super) fn with_route(&mut self, slot: u32) -> Option<(&mut Conn, RouteRef<'_>)> {
         let c = self.pages.get_mut(slot as usize / PAGE)?.get_mut(slot as usize % PAGE)?.as_mut()?;
-        let r = self.routes.get(c.route)?;
-        Some((c, r))
+        let route = self.routes.get(c.route)?;
+        Some((c, RouteRef { route, clients: &self.clients }))
     }
 
     /// Every connection with its slot and route.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn, &Route)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn, RouteRef<'_>)> {
         self.pages
             .iter()
             .flat_map(|p| p.iter())
@@ -442,16 +480,18 @@ impl ConnStore {
             .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c, self.route(c))))
     }
 
-    /// Heap bytes the store holds now (slab, free list, index), for the memory
+    /// Heap bytes the store holds now (slab, free list, index, IPv6 clients), for the memory
     /// figures.
     pub(super) fn heap_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Option<Conn>>()
             + self.pages.capacity() * std::mem::size_of::<Box<[Option<Conn>]>>()
             + self.free.capacity() * 8
             + self.index.bytes()
+            + self.clients.heap_bytes()
     }
 }
 
+mod clients;
 mod counts;
 mod index;
 mod routes;
@@ -459,7 +499,8 @@ mod routes;
 mod tests;
 mod wheel;
 
+use clients::V6Clients;
 use counts::Counts;
 use index::TupleIndex;
-pub use routes::Route;
 use routes::Routes;
+pub use routes::{Route, RouteRef};

@@ -263,7 +263,7 @@ impl Worker {
     }
 
     /// The connections with their routes (for `sluice flows`).
-    pub fn conns(&self) -> impl Iterator<Item = (&Conn, &conns::Route)> {
+    pub fn conns(&self) -> impl Iterator<Item = (&Conn, conns::RouteRef<'_>)> {
         self.conns.iter().map(|(_, c, r)| (c, r))
     }
 

@@ -489,7 +489,7 @@ impl Worker {
 
     /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
     pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
-        let Some((c, route)) = self.conns.remove(slot, generation) else { return };
+        let Some((c, route, ep)) = self.conns.remove(slot, generation) else { return };
         if !self.proxies.is_empty() {
             if let Some(p) = self.proxies.remove(&slot) {
                 self.held_frames -= p.held_count();
@@ -504,8 +504,7 @@ impl Worker {
         if let Offload::Nic(h) = c.offload() {
             out.removes.push(h);
         }
-        self.sync_ended(&c, &route, now_ns);
-        let ep = c.ep(&route);
+        self.sync_ended(&c, ep, route.proto, now_ns);
         if route.forward.uses_lip() {
             self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);
         }

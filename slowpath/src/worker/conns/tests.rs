@@ -111,7 +111,8 @@ fn routes_are_shared_and_released_with_the_last_connection() {
     let gc = store.get(c).unwrap().generation;
     store.remove(c, gc).unwrap();
     let (ga, gb) = (store.get(a).unwrap().generation, store.get(b).unwrap().generation);
-    let (_, route) = store.remove(a, ga).unwrap();
+    let (_, route, ep) = store.remove(a, ga).unwrap();
+    assert_eq!(ep, endpoints(1), "a removed connection's endpoints come back with it");
     assert!(Arc::ptr_eq(&route.backend_stats, &bs));
     assert!(Arc::ptr_eq(&route.service_stats, &ss));
     drop(route);
@@ -120,6 +121,113 @@ fn routes_are_shared_and_released_with_the_last_connection() {
     assert_eq!(Arc::strong_count(&bs), 1, "released with the last connection");
     assert_eq!(store.routes.entries.iter().flatten().count(), 0);
     assert!(store.routes.by_key.is_empty());
+}
+
+/// An IPv6 client at `n`: its own address, port and LIP port.
+fn endpoints6(n: u16) -> Endpoints {
+    let client = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, n, 1);
+    Endpoints {
+        client: SocketAddr::new(client.into(), 1024 + n),
+        vip: "[2001:db8::80]:80".parse().unwrap(),
+        lip: SocketAddr::new("fd00::1".parse().unwrap(), 5000 + n),
+        rs: "[fd00::7]:8080".parse().unwrap(),
+    }
+}
+
+#[test]
+fn an_ipv6_clients_address_lives_in_the_side_slab_and_leaves_nothing_behind() {
+    let mut store = ConnStore::new(Seeds::default(), 0);
+    let (bs, ss) = stats();
+    for n in 0..10 {
+        add(&mut store, endpoints(n), &bs, &ss);
+    }
+    assert_eq!(store.clients.slots(), 0, "IPv4 connections keep their client in the record");
+    let old = add(&mut store, endpoints6(1), &bs, &ss);
+    let old_gen = store.get(old).unwrap().generation;
+    let v6_slot = store.get(old).unwrap().client;
+    assert_eq!(store.clients.get(v6_slot), to_bytes(endpoints6(1).client.ip()));
+    let (_, _, ep) = store.remove(old, old_gen).unwrap();
+    assert_eq!(ep, endpoints6(1), "the removed connection's endpoints are read before its slot goes");
+    assert_eq!(store.clients.get(v6_slot), [0; 16], "a freed slot keeps nothing of its client");
+    // The next IPv6 connection takes both the record's slot and the address's, and sees only
+    // its own client; the old connection's handle and tuple reach nothing.
+    let new = add(&mut store, endpoints6(2), &bs, &ss);
+    assert_eq!((new, store.get(new).unwrap().client), (old, v6_slot));
+    assert_eq!(store.clients.slots(), 1);
+    assert_eq!(store.ep_of(new), Some(endpoints6(2)));
+    assert!(store.current_mut(new, old_gen).is_none());
+    assert!(store.remove(new, old_gen).is_none());
+    assert_eq!(store.find(&lookup_key(6, endpoints6(1).client, endpoints6(1).vip)), None);
+    assert_eq!(store.find(&lookup_key(6, endpoints6(2).client, endpoints6(2).vip)), Some((new, Dir::Orig)));
+    assert_eq!(store.find(&lookup_key(6, endpoints6(2).rs, endpoints6(2).lip)), Some((new, Dir::Reply)));
+    // An IPv4 connection in a slot an IPv6 one had leaves the address slot free.
+    let g = store.get(new).unwrap().generation;
+    store.remove(new, g).unwrap();
+    let v4 = add(&mut store, endpoints(77), &bs, &ss);
+    assert_eq!((v4, store.clients.len()), (new, 0));
+    assert_eq!(store.ep_of(v4), Some(endpoints(77)));
+    let again = add(&mut store, endpoints6(3), &bs, &ss);
+    assert_eq!((store.get(again).unwrap().client, store.clients.slots()), (v6_slot, 1));
+}
+
+#[derive(Clone, Debug)]
+enum Churn {
+    Add(u16, bool),
+    Remove(usize),
+}
+
+proptest! {
+    /// IPv4 and IPv6 connections come and go in any order: every live connection's endpoints
+    /// and tuples are its own, every ended connection's handle reaches nothing, the side slab
+    /// holds exactly the live IPv6 clients, and every slot it does not use is zeroed.
+    #[test]
+    fn the_side_slab_agrees_with_a_model_under_churn(ops in prop::collection::vec(
+        prop_oneof![
+            3 => (0u16..64, any::<bool>()).prop_map(|(n, v6)| Churn::Add(n, v6)),
+            2 => any::<usize>().prop_map(Churn::Remove),
+        ], 1..200)) {
+        let mut store = ConnStore::new(Seeds { a: 3, b: 4 }, 0);
+        let (bs, ss) = stats();
+        let mut live: HashMap<u32, (u32, Endpoints)> = HashMap::new();
+        let mut ended: Vec<(u32, u32, Endpoints)> = Vec::new();
+        for op in ops {
+            match op {
+                Churn::Add(n, v6) => {
+                    let ep = if v6 { endpoints6(n) } else { endpoints(n) };
+                    if live.values().any(|(_, e)| *e == ep) {
+                        continue;
+                    }
+                    let slot = add(&mut store, ep, &bs, &ss);
+                    live.insert(slot, (store.get(slot).unwrap().generation, ep));
+                }
+                Churn::Remove(i) if !live.is_empty() => {
+                    let slot = *live.keys().nth(i % live.len()).unwrap();
+                    let (g, ep) = live.remove(&slot).unwrap();
+                    prop_assert_eq!(store.remove(slot, g).map(|(_, _, e)| e), Some(ep));
+                    ended.push((slot, g, ep));
+                }
+                Churn::Remove(_) => {}
+            }
+            for (&slot, &(g, ep)) in &live {
+                prop_assert_eq!(store.ep_of(slot), Some(ep));
+                prop_assert!(store.current_mut(slot, g).is_some());
+                prop_assert_eq!(store.find(&lookup_key(6, ep.client, ep.vip)), Some((slot, Dir::Orig)));
+                prop_assert_eq!(store.find(&lookup_key(6, ep.rs, ep.lip)), Some((slot, Dir::Reply)));
+            }
+            for &(slot, g, ep) in &ended {
+                prop_assert!(store.current_mut(slot, g).is_none(), "a stale handle reached slot {}", slot);
+                if !live.values().any(|(_, e)| *e == ep) {
+                    prop_assert_eq!(store.find(&lookup_key(6, ep.client, ep.vip)), None);
+                }
+            }
+            let in_use: Vec<u32> =
+                live.iter().filter(|(_, (_, ep))| ep.vip.is_ipv6()).map(|(&s, _)| store.get(s).unwrap().client).collect();
+            prop_assert_eq!(store.clients.len(), in_use.len());
+            for s in (0..store.clients.slots()).filter(|s| !in_use.contains(s)) {
+                prop_assert_eq!(store.clients.get(s), [0; 16], "free slot {} keeps an address", s);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -170,7 +278,7 @@ proptest! {
 #[test]
 fn a_connection_record_stays_compact() {
     let size = std::mem::size_of::<Option<Conn>>();
-    assert!(size <= 104, "a connection record is {size} bytes");
+    assert!(size <= 68, "a connection record is {size} bytes");
     assert_eq!(std::mem::size_of::<Cell>(), 8);
 }
 
