@@ -15,9 +15,9 @@ fn stats() -> (Arc<BackendStats>, Arc<ServiceStats>) {
 fn endpoints(n: u16) -> Endpoints {
     let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
     Endpoints {
-        client: SocketAddr::new([192, 0, 2, (n % 200) as u8].into(), 1024 + n),
+        client: SocketAddr::new([192, 0, 2, (n % 200) as u8].into(), 1024u16.wrapping_add(n)),
         vip: sa("10.0.0.1:80"),
-        lip: SocketAddr::new([10, 1, 0, 1].into(), 5000 + n),
+        lip: SocketAddr::new([10, 1, 0, 1].into(), 5000u16.wrapping_add(n)),
         rs: sa("10.2.0.7:8080"),
     }
 }
@@ -127,7 +127,7 @@ fn routes_are_shared_and_released_with_the_last_connection() {
 fn endpoints6(n: u16) -> Endpoints {
     let client = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, n, 1);
     Endpoints {
-        client: SocketAddr::new(client.into(), 1024 + n),
+        client: SocketAddr::new(client.into(), 1024u16.wrapping_add(n)),
         vip: "[2001:db8::80]:80".parse().unwrap(),
         lip: SocketAddr::new("fd00::1".parse().unwrap(), 5000 + n),
         rs: "[fd00::7]:8080".parse().unwrap(),
