@@ -2,10 +2,13 @@
 //! open-addressing index of the tuples' hashes.
 //!
 //! **Records.** A [`Conn`] (68 bytes, a test holds it there) keeps only what is its own: the
-//! client's address and port, the LIP port, its times, counters ([`counts`]: 40-bit packets and
-//! 56-bit bytes per direction), state and timer. An IPv4 client's address is in the record (4
-//! bytes); an IPv6 client's is in a side slab of 16-byte slots ([`clients`]) named by the
-//! record, taken with the connection and zeroed when it ends. The VIP, the server, the LIP, the
+//! client's address (4) and port (2), the LIP port (2), its creation and last-seen times (4 + 4,
+//! milliseconds compared wrapping), counters (24: [`counts`], 40-bit packets and 56-bit bytes
+//! per direction), generation (4), timer links and deadline (12, [`wheel`]), route (4), offload
+//! state (4), protocol state (1) and flags (1): 66 bytes and 2 of alignment (every field is at
+//! most 4-aligned), the `Option` around it free (the state's niche). An IPv4 client's address
+//! is in the record; an IPv6 client's is in a side slab of 16-byte slots ([`clients`]) named by
+//! the record, taken with the connection and zeroed when it ends. The VIP, the server, the LIP, the
 //! protocol, the mode and the server's and service's counters are the same for every
 //! connection to one server through one LIP: they are one [`Route`] of the store, held once
 //! with a count of its users, and the connection names it by a 32-bit reference. The NIC's
@@ -21,15 +24,22 @@
 //! bucket hash with the table's seed) and the slot with the direction in its low bit. A lookup
 //! compares the hash first and the record's tuple only on a hash match. Deletion shifts the
 //! following cells back (no tombstones), so lookups stay short however many connections come
-//! and go.
+//! and go. Two cells per connection are 16 bytes at a full table; the table is at most 7/8 full
+//! and doubles, so it costs 18 to 37 bytes per connection depending on where the count falls
+//! (27.7 at the quick bench's 303k connections).
+//!
+//! **Bytes per connection.** `sluice bench --only memory` counts the heap the store grows by
+//! (capacities, not lengths): the record's 68 bytes, the index's cells, and a little for the
+//! free lists and routes; 96.6 bytes per connection at the quick run's 303k (from 133 when the
+//! record was 104 bytes and kept both tuple hashes and 16 bytes of client address).
 //!
 //! **Hashes are not kept.** Every packet that reaches the host hashes its tuple once with the
 //! NIC table's first seed ([`rtl_spec::hash::Seeds`]; `KeyHash::a`, [`ConnStore::tag`]) to look
 //! it up; a new connection is filed under that hash and its reply tuple's. The record keeps
 //! neither: the install hashes both tuples whole ([`flow_hashes`], for flow-offload's shadow
 //! index, which places with them), and the removal hashes them again to find the index cells.
-//! Two or four CRC-32C passes over 40 bytes when a connection is installed or ends cost less
-//! than 16 bytes in every record.
+//! A connection the NIC takes costs four CRC-32C passes over 40 bytes more than when the record
+//! kept the hashes, one that stays on the host two: less than 16 bytes in every record.
 
 use crate::addr::{from_bytes, to_bytes};
 use crate::conn::{Dir, Endpoints, Offload, State};
