@@ -1,38 +1,52 @@
 //! A worker's connection store: compact records in a slab, found by either tuple through one
-//! open-addressing index, with the tuples' hashes computed once and carried.
+//! open-addressing index of the tuples' hashes.
 //!
-//! **Records.** A [`Conn`] (104 bytes, a test holds it there) keeps only what is its own: the
-//! client's address and port, the LIP port, both tuple hashes, its times, counters, state and
-//! timer. The VIP, the server, the LIP, the protocol, the mode and the server's and service's
-//! counters are the same for every connection to one server through one LIP: they are one
-//! [`Route`] of the store, held once with a count of its users, and the connection names it by
-//! a 32-bit reference. The NIC's counters are read and cleared and added to the connection's
-//! own ([`Conn::add_nic`]), so no copy of them is kept. Records live in a slab of fixed pages of
-//! [`PAGE`] records (growing by a page, never by doubling and copying a whole table), indexed
-//! by a slot number; a slot's generation grows each time it is reused (a free slot's is kept
-//! in the free list), so a stale `(slot, generation)` (an install result or an NIC answer for a
-//! connection that ended) never reaches the connection that took the slot next. No connection
-//! allocates on the heap.
+//! **Records.** A [`Conn`] (68 bytes, a test holds it there) keeps only what is its own: the
+//! client's address (4) and port (2), the LIP port (2), its creation and last-seen times (4 + 4,
+//! milliseconds compared wrapping), counters (24: [`counts`], 40-bit packets and 56-bit bytes
+//! per direction), generation (4), timer links and deadline (12, [`wheel`]), route (4), offload
+//! state (4), protocol state (1) and flags (1): 66 bytes and 2 of alignment (every field is at
+//! most 4-aligned), the `Option` around it free (the state's niche). An IPv4 client's address
+//! is in the record; an IPv6 client's is in a side slab of 16-byte slots ([`clients`]) named by
+//! the record, taken with the connection and zeroed when it ends. The VIP, the server, the LIP, the
+//! protocol, the mode and the server's and service's counters are the same for every
+//! connection to one server through one LIP: they are one [`Route`] of the store, held once
+//! with a count of its users, and the connection names it by a 32-bit reference. The NIC's
+//! counters are read and cleared and added to the connection's own ([`Conn::add_nic`]), so no
+//! copy of them is kept. Records live in a slab of fixed pages of [`PAGE`] records (growing by
+//! a page, never by doubling and copying a whole table), indexed by a slot number; a slot's
+//! generation grows each time it is reused (a free slot's is kept in the free list), so a stale
+//! `(slot, generation)` (an install result or an NIC answer for a connection that ended) never
+//! reaches the connection that took the slot next. No connection allocates on the heap.
 //!
 //! **Index.** Both tuples of every connection (client → VIP, server → LIP) are in one
 //! linear-probing table of 8-byte cells: the tuple's hash (`KeyHash::a`, the NIC's first
 //! bucket hash with the table's seed) and the slot with the direction in its low bit. A lookup
 //! compares the hash first and the record's tuple only on a hash match. Deletion shifts the
 //! following cells back (no tombstones), so lookups stay short however many connections come
-//! and go.
+//! and go. Two cells per connection are 16 bytes at a full table; the table is at most 7/8 full
+//! and doubles, so it costs 18 to 37 bytes per connection depending on where the count falls
+//! (27.7 at the quick bench's 303k connections).
 //!
-//! **One hash per connection.** On the first packet the worker hashes both tuples with the NIC
-//! table's seeds ([`rtl_spec::hash::Seeds`]); the record keeps both [`KeyHash`]es, the index uses
-//! them, the install hands them to flow-offload's shadow index (which places with them), and the
-//! removal finds the index cells with them. Later packets of the connection hash their tuple once
-//! to look it up.
+//! **Bytes per connection.** `sluice bench --only memory` counts the heap the store grows by
+//! (capacities, not lengths): the record's 68 bytes, the index's cells, and a little for the
+//! free lists and routes; 96.6 bytes per connection at the quick run's 303k (from 133 when the
+//! record was 104 bytes and kept both tuple hashes and 16 bytes of client address).
+//!
+//! **Hashes are not kept.** Every packet that reaches the host hashes its tuple once with the
+//! NIC table's first seed ([`rtl_spec::hash::Seeds`]; `KeyHash::a`, [`ConnStore::tag`]) to look
+//! it up; a new connection is filed under that hash and its reply tuple's. The record keeps
+//! neither: the install hashes both tuples whole ([`flow_hashes`], for flow-offload's shadow
+//! index, which places with them), and the removal hashes them again to find the index cells.
+//! A connection the NIC takes costs four CRC-32C passes over 40 bytes more than when the record
+//! kept the hashes, one that stays on the host two: less than 16 bytes in every record.
 
 use crate::addr::{from_bytes, to_bytes};
 use crate::conn::{Dir, Endpoints, Offload, State};
 use crate::service::{BackendStats, Forward, Proto, ServiceStats};
 use flow_offload::{FlowCounters, FlowHashes};
 use rtl_spec::formats::LookupKey;
-use rtl_spec::hash::{KeyHash, Seeds};
+use rtl_spec::hash::Seeds;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -41,10 +55,10 @@ use std::sync::Arc;
 /// and the counters) is one [`Route`] of the store, named by a 32-bit reference.
 #[derive(Debug)]
 pub struct Conn {
-    /// The client's address (IPv4 in the first four bytes).
-    client: [u8; 16],
-    /// The hashes of the original (client → VIP) and reply (server → LIP) tuples.
-    hashes: FlowHashes,
+    /// The client's address: an IPv4 client's (`u32::from_be_bytes` of its octets), or the
+    /// slot of an IPv6 client's in the store's side slab ([`clients`]). Which one is its
+    /// route's family (the VIP's).
+    client: u32,
     /// When it was created, in milliseconds of the injected clock, truncated to 32 bits (an
     /// age is a wrapping difference: exact for 49 days, which is all the offload policy asks).
     created_ms: u32,
@@ -52,11 +66,10 @@ pub struct Conn {
     /// rounded up and truncated to 32 bits (compared wrapping, so exact for 24 days of idleness,
     /// far beyond any timeout).
     last_ms: u32,
-    /// Packets (original, reply) the host path forwarded, plus those the NIC reported: the
-    /// NIC's counters are read and cleared ([`Conn::add_nic`]), so no copy of them is kept.
-    pub packets: [u64; 2],
-    /// Bytes (IP length), counted as `packets` are.
-    pub bytes: [u64; 2],
+    /// Packets and bytes (IP length) of each direction the host path forwarded, plus those
+    /// the NIC reported: the NIC's counters are read and cleared ([`Conn::add_nic`]), so no
+    /// copy of them is kept. Packed ([`counts`]: 40-bit packets, 56-bit bytes).
+    counts: Counts,
     /// Generation of the slot (increases each time the slot is reused).
     pub generation: u32,
     /// Its timer's list in the wheel: previous and next connection ([`wheel`]).
@@ -183,19 +196,43 @@ impl Conn {
         std::time::Duration::from_millis(u64::from(ms32(now_ns).wrapping_sub(self.created_ms)))
     }
 
-    /// The four endpoints, with the addresses it shares from its `route`.
-    pub fn ep(&self, route: &Route) -> Endpoints {
+    /// The four endpoints, with the addresses it shares from its `route` (and an IPv6
+    /// client's address from the store's side slab).
+    pub fn ep(&self, route: RouteRef<'_>) -> Endpoints {
+        let v6 = route.vip.is_ipv6();
         Endpoints {
-            client: SocketAddr::new(from_bytes(&self.client, route.vip.is_ipv6()), self.client_port),
+            client: SocketAddr::new(from_bytes(&self.client_bytes(route), v6), self.client_port),
             vip: route.vip,
             lip: SocketAddr::new(route.lip, self.lip_port),
             rs: route.rs,
         }
     }
 
-    /// The tuple hashes computed on its first packet.
-    pub fn hashes(&self) -> FlowHashes {
-        self.hashes
+    /// The client's address in the 16-byte form of a tuple.
+    fn client_bytes(&self, route: RouteRef<'_>) -> [u8; 16] {
+        if route.vip.is_ipv6() {
+            route.clients.get(self.client)
+        } else {
+            let mut b = [0; 16];
+            b[..4].copy_from_slice(&self.client.to_be_bytes());
+            b
+        }
+    }
+
+    /// Packets (original, reply) the host path forwarded plus those the NIC reported; a
+    /// direction's count stays at [`counts::MAX_PACKETS`] once it gets there.
+    pub fn packets(&self) -> [u64; 2] {
+        [self.counts.packets(0), self.counts.packets(1)]
+    }
+
+    /// Bytes (IP length), counted as [`Self::packets`] are (at most [`counts::MAX_BYTES`]).
+    pub fn bytes(&self) -> [u64; 2] {
+        [self.counts.bytes(0), self.counts.bytes(1)]
+    }
+
+    /// Counts a packet of `len` bytes the host path forwarded in direction `dir`.
+    pub fn count(&mut self, dir: Dir, len: u64) {
+        self.counts.add(usize::from(dir == Dir::Reply), 1, len);
     }
 
     /// Adds what the NIC counted for its flow since the counters were last read and cleared
@@ -203,20 +240,21 @@ impl Conn {
     pub fn add_nic(&mut self, k: &FlowCounters) {
         let k = if self.server_first() { crate::proxy_protocol::swap_counters(*k) } else { *k };
         for d in 0..2 {
-            self.packets[d] += u64::from(k.packets[d]);
-            self.bytes[d] += k.bytes[d];
+            self.counts.add(d, u64::from(k.packets[d]), k.bytes[d]);
         }
     }
 
     /// Whether its tuple in direction `dir` is `key`.
-    fn holds(&self, route: &Route, dir: Dir, key: &LookupKey) -> bool {
+    fn holds(&self, route: RouteRef<'_>, dir: Dir, key: &LookupKey) -> bool {
         let v6 = route.vip.is_ipv6();
         if key.proto != route.proto.number() || key.family != if v6 { 6 } else { 4 } {
             return false;
         }
         let t = &key.tuple;
         let (src, sport, dst, dport) = match dir {
-            Dir::Orig => (self.client, self.client_port, to_bytes(route.vip.ip()), route.vip.port()),
+            Dir::Orig => {
+                (self.client_bytes(route), self.client_port, to_bytes(route.vip.ip()), route.vip.port())
+            }
             Dir::Reply => (to_bytes(route.rs.ip()), route.rs.port(), to_bytes(route.lip), self.lip_port),
         };
         t.src_addr == src && t.dst_addr == dst && t.src_port.get() == sport && t.dst_port.get() == dport
@@ -226,6 +264,18 @@ impl Conn {
 /// The lookup key of a packet's tuple, as the NIC forms it.
 pub fn lookup_key(proto: u8, src: SocketAddr, dst: SocketAddr) -> LookupKey {
     LookupKey::new(crate::addr::tuple(src, dst), proto, src.is_ipv6())
+}
+
+/// The lookup keys of a connection's tuples: original (client → VIP) and reply (server → LIP).
+fn keys(ep: &Endpoints, proto: Proto) -> [LookupKey; 2] {
+    [lookup_key(proto.number(), ep.client, ep.vip), lookup_key(proto.number(), ep.rs, ep.lip)]
+}
+
+/// The whole hashes of a connection's tuples with the NIC table's `seeds`, for its install
+/// (the shadow places the flow with them): the same keys the store files it under.
+pub(super) fn flow_hashes(seeds: Seeds, ep: &Endpoints, proto: Proto) -> FlowHashes {
+    let [orig, reply] = keys(ep, proto);
+    FlowHashes { orig: seeds.key_hash(&orig), reply: seeds.key_hash(&reply) }
 }
 
 /// What a new connection is.
@@ -255,6 +305,8 @@ pub(super) struct ConnStore {
     free: Vec<(u32, u32)>,
     index: TupleIndex,
     routes: Routes,
+    /// The IPv6 connections' client addresses.
+    clients: V6Clients,
     seeds: Seeds,
     /// The connections' timers.
     wheel: wheel::Wheel,
@@ -270,6 +322,7 @@ impl ConnStore {
             free: Vec::new(),
             index: TupleIndex::new(),
             routes: Routes::default(),
+            clients: V6Clients::default(),
             seeds,
         }
     }
@@ -287,9 +340,9 @@ impl ConnStore {
         self.pages.get_mut(slot as usize / PAGE)?.get_mut(slot as usize % PAGE)
     }
 
-    /// The hash of a tuple's key (what the index and the NIC's first bucket use).
-    pub(super) fn key_hash(&self, key: &LookupKey) -> KeyHash {
-        self.seeds.key_hash(key)
+    /// The NIC table's seeds, which the store hashes with.
+    pub(super) fn seeds(&self) -> Seeds {
+        self.seeds
     }
 
     /// The connection and direction a packet's tuple belongs to.
@@ -297,28 +350,23 @@ impl ConnStore {
         self.find_hashed(self.tag(key), key)
     }
 
-    /// The first half of a key's hash (`KeyHash::a`): all a lookup needs.
+    /// The first half of a key's hash (`KeyHash::a`, the NIC's first bucket hash): all the
+    /// index needs.
     pub(super) fn tag(&self, key: &LookupKey) -> u32 {
         rtl_spec::hash::hash(self.seeds.a, zerocopy::IntoBytes::as_bytes(key))
-    }
-
-    /// The whole hash of a key whose `tag` is known (a new connection's first packet).
-    pub(super) fn complete_hash(&self, tag: u32, key: &LookupKey) -> KeyHash {
-        let b =
-            rtl_spec::hash::fmix32(rtl_spec::hash::hash(self.seeds.b, zerocopy::IntoBytes::as_bytes(key)));
-        KeyHash { a: tag, b }
     }
 
     /// [`Self::find`] with the key's `KeyHash::a` already computed.
     pub(super) fn find_hashed(&self, tag: u32, key: &LookupKey) -> Option<(u32, Dir)> {
         self.index.find(tag, |slot, dir| {
-            self.get(slot).is_some_and(|c| self.routes.get(c.route).is_some_and(|r| c.holds(r, dir, key)))
+            self.get(slot).is_some_and(|c| self.route_ref(c.route).is_some_and(|r| c.holds(r, dir, key)))
         })
     }
 
-    /// Files a new connection under both its tuples; returns its slot. `hashes` are the
-    /// tuples' ([`Self::key_hash`] of the client → VIP and server → LIP keys).
-    pub(super) fn insert(&mut self, n: &NewConn<'_>, hashes: FlowHashes) -> u32 {
+    /// Files a new connection under both its tuples; returns its slot. `orig_tag` is the
+    /// [`Self::tag`] of its client → VIP key (computed for the lookup that missed); the
+    /// server → LIP key is hashed here.
+    pub(super) fn insert(&mut self, n: &NewConn<'_>, orig_tag: u32) -> u32 {
         let (slot, last_generation) = match self.free.pop() {
             Some(free) => free,
             None => {
@@ -332,14 +380,20 @@ impl ConnStore {
         };
         let generation = last_generation.wrapping_add(1);
         let ep = n.ep;
+        let reply_tag = self.tag(&keys(&ep, n.proto)[1]);
         let route = self.routes.acquire(n);
+        // The route's family decides how the address is kept, as it decides how it is read.
+        let client = to_bytes(ep.client.ip());
+        let client = if ep.vip.is_ipv6() {
+            self.clients.put(client)
+        } else {
+            u32::from_be_bytes([client[0], client[1], client[2], client[3]])
+        };
         let record = Some(Conn {
-            client: to_bytes(ep.client.ip()),
-            hashes,
+            client,
             created_ms: ms32(n.now_ns),
             last_ms: ms32_up(n.now_ns),
-            packets: [0; 2],
-            bytes: [0; 2],
+            counts: Counts::default(),
             generation,
             timer: [wheel::NIL; 2],
             deadline_tick: 0,
@@ -353,15 +407,16 @@ impl ConnStore {
         if let Some(cell) = self.slot_mut(slot) {
             *cell = record;
         }
-        self.index.insert(hashes.orig.a, slot << 1);
-        self.index.insert(hashes.reply.a, (slot << 1) | 1);
+        self.index.insert(orig_tag, slot << 1);
+        self.index.insert(reply_tag, (slot << 1) | 1);
         self.arm(slot, n.deadline_ns);
         slot
     }
 
-    /// Takes a connection out (slab, index, route reference) if `generation` is its own.
-    /// Returns it with its route, for the caller's last accounting.
-    pub(super) fn remove(&mut self, slot: u32, generation: u32) -> Option<(Conn, Route)> {
+    /// Takes a connection out (slab, index, route reference, IPv6 client address) if
+    /// `generation` is its own. Returns it with its route and endpoints, for the caller's last
+    /// accounting.
+    pub(super) fn remove(&mut self, slot: u32, generation: u32) -> Option<(Conn, Route, Endpoints)> {
         let cell = self.slot_mut(slot)?;
         if cell.as_ref().is_none_or(|c| c.generation != generation) {
             return None;
@@ -369,11 +424,19 @@ impl ConnStore {
         self.unlink(slot);
         let c = self.slot_mut(slot)?.take()?;
         self.free.push((slot, c.generation));
-        self.index.remove(c.hashes.orig.a, slot << 1);
-        self.index.remove(c.hashes.reply.a, (slot << 1) | 1);
+        let ep = c.ep(self.route_ref(c.route)?);
         let route = self.routes.get(c.route)?.clone();
         self.routes.release(c.route);
-        Some((c, route))
+        if route.vip.is_ipv6() {
+            self.clients.release(c.client);
+        }
+        // The tuples are hashed again rather than their hashes kept in every record: the same
+        // keys as at the insert, so the same cells.
+        let [orig, reply] = keys(&ep, route.proto);
+        let orig_found = self.index.remove(self.tag(&orig), slot << 1);
+        let reply_found = self.index.remove(self.tag(&reply), (slot << 1) | 1);
+        debug_assert!(orig_found && reply_found, "connection {slot} not in the index under its tuples");
+        Some((c, route, ep))
     }
 
     /// The connection in `slot`, whatever its generation.
@@ -392,9 +455,13 @@ impl ConnStore {
     }
 
     /// The route of connection `c` (a connection of this store).
-    pub(super) fn route(&self, c: &Conn) -> &Route {
+    pub(super) fn route(&self, c: &Conn) -> RouteRef<'_> {
         // Every connection holds a reference to its route, so the route is there.
-        self.routes.get(c.route).expect("a connection's route lives as long as it does")
+        self.route_ref(c.route).expect("a connection's route lives as long as it does")
+    }
+
+    fn route_ref(&self, id: u32) -> Option<RouteRef<'_>> {
+        Some(RouteRef { route: self.routes.get(id)?, clients: &self.clients })
     }
 
     /// The endpoints of the connection in `slot`, whatever its generation.
@@ -408,19 +475,19 @@ impl ConnStore {
     }
 
     /// The connection in `slot` with its route, the connection for change.
-    pub(super) fn with_route(&mut self, slot: u32) -> Option<(&mut Conn, &Route)> {
+    pub(super) fn with_route(&mut self, slot: u32) -> Option<(&mut Conn, RouteRef<'_>)> {
         let c = self.pages.get_mut(slot as usize / PAGE)?.get_mut(slot as usize % PAGE)?.as_mut()?;
-        let r = self.routes.get(c.route)?;
-        Some((c, r))
+        let route = self.routes.get(c.route)?;
+        Some((c, RouteRef { route, clients: &self.clients }))
     }
 
     /// Every connection with its slot and route.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn, &Route)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Conn, RouteRef<'_>)> {
         self.iter_from(0)
     }
 
     /// Every connection in slot `from` or after, with its slot and route.
-    pub(super) fn iter_from(&self, from: u32) -> impl Iterator<Item = (u32, &Conn, &Route)> {
+    pub(super) fn iter_from(&self, from: u32) -> impl Iterator<Item = (u32, &Conn, RouteRef<'_>)> {
         let from = from as usize;
         self.pages
             .iter()
@@ -431,22 +498,27 @@ impl ConnStore {
             .filter_map(move |(i, c)| c.as_ref().map(|c| ((from / PAGE * PAGE + i) as u32, c, self.route(c))))
     }
 
-    /// Heap bytes the store holds now (slab, free list, index), for the memory
+    /// Heap bytes the store holds now (slab, free list, index, IPv6 clients), for the memory
     /// figures.
     pub(super) fn heap_bytes(&self) -> usize {
         self.pages.len() * PAGE * std::mem::size_of::<Option<Conn>>()
             + self.pages.capacity() * std::mem::size_of::<Box<[Option<Conn>]>>()
             + self.free.capacity() * 8
             + self.index.bytes()
+            + self.clients.heap_bytes()
     }
 }
 
+mod clients;
+mod counts;
 mod index;
 mod routes;
 #[cfg(test)]
 mod tests;
 mod wheel;
 
+use clients::V6Clients;
+use counts::Counts;
 use index::TupleIndex;
-pub use routes::Route;
 use routes::Routes;
+pub use routes::{Route, RouteRef};

@@ -263,7 +263,7 @@ impl Worker {
     }
 
     /// The connections with their routes (for `sluice flows`).
-    pub fn conns(&self) -> impl Iterator<Item = (&Conn, &conns::Route)> {
+    pub fn conns(&self) -> impl Iterator<Item = (&Conn, conns::RouteRef<'_>)> {
         self.conns.iter().map(|(_, c, r)| (c, r))
     }
 
@@ -524,7 +524,7 @@ impl Worker {
         }
         let state =
             State::from_host_state(flow.host_state).unwrap_or(State::Tcp(crate::conn::TcpState::Established));
-        let orig = self.conns.key_hash(&conns::lookup_key(flow.proto, ep.client, ep.vip));
+        let orig = self.conns.tag(&conns::lookup_key(flow.proto, ep.client, ep.vip));
         let slot = self.insert_conn(ep, proto, forward, state, now_ns, (&backend.stats, &svc.stats), orig);
         if let Some(c) = self.conns.get_mut(slot) {
             c.set_offload(Offload::Nic(handle));

@@ -12,8 +12,8 @@ use crate::network::HopAction;
 use crate::packet::{L4, Pkt};
 use crate::proxy_protocol::ProxyProtocol;
 use crate::service::{BackendStats, Forward, Proto, ServiceKey, ServiceStats};
-use flow_offload::{Flow, FlowHashes};
-use rtl_spec::hash::KeyHash;
+use flow_offload::Flow;
+use rtl_spec::hash::Seeds;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,8 +29,8 @@ impl Worker {
         let Some((sport, dport)) = pkt.ports() else { return };
         let (src, dst) = (SocketAddr::new(ip.src, sport), SocketAddr::new(ip.dst, dport));
         let lookup = lookup_key(ip.proto, src, dst);
-        // The tuple's hash, once: the lookup uses its first half, and a new connection keeps
-        // it whole (the second half is computed only then).
+        // The tuple's hash (its first half, all the index needs), once: the lookup uses it,
+        // and a new connection is filed under it.
         let tag = self.conns.tag(&lookup);
         let flags = pkt.tcp_flags();
         if let Some((slot, dir)) = self.conns.find_hashed(tag, &lookup) {
@@ -70,7 +70,6 @@ impl Worker {
             }
             return;
         }
-        let hash = self.conns.complete_hash(tag, &lookup);
         let proto = Proto::from_number(ip.proto);
         let service =
             proto.and_then(|p| self.services.find(&ServiceKey { vip: dst, proto: p }).map(|(i, _)| i));
@@ -79,12 +78,12 @@ impl Worker {
         match service {
             Some(index) => {
                 if ip.proto == 6 && self.services.services[index].config.synproxy {
-                    return self.proxy_first(index, src, dst, hash, punt, pkt, now_ns, out);
+                    return self.proxy_first(index, src, dst, tag, punt, pkt, now_ns, out);
                 }
                 if ip.proto == 6 && (flags & (SYN | ACK | RST)) != SYN {
                     return self.stats.discard(Discard::NoConnection);
                 }
-                self.new_conn(index, src, hash, &punt, pkt, now_ns, out);
+                self.new_conn(index, src, tag, &punt, pkt, now_ns, out);
                 out.spent.push(punt.frame);
             }
             None if self.services.is_lip(ip.dst) || self.is_peer_lip(ip.dst) => {
@@ -127,13 +126,13 @@ impl Worker {
         &mut self,
         index: usize,
         client: SocketAddr,
-        orig_hash: KeyHash,
+        orig_tag: u32,
         punt: &Punt,
         pkt: &Pkt,
         now_ns: u64,
         out: &mut Out,
     ) {
-        if let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) {
+        if let Some(slot) = self.open_conn(index, client, orig_tag, now_ns) {
             match (self.services.services[index].config.proxy_protocol, pkt.l4) {
                 (Some(ProxyProtocol::V2), L4::Tcp { seq, .. }) => {
                     self.pps.insert(slot, PpConn::new(seq, client.is_ipv6()));
@@ -153,7 +152,7 @@ impl Worker {
         &mut self,
         index: usize,
         client: SocketAddr,
-        orig_hash: KeyHash,
+        orig_tag: u32,
         now_ns: u64,
     ) -> Option<u32> {
         let services = self.services.clone();
@@ -188,7 +187,7 @@ impl Worker {
             // NAT, DR, TUN: the server sees the client's address, so the client's endpoint
             // stands where FullNAT's local address would (the reply tuple is server → client).
             let ep = Endpoints { client, vip: svc.config.key.vip, lip: client, rs };
-            return Some(self.open_with(ep, proto, forward, now_ns, backend, svc, orig_hash));
+            return Some(self.open_with(ep, proto, forward, now_ns, backend, svc, orig_tag));
         }
         // LIPs of the server's family, in turn; the first with a free port wins.
         let family = || svc.config.local_addresses.iter().filter(|l| l.is_ipv6() == rs.is_ipv6());
@@ -208,7 +207,7 @@ impl Worker {
             return None;
         };
         let ep = Endpoints { client, vip: svc.config.key.vip, lip, rs };
-        Some(self.open_with(ep, proto, forward, now_ns, backend, svc, orig_hash))
+        Some(self.open_with(ep, proto, forward, now_ns, backend, svc, orig_tag))
     }
 
     /// The part of [`Self::open_conn`] after the endpoints are chosen.
@@ -221,21 +220,21 @@ impl Worker {
         now_ns: u64,
         backend: &crate::service::Backend,
         svc: &crate::service::Service,
-        orig_hash: KeyHash,
+        orig_tag: u32,
     ) -> u32 {
         let state =
             if proto == Proto::Tcp { State::Tcp(TcpState::SynRecv) } else { State::Udp { replied: false } };
         backend.stats.connections.fetch_add(1, Ordering::Relaxed);
         svc.stats.connections.fetch_add(1, Ordering::Relaxed);
         let counters = (&backend.stats, &svc.stats);
-        let slot = self.insert_conn(ep, proto, forward, state, now_ns, counters, orig_hash);
+        let slot = self.insert_conn(ep, proto, forward, state, now_ns, counters, orig_tag);
         WorkerStats::inc(&self.stats.created);
         slot
     }
 
-    /// Files a new connection under both its tuples and arms its timer. `orig_hash` is the
-    /// hash of its client → VIP tuple, computed for the lookup that missed; the server → LIP
-    /// tuple is hashed here, once for the connection's life.
+    /// Files a new connection under both its tuples and arms its timer. `orig_tag` is the
+    /// index hash of its client → VIP tuple, computed for the lookup that missed; the store
+    /// hashes the server → LIP tuple.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn insert_conn(
         &mut self,
@@ -245,7 +244,7 @@ impl Worker {
         state: State,
         now_ns: u64,
         (backend_stats, service_stats): (&Arc<BackendStats>, &Arc<ServiceStats>),
-        orig_hash: KeyHash,
+        orig_tag: u32,
     ) -> u32 {
         count_state(backend_stats, state, 1);
         service_stats.current.fetch_add(1, Ordering::Relaxed);
@@ -255,9 +254,8 @@ impl Worker {
         }
         self.stats.current.fetch_add(1, Ordering::Relaxed);
         let deadline_ns = now_ns + self.cfg.timeouts.of(state).as_nanos() as u64;
-        let reply_hash = self.conns.key_hash(&lookup_key(proto.number(), ep.rs, ep.lip));
         let new = NewConn { ep, proto, forward, state, now_ns, deadline_ns, backend_stats, service_stats };
-        let slot = self.conns.insert(&new, FlowHashes { orig: orig_hash, reply: reply_hash });
+        let slot = self.conns.insert(&new, orig_tag);
         self.sync_emit(slot, crate::sync::SyncKind::Created, now_ns);
         slot
     }
@@ -305,11 +303,9 @@ impl Worker {
             }
         }
         c.seen(now_ns, now_ns);
-        let d = usize::from(dir == Dir::Reply);
         let ip = pkt.ip().copied();
         let len = ip.map_or(0, |i| (i.end - pkt.l3) as u64);
-        c.packets[d] += 1;
-        c.bytes[d] += len;
+        c.count(dir, len);
         if dir == Dir::Orig {
             backend_stats.packets_in.fetch_add(1, Ordering::Relaxed);
             backend_stats.bytes_in.fetch_add(len, Ordering::Relaxed);
@@ -334,6 +330,7 @@ impl Worker {
             (&from, &to, dst),
             out,
         );
+        let seeds = self.conns.seeds();
         let Some(c) = self.conns.get_mut(slot) else { return };
         let age = c.age(now_ns);
         // DR's and TUN's flows leave through a next hop of their own (spec 1.3's Route and
@@ -346,11 +343,11 @@ impl Worker {
         };
         if let Some(action) = action.filter(|_| c.offload() == Offload::Host)
             && !held_on_host
-            && policy.qualifies(c.state, age, c.packets[0] + c.packets[1])
+            && policy.qualifies(c.state, age, c.packets()[0] + c.packets()[1])
         {
             let idle = timeouts.of(c.state).as_secs().min(u64::from(u16::MAX)) as u16;
             let req = install_req(
-                (c, &ep, proto),
+                (c, &ep, proto, seeds),
                 (slot, cookie, idle),
                 (dir, &from, &to),
                 (delta, server_first),
@@ -492,7 +489,7 @@ impl Worker {
 
     /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
     pub(super) fn expire(&mut self, slot: u32, generation: u32, now_ns: u64, out: &mut Out) {
-        let Some((c, route)) = self.conns.remove(slot, generation) else { return };
+        let Some((c, route, ep)) = self.conns.remove(slot, generation) else { return };
         if !self.proxies.is_empty() {
             if let Some(p) = self.proxies.remove(&slot) {
                 self.held_frames -= p.held_count();
@@ -507,8 +504,7 @@ impl Worker {
         if let Offload::Nic(h) = c.offload() {
             out.removes.push(h);
         }
-        self.sync_ended(&c, &route, now_ns);
-        let ep = c.ep(&route);
+        self.sync_ended(&c, ep, route.proto, now_ns);
         if route.forward.uses_lip() {
             self.ports.release(ep.lip.ip(), ep.rs, ep.lip.port(), now_ns);
         }
@@ -527,7 +523,7 @@ impl Worker {
 /// tuples of the packet that qualified it (`dir`, `from`, `to`), with a SYN proxy's sequence
 /// translation or a PROXY-protocol header's length (`server_first`).
 fn install_req(
-    (c, ep, proto): (&super::Conn, &crate::conn::Endpoints, crate::service::Proto),
+    (c, ep, proto, seeds): (&super::Conn, &crate::conn::Endpoints, crate::service::Proto, Seeds),
     (slot, cookie, idle): (u32, u32, u16),
     (dir, from, to): (Dir, &rtl_spec::formats::FlowTuple, &rtl_spec::formats::FlowTuple),
     (translation, server_first): (Option<crate::synproxy::Translation>, Option<u32>),
@@ -551,7 +547,9 @@ fn install_req(
             seq_delta: translation.map(|t| t.seq),
             ts_delta: translation.map_or(0, |t| t.ts),
         },
-        hashes: c.hashes(),
+        // Hashed again rather than kept in the record: twice per install, and 16 bytes less
+        // in every connection's.
+        hashes: super::conns::flow_hashes(seeds, ep, proto),
         endpoints: *ep,
         action,
         server_first,

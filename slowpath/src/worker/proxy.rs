@@ -21,7 +21,6 @@ use crate::conn::Dir;
 use crate::conn::{State, TcpState};
 use crate::packet::{self, L4, Pkt};
 use crate::synproxy::{self, Stamps, SynOptions, Translation};
-use rtl_spec::hash::KeyHash;
 use std::net::SocketAddr;
 
 /// Segments of a client held while the server has not answered.
@@ -82,7 +81,7 @@ impl Worker {
         index: usize,
         client: SocketAddr,
         vip: SocketAddr,
-        orig_hash: KeyHash,
+        orig_tag: u32,
         punt: Punt,
         pkt: &Pkt,
         now_ns: u64,
@@ -119,7 +118,7 @@ impl Worker {
                     return out.spent.push(punt.frame);
                 };
                 WorkerStats::inc(&self.stats.syn_cookies_accepted);
-                let Some(slot) = self.open_conn(index, client, orig_hash, now_ns) else {
+                let Some(slot) = self.open_conn(index, client, orig_tag, now_ns) else {
                     return out.spent.push(punt.frame);
                 };
                 let Some(ep) = self.conns.ep_of(slot) else { return };

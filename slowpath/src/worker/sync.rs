@@ -11,7 +11,8 @@
 
 use super::conns::lookup_key;
 use super::{Conn, Worker, proxy};
-use crate::service::ServiceKey;
+use crate::conn::Endpoints;
+use crate::service::{Proto, ServiceKey};
 use crate::sync::standby::Standby;
 use crate::sync::{SyncEvent, SyncKind, SyncQueue, SyncStats};
 use std::net::IpAddr;
@@ -31,7 +32,7 @@ pub(super) struct WorkerSync {
 
 /// The event of connection `c`.
 fn event_of(
-    (c, route): (&Conn, &super::conns::Route),
+    (c, ep, proto): (&Conn, Endpoints, Proto),
     kind: SyncKind,
     timeout_ns: u64,
     delta: Option<crate::synproxy::Translation>,
@@ -40,8 +41,8 @@ fn event_of(
     let remaining = (c.last_ns(now_ns) + timeout_ns).saturating_sub(now_ns) / 1_000_000;
     SyncEvent {
         kind,
-        ep: c.ep(route),
-        proto: route.proto,
+        ep,
+        proto,
         state: c.state,
         timeout_ms: remaining.min(u64::from(u32::MAX)) as u32,
         seq_delta: delta.map(|t| t.seq),
@@ -73,7 +74,8 @@ impl Worker {
         let Some(c) = self.conns.get(slot) else { return };
         let timeout = self.cfg.timeouts.of(c.state).as_nanos() as u64;
         let delta = self.proxies.get(&slot).and_then(|p| p.delta);
-        q.push(event_of((c, self.conns.route(c)), kind, timeout, delta, now_ns));
+        let route = self.conns.route(c);
+        q.push(event_of((c, c.ep(route), route.proto), kind, timeout, delta, now_ns));
     }
 
     /// Reports again the connections from `slot` on, at most `max` of them: a resync for a
@@ -101,10 +103,10 @@ impl Worker {
         }
     }
 
-    /// Reports the end of a connection just removed.
-    pub(super) fn sync_ended(&self, c: &Conn, route: &super::conns::Route, now_ns: u64) {
+    /// Reports the end of a connection just removed (its endpoints `ep`, its `proto`).
+    pub(super) fn sync_ended(&self, c: &Conn, ep: Endpoints, proto: Proto, now_ns: u64) {
         if let Some(q) = &self.sync.queue {
-            q.push(event_of((c, route), SyncKind::Ended, 0, None, now_ns));
+            q.push(event_of((c, ep, proto), SyncKind::Ended, 0, None, now_ns));
         }
     }
 
@@ -181,7 +183,7 @@ impl Worker {
                 self.sync.takeovers.push(lip);
             }
         }
-        let orig = self.conns.key_hash(&lookup_key(proto, e.ep.client, e.ep.vip));
+        let orig = self.conns.tag(&lookup_key(proto, e.ep.client, e.ep.vip));
         let stats = (&backend.stats, &svc.stats);
         let slot = self.insert_conn(e.ep, e.proto, forward, e.state, now_ns, stats, orig);
         if let Some(seq) = e.seq_delta {

@@ -22,6 +22,13 @@ pub(super) struct TupleIndex {
     pub(super) len: usize,
 }
 
+impl Cell {
+    #[cfg(test)]
+    pub(super) fn is_free(self) -> bool {
+        self.at == EMPTY
+    }
+}
+
 impl TupleIndex {
     pub(super) fn new() -> Self {
         TupleIndex { cells: vec![FREE_CELL; 64], len: 0 }

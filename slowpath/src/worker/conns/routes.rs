@@ -36,6 +36,22 @@ impl Route {
     }
 }
 
+/// A connection's [`Route`] as the store lends it, with the store's IPv6 clients' addresses,
+/// which [`super::Conn::ep`] reads an IPv6 connection's client from. Dereferences to the route.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteRef<'a> {
+    pub(super) route: &'a Route,
+    pub(super) clients: &'a super::V6Clients,
+}
+
+impl std::ops::Deref for RouteRef<'_> {
+    type Target = Route;
+
+    fn deref(&self) -> &Route {
+        self.route
+    }
+}
+
 /// What makes two connections share a [`Route`]: the counters (by identity) and the addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct RouteKey {
