@@ -1,5 +1,6 @@
-//! Frames through the model's datapath, with a populated table (an IPv4 TCP flow and an IPv6
-//! UDP flow, next hops on both ports).
+//! Frames through the model's datapath, with a populated table (a SYN-proxied IPv4 TCP flow,
+//! whose hits have their sequence numbers, SACK blocks and timestamps translated, and an IPv6
+//! UDP flow; next hops on both ports).
 //!
 //! Input: records of `head` (bit 0: the port; bits 2..: seconds the clock moves first), `len`
 //! (u16 LE) and the frame; at most 48 frames.

@@ -134,13 +134,18 @@ impl ModelHost {
     }
 
     /// The device the datapath and command fuzz targets start from: 16 records, rings of 64,
-    /// two next hops, an IPv4 TCP flow (record 1) and an IPv6 UDP flow (record 2), two exception
-    /// rings.
+    /// two next hops, a SYN-proxied IPv4 TCP flow (record 1, with sequence and timestamp
+    /// deltas) and an IPv6 UDP flow (record 2), two exception rings.
     pub fn populated() -> ModelHost {
         let mut nic = ModelHost::with_ring_log2(ModelConfig::small(16), 2, 6);
         assert_eq!(nic.set_next_hop(0, &next_hop(0, GW_MAC, None)).status, 0);
         assert_eq!(nic.set_next_hop(1, &next_hop(1, RS_MAC, None)).status, 0);
-        assert_eq!(nic.insert(1, &Conn::v4_tcp().record()).status, 0);
+        // Record 1 is SYN-proxied (seq_adjust, and spec 1.4's ts_delta), so frames that hit it
+        // go through the sequence, SACK and timestamp translation.
+        let mut tcp = Conn::v4_tcp().record();
+        tcp.ctl.set_seq_adjust(true);
+        tcp.seq_delta = zerocopy::little_endian::U32::new(0x8000_0123);
+        assert_eq!(nic.insert_ext(1, &tcp, 0xFFFF_F000).status, 0);
         assert_eq!(nic.insert(2, &Conn::v6_tcp().udp().record()).status, 0);
         nic
     }
