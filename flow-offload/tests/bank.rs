@@ -3,10 +3,12 @@
 //! to another set, the bank read in one command, and a device reset repaired with every set
 //! allocated again before the records that name them.
 
+mod common;
+
+use common::tcp_flow;
 use flow_offload::table::{Flow, FlowTable, InstallError};
 use host_driver::transport::inprocess::{InProcess, SharedInProcess};
 use host_driver::{Nic, NicConfig};
-use rtl_spec::formats::FlowTuple;
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
 use std::sync::Arc;
@@ -20,37 +22,8 @@ fn table() -> (FlowTable, SharedInProcess) {
     (FlowTable::new(nic).unwrap(), model)
 }
 
-fn v4(a: u32) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..4].copy_from_slice(&a.to_be_bytes());
-    out
-}
-
 fn flow(n: u16, set: u16) -> Flow {
-    Flow {
-        orig: FlowTuple {
-            src_addr: v4(0xC000_0200),
-            dst_addr: v4(0x0A0A_0164),
-            src_port: (1024 + n).into(),
-            dst_port: 80.into(),
-        },
-        reply: FlowTuple {
-            src_addr: v4(0x0A0A_020B),
-            dst_addr: v4(0x0A0A_0201),
-            src_port: 80.into(),
-            dst_port: (2048 + n).into(),
-        },
-        proto: 6,
-        ipv6: false,
-        next_hop_orig: 1,
-        next_hop_reply: 0,
-        idle_timeout: 0,
-        cookie: u32::from(n),
-        host_state: 0,
-        counter_set: set,
-        seq_delta: None,
-        ts_delta: 0,
-    }
+    Flow { counter_set: set, ..tcp_flow(n) }
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! never inherited by a flow that reuses the record, and refused, with nothing changed, on a
 //! device without capability `TS_ADJUST`.
 
+mod common;
+
+use common::tcp_flow;
 use flow_offload::table::{Flow, FlowTable, Handle, InstallError};
 use host_driver::transport::inprocess::{InProcess, SharedInProcess};
 use host_driver::{Nic, NicConfig};
@@ -53,38 +56,9 @@ fn full_caps() -> u64 {
     rtl_spec::image::model_caps()
 }
 
-fn v4(a: u32) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..4].copy_from_slice(&a.to_be_bytes());
-    out
-}
-
 /// Flow `n`, SYN-proxied (`seq_delta`) with timestamp delta `ts_delta`.
 fn flow(n: u16, ts_delta: u32) -> Flow {
-    Flow {
-        orig: FlowTuple {
-            src_addr: v4(0xC000_0200),
-            dst_addr: v4(0x0A0A_0164),
-            src_port: (1024 + n).into(),
-            dst_port: 80.into(),
-        },
-        reply: FlowTuple {
-            src_addr: v4(0x0A0A_020B),
-            dst_addr: v4(0x0A0A_0201),
-            src_port: 80.into(),
-            dst_port: (2048 + n).into(),
-        },
-        proto: 6,
-        ipv6: false,
-        next_hop_orig: 1,
-        next_hop_reply: 0,
-        idle_timeout: 0,
-        cookie: u32::from(n),
-        host_state: 0,
-        counter_set: 0,
-        seq_delta: Some(0x1000),
-        ts_delta,
-    }
+    Flow { seq_delta: Some(0x1000), ts_delta, ..tcp_flow(n) }
 }
 
 /// The `ts_delta` the NIC holds for record `h` (from a Read's completion).
