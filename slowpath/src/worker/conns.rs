@@ -353,7 +353,7 @@ impl ConnStore {
     /// The first half of a key's hash (`KeyHash::a`, the NIC's first bucket hash): all the
     /// index needs.
     pub(super) fn tag(&self, key: &LookupKey) -> u32 {
-        rtl_spec::hash::hash(self.seeds.a, zerocopy::IntoBytes::as_bytes(key))
+        rtl_spec::hash::key_crc(self.seeds.a, key)
     }
 
     /// [`Self::find`] with the key's `KeyHash::a` already computed.
