@@ -6,7 +6,7 @@
 use crate::table::{FlowTable, Handle, Refusal, Undo};
 use host_driver::DriverError;
 use rtl_spec::codes::Status;
-use rtl_spec::formats::{Completion, FlowCommand};
+
 use std::time::Instant;
 
 impl FlowTable {
@@ -29,27 +29,23 @@ impl FlowTable {
         if n == 0 {
             return 0;
         }
-        let batch: Vec<(FlowCommand, Undo)> = self.queue.drain(..n).collect();
-        let cmds: Vec<FlowCommand> = batch.iter().map(|(c, _)| *c).collect();
-        if self.nic.push_commands(&cmds).is_err() {
+        if self.nic.push_commands_from(self.queue.iter().take(n).map(|(cmd, _)| cmd)).is_err() {
             // Room was checked; a refusal here means the ring state is not what the driver
-            // thinks. Put the batch back and let the caller's wait detect the device.
-            for b in batch.into_iter().rev() {
-                self.queue.push_front(b);
-            }
+            // thinks. The batch stays queued; the caller's wait detects the device.
             return 0;
         }
         self.nic.flush();
-        self.in_flight.extend(batch);
+        self.in_flight.extend(self.queue.drain(..n));
         n
     }
 
     /// Reaps the completions that have arrived, without waiting; a refused command is counted,
     /// its shadow change undone and kept for [`Self::take_refused`]. Returns how many completed.
     pub fn poll_completions(&mut self) -> usize {
-        let mut got: Vec<Completion> = Vec::new();
+        let mut got = std::mem::take(&mut self.reaped);
+        got.clear();
         let n = self.nic.reap(&mut got, self.in_flight.len());
-        for cpl in got {
+        for &cpl in &got {
             let Some((cmd, undo)) = self.in_flight.pop_front() else { break };
             let status = Status::try_from(cpl.status).unwrap_or(Status::BadOpcode);
             let own = match undo {
@@ -78,6 +74,7 @@ impl FlowTable {
             };
             self.refused.push(refusal);
         }
+        self.reaped = got;
         n
     }
 

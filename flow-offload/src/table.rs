@@ -55,6 +55,8 @@ pub struct FlowTable {
     pub(crate) in_flight: std::collections::VecDeque<(FlowCommand, Undo)>,
     /// Refusals reaped by [`FlowTable::poll_completions`] and not yet taken.
     pub(crate) refused: Vec<Refusal>,
+    /// [`FlowTable::poll_completions`]'s buffer, kept so that reaping allocates nothing.
+    pub(crate) reaped: Vec<rtl_spec::formats::Completion>,
     pub(crate) max_in_flight: usize,
     /// Install sequence numbers, the Insert commands' cookies (the NIC echoes them).
     pub(crate) seq: u64,
@@ -92,6 +94,7 @@ impl FlowTable {
             queue: std::collections::VecDeque::new(),
             in_flight: std::collections::VecDeque::new(),
             refused: Vec::new(),
+            reaped: Vec::new(),
             max_in_flight: nic.command_room() as usize,
             seq: 0,
             orphans: std::collections::HashMap::new(),

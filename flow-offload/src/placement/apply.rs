@@ -25,8 +25,7 @@ impl ShadowIndex {
         if self.find(entry.hash, |o| o == entry.occupant()).is_some() {
             return Err(Status::BadPlacement);
         }
-        let ops = plan.moves.iter().map(|m| Op::Move(*m)).chain([Op::Occupy(plan.target, entry)]);
-        self.execute(&ops.collect::<Vec<_>>())
+        self.execute(plan.moves.iter().map(|m| Op::Move(*m)).chain([Op::Occupy(plan.target, entry)]))
     }
 
     /// Reverses an applied `plan` exactly: clears its target (which must hold `entry`), then
@@ -34,15 +33,33 @@ impl ShadowIndex {
     /// [`Self::apply`] is; nothing changes on an error.
     pub fn undo(&mut self, plan: &Plan, entry: Entry) -> Result<(), Status> {
         let back = plan.moves.iter().rev().map(|m| Op::Move(Move { entry: m.entry, from: m.to, to: m.from }));
-        let ops: Vec<Op> = [Op::Clear(plan.target, entry)].into_iter().chain(back).collect();
-        self.execute(&ops)
+        self.execute([Op::Clear(plan.target, entry)].into_iter().chain(back))
     }
 
     /// Validates every op against the state as it will be when the op runs (earlier ops
     /// included), then runs them all; on an error nothing has changed.
-    fn execute(&mut self, ops: &[Op]) -> Result<(), Status> {
-        // Positions the ops have written so far, newest last, over the current state.
-        let mut overlay: Vec<(IndexPos, Option<Entry>)> = Vec::new();
+    fn execute(&mut self, ops: impl Iterator<Item = Op>) -> Result<(), Status> {
+        // Positions the ops have written so far, newest last, over the current state (the
+        // buffer is the index's, so that an install allocates nothing).
+        let mut overlay = std::mem::take(&mut self.overlay);
+        overlay.clear();
+        let validated = self.validate(ops, &mut overlay);
+        if validated.is_ok() {
+            // Every write was validated in order, so replaying them gives the same end state.
+            for &(pos, entry) in &overlay {
+                self.put(pos, entry);
+            }
+        }
+        self.overlay = overlay;
+        validated
+    }
+
+    /// Checks `ops` in order, recording in `overlay` the writes they would make.
+    fn validate(
+        &self,
+        ops: impl Iterator<Item = Op>,
+        overlay: &mut Vec<(IndexPos, Option<Entry>)>,
+    ) -> Result<(), Status> {
         let written = |overlay: &[(IndexPos, Option<Entry>)], pos: IndexPos| {
             overlay.iter().rev().find(|(p, _)| *p == pos).map(|(_, e)| *e)
         };
@@ -53,30 +70,26 @@ impl ShadowIndex {
             written(overlay, pos).map_or_else(|| self.holds(pos, entry), |e| e.as_ref() == Some(entry))
         };
         for op in ops {
-            match *op {
+            match op {
                 Op::Occupy(pos, entry) => {
-                    self.check_occupy(pos, &entry, live(&overlay, pos))?;
+                    self.check_occupy(pos, &entry, live(overlay, pos))?;
                     overlay.push((pos, Some(entry)));
                 }
                 Op::Move(m) => {
-                    if !holds(&overlay, m.from, &m.entry) {
+                    if !holds(overlay, m.from, &m.entry) {
                         return Err(Status::SlotMismatch);
                     }
-                    self.check_occupy(m.to, &m.entry, live(&overlay, m.to))?;
+                    self.check_occupy(m.to, &m.entry, live(overlay, m.to))?;
                     overlay.push((m.to, Some(m.entry)));
                     overlay.push((m.from, None));
                 }
                 Op::Clear(pos, entry) => {
-                    if !holds(&overlay, pos, &entry) {
+                    if !holds(overlay, pos, &entry) {
                         return Err(Status::SlotMismatch);
                     }
                     overlay.push((pos, None));
                 }
             }
-        }
-        // Every write was validated in order, so replaying them gives the same end state.
-        for (pos, entry) in overlay {
-            self.put(pos, entry);
         }
         Ok(())
     }

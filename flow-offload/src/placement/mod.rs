@@ -162,6 +162,8 @@ pub struct ShadowIndex {
     /// The cuckoo search's working memory, kept between searches so that an install into a
     /// busy table allocates nothing.
     search: std::cell::RefCell<SearchScratch>,
+    /// [`Self::apply`]'s pending writes, kept between calls for the same reason.
+    overlay: Vec<(IndexPos, Option<Entry>)>,
 }
 
 impl ShadowIndex {
@@ -200,6 +202,7 @@ impl ShadowIndex {
             used: 0,
             stash_used: 0,
             search: std::cell::RefCell::default(),
+            overlay: Vec::new(),
         })
     }
 

@@ -365,13 +365,23 @@ impl Nic {
 
     /// Queues commands (phases set here); they reach the device at the next [`Self::flush`].
     pub fn push_commands(&mut self, cmds: &[FlowCommand]) -> Result<(), DriverError> {
-        if cmds.len() as u32 > self.command_room() {
+        self.push_commands_from(cmds.iter())
+    }
+
+    /// [`Self::push_commands`] from wherever the caller keeps its commands (no copy into a
+    /// slice first).
+    pub fn push_commands_from<'a>(
+        &mut self,
+        cmds: impl ExactSizeIterator<Item = &'a FlowCommand>,
+    ) -> Result<(), DriverError> {
+        let n = cmds.len();
+        if n as u32 > self.command_room() {
             return Err(DriverError::RingFull("command"));
         }
         for c in cmds {
             self.commands.push(*c);
         }
-        self.outstanding += cmds.len() as u32;
+        self.outstanding += n as u32;
         Ok(())
     }
 
