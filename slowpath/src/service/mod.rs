@@ -209,7 +209,9 @@ fn view(b: &Backend) -> BackendView {
 pub struct ServiceTable {
     /// Services in configuration order.
     pub services: Vec<Service>,
-    index: HashMap<ServiceKey, usize>,
+    /// Looked up for every new connection: [`crate::addr::FastMap`], as the keys are the
+    /// operator's, not a client's.
+    index: crate::addr::FastMap<ServiceKey, usize>,
     /// Increases with every change.
     pub version: u64,
 }
