@@ -68,6 +68,7 @@ impl ShadowIndex {
         visited.extend(home);
         nodes.clear();
         for b in home {
+            self.prefetch_alternatives(b);
             nodes.extend((0..self.slots_per_bucket).map(|s| Node {
                 pos: bucket_pos(b, s),
                 parent: NO_PARENT,
@@ -91,6 +92,7 @@ impl ShadowIndex {
             }
             let room = nodes.len() + self.slots_per_bucket as usize <= MAX_SEARCH_SLOTS;
             if node.depth < max_moves && room {
+                self.prefetch_alternatives(alt);
                 let next = (0..self.slots_per_bucket).map(|s| Node {
                     pos: bucket_pos(alt, s),
                     parent: at,
@@ -100,6 +102,21 @@ impl ShadowIndex {
             }
         }
         None
+    }
+
+    /// Asks for the other bucket of every entry in bucket `b`: the search visits them in turn,
+    /// and each is a random line, so their misses overlap instead of following one another.
+    fn prefetch_alternatives(&self, b: u32) {
+        let spb = self.slots_per_bucket as usize;
+        let first = b as usize * spb;
+        for cell in self.slots.get(first..first + spb).unwrap_or_default() {
+            if !cell.is_free() {
+                let alt = cell.other_bucket(b, self.buckets);
+                if let Some(target) = self.slots.get(alt as usize * spb) {
+                    super::prefetch_read(target);
+                }
+            }
+        }
     }
 
     /// The plan for the chain ending at node `last`, whose entry moves to `free`: walking the
