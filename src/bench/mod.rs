@@ -202,11 +202,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// This machine's memory limit for the lookup's access pattern, against the 1M-flow figure.
-fn memory_limit(pts: &[fastpath::Point], runs: usize, packets: u64) -> Figure {
-    let limit = memlimit::random_line_reads(runs, packets * 2);
+fn memory_limit(pts: &[fastpath::Point], runs: usize, packets: u64) -> anyhow::Result<Figure> {
+    let limit = memlimit::random_line_reads(runs, packets * 2)?;
     let best_1m = pts.iter().filter(|p| p.flows >= 1_000_000).map(|p| p.mpps.median).next();
     let note = format!(
-        "random independent 64-byte reads from a 256 MiB table, batches of 32 prefetched; two dependent \
+        "random independent 64-byte reads from a 256 MiB table on huge pages, batches of 32 prefetched; two dependent \
          lines per packet cap a lookup at {:.1} Mpps here{}",
         limit.median / 2.0,
         best_1m.map_or(String::new(), |m| format!(
@@ -214,7 +214,7 @@ fn memory_limit(pts: &[fastpath::Point], runs: usize, packets: u64) -> Figure {
             100.0 * m / (limit.median / 2.0)
         ))
     );
-    Figure::new("fastpath", "memory limit (line reads)", limit, "M/s", note)
+    Ok(Figure::new("fastpath", "memory limit (line reads)", limit, "M/s", note))
 }
 
 /// Runs the families of `only` (all when empty) at the sizes of `plan`. Each family makes its
@@ -333,7 +333,16 @@ fn fastpath_run(
                     .against("100GbE line rate", 148.8),
             );
         }
-        out.push(memory_limit(&pts, runs, packets));
+        out.push(memory_limit(&pts, runs, packets)?);
+        out.push(Figure::new(
+            "fastpath",
+            "memory latency (dependent loads)",
+            memlimit::dependent_load_ns(runs, (packets / 8).max(1 << 16))?,
+            "ns",
+            "a pointer chase through the same table in one random cycle: how long before its use a \
+             prefetch must be issued (the lookup pipeline keeps each stage six frames ahead)"
+                .to_string(),
+        ));
     }
     Ok((pts, out))
 }
