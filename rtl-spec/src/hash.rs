@@ -55,6 +55,11 @@ pub fn key_crc_pair(seed_a: u32, seed_b: u32, key: &LookupKey) -> (u32, u32) {
 
 /// [`key_crc_pair`] where the caller already runs with SSE4.2 (the model's placement calls it
 /// from its own SSE4.2 function, so the whole placement compiles as one).
+///
+/// # Safety
+///
+/// The CPU must have SSE4.2: callable without `unsafe` only from a function compiled with the
+/// feature, and otherwise only once `is_x86_feature_detected!("sse4.2")` said so.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
 #[inline]
