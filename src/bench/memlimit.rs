@@ -70,14 +70,7 @@ pub fn dependent_load_ns(runs: usize, loads: u64) -> anyhow::Result<Summary> {
     let mut map = line_table()?;
     let table = words(&mut map);
     let lines = table.len() / LINE_WORDS;
-    // Sattolo's shuffle: a single cycle through every line, so the chase never settles into a
-    // short loop that fits in a cache.
-    let mut next: Vec<u32> = (0..lines as u32).collect();
-    let mut rng = Rng::new(0x1A7E);
-    for i in (1..lines).rev() {
-        let j = ((u128::from(rng.next_u64()) * i as u128) >> 64) as usize;
-        next.swap(i, j);
-    }
+    let next = single_cycle(lines as u32, &mut Rng::new(0x1A7E));
     for (line, &to) in next.iter().enumerate() {
         table[line * LINE_WORDS] = u64::from(to) * LINE_WORDS as u64;
     }
@@ -95,6 +88,17 @@ pub fn dependent_load_ns(runs: usize, loads: u64) -> anyhow::Result<Summary> {
     Ok(Summary::of(&samples))
 }
 
+/// A random permutation of `0..n` that is one cycle through all of them (Sattolo's shuffle), so
+/// a chase along it never settles into a short loop that fits in a cache.
+fn single_cycle(n: u32, rng: &mut Rng) -> Vec<u32> {
+    let mut next: Vec<u32> = (0..n).collect();
+    for i in (1..n as usize).rev() {
+        let j = ((u128::from(rng.next_u64()) * i as u128) >> 64) as usize;
+        next.swap(i, j);
+    }
+    next
+}
+
 fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -104,4 +108,23 @@ fn prefetch<T>(value: &T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chase_visits_every_line_before_it_returns() {
+        for n in [2u32, 3, 17, 1000] {
+            let next = single_cycle(n, &mut Rng::new(u64::from(n)));
+            // A permutation always leads back to 0; one cycle of all does so after n steps.
+            let (mut at, mut steps) = (next[0], 1u32);
+            while at != 0 {
+                at = next[at as usize];
+                steps += 1;
+            }
+            assert_eq!(steps, n, "the chase returned to line 0 after {steps} of {n} lines");
+        }
+    }
 }
