@@ -6,7 +6,6 @@
 use crate::table::{FlowTable, Handle, Refusal, Undo};
 use host_driver::DriverError;
 use rtl_spec::codes::Status;
-
 use std::time::Instant;
 
 impl FlowTable {
