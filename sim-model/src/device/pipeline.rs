@@ -2,8 +2,9 @@
 //! hardware has (a lookup keeps several memory reads in flight; see rtl/): every frame is
 //! parsed and its tuple hashed once and its first candidate bucket prefetched; then the record
 //! its matching slot names is prefetched (or, where the first bucket has none, the second
-//! bucket, then its record); then, in arrival order, each frame is compared, rewritten and
-//! sent, or punted, or dropped. The stages overlap as a software pipeline, each a fixed number
+//! bucket, then its record); then, in arrival order, each frame is compared (against that
+//! candidate record first; the full lookup of both buckets and the stash only when it does not
+//! hold the key), rewritten and sent, or punted, or dropped. The stages overlap as a software pipeline, each a fixed number
 //! of frames behind the one before, so that every prefetched line has the same lead however
 //! long the memory takes (measured on a VM with 176 ns loads: 1.7x the hits per second at 1M
 //! flows of running each stage over the whole burst before the next). Only the last stage
@@ -48,6 +49,8 @@ pub(super) struct Burst {
     /// Whether stage two found no candidate in the first bucket (stage two-b looks in the
     /// second).
     second: [bool; LOOKUP_BATCH],
+    /// The slot stages two and two-b found for the frame's signature: the record to compare.
+    candidate: [Option<(u32, bool)>; LOOKUP_BATCH],
 }
 
 /// Asks the CPU to bring the cache line holding `value` in ahead of its use.
@@ -94,6 +97,7 @@ impl Device {
                 key: [LookupKey::default(); LOOKUP_BATCH],
                 place: [no_place; LOOKUP_BATCH],
                 second: [false; LOOKUP_BATCH],
+                candidate: [None; LOOKUP_BATCH],
             })
         });
         // The stages run as a software pipeline over the burst, each frame [`STAGE_DISTANCE`]
@@ -111,7 +115,7 @@ impl Device {
                 self.stage_two(&mut b, i);
             }
             if let Some(i) = t.checked_sub(2 * STAGE_DISTANCE).filter(|&i| i < n) {
-                self.stage_two_b(&b, i);
+                self.stage_two_b(&mut b, i);
             }
             if let Some(i) = t.checked_sub(3 * STAGE_DISTANCE).filter(|&i| i < n) {
                 self.stage_three(&b, i, frames[i], now_ns);
@@ -148,8 +152,9 @@ impl Device {
         b.second[i] = false;
         if let Stage::Lookup = b.stage[i] {
             let place = &b.place[i];
-            match self.table.candidate_in(place.bucket_a, place.sig) {
-                Some(record) => self.prefetch_record(record),
+            b.candidate[i] = self.table.candidate_in(place.bucket_a, place.sig);
+            match b.candidate[i] {
+                Some((record, _)) => self.prefetch_record(record),
                 None => {
                     b.second[i] = true;
                     if let Some(bucket) = self.table.buckets.get(place.bucket_b as usize) {
@@ -162,10 +167,11 @@ impl Device {
 
     /// Stage two-b: the same in the second bucket, for the frames that need it.
     #[inline]
-    fn stage_two_b(&self, b: &Burst, i: usize) {
+    fn stage_two_b(&self, b: &mut Burst, i: usize) {
         if b.second[i] {
             let place = &b.place[i];
-            if let Some(record) = self.table.candidate_in(place.bucket_b, place.sig) {
+            b.candidate[i] = self.table.candidate_in(place.bucket_b, place.sig);
+            if let Some((record, _)) = b.candidate[i] {
                 self.prefetch_record(record);
             }
         }
@@ -178,16 +184,31 @@ impl Device {
         match b.stage[i] {
             Stage::Dropped => {}
             Stage::Punt(reason) => self.punt(reason, parsed, frame, port, None, now_ns),
-            Stage::Lookup => match self.table.lookup_at(&b.key[i], &b.place[i]) {
-                None => {
-                    self.counters.misses += 1;
-                    self.punt(PuntReason::Miss, parsed, frame, port, None, now_ns);
-                }
-                Some((record, reply)) => {
+            Stage::Lookup => match b.candidate[i].filter(|&c| self.table.candidate_holds(c, &b.key[i])) {
+                // The usual hit: the candidate stage two found (and prefetched) holds the key.
+                Some(hit) => {
                     self.counters.hits += 1;
-                    self.hit(record, reply, parsed, frame, port, now_ns);
+                    self.hit(hit.0, hit.1, parsed, frame, port, now_ns);
                 }
+                // A miss, or a signature shared with another key: the whole lookup decides.
+                None => self.lookup_slow(b, i, (port, frame), now_ns),
             },
+        }
+    }
+
+    /// Stage three for a frame whose candidate did not hold its key: the full lookup (every slot
+    /// of both buckets, then the stash).
+    fn lookup_slow(&mut self, b: &Burst, i: usize, (port, frame): (u8, &[u8]), now_ns: u64) {
+        let parsed = &b.parsed[i];
+        match self.table.lookup_at(&b.key[i], &b.place[i]) {
+            None => {
+                self.counters.misses += 1;
+                self.punt(PuntReason::Miss, parsed, frame, port, None, now_ns);
+            }
+            Some((record, reply)) => {
+                self.counters.hits += 1;
+                self.hit(record, reply, parsed, frame, port, now_ns);
+            }
         }
     }
 

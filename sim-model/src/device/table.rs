@@ -88,15 +88,25 @@ impl FlowTable {
         self.stash.iter().find_map(|slot| self.matches(*slot, p.sig, key))
     }
 
-    /// The record named by the first live slot of bucket `bucket` whose signature is `sig` (what
-    /// the pipeline prefetches; the compare comes later, in [`Self::lookup_at`]).
+    /// The first live slot of bucket `bucket` whose signature is `sig`: its record and whether
+    /// it names the reply tuple (what the pipeline prefetches; the compare comes later, in
+    /// [`Self::candidate_holds`]).
     #[inline]
-    pub fn candidate_in(&self, bucket: u32, sig: u16) -> Option<u32> {
+    pub fn candidate_in(&self, bucket: u32, sig: u16) -> Option<(u32, bool)> {
         let b = self.buckets.get(bucket as usize)?;
         [b.slot0, b.slot1, b.slot2, b.slot3]
             .into_iter()
             .find(|slot| slot.word.valid() && slot.word.sig() == sig)
-            .map(|slot| slot.record.get())
+            .map(|slot| (slot.record.get(), slot.word.reply()))
+    }
+
+    /// Whether the candidate `(record, reply)` of [`Self::candidate_in`] holds `key`. When it
+    /// does, it is what [`Self::lookup_at`] finds: the first slot of the scan whose signature
+    /// matches (the first bucket's, or the second's when the first has none) is the candidate,
+    /// and no slot before it has the signature.
+    #[inline]
+    pub fn candidate_holds(&self, (record, reply): (u32, bool), key: &LookupKey) -> bool {
+        self.records.get(record as usize).is_some_and(|rec| rec.ctl.valid() && rec.key(reply) == *key)
     }
 
     #[inline]
@@ -286,6 +296,41 @@ mod tests {
         t.set_ext(9, 3);
         t.set_ext(9, 0);
         assert_eq!(t.ts_delta(9), 0, "zero written over a value");
+    }
+
+    #[test]
+    fn a_candidate_sharing_the_signature_is_not_the_hit_and_the_full_lookup_finds_the_key() {
+        use rtl_spec::formats::{IndexPos, IndexSlot, RecordCtl, SlotWord};
+        use zerocopy::little_endian::U32;
+        let mut t = FlowTable::new(64, 32, 4);
+        let record = |port: u16| {
+            let mut r =
+                FlowRecord { ctl: RecordCtl::new().with_valid(true).with_proto(6), ..Default::default() };
+            r.orig.src_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+            r.orig.src_port.set(port);
+            r
+        };
+        t.records[1] = record(1111);
+        t.records[2] = record(2222);
+        let key = t.records[2].key(false);
+        let p = t.placement(&key);
+        // Record 1 under key 2's signature in the first slot (a 16-bit signature collides one
+        // time in 65536), record 2 after it.
+        let slot = |rec: u32| IndexSlot {
+            record: U32::new(rec),
+            word: SlotWord::new().with_sig(p.sig).with_valid(true),
+        };
+        t.set_slot(IndexPos::new().with_index(p.bucket_a).with_slot(0), slot(1));
+        t.set_slot(IndexPos::new().with_index(p.bucket_a).with_slot(1), slot(2));
+        let candidate = t.candidate_in(p.bucket_a, p.sig);
+        assert_eq!(candidate, Some((1, false)), "the first slot with the signature");
+        assert!(!t.candidate_holds((1, false), &key));
+        assert_eq!(t.lookup_at(&key, &p), Some((2, false)));
+        assert!(t.candidate_holds((2, false), &key));
+        // A record that is not live does not hold its key.
+        t.records[2].ctl = RecordCtl::new().with_proto(6);
+        assert!(!t.candidate_holds((2, false), &key));
+        assert!(!t.candidate_holds((99, false), &key), "out of range");
     }
 
     #[test]
