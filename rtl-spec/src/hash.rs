@@ -233,7 +233,6 @@ mod tests {
 
     #[test]
     fn key_hash_agrees_with_the_reference() {
-        use zerocopy::FromBytes;
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..2000 {
             let mut bytes = [0u8; 40];

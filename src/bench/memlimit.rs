@@ -8,7 +8,7 @@
 //! Beside it, the latency of one load that misses every cache: a pointer chase through the same
 //! table in one random cycle, each read's address in the line before. A prefetch must be issued
 //! at least that long before its line is used, which is what sets the lookup pipeline's stage
-//! distance (176 ns on the VM where that distance was chosen, against about 100 on bare metal).
+//! distance (158-176 ns on the VM where that distance was chosen).
 
 use super::fastpath::{BURST, Rng};
 use super::report::Summary;

@@ -4,14 +4,14 @@
 //! its matching slot names is prefetched (or, where the first bucket has none, the second
 //! bucket, then its record); then, in arrival order, each frame is compared (against that
 //! candidate record first; the full lookup of both buckets and the stash only when it does not
-//! hold the key), rewritten and sent, or punted, or dropped. The stages overlap as a software pipeline, each a fixed number
-//! of frames behind the one before, so that every prefetched line has the same lead however
-//! long the memory takes (measured on a VM with 176 ns loads: 1.7x the hits per second at 1M
-//! flows of running each stage over the whole burst before the next). Only the last stage
-//! changes state, and it runs frame by frame in order, so a burst gives exactly what the same
-//! frames one at a time give (a property test holds it to that; the fixture corpus goes
-//! through this path one frame at a time, and the benchmarks in bursts). The time is read once
-//! per burst: every frame of a burst arrives "now".
+//! hold the key), rewritten and sent, or punted, or dropped. The stages overlap as a software
+//! pipeline, each a fixed number of frames behind the one before, so that every prefetched line
+//! has the same lead however long the memory takes (measured on a VM with 176 ns loads: 1.7x
+//! the hits per second at 1M flows of running each stage over the whole burst before the next).
+//! Only the last stage changes state, and it runs frame by frame in order, so a burst gives
+//! exactly what the same frames one at a time give (a property test holds it to that; the
+//! fixture corpus goes through this path one frame at a time, and the benchmarks in bursts).
+//! The time is read once per burst: every frame of a burst arrives "now".
 //!
 //! A burst allocates nothing: its stages live in fixed arrays the device keeps between bursts.
 
@@ -46,10 +46,9 @@ pub(super) struct Burst {
     parsed: [Parsed; LOOKUP_BATCH],
     key: [LookupKey; LOOKUP_BATCH],
     place: [Placement; LOOKUP_BATCH],
-    /// Whether stage two found no candidate in the first bucket (stage two-b looks in the
-    /// second).
-    second: [bool; LOOKUP_BATCH],
     /// The slot stages two and two-b found for the frame's signature: the record to compare.
+    /// After stage two, `None` on a lookup means the first bucket had none (stage two-b looks
+    /// in the second).
     candidate: [Option<(u32, bool)>; LOOKUP_BATCH],
 }
 
@@ -96,7 +95,6 @@ impl Device {
                 parsed: [Parsed::default(); LOOKUP_BATCH],
                 key: [LookupKey::default(); LOOKUP_BATCH],
                 place: [no_place; LOOKUP_BATCH],
-                second: [false; LOOKUP_BATCH],
                 candidate: [None; LOOKUP_BATCH],
             })
         });
@@ -149,14 +147,12 @@ impl Device {
     /// first bucket has none, the second bucket is prefetched instead, for stage two-b.
     #[inline]
     fn stage_two(&self, b: &mut Burst, i: usize) {
-        b.second[i] = false;
         if let Stage::Lookup = b.stage[i] {
             let place = &b.place[i];
             b.candidate[i] = self.table.candidate_in(place.bucket_a, place.sig);
             match b.candidate[i] {
                 Some((record, _)) => self.prefetch_record(record),
                 None => {
-                    b.second[i] = true;
                     if let Some(bucket) = self.table.buckets.get(place.bucket_b as usize) {
                         prefetch(bucket);
                     }
@@ -168,7 +164,7 @@ impl Device {
     /// Stage two-b: the same in the second bucket, for the frames that need it.
     #[inline]
     fn stage_two_b(&self, b: &mut Burst, i: usize) {
-        if b.second[i] {
+        if let (Stage::Lookup, None) = (b.stage[i], b.candidate[i]) {
             let place = &b.place[i];
             b.candidate[i] = self.table.candidate_in(place.bucket_b, place.sig);
             if let Some((record, _)) = b.candidate[i] {
