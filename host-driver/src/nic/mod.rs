@@ -20,7 +20,7 @@ pub use probe::{BlockInfo, BlockMap, DeviceInfo, Geometry, PortInfo, identify, p
 use crate::dma::DmaRegion;
 use crate::error::DriverError;
 use crate::link::{Link, TransportGuard};
-use crate::queues::{ExceptionQueue, INJECT_BUF_SIZE, InjectQueue, Queues};
+use crate::queues::{ExceptionQueue, InjectQueue, Queues, inject_buffer_bytes};
 use crate::rings::{Consumer, Producer, RingMem};
 use crate::transport::Transport;
 use rtl_spec::codes::BlockType;
@@ -217,7 +217,7 @@ impl Nic {
             let buffers = buffers.ok_or_else(|| DriverError::BringUp("exception buffers missing".into()))?;
             exceptions.push(ExceptionQueue::new(mem, buffers, cfg.buf_size));
         }
-        let inject_buffers = t.alloc_dma(INJECT_BUF_SIZE << cfg.ring_log2)?;
+        let inject_buffers = t.alloc_dma(inject_buffer_bytes(cfg.ring_log2))?;
         regions.push(inject_buffers.clone());
         let inject = InjectQueue::new(inj, inject_buffers, rb + ring_id::INJECT * 0x40 + rings::RING_CONS);
 

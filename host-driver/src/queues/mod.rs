@@ -13,12 +13,13 @@
 //! - [`inject`]: the inject ring, with a cached consumer index ([`InjectQueue`]);
 //! - [`pool`]: the frame buffers ([`FramePool`]).
 
+mod arena;
 pub mod exceptions;
 pub mod inject;
 pub mod pool;
 
 pub use exceptions::{Exception, ExceptionQueue};
-pub use inject::{INJECT_BUF_SIZE, InjectQueue};
+pub use inject::{INJECT_BUF_SIZE, InjectQueue, inject_buffer_bytes};
 pub use pool::FramePool;
 
 use crate::error::DriverError;
