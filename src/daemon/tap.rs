@@ -29,6 +29,9 @@ struct IfReq {
 pub struct Tap {
     fd: OwnedFd,
     name: String,
+    /// Where reads land, kept between calls: a fresh zeroed 64 KiB per poll round was a memset
+    /// the daemon paid on every round, frames or not.
+    read_buf: Box<[u8]>,
 }
 
 impl Tap {
@@ -65,7 +68,7 @@ impl Tap {
                 ip(&["addr", "replace", &cidr, "dev", name])?;
             }
         }
-        Ok(Tap { fd, name: name.to_string() })
+        Ok(Tap { fd, name: name.to_string(), read_buf: vec![0u8; 65536].into_boxed_slice() })
     }
 
     /// Its name.
@@ -101,7 +104,7 @@ impl HostPort for Tap {
 
     fn recv(&mut self, out: &mut Vec<Vec<u8>>, max: usize) -> io::Result<usize> {
         let mut got = 0;
-        let mut buf = vec![0u8; 65536];
+        let buf = &mut self.read_buf;
         while got < max {
             // SAFETY: `buf` is writable for its whole length during the call.
             let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };

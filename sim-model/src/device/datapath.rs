@@ -5,6 +5,7 @@
 //! datapath (`TX_PACKETS`), punted (`PUNTS`), dropped (`DROPS`, by reason).
 
 use super::Device;
+use super::pipeline::Arrival;
 use crate::packet::headers::{TCP_FIN, TCP_RST, TCP_SYN};
 use crate::packet::{
     Parsed, SeqAdjust, build_hit_output, build_route_output, build_tunnel_output, tunnel_overhead,
@@ -31,8 +32,8 @@ impl Device {
         self.receive_burst(&[(port, frame)]);
     }
 
-    pub(super) fn hit(&mut self, record: u32, reply: bool, p: &Parsed, frame: &[u8], port: u8, now_ns: u64) {
-        let now_ticks = super::ticks_at(now_ns, self.regs.tick_us);
+    pub(super) fn hit(&mut self, record: u32, reply: bool, p: &Parsed, frame: &[u8], port: u8, now: Arrival) {
+        let (now_ns, now_ticks) = (now.ns, now.ticks);
         let index = record as usize;
         let rec = &mut self.table.records[index];
         let info = HitInfo { record, reply, cookie: rec.cookie.get() };

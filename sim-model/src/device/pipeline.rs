@@ -39,6 +39,16 @@ enum Stage {
     Lookup,
 }
 
+/// When a burst arrived (read once per burst): its time and the same in the ager's ticks, so a
+/// hit stamps its record without two divisions per frame.
+#[derive(Clone, Copy)]
+pub(super) struct Arrival {
+    /// Device time, nanoseconds.
+    pub(super) ns: u64,
+    /// The same in ager ticks (`TICK_US`), as `last_seen` holds it.
+    pub(super) ticks: u32,
+}
+
 /// A burst in flight, kept as arrays (one entry per frame) so that a stage touches only what it
 /// needs: the parse, the key and its placement (the hash, computed once), and the verdict.
 pub(super) struct Burst {
@@ -105,6 +115,7 @@ impl Device {
         // later, which covers a memory access even on a virtual machine's nested page walk;
         // stages run strictly one after another covered it only for the later frames.
         let now_ns = self.clock.now_ns();
+        let now = Arrival { ns: now_ns, ticks: super::ticks_at(now_ns, self.regs.tick_us) };
         for t in 0..n + 3 * STAGE_DISTANCE {
             if t < n {
                 self.stage_one(&mut b, t, frames[t]);
@@ -116,7 +127,7 @@ impl Device {
                 self.stage_two_b(&mut b, i);
             }
             if let Some(i) = t.checked_sub(3 * STAGE_DISTANCE).filter(|&i| i < n) {
-                self.stage_three(&b, i, frames[i], now_ns);
+                self.stage_three(&b, i, frames[i], now);
             }
         }
         self.burst = Some(b);
@@ -175,35 +186,35 @@ impl Device {
 
     /// Stage three, in arrival order: compare, then hit, punt or drop.
     #[inline]
-    fn stage_three(&mut self, b: &Burst, i: usize, (port, frame): (u8, &[u8]), now_ns: u64) {
+    fn stage_three(&mut self, b: &Burst, i: usize, (port, frame): (u8, &[u8]), now: Arrival) {
         let parsed = &b.parsed[i];
         match b.stage[i] {
             Stage::Dropped => {}
-            Stage::Punt(reason) => self.punt(reason, parsed, frame, port, None, now_ns),
+            Stage::Punt(reason) => self.punt(reason, parsed, frame, port, None, now.ns),
             Stage::Lookup => match b.candidate[i].filter(|&c| self.table.candidate_holds(c, &b.key[i])) {
                 // The usual hit: the candidate stage two found (and prefetched) holds the key.
                 Some(hit) => {
                     self.counters.hits += 1;
-                    self.hit(hit.0, hit.1, parsed, frame, port, now_ns);
+                    self.hit(hit.0, hit.1, parsed, frame, port, now);
                 }
                 // A miss, or a signature shared with another key: the whole lookup decides.
-                None => self.lookup_slow(b, i, (port, frame), now_ns),
+                None => self.lookup_slow(b, i, (port, frame), now),
             },
         }
     }
 
     /// Stage three for a frame whose candidate did not hold its key: the full lookup (every slot
     /// of both buckets, then the stash).
-    fn lookup_slow(&mut self, b: &Burst, i: usize, (port, frame): (u8, &[u8]), now_ns: u64) {
+    fn lookup_slow(&mut self, b: &Burst, i: usize, (port, frame): (u8, &[u8]), now: Arrival) {
         let parsed = &b.parsed[i];
         match self.table.lookup_at(&b.key[i], &b.place[i]) {
             None => {
                 self.counters.misses += 1;
-                self.punt(PuntReason::Miss, parsed, frame, port, None, now_ns);
+                self.punt(PuntReason::Miss, parsed, frame, port, None, now.ns);
             }
             Some((record, reply)) => {
                 self.counters.hits += 1;
-                self.hit(record, reply, parsed, frame, port, now_ns);
+                self.hit(record, reply, parsed, frame, port, now);
             }
         }
     }
