@@ -16,7 +16,7 @@
 //! A burst allocates nothing: its stages live in fixed arrays the device keeps between bursts.
 
 use super::Device;
-use crate::packet::{Classified, Parsed, classify};
+use crate::packet::{Parsed, Verdict, classify_into};
 use rtl_spec::codes::{DropReason, PuntReason};
 use rtl_spec::formats::LookupKey;
 use rtl_spec::hash::Placement;
@@ -138,10 +138,11 @@ impl Device {
     /// one line is half the memory traffic of two).
     #[inline]
     fn stage_one(&mut self, b: &mut Burst, i: usize, (port, frame): (u8, &[u8])) {
-        let (stage, parsed) = self.admit(port, frame);
+        // Parsed into a local the compiler can keep in registers, and the key built from that,
+        // not read back from the burst's array just written (a store-forwarding stall a frame).
+        let mut parsed = Parsed::default();
+        let stage = self.admit(port, frame, &mut parsed);
         if let Stage::Lookup = stage {
-            // The key from the parse still in registers, not read back from the array just
-            // written (a store-forwarding stall per frame).
             let key = LookupKey::new(parsed.tuple, parsed.proto, parsed.ipv6);
             let place = self.table.placement(&key);
             if let Some(bucket) = self.table.buckets.get(place.bucket_a as usize) {
@@ -228,33 +229,34 @@ impl Device {
         }
     }
 
-    /// Stage one for one frame: the receive counters, the port and device checks, the parser.
+    /// Stage one for one frame: the receive counters, the port and device checks, the parser
+    /// (which writes what it learns to `parsed`, the burst's slot for the frame).
     #[inline]
-    fn admit(&mut self, port: u8, frame: &[u8]) -> (Stage, Parsed) {
+    fn admit(&mut self, port: u8, frame: &[u8], parsed: &mut Parsed) -> Stage {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += frame.len() as u64;
         let Some(p) = self.ports.get_mut(port as usize) else {
             self.count_drop(DropReason::PortDown);
-            return (Stage::Dropped, Parsed::default());
+            return Stage::Dropped;
         };
         p.counters.rx_packets += 1;
         p.counters.rx_bytes += frame.len() as u64;
         if !p.enable {
             p.counters.drops += 1;
             self.count_drop(DropReason::PortDown);
-            return (Stage::Dropped, Parsed::default());
+            return Stage::Dropped;
         }
         if !self.regs.enable {
             self.count_drop(DropReason::Disabled);
-            return (Stage::Dropped, Parsed::default());
+            return Stage::Dropped;
         }
-        match classify(frame) {
-            Classified::Drop(reason) => {
+        match classify_into(frame, parsed) {
+            Verdict::Drop(reason) => {
                 self.count_drop(reason);
-                (Stage::Dropped, Parsed::default())
+                Stage::Dropped
             }
-            Classified::Punt(reason, p) => (Stage::Punt(reason), p),
-            Classified::Lookup(p) => (Stage::Lookup, p),
+            Verdict::Punt(reason) => Stage::Punt(reason),
+            Verdict::Lookup => Stage::Lookup,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! - [`headers`]: zerocopy views of the Ethernet, 802.1Q, IPv4, IPv6, TCP and UDP headers,
 //!   laid over packet buffers so that reading or writing a field is reading or writing the wire;
 //! - [`parse`]: [`classify`], which turns a received frame into a lookup candidate, a punt or a
-//!   drop with the reasons of `rtl_spec::codes`;
+//!   drop with the reasons of `rtl_spec::codes` ([`classify_into`]: the same, parsed in place);
 //! - [`rewrite`]: [`build_hit_output`], the FullNAT rewrite of a flow-table hit, with RFC 1624
 //!   incremental checksums and the SYN-proxy sequence translation;
 //! - [`tcp_options`]: the option walk of that translation (SACK edges, timestamps);
@@ -23,7 +23,7 @@ pub mod rewrite;
 pub mod tcp_options;
 
 pub use encap::{build_route_output, build_tunnel_output, tunnel_overhead};
-pub use parse::{Classified, Parsed, classify};
+pub use parse::{Classified, Parsed, Verdict, classify, classify_into};
 pub use rewrite::{SeqAdjust, build_hit_output};
 
 /// Test fixtures shared by the parser's and the rewrite's tests: frames built by the tests'

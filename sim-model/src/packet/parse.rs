@@ -51,18 +51,44 @@ pub enum Classified {
     Drop(DropReason),
 }
 
+/// The parser's verdict, with what it learnt written to a [`Parsed`] the caller holds
+/// ([`classify_into`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// To the flow lookup (see [`Classified::Lookup`]).
+    Lookup,
+    /// To the host, for this reason.
+    Punt(PuntReason),
+    /// Dropped, for this reason.
+    Drop(DropReason),
+}
+
 /// Classifies a frame (Ethernet header first, no FCS).
 #[inline]
 pub fn classify(frame: &[u8]) -> Classified {
-    let Ok((eth, mut rest)) = EthernetHeader::ref_from_prefix(frame) else {
-        return Classified::Drop(DropReason::Truncated);
-    };
     let mut parsed = Parsed::default();
+    match classify_into(frame, &mut parsed) {
+        Verdict::Lookup => Classified::Lookup(parsed),
+        Verdict::Punt(reason) => Classified::Punt(reason, parsed),
+        Verdict::Drop(reason) => Classified::Drop(reason),
+    }
+}
+
+/// [`classify`] writing what the parser learnt to `parsed` in place: the receive pipeline
+/// parses straight into its burst's slot, where moving the parse out of an enum and into the
+/// slot cost a fifth of the parser's instructions. `parsed` is reset first; on a drop it holds
+/// nothing useful.
+#[inline]
+pub fn classify_into(frame: &[u8], parsed: &mut Parsed) -> Verdict {
+    *parsed = Parsed::default();
+    let Ok((eth, mut rest)) = EthernetHeader::ref_from_prefix(frame) else {
+        return Verdict::Drop(DropReason::Truncated);
+    };
     let mut ethertype = eth.ethertype.get();
     let mut l3_offset = size_of::<EthernetHeader>();
     if ethertype == ETHERTYPE_VLAN {
         let Ok((tag, after)) = VlanTag::ref_from_prefix(rest) else {
-            return Classified::Drop(DropReason::Truncated);
+            return Verdict::Drop(DropReason::Truncated);
         };
         parsed.vlan_tci = Some(tag.tci.get());
         ethertype = tag.ethertype.get();
@@ -70,32 +96,32 @@ pub fn classify(frame: &[u8]) -> Classified {
         rest = after;
         // One tag only: stacked tags are the host's business.
         if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
-            return Classified::Punt(PuntReason::OtherL2, parsed);
+            return Verdict::Punt(PuntReason::OtherL2);
         }
     }
     match ethertype {
         ETHERTYPE_IPV4 => ipv4(parsed, l3_offset, rest),
         ETHERTYPE_IPV6 => ipv6(parsed, l3_offset, rest),
-        ETHERTYPE_ARP => Classified::Punt(PuntReason::Arp, parsed),
-        _ => Classified::Punt(PuntReason::OtherL2, parsed),
+        ETHERTYPE_ARP => Verdict::Punt(PuntReason::Arp),
+        _ => Verdict::Punt(PuntReason::OtherL2),
     }
 }
 
 /// IPv4 from `rest` (everything after the L2 header, padding included).
 #[inline]
-fn ipv4(mut parsed: Parsed, l3_offset: usize, rest: &[u8]) -> Classified {
+fn ipv4(parsed: &mut Parsed, l3_offset: usize, rest: &[u8]) -> Verdict {
     let Ok((ip, _)) = Ipv4Header::ref_from_prefix(rest) else {
-        return Classified::Drop(DropReason::Truncated);
+        return Verdict::Drop(DropReason::Truncated);
     };
     let header_len = ip.header_len();
     let total_len = usize::from(ip.total_len.get());
     if ip.version() != 4 || header_len < 20 || total_len < header_len || total_len > rest.len() {
-        return Classified::Drop(DropReason::BadL3Header);
+        return Verdict::Drop(DropReason::BadL3Header);
     }
     // The IP packet without Ethernet padding, and the transport bytes inside it. Given the checks
     // above these always exist; `get` keeps that an invariant the compiler does not have to trust.
     let (Some(packet), Some(l4)) = (rest.get(..total_len), rest.get(header_len..total_len)) else {
-        return Classified::Drop(DropReason::Truncated);
+        return Verdict::Drop(DropReason::Truncated);
     };
     debug_assert_eq!(packet.len(), total_len);
 
@@ -107,26 +133,26 @@ fn ipv4(mut parsed: Parsed, l3_offset: usize, rest: &[u8]) -> Classified {
     parsed.tuple.dst_addr[..4].copy_from_slice(&ip.dst);
 
     if ip.is_fragment() {
-        return Classified::Punt(PuntReason::Fragment, parsed);
+        return Verdict::Punt(PuntReason::Fragment);
     }
     if header_len > 20 {
-        return Classified::Punt(PuntReason::IpOptions, parsed);
+        return Verdict::Punt(PuntReason::IpOptions);
     }
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => transport(parsed, l3_offset + header_len, l4),
-        IPPROTO_ICMP => Classified::Punt(PuntReason::Icmp, parsed),
-        _ => Classified::Punt(PuntReason::OtherL4, parsed),
+        IPPROTO_ICMP => Verdict::Punt(PuntReason::Icmp),
+        _ => Verdict::Punt(PuntReason::OtherL4),
     }
 }
 
 /// IPv6 from `rest` (everything after the L2 header, padding included).
-fn ipv6(mut parsed: Parsed, l3_offset: usize, rest: &[u8]) -> Classified {
+fn ipv6(parsed: &mut Parsed, l3_offset: usize, rest: &[u8]) -> Verdict {
     let Ok((ip, after)) = Ipv6Header::ref_from_prefix(rest) else {
-        return Classified::Drop(DropReason::Truncated);
+        return Verdict::Drop(DropReason::Truncated);
     };
     let payload_len = usize::from(ip.payload_len.get());
     let Some(l4) = after.get(..payload_len).filter(|_| ip.version() == 6) else {
-        return Classified::Drop(DropReason::BadL3Header);
+        return Verdict::Drop(DropReason::BadL3Header);
     };
 
     parsed.l3_offset = l3_offset;
@@ -139,35 +165,35 @@ fn ipv6(mut parsed: Parsed, l3_offset: usize, rest: &[u8]) -> Classified {
 
     match ip.next_header {
         IPPROTO_TCP | IPPROTO_UDP => transport(parsed, l3_offset + size_of::<Ipv6Header>(), l4),
-        IPPROTO_ICMPV6 => Classified::Punt(PuntReason::Icmp, parsed),
-        IPPROTO_FRAGMENT => Classified::Punt(PuntReason::Fragment, parsed),
-        n if IPV6_EXT_HEADERS.contains(&n) => Classified::Punt(PuntReason::Ipv6Ext, parsed),
-        _ => Classified::Punt(PuntReason::OtherL4, parsed),
+        IPPROTO_ICMPV6 => Verdict::Punt(PuntReason::Icmp),
+        IPPROTO_FRAGMENT => Verdict::Punt(PuntReason::Fragment),
+        n if IPV6_EXT_HEADERS.contains(&n) => Verdict::Punt(PuntReason::Ipv6Ext),
+        _ => Verdict::Punt(PuntReason::OtherL4),
     }
 }
 
 /// TCP or UDP (`parsed.proto`) from `l4`, the transport bytes of the IP packet.
 #[inline]
-fn transport(mut parsed: Parsed, l4_offset: usize, l4: &[u8]) -> Classified {
+fn transport(parsed: &mut Parsed, l4_offset: usize, l4: &[u8]) -> Verdict {
     if parsed.proto == IPPROTO_TCP {
         let Ok((tcp, _)) = TcpHeader::ref_from_prefix(l4) else {
-            return Classified::Drop(DropReason::Truncated);
+            return Verdict::Drop(DropReason::Truncated);
         };
         if tcp.header_len() < size_of::<TcpHeader>() || tcp.header_len() > l4.len() {
-            return Classified::Drop(DropReason::BadL4Header);
+            return Verdict::Drop(DropReason::BadL4Header);
         }
         parsed.tuple.src_port = tcp.src_port;
         parsed.tuple.dst_port = tcp.dst_port;
         parsed.tcp_flags = tcp.flags;
     } else {
         let Ok((udp, _)) = UdpHeader::ref_from_prefix(l4) else {
-            return Classified::Drop(DropReason::Truncated);
+            return Verdict::Drop(DropReason::Truncated);
         };
         parsed.tuple.src_port = udp.src_port;
         parsed.tuple.dst_port = udp.dst_port;
     }
     parsed.l4_offset = l4_offset;
-    Classified::Lookup(parsed)
+    Verdict::Lookup
 }
 
 #[cfg(test)]
@@ -280,6 +306,29 @@ pub(crate) mod tests {
         assert_eq!((p.l4_offset, p.proto, p.tcp_flags, p.ip_len), (54, 6, 0x02, 60));
         let p = lookup(&[eth_vlan(5, 0x0800), ipv4(6, &tcp(0x10))].concat());
         assert_eq!((p.l3_offset, p.l4_offset, p.vlan_tci), (18, 38, Some(5)));
+    }
+
+    /// The pipeline reuses one `Parsed` per burst slot: nothing of an earlier frame survives
+    /// into the next one's parse, whatever the verdicts.
+    #[test]
+    fn classify_into_leaves_nothing_of_the_previous_frame() {
+        let frames = [
+            [eth_vlan(5, 0x86DD), ipv6(6, &tcp(0x12))].concat(),
+            [eth(0x0806), vec![0; 28]].concat(),
+            [eth(0x0800), ipv4(17, &udp())].concat(),
+            vec![0; 10],
+            [eth(0x0800), ipv4(1, &[8, 0, 0, 0])].concat(),
+        ];
+        let mut slot = Parsed::default();
+        for first in &frames {
+            for second in &frames {
+                classify_into(first, &mut slot);
+                let verdict = classify_into(second, &mut slot);
+                let mut fresh = Parsed::default();
+                assert_eq!(verdict, classify_into(second, &mut fresh));
+                assert_eq!(slot, fresh, "{first:02x?} then {second:02x?}");
+            }
+        }
     }
 
     #[test]
