@@ -92,18 +92,20 @@ impl Device {
         if p.ip_len + overhead > self.ports[egress].mtu as usize {
             return self.punt(PuntReason::OverMtu, p, frame, port, Some(info), now_ns);
         }
-        let mut out = std::mem::take(&mut self.scratch_frame);
+        // Built in the device's scratch frame and sent from there: the fields are disjoint, so
+        // the frame is neither moved out nor put back per packet.
+        let out = &mut self.scratch_frame;
         match action {
-            NextHopAction::Rewrite => build_hit_output(frame, p, &new_tuple, &dir, seq, &nh, &mut out),
-            NextHopAction::Route => build_route_output(frame, p, &nh, &mut out),
+            NextHopAction::Rewrite => build_hit_output(frame, p, &new_tuple, &dir, seq, &nh, out),
+            NextHopAction::Route => build_route_output(frame, p, &nh, out),
             NextHopAction::Tunnel => {
                 let tunnel = self.tunnels.get(dir.next_hop.get() as usize).copied().unwrap_or_default();
-                build_tunnel_output(frame, p, &nh, &tunnel, &mut out)
+                build_tunnel_output(frame, p, &nh, &tunnel, out)
             }
         };
-        if self.transmit(egress, &out) {
+        if transmit_on(&mut self.ports, &mut self.tx_pending, egress, &self.scratch_frame) {
             self.counters.tx_packets += 1;
-            self.counters.tx_bytes += out.len() as u64;
+            self.counters.tx_bytes += self.scratch_frame.len() as u64;
             let rec = &mut self.table.records[index];
             let ip_len = p.ip_len as u64;
             // The record's set counts in the same pass as the record (one read of the record).
@@ -118,36 +120,12 @@ impl Device {
         } else {
             self.count_drop(DropReason::PortDown);
         }
-        self.scratch_frame = out;
     }
 
     /// Queues a frame on a port (on the wire at the next flush); false when the port cannot
     /// send (disabled, no link, error, full queue).
     fn transmit(&mut self, port: usize, frame: &[u8]) -> bool {
-        let Some(state) = self.ports.get_mut(port) else { return false };
-        let up = state.enable && state.link_up();
-        let sent = up && state.io.as_mut().is_some_and(|io| match io.send(frame) {
-            Ok(()) => true,
-            Err(e) => {
-                // Once per run of failures: a dead port must not flood the log per packet.
-                if !state.send_failing {
-                    tracing::warn!(port, error = %e, "port send failed; counting drops until it recovers");
-                }
-                state.send_failing = true;
-                false
-            }
-        });
-        if sent {
-            state.send_failing = false;
-        }
-        if sent {
-            state.counters.tx_packets += 1;
-            state.counters.tx_bytes += frame.len() as u64;
-            self.tx_pending |= 1 << port;
-        } else {
-            state.counters.drops += 1;
-        }
-        sent
+        transmit_on(&mut self.ports, &mut self.tx_pending, port, frame)
     }
 
     /// Chooses the exception ring for a punt, as `PUNT` says.
@@ -311,4 +289,32 @@ impl Device {
             self.post_event(ev);
         }
     }
+}
+
+/// [`Device::transmit`] over the device's ports and its set of ports with frames queued, so
+/// that a frame built in another of the device's fields can be sent from where it is.
+fn transmit_on(ports: &mut [super::PortState], tx_pending: &mut u32, port: usize, frame: &[u8]) -> bool {
+    let Some(state) = ports.get_mut(port) else { return false };
+    let up = state.enable && state.link_up();
+    let sent = up
+        && state.io.as_mut().is_some_and(|io| match io.send(frame) {
+            Ok(()) => true,
+            Err(e) => {
+                // Once per run of failures: a dead port must not flood the log per packet.
+                if !state.send_failing {
+                    tracing::warn!(port, error = %e, "port send failed; counting drops until it recovers");
+                }
+                state.send_failing = true;
+                false
+            }
+        });
+    if sent {
+        state.send_failing = false;
+        state.counters.tx_packets += 1;
+        state.counters.tx_bytes += frame.len() as u64;
+        *tx_pending |= 1 << port;
+    } else {
+        state.counters.drops += 1;
+    }
+    sent
 }
