@@ -31,7 +31,7 @@ impl InjectArena {
     /// An arena of `size` bytes for a ring of `1 << log2` entries. `size` is a multiple of
     /// [`ALIGN`].
     pub(crate) fn new(size: usize, log2: u32) -> Self {
-        debug_assert!(size.is_multiple_of(ALIGN));
+        debug_assert_eq!(size % ALIGN, 0);
         InjectArena { size, head: 0, starts: vec![0; 1 << log2], log2 }
     }
 
@@ -112,7 +112,7 @@ mod tests {
         let size = 32768;
         let mut a = InjectArena::new(size, log2);
         let (mut prod, mut cons) = (0u32, 0u32);
-        let mut flight: std::collections::VecDeque<(usize, usize)> = Default::default();
+        let mut flight = std::collections::VecDeque::<(usize, usize)>::new();
         // A small xorshift: deterministic, no dependency.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {

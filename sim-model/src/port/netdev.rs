@@ -220,7 +220,9 @@ fn coarse_now_ns() -> Option<u64> {
     if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) } != 0 {
         return None;
     }
-    Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64))
+    // A monotonic clock's seconds and nanoseconds are never negative.
+    let (secs, nanos) = (u64::try_from(ts.tv_sec).ok()?, u64::try_from(ts.tv_nsec).ok()?);
+    Some(secs.wrapping_mul(1_000_000_000).wrapping_add(nanos))
 }
 
 #[cfg(test)]
