@@ -230,7 +230,7 @@ impl Device {
     }
 
     /// Stage one for one frame: the receive counters, the port and device checks, the parser
-    /// (which writes what it learns to `parsed`, the burst's slot for the frame).
+    /// (which writes what it learns to `parsed`).
     #[inline]
     fn admit(&mut self, port: u8, frame: &[u8], parsed: &mut Parsed) -> Stage {
         self.counters.rx_packets += 1;
