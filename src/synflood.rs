@@ -65,6 +65,7 @@ pub fn run(args: &SynfloodArgs) -> anyhow::Result<String> {
         port_kind: "auto".into(),
         rounds: 1,
         one_thread: false,
+        peers_threaded: false,
     };
     let (mut calm, mut flood, mut cookies) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds {

@@ -58,6 +58,13 @@ pub struct VersusArgs {
     /// even on a host with four or more CPUs.
     #[arg(long)]
     pub one_thread: bool,
+    /// The client's and the servers' side receive as hosts of their own would: GRO on and a
+    /// NAPI thread on the interfaces facing the appliance (`c0`, `sw-lb`), for both sides alike,
+    /// so their stacks' receive work does not run in the transmitter's softirq (on the default
+    /// topology it runs inside the daemon's transmit for Sluice, and inside the sender's for the
+    /// kernel).
+    #[arg(long)]
+    pub peers_threaded: bool,
 }
 
 pub(crate) fn wrk(ns: &str, args: &VersusArgs, close: bool) -> anyhow::Result<(f64, f64, f64)> {
@@ -271,6 +278,12 @@ pub fn run(args: &VersusArgs) -> anyhow::Result<String> {
     std::fs::create_dir_all(&dir)?;
     let mut net = FullNat::build("sl-vs", 2)?;
     net.start_servers(&me, false)?;
+    if args.peers_threaded {
+        // The interfaces that receive from the appliance's wires, for both sides alike.
+        for (ns, ifname) in [(&net.client, "c0"), (&net.sw, "sw-lb")] {
+            topo::receive_on_own_thread(ns, ifname)?;
+        }
+    }
     let socket = dir.join("sluice.sock");
     let mut cfg = net.config(&socket, "127.0.0.1:9100", "rr", &[1, 1], None);
     for lb in ["lb0", "lb1"] {
@@ -320,7 +333,7 @@ fn table(s: &[Figures], k: &[Figures], args: &VersusArgs) -> String {
     let _ = writeln!(
         o,
         "e2e-vs-kernel: {} round(s) of each, alternating (kernel first), {} s per wrk run, {} connections, \
-         {} MB transfers, 2 servers, same namespaces, ports {}, datapath {}",
+         {} MB transfers, 2 servers, same namespaces, ports {}, datapath {}{}",
         args.rounds,
         args.seconds,
         args.connections,
@@ -330,7 +343,8 @@ fn table(s: &[Figures], k: &[Figures], args: &VersusArgs) -> String {
             "in the slow path's loop"
         } else {
             "on its own thread"
-        }
+        },
+        if args.peers_threaded { ", peers receiving on NAPI threads (GRO on)" } else { "" }
     );
     let _ = writeln!(o, "{:<34} {:>24} {:>24} {:>7}", "figure (median, range)", "sluice", "kernel", "ratio");
     let rows: [Row; 8] = [

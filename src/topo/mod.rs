@@ -149,6 +149,24 @@ struct IfReqData {
 /// Turns off rx/tx checksum offload, scatter-gather, TSO, GSO and GRO on `ifname` in namespace
 /// `ns` (what `ethtool -K IF rx off tx off sg off tso off gso off gro off` does).
 pub fn offloads_off(ns: &str, ifname: &str) -> io::Result<()> {
+    // ETHTOOL_SRXCSUM, STXCSUM, SSG, STSO, SGSO, SGRO.
+    ethtool_set(ns, ifname, &[(0x15, 0), (0x17, 0), (0x19, 0), (0x1f, 0), (0x24, 0), (0x2c, 0)])
+}
+
+/// Makes `ifname` in `ns` receive as a host's own NIC would: GRO on (which gives a veth a NAPI
+/// instance of its own) and that NAPI run by a kernel thread (`/sys/class/net/IF/threaded`),
+/// so the receive work of the stack behind it runs where the scheduler puts that thread, not
+/// in the softirq of whoever transmitted to it.
+pub fn receive_on_own_thread(ns: &str, ifname: &str) -> io::Result<()> {
+    // ETHTOOL_SGRO.
+    ethtool_set(ns, ifname, &[(0x2c, 1)])?;
+    ns_run(ns, &["sh", "-c", &format!("echo 1 > /sys/class/net/{ifname}/threaded")])
+}
+
+/// Applies `(ETHTOOL_S* command, value)` settings to `ifname` in namespace `ns` (the ethtool
+/// ioctl, from a thread that enters the namespace, so no ethtool binary is needed).
+fn ethtool_set(ns: &str, ifname: &str, settings: &[(u32, u32)]) -> io::Result<()> {
+    let settings = settings.to_vec();
     let ns_path = format!("/var/run/netns/{ns}");
     let ifname = ifname.to_string();
     std::thread::scope(|s| {
@@ -166,9 +184,8 @@ pub fn offloads_off(ns: &str, ifname: &str) -> io::Result<()> {
             }
             // SAFETY: `sock` is the descriptor we just created and own.
             let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock) };
-            // ETHTOOL_SRXCSUM, STXCSUM, SSG, STSO, SGSO, SGRO.
-            for cmd in [0x15u32, 0x17, 0x19, 0x1f, 0x24, 0x2c] {
-                let mut v = EthtoolValue { cmd, data: 0 };
+            for (cmd, data) in settings {
+                let mut v = EthtoolValue { cmd, data };
                 let mut req = IfReqData { name: [0; libc::IFNAMSIZ], data: &raw mut v, pad: [0; 16] };
                 for (d, c) in req.name.iter_mut().zip(ifname.bytes().take(libc::IFNAMSIZ - 1)) {
                     *d = libc::c_char::from_ne_bytes([c]);
