@@ -434,3 +434,28 @@ addresses = ["10.10.2.254/24", "fd00:2::254/64"]
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `e2e-vs-kernel --peers-threaded` does to a peer: GRO on, its NAPI on a thread.
+    #[test]
+    #[ignore = "needs root: network namespaces"]
+    fn a_peer_receives_on_its_own_napi_thread() {
+        let mut t = Topology::new("sl-napi").expect("namespaces");
+        let a = t.namespace("a").expect("namespace a");
+        let b = t.namespace("b").expect("namespace b");
+        veth(&a, "x0", &b, "x1").expect("veth pair");
+        let threaded = |ns: &str| {
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "cat", "/sys/class/net/x1/threaded"])
+                .output()
+                .expect("ip netns exec");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(threaded(&b), "0", "a veth's receive runs in the sender's softirq by default");
+        receive_on_own_thread(&b, "x1").expect("GRO and a NAPI thread");
+        assert_eq!(threaded(&b), "1");
+    }
+}
