@@ -229,17 +229,21 @@ impl Device {
                 self.dma_error(control::ERROR::DMA_READ.mask() as u32, ErrorCode::DmaRead);
                 break;
             }
-            self.rings[id].cons = index.wrapping_add(1);
             let port = usize::from(desc.port);
             let len = usize::from(desc.length.get());
             let max = self.ports.get(port).map_or(0, |p| p.mtu as usize + 18);
             if desc.flags.phase() != self.rings[id].phase(index) || len < 14 || len > max {
+                self.rings[id].cons = index.wrapping_add(1);
                 self.count_drop(DropReason::BadInject);
                 continue;
             }
             let mut frame = std::mem::take(&mut self.scratch_frame);
             frame.resize(len, 0);
-            if self.mem.read(desc.addr.get(), &mut frame).is_err() {
+            let read = self.mem.read(desc.addr.get(), &mut frame);
+            // The entry is consumed once its frame has been read, as a card moves its consumer
+            // index after the DMA read completes: the host may reuse the buffer from then on.
+            self.rings[id].cons = index.wrapping_add(1);
+            if read.is_err() {
                 self.dma_error(control::ERROR::DMA_READ.mask() as u32, ErrorCode::DmaRead);
                 self.count_drop(DropReason::DmaError);
             } else if self.transmit(port, &frame) {
