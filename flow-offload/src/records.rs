@@ -231,7 +231,9 @@ impl Records {
             self.v6_free.push(slot as u32);
         }
         *c = Compact { cookie: U32::new(self.free_head), ..Compact::FREE };
-        self.ts.remove(&r);
+        if !self.ts.is_empty() {
+            self.ts.remove(&r);
+        }
         self.free_head = r;
         self.live -= 1;
         Some(flow)

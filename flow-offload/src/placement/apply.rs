@@ -6,7 +6,7 @@ use rtl_spec::codes::Status;
 
 /// One step of a validated state change (see [`ShadowIndex::execute`]).
 #[derive(Clone, Copy)]
-enum Op {
+pub(super) enum Op {
     /// Occupy a free position.
     Occupy(IndexPos, Entry),
     /// Make-before-break move.
@@ -55,7 +55,7 @@ impl ShadowIndex {
     }
 
     /// Checks `ops` in order, recording in `overlay` the writes they would make.
-    fn validate(
+    pub(super) fn validate(
         &self,
         ops: impl Iterator<Item = Op>,
         overlay: &mut Vec<(IndexPos, Option<Entry>)>,

@@ -22,7 +22,31 @@ const NO_PARENT: usize = usize::MAX;
 #[derive(Clone, Debug, Default)]
 pub(super) struct SearchScratch {
     nodes: Vec<Node>,
-    visited: std::collections::HashSet<u32>,
+    visited: std::collections::HashSet<u32, std::hash::BuildHasherDefault<BucketHasher>>,
+}
+
+/// Hashes the search's bucket numbers with one multiply. They come from the keyed placement hash,
+/// so nobody outside chooses them, and the set never holds more than [`MAX_SEARCH_SLOTS`]: the
+/// default SipHash was a sixth of a search's instructions at 90% occupancy, for no protection.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct BucketHasher(u64);
+
+impl std::hash::Hasher for BucketHasher {
+    fn finish(&self) -> u64 {
+        // Fold the product's well-mixed high half into the low bits the table indexes by.
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl ShadowIndex {
