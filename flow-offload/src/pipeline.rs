@@ -3,7 +3,7 @@
 //! the two ways a batch goes wrong: a command the NIC refuses (rolled back on the shadow,
 //! reported) and a device that stops answering (reset and rewritten from the shadow).
 
-use crate::table::{FlowTable, Handle, Refusal, Undo};
+use crate::table::{FlowTable, Handle, Refusal, Sent, Undo};
 use host_driver::DriverError;
 use rtl_spec::codes::Status;
 use std::time::Instant;
@@ -34,7 +34,7 @@ impl FlowTable {
             return 0;
         }
         self.nic.flush();
-        self.in_flight.extend(self.queue.drain(..n));
+        self.in_flight.extend(self.queue.drain(..n).map(|(cmd, undo)| (Sent::of(&cmd), undo)));
         n
     }
 
@@ -55,12 +55,7 @@ impl FlowTable {
                 continue;
             }
             self.stats.command_errors += 1;
-            tracing::warn!(
-                opcode = cmd.opcode,
-                record = cmd.record.get(),
-                ?status,
-                "the NIC refused a command"
-            );
+            tracing::warn!(opcode = cmd.opcode, record = cmd.record, ?status, "the NIC refused a command");
             let refusal = match undo {
                 Undo::Insert { record, cookie } => {
                     if own {
@@ -69,7 +64,7 @@ impl FlowTable {
                     }
                     Refusal::Install { handle: Handle(record), cookie, status }
                 }
-                Undo::Nothing => Refusal::Command { opcode: cmd.opcode, record: cmd.record.get(), status },
+                Undo::Nothing => Refusal::Command { opcode: cmd.opcode, record: cmd.record, status },
             };
             self.refused.push(refusal);
         }

@@ -41,6 +41,28 @@ pub(crate) enum Undo {
     },
 }
 
+/// What a written command's completion needs of it: a refusal names its opcode and record, and
+/// an Insert's slots say where its tuples went. The in-flight queue keeps this, not the
+/// 256-byte command, which the ring already holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sent {
+    pub(crate) opcode: u8,
+    pub(crate) record: u32,
+    pub(crate) slot_orig: IndexPos,
+    pub(crate) slot_reply: IndexPos,
+}
+
+impl Sent {
+    pub(crate) fn of(cmd: &FlowCommand) -> Self {
+        Sent {
+            opcode: cmd.opcode,
+            record: cmd.record.get(),
+            slot_orig: cmd.slot_orig,
+            slot_reply: cmd.slot_reply,
+        }
+    }
+}
+
 /// The shadow and its replica.
 pub struct FlowTable {
     pub(crate) nic: Nic,
@@ -52,7 +74,7 @@ pub struct FlowTable {
     /// Commands decided on the shadow and not yet written to the ring.
     pub(crate) queue: std::collections::VecDeque<(FlowCommand, Undo)>,
     /// Commands written to the ring whose completions have not been reaped, in ring order.
-    pub(crate) in_flight: std::collections::VecDeque<(FlowCommand, Undo)>,
+    pub(crate) in_flight: std::collections::VecDeque<(Sent, Undo)>,
     /// Refusals reaped by [`FlowTable::poll_completions`] and not yet taken.
     pub(crate) refused: Vec<Refusal>,
     /// [`FlowTable::poll_completions`]'s buffer, kept so that reaping allocates nothing.
@@ -417,9 +439,10 @@ impl FlowTable {
             if pos.is_none() {
                 // Placed with hashes that are not its tuples' (a caller bug the NIC refuses): the
                 // record's Insert is still pending, and its slots say where.
-                *pos = (self.queue.iter().rev().chain(self.in_flight.iter().rev()))
-                    .filter(|(c, _)| c.opcode == u8::from(Opcode::Insert) && c.record.get() == h.0)
-                    .map(|(c, _)| if reply { c.slot_reply } else { c.slot_orig })
+                let queued = self.queue.iter().rev().map(|(c, _)| Sent::of(c));
+                *pos = (queued.chain(self.in_flight.iter().rev().map(|(c, _)| *c)))
+                    .filter(|c| c.opcode == u8::from(Opcode::Insert) && c.record == h.0)
+                    .map(|c| if reply { c.slot_reply } else { c.slot_orig })
                     .find(|p| self.index.occupant(*p) == Some(me));
             }
             debug_assert!(

@@ -4,7 +4,7 @@
 //! 1.4, [`RecordExt`]) after the record; Read and Query report its `ts_delta`.
 
 use super::Device;
-use super::table::points_at;
+use super::table::{allows, points_at};
 use rtl_spec::codes::{FlowCause, FlowProto, NextHopAction, Opcode, Status};
 use rtl_spec::formats::{
     Completion, CompletionFlags, FlowCommand, FlowRecord, IndexPos, IndexSlot, ModifyMask, NextHopEntry,
@@ -214,8 +214,10 @@ impl Device {
         if live(pos_o) || live(pos_r) {
             return Err(Status::SlotLive);
         }
-        let (key_o, key_r) = (rec.key(false), rec.key(true));
-        if !self.table.placement_allows(pos_o, &key_o) || !self.table.placement_allows(pos_r, &key_r) {
+        // Each key hashed once: the placement check and the slot's signature share it.
+        let (place_o, place_r) =
+            (self.table.placement(&rec.key(false)), self.table.placement(&rec.key(true)));
+        if !allows(pos_o, &place_o) || !allows(pos_r, &place_r) {
             return Err(Status::BadPlacement);
         }
         rec.last_seen = U32::new(self.now_ticks());
@@ -226,11 +228,10 @@ impl Device {
         self.table.set_ext(index, ext.ts_delta.get());
         self.table.idle_reported.clear(index);
         self.table.occupancy += 1;
-        for (pos, key, reply) in [(pos_o, key_o, false), (pos_r, key_r, true)] {
-            let sig = self.table.placement(&key).sig;
+        for (pos, place, reply) in [(pos_o, place_o, false), (pos_r, place_r, true)] {
             let slot = IndexSlot {
                 record: U32::new(index as u32),
-                word: SlotWord::new().with_sig(sig).with_reply(reply).with_valid(true),
+                word: SlotWord::new().with_sig(place.sig).with_reply(reply).with_valid(true),
             };
             self.table.set_slot(pos, slot);
         }

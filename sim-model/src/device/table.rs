@@ -167,11 +167,7 @@ impl FlowTable {
 
     /// Whether a slot at `pos` may index `key`: a bucket slot only in one of its two buckets.
     pub fn placement_allows(&self, pos: IndexPos, key: &LookupKey) -> bool {
-        if pos.stash() {
-            return true;
-        }
-        let p = self.placement(key);
-        pos.index() == p.bucket_a || pos.index() == p.bucket_b
+        pos.stash() || allows(pos, &self.placement(key))
     }
 
     /// Every position whose slot points at (`record`, `reply`).
@@ -257,6 +253,12 @@ impl IdleBits {
             *w &= !(1 << (i % 64));
         }
     }
+}
+
+/// Whether a slot at `pos` may index a key placed at `place`: the stash, or one of its two
+/// buckets.
+pub fn allows(pos: IndexPos, place: &Placement) -> bool {
+    pos.stash() || pos.index() == place.bucket_a || pos.index() == place.bucket_b
 }
 
 /// Whether `slot` is live and points at (`record`, `reply`).
