@@ -156,3 +156,57 @@ fn a_flood_of_one_punt_reason_leaves_the_rest_of_the_ring_to_the_others() {
     assert_eq!(n.exceptions(0).len(), 4, "the share is free again once the host took the entries");
     assert_eq!(n.drop_count(DropReason::PuntShare), 6);
 }
+
+/// The command engine fetches commands in bursts ahead of executing them, and that changes
+/// nothing the host sees: twenty commands behind one doorbell, the twelfth with a stale phase,
+/// complete in order up to and including the stale one (`BadPhase`), and the eight after it
+/// stay unconsumed until the next doorbell runs them. Inserts spread over several bursts land
+/// where they were placed, each completion naming its record.
+#[test]
+fn commands_fetched_in_bursts_complete_in_order_and_stop_at_a_bad_phase() {
+    use rtl_spec::codes::Opcode;
+    use rtl_spec::formats::FlowCommand;
+    use rtl_spec::ring::phase_for;
+    use zerocopy::little_endian::U32;
+    let mut n = ModelHost::with_ring_log2(ModelConfig::small(1024), 1, 5);
+    let log2 = n.ring_log2();
+    let first = n.cmd_prod();
+    let cmds: Vec<FlowCommand> = (0..20u32)
+        .map(|i| {
+            let mut c =
+                FlowCommand { opcode: Opcode::Nop.into(), record: U32::new(i), ..FlowCommand::default() };
+            c.flags.set_phase(phase_for(first.wrapping_add(i), log2) != (i == 11));
+            c
+        })
+        .collect();
+    let done = n.submit_raw(&cmds);
+    let records: Vec<u32> = done.iter().map(|c| c.record.get()).collect();
+    assert_eq!(records, (0..12).collect::<Vec<_>>(), "in order, through the stale one");
+    assert!(done[..11].iter().all(|c| c.status == Status::Ok as u8));
+    assert_eq!(done[11].status, Status::BadPhase as u8);
+    let rest = n.submit_raw(&[]);
+    assert_eq!(rest.iter().map(|c| c.record.get()).collect::<Vec<_>>(), (12..20).collect::<Vec<_>>());
+    assert!(rest.iter().all(|c| c.status == Status::Ok as u8), "the next doorbell runs the rest");
+
+    let mut n = nic();
+    let conns: Vec<Conn> = (0..19u16)
+        .map(|p| Conn { client: ("192.0.2.7".parse().unwrap(), 4000 + p), ..Conn::v4_tcp() })
+        .collect();
+    let conns: Vec<Conn> = conns.into_iter().map(|c| Conn { lip: (c.lip.0, c.client.1), ..c }).collect();
+    let cmds: Vec<FlowCommand> = conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (o, r) = n.place(&c.record());
+            n.placed.push((100 + i as u32, o, r));
+            sluice_test_support::model::insert_cmd(100 + i as u32, &c.record(), o, r)
+        })
+        .collect();
+    let done = n.submit(&cmds);
+    assert_eq!(done.iter().map(|c| c.record.get()).collect::<Vec<_>>(), (100..119).collect::<Vec<_>>());
+    assert!(done.iter().all(|c| c.status == Status::Ok as u8), "{done:?}");
+    for c in &conns {
+        n.send(0, &c.to_vip(b"x"));
+    }
+    assert_eq!(n.tx(1).len(), 19, "every flow of the bursts forwards");
+}

@@ -23,64 +23,115 @@ struct Outcome {
 
 type CmdResult = Result<Outcome, Status>;
 
+/// Commands fetched (and their table lines prefetched) ahead of executing them.
+const FETCH: usize = 8;
+
+/// How taking one command ended.
+enum Taken {
+    /// Executed (or refused) and completed.
+    Done,
+    /// Completed as `BadPhase`: the engine stops until the next doorbell.
+    Stop,
+    /// Executed, but its completion could not be written: the engine stops.
+    CompletionLost,
+}
+
 impl Device {
     /// Takes commands from the command ring while there are some and the completion ring has
     /// room.
+    ///
+    /// Commands are fetched in bursts of up to [`FETCH`]: each burst's table lines (the index
+    /// buckets its slots name, its records) are asked for before the first of them executes, so
+    /// the burst's cache misses overlap, as a card's command engine keeps several table reads
+    /// in flight. Fetching reads ahead only: a command is consumed (the consumer index moves
+    /// past it) when it executes, and everything stops at the first that may not run.
     pub(super) fn process_commands(&mut self) {
         let cmd_id = ring_id::COMMAND as usize;
-        let cpl_id = ring_id::COMPLETION as usize;
         let mut completed = 0;
-        while !self.stalled
-            && self.rings[cmd_id].enabled
-            && self.rings[cmd_id].used() > 0
-            && self.rings[cpl_id].enabled
-            && !self.rings[cpl_id].full()
-        {
-            let index = self.rings[cmd_id].cons;
-            let mut cmd = FlowCommand::new_zeroed();
-            if self.mem.read(self.rings[cmd_id].entry_addr(index), cmd.as_mut_bytes()).is_err() {
-                self.regs.error |= control::ERROR::DMA_READ.mask() as u32;
-                break;
-            }
-            self.rings[cmd_id].cons = index.wrapping_add(1);
-            let phase_ok = cmd.flags.phase() == self.rings[cmd_id].phase(index);
-            let (status, outcome) = if phase_ok {
-                match self.execute(&cmd) {
-                    Ok(o) => (Status::Ok, o),
-                    Err(s) => (s, Outcome::default()),
+        let mut burst = [FlowCommand::new_zeroed(); FETCH];
+        'rings: while self.may_take_command() {
+            let first = self.rings[cmd_id].cons;
+            let want = (self.rings[cmd_id].used() as usize).min(FETCH);
+            let mut fetched = 0;
+            for (i, cmd) in burst.iter_mut().take(want).enumerate() {
+                let addr = self.rings[cmd_id].entry_addr(first.wrapping_add(i as u32));
+                if self.mem.read(addr, cmd.as_mut_bytes()).is_err() {
+                    break;
                 }
-            } else {
-                self.regs.error |= control::ERROR::COMMAND_PHASE.mask() as u32;
-                (Status::BadPhase, Outcome::default())
-            };
-            self.table_counters.commands += 1;
-            if status != Status::Ok {
-                self.table_counters.fails += 1;
+                self.table.prefetch_command(cmd);
+                fetched += 1;
             }
-            let mut cpl = outcome.completion;
-            cpl.opcode = cmd.opcode;
-            cpl.status = status.into();
-            cpl.record = cmd.record;
-            cpl.cookie = cmd.cookie;
-            cpl.index = U32::new(index);
-            let cpl_index = self.rings[cpl_id].prod;
-            cpl.flags.set_phase(self.rings[cpl_id].phase(cpl_index));
-            if self.mem.write(self.rings[cpl_id].entry_addr(cpl_index), cpl.as_bytes()).is_err() {
-                self.regs.error |= control::ERROR::DMA_WRITE.mask() as u32;
-                break;
+            for cmd in &burst[..fetched] {
+                if !self.may_take_command() {
+                    break 'rings;
+                }
+                completed += 1;
+                match self.take_command(cmd) {
+                    Taken::Done => {}
+                    Taken::Stop => break 'rings,
+                    Taken::CompletionLost => {
+                        completed -= 1;
+                        break 'rings;
+                    }
+                }
             }
-            self.rings[cpl_id].prod = cpl_index.wrapping_add(1);
-            completed += 1;
-            if let Some(ev) = outcome.event {
-                self.post_event(ev);
-            }
-            if !phase_ok {
+            if fetched < want {
+                // The entry after the last fetched could not be read.
+                if self.may_take_command() {
+                    self.regs.error |= control::ERROR::DMA_READ.mask() as u32;
+                }
                 break;
             }
         }
         if completed > 0 {
             self.irq_notify(ring_id::COMPLETION, completed);
         }
+    }
+
+    /// Whether the command engine may take the next command: it runs, both rings are enabled,
+    /// there is a command and the completion ring has room.
+    fn may_take_command(&self) -> bool {
+        let (cmd, cpl) = (&self.rings[ring_id::COMMAND as usize], &self.rings[ring_id::COMPLETION as usize]);
+        !self.stalled && cmd.enabled && cmd.used() > 0 && cpl.enabled && !cpl.full()
+    }
+
+    /// Consumes the command at the ring's consumer index (`cmd`, as fetched), executes it and
+    /// writes its completion.
+    fn take_command(&mut self, cmd: &FlowCommand) -> Taken {
+        let (cmd_id, cpl_id) = (ring_id::COMMAND as usize, ring_id::COMPLETION as usize);
+        let index = self.rings[cmd_id].cons;
+        self.rings[cmd_id].cons = index.wrapping_add(1);
+        let phase_ok = cmd.flags.phase() == self.rings[cmd_id].phase(index);
+        let (status, outcome) = if phase_ok {
+            match self.execute(cmd) {
+                Ok(o) => (Status::Ok, o),
+                Err(s) => (s, Outcome::default()),
+            }
+        } else {
+            self.regs.error |= control::ERROR::COMMAND_PHASE.mask() as u32;
+            (Status::BadPhase, Outcome::default())
+        };
+        self.table_counters.commands += 1;
+        if status != Status::Ok {
+            self.table_counters.fails += 1;
+        }
+        let mut cpl = outcome.completion;
+        cpl.opcode = cmd.opcode;
+        cpl.status = status.into();
+        cpl.record = cmd.record;
+        cpl.cookie = cmd.cookie;
+        cpl.index = U32::new(index);
+        let cpl_index = self.rings[cpl_id].prod;
+        cpl.flags.set_phase(self.rings[cpl_id].phase(cpl_index));
+        if self.mem.write(self.rings[cpl_id].entry_addr(cpl_index), cpl.as_bytes()).is_err() {
+            self.regs.error |= control::ERROR::DMA_WRITE.mask() as u32;
+            return Taken::CompletionLost;
+        }
+        self.rings[cpl_id].prod = cpl_index.wrapping_add(1);
+        if let Some(ev) = outcome.event {
+            self.post_event(ev);
+        }
+        if phase_ok { Taken::Done } else { Taken::Stop }
     }
 
     fn execute(&mut self, cmd: &FlowCommand) -> CmdResult {

@@ -64,7 +64,7 @@ pub(super) struct Burst {
 
 /// Asks the CPU to bring the cache line holding `value` in ahead of its use.
 #[inline]
-fn prefetch<T>(value: &T) {
+pub(super) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

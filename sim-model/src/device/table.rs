@@ -2,9 +2,10 @@
 //! buckets and the stash, and the lookup that the datapath runs for every TCP and UDP packet.
 
 use super::table_memory::TableMemory;
-use rtl_spec::formats::{FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey, RecordExt};
+use rtl_spec::formats::{FlowCommand, FlowRecord, IndexBucket, IndexPos, IndexSlot, LookupKey, RecordExt};
 use rtl_spec::hash::Placement;
 use zerocopy::FromZeros;
+use zerocopy::IntoBytes;
 
 /// The table memory.
 pub struct FlowTable {
@@ -161,6 +162,23 @@ impl FlowTable {
             } else {
                 self.index_used -= 1;
                 self.stash_used -= u32::from(pos.stash());
+            }
+        }
+    }
+
+    /// Asks for the lines a flow command will touch before it runs: its record (both lines) and
+    /// the buckets its two slots name. Out-of-range fields ask for nothing (the command's
+    /// validation refuses them).
+    pub fn prefetch_command(&self, cmd: &FlowCommand) {
+        if let Some(record) = self.records.get(cmd.record.get() as usize) {
+            super::pipeline::prefetch(record);
+            if let Some(second) = record.as_bytes().get(64) {
+                super::pipeline::prefetch(second);
+            }
+        }
+        for pos in [cmd.slot_orig, cmd.slot_reply] {
+            if let Some(bucket) = self.buckets.get(pos.index() as usize).filter(|_| !pos.stash()) {
+                super::pipeline::prefetch(bucket);
             }
         }
     }
