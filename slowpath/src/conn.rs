@@ -116,8 +116,9 @@ impl TcpState {
         }
         let fin = flags & FIN != 0;
         match (self, dir) {
-            // A SYN again (a retransmission, or a port reused by the client after our close):
-            // the handshake starts over.
+            // A SYN again (a retransmission, or the client's port reused while the close is
+            // under way): the handshake starts over. After the close (TIME_WAIT, or a reset) the
+            // worker opens a new connection instead, scheduled afresh (`Worker::transport`).
             (_, Dir::Orig) if flags & SYN != 0 && flags & ACK == 0 => SynRecv,
             (SynRecv, Dir::Orig) if fin => FinWait,
             (SynRecv, Dir::Orig) if flags & ACK != 0 => Established,

@@ -7,7 +7,7 @@
 use slowpath::sched::SchedulerKind;
 use sluice_test_support::engine::*;
 use sluice_test_support::frame::{Seg, udp};
-use sluice_test_support::verify::endpoints;
+use sluice_test_support::verify::{endpoints, tcp_fields};
 use std::net::SocketAddr;
 
 /// Runs a whole TCP connection between `client` and `vip`, checking every frame on both
@@ -213,4 +213,56 @@ fn a_device_reset_mid_traffic_is_noticed_and_every_flow_comes_back() {
         assert_eq!(s, vec![d.rewritten(*lip, *rs).frame(P1_MAC, RS1_MAC)]);
         assert_eq!(r.nic_hits(), hits + 1, "forwarded by the NIC");
     }
+}
+
+/// LVS's `conn_reuse_mode = 1`: a client's new SYN on the tuple of a connection in TIME_WAIT
+/// opens a new connection. The old one is expired (its flow leaves the NIC) and the SYN is
+/// scheduled afresh, so a server drained meanwhile (weight 0) gets no new connection through a
+/// client's reused port. A SYN retransmitted during a handshake still belongs to its
+/// connection, and a SYN on an established connection does not replace it.
+#[test]
+fn a_port_reused_during_time_wait_is_scheduled_afresh() {
+    let svc = |w1, w2| services(SchedulerKind::Wrr, &[("10.10.2.11:80", w1), ("10.10.2.12:80", w2)]);
+    let mut r = rig_with(config(1, svc(1, 0)), 1024);
+    let (client, vip) = ("10.10.1.10:40000", "10.10.1.100:80");
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&s[0]);
+    assert_eq!(rs, sa("10.10.2.11:80"));
+    // Retransmitted: the same connection, the same server-side tuple.
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]), (lip, rs));
+    let (rs_s, lip_s) = (rs.to_string(), lip.to_string());
+    r.server_sends(Seg::new(&rs_s, &lip_s).syn().ack(101).seq(7000).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(client, vip).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.occupancy(), 1, "offloaded");
+    // The server is drained: established connections stay, new ones go elsewhere.
+    r.engine.replace_services(svc(0, 1)).unwrap();
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]), (lip, rs), "a SYN on an established connection does not replace it");
+    r.client_sends(Seg::new(client, vip).fin().ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+    r.server_sends(Seg::new(&rs_s, &lip_s).fin().ack(102).seq(7001).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(client, vip).ack(7002).seq(102).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.engine.conns(false)[0].state, "TIME_WAIT");
+    let expired = r.engine.stats().workers[0].expired;
+
+    // The client's port again, with a new ISN, one second into TIME_WAIT.
+    r.advance(S);
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(90_000).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(s.len(), 1);
+    let (lip2, rs2) = endpoints(&s[0]);
+    assert_eq!(rs2, sa("10.10.2.12:80"), "scheduled afresh: not the drained server");
+    assert_eq!(tcp_fields(&s[0]).map(|t| t.1), Some(90_000), "the new connection's own SYN");
+    assert_eq!(r.engine.stats().workers[0].expired, expired + 1, "the old connection expired");
+    assert_eq!(r.occupancy(), 0, "its flow left the NIC");
+    let conns = r.engine.conns(false);
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].state, "SYN_RECV");
+    // The new connection completes as any other.
+    let (rs2_s, lip2_s) = (rs2.to_string(), lip2.to_string());
+    let (to_client, _) =
+        r.server_sends(Seg::new(&rs2_s, &lip2_s).syn().ack(90_001).seq(5).frame(RS2_MAC, P1_MAC));
+    assert_eq!(to_client.len(), 1, "the SYN-ACK reaches the client");
+    r.client_sends(Seg::new(client, vip).ack(6).seq(90_001).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.occupancy(), 1);
+    assert_eq!(r.engine.conns(false)[0].state, "ESTABLISHED");
 }

@@ -40,7 +40,17 @@ impl Worker {
                 && ((!self.pps.is_empty()
                     && self.pps.get(&slot).is_some_and(|p| p.is_new_syn(pkt.tcp_seq())))
                     || self.toa_reused(slot));
-            if !proxied && !pp_reused {
+            // LVS's `conn_reuse_mode = 1`: a client's SYN on a connection that has closed (in
+            // TIME_WAIT, or reset) is a new connection that reused its port. It is scheduled
+            // afresh, so a server drained or failed since gets none through a reused port, and
+            // the old connection (its flow, its LIP port) ends here. A SYN during the handshake
+            // is a retransmission, and one on an open connection does not replace it.
+            let closed_reused = new_syn
+                && self
+                    .conns
+                    .get(slot)
+                    .is_some_and(|c| matches!(c.state, State::Tcp(TcpState::TimeWait | TcpState::Close)));
+            if !proxied && !pp_reused && !closed_reused {
                 self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
                 return out.spent.push(punt.frame);
             }
