@@ -215,13 +215,14 @@ fn a_device_reset_mid_traffic_is_noticed_and_every_flow_comes_back() {
     }
 }
 
-/// LVS's `conn_reuse_mode = 1`: a client's new SYN on the tuple of a connection in TIME_WAIT
-/// opens a new connection. The old one is expired (its flow leaves the NIC) and the SYN is
-/// scheduled afresh, so a server drained meanwhile (weight 0) gets no new connection through a
-/// client's reused port. A SYN retransmitted during a handshake still belongs to its
-/// connection, and a SYN on an established connection does not replace it.
+/// A client's new SYN on the tuple of a connection in TIME_WAIT (its port reused): while the
+/// server still takes new connections, the old connection is reused, flow and all; once the
+/// server is drained (weight 0), the old connection ends (its flow leaves the NIC) and the SYN
+/// is scheduled afresh, as LVS's `conn_reuse_mode = 1` does, so the drained server gets no new
+/// connection through a reused port. A SYN retransmitted during a handshake still belongs to
+/// its connection, and a SYN on an established connection does not replace it.
 #[test]
-fn a_port_reused_during_time_wait_is_scheduled_afresh() {
+fn a_port_reused_during_time_wait_keeps_its_server_until_that_server_is_drained() {
     let svc = |w1, w2| services(SchedulerKind::Wrr, &[("10.10.2.11:80", w1), ("10.10.2.12:80", w2)]);
     let mut r = rig_with(config(1, svc(1, 0)), 1024);
     let (client, vip) = ("10.10.1.10:40000", "10.10.1.100:80");
@@ -235,15 +236,27 @@ fn a_port_reused_during_time_wait_is_scheduled_afresh() {
     r.server_sends(Seg::new(&rs_s, &lip_s).syn().ack(101).seq(7000).frame(RS1_MAC, P1_MAC));
     r.client_sends(Seg::new(client, vip).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
     assert_eq!(r.occupancy(), 1, "offloaded");
-    // The server is drained: established connections stay, new ones go elsewhere.
-    r.engine.replace_services(svc(0, 1)).unwrap();
     let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
     assert_eq!(endpoints(&s[0]), (lip, rs), "a SYN on an established connection does not replace it");
-    r.client_sends(Seg::new(client, vip).fin().ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
-    r.server_sends(Seg::new(&rs_s, &lip_s).fin().ack(102).seq(7001).frame(RS1_MAC, P1_MAC));
-    r.client_sends(Seg::new(client, vip).ack(7002).seq(102).frame(CLIENT_MAC, P0_MAC));
-    assert_eq!(r.engine.conns(false)[0].state, "TIME_WAIT");
+    let close = |r: &mut Rig, seq: u32, ack: u32| {
+        r.client_sends(Seg::new(client, vip).fin().ack(ack).seq(seq).frame(CLIENT_MAC, P0_MAC));
+        r.server_sends(Seg::new(&rs_s, &lip_s).fin().ack(seq + 1).seq(ack).frame(RS1_MAC, P1_MAC));
+        r.client_sends(Seg::new(client, vip).ack(ack + 1).seq(seq + 1).frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(r.engine.conns(false)[0].state, "TIME_WAIT");
+    };
+    close(&mut r, 101, 7001);
     let expired = r.engine.stats().workers[0].expired;
+
+    // The port reused while the server takes new connections: the old connection again.
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(50_000).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]), (lip, rs), "reused, server and LIP port");
+    assert_eq!(r.engine.stats().workers[0].expired, expired);
+    assert_eq!(r.occupancy(), 1, "its flow stays in the NIC");
+    assert_eq!(r.engine.conns(false)[0].state, "SYN_RECV");
+    close(&mut r, 50_001, 7001);
+
+    // The server is drained: established connections stay, new ones go elsewhere.
+    r.engine.replace_services(svc(0, 1)).unwrap();
 
     // The client's port again, with a new ISN, one second into TIME_WAIT.
     r.advance(S);
@@ -265,4 +278,11 @@ fn a_port_reused_during_time_wait_is_scheduled_afresh() {
     r.client_sends(Seg::new(client, vip).ack(6).seq(90_001).frame(CLIENT_MAC, P0_MAC));
     assert_eq!(r.occupancy(), 1);
     assert_eq!(r.engine.conns(false)[0].state, "ESTABLISHED");
+    assert_eq!(r.engine.conns(false)[0].location.as_str(), "nic");
+    let (hits, punted) = (r.nic_hits(), r.worker_packets());
+    let (_, s) =
+        r.client_sends(Seg::new(client, vip).ack(6).seq(90_001).data(b"GET").frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(s.len(), 1);
+    assert_eq!(endpoints(&s[0]), (lip2, rs2));
+    assert_eq!((r.nic_hits(), r.worker_packets()), (hits + 1, punted), "the new flow is the NIC's");
 }

@@ -40,16 +40,20 @@ impl Worker {
                 && ((!self.pps.is_empty()
                     && self.pps.get(&slot).is_some_and(|p| p.is_new_syn(pkt.tcp_seq())))
                     || self.toa_reused(slot));
-            // LVS's `conn_reuse_mode = 1`: a client's SYN on a connection that has closed (in
-            // TIME_WAIT, or reset) is a new connection that reused its port. It is scheduled
-            // afresh, so a server drained or failed since gets none through a reused port, and
-            // the old connection (its flow, its LIP port) ends here. A SYN during the handshake
-            // is a retransmission, and one on an open connection does not replace it.
+            // A client's SYN on a connection that has closed (in TIME_WAIT, or reset) is a new
+            // connection on a reused port. While its server still takes new connections, it
+            // reuses the old one (server, LIP port and offloaded flow: one punted SYN, where a
+            // new connection costs three punts, an install and a remove; a client cycling
+            // through its ports at thousands a second reuses most of them). When the server no
+            // longer does (drained to weight 0, failed, removed), the old connection ends here
+            // and the SYN is scheduled afresh, as LVS's `conn_reuse_mode = 1` does, so such a
+            // server gets nothing through reused ports. A SYN during the handshake is a
+            // retransmission, and one on an open connection does not replace it.
             let closed_reused = new_syn
-                && self
-                    .conns
-                    .get(slot)
-                    .is_some_and(|c| matches!(c.state, State::Tcp(TcpState::TimeWait | TcpState::Close)));
+                && self.conns.get(slot).is_some_and(|c| {
+                    matches!(c.state, State::Tcp(TcpState::TimeWait | TcpState::Close))
+                        && !self.server_takes_new(c)
+                });
             if !proxied && !pp_reused && !closed_reused {
                 self.conn_packet(slot, dir, &punt, pkt, now_ns, out);
                 return out.spent.push(punt.frame);
@@ -495,6 +499,15 @@ impl Worker {
         }
         let generation = c.generation;
         self.expire(slot, generation, now_ns, out);
+    }
+
+    /// Whether the server of connection `c` still takes new connections: its service still has
+    /// it, up and with a weight.
+    fn server_takes_new(&self, c: &super::Conn) -> bool {
+        let route = self.conns.route(c);
+        (self.services.find(&route.service()))
+            .and_then(|(_, s)| s.backend(route.rs))
+            .is_some_and(|b| b.up && b.weight > 0)
     }
 
     /// Ends a connection: its NIC flow removed, its port into quarantine, its counts dropped.
