@@ -271,9 +271,9 @@ fn a_port_reused_during_time_wait_keeps_its_server_until_that_server_is_drained(
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0].state, "SYN_RECV");
     // The new connection completes as any other.
-    let (rs2_s, lip2_s) = (rs2.to_string(), lip2.to_string());
+    let (new_rs, new_lip) = (rs2.to_string(), lip2.to_string());
     let (to_client, _) =
-        r.server_sends(Seg::new(&rs2_s, &lip2_s).syn().ack(90_001).seq(5).frame(RS2_MAC, P1_MAC));
+        r.server_sends(Seg::new(&new_rs, &new_lip).syn().ack(90_001).seq(5).frame(RS2_MAC, P1_MAC));
     assert_eq!(to_client.len(), 1, "the SYN-ACK reaches the client");
     r.client_sends(Seg::new(client, vip).ack(6).seq(90_001).frame(CLIENT_MAC, P0_MAC));
     assert_eq!(r.occupancy(), 1);
