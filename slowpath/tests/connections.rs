@@ -286,3 +286,38 @@ fn a_port_reused_during_time_wait_keeps_its_server_until_that_server_is_drained(
     assert_eq!(endpoints(&s[0]), (lip2, rs2));
     assert_eq!((r.nic_hits(), r.worker_packets()), (hits + 1, punted), "the new flow is the NIC's");
 }
+
+/// `offload.forward_fin`: the NIC forwards the FINs of an offloaded connection itself and
+/// reports each with a flow event. The slow path sees no packet of the close, yet the
+/// connection moves to FIN_WAIT and TIME_WAIT as the FINs pass, and expires after TIME_WAIT,
+/// its flow removed from the NIC.
+#[test]
+fn fins_the_nic_forwards_still_close_the_connection() {
+    let cfg = config(1, services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)]));
+    let mut r = rig_with_nic(cfg, 1024, |n| n.forward_fin = true);
+    let (client, vip) = ("10.10.1.10:40000", "10.10.1.100:80");
+    let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    let (lip, rs) = endpoints(&s[0]);
+    let (rs_s, lip_s) = (rs.to_string(), lip.to_string());
+    r.server_sends(Seg::new(&rs_s, &lip_s).syn().ack(101).seq(7000).frame(RS1_MAC, P1_MAC));
+    r.client_sends(Seg::new(client, vip).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.occupancy(), 1);
+    let punted = r.worker_packets();
+
+    let fin = Seg::new(client, vip).fin().ack(7001).seq(101);
+    let (_, to_server) = r.client_sends(fin.frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(to_server, vec![fin.rewritten(lip, rs).frame(P1_MAC, RS1_MAC)], "forwarded, byte for byte");
+    assert_eq!(r.engine.conns(false)[0].state, "FIN_WAIT");
+    let fin2 = Seg::new(&rs_s, &lip_s).fin().ack(102).seq(7001);
+    let (to_client, _) = r.server_sends(fin2.frame(RS1_MAC, P1_MAC));
+    assert_eq!(to_client, vec![fin2.rewritten(sa(vip), sa(client)).frame(P0_MAC, CLIENT_MAC)]);
+    assert_eq!(r.engine.conns(false)[0].state, "TIME_WAIT");
+    r.client_sends(Seg::new(client, vip).ack(7002).seq(102).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(r.worker_packets(), punted, "the slow path saw no packet of the close");
+
+    r.advance(6 * S);
+    assert_eq!(r.engine.conns(false).len(), 1, "TIME_WAIT's 7 s");
+    r.advance(2 * S);
+    assert!(r.engine.conns(false).is_empty(), "expired after TIME_WAIT");
+    assert_eq!(r.occupancy(), 0, "the flow was removed from the NIC");
+}

@@ -73,6 +73,7 @@
 //! | `offload.udp_after` | `"reply"`, `"first_packet"` | `"reply"` | When a UDP flow qualifies. |
 //! | `offload.min_packets` | 0..=4294967295 | 0 | Packets a flow must have seen first (holds back short connections). |
 //! | `offload.min_age_ms` | 0..=3600000 | 0 | Age a flow must have reached first. |
+//! | `offload.forward_fin` | bool | true | The NIC forwards an offloaded flow's FINs itself and reports each with a flow event, from which the slow path moves the connection's state (false: such FINs are punted). Needs the device's `TEARDOWN_FORWARD`; RSTs are always punted. |
 //! | `limits.half_open_per_worker` | 1..=4294967295 | 65536 | TCP connections in SYN_RECV per worker. |
 //! | `limits.punt_share` | inline table: punt reason = 1..=100 | none | The percentage of each exception ring a punt reason's packets may hold at once, like `{ miss = 75 }` (reasons as `sluice stats` names them: `miss`, `tcp_syn`, `tcp_fin`, `tcp_rst`, `arp`, `icmp`, ...); more is dropped and counted (`punt_share`), so a flood of one reason leaves room for the others. |
 //! | `limits.half_open_per_source` | 0..=4294967295 | 0 | TCP connections in SYN_RECV one client address holds per worker; 0 = no per-source limit (clients behind one NAT share an address). |

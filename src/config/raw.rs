@@ -191,6 +191,7 @@ pub struct RawOffload {
     pub udp_after: Option<String>,
     pub min_packets: Option<i64>,
     pub min_age_ms: Option<i64>,
+    pub forward_fin: Option<bool>,
 }
 
 /// `[limits]`.

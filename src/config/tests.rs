@@ -156,6 +156,7 @@ fn minimal_config_gets_the_documented_defaults() {
             udp_after: UdpOffloadAfter::Reply,
             min_packets: 0,
             min_age: Duration::ZERO,
+            forward_fin: true,
         }
     );
     assert_eq!(
@@ -268,6 +269,7 @@ const ALL_KEYS: &[&str] = &[
     "offload.udp_after",
     "offload.min_packets",
     "offload.min_age_ms",
+    "offload.forward_fin",
     "limits.half_open_per_worker",
     "limits.half_open_per_source",
     "limits.punt_share.miss",

@@ -94,6 +94,10 @@ pub struct Offload {
     /// `min_age_ms`: how old a flow must be before it qualifies (default 0).
     #[serde(serialize_with = "duration")]
     pub min_age: Duration,
+    /// `forward_fin` (default true): the NIC forwards a FIN of an offloaded flow itself and
+    /// reports it with a flow event, from which the slow path moves the connection's state;
+    /// false punts every such FIN to the slow path, which forwards it.
+    pub forward_fin: bool,
 }
 
 impl Default for Offload {
@@ -104,6 +108,7 @@ impl Default for Offload {
             udp_after: UdpOffloadAfter::Reply,
             min_packets: 0,
             min_age: Duration::ZERO,
+            forward_fin: true,
         }
     }
 }
@@ -219,6 +224,7 @@ pub(super) fn offload(raw: &RawOffload) -> Result<Offload, Problem> {
         udp_after,
         min_packets: int("offload.min_packets", raw.min_packets, 0, 0..=i64::from(u32::MAX), "")?,
         min_age: Duration::from_millis(int("offload.min_age_ms", raw.min_age_ms, 0, 0..=3_600_000, " ms")?),
+        forward_fin: raw.forward_fin.unwrap_or(true),
     })
 }
 

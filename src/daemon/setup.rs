@@ -238,6 +238,7 @@ pub fn open(cfg: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Device> {
         interrupts: cfg.device.interrupts,
         preserve_table: adopt,
         punt_share: punt_share(&cfg.limits),
+        forward_fin: cfg.offload.forward_fin,
         ..NicConfig::default()
     };
     let mut wake_fds = Vec::new();

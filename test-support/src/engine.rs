@@ -141,6 +141,11 @@ pub fn config(workers: u16, services: Vec<ServiceConfig>) -> EngineConfig {
 
 /// A rig of `cfg` on a model of `records` flow records.
 pub fn rig_with(cfg: EngineConfig, records: u32) -> Rig {
+    rig_with_nic(cfg, records, |_| {})
+}
+
+/// [`rig_with`], the driver's configuration changed by `nic` first.
+pub fn rig_with_nic(cfg: EngineConfig, records: u32, nic: impl FnOnce(&mut NicConfig)) -> Rig {
     let clock = Arc::new(ManualClock::new(1_000 * S));
     let mc = ModelConfig {
         records,
@@ -161,6 +166,8 @@ pub fn rig_with(cfg: EngineConfig, records: u32) -> Rig {
         command_timeout: Duration::from_secs(2),
         ..NicConfig::default()
     };
+    let mut nic_cfg = nic_cfg;
+    nic(&mut nic_cfg);
     let nic = Nic::bring_up(Box::new(model.clone()), nic_cfg).unwrap();
     let flows = FlowTable::new(nic).unwrap();
     let engine = Engine::new(flows, cfg, clock.now_ns()).unwrap();

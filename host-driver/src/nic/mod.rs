@@ -55,6 +55,10 @@ pub struct NicConfig {
     /// Per punt reason (`rtl_spec::codes::PuntReason` as index), the percentage of each
     /// exception ring its punts may hold at once (`PUNT.REASON_SHARE`; 100: no bound).
     pub punt_share: [u8; 16],
+    /// A FIN on a hit is forwarded by the NIC, which reports it with a flow event
+    /// (`PUNT.HIT_ACTION.FIN_FORWARD`), where the device has `TEARDOWN_FORWARD`; otherwise (and
+    /// by default) it is punted. The slow path moves a connection's state from either.
+    pub forward_fin: bool,
 }
 
 impl Default for NicConfig {
@@ -68,6 +72,7 @@ impl Default for NicConfig {
             preserve_table: false,
             confirm_boot: true,
             punt_share: [100; 16],
+            forward_fin: false,
         }
     }
 }
@@ -230,6 +235,9 @@ impl Nic {
         // (version 1.0) keeps its behaviour when nothing is configured.
         for (n, &share) in cfg.punt_share.iter().enumerate().filter(|(_, s)| (1..100).contains(*s)) {
             t.write32(pu + punt::REASON_SHARE + 4 * n as u32, u32::from(share));
+        }
+        if cfg.forward_fin && info.capability_names.iter().any(|c| c == "TEARDOWN_FORWARD") {
+            t.write32(pu + punt::HIT_ACTION, punt::HIT_ACTION::FIN_FORWARD.mask() as u32);
         }
 
         let nic = Nic {

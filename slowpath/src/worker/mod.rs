@@ -21,6 +21,7 @@ mod pp;
 mod proxy;
 mod stats;
 mod sync;
+mod teardown;
 mod toa;
 
 pub use conns::Conn;
@@ -377,15 +378,25 @@ impl Worker {
         let timeouts = self.cfg.timeouts;
         let Some(c) = self.conn_mut(slot, generation) else { return };
         c.set_querying(false);
-        match counters {
+        let flags = match counters {
             Some(k) => {
                 let seen = now_ns.saturating_sub(u64::from(k.idle_ms) * 1_000_000);
                 c.seen(seen, now_ns);
                 c.add_nic(&k);
+                k.tcp_flags
             }
             // The NIC no longer holds it (reset, eviction): the host path takes over.
-            None => c.set_offload(Offload::Host),
+            None => {
+                c.set_offload(Offload::Host);
+                [0; 2]
+            }
+        };
+        // A FIN the NIC forwarded whose event was lost (a full event ring) still closes the
+        // connection: the flags of its flow say so.
+        if (flags[0] | flags[1]) & 0x01 != 0 {
+            self.fin_seen_by_nic(slot, flags, now_ns);
         }
+        let Some(c) = self.conn_mut(slot, generation) else { return };
         let deadline = c.last_ns(now_ns) + timeouts.of(c.state).as_nanos() as u64;
         if deadline > now_ns {
             self.conns.arm(slot, deadline);
@@ -422,7 +433,10 @@ impl Worker {
                 self.expire(slot, generation, now_ns, out);
             }
             FlowCause::Evicted => c.set_offload(Offload::Host),
-            // FIN and RST on a hit are punted too: the state moved with the packet.
+            // Forwarded by the NIC (`offload.forward_fin`), or punted too (then the state has
+            // moved with the packet, and moves no further here).
+            FlowCause::Fin => self.fin_seen_by_nic(slot, counters.tcp_flags, now_ns),
+            // A RST on a hit is always punted: the state moved with the packet.
             _ => {}
         }
     }

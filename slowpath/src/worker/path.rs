@@ -304,17 +304,14 @@ impl Worker {
         };
         let changed = c.state != before;
         if changed {
-            count_state(backend_stats, before, -1);
-            count_state(backend_stats, c.state, 1);
-            let was_half = before == State::Tcp(TcpState::SynRecv);
-            let is_half = c.state == State::Tcp(TcpState::SynRecv);
-            if was_half && !is_half {
-                stats.half_open.fetch_sub(1, Ordering::Relaxed);
-                self.half_open_src.leave(c.ep(route).client.ip());
-            } else if is_half && !was_half {
-                stats.half_open.fetch_add(1, Ordering::Relaxed);
-                self.half_open_src.enter(c.ep(route).client.ip());
-            }
+            let client = c.ep(route).client.ip();
+            super::teardown::account(
+                stats,
+                backend_stats,
+                &mut self.half_open_src,
+                (before, c.state),
+                client,
+            );
         }
         c.seen(now_ns, now_ns);
         let ip = pkt.ip().copied();
