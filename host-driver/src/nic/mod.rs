@@ -33,6 +33,7 @@ pub use crate::queues::Exception;
 
 /// How the driver sets the device up.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent switches of the bring-up, not a state
 pub struct NicConfig {
     /// log2 of the entries of every ring.
     pub ring_log2: u32,
