@@ -321,3 +321,51 @@ fn fins_the_nic_forwards_still_close_the_connection() {
     assert!(r.engine.conns(false).is_empty(), "expired after TIME_WAIT");
     assert_eq!(r.occupancy(), 0, "the flow was removed from the NIC");
 }
+
+/// A FIN the NIC forwarded whose event it could not post (its event ring full) still closes
+/// its connection: when the connection's timer fires, the NIC's answer to the query carries
+/// the FIN in the flow's flags, so the connection ends after FIN_WAIT's 7 s from its last
+/// packet, not after another 90 s of ESTABLISHED (the servers keep the flows busy after the
+/// clients' FINs, as a server still answering a half-closed connection does).
+#[test]
+fn a_fin_whose_event_was_lost_closes_its_connection_when_its_timer_fires() {
+    let cfg = config(1, services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)]));
+    let mut r = rig_with_nic(cfg, 1024, |n| {
+        n.forward_fin = true;
+        n.ring_log2 = 4;
+    });
+    let vip = "10.10.1.100:80";
+    let client = |p: u16| format!("10.10.1.10:{}", 40_000 + p);
+    let mut servers = Vec::new();
+    for p in 0..40 {
+        let (_, s) = r.client_sends(Seg::new(&client(p), vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+        let (lip, rs) = endpoints(&s[0]);
+        let (rs, lip) = (rs.to_string(), lip.to_string());
+        r.server_sends(Seg::new(&rs, &lip).syn().ack(101).seq(7000).frame(RS1_MAC, P1_MAC));
+        r.client_sends(Seg::new(&client(p), vip).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+        servers.push((rs, lip));
+    }
+    assert_eq!(r.occupancy(), 40);
+    // The clients' FINs in one burst: the NIC forwards all 40 and raises 40 events into a
+    // 16-entry ring before the host looks.
+    let fins: Vec<Vec<u8>> = (0..40)
+        .map(|p| Seg::new(&client(p), vip).fin().ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC))
+        .collect();
+    r.model.with_device(|d| fins.iter().for_each(|f| d.receive(0, f)));
+    r.settle();
+    let count = |r: &mut Rig, state: &str| r.engine.conns(false).iter().filter(|c| c.state == state).count();
+    let lost = count(&mut r, "ESTABLISHED");
+    assert!(lost > 0, "some events were lost (else this tests nothing)");
+    assert_eq!(count(&mut r, "FIN_WAIT"), 40 - lost);
+    // 80 s on (the FIN_WAIT ones have ended), the servers still send on every connection.
+    r.advance(80 * S);
+    assert_eq!(r.engine.conns(false).len(), lost);
+    for (rs, lip) in &servers {
+        r.server_sends(Seg::new(rs, lip).ack(102).seq(7001).data(b"more").frame(RS1_MAC, P1_MAC));
+    }
+    // The established timeout (90 s from the handshake) fires: the NIC's flags show the FIN,
+    // and FIN_WAIT's 7 s from the last packet (80 s) have passed at 91 s.
+    r.advance(11 * S);
+    assert!(r.engine.conns(false).is_empty(), "ended as closing, not kept as established");
+    assert_eq!(r.occupancy(), 0);
+}
