@@ -60,17 +60,19 @@ pub fn delta(old: &[u8], new: &[u8]) -> u16 {
         old.len() == new.len() && old.len() % 2 == 0,
         "checksum delta needs two equal, even-length regions"
     );
-    // Summed wide and folded once (the order of ones'-complement additions does not matter, and
-    // a non-zero wide sum folds to a non-zero word, as the step-by-step sum does): the installs
-    // compute four of these per flow, and the folds were the chain that bounded them.
-    let wide: u64 = old
-        .chunks_exact(2)
-        .zip(new.chunks_exact(2))
-        .map(|(o, n)| {
-            u64::from(!u16::from_be_bytes([o[0], o[1]])) + u64::from(u16::from_be_bytes([n[0], n[1]]))
-        })
-        .sum();
-    fold(wide)
+    // Summed wide and folded once: the order of ones'-complement additions does not matter, and
+    // a non-zero wide sum folds to a non-zero word, as the step-by-step sum does.
+    fold(
+        old.chunks_exact(2)
+            .zip(new.chunks_exact(2))
+            .map(|(o, n)| word_delta([o[0], o[1]], [n[0], n[1]]))
+            .sum(),
+    )
+}
+
+/// `~old + new` for one big-endian word, unfolded.
+const fn word_delta(old: [u8; 2], new: [u8; 2]) -> u64 {
+    (!u16::from_be_bytes(old)) as u64 + u16::from_be_bytes(new) as u64
 }
 
 /// A wide ones'-complement sum folded to 16 bits (end-around carries until it fits).
@@ -124,8 +126,7 @@ fn wide<const N: usize>(old: &[u8; N], new: &[u8; N]) -> u64 {
     let mut sum = 0u64;
     let mut i = 0;
     while i + 1 < N {
-        sum += u64::from(!u16::from_be_bytes([old[i], old[i + 1]]))
-            + u64::from(u16::from_be_bytes([new[i], new[i + 1]]));
+        sum += word_delta([old[i], old[i + 1]], [new[i], new[i + 1]]);
         i += 2;
     }
     sum

@@ -393,7 +393,7 @@ impl Worker {
         };
         // A FIN the NIC forwarded whose event was lost (a full event ring) still closes the
         // connection: the flags of its flow say so.
-        if (flags[0] | flags[1]) & 0x01 != 0 {
+        if (flags[0] | flags[1]) & teardown::FIN != 0 {
             self.fin_seen_by_nic(slot, flags, now_ns);
         }
         let Some(c) = self.conn_mut(slot, generation) else { return };

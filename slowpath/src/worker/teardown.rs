@@ -11,7 +11,7 @@ use crate::service::BackendStats;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
-const FIN: u8 = 0x01;
+pub(super) const FIN: u8 = 0x01;
 
 /// Counts a connection's move from `before` to `after` (no change counts nothing): the
 /// server's active and inactive connections, and the worker's and the client's half-open ones.
