@@ -287,6 +287,48 @@ fn a_port_reused_during_time_wait_keeps_its_server_until_that_server_is_drained(
     assert_eq!((r.nic_hits(), r.worker_packets()), (hits + 1, punted), "the new flow is the NIC's");
 }
 
+/// The other two ways a server stops taking new connections, a failed health check and removal
+/// from its service, end a reused TIME_WAIT connection as a drain does: the SYN on the reused
+/// port is scheduled afresh, to the server that remains, and the old flow leaves the NIC.
+#[test]
+fn a_port_reused_during_time_wait_leaves_a_failed_or_removed_server() {
+    let both = || services(SchedulerKind::Rr, &[("10.10.2.11:80", 1), ("10.10.2.12:80", 1)]);
+    let key = both()[0].key;
+    for change in ["failed", "removed"] {
+        let mut r = rig_with(config(1, both()), 1024);
+        let (client, vip) = ("10.10.1.10:40000", "10.10.1.100:80");
+        let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+        let (lip, rs) = endpoints(&s[0]);
+        let (rs_s, lip_s) = (rs.to_string(), lip.to_string());
+        let rs_mac = if rs == sa("10.10.2.11:80") { RS1_MAC } else { RS2_MAC };
+        r.server_sends(Seg::new(&rs_s, &lip_s).syn().ack(101).seq(7000).frame(rs_mac, P1_MAC));
+        r.client_sends(Seg::new(client, vip).ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(r.occupancy(), 1, "{change}: offloaded");
+        r.client_sends(Seg::new(client, vip).fin().ack(7001).seq(101).frame(CLIENT_MAC, P0_MAC));
+        r.server_sends(Seg::new(&rs_s, &lip_s).fin().ack(102).seq(7001).frame(rs_mac, P1_MAC));
+        r.client_sends(Seg::new(client, vip).ack(7002).seq(102).frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(r.engine.conns(false)[0].state, "TIME_WAIT", "{change}");
+        let expired = r.engine.stats().workers[0].expired;
+
+        let other = if rs == sa("10.10.2.11:80") { "10.10.2.12:80" } else { "10.10.2.11:80" };
+        if change == "failed" {
+            assert!(r.engine.set_health(&key, rs, false), "the health check's result changes it");
+        } else {
+            r.engine.replace_services(services(SchedulerKind::Rr, &[(other, 1)])).unwrap();
+        }
+        r.advance(S);
+        let (_, s) = r.client_sends(Seg::new(client, vip).syn().seq(90_000).frame(CLIENT_MAC, P0_MAC));
+        assert_eq!(s.len(), 1, "{change}");
+        assert_eq!(endpoints(&s[0]).1, sa(other), "{change}: scheduled afresh, to the server that remains");
+        assert_eq!(tcp_fields(&s[0]).map(|t| t.1), Some(90_000), "{change}: the new connection's own SYN");
+        assert_eq!(r.engine.stats().workers[0].expired, expired + 1, "{change}: the old connection expired");
+        assert_eq!(r.occupancy(), 0, "{change}: its flow left the NIC");
+        let conns = r.engine.conns(false);
+        assert_eq!(conns.len(), 1, "{change}");
+        assert_eq!(conns[0].state, "SYN_RECV", "{change}");
+    }
+}
+
 /// `offload.forward_fin`: the NIC forwards the FINs of an offloaded connection itself and
 /// reports each with a flow event. The slow path sees no packet of the close, yet the
 /// connection moves to FIN_WAIT and TIME_WAIT as the FINs pass, and expires after TIME_WAIT,
