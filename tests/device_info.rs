@@ -13,7 +13,7 @@ fn device_info_on_the_embedded_model_prints_identity_and_geometry() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     for want in [
-        "spec version   1.4",
+        "spec version   1.5",
         "counter sets   2048",
         "1048576 records",
         "crc32c",
@@ -25,7 +25,7 @@ fn device_info_on_the_embedded_model_prints_identity_and_geometry() {
     }
     let out = sluice(&["device", "info", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["spec_version"], "1.4");
+    assert_eq!(v["spec_version"], "1.5");
     assert_eq!(v["geometry"]["slots_per_bucket"], 4);
     assert_eq!(v["blocks"].as_array().unwrap().len(), rtl_spec::regs::ALL_BLOCKS.len());
 }

@@ -106,12 +106,12 @@ fn driver_tests(mut open: impl FnMut() -> Box<dyn Transport>, wire: &mut dyn Wir
     // A device of another major version is refused, naming both.
     let liar = Liar(open(), 0x0002_0001);
     let err = Nic::bring_up(Box::new(liar), config(false)).err().expect("refused");
-    assert!(err.to_string().contains("2.1") && err.to_string().contains("1.4"), "{err}");
+    assert!(err.to_string().contains("2.1") && err.to_string().contains("1.5"), "{err}");
 
     for interrupts in [false, true] {
         let mut nic = Nic::bring_up(open(), config(interrupts)).expect("bring-up");
         let info = nic.info().clone();
-        assert_eq!(info.spec_version, "1.4");
+        assert_eq!(info.spec_version, "1.5");
         assert_eq!(info.geometry.slots_per_bucket, 4);
         assert_eq!(info.blocks.len(), rtl_spec::regs::ALL_BLOCKS.len());
 

@@ -306,20 +306,35 @@ impl FlowTable {
         Ok(())
     }
 
-    /// Queues a plan's moves, make-before-break: each entry's new slot is written before its
-    /// old one is cleared, and the plan lists the last hop of a chain first.
+    /// Queues a plan's moves, the plan listing the last hop of a chain first. Each move is one
+    /// `IndexMove` where the device has `INDEX_MOVE` (spec 1.5); otherwise two `IndexWrite`s,
+    /// make-before-break: the entry's new slot is written before its old one is cleared.
     fn queue_moves(&mut self, plan: &Plan) {
+        let one_command = rtl_spec::regs::identity::CAPS::INDEX_MOVE.get(self.nic.info().capabilities) != 0;
         for m in &plan.moves {
-            let mut write =
-                FlowCommand { opcode: Opcode::IndexWrite.into(), slot_orig: m.to, ..FlowCommand::default() };
-            write.payload[..8].copy_from_slice(self.index.word_of(&m.entry).as_bytes());
-            let clear = FlowCommand {
-                opcode: Opcode::IndexWrite.into(),
-                slot_orig: m.from,
-                ..FlowCommand::default()
-            };
-            self.queue.push_back((write, Undo::Nothing));
-            self.queue.push_back((clear, Undo::Nothing));
+            if one_command {
+                let mv = FlowCommand {
+                    opcode: Opcode::IndexMove.into(),
+                    slot_orig: m.from,
+                    slot_reply: m.to,
+                    ..FlowCommand::default()
+                };
+                self.queue.push_back((mv, Undo::Nothing));
+            } else {
+                let mut write = FlowCommand {
+                    opcode: Opcode::IndexWrite.into(),
+                    slot_orig: m.to,
+                    ..FlowCommand::default()
+                };
+                write.payload[..8].copy_from_slice(self.index.word_of(&m.entry).as_bytes());
+                let clear = FlowCommand {
+                    opcode: Opcode::IndexWrite.into(),
+                    slot_orig: m.from,
+                    ..FlowCommand::default()
+                };
+                self.queue.push_back((write, Undo::Nothing));
+                self.queue.push_back((clear, Undo::Nothing));
+            }
             self.stats.moves += 1;
         }
     }

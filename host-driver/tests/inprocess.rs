@@ -120,7 +120,7 @@ fn bring_up_discovers_the_device() {
     let r = rig();
     let nic = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).unwrap();
     let info = nic.info();
-    assert_eq!(info.spec_version, "1.4");
+    assert_eq!(info.spec_version, "1.5");
     assert_eq!(info.geometry.counter_sets, 2048);
     assert_eq!(info.geometry.records, 1024);
     assert_eq!(info.geometry.buckets, 512);
@@ -210,9 +210,9 @@ fn a_device_of_another_major_version_is_refused_naming_both() {
     let mut r = rig();
     r.shared.spec_version = Some(0x0002_0003);
     let err = Nic::bring_up(Box::new(r.shared.clone()), cfg(false)).err().expect("refused");
-    assert!(matches!(err, DriverError::VersionMismatch { device: (2, 3), driver: (1, 4) }));
+    assert!(matches!(err, DriverError::VersionMismatch { device: (2, 3), driver: (1, 5) }));
     let text = err.to_string();
-    assert!(text.contains("2.3") && text.contains("1.4"), "{text}");
+    assert!(text.contains("2.3") && text.contains("1.5"), "{text}");
 }
 
 #[test]

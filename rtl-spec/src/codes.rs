@@ -59,7 +59,8 @@ hw_enum! {
         /// `Tunnel` entry, its [`crate::formats::NextHopTunnel`] follows at bytes 16..48).
         NextHopSet = 7,
         /// Write one index slot (bucket slot or stash entry) `slot_orig` from the payload. Used for
-        /// cuckoo moves: the new slot is written before the old one is cleared.
+        /// cuckoo moves on a device without `IndexMove`: the new slot is written before the old
+        /// one is cleared.
         IndexWrite = 8,
         /// Copy the record at `record` (live or not) to host memory at `dma_addr`; since 1.4 the
         /// completion carries the record's `ts_delta` (its extension word is not in the copy).
@@ -76,6 +77,13 @@ hw_enum! {
         /// memory at `dma_addr`, in one DMA write, free sets as zeros (since 1.2). The host reads
         /// per-server figures this way, once per interval, whatever the number of flows.
         CounterBankRead = 13,
+        /// Move the index slot `slot_orig` to `slot_reply` in one step (since 1.5, capability
+        /// `INDEX_MOVE`): `slot_reply` gets `slot_orig`'s word and `slot_orig` is cleared, with
+        /// no lookup in between seeing the entry in both or in neither. The source must be live
+        /// (`SlotNotLive` otherwise), the destination empty (`SlotLive`) and in one of the two
+        /// buckets or the stash of the entry's tuple (`BadPlacement`). One command where a cuckoo
+        /// move took two `IndexWrite`s, and no payload to fetch.
+        IndexMove = 14,
     }
 }
 
@@ -102,7 +110,7 @@ hw_enum! {
         MalformedRecord = 6,
         /// A slot position names a bucket, slot or stash entry outside the geometry.
         SlotOutOfRange = 7,
-        /// Insert or index write onto a slot that is live.
+        /// Insert, index write or (since 1.5) index move onto a slot that is live.
         SlotLive = 8,
         /// Delete names a slot that does not point at the record.
         SlotMismatch = 9,
@@ -127,6 +135,8 @@ hw_enum! {
         CounterSetNotLive = 16,
         /// CounterSetFree on a set that live records still name (since 1.2).
         CounterSetInUse = 17,
+        /// IndexMove from a slot that holds no entry (since 1.5).
+        SlotNotLive = 18,
     }
 }
 

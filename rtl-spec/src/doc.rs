@@ -442,7 +442,7 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want}");
         }
-        assert_eq!(v["spec_version"], "1.4");
+        assert_eq!(v["spec_version"], "1.5");
         let rec = v["formats"].as_array().unwrap().iter().find(|f| f["name"] == "FlowRecord").unwrap();
         assert_eq!(rec["size"], 128);
     }

@@ -63,8 +63,10 @@ pub const SPEC_MAJOR: u16 = 1;
 /// payload) and the `TUNNEL` capability. 1.4 added TCP timestamp translation for SYN-proxied
 /// flows: the record extension memory and its `RecordExt` format (`ts_delta`), carried at payload
 /// bytes 128..132 of Insert and Modify, the `ts_delta` Modify bit, the completion's `ts_delta`
-/// (Read and Query, in bytes that were reserved) and the `TS_ADJUST` capability.
-pub const SPEC_MINOR: u16 = 4;
+/// (Read and Query, in bytes that were reserved) and the `TS_ADJUST` capability. 1.5 added the
+/// `IndexMove` opcode (a cuckoo move in one command where it took two `IndexWrite`s), its
+/// `SlotNotLive` status and the `INDEX_MOVE` capability.
+pub const SPEC_MINOR: u16 = 5;
 /// The version as the identity block's `SPEC_VERSION` register holds it.
 pub const SPEC_VERSION: u32 = ((SPEC_MAJOR as u32) << 16) | SPEC_MINOR as u32;
 /// The identity block's `MAGIC` value.

@@ -45,8 +45,9 @@ hw_format! {
         /// Opaque to the NIC; echoed in the completion.
         pub cookie: U64,
         /// Insert/Delete: the original tuple's index slot. IndexWrite: the slot to write.
+        /// IndexMove: the slot to move from.
         pub slot_orig: crate::formats::IndexPos,
-        /// Insert/Delete: the reply tuple's index slot.
+        /// Insert/Delete: the reply tuple's index slot. IndexMove: the slot to move to.
         pub slot_reply: crate::formats::IndexPos,
         /// NextHopSet: the entry number. Modify: a [`crate::formats::ModifyMask`].
         /// CounterSetAlloc, CounterSetFree: the set number. CounterBankRead: how many sets to

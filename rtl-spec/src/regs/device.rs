@@ -11,7 +11,7 @@ reg_block! {
         MAGIC @ 0x0C: 32 RO = 0x534C4345,
         /// The version of this specification the device implements (the running image's
         /// `spec_version`). A driver refuses a device whose major differs from its own.
-        SPEC_VERSION @ 0x10: 32 RO = 0x00010004 {
+        SPEC_VERSION @ 0x10: 32 RO = 0x00010005 {
             /// Minor version: additions that old drivers may ignore.
             MINOR [15:0],
             /// Major version: incompatible changes.
@@ -20,7 +20,7 @@ reg_block! {
         /// Build identifier of the running image (its header's `build_id`).
         BUILD_ID @ 0x14: 32 RO = 0,
         /// What this device offers beyond the mandatory core (the running image's `caps`).
-        CAPS @ 0x18: 64 RO = 0x1ff {
+        CAPS @ 0x18: 64 RO = 0x3ff {
             /// IPv6 flows and parsing.
             IPV6 [0:0],
             /// 802.1Q tags parsed on receive and inserted from next-hop entries on send.
@@ -40,6 +40,8 @@ reg_block! {
             /// TCP timestamp translation of `seq_adjust` records: a record's `ts_delta` in the
             /// record extension memory (`RecordExt`, since 1.4).
             TS_ADJUST [8:8],
+            /// The `IndexMove` command (since 1.5): a cuckoo move in one command.
+            INDEX_MOVE [9:9],
         },
         /// Build time of the running image, seconds since the Unix epoch (its header's
         /// `build_time`).

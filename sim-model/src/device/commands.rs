@@ -167,6 +167,7 @@ impl Device {
             }
             Opcode::NextHopSet => self.cmd_next_hop(cmd),
             Opcode::IndexWrite => self.cmd_index_write(cmd),
+            Opcode::IndexMove => self.cmd_index_move(cmd),
             Opcode::Read => {
                 let index = self.record_index(cmd)?;
                 let bytes = self.table.records[index].as_bytes().to_vec();
@@ -438,6 +439,39 @@ impl Device {
         } else {
             self.table.set_slot(pos, IndexSlot::default());
         }
+        Ok(Outcome::default())
+    }
+
+    /// IndexMove (since 1.5): the word at `slot_orig` to the empty `slot_reply`, which must be
+    /// a place its tuple may be, and `slot_orig` cleared, both in this one step. A device whose
+    /// image lacks `INDEX_MOVE` knows no such opcode.
+    fn cmd_index_move(&mut self, cmd: &FlowCommand) -> CmdResult {
+        if identity::CAPS::INDEX_MOVE.get(self.flash.caps) == 0 {
+            return Err(Status::BadOpcode);
+        }
+        let (from, to) = (cmd.slot_orig, cmd.slot_reply);
+        if !self.table.pos_in_range(from) || !self.table.pos_in_range(to) {
+            return Err(Status::SlotOutOfRange);
+        }
+        let slot = self.table.slot(from).copied().unwrap_or_default();
+        if !slot.word.valid() {
+            return Err(Status::SlotNotLive);
+        }
+        if from == to {
+            return Ok(Outcome::default());
+        }
+        if self.table.slot(to).is_some_and(|s| s.word.valid()) {
+            return Err(Status::SlotLive);
+        }
+        let rec = self.table.records.get(slot.record.get() as usize).ok_or(Status::RecordOutOfRange)?;
+        if !rec.ctl.valid() {
+            return Err(Status::RecordNotLive);
+        }
+        if !self.table.placement_allows(to, &rec.key(slot.word.reply())) {
+            return Err(Status::BadPlacement);
+        }
+        self.table.set_slot(to, slot);
+        self.table.set_slot(from, IndexSlot::default());
         Ok(Outcome::default())
     }
 }
