@@ -20,6 +20,7 @@
 pub mod bank;
 mod flow;
 pub mod health;
+mod memory;
 pub mod pipeline;
 pub mod placement;
 mod records;

@@ -71,3 +71,57 @@ impl Cell {
         Some(Entry { hash: keys(o.record, o.reply), record: o.record, reply: o.reply })
     }
 }
+
+/// Cells in a cache line.
+const CELLS_PER_LINE: usize = 64 / size_of::<Cell>();
+
+/// One cache line of cells, aligned to a line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([Cell; CELLS_PER_LINE]);
+
+const _: () = assert!(size_of::<Line>() == CELLS_PER_LINE * size_of::<Cell>() && size_of::<Cell>() == 8);
+
+/// The index's bucket slots, a `[Cell]` whose first cell starts a cache line, so a bucket of 4
+/// (32 bytes) or 8 never straddles two lines: a `Vec<Cell>`'s buffer starts 16 bytes past a
+/// line, which put every other 4-slot bucket across two (and a prefetch of its first cell
+/// brought half of it). A large index is on huge pages ([`crate::memory`]).
+#[derive(Clone)]
+pub(super) struct Cells {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl Cells {
+    /// `len` free cells, or `None` when the host cannot allocate them.
+    pub(super) fn free(len: usize) -> Option<Cells> {
+        let mut lines = Vec::new();
+        lines.try_reserve_exact(len.div_ceil(CELLS_PER_LINE)).ok()?;
+        crate::memory::advise_huge_pages(&lines);
+        lines.resize(len.div_ceil(CELLS_PER_LINE), Line([Cell::FREE; CELLS_PER_LINE]));
+        Some(Cells { lines, len })
+    }
+}
+
+impl std::ops::Deref for Cells {
+    type Target = [Cell];
+    fn deref(&self) -> &[Cell] {
+        // SAFETY: `Line` is `repr(C)` around `[Cell; CELLS_PER_LINE]` with no padding (asserted
+        // above), so the lines are `lines.len() × CELLS_PER_LINE` initialised cells back to back,
+        // and `len` is at most that; the borrow of `self` keeps the buffer alive and unchanged.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<Cell>(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Cells {
+    fn deref_mut(&mut self) -> &mut [Cell] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only borrow of the cells.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<Cell>(), self.len) }
+    }
+}
+
+impl std::fmt::Debug for Cells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}

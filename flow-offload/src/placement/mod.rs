@@ -39,7 +39,7 @@ use rtl_spec::formats::{IndexPos, IndexSlot, LookupKey, SlotWord};
 use rtl_spec::hash::{KeyHash, Placement, Seeds};
 use zerocopy::little_endian::U32;
 
-use cell::Cell;
+use cell::{Cell, Cells};
 use search::SearchScratch;
 
 /// How many bucket slots a cuckoo search may examine, whatever `max_moves` is: the search
@@ -154,7 +154,7 @@ pub struct ShadowIndex {
     slots_per_bucket: u32,
     seeds: Seeds,
     /// Bucket slots, `bucket × slots_per_bucket + slot`.
-    slots: Vec<Cell>,
+    slots: Cells,
     /// Whole entries: the stash is small, and its positions imply nothing about the hash.
     stash: Vec<Option<Entry>>,
     used: u32,
@@ -185,13 +185,12 @@ impl ShadowIndex {
             return Err(GeometryError::Stash(stash));
         }
         // Allocation failure is an error, not an abort: the geometry comes from the device.
-        let mut slots = Vec::new();
         let mut stash_cells = Vec::new();
         let n = (buckets * slots_per_bucket) as usize;
-        if slots.try_reserve_exact(n).is_err() || stash_cells.try_reserve_exact(stash as usize).is_err() {
+        let slots = Cells::free(n).ok_or(GeometryError::TooLarge)?;
+        if stash_cells.try_reserve_exact(stash as usize).is_err() {
             return Err(GeometryError::TooLarge);
         }
-        slots.resize(n, Cell::FREE);
         stash_cells.resize(stash as usize, None);
         Ok(Self {
             buckets,
