@@ -20,7 +20,6 @@
 pub mod bank;
 mod flow;
 pub mod health;
-mod memory;
 pub mod pipeline;
 pub mod placement;
 mod records;

@@ -123,7 +123,7 @@ impl Records {
         }
         let mut slots = Vec::new();
         slots.try_reserve_exact(n as usize).map_err(|_| GeometryError::TooLarge)?;
-        crate::memory::advise_huge_pages(&slots);
+        host_driver::memory::advise_huge_pages(&slots);
         slots.resize(n as usize, Compact::FREE);
         Ok(Records {
             slots,

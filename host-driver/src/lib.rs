@@ -20,6 +20,7 @@ pub mod dma;
 pub mod error;
 pub mod flash;
 pub mod link;
+pub mod memory;
 pub mod nic;
 pub mod queues;
 pub mod rings;

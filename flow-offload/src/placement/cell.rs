@@ -85,7 +85,7 @@ const _: () = assert!(size_of::<Line>() == CELLS_PER_LINE * size_of::<Cell>() &&
 /// The index's bucket slots, a `[Cell]` whose first cell starts a cache line, so a bucket of 4
 /// (32 bytes) or 8 never straddles two lines: a `Vec<Cell>`'s buffer starts 16 bytes past a
 /// line, which put every other 4-slot bucket across two (and a prefetch of its first cell
-/// brought half of it). A large index is on huge pages ([`crate::memory`]).
+/// brought half of it). A large index is on huge pages ([`host_driver::memory`]).
 #[derive(Clone)]
 pub(super) struct Cells {
     lines: Vec<Line>,
@@ -97,7 +97,7 @@ impl Cells {
     pub(super) fn free(len: usize) -> Option<Cells> {
         let mut lines = Vec::new();
         lines.try_reserve_exact(len.div_ceil(CELLS_PER_LINE)).ok()?;
-        crate::memory::advise_huge_pages(&lines);
+        host_driver::memory::advise_huge_pages(&lines);
         lines.resize(len.div_ceil(CELLS_PER_LINE), Line([Cell::FREE; CELLS_PER_LINE]));
         Some(Cells { lines, len })
     }

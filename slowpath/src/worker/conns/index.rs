@@ -76,7 +76,11 @@ impl TupleIndex {
     }
 
     fn grow(&mut self) {
-        let doubled = vec![FREE_CELL; self.cells.len() * 2];
+        // Reserved, advised for huge pages (a large index is read at random on every packet the
+        // host path sees), then filled.
+        let mut doubled = Vec::with_capacity(self.cells.len() * 2);
+        host_driver::memory::advise_huge_pages(&doubled);
+        doubled.resize(self.cells.len() * 2, FREE_CELL);
         let old = std::mem::replace(&mut self.cells, doubled);
         for c in old.into_iter().filter(|c| c.at != EMPTY) {
             self.put(c);

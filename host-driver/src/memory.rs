@@ -1,8 +1,8 @@
-//! Transparent huge pages for the shadow's large arrays (the index's bucket slots and the
-//! records).
+//! Transparent huge pages for the host's large tables: the flow shadow's index and records
+//! (`flow_offload`) and the slow path's connection index.
 //!
 //! Their reads are random: a remove or a cuckoo move touches a bucket and a record anywhere in
-//! tens or hundreds of MiB. On 4 KiB pages nearly every such read also misses the TLB, and on a
+//! tens or hundreds of MiB, a connection lookup a cell anywhere in its index. On 4 KiB pages nearly every such read also misses the TLB, and on a
 //! virtual machine the page walk behind it is itself several memory reads. The kernel backs
 //! memory with 2 MiB pages only where asked (`transparent_hugepage=madvise`, the common
 //! default), so each array asks for them over its buffer before the buffer is first written:
@@ -15,7 +15,7 @@ const HUGE: usize = 2 << 20;
 /// Asks for huge pages behind the whole 2 MiB-aligned part of `buf`'s allocated buffer
 /// (`capacity`, not `len`): call it after reserving and before filling. A buffer with no whole
 /// aligned 2 MiB inside it (a small table) is left as it is.
-pub(crate) fn advise_huge_pages<T>(buf: &Vec<T>) {
+pub fn advise_huge_pages<T>(buf: &Vec<T>) {
     let start = buf.as_ptr() as usize;
     let Some((first, last)) = aligned_interior(start, start + buf.capacity() * size_of::<T>()) else {
         return;
