@@ -315,6 +315,7 @@ impl FlowTable {
             if one_command {
                 let mv = FlowCommand {
                     opcode: Opcode::IndexMove.into(),
+                    record: U32::new(m.entry.record),
                     slot_orig: m.from,
                     slot_reply: m.to,
                     ..FlowCommand::default()

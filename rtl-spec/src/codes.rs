@@ -80,9 +80,11 @@ hw_enum! {
         /// Move the index slot `slot_orig` to `slot_reply` in one step (since 1.5, capability
         /// `INDEX_MOVE`): `slot_reply` gets `slot_orig`'s word and `slot_orig` is cleared, with
         /// no lookup in between seeing the entry in both or in neither. The source must be live
-        /// (`SlotNotLive` otherwise), the destination empty (`SlotLive`) and in one of the two
-        /// buckets or the stash of the entry's tuple (`BadPlacement`). One command where a cuckoo
-        /// move took two `IndexWrite`s, and no payload to fetch.
+        /// (`SlotNotLive` otherwise) and point at `record` (`SlotMismatch`), which the NIC may
+        /// so fetch while the slot is still on its way; the destination must be empty
+        /// (`SlotLive`) and in one of the two buckets or the stash of the entry's tuple
+        /// (`BadPlacement`). One command where a cuckoo move took two `IndexWrite`s, and no
+        /// payload to fetch.
         IndexMove = 14,
     }
 }
@@ -112,7 +114,7 @@ hw_enum! {
         SlotOutOfRange = 7,
         /// Insert, index write or (since 1.5) index move onto a slot that is live.
         SlotLive = 8,
-        /// Delete names a slot that does not point at the record.
+        /// Delete or (since 1.5) IndexMove names a slot that does not point at the record.
         SlotMismatch = 9,
         /// The slot is not in one of the two buckets the tuple hashes to, or its signature is not
         /// the tuple's.

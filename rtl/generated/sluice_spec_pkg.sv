@@ -1633,7 +1633,7 @@ package sluice_spec_pkg;
   localparam logic [7:0] OPCODE_COUNTER_SET_FREE = 8'h0C;
   // Write the first `arg` sets of the counter bank (0: all `NEXT_HOP.COUNTER_SETS`) to host memory at `dma_addr`, in one DMA write, free sets as zeros (since 1.2). The host reads per-server figures this way, once per interval, whatever the number of flows.
   localparam logic [7:0] OPCODE_COUNTER_BANK_READ = 8'h0D;
-  // Move the index slot `slot_orig` to `slot_reply` in one step (since 1.5, capability `INDEX_MOVE`): `slot_reply` gets `slot_orig`'s word and `slot_orig` is cleared, with no lookup in between seeing the entry in both or in neither. The source must be live (`SlotNotLive` otherwise), the destination empty (`SlotLive`) and in one of the two buckets or the stash of the entry's tuple (`BadPlacement`). One command where a cuckoo move took two `IndexWrite`s, and no payload to fetch.
+  // Move the index slot `slot_orig` to `slot_reply` in one step (since 1.5, capability `INDEX_MOVE`): `slot_reply` gets `slot_orig`'s word and `slot_orig` is cleared, with no lookup in between seeing the entry in both or in neither. The source must be live (`SlotNotLive` otherwise) and point at `record` (`SlotMismatch`), which the NIC may so fetch while the slot is still on its way; the destination must be empty (`SlotLive`) and in one of the two buckets or the stash of the entry's tuple (`BadPlacement`). One command where a cuckoo move took two `IndexWrite`s, and no payload to fetch.
   localparam logic [7:0] OPCODE_INDEX_MOVE = 8'h0E;
 
   // ---- Code Status: The outcome of a flow command, in its completion. Anything but `Ok` leaves the table as it was before the command. ----
@@ -1655,7 +1655,7 @@ package sluice_spec_pkg;
   localparam logic [7:0] STATUS_SLOT_OUT_OF_RANGE = 8'h07;
   // Insert, index write or (since 1.5) index move onto a slot that is live.
   localparam logic [7:0] STATUS_SLOT_LIVE = 8'h08;
-  // Delete names a slot that does not point at the record.
+  // Delete or (since 1.5) IndexMove names a slot that does not point at the record.
   localparam logic [7:0] STATUS_SLOT_MISMATCH = 8'h09;
   // The slot is not in one of the two buckets the tuple hashes to, or its signature is not the tuple's.
   localparam logic [7:0] STATUS_BAD_PLACEMENT = 8'h0A;

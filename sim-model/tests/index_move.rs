@@ -1,6 +1,7 @@
 //! `IndexMove` (spec 1.5): a cuckoo move in one command. The moved entry is found at its new
-//! slot and not at its old one; every refusal (empty source, live or misplaced destination,
-//! out of range, a device without `INDEX_MOVE`) leaves the index as it was.
+//! slot and not at its old one; every refusal (empty source, another record named, live or
+//! misplaced destination, out of range, a device without `INDEX_MOVE`) leaves the index as it
+//! was.
 
 use rtl_spec::codes::{Opcode, Status};
 use rtl_spec::formats::{FlowCommand, FlowRecord, IndexPos};
@@ -16,9 +17,11 @@ fn nic_with_caps(caps: u64) -> ModelHost {
     nic
 }
 
+/// The move of record 7's slot `from` to `to`.
 fn move_cmd(from: IndexPos, to: IndexPos) -> FlowCommand {
     FlowCommand {
         opcode: Opcode::IndexMove.into(),
+        record: 7.into(),
         slot_orig: from,
         slot_reply: to,
         ..FlowCommand::default()
@@ -69,6 +72,8 @@ fn a_moved_slot_is_found_where_it_went_and_refusals_change_nothing() {
     };
     refused(&mut n, move_cmd(to, from), Status::SlotNotLive, "from an empty slot");
     refused(&mut n, move_cmd(from, reply_at), Status::SlotLive, "onto the flow's own reply slot");
+    let other_record = FlowCommand { record: 8.into(), ..move_cmd(from, to) };
+    refused(&mut n, other_record, Status::SlotMismatch, "naming a record the slot does not point at");
     let (ra, rb) = buckets_of(&mut n, &rec, true);
     let nowhere = (0..512).find(|x| ![a, b, ra, rb].contains(x)).unwrap();
     refused(&mut n, move_cmd(from, bucket(nowhere, 0)), Status::BadPlacement, "to a bucket not the key's");

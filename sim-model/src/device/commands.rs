@@ -442,8 +442,9 @@ impl Device {
         Ok(Outcome::default())
     }
 
-    /// IndexMove (since 1.5): the word at `slot_orig` to the empty `slot_reply`, which must be
-    /// a place its tuple may be, and `slot_orig` cleared, both in this one step. A device whose
+    /// IndexMove (since 1.5): the word at `slot_orig` (which must point at `record`, fetched
+    /// ahead with the command) to the empty `slot_reply`, which must be a place its tuple may
+    /// be, and `slot_orig` cleared, both in this one step. A device whose
     /// image lacks `INDEX_MOVE` knows no such opcode.
     fn cmd_index_move(&mut self, cmd: &FlowCommand) -> CmdResult {
         if identity::CAPS::INDEX_MOVE.get(self.flash.caps) == 0 {
@@ -456,6 +457,9 @@ impl Device {
         let slot = self.table.slot(from).copied().unwrap_or_default();
         if !slot.word.valid() {
             return Err(Status::SlotNotLive);
+        }
+        if slot.record != cmd.record {
+            return Err(Status::SlotMismatch);
         }
         if from == to {
             return Ok(Outcome::default());
