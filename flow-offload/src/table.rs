@@ -187,6 +187,11 @@ impl FlowTable {
         self.records.live()
     }
 
+    /// Stash entries in use (of both tuples), as the NIC's `STASH_USED` counts them.
+    pub fn stash_used(&self) -> u32 {
+        self.index.stash_used()
+    }
+
     /// The flow behind a handle (rebuilt from its compact record).
     pub fn get(&self, h: Handle) -> Option<Flow> {
         self.records.flow(h.0)

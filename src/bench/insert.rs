@@ -167,7 +167,7 @@ pub fn insert(records: u32, levels: &[u32], runs: usize) -> anyhow::Result<Vec<L
             inserts: Summary::of(&ins),
             removes: Summary::of(&rem),
             moves_per_insert: moves as f64 / installed as f64,
-            stash: u32::try_from(t.shadow_positions().iter().filter(|(p, _)| p.stash()).count()).unwrap_or(0),
+            stash: t.stash_used(),
         });
     }
     Ok(out)
