@@ -72,6 +72,7 @@ fn a_moved_slot_is_found_where_it_went_and_refusals_change_nothing() {
     };
     refused(&mut n, move_cmd(to, from), Status::SlotNotLive, "from an empty slot");
     refused(&mut n, move_cmd(from, reply_at), Status::SlotLive, "onto the flow's own reply slot");
+    refused(&mut n, move_cmd(from, from), Status::SlotLive, "onto itself");
     let other_record = FlowCommand { record: 8.into(), ..move_cmd(from, to) };
     refused(&mut n, other_record, Status::SlotMismatch, "naming a record the slot does not point at");
     let (ra, rb) = buckets_of(&mut n, &rec, true);

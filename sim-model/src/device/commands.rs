@@ -461,9 +461,6 @@ impl Device {
         if slot.record != cmd.record {
             return Err(Status::SlotMismatch);
         }
-        if from == to {
-            return Ok(Outcome::default());
-        }
         if self.table.slot(to).is_some_and(|s| s.word.valid()) {
             return Err(Status::SlotLive);
         }
