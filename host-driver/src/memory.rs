@@ -2,12 +2,12 @@
 //! (`flow_offload`) and the slow path's connection index.
 //!
 //! Their reads are random: a remove or a cuckoo move touches a bucket and a record anywhere in
-//! tens or hundreds of MiB, a connection lookup a cell anywhere in its index. On 4 KiB pages nearly every such read also misses the TLB, and on a
-//! virtual machine the page walk behind it is itself several memory reads. The kernel backs
-//! memory with 2 MiB pages only where asked (`transparent_hugepage=madvise`, the common
-//! default), so each array asks for them over its buffer before the buffer is first written:
-//! the pages are then faulted in huge. A hint only: ignored where THP is off, and never a
-//! change to what the memory holds.
+//! tens or hundreds of MiB, a connection lookup a cell anywhere in its index. On 4 KiB pages
+//! nearly every such read also misses the TLB, and on a virtual machine the page walk behind it
+//! is itself several memory reads. The kernel backs memory with 2 MiB pages only where asked
+//! (`transparent_hugepage=madvise`, the common default), so each array asks for them over its
+//! buffer before the buffer is first written: the pages are then faulted in huge. A hint only:
+//! ignored where THP is off, and never a change to what the memory holds.
 
 /// Huge-page size on x86_64 and aarch64 (4 KiB base pages).
 const HUGE: usize = 2 << 20;
@@ -26,6 +26,8 @@ pub fn advise_huge_pages<T>(buf: &Vec<T>) {
     unsafe {
         libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (first, last);
 }
 
 /// The whole 2 MiB pages inside `start..end`: `start` rounded up, `end` rounded down.

@@ -444,8 +444,8 @@ impl Device {
 
     /// IndexMove (since 1.5): the word at `slot_orig` (which must point at `record`, fetched
     /// ahead with the command) to the empty `slot_reply`, which must be a place its tuple may
-    /// be, and `slot_orig` cleared, both in this one step. A device whose
-    /// image lacks `INDEX_MOVE` knows no such opcode.
+    /// be, and `slot_orig` cleared, both in this one step. A device whose image lacks
+    /// `INDEX_MOVE` knows no such opcode.
     fn cmd_index_move(&mut self, cmd: &FlowCommand) -> CmdResult {
         if identity::CAPS::INDEX_MOVE.get(self.flash.caps) == 0 {
             return Err(Status::BadOpcode);
