@@ -3,8 +3,11 @@
 //! the records read back from the NIC are the ones the shadow holds. Also: a full table refuses
 //! without losing anything, and a device reset is repaired from the shadow.
 
+mod common;
+
+use common::v4;
 use flow_offload::table::{Flow, FlowEvent, FlowHashes, FlowTable, Handle, InstallError, Refusal};
-use host_driver::transport::inprocess::{InProcess, SharedInProcess};
+use host_driver::transport::inprocess::SharedInProcess;
 use host_driver::{Nic, NicConfig};
 use proptest::prelude::*;
 use rtl_spec::codes::{Opcode, PuntReason, Status};
@@ -42,24 +45,13 @@ fn rig_caps(records: u32, stash: u32, command_timeout: Duration, caps: u64) -> R
         next_hops: 16,
         ..ModelConfig::default()
     };
-    let payload = cfg.to_toml();
-    let header = rtl_spec::image::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, caps, payload.as_bytes());
-    let flash = sim_model::flash::Flash::with_image(
-        &[zerocopy::IntoBytes::as_bytes(&header), payload.as_bytes()].concat(),
-    );
-    let mut model = InProcess::with_flash(flash, cfg, clock.clone()).unwrap();
+    let mut model = common::model_with_caps(cfg, caps, clock.clone());
     let (port, wire) = MemoryPort::new();
     model.attach_port(0, Box::new(port)).unwrap();
     let model = SharedInProcess::new(model);
     let nic_cfg = NicConfig { ring_log2: 8, command_timeout, ..NicConfig::default() };
     let nic = Nic::bring_up(Box::new(model.clone()), nic_cfg).unwrap();
     Rig { table: FlowTable::new(nic).unwrap(), wire, clock, model }
-}
-
-fn v4(a: u32) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..4].copy_from_slice(&a.to_be_bytes());
-    out
 }
 
 /// Flow `n`: client 192.0.x.y:(1024+n) → VIP 10.10.1.100:80; RS 10.10.2.(n%200):8080 → LIP

@@ -8,18 +8,16 @@ mod common;
 
 use common::tcp_flow;
 use flow_offload::table::{Flow, FlowTable, Handle, InstallError};
-use host_driver::transport::inprocess::{InProcess, SharedInProcess};
+use host_driver::transport::inprocess::SharedInProcess;
 use host_driver::{Nic, NicConfig};
 use rtl_spec::codes::Opcode;
 use rtl_spec::formats::{FlowCommand, FlowTuple, NextHopCtl, NextHopEntry};
 use rtl_spec::regs::identity;
 use sim_model::clock::ManualClock;
 use sim_model::device::ModelConfig;
-use sim_model::flash::Flash;
 use sim_model::port::{MemoryPort, MemoryPortHandle};
 use sluice_test_support::frame::{ACK, L4, Pkt, TcpOption};
 use std::sync::Arc;
-use zerocopy::IntoBytes;
 
 struct Rig {
     table: FlowTable,
@@ -31,10 +29,7 @@ struct Rig {
 fn rig(caps: u64) -> Rig {
     let clock = Arc::new(ManualClock::new(1_000_000_000));
     let cfg = ModelConfig { next_hops: 16, ..ModelConfig::small(256) };
-    let payload = cfg.to_toml();
-    let header = rtl_spec::image::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, caps, payload.as_bytes());
-    let flash = Flash::with_image(&[header.as_bytes(), payload.as_bytes()].concat());
-    let mut model = InProcess::with_flash(flash, cfg, clock).unwrap();
+    let mut model = common::model_with_caps(cfg, caps, clock);
     let (port, wire) = MemoryPort::new();
     model.attach_port(0, Box::new(port)).unwrap();
     let model = SharedInProcess::new(model);

@@ -1,9 +1,18 @@
 //! What the flow table's integration tests share: an IPv4 address as a tuple holds it, and
 //! the TCP flow `n` they install (client 192.0.2.0:1024+n → VIP 10.10.1.100:80, server
-//! 10.10.2.11:80 → LIP 10.10.2.1:2048+n, next hops 1 and 0).
+//! 10.10.2.11:80 → LIP 10.10.2.1:2048+n, next hops 1 and 0); a model whose image declares the
+//! capabilities a test chooses.
+
+// Each test file uses only some of these.
+#![allow(dead_code)]
 
 use flow_offload::table::Flow;
+use host_driver::transport::inprocess::InProcess;
 use rtl_spec::formats::FlowTuple;
+use sim_model::clock::ManualClock;
+use sim_model::device::ModelConfig;
+use std::sync::Arc;
+use zerocopy::IntoBytes;
 
 /// An IPv4 address in a tuple's 16 bytes.
 pub fn v4(a: u32) -> [u8; 16] {
@@ -38,4 +47,13 @@ pub fn tcp_flow(n: u16) -> Flow {
         seq_delta: None,
         ts_delta: 0,
     }
+}
+
+/// A model of geometry `cfg` powered on from a flash image that declares `caps` (a card of an
+/// older minor version lacks some).
+pub fn model_with_caps(cfg: ModelConfig, caps: u64, clock: Arc<ManualClock>) -> InProcess {
+    let payload = cfg.to_toml();
+    let header = rtl_spec::image::unsigned_header(&cfg, rtl_spec::SPEC_VERSION, caps, payload.as_bytes());
+    let flash = sim_model::flash::Flash::with_image(&[header.as_bytes(), payload.as_bytes()].concat());
+    InProcess::with_flash(flash, cfg, clock).unwrap()
 }
