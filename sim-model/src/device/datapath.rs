@@ -141,16 +141,15 @@ impl Device {
     }
 
     fn is_lip(&self, addr: &[u8; 16], ipv6: bool) -> bool {
-        self.regs.lip_ctl.iter().zip(&self.regs.lip_addr).any(|(ctl, words)| {
+        // The registers hold the address as little-endian words of its bytes: compared as
+        // words, without rebuilding each entry's bytes.
+        let word = |i: usize| u32::from_le_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+        let words = [word(0), word(4), word(8), word(12)];
+        self.regs.lip_ctl.iter().zip(&self.regs.lip_addr).any(|(ctl, entry)| {
             let ctl = u64::from(*ctl);
-            if punt::LIP_CTL::VALID.get(ctl) == 0 || (punt::LIP_CTL::IPV6.get(ctl) != 0) != ipv6 {
-                return false;
-            }
-            let mut bytes = [0u8; 16];
-            for (i, w) in words.iter().enumerate() {
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
-            }
-            if ipv6 { bytes == *addr } else { bytes[..4] == addr[..4] }
+            punt::LIP_CTL::VALID.get(ctl) != 0
+                && (punt::LIP_CTL::IPV6.get(ctl) != 0) == ipv6
+                && if ipv6 { *entry == words } else { entry[0] == words[0] }
         })
     }
 
