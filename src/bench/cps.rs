@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// Connections per batch (the engine takes up to 64 punts per ring and round).
 pub const BATCH: usize = 64;
+/// Frames a port hands the model at once (the daemon's ports read bursts of 32).
+const PORT_BURST: usize = 32;
 const CLIENT_ISN: u32 = 100;
 const SERVER_ISN: u32 = 5000;
 const STEP_NS: u64 = 100;
@@ -34,7 +36,8 @@ pub struct Driver {
     /// The appliance.
     pub rig: Rig,
     next: u64,
-    frame: Vec<u8>,
+    /// One round's frames, built before the model receives them as a port delivers them.
+    frames: Vec<Vec<u8>>,
     syns: Vec<[u8; rig::HEAD]>,
     /// Connections the clients started (SYNs sent).
     pub started: u64,
@@ -60,12 +63,24 @@ impl Driver {
         Ok(Driver {
             rig,
             next: 0,
-            frame: Vec::with_capacity(128),
+            frames: (0..BATCH).map(|_| Vec::with_capacity(128)).collect(),
             syns: Vec::with_capacity(BATCH),
             started: 0,
             faults: 0,
             timed: 0,
         })
+    }
+
+    /// The first `n` built frames into the model on `port`, in bursts of [`PORT_BURST`] as a
+    /// port's receive ring hands them over.
+    fn deliver(&mut self, port: u8, n: usize) {
+        let frames = &self.frames[..n];
+        self.rig.model.shared.with_device(|d| {
+            for burst in frames.chunks(PORT_BURST) {
+                let burst: Vec<(u8, &[u8])> = burst.iter().map(|f| (port, f.as_slice())).collect();
+                d.receive_burst(&burst);
+            }
+        });
     }
 
     fn now(&self) -> u64 {
@@ -90,15 +105,12 @@ impl Driver {
         let first = self.next;
         self.next += b as u64;
         self.started += b as u64;
-        let frame = &mut self.frame;
         // SYNs, client → VIP.
-        self.rig.model.shared.with_device(|d| {
-            for n in first..first + b as u64 {
-                let (ip, port) = rig::client(n);
-                write_seg(frame, (ip, port), (VIP, VIP_PORT), (CLIENT_ISN, 0), SYN, (ROUTER_MAC, P0_MAC));
-                d.receive(0, frame);
-            }
-        });
+        for (n, frame) in (first..first + b as u64).zip(&mut self.frames) {
+            let (ip, port) = rig::client(n);
+            write_seg(frame, (ip, port), (VIP, VIP_PORT), (CLIENT_ISN, 0), SYN, (ROUTER_MAC, P0_MAC));
+        }
+        self.deliver(0, b);
         syns.clear();
         let p1 = self.rig.model.p1.clone();
         self.poll_round(|_| {
@@ -107,29 +119,23 @@ impl Driver {
         });
         let got = syns.len();
         // SYN-ACKs, server → LIP, from the server each SYN went to.
-        let frame = &mut self.frame;
-        self.rig.model.shared.with_device(|d| {
-            for h in syns.iter() {
-                let (lip, lport, rs, rport) = rig::endpoints(h);
-                let rs_mac = [h[0], h[1], h[2], h[3], h[4], h[5]];
-                let seq = (SERVER_ISN, CLIENT_ISN + 1);
-                write_seg(frame, (rs, rport), (lip, lport), seq, SYN | ACK, (rs_mac, P1_MAC));
-                d.receive(1, frame);
-            }
-        });
+        for (h, frame) in syns.iter().zip(&mut self.frames) {
+            let (lip, lport, rs, rport) = rig::endpoints(h);
+            let rs_mac = [h[0], h[1], h[2], h[3], h[4], h[5]];
+            let seq = (SERVER_ISN, CLIENT_ISN + 1);
+            write_seg(frame, (rs, rport), (lip, lport), seq, SYN | ACK, (rs_mac, P1_MAC));
+        }
+        self.deliver(1, got);
         let p0 = self.rig.model.p0.clone();
         let p0_before = p0.sent();
         self.poll_round(|_| p0.sent() >= p0_before + got as u64);
         // ACKs, client → VIP: the handshake completes and the flow is installed.
-        let frame = &mut self.frame;
-        self.rig.model.shared.with_device(|d| {
-            for n in first..first + b as u64 {
-                let (ip, port) = rig::client(n);
-                let seq = (CLIENT_ISN + 1, SERVER_ISN + 1);
-                write_seg(frame, (ip, port), (VIP, VIP_PORT), seq, ACK, (ROUTER_MAC, P0_MAC));
-                d.receive(0, frame);
-            }
-        });
+        for (n, frame) in (first..first + b as u64).zip(&mut self.frames) {
+            let (ip, port) = rig::client(n);
+            let seq = (CLIENT_ISN + 1, SERVER_ISN + 1);
+            write_seg(frame, (ip, port), (VIP, VIP_PORT), seq, ACK, (ROUTER_MAC, P0_MAC));
+        }
+        self.deliver(0, b);
         let mut acks = 0;
         self.poll_round(|r| {
             acks += r.model.p1.drain(<[_]>::len);
