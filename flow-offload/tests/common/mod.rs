@@ -1,10 +1,12 @@
 //! What the flow table's integration tests share: an IPv4 address as a tuple holds it, and
 //! the TCP flow `n` they install (client 192.0.2.0:1024+n → VIP 10.10.1.100:80, server
 //! 10.10.2.11:80 → LIP 10.10.2.1:2048+n, next hops 1 and 0); a model whose image declares the
-//! capabilities a test chooses.
+//! capabilities a test chooses; and ([`rig`]) a table over a model with the replica check.
 
 // Each test file uses only some of these.
 #![allow(dead_code)]
+
+pub mod rig;
 
 use flow_offload::table::Flow;
 use host_driver::transport::inprocess::InProcess;
