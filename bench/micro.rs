@@ -2,7 +2,8 @@
 //!
 //! - `slowpath/parse+rewrite`: the slow path parses one TCP/IPv4 frame, verifies its checksums
 //!   and rewrites it FullNAT (addresses, ports, TTL, checksum deltas) into a reused buffer;
-//! - `sched/pick`: one scheduler decision among 64 servers (wrr, and weighted Maglev `mh`);
+//! - `sched/pick`: one scheduler decision among 64 servers (wrr, and weighted Maglev `mh`), and
+//!   `wlc` among 64 and 4096 whose counts move as connections open and close;
 //! - `placement/insert at 90%`: the shadow cuckoo index places both tuples of a record at 90%
 //!   load (moves included) and takes them out again;
 //! - `model/hit`: the model's datapath on one hit (parse, lookup, rewrite, send to a sink).
@@ -75,6 +76,31 @@ fn pick(c: &mut Criterion) {
             b.iter(|| {
                 h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
                 black_box(s.pick(&views, h))
+            });
+        });
+    }
+    // Weighted least connections, the default: each pick opens a connection on the server it
+    // picked and one closes elsewhere, as in a loaded appliance.
+    for n in [64u64, 4096] {
+        let mut views: Vec<BackendView> = (0..n)
+            .map(|i| BackendView {
+                weight: 1 + (i % 4) as u32,
+                up: true,
+                active: 100,
+                inactive: 0,
+                id: i * 7919,
+            })
+            .collect();
+        let mut s = slowpath::sched::build(SchedulerKind::Wlc, &views);
+        let mut h = 0u64;
+        c.bench_function(&format!("sched/pick Wlc ({n} servers, counts moving)"), |b| {
+            b.iter(|| {
+                h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let i = s.pick(&views, h).unwrap_or(0);
+                views[i].active += 1;
+                let j = (h >> 40) as usize % views.len();
+                views[j].active = views[j].active.saturating_sub(1);
+                black_box(i)
             });
         });
     }

@@ -5,20 +5,112 @@
 
 use super::{BackendView, Scheduler, SchedulerKind, Servers};
 
+/// Leaves the sweep re-reads on every pick (see [`LeastConn`]).
+const SWEEP: usize = 4;
+/// "No leaf" in the tree (a padding slot past the last server).
+const NONE: u32 = u32::MAX;
+
 /// `lc` / `wlc`: the available server with the least overhead (per unit of weight for `wlc`).
-#[derive(Clone, Copy, Debug)]
+///
+/// IPVS scans every server on every pick. This keeps the servers in a tournament tree instead
+/// (each inner node holds the better of its two children, the root the best server), so a pick
+/// costs O(log n), not O(n). The counts belong to the connection table and change under the
+/// scheduler (its own worker's connections and the other workers'), so the tree holds each
+/// server's load as last read, and a pick keeps it true where it matters:
+/// - the winner is re-read before it is taken: if its load rose (the usual change: it was just
+///   given connections), its leaf is corrected and the tree asked again;
+/// - [`SWEEP`] servers in turn are re-read on every pick, so a load that fell elsewhere (its
+///   connections closed) is seen within ⌈n / 4⌉ picks.
+///
+/// Ties go to the server picked least recently, which spreads a burst of picks between two
+/// updates of the counts (or a fresh service, every count 0) round robin, as a rotating scan
+/// did. A list whose length changed since the build (a drifted view) is read anew whole.
+#[derive(Clone, Debug)]
 pub(super) struct LeastConn {
     /// `wlc` rather than `lc`.
     weighted: bool,
-    /// Where the scan starts: one past the last pick. IPVS always starts at the head of the list,
-    /// so ties go to the first server; rotating spreads ties (a burst of picks between two
-    /// updates of the counts, a fresh service with every count 0) like round robin.
-    start: usize,
+    /// Each server's load and weight as last read, and when it was last picked.
+    leaves: Vec<Leaf>,
+    /// The tournament: `tree[1]` is the best leaf; the leaves' slots start at `tree.len() / 2`.
+    tree: Vec<u32>,
+    /// Picks so far: the stamp of the next pick.
+    stamp: u64,
+    /// The next leaf the sweep re-reads.
+    sweep: usize,
+}
+
+/// A server as the tree last saw it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Leaf {
+    /// IPVS's overhead, `active * 256 + inactive`.
+    load: u64,
+    /// Its weight, 0 when it cannot take connections (drained or down).
+    weight: u32,
+    /// The stamp of its last pick (0: never).
+    picked: u64,
+}
+
+impl Leaf {
+    fn read(b: &BackendView, picked: u64) -> Leaf {
+        Leaf { load: overhead(b), weight: if b.available() { b.weight } else { 0 }, picked }
+    }
 }
 
 impl LeastConn {
-    pub(super) fn new(weighted: bool) -> Self {
-        Self { weighted, start: 0 }
+    pub(super) fn new(weighted: bool, backends: &dyn Servers) -> Self {
+        let mut s = Self { weighted, leaves: Vec::new(), tree: Vec::new(), stamp: 1, sweep: 0 };
+        s.rebuild(backends);
+        s
+    }
+
+    /// Reads every server and builds the tree bottom up: O(n).
+    fn rebuild(&mut self, backends: &dyn Servers) {
+        let n = backends.len();
+        let pick_stamps: Vec<u64> = self.leaves.iter().map(|l| l.picked).collect();
+        self.leaves =
+            (0..n).map(|i| Leaf::read(&backends.view(i), pick_stamps.get(i).copied().unwrap_or(0))).collect();
+        let slots = n.next_power_of_two().max(1);
+        self.tree = vec![NONE; 2 * slots];
+        for i in 0..n {
+            self.tree[slots + i] = i as u32;
+        }
+        for node in (1..slots).rev() {
+            self.tree[node] = self.better(self.tree[2 * node], self.tree[2 * node + 1]);
+        }
+        self.sweep %= n.max(1);
+    }
+
+    /// Sets leaf `i` and replays its matches up to the root: O(log n).
+    fn set(&mut self, i: usize, leaf: Leaf) {
+        self.leaves[i] = leaf;
+        let slot = self.tree.len() / 2 + i;
+        let mut node = slot / 2;
+        while node >= 1 {
+            self.tree[node] = self.better(self.tree[2 * node], self.tree[2 * node + 1]);
+            node /= 2;
+        }
+    }
+
+    /// The better of two leaves: an available one over one that is not, then the lower load
+    /// (per weight for `wlc`), then the one picked longer ago, then the earlier in the list.
+    fn better(&self, a: u32, b: u32) -> u32 {
+        let (Some(x), Some(y)) = (self.leaves.get(a as usize), self.leaves.get(b as usize)) else {
+            return if a == NONE { b } else { a };
+        };
+        let order = match (x.weight > 0, y.weight > 0) {
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            // wlc compares load / weight by cross-multiplying, as IPVS does, so there is no
+            // division and no rounding; overhead < 2^41 and weight < 2^32, so u128 holds it.
+            _ if self.weighted => {
+                (u128::from(x.load) * u128::from(y.weight)).cmp(&(u128::from(y.load) * u128::from(x.weight)))
+            }
+            _ => x.load.cmp(&y.load),
+        };
+        match order.then(x.picked.cmp(&y.picked)).then(a.cmp(&b)) {
+            std::cmp::Ordering::Greater => b,
+            _ => a,
+        }
     }
 }
 
@@ -30,34 +122,45 @@ fn overhead(b: &BackendView) -> u64 {
 impl Scheduler for LeastConn {
     fn pick(&mut self, backends: &dyn Servers, _client_hash: u64) -> Option<usize> {
         let n = backends.len();
+        if n != self.leaves.len() {
+            self.rebuild(backends);
+        }
         if n == 0 {
             return None;
         }
-        let start = self.start % n;
-        let mut best: Option<(usize, u64)> = None;
-        for i in (0..n).map(|k| (start + k) % n) {
-            let b = &backends.view(i);
-            if !b.available() {
-                continue;
-            }
-            let load = overhead(b);
-            let better = match best {
-                None => true,
-                // wlc compares load / weight by cross-multiplying, as IPVS does, so there is no
-                // division and no rounding; overhead < 2^41 and weight < 2^32, so u128 holds it.
-                Some((j, least)) if self.weighted => {
-                    u128::from(load) * u128::from(backends.view(j).weight)
-                        < u128::from(least) * u128::from(b.weight)
-                }
-                Some((_, least)) => load < least,
-            };
-            if better {
-                best = Some((i, load));
+        for _ in 0..SWEEP.min(n) {
+            let i = self.sweep;
+            self.sweep = if i + 1 == n { 0 } else { i + 1 };
+            let fresh = Leaf::read(&backends.view(i), self.leaves[i].picked);
+            if fresh != self.leaves[i] {
+                self.set(i, fresh);
             }
         }
-        let (i, _) = best?;
-        self.start = (i + 1) % n;
-        Some(i)
+        let mut reread_all = false;
+        // Each round either takes the winner or corrects its leaf; the bound only guards against
+        // counts that change faster than they can be read.
+        for round in 0..2 * n + 8 {
+            let i = self.tree[1] as usize;
+            if self.leaves[i].weight == 0 {
+                // Nothing the tree knows of is available: read them all once before saying so,
+                // since a server may have come back since its leaf was read.
+                if reread_all {
+                    return None;
+                }
+                self.rebuild(backends);
+                reread_all = true;
+                continue;
+            }
+            let fresh = Leaf::read(&backends.view(i), self.leaves[i].picked);
+            if fresh == self.leaves[i] || (round >= 3 && fresh.weight > 0) {
+                let stamp = self.stamp;
+                self.stamp += 1;
+                self.set(i, Leaf { picked: stamp, ..fresh });
+                return Some(i);
+            }
+            self.set(i, fresh);
+        }
+        None
     }
 
     fn kind(&self) -> SchedulerKind {
@@ -65,14 +168,16 @@ impl Scheduler for LeastConn {
     }
 
     fn clone_box(&self) -> Box<dyn Scheduler> {
-        Box::new(*self)
+        Box::new(self.clone())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::views;
-    use super::super::{BackendView, SchedulerKind, build};
+    use super::super::tests::{Rng, views};
+    use super::super::{BackendView, SchedulerKind, Servers, build};
+    use super::SWEEP;
+    use std::cell::Cell;
 
     fn with_counts(weights: &[u32], counts: &[(u32, u32)]) -> Vec<BackendView> {
         let mut b = views(weights);
@@ -155,5 +260,114 @@ mod tests {
         // Loads per weight: 257, about 2^40, and 256 + 1/u32::MAX.
         assert_eq!(build(SchedulerKind::Wlc, &b).pick(&b, 0), Some(2));
         assert_eq!(build(SchedulerKind::Lc, &b).pick(&b, 0), Some(1));
+    }
+
+    /// Servers that count how many views a pick reads.
+    struct Counted {
+        list: Vec<BackendView>,
+        reads: Cell<usize>,
+    }
+
+    impl Servers for Counted {
+        fn len(&self) -> usize {
+            self.list.len()
+        }
+        fn view(&self, i: usize) -> BackendView {
+            self.reads.set(self.reads.get() + 1);
+            self.list[i]
+        }
+    }
+
+    #[test]
+    fn a_pick_reads_a_handful_of_servers_not_all_of_them() {
+        for kind in [SchedulerKind::Lc, SchedulerKind::Wlc] {
+            let weights: Vec<u32> = (0..4096).map(|i| 1 + i % 7).collect();
+            let mut servers = Counted { list: views(&weights), reads: Cell::new(0) };
+            let mut s = build(kind, &servers.list);
+            let mut most = 0;
+            for _ in 0..20_000 {
+                servers.reads.set(0);
+                let i = s.pick(&servers, 0).unwrap();
+                most = most.max(servers.reads.get());
+                servers.list[i].active += 1;
+                // Now and then a connection closes somewhere else.
+                let j = (i * 7 + 3) % servers.list.len();
+                servers.list[j].active = servers.list[j].active.saturating_sub(1);
+            }
+            // The sweep's reads, the winner's, and one more for each time the winner's load had
+            // risen since it was read.
+            assert!(most <= SWEEP + 4, "{kind}: a pick read {most} of 4096 servers");
+        }
+    }
+
+    #[test]
+    fn the_winners_own_new_connections_count_at_once() {
+        // One idle server among 63 with ten connections each: exact lc gives it ten, then
+        // spreads; a winner taken at its stale load would keep it until the sweep came round.
+        for kind in [SchedulerKind::Lc, SchedulerKind::Wlc] {
+            let mut b = views(&[1; 64]);
+            for v in &mut b[1..] {
+                v.active = 10;
+            }
+            let mut s = build(kind, &b);
+            for _ in 0..30 {
+                let i = s.pick(&b, 0).unwrap();
+                b[i].active += 1;
+            }
+            assert_eq!(b[0].active, 10, "{kind}");
+            assert!(b.iter().all(|v| v.active <= 11), "{kind}");
+        }
+    }
+
+    /// The exact choice, as IPVS's scan makes it: the least load (per weight), ties aside.
+    fn least(kind: SchedulerKind, b: &[BackendView], i: usize) -> bool {
+        let key = |v: &BackendView| (u128::from(v.active) << 8) + u128::from(v.inactive);
+        b.iter().filter(|v| v.available()).all(|v| match kind {
+            SchedulerKind::Wlc => key(&b[i]) * u128::from(v.weight) <= key(v) * u128::from(b[i].weight),
+            _ => key(&b[i]) <= key(v),
+        })
+    }
+
+    #[test]
+    fn loads_that_change_behind_its_back_are_caught_up_within_a_sweep() {
+        let mut rng = Rng(7);
+        for case in 0..300 {
+            let n = 1 + rng.below(40) as usize;
+            let mut b: Vec<BackendView> = views(&(0..n).map(|_| rng.below(5) as u32).collect::<Vec<_>>());
+            for v in &mut b {
+                v.active = rng.below(50) as u32;
+                v.inactive = rng.below(300) as u32;
+            }
+            for kind in [SchedulerKind::Lc, SchedulerKind::Wlc] {
+                let mut s = build(kind, &b);
+                let mut now = b.clone();
+                for _ in 0..30 {
+                    // Other workers open and close connections, up and down, and health moves.
+                    for v in &mut now {
+                        v.active = v.active.saturating_add_signed(rng.below(21) as i32 - 10);
+                        v.inactive = v.inactive.saturating_add_signed(rng.below(41) as i32 - 20);
+                        if rng.below(10) == 0 {
+                            v.up = !v.up;
+                        }
+                    }
+                    // Every pick takes an available server; once a sweep has passed with the
+                    // counts still, it takes the least loaded, as a full scan would.
+                    for k in 0..=n.div_ceil(SWEEP) {
+                        match s.pick(&now, 0) {
+                            Some(i) => {
+                                assert!(now[i].available(), "case {case} {kind}: picked {i} of {now:?}");
+                                if k == n.div_ceil(SWEEP) {
+                                    assert!(
+                                        least(kind, &now, i),
+                                        "case {case} {kind}: {i} is not least in {now:?}"
+                                    );
+                                }
+                            }
+                            None => assert!(!now.iter().any(BackendView::available), "case {case} {kind}"),
+                        }
+                    }
+                }
+            }
+        }
     }
 }
