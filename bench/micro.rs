@@ -2,8 +2,9 @@
 //!
 //! - `slowpath/parse+rewrite`: the slow path parses one TCP/IPv4 frame, verifies its checksums
 //!   and rewrites it FullNAT (addresses, ports, TTL, checksum deltas) into a reused buffer;
-//! - `sched/pick`: one scheduler decision among 64 servers (wrr, and weighted Maglev `mh`), and
-//!   `wlc` among 64 and 4096 whose counts move as connections open and close;
+//! - `sched/pick`: one scheduler decision among 64 servers (wrr, and weighted Maglev `mh`), wrr
+//!   among 1000 with one heavy server, and `wlc` among 64 and 4096 whose counts move as
+//!   connections open and close;
 //! - `placement/insert at 90%`: the shadow cuckoo index places both tuples of a record at 90%
 //!   load (moves included) and takes them out again;
 //! - `model/hit`: the model's datapath on one hit (parse, lookup, rewrite, send to a sink).
@@ -79,6 +80,16 @@ fn pick(c: &mut Criterion) {
             });
         });
     }
+    // wrr with one heavy server among 1000 light ones: IPVS's pass scan reads the whole list for
+    // most picks; the written-down cycle reads one position.
+    let mut skewed: Vec<BackendView> = (0..1000u64)
+        .map(|i| BackendView { weight: 1, up: true, active: 0, inactive: 0, id: i * 7919 })
+        .collect();
+    skewed[0].weight = 100;
+    let mut wrr = slowpath::sched::build(SchedulerKind::Wrr, &skewed);
+    c.bench_function("sched/pick Wrr (1000 servers, one of weight 100)", |b| {
+        b.iter(|| black_box(wrr.pick(&skewed, 0)));
+    });
     // Weighted least connections, the default: each pick opens a connection on the server it
     // picked and one closes elsewhere, as in a loaded appliance.
     for n in [64u64, 4096] {

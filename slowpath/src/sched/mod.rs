@@ -11,7 +11,7 @@
 //! | kind | decision | state per worker | pick cost |
 //! |---|---|---|---|
 //! | `rr` | next available server after the last pick | an index | O(1), O(n) when many are unavailable |
-//! | `wrr` | IPVS interleaved weighted round robin | index, current weight | O(n) per pass over the list |
+//! | `wrr` | IPVS interleaved weighted round robin | a position in one cycle, written down at the build (shared) | O(1); a pass scan when the view drifted or a cycle is over 64 Ki picks |
 //! | `lc` | least `active * 256 + inactive` | a tournament tree of the loads as last read | O(log n) |
 //! | `wlc` | least overhead / weight | the same | O(log n) |
 //! | `sh` | static weighted table of [`SH_TABLE_SIZE`] buckets, by client hash | shared table | O(1) |
@@ -161,7 +161,7 @@ impl BackendView {
 /// The servers of a service as a scheduler reads them: one server's view at a time, made when
 /// asked for. A scheduler that looks at one server (`rr` while its next server is available,
 /// `sh` and `mh` on a table hit) costs O(1) per connection whatever the number of servers, and
-/// `lc`/`wlc` read a handful (O(log n) in all); only a pass of `wrr` reads them all.
+/// `lc`/`wlc` read a handful (O(log n) in all); only `wrr`'s fallback pass reads them all.
 pub trait Servers {
     /// How many servers there are (in the order `build` was given them).
     fn len(&self) -> usize;
@@ -217,7 +217,7 @@ impl Clone for Box<dyn Scheduler> {
 pub fn build(kind: SchedulerKind, backends: &[BackendView]) -> Box<dyn Scheduler> {
     match kind {
         SchedulerKind::Rr => Box::new(rr::RoundRobin::default()),
-        SchedulerKind::Wrr => Box::new(rr::WeightedRoundRobin::default()),
+        SchedulerKind::Wrr => Box::new(rr::WeightedRoundRobin::new(backends)),
         SchedulerKind::Lc => Box::new(lc::LeastConn::new(false, &backends)),
         SchedulerKind::Wlc => Box::new(lc::LeastConn::new(true, &backends)),
         SchedulerKind::Sh => Box::new(sh::SourceHash::new(backends)),

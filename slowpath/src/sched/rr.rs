@@ -2,6 +2,11 @@
 //! `ip_vs_rr.c` and `ip_vs_wrr.c`.
 
 use super::{BackendView, Scheduler, SchedulerKind, Servers};
+use std::sync::Arc;
+
+/// The longest `wrr` cycle kept as a table (picks per cycle: the sum of the weights over their
+/// gcd). 64 Ki positions of 2 bytes, shared by the workers; a longer cycle keeps the pass scan.
+pub(super) const WRR_CYCLE_MAX: usize = 1 << 16;
 
 /// `rr`: the next available server after the last one picked, in list order.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,7 +36,101 @@ impl Scheduler for RoundRobin {
     }
 }
 
-/// `wrr`: IPVS's interleaved weighted round robin. Passes over the list with a current weight
+/// `wrr`: IPVS's interleaved weighted round robin (see [`PassWrr`] for the order it makes).
+///
+/// IPVS walks the list pass by pass, each pass reading every server, which costs O(n) a pick
+/// when one heavy server is picked alone for many passes. The order repeats every cycle (the
+/// sum of the weights over their gcd picks), so [`build`](super::build) writes one cycle down
+/// (in O(cycle + n log n), off the packet path) and a pick reads the next position: O(1). The
+/// entry is checked against the view first: a server whose weight or health changed since the
+/// build (the rebuild not swapped in yet), a list of another length, or a cycle longer than
+/// [`WRR_CYCLE_MAX`] fall back to the pass scan, which follows such a view at once.
+#[derive(Clone, Debug, Default)]
+pub(super) struct WeightedRoundRobin {
+    /// One cycle as built, shared by the workers' copies.
+    cycle: Option<Arc<Cycle>>,
+    /// The next position in the cycle.
+    at: usize,
+    /// The pass scan, for views that differ from the build.
+    passes: PassWrr,
+}
+
+/// One `wrr` cycle: the servers in pick order, and the weights they were built with.
+#[derive(Debug)]
+pub(super) struct Cycle {
+    order: Box<[u16]>,
+    /// Per server, its weight at the build, 0 when it was not available.
+    weights: Box<[u32]>,
+}
+
+impl WeightedRoundRobin {
+    pub(super) fn new(backends: &[BackendView]) -> Self {
+        WeightedRoundRobin { cycle: Cycle::build(backends).map(Arc::new), at: 0, passes: PassWrr::default() }
+    }
+}
+
+impl Cycle {
+    /// The cycle [`PassWrr`] walks from a fresh start over `backends`, level by level: the
+    /// current weight goes from the largest weight down to the gcd, and each level takes, in list
+    /// order, every available server whose weight is at least the level. None when nothing is
+    /// available or the cycle would be longer than [`WRR_CYCLE_MAX`].
+    fn build(backends: &[BackendView]) -> Option<Cycle> {
+        if backends.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let weights: Box<[u32]> = backends.iter().map(|b| if b.available() { b.weight } else { 0 }).collect();
+        let (top, step) = weights
+            .iter()
+            .filter(|&&w| w > 0)
+            .fold((0u64, 0u64), |(m, g), &w| (m.max(u64::from(w)), gcd(g, u64::from(w))));
+        if top == 0 {
+            return None;
+        }
+        let length: u64 = weights.iter().map(|&w| u64::from(w) / step).sum();
+        if length > WRR_CYCLE_MAX as u64 {
+            return None;
+        }
+        // Servers join the level set as the level falls to their weight: heaviest first.
+        let mut by_weight: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0).collect();
+        by_weight.sort_by_key(|&i| std::cmp::Reverse(weights[i]));
+        let mut joining = by_weight.into_iter().peekable();
+        let mut level_set = std::collections::BTreeSet::new();
+        let mut order = Vec::with_capacity(length as usize);
+        let mut level = top;
+        while level >= step {
+            while let Some(i) = joining.next_if(|&i| u64::from(weights[i]) >= level) {
+                level_set.insert(i as u16);
+            }
+            order.extend(level_set.iter().copied());
+            level -= step;
+        }
+        Some(Cycle { order: order.into_boxed_slice(), weights })
+    }
+}
+
+impl Scheduler for WeightedRoundRobin {
+    fn pick(&mut self, backends: &dyn Servers, _client_hash: u64) -> Option<usize> {
+        if let Some(c) = self.cycle.as_deref().filter(|c| c.weights.len() == backends.len()) {
+            let i = usize::from(c.order[self.at]);
+            let v = backends.view(i);
+            if v.available() && v.weight == c.weights[i] {
+                self.at = if self.at + 1 == c.order.len() { 0 } else { self.at + 1 };
+                return Some(i);
+            }
+        }
+        self.passes.pick(backends)
+    }
+
+    fn kind(&self) -> SchedulerKind {
+        SchedulerKind::Wrr
+    }
+
+    fn clone_box(&self) -> Box<dyn Scheduler> {
+        Box::new(self.clone())
+    }
+}
+
+/// IPVS's interleaved weighted round robin, pass by pass. Passes over the list with a current weight
 /// `cw` that starts at the largest weight and drops by the gcd of the weights at each new pass
 /// (back to the largest after reaching 0); a pass picks, in list order, every available server
 /// whose weight is at least `cw`. With weights 3:1 a cycle is A A A B; over one cycle (sum of
@@ -41,14 +140,14 @@ impl Scheduler for RoundRobin {
 /// them up to date on every change instead), so a view that drifted from the build (a weight
 /// changed, the heaviest server went down, the rebuild not swapped in yet) is followed at once.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct WeightedRoundRobin {
+pub(super) struct PassWrr {
     /// The next position to examine; examining position 0 starts a pass.
     pos: usize,
     /// The current weight; 0 before the first pass.
     cw: u64,
 }
 
-impl WeightedRoundRobin {
+impl PassWrr {
     /// Starts a pass: lowers the current weight. Returns false when no server is available.
     fn start_pass(&mut self, backends: &dyn Servers) -> bool {
         let views = (0..backends.len()).map(|i| backends.view(i));
@@ -67,8 +166,8 @@ impl WeightedRoundRobin {
     }
 }
 
-impl Scheduler for WeightedRoundRobin {
-    fn pick(&mut self, backends: &dyn Servers, _client_hash: u64) -> Option<usize> {
+impl PassWrr {
+    pub(super) fn pick(&mut self, backends: &dyn Servers) -> Option<usize> {
         let n = backends.len();
         if self.pos >= n {
             self.pos = 0;
@@ -89,14 +188,6 @@ impl Scheduler for WeightedRoundRobin {
         }
         None
     }
-
-    fn kind(&self) -> SchedulerKind {
-        SchedulerKind::Wrr
-    }
-
-    fn clone_box(&self) -> Box<dyn Scheduler> {
-        Box::new(*self)
-    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -108,9 +199,10 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::views;
-    use super::super::{SchedulerKind, build};
-    use super::gcd;
+    use super::super::tests::{Rng, views};
+    use super::super::{BackendView, Scheduler, SchedulerKind, Servers, build};
+    use super::{PassWrr, WRR_CYCLE_MAX, WeightedRoundRobin, gcd};
+    use std::cell::Cell;
 
     fn sequence(kind: SchedulerKind, backends: &[super::BackendView], picks: usize) -> Vec<usize> {
         let mut s = build(kind, backends);
@@ -200,6 +292,68 @@ mod tests {
         // A server that came up after the build is picked once it is the only one.
         let mut s = build(SchedulerKind::Wrr, &[]);
         assert_eq!(s.pick(&views(&[7]), 0), Some(0));
+    }
+
+    #[test]
+    fn the_written_cycle_is_the_order_the_pass_scan_makes() {
+        let mut rng = Rng(3);
+        for case in 0..500 {
+            let n = 1 + rng.below(20) as usize;
+            let mut b =
+                views(&(0..n).map(|_| [0, 1, 2, 3, 6, 12, 100][rng.below(7) as usize]).collect::<Vec<_>>());
+            for v in &mut b {
+                v.up = rng.below(6) != 0;
+            }
+            let mut table = WeightedRoundRobin::new(&b);
+            let mut scan = PassWrr::default();
+            let cycle: u64 = {
+                let g = b.iter().filter(|v| v.available()).fold(0, |g, v| gcd(g, u64::from(v.weight)));
+                b.iter().filter(|v| v.available()).map(|v| u64::from(v.weight) / g.max(1)).sum()
+            };
+            for k in 0..3 * cycle.max(1) {
+                assert_eq!(table.pick(&b, 0), scan.pick(&b), "case {case}, pick {k} of {b:?}");
+            }
+        }
+    }
+
+    /// Servers that count how many views a pick reads.
+    struct Counted {
+        list: Vec<BackendView>,
+        reads: Cell<usize>,
+    }
+
+    impl Servers for Counted {
+        fn len(&self) -> usize {
+            self.list.len()
+        }
+        fn view(&self, i: usize) -> BackendView {
+            self.reads.set(self.reads.get() + 1);
+            self.list[i]
+        }
+    }
+
+    #[test]
+    fn a_pick_reads_one_server_however_skewed_the_weights() {
+        // One heavy server among 999 light ones: the pass scan reads the whole list for most
+        // picks (the heavy one alone qualifies in 99 of 100 passes).
+        let mut weights = vec![1u32; 1000];
+        weights[0] = 100;
+        let servers = Counted { list: views(&weights), reads: Cell::new(0) };
+        let mut s = build(SchedulerKind::Wrr, &servers.list);
+        let mut scan = PassWrr::default();
+        for _ in 0..5000 {
+            servers.reads.set(0);
+            let i = s.pick(&servers, 0);
+            assert_eq!(servers.reads.get(), 1);
+            assert_eq!(i, scan.pick(&servers.list));
+        }
+        // A cycle too long to write down keeps the pass scan, and the same order.
+        let b = views(&[WRR_CYCLE_MAX as u32, 1]);
+        let mut s = build(SchedulerKind::Wrr, &b);
+        let mut scan = PassWrr::default();
+        for _ in 0..10 {
+            assert_eq!(s.pick(&b, 0), scan.pick(&b));
+        }
     }
 
     #[test]
