@@ -102,14 +102,14 @@ fn pick(c: &mut Criterion) {
                 id: i * 7919,
             })
             .collect();
-        let mut s = slowpath::sched::build(SchedulerKind::Wlc, &views);
-        let mut h = 0u64;
+        let mut wlc = slowpath::sched::build(SchedulerKind::Wlc, &views);
+        let mut hash = 0u64;
         c.bench_function(&format!("sched/pick Wlc ({n} servers, counts moving)"), |b| {
             b.iter(|| {
-                h = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let i = s.pick(&views, h).unwrap_or(0);
+                hash = hash.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let i = wlc.pick(&views, hash).unwrap_or(0);
                 views[i].active += 1;
-                let j = (h >> 40) as usize % views.len();
+                let j = (hash >> 40) as usize % views.len();
                 views[j].active = views[j].active.saturating_sub(1);
                 black_box(i)
             });
