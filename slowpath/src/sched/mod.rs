@@ -10,7 +10,7 @@
 //!
 //! | kind | decision | state per worker | pick cost |
 //! |---|---|---|---|
-//! | `rr` | next available server after the last pick | an index | O(1), O(n) when many are unavailable |
+//! | `rr` | next available server after the last pick | a position among the servers available at the build (shared) | O(1); a scan when the view drifted |
 //! | `wrr` | IPVS interleaved weighted round robin | a position in one cycle, written down at the build (shared) | O(1); a pass scan when the view drifted or a cycle is over 64 Ki picks |
 //! | `lc` | least `active * 256 + inactive` | a tournament tree of the loads as last read | O(log n) |
 //! | `wlc` | least overhead / weight | the same | O(log n) |
@@ -216,7 +216,7 @@ impl Clone for Box<dyn Scheduler> {
 /// changes, and swaps the new scheduler in atomically (the result is a whole new object).
 pub fn build(kind: SchedulerKind, backends: &[BackendView]) -> Box<dyn Scheduler> {
     match kind {
-        SchedulerKind::Rr => Box::new(rr::RoundRobin::default()),
+        SchedulerKind::Rr => Box::new(rr::RoundRobin::new(backends)),
         SchedulerKind::Wrr => Box::new(rr::WeightedRoundRobin::new(backends)),
         SchedulerKind::Lc => Box::new(lc::LeastConn::new(false, &backends)),
         SchedulerKind::Wlc => Box::new(lc::LeastConn::new(true, &backends)),

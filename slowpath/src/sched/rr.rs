@@ -9,10 +9,29 @@ use std::sync::Arc;
 pub(super) const WRR_CYCLE_MAX: usize = 1 << 16;
 
 /// `rr`: the next available server after the last one picked, in list order.
-#[derive(Clone, Copy, Debug, Default)]
+///
+/// The servers available at the build are written down in list order (shared by the workers),
+/// so a pick reads one server: O(1) even with many servers drained or down, where a scan would
+/// step over each of them. Until the rebuild that a change of health or weight brings is swapped
+/// in, a listed server that is no longer available is stepped over by the scan from the last
+/// pick, and one that came up waits for the rebuild; a list of another length is scanned.
+#[derive(Clone, Debug, Default)]
 pub(super) struct RoundRobin {
+    /// The servers available at the build, in list order, and the list's length then.
+    available: Option<Arc<(Box<[u32]>, usize)>>,
+    /// The next position in `available`.
+    at: usize,
     /// Where the next scan starts (one past the last pick).
     next: usize,
+}
+
+impl RoundRobin {
+    pub(super) fn new(backends: &[BackendView]) -> Self {
+        let up: Box<[u32]> =
+            (0..backends.len()).filter(|&i| backends[i].available()).map(|i| i as u32).collect();
+        let available = (!up.is_empty()).then(|| Arc::new((up, backends.len())));
+        RoundRobin { available, at: 0, next: 0 }
+    }
 }
 
 impl Scheduler for RoundRobin {
@@ -21,9 +40,23 @@ impl Scheduler for RoundRobin {
         if n == 0 {
             return None;
         }
+        let built = self.available.as_deref().filter(|(_, len)| *len == n).map(|(up, _)| up);
+        if let Some(up) = built {
+            let at = self.at % up.len();
+            let i = up[at] as usize;
+            if backends.view(i).available() {
+                self.at = at + 1;
+                self.next = (i + 1) % n;
+                return Some(i);
+            }
+        }
         let start = self.next % n;
         let i = (0..n).map(|k| (start + k) % n).find(|&i| backends.view(i).available())?;
         self.next = (i + 1) % n;
+        if let Some(up) = built {
+            // Back on the list where the scan left off: the first server after this one.
+            self.at = up.partition_point(|&u| u as usize <= i);
+        }
         Some(i)
     }
 
@@ -32,7 +65,7 @@ impl Scheduler for RoundRobin {
     }
 
     fn clone_box(&self) -> Box<dyn Scheduler> {
-        Box::new(*self)
+        Box::new(self.clone())
     }
 }
 
@@ -292,6 +325,53 @@ mod tests {
         // A server that came up after the build is picked once it is the only one.
         let mut s = build(SchedulerKind::Wrr, &[]);
         assert_eq!(s.pick(&views(&[7]), 0), Some(0));
+    }
+
+    /// IPVS's rr: a scan from one past the last pick.
+    fn scan_rr(next: &mut usize, b: &[BackendView]) -> Option<usize> {
+        let n = b.len();
+        let i = (0..n).map(|k| (*next + k) % n).find(|&i| b[i].available())?;
+        *next = (i + 1) % n;
+        Some(i)
+    }
+
+    #[test]
+    fn rr_reads_one_server_however_many_are_down_and_keeps_the_scan_order() {
+        let mut rng = Rng(5);
+        for case in 0..300 {
+            let n = 1 + rng.below(300) as usize;
+            let mut list = views(&vec![1; n]);
+            for v in &mut list {
+                v.up = rng.below(4) == 0;
+            }
+            let servers = Counted { list, reads: Cell::new(0) };
+            let mut s = build(SchedulerKind::Rr, &servers.list);
+            let mut next = 0;
+            for _ in 0..2 * n {
+                servers.reads.set(0);
+                assert_eq!(s.pick(&servers, 0), scan_rr(&mut next, &servers.list), "case {case}");
+                assert!(servers.reads.get() <= 1 || !servers.list.iter().any(BackendView::available));
+            }
+            // Health moves before the rebuild: every pick is a server that is up now (one that
+            // came up waits for the rebuild), and the rebuilt scheduler keeps the scan's order.
+            let mut drifted = servers.list.clone();
+            for v in &mut drifted {
+                if rng.below(5) == 0 {
+                    v.up = !v.up;
+                }
+            }
+            for _ in 0..2 * n {
+                match s.pick(&drifted, 0) {
+                    Some(i) => assert!(drifted[i].available(), "case {case}, drifted"),
+                    None => assert!(!drifted.iter().any(BackendView::available), "case {case}"),
+                }
+            }
+            let mut s = build(SchedulerKind::Rr, &drifted);
+            let mut next = 0;
+            for _ in 0..2 * n {
+                assert_eq!(s.pick(&drifted, 0), scan_rr(&mut next, &drifted), "case {case}, rebuilt");
+            }
+        }
     }
 
     #[test]
