@@ -141,7 +141,8 @@ impl Scheduler for LeastConn {
         // counts that change faster than they can be read.
         for round in 0..2 * n + 8 {
             let i = self.tree[1] as usize;
-            if self.leaves[i].weight == 0 {
+            let Some(&leaf) = self.leaves.get(i) else { return None };
+            if leaf.weight == 0 {
                 // Nothing the tree knows of is available: read them all once before saying so,
                 // since a server may have come back since its leaf was read.
                 if reread_all {
@@ -151,8 +152,8 @@ impl Scheduler for LeastConn {
                 reread_all = true;
                 continue;
             }
-            let fresh = Leaf::read(&backends.view(i), self.leaves[i].picked);
-            if fresh == self.leaves[i] || (round >= 3 && fresh.weight > 0) {
+            let fresh = Leaf::read(&backends.view(i), leaf.picked);
+            if fresh == leaf || (round >= 3 && fresh.weight > 0) {
                 let stamp = self.stamp;
                 self.stamp += 1;
                 self.set(i, Leaf { picked: stamp, ..fresh });

@@ -163,7 +163,7 @@ impl Scheduler for WeightedRoundRobin {
     }
 }
 
-/// IPVS's interleaved weighted round robin, pass by pass. Passes over the list with a current weight
+/// IPVS's interleaved weighted round robin, pass by pass: over the list with a current weight
 /// `cw` that starts at the largest weight and drops by the gcd of the weights at each new pass
 /// (back to the largest after reaching 0); a pass picks, in list order, every available server
 /// whose weight is at least `cw`. With weights 3:1 a cycle is A A A B; over one cycle (sum of
@@ -197,9 +197,8 @@ impl PassWrr {
         }
         true
     }
-}
 
-impl PassWrr {
+    /// The next server in the pass order, reading the view as it is now.
     pub(super) fn pick(&mut self, backends: &dyn Servers) -> Option<usize> {
         let n = backends.len();
         if self.pos >= n {
