@@ -141,7 +141,7 @@ impl Scheduler for LeastConn {
         // counts that change faster than they can be read.
         for round in 0..2 * n + 8 {
             let i = self.tree[1] as usize;
-            let Some(&leaf) = self.leaves.get(i) else { return None };
+            let &leaf = self.leaves.get(i)?;
             if leaf.weight == 0 {
                 // Nothing the tree knows of is available: read them all once before saying so,
                 // since a server may have come back since its leaf was read.
