@@ -329,6 +329,27 @@ fn a_port_reused_during_time_wait_leaves_a_failed_or_removed_server() {
     }
 }
 
+/// A health change on one service rebuilds that service's scheduler only: another service's
+/// round robin goes on from where it was, as IPVS's per-service schedulers do, instead of
+/// starting over at its first server.
+#[test]
+fn a_health_change_elsewhere_does_not_restart_a_services_rotation() {
+    let cfgs = services(SchedulerKind::Rr, &[("10.10.2.11:80", 1), ("10.10.2.12:80", 1)]);
+    let (tcp, udp) = (cfgs[0].key, cfgs[1].key);
+    let mut r = rig_with(config(1, cfgs), 1024);
+    let vip = "10.10.1.100:80";
+    let (_, s) = r.client_sends(Seg::new("10.10.1.10:40000", vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]).1, sa("10.10.2.11:80"));
+    assert!(r.engine.set_health(&udp, sa("10.10.2.11:53"), false), "the UDP service's server fails");
+    let (_, s) = r.client_sends(Seg::new("10.10.1.10:40001", vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]).1, sa("10.10.2.12:80"), "the TCP service's rotation went on");
+    // A change to the service itself does rebuild it: its rotation starts over.
+    assert!(r.engine.set_health(&tcp, sa("10.10.2.12:80"), false));
+    assert!(r.engine.set_health(&tcp, sa("10.10.2.12:80"), true));
+    let (_, s) = r.client_sends(Seg::new("10.10.1.10:40002", vip).syn().seq(100).frame(CLIENT_MAC, P0_MAC));
+    assert_eq!(endpoints(&s[0]).1, sa("10.10.2.11:80"), "rebuilt with its own change");
+}
+
 /// `offload.forward_fin`: the NIC forwards the FINs of an offloaded connection itself and
 /// reports each with a flow event. The slow path sees no packet of the close, yet the
 /// connection moves to FIN_WAIT and TIME_WAIT as the FINs pass, and expires after TIME_WAIT,

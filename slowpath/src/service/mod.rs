@@ -4,7 +4,9 @@
 //! The control plane owns a [`Services`] (add, change, remove at run time) and publishes each
 //! change as a new [`ServiceTable`] behind an `Arc`: a worker swaps its pointer between two
 //! batches, so the packet path never takes a lock and never sees a half-applied change.
-//! Schedulers are built with the snapshot (the Maglev table among them, off the packet path).
+//! Schedulers are built with the snapshot (the Maglev table among them, off the packet path),
+//! and only for the services whose configuration or servers' health changed: the others carry
+//! their scheduler over, and each worker keeps its own copy's position.
 //! Counters live in `Arc`s of atomics that survive snapshots, so a weight change does not
 //! reset a server's connection counts.
 
@@ -167,6 +169,10 @@ pub struct Service {
     pub backends: Vec<Backend>,
     /// The scheduler, as built for these servers; each worker takes a copy.
     pub scheduler: Box<dyn Scheduler>,
+    /// Which build of the scheduler this is: a snapshot that changed nothing the scheduler
+    /// reads (the service's configuration, its servers' weights and health) carries the last
+    /// one over with the same epoch, and a worker then keeps its own copy and its position.
+    pub scheduler_epoch: u64,
     /// What the workers count for this service, shared across snapshots.
     pub stats: Arc<ServiceStats>,
 }
@@ -309,6 +315,19 @@ pub struct Services {
     backend_stats: HashMap<(ServiceKey, SocketAddr), Arc<BackendStats>>,
     service_stats: HashMap<ServiceKey, Arc<ServiceStats>>,
     version: u64,
+    /// Each service's scheduler as last built, with what it was built from and its epoch: a
+    /// snapshot reuses it while those are the same (a health change elsewhere rebuilds only the
+    /// service it touches, not every Maglev table of the appliance).
+    built: HashMap<ServiceKey, BuiltScheduler>,
+}
+
+/// A scheduler as [`Services::snapshot`] built it.
+#[derive(Debug)]
+struct BuiltScheduler {
+    config: ServiceConfig,
+    up: Vec<bool>,
+    scheduler: Box<dyn Scheduler>,
+    epoch: u64,
 }
 
 impl Services {
@@ -468,79 +487,29 @@ impl Services {
                     id: hash_endpoint(b.addr),
                 })
                 .collect();
-            let views: Vec<BackendView> = backends.iter().map(view).collect();
-            let scheduler = sched::build(cfg.scheduler, &views);
+            let up: Vec<bool> = backends.iter().map(|b| b.up).collect();
+            let reusable = self.built.get(&cfg.key).filter(|b| b.config == *cfg && b.up == up);
+            let (scheduler, scheduler_epoch) = match reusable {
+                Some(b) => (b.scheduler.clone_box(), b.epoch),
+                None => {
+                    let views: Vec<BackendView> = backends.iter().map(view).collect();
+                    let scheduler = sched::build(cfg.scheduler, &views);
+                    let epoch = self.version;
+                    let built =
+                        BuiltScheduler { config: cfg.clone(), up, scheduler: scheduler.clone_box(), epoch };
+                    self.built.insert(cfg.key, built);
+                    (scheduler, epoch)
+                }
+            };
             let stats = self.service_stats.entry(cfg.key).or_default().clone();
             table.index.insert(cfg.key, table.services.len());
-            table.services.push(Service { config: cfg.clone(), backends, scheduler, stats });
+            table.services.push(Service { config: cfg.clone(), backends, scheduler, scheduler_epoch, stats });
         }
+        let configs = &self.configs;
+        self.built.retain(|key, _| configs.iter().any(|c| c.key == *key));
         Arc::new(table)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key() -> ServiceKey {
-        ServiceKey { vip: "10.10.1.100:80".parse().unwrap(), proto: Proto::Tcp }
-    }
-
-    fn cfg() -> ServiceConfig {
-        ServiceConfig {
-            key: key(),
-            scheduler: SchedulerKind::Rr,
-            forward: Forward::FullNat,
-            local_addresses: vec!["10.10.2.1".parse().unwrap()],
-            conn_limit: 0,
-            synproxy: false,
-            synproxy_offer: crate::synproxy::Offer::default(),
-            proxy_protocol: None,
-            health: None,
-            backends: vec![BackendConfig { addr: "10.10.2.11:80".parse().unwrap(), weight: 1 }],
-        }
-    }
-
-    #[test]
-    fn changes_make_new_snapshots_and_counters_survive_them() {
-        let mut s = Services::default();
-        s.add_service(cfg()).unwrap();
-        assert_eq!(s.add_service(cfg()), Err(ServiceError::ServiceExists(key())));
-        let t1 = s.snapshot();
-        let (_, svc) = t1.find(&key()).unwrap();
-        svc.backends[0].stats.active.fetch_add(3, Ordering::Relaxed);
-        let rs: SocketAddr = "10.10.2.11:80".parse().unwrap();
-        s.set_weight(&key(), rs, 5).unwrap();
-        s.add_backend(&key(), BackendConfig { addr: "10.10.2.12:80".parse().unwrap(), weight: 1 }).unwrap();
-        let t2 = s.snapshot();
-        assert!(t2.version > t1.version);
-        let (_, svc2) = t2.find(&key()).unwrap();
-        assert_eq!(svc2.backends.len(), 2);
-        assert_eq!(svc2.backends[0].weight, 5);
-        assert_eq!(svc2.views()[0].active, 3, "counters outlive the snapshot");
-        assert_eq!(t1.find(&key()).unwrap().1.backends.len(), 1, "the old snapshot is untouched");
-        assert!(t2.is_vip("10.10.1.100".parse().unwrap()));
-        assert!(t2.is_lip("10.10.2.1".parse().unwrap()));
-    }
-
-    #[test]
-    fn health_and_errors() {
-        let mut s = Services::default();
-        s.add_service(cfg()).unwrap();
-        let rs: SocketAddr = "10.10.2.11:80".parse().unwrap();
-        assert!(s.is_up(&key(), rs));
-        assert!(!s.set_health(&key(), rs, true), "up is the starting state");
-        assert!(s.set_health(&key(), rs, false));
-        assert!(!s.snapshot().find(&key()).unwrap().1.backends[0].up);
-        let v6: SocketAddr = "[fd00::1]:80".parse().unwrap();
-        assert_eq!(
-            s.add_backend(&key(), BackendConfig { addr: v6, weight: 1 }),
-            Err(ServiceError::MixedFamilies(key(), v6.ip())),
-            "an IPv6 server behind an IPv4 VIP would leave as a corrupt packet"
-        );
-        assert!(s.del_backend(&key(), v6).is_err());
-        s.del_backend(&key(), rs).unwrap();
-        s.del_service(&key()).unwrap();
-        assert!(s.snapshot().services.is_empty());
-    }
-}
+mod tests;

@@ -258,8 +258,25 @@ impl Worker {
 
     /// Takes a new service snapshot. Connections of services or servers that are gone stay
     /// until they close (use [`Self::reset_backend`] to cut them).
+    ///
+    /// A service whose scheduler the snapshot carried over (same epoch: nothing it reads
+    /// changed) keeps this worker's copy, and with it its position (rr, wrr) or its view of the
+    /// loads (lc, wlc): a health change on one service does not restart every other's rotation.
     pub fn set_services(&mut self, services: Arc<ServiceTable>) {
-        self.schedulers = services.services.iter().map(|s| s.scheduler.clone_box()).collect();
+        let mut old: Vec<Option<Box<dyn Scheduler>>> =
+            std::mem::take(&mut self.schedulers).into_iter().map(Some).collect();
+        self.schedulers = services
+            .services
+            .iter()
+            .map(|s| {
+                let kept = self.services.find(&s.config.key).and_then(|(i, was)| {
+                    (was.scheduler_epoch == s.scheduler_epoch)
+                        .then(|| old.get_mut(i).and_then(Option::take))
+                        .flatten()
+                });
+                kept.unwrap_or_else(|| s.scheduler.clone_box())
+            })
+            .collect();
         self.services = services;
     }
 
