@@ -353,3 +353,24 @@ fn workers_on_threads_give_the_same_bytes_as_workers_in_turn() {
     assert_eq!(a.1, 0, "everything aged out");
     assert_eq!(a, b, "the same frames, in the same order");
 }
+
+/// With workers on threads, a worker's thread is woken only for a round with packets for it:
+/// an idle appliance polls often, and a wake-up and a wait per poll cost it a fifth of a core.
+#[test]
+fn an_idle_round_does_not_wake_the_worker_threads() {
+    let mut r = rig_with(config(2, services(SchedulerKind::Rr, &[("10.10.2.11:80", 1)])), 4096);
+    for _ in 0..50 {
+        r.advance(1_000_000);
+    }
+    assert_eq!(r.engine.stats().device_side.thread_rounds, 0, "timers alone ran in place");
+    // Clients until one lands on worker 1: that round is the thread's.
+    for port in 40_000..40_064 {
+        let src = format!("10.10.1.10:{port}");
+        r.client_sends(Seg::new(&src, "10.10.1.100:80").syn().seq(1).frame(CLIENT_MAC, P0_MAC));
+        if r.engine.stats().workers[1].created > 0 {
+            break;
+        }
+    }
+    assert!(r.engine.stats().workers[1].created > 0);
+    assert!(r.engine.stats().device_side.thread_rounds > 0);
+}

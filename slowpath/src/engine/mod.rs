@@ -165,6 +165,9 @@ pub struct DeviceSideStats {
     pub install_invalid: u64,
     /// Packets handed from one worker to another.
     pub handoffs: u64,
+    /// Rounds a worker ran on a thread of its own (rounds with packets for it; a round without
+    /// runs its timers in place, without waking its thread).
+    pub thread_rounds: u64,
     /// NIC flow events received.
     pub events: u64,
     /// NIC error events.
@@ -446,8 +449,17 @@ impl Engine {
                 let worker = std::mem::replace(&mut self.workers[w], spare);
                 let mut out = Out::default();
                 out.spent.push(self.queues.buffer());
-                let job = pool::Job { worker, punts: std::mem::take(&mut self.batches[w]), now_ns, out };
-                away.push((w, pool.start(w, job)));
+                let mut job = pool::Job { worker, punts: std::mem::take(&mut self.batches[w]), now_ns, out };
+                // A worker with no packets this round has only its timers to run: here, not
+                // worth a wake-up of its thread and a wait for it (an idle appliance polls often).
+                let ran_here = if job.punts.is_empty() {
+                    pool::run_job(&mut job);
+                    Some(job)
+                } else {
+                    self.stats.thread_rounds += 1;
+                    pool.start(w, job)
+                };
+                away.push((w, ran_here));
             }
         }
         // Worker 0 (every worker, without a pool) runs here meanwhile.

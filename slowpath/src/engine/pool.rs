@@ -1,8 +1,9 @@
 //! Workers on threads of their own: the fork-join of a run-to-completion loop.
 //!
 //! One polling thread owns the NIC. Each round it takes every exception ring's batch (serial:
-//! the rings are the device's), hands each worker its batch over a crossbeam channel to the
-//! worker's own thread — the worker itself travels with it, so no two threads ever hold it and
+//! the rings are the device's), hands each worker that has packets its batch over a crossbeam
+//! channel to the worker's own thread (a worker with none runs its timers in place: waking a
+//! thread and waiting for it costs more than that, and an idle appliance polls often) — the worker itself travels with it, so no two threads ever hold it and
 //! nothing on the packet path is locked — runs worker 0 in place meanwhile, then takes the
 //! workers back in worker order and applies what each asked for (serial again: installs, routes,
 //! injects). Each worker's decisions depend only on its own input, and the serial phases run in a
