@@ -511,5 +511,27 @@ impl Services {
     }
 }
 
+/// A worker's schedulers for snapshot `new`, given its copies `old` of snapshot `was`'s (in
+/// `was`'s order): a service whose scheduler `new` carried over (same key, same epoch) keeps
+/// the worker's copy and its position; every other service gets a fresh copy of `new`'s.
+pub fn carry_schedulers(
+    was: &ServiceTable,
+    old: Vec<Box<dyn Scheduler>>,
+    new: &ServiceTable,
+) -> Vec<Box<dyn Scheduler>> {
+    let mut old: Vec<Option<Box<dyn Scheduler>>> = old.into_iter().map(Some).collect();
+    new.services
+        .iter()
+        .map(|s| {
+            let kept = was.find(&s.config.key).and_then(|(i, prev)| {
+                (prev.scheduler_epoch == s.scheduler_epoch)
+                    .then(|| old.get_mut(i).and_then(Option::take))
+                    .flatten()
+            });
+            kept.unwrap_or_else(|| s.scheduler.clone_box())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

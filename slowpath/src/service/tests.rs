@@ -88,3 +88,76 @@ fn health_and_errors() {
     s.del_service(&key()).unwrap();
     assert!(s.snapshot().services.is_empty());
 }
+
+/// A control-plane change, as the daemon's control socket and health checker make them.
+#[derive(Clone, Debug)]
+enum Change {
+    Health(usize, usize, bool),
+    Weight(usize, usize, u32),
+    AddServer(usize, usize),
+    DelServer(usize, usize),
+    Readd(usize),
+}
+
+fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0usize..3, 0usize..6, any::<bool>()).prop_map(|(s, b, up)| Change::Health(s, b, up)),
+        2 => (0usize..3, 0usize..6, 0u32..5).prop_map(|(s, b, w)| Change::Weight(s, b, w)),
+        1 => (0usize..3, 0usize..6).prop_map(|(s, b)| Change::AddServer(s, b)),
+        1 => (0usize..3, 0usize..6).prop_map(|(s, b)| Change::DelServer(s, b)),
+        1 => (0usize..3).prop_map(Change::Readd),
+    ]
+}
+
+proptest::proptest! {
+    /// Through any run of changes, a worker's schedulers (carried over or fresh) line up with
+    /// the snapshot's services, pick only servers that can take connections, and say "none"
+    /// only when none can; a carried-over one is the worker's own copy, still at its position.
+    #[test]
+    fn carried_schedulers_pick_only_what_the_snapshot_allows(
+        kinds in proptest::collection::vec(0usize..6, 3),
+        changes in proptest::collection::vec(change(), 1..40),
+    ) {
+        let mut s = Services::default();
+        let svc_key = |i: usize| ServiceKey { vip: SocketAddr::new("10.10.1.100".parse().unwrap(), 80 + i as u16), proto: Proto::Tcp };
+        let rs = |b: usize| -> SocketAddr { format!("10.10.2.{}:80", 11 + b).parse().unwrap() };
+        let config = |i: usize| ServiceConfig {
+            key: svc_key(i),
+            scheduler: SchedulerKind::ALL[kinds[i]],
+            backends: (0..3).map(|b| BackendConfig { addr: rs(b), weight: 1 + b as u32 }).collect(),
+            ..cfg()
+        };
+        for i in 0..3 {
+            s.add_service(config(i)).unwrap();
+        }
+        let mut table = s.snapshot();
+        let mut mine: Vec<Box<dyn Scheduler>> = table.services.iter().map(|v| v.scheduler.clone_box()).collect();
+        for c in changes {
+            match c {
+                Change::Health(i, b, up) => { s.set_health(&svc_key(i), rs(b), up); }
+                Change::Weight(i, b, w) => { let _ = s.set_weight(&svc_key(i), rs(b), w); }
+                Change::AddServer(i, b) => { let _ = s.add_backend(&svc_key(i), BackendConfig { addr: rs(b), weight: 2 }); }
+                Change::DelServer(i, b) => { let _ = s.del_backend(&svc_key(i), rs(b)); }
+                Change::Readd(i) => {
+                    let _ = s.del_service(&svc_key(i));
+                    s.add_service(config(i)).unwrap();
+                }
+            }
+            let next = s.snapshot();
+            mine = carry_schedulers(&table, mine, &next);
+            table = next;
+            proptest::prop_assert_eq!(mine.len(), table.services.len());
+            for (sched, svc) in mine.iter_mut().zip(&table.services) {
+                proptest::prop_assert_eq!(sched.kind(), svc.config.scheduler);
+                let any = svc.backends.iter().any(|b| b.weight > 0 && b.up);
+                for h in 0..4u64 {
+                    match sched.pick(svc, h.wrapping_mul(0x9E37_79B9_7F4A_7C15)) {
+                        Some(b) => proptest::prop_assert!(svc.backends[b].weight > 0 && svc.backends[b].up),
+                        None => proptest::prop_assert!(!any, "none picked in {:?}", svc.config.key),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -263,20 +263,8 @@ impl Worker {
     /// changed) keeps this worker's copy, and with it its position (rr, wrr) or its view of the
     /// loads (lc, wlc): a health change on one service does not restart every other's rotation.
     pub fn set_services(&mut self, services: Arc<ServiceTable>) {
-        let mut old: Vec<Option<Box<dyn Scheduler>>> =
-            std::mem::take(&mut self.schedulers).into_iter().map(Some).collect();
-        self.schedulers = services
-            .services
-            .iter()
-            .map(|s| {
-                let kept = self.services.find(&s.config.key).and_then(|(i, was)| {
-                    (was.scheduler_epoch == s.scheduler_epoch)
-                        .then(|| old.get_mut(i).and_then(Option::take))
-                        .flatten()
-                });
-                kept.unwrap_or_else(|| s.scheduler.clone_box())
-            })
-            .collect();
+        let old = std::mem::take(&mut self.schedulers);
+        self.schedulers = crate::service::carry_schedulers(&self.services, old, &services);
         self.services = services;
     }
 
