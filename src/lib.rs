@@ -18,7 +18,7 @@
 //!   their keys;
 //! - [`replay`]: the whole appliance over pcap captures;
 //! - [`topo`]: network namespaces and veth pairs for the end-to-end tests and comparisons;
-//! - [`bench`], [`versus`], [`demo`]: the benchmarks, the comparison with the kernel's
+//! - [`mod@bench`], [`versus`], [`demo`]: the benchmarks, the comparison with the kernel's
 //!   nftables FullNAT, the demo;
 //! - [`internal`]: helper processes the tests and benchmarks start.
 #![deny(unsafe_op_in_unsafe_fn)]

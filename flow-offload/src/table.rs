@@ -11,7 +11,7 @@
 //! timestamp deltas in side stores) and the index ([`crate::placement`]: 8 bytes a slot). A [`Flow`] is rebuilt from
 //! its record when asked for ([`FlowTable::get`], [`FlowTable::live_records`]). A record does not
 //! keep its two index positions: a remove hashes its tuples again and finds them, and the index
-//! asks the records for the full hash of an entry it moves ([`FlowTable::key_hash_of`]).
+//! asks the records for the full hash of an entry it moves (`FlowTable::key_hash_of`).
 
 pub use crate::flow::{Flow, FlowCounters, FlowEvent, FlowHashes, Handle, InstallError, Refusal, Stats};
 use crate::placement::{GeometryError, Occupant, Plan, ShadowIndex};

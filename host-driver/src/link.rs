@@ -4,7 +4,7 @@
 //!
 //! A [`Link`] is one transport behind a lock, with a flag that says whether the rings built
 //! over it are still the device's. A reset or a reconnect builds new rings over a new link and
-//! retires the old one: the old link's transport is replaced by [`Detached`] (registers read
+//! retires the old one: the old link's transport is replaced by `Detached` (registers read
 //! all ones, writes go nowhere) and every handle that still holds it turns inert instead of
 //! reading rings the device no longer writes. The lock is uncontended on the packet path (one
 //! thread drives the device); it exists so that handles can be owned apart from the `Nic`.

@@ -41,7 +41,7 @@ pub fn line(cells: &[String], widths: &[usize], aligns: &[Align]) -> String {
     line_sep(cells, widths, aligns, " ")
 }
 
-/// [`line`] with another separator (two spaces where headers have several words).
+/// [`line()`] with another separator (two spaces where headers have several words).
 pub fn line_sep(cells: &[String], widths: &[usize], aligns: &[Align], sep: &str) -> String {
     let mut out = String::new();
     for (i, cell) in cells.iter().enumerate() {

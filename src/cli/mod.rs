@@ -1,7 +1,7 @@
 //! The operator's commands that talk to a running daemon over its control socket:
 //! `sluice services`, `flows`, `stats`, `top`, `service add|del`, `backend add|del|set` and
 //! `reload`. This module owns their command lines (clap), the choice of socket, the
-//! client-side checks and the exit codes; [`client`] owns the connection, [`format`] the text
+//! client-side checks and the exit codes; [`client`] owns the connection, [`mod@format`] the text
 //! an operator reads, [`top`] the live view.
 //!
 //! # The socket

@@ -97,7 +97,7 @@ pub struct FlowFilter {
 /// A service to add.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
-    /// VIP and port ("10.10.1.100:80", "[fd00::1]:80").
+    /// VIP and port (`"10.10.1.100:80"`, `"[fd00::1]:80"`).
     pub vip: String,
     /// "tcp" or "udp".
     pub protocol: String,

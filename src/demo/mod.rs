@@ -6,7 +6,7 @@
 //! and IPv6, prints the answers (each server says which address it saw: a LIP, since this is
 //! FullNAT), the flow table and the counters that show the flows offloaded and the NIC serving
 //! their packets, then removes everything it made. Without root it says so and runs the same
-//! exchange through in-memory ports ([`memory`]).
+//! exchange through in-memory ports (module `memory`).
 
 mod memory;
 

@@ -59,7 +59,7 @@ pub struct Rig {
     pub p1: MemoryPortHandle,
 }
 
-/// The services of most tests: TCP and UDP on 10.10.1.100, TCP on [fd00:1::100]:80, each with
+/// The services of most tests: TCP and UDP on 10.10.1.100, TCP on `[fd00:1::100]:80`, each with
 /// local addresses and backends of its VIP's family.
 pub fn services(scheduler: SchedulerKind, backends: &[(&str, u32)]) -> Vec<ServiceConfig> {
     let v4: Vec<BackendConfig> = backends
@@ -174,7 +174,7 @@ pub fn rig_with_nic(cfg: EngineConfig, records: u32, nic: impl FnOnce(&mut NicCo
     Rig { engine, clock, model, p0, p1 }
 }
 
-/// The rig of most tests: one worker, round robin over 10.10.2.11:80 and [fd00:2::11]:80.
+/// The rig of most tests: one worker, round robin over 10.10.2.11:80 and `[fd00:2::11]:80`.
 pub fn rig() -> Rig {
     rig_with(config(1, services(SchedulerKind::Rr, &[("10.10.2.11:80", 1), ("[fd00:2::11]:80", 1)])), 1024)
 }

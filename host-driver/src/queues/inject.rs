@@ -1,5 +1,5 @@
 //! The inject ring: frames the host sends out of a port unchanged, copied into the ring's DMA
-//! buffer (packed, see [`super::arena`]) and published with one doorbell per batch.
+//! buffer (packed, see the `arena` module) and published with one doorbell per batch.
 //!
 //! The device's consumer index is read from its register only when the ring looks full by the
 //! last value read (a cached consumer index, as ixy's `tx_batch` keeps its clean index): the

@@ -5,8 +5,8 @@
 //! - [`vfio`]: a real card through the kernel's VFIO (`/dev/vfio`), BAR0 mapped with memmap2;
 //! - [`vfio_user`]: the sim-model in another process (`sluice sim --socket`), over the
 //!   vfio-user protocol, DMA memory shared as memfds;
-//! - [`inprocess`] (feature `sim`): the sim-model linked in, for tests, `replay` and the
-//!   embedded default; [`threaded`] runs it on a thread of its own, as the daemon does.
+//! - `inprocess` (feature `sim`): the sim-model linked in, for tests, `replay` and the
+//!   embedded default; `threaded` runs it on a thread of its own, as the daemon does.
 
 #[cfg(feature = "sim")]
 pub mod inprocess;

@@ -27,7 +27,7 @@ pub(super) struct HitInfo {
 
 impl Device {
     /// One frame in from the wire on port `port`; what it sends is on the wire on return. The
-    /// frame takes the same path as a burst from a port ([`super::pipeline`]), as a burst of one.
+    /// frame takes the same path as a burst from a port (module `pipeline`), as a burst of one.
     pub fn receive(&mut self, port: u8, frame: &[u8]) {
         self.receive_burst(&[(port, frame)]);
     }

@@ -77,7 +77,7 @@ pub(super) fn prefetch<T>(value: &T) {
 }
 
 impl Device {
-    /// Frames in from the wire, each with its port, processed in bursts of [`LOOKUP_BATCH`];
+    /// Frames in from the wire, each with its port, processed in bursts of `LOOKUP_BATCH`;
     /// what they send is on the wire on return (one flush per port per call).
     pub fn receive_burst(&mut self, frames: &[(u8, &[u8])]) {
         self.receive_frames(frames);

@@ -52,7 +52,7 @@ use std::sync::Arc;
 
 /// A connection: only what is its own. What it shares with every other connection to the same
 /// server through the same local address (the VIP, the server, the LIP, the protocol, the mode
-/// and the counters) is one [`Route`] of the store, named by a 32-bit reference.
+/// and the counters) is one `Route` of the store, named by a 32-bit reference.
 #[derive(Debug)]
 pub struct Conn {
     /// The client's address: an IPv4 client's (`u32::from_be_bytes` of its octets), or the
@@ -220,12 +220,12 @@ impl Conn {
     }
 
     /// Packets (original, reply) the host path forwarded plus those the NIC reported; a
-    /// direction's count stays at [`counts::MAX_PACKETS`] once it gets there.
+    /// direction's count stays at `counts::MAX_PACKETS` once it gets there.
     pub fn packets(&self) -> [u64; 2] {
         [self.counts.packets(0), self.counts.packets(1)]
     }
 
-    /// Bytes (IP length), counted as [`Self::packets`] are (at most [`counts::MAX_BYTES`]).
+    /// Bytes (IP length), counted as [`Self::packets`] are (at most `counts::MAX_BYTES`).
     pub fn bytes(&self) -> [u64; 2] {
         [self.counts.bytes(0), self.counts.bytes(1)]
     }
