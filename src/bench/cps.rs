@@ -118,7 +118,11 @@ impl Driver {
             syns.len() >= b
         });
         let got = syns.len();
-        // SYN-ACKs, server → LIP, from the server each SYN went to.
+        // SYN-ACKs, server → LIP, from the server each SYN went to (a frame for each, should the
+        // servers' side have seen more than the round's SYNs).
+        if self.frames.len() < got {
+            self.frames.resize_with(got, || Vec::with_capacity(128));
+        }
         for (h, frame) in syns.iter().zip(&mut self.frames) {
             let (lip, lport, rs, rport) = rig::endpoints(h);
             let rs_mac = [h[0], h[1], h[2], h[3], h[4], h[5]];
