@@ -76,9 +76,12 @@ impl Driver {
     fn deliver(&mut self, port: u8, n: usize) {
         let frames = &self.frames[..n];
         self.rig.model.shared.with_device(|d| {
-            for burst in frames.chunks(PORT_BURST) {
-                let burst: Vec<(u8, &[u8])> = burst.iter().map(|f| (port, f.as_slice())).collect();
-                d.receive_burst(&burst);
+            let mut burst: [(u8, &[u8]); PORT_BURST] = [(port, &[]); PORT_BURST];
+            for chunk in frames.chunks(PORT_BURST) {
+                for (slot, f) in burst.iter_mut().zip(chunk) {
+                    *slot = (port, f.as_slice());
+                }
+                d.receive_burst(&burst[..chunk.len()]);
             }
         });
     }

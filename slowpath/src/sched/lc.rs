@@ -175,10 +175,9 @@ impl Scheduler for LeastConn {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Rng, views};
-    use super::super::{BackendView, SchedulerKind, Servers, build};
+    use super::super::tests::{Counted, Rng, views};
+    use super::super::{BackendView, SchedulerKind, build};
     use super::SWEEP;
-    use std::cell::Cell;
 
     fn with_counts(weights: &[u32], counts: &[(u32, u32)]) -> Vec<BackendView> {
         let mut b = views(weights);
@@ -263,27 +262,11 @@ mod tests {
         assert_eq!(build(SchedulerKind::Lc, &b).pick(&b, 0), Some(1));
     }
 
-    /// Servers that count how many views a pick reads.
-    struct Counted {
-        list: Vec<BackendView>,
-        reads: Cell<usize>,
-    }
-
-    impl Servers for Counted {
-        fn len(&self) -> usize {
-            self.list.len()
-        }
-        fn view(&self, i: usize) -> BackendView {
-            self.reads.set(self.reads.get() + 1);
-            self.list[i]
-        }
-    }
-
     #[test]
     fn a_pick_reads_a_handful_of_servers_not_all_of_them() {
         for kind in [SchedulerKind::Lc, SchedulerKind::Wlc] {
             let weights: Vec<u32> = (0..4096).map(|i| 1 + i % 7).collect();
-            let mut servers = Counted { list: views(&weights), reads: Cell::new(0) };
+            let mut servers = Counted::new(views(&weights));
             let mut s = build(kind, &servers.list);
             let mut most = 0;
             for _ in 0..20_000 {

@@ -231,10 +231,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Rng, views};
-    use super::super::{BackendView, Scheduler, SchedulerKind, Servers, build};
+    use super::super::tests::{Counted, Rng, views};
+    use super::super::{BackendView, Scheduler, SchedulerKind, build};
     use super::{PassWrr, WRR_CYCLE_MAX, WeightedRoundRobin, gcd};
-    use std::cell::Cell;
 
     fn sequence(kind: SchedulerKind, backends: &[super::BackendView], picks: usize) -> Vec<usize> {
         let mut s = build(kind, backends);
@@ -343,7 +342,7 @@ mod tests {
             for v in &mut list {
                 v.up = rng.below(4) == 0;
             }
-            let servers = Counted { list, reads: Cell::new(0) };
+            let servers = Counted::new(list);
             let mut s = build(SchedulerKind::Rr, &servers.list);
             let mut next = 0;
             for _ in 0..2 * n {
@@ -395,29 +394,13 @@ mod tests {
         }
     }
 
-    /// Servers that count how many views a pick reads.
-    struct Counted {
-        list: Vec<BackendView>,
-        reads: Cell<usize>,
-    }
-
-    impl Servers for Counted {
-        fn len(&self) -> usize {
-            self.list.len()
-        }
-        fn view(&self, i: usize) -> BackendView {
-            self.reads.set(self.reads.get() + 1);
-            self.list[i]
-        }
-    }
-
     #[test]
     fn a_pick_reads_one_server_however_skewed_the_weights() {
         // One heavy server among 999 light ones: the pass scan reads the whole list for most
         // picks (the heavy one alone qualifies in 99 of 100 passes).
         let mut weights = vec![1u32; 1000];
         weights[0] = 100;
-        let servers = Counted { list: views(&weights), reads: Cell::new(0) };
+        let servers = Counted::new(views(&weights));
         let mut s = build(SchedulerKind::Wrr, &servers.list);
         let mut scan = PassWrr::default();
         for _ in 0..5000 {

@@ -3,7 +3,8 @@
 //! view that drifted from the build); the names of the kinds; the fixed mix. Also the helpers
 //! of the per-scheduler tests.
 
-use super::{BackendView, SchedulerKind, build, mix64};
+use super::{BackendView, SchedulerKind, Servers, build, mix64};
+use std::cell::Cell;
 
 /// Servers of these weights, up, with no connections, and ids that look like hashes.
 pub(super) fn views(weights: &[u32]) -> Vec<BackendView> {
@@ -12,6 +13,28 @@ pub(super) fn views(weights: &[u32]) -> Vec<BackendView> {
         .enumerate()
         .map(|(i, &weight)| BackendView { weight, up: true, active: 0, inactive: 0, id: mix64(i as u64 + 1) })
         .collect()
+}
+
+/// Servers that count how many views a pick reads (a pick that scans reads them all).
+pub(super) struct Counted {
+    pub list: Vec<BackendView>,
+    pub reads: Cell<usize>,
+}
+
+impl Counted {
+    pub(super) fn new(list: Vec<BackendView>) -> Self {
+        Counted { list, reads: Cell::new(0) }
+    }
+}
+
+impl Servers for Counted {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn view(&self, i: usize) -> BackendView {
+        self.reads.set(self.reads.get() + 1);
+        self.list[i]
+    }
 }
 
 /// A deterministic splitmix64 stream.
