@@ -129,8 +129,11 @@ fn ipv4(parsed: &mut Parsed, l3_offset: usize, rest: &[u8]) -> Verdict {
     parsed.proto = ip.proto;
     parsed.ttl = ip.ttl;
     parsed.ip_len = total_len;
-    parsed.tuple.src_addr[..4].copy_from_slice(&ip.src);
-    parsed.tuple.dst_addr[..4].copy_from_slice(&ip.dst);
+    // Each address written whole (16 bytes, one store), not as 4 bytes into the zeroed array:
+    // the lookup reads the tuple back at once as 8-byte words, and a load that spans two
+    // earlier stores cannot be forwarded from them; it waits for both to reach the cache.
+    parsed.tuple.src_addr = ipv4_in_16(ip.src);
+    parsed.tuple.dst_addr = ipv4_in_16(ip.dst);
 
     if ip.is_fragment() {
         return Verdict::Punt(PuntReason::Fragment);
@@ -143,6 +146,12 @@ fn ipv4(parsed: &mut Parsed, l3_offset: usize, rest: &[u8]) -> Verdict {
         IPPROTO_ICMP => Verdict::Punt(PuntReason::Icmp),
         _ => Verdict::Punt(PuntReason::OtherL4),
     }
+}
+
+/// An IPv4 address as `rtl_spec` stores it: bytes 0..4, the rest zero.
+#[inline]
+fn ipv4_in_16(addr: [u8; 4]) -> [u8; 16] {
+    u128::from(u32::from_le_bytes(addr)).to_le_bytes()
 }
 
 /// IPv6 from `rest` (everything after the L2 header, padding included).
