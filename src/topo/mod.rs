@@ -12,7 +12,8 @@
 //! The appliance's veths belong to the model as a wire belongs to a NIC: no addresses, ARP
 //! ignored, IPv6 off. Every veth has its offloads off (checksums complete, no segmentation or
 //! coalescing) so frames are what a wire carries; that is done here with the ethtool ioctl
-//! in the namespace, so nothing beyond iproute2 is needed. A [`Topology`] removes everything it
+//! in the namespace, so nothing beyond iproute2 is needed. The bridge is a switch and nothing
+//! more ([`switch`]: no br_netfilter hooks on what it forwards). A [`Topology`] removes everything it
 //! made when dropped (also when a test panics), and removes leftovers of an earlier crashed run
 //! with the same prefix before it builds.
 
@@ -256,6 +257,19 @@ pub fn server_v6(n: usize) -> String {
     format!("fd00:2::{:x}", 0x11 + n)
 }
 
+/// Makes bridge `name` in namespace `ns`, up: the switch between the appliance and its servers.
+/// A switch forwards frames and nothing more: where the kernel has br_netfilter, bridged IPv4,
+/// IPv6 and ARP would otherwise also go through the namespace's netfilter hooks (a route lookup
+/// and a hook walk per frame, whoever sends it), work no switch does. Those hooks are turned off
+/// in the namespace; where the module is absent, so are the keys, and nothing needs doing.
+pub fn switch(ns: &str, name: &str) -> io::Result<()> {
+    for family in ["iptables", "ip6tables", "arptables"] {
+        let _ = ns_run(ns, &["sysctl", "-q", "-w", &format!("net.bridge.bridge-nf-call-{family}=0")]);
+    }
+    ns_run(ns, &["ip", "link", "add", name, "type", "bridge", "mcast_snooping", "0"])?;
+    ns_run(ns, &["ip", "link", "set", name, "up"])
+}
+
 impl FullNat {
     /// Builds it.
     pub fn build(prefix: &str, servers: usize) -> io::Result<FullNat> {
@@ -272,8 +286,7 @@ impl FullNat {
             ns_run(&lb, &["sysctl", "-q", "-w", &format!("net.ipv4.conf.{ifname}.arp_ignore=8")])?;
             ns_run(&lb, &["sysctl", "-q", "-w", &format!("net.ipv6.conf.{ifname}.disable_ipv6=1")])?;
         }
-        ns_run(&sw, &["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
-        ns_run(&sw, &["ip", "link", "set", "br0", "up"])?;
+        switch(&sw, "br0")?;
         ns_run(&sw, &["ip", "link", "set", "sw-lb", "master", "br0"])?;
         let mut names = Vec::new();
         for n in 0..servers {

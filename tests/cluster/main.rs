@@ -98,8 +98,7 @@ impl Cluster {
         for s in ["net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"] {
             ns_run(&router, &["sysctl", "-q", "-w", s]).unwrap();
         }
-        ns_run(&sw, &["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]).unwrap();
-        ns_run(&sw, &["ip", "link", "set", "br0", "up"]).unwrap();
+        topo::switch(&sw, "br0").unwrap();
         let mut wires = vec![(client.clone(), "c0".to_string())];
         for (i, n) in nodes.iter().enumerate() {
             let rt_if = format!("rt-n{}", i + 1);
