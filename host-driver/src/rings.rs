@@ -126,11 +126,16 @@ impl<T: RingEntry> Consumer<T> {
     pub fn poll(&mut self, t: &mut dyn Transport, out: &mut Vec<(u32, T)>, max: usize) -> usize {
         let mut taken = 0;
         while taken < max {
-            let entry: T = self.mem.region.read_obj(self.mem.offset::<T>(self.cons));
+            // Read into its place in `out`, not into a local then moved there: the move copied
+            // the entry in pieces that straddled the read's 16-byte stores, and a load the CPU
+            // cannot forward from the stores before it waits for them to reach the cache.
+            out.push((self.cons, T::new_zeroed()));
+            let Some((_, entry)) = out.last_mut() else { break };
+            self.mem.region.read(self.mem.offset::<T>(self.cons), entry.as_mut_bytes());
             if entry.phase() != ring::phase_for(self.cons, self.mem.log2) {
+                out.pop();
                 break;
             }
-            out.push((self.cons, entry));
             self.cons = self.cons.wrapping_add(1);
             taken += 1;
         }
