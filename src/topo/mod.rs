@@ -261,7 +261,9 @@ pub fn server_v6(n: usize) -> String {
 /// A switch forwards frames and nothing more: where the kernel has br_netfilter, bridged IPv4,
 /// IPv6 and ARP would otherwise also go through the namespace's netfilter hooks (a route lookup
 /// and a hook walk per frame, whoever sends it), work no switch does. Those hooks are turned off
-/// in the namespace; where the module is absent, so are the keys, and nothing needs doing.
+/// in this namespace only (the keys are per namespace since Linux 5.3). Where the module is
+/// absent, or the kernel keeps the keys in the initial namespace alone, the namespace has no
+/// such keys, the write fails, and nothing outside the namespace is touched.
 pub fn switch(ns: &str, name: &str) -> io::Result<()> {
     for family in ["iptables", "ip6tables", "arptables"] {
         let _ = ns_run(ns, &["sysctl", "-q", "-w", &format!("net.bridge.bridge-nf-call-{family}=0")]);
